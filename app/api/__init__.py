@@ -1,0 +1,207 @@
+"""The JSON API under /api: same operations as the pages, JSON in and out, errors as JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, request
+from sqlalchemy import func, select
+
+from app import services
+from app.extensions import db
+from app.params import institution_filter, int_param, k_param, project_filter, side_param
+from app.schemas import InputError
+from app.serialize import contest_json, institution_json, match_json, need_json, project_json
+from models import Contest, Institution, Need, Project
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _body() -> dict[str, Any]:
+    """Return the JSON object in the request body, or raise a 4xx with a clear message."""
+    if not request.is_json:
+        abort(415, description="请求体应为 JSON（Content-Type: application/json）")
+    try:
+        data = request.get_json(force=True, silent=False)
+    except Exception:
+        raise InputError({"_body": "请求体不是合法的 JSON"}, "请求体不是合法的 JSON") from None
+    if not isinstance(data, dict):
+        raise InputError({"_body": "请求体应为 JSON 对象"}, "请求体应为 JSON 对象")
+    return data
+
+
+def _page(stmt: Any, order: Any, to_json: Any) -> Any:
+    args = request.args
+    per_page = int_param(args, "per_page", int(current_app.config["PAGE_SIZE"]), 1, int(current_app.config["API_MAX_PAGE_SIZE"]), "每页条数")
+    page = int_param(args, "page", 1, 1, 1_000_000, "页码")
+    session = db.session
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(order).offset((page - 1) * per_page).limit(per_page)).all()
+    return jsonify(
+        {
+            "items": [to_json(r) for r in rows],
+            "page": page,
+            "per_page": per_page,
+            "total": total,
+            "pages": (total + per_page - 1) // per_page,
+        }
+    )
+
+
+def _get_or_404(model: Any, ident: int) -> Any:
+    row = db.session.get(model, ident)
+    if row is None:
+        abort(404, description="记录不存在")
+    return row
+
+
+def _merged(current: dict[str, Any], patch: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    data = {f: current.get(f) for f in fields}
+    data.update(patch)
+    return data
+
+
+PROJECT_FIELDS = [
+    "name", "group", "contest_id", "award", "industry", "track", "province", "city", "stage", "amount_wan",
+    "funding_round", "description", "team", "ip", "needs", "contact_name", "contact_phone", "contact_email",
+    "employees", "revenue_wan",
+]
+INSTITUTION_FIELDS = [
+    "name", "kind", "province", "city", "industries", "stages", "ticket_min_wan", "ticket_max_wan", "services",
+    "space_m2", "capacity", "description", "contact_name", "contact_phone", "contact_email",
+]
+NEED_FIELDS = ["institution_id", "title", "description", "industries", "stages", "services", "quota", "deadline"]
+
+
+@bp.get("/contests")
+def contests() -> Any:
+    rows = db.session.scalars(select(Contest).order_by(Contest.code)).all()
+    return jsonify({"items": [contest_json(c) for c in rows], "total": len(rows)})
+
+
+# --- projects ----------------------------------------------------------------------------------------
+
+
+@bp.get("/projects")
+def list_projects() -> Any:
+    return _page(services.project_query(project_filter(request.args)), Project.id, project_json)
+
+
+@bp.post("/projects")
+def create_project() -> Any:
+    p = services.save_project(db.session, _body())
+    return jsonify(project_json(p)), 201
+
+
+@bp.get("/projects/<int:ident>")
+def get_project(ident: int) -> Any:
+    return jsonify(project_json(_get_or_404(Project, ident)))
+
+
+@bp.route("/projects/<int:ident>", methods=["PUT", "PATCH"])
+def update_project(ident: int) -> Any:
+    p = _get_or_404(Project, ident)
+    body = _body()
+    data = _merged(project_json(p), body, PROJECT_FIELDS) if request.method == "PATCH" else body
+    return jsonify(project_json(services.save_project(db.session, data, p)))
+
+
+@bp.delete("/projects/<int:ident>")
+def delete_project(ident: int) -> Any:
+    services.delete_project(db.session, _get_or_404(Project, ident))
+    return "", 204
+
+
+@bp.get("/projects/<int:ident>/matches")
+def project_matches(ident: int) -> Any:
+    _get_or_404(Project, ident)
+    side = side_param(request.args)
+    k = k_param(request.args)
+    ranked = services.matches_for_project(db.session, ident, side, k, institution_filter(request.args))
+    return jsonify({"project_id": ident, "kind": side, "k": k, "items": [match_json(r.row, r.match) for r in ranked]})
+
+
+# --- institutions ------------------------------------------------------------------------------------
+
+
+@bp.get("/institutions")
+def list_institutions() -> Any:
+    return _page(services.institution_query(institution_filter(request.args)), Institution.id, institution_json)
+
+
+@bp.post("/institutions")
+def create_institution() -> Any:
+    i = services.save_institution(db.session, _body())
+    return jsonify(institution_json(i)), 201
+
+
+@bp.get("/institutions/<int:ident>")
+def get_institution(ident: int) -> Any:
+    return jsonify(institution_json(_get_or_404(Institution, ident)))
+
+
+@bp.route("/institutions/<int:ident>", methods=["PUT", "PATCH"])
+def update_institution(ident: int) -> Any:
+    i = _get_or_404(Institution, ident)
+    body = _body()
+    data = _merged(institution_json(i), body, INSTITUTION_FIELDS) if request.method == "PATCH" else body
+    return jsonify(institution_json(services.save_institution(db.session, data, i)))
+
+
+@bp.delete("/institutions/<int:ident>")
+def delete_institution(ident: int) -> Any:
+    services.delete_institution(db.session, _get_or_404(Institution, ident))
+    return "", 204
+
+
+@bp.get("/institutions/<int:ident>/matches")
+def institution_matches(ident: int) -> Any:
+    _get_or_404(Institution, ident)
+    k = k_param(request.args)
+    ranked = services.matches_for_institution(db.session, ident, k, project_filter(request.args))
+    return jsonify({"institution_id": ident, "k": k, "items": [match_json(r.row, r.match) for r in ranked]})
+
+
+# --- needs -------------------------------------------------------------------------------------------
+
+
+@bp.get("/needs")
+def list_needs() -> Any:
+    stmt = select(Need)
+    inst = request.args.get("institution_id")
+    if inst:
+        stmt = stmt.where(Need.institution_id == int_param(request.args, "institution_id", 0, 1, 2**31 - 1, "发布机构"))
+    return _page(stmt, Need.id, need_json)
+
+
+@bp.post("/needs")
+def create_need() -> Any:
+    n = services.save_need(db.session, _body())
+    return jsonify(need_json(n)), 201
+
+
+@bp.get("/needs/<int:ident>")
+def get_need(ident: int) -> Any:
+    return jsonify(need_json(_get_or_404(Need, ident)))
+
+
+@bp.route("/needs/<int:ident>", methods=["PUT", "PATCH"])
+def update_need(ident: int) -> Any:
+    n = _get_or_404(Need, ident)
+    body = _body()
+    data = _merged(need_json(n), body, NEED_FIELDS) if request.method == "PATCH" else body
+    return jsonify(need_json(services.save_need(db.session, data, n)))
+
+
+@bp.delete("/needs/<int:ident>")
+def delete_need(ident: int) -> Any:
+    services.delete_need(db.session, _get_or_404(Need, ident))
+    return "", 204
+
+
+@bp.get("/needs/<int:ident>/matches")
+def need_matches(ident: int) -> Any:
+    n = _get_or_404(Need, ident)
+    k = k_param(request.args)
+    ranked = services.matches_for_need(db.session, n, k, project_filter(request.args))
+    return jsonify({"need_id": ident, "k": k, "items": [match_json(r.row, r.match) for r in ranked]})

@@ -1,0 +1,109 @@
+"""flask commands next to what they manage: database, demo data, embeddings, indexes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import Flask, current_app
+
+from app.extensions import db
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    """Return an Alembic config for the app's database (no alembic.ini needed)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade_database(app: Flask) -> None:
+    """Apply every migration to the app's database and load the shipped contest catalogue."""
+    from models.catalog import catalogue_files, load_contests
+
+    with app.extensions["db"]["engine"].begin() as conn:
+        cfg = alembic_config(app.config["DATABASE_URL"])
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    session = db.new_session(app)
+    try:
+        for path in catalogue_files():
+            load_contests(session, path)
+    finally:
+        session.close()
+
+
+def init_app(app: Flask) -> None:
+    """Register the commands."""
+
+    @app.cli.command("init-db")
+    def init_db() -> None:
+        """Create or upgrade the database schema and load the contest catalogue."""
+        upgrade_database(current_app)
+        click.echo(f"database ready: {_safe_url(current_app.config['DATABASE_URL'])}")
+
+    demo = click.Group("demo", help="Demo data.")
+    app.cli.add_command(demo)
+
+    @demo.command("load")
+    @click.option("--force", is_flag=True, help="Load even when projects already exist.")
+    def demo_load(force: bool) -> None:
+        """Load the shipped demo projects, institutions and needs (once)."""
+        from app.demo.load import load_demo
+
+        session = db.new_session(current_app)
+        try:
+            counts = load_demo(session, force=force)
+        finally:
+            session.close()
+        click.echo("demo: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+    @app.cli.command("embed")
+    @click.option("--batch-size", default=64, show_default=True)
+    def embed(batch_size: int) -> None:
+        """Encode every record whose text or model changed, then (re)build the indexes."""
+        from app.services import build_matching, sync_embeddings
+        from embeddings import load_embedder
+
+        embedder = load_embedder(current_app.config["EMBEDDING_MODEL"])
+        session = db.new_session(current_app)
+        start = time.perf_counter()
+        try:
+            with click.progressbar(length=0, label=f"encoding with {embedder.name}") as bar:
+                report = sync_embeddings(session, embedder, batch_size, progress=lambda _k, n: bar.update(n))
+        finally:
+            session.close()
+        took = time.perf_counter() - start
+        click.echo(
+            "encoded "
+            + ", ".join(f"{k} {n}" for k, n in report.encoded.items())
+            + f"; unchanged {sum(report.unchanged.values())}; removed {sum(report.removed.values())}"
+            + f" ({took:.1f} s)"
+        )
+        build_matching(current_app)
+        click.echo("indexes in step with the database")
+
+    index = click.Group("index", help="FAISS indexes.")
+    app.cli.add_command(index)
+
+    @index.command("rebuild")
+    def index_rebuild() -> None:
+        """Rebuild the FAISS indexes from the stored vectors (no re-encoding of unchanged records)."""
+        from app.services import build_matching
+
+        start = time.perf_counter()
+        service = build_matching(current_app, rebuild=True)
+        click.echo(f"indexes rebuilt in {time.perf_counter() - start:.2f} s: {service.stats()}")
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

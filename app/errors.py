@@ -1,0 +1,71 @@
+"""Error pages and JSON errors: no stack trace ever reaches a user."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from app.schemas import InputError
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "请求有误",
+    401: "请先登录",
+    403: "没有权限访问该内容",
+    404: "页面或记录不存在",
+    405: "不支持该请求方式",
+    409: "与现有数据冲突",
+    413: "提交的内容过大",
+    415: "不支持的内容类型",
+    422: "提交的内容有误",
+    429: "请求过于频繁，请稍后再试",
+    500: "服务器内部错误，请稍后再试",
+}
+
+
+def wants_json() -> bool:
+    """Return True for API routes, where errors are JSON."""
+    return request.path.startswith("/api/") or request.path == "/api"
+
+
+def error_response(status: int, message: str | None = None, fields: dict[str, str] | None = None, code: str | None = None):  # type: ignore[no-untyped-def]
+    """Return a JSON error (API) or the Chinese error page, with the status code."""
+    message = message or MESSAGES.get(status, "出错了")
+    if wants_json():
+        body: dict[str, object] = {"error": {"status": status, "code": code or _code(status), "message": message}}
+        if fields:
+            body["error"]["fields"] = fields  # type: ignore[index]
+        return jsonify(body), status
+    return render_template("error.html", status=status, message=message, fields=fields or {}), status
+
+
+def _code(status: int) -> str:
+    return {
+        400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+        409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+        429: "rate_limited", 500: "internal_error",
+    }.get(status, "error")
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+
+    @app.errorhandler(InputError)
+    def _input_error(exc: InputError):  # type: ignore[no-untyped-def]
+        return error_response(422, exc.message, exc.fields)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        status = exc.code or 500
+        message = MESSAGES.get(status)
+        if exc.description and status in (400, 404, 409, 422) and not exc.description.startswith("The "):
+            message = exc.description  # our own Chinese descriptions from abort(...)
+        return error_response(status, message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500)

@@ -1,0 +1,284 @@
+"""Input validation shared by the web forms, the JSON API and the bulk import.
+
+pydantic models with a translation of every error into a Chinese message that names the field.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from models.enums import (
+    INDUSTRIES,
+    PROJECT_NEEDS,
+    PROVINCES,
+    Award,
+    FundingRound,
+    InstitutionKind,
+    ProjectGroup,
+    ServiceKind,
+    Stage,
+)
+
+FIELD_LABELS: dict[str, str] = {
+    "name": "名称", "group": "组别", "contest_id": "所属赛事", "award": "获奖等级", "industry": "行业",
+    "track": "赛道", "province": "省份", "city": "城市", "stage": "发展阶段", "amount_wan": "拟融资金额（万元）",
+    "funding_round": "融资轮次", "description": "简介", "team": "团队", "ip": "知识产权", "needs": "需求",
+    "contact_name": "联系人", "contact_phone": "联系电话", "contact_email": "联系邮箱", "employees": "从业人员",
+    "revenue_wan": "营业收入（万元）", "kind": "机构类型", "industries": "关注行业", "stages": "偏好阶段",
+    "ticket_min_wan": "单笔金额下限（万元）", "ticket_max_wan": "单笔金额上限（万元）", "services": "提供服务",
+    "space_m2": "可用面积（平方米）", "capacity": "可入驻企业数", "institution_id": "发布机构", "title": "标题",
+    "quota": "征集数量", "deadline": "截止日期", "k": "返回条数", "page": "页码", "per_page": "每页条数",
+}
+
+
+class InputError(ValueError):
+    """Bad input: a mapping of field name -> Chinese message, and a summary."""
+
+    def __init__(self, fields: dict[str, str], message: str = "提交的内容有误，请按提示修改") -> None:
+        super().__init__(message)
+        self.fields = fields
+        self.message = message
+
+
+def _blank_to_none(v: Any) -> Any:
+    if isinstance(v, str):
+        v = v.strip()
+        return v or None
+    return v
+
+
+def _to_list(v: Any) -> Any:
+    if v is None or v == "":
+        return []
+    if isinstance(v, str):
+        return [p.strip() for p in v.replace("，", ",").replace("、", ",").replace(";", ",").split(",") if p.strip()]
+    return v
+
+
+OptStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
+StrListIn = Annotated[list[str], BeforeValidator(_to_list)]
+
+
+def _label(enum_cls: type, value: Any, field: str) -> Any:
+    if value is None or isinstance(value, enum_cls):
+        return value
+    try:
+        return enum_cls.from_label(str(value))  # type: ignore[attr-defined]
+    except ValueError:
+        raise ValueError(f"应为以下之一：{'、'.join(enum_cls.labels())}") from None  # type: ignore[attr-defined]
+
+
+def _check_members(values: list[str], allowed: tuple[str, ...] | list[str]) -> list[str]:
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ValueError(f"不认识的取值：{'、'.join(bad)}；可选：{'、'.join(allowed)}")
+    out: list[str] = []
+    for v in values:  # keep order, drop repeats
+        if v not in out:
+            out.append(v)
+    return out
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ProjectIn(_Strict):
+    """A project as entered on the form, in the API or in an import row."""
+
+    name: str = Field(min_length=2, max_length=200)
+    group: ProjectGroup
+    contest_id: int = Field(gt=0)
+    award: Award = Award.NONE
+    industry: str
+    track: OptStr = Field(default=None, max_length=32)
+    province: OptStr = None
+    city: OptStr = Field(default=None, max_length=32)
+    stage: Stage | None = None
+    amount_wan: float | None = Field(default=None, ge=0, le=10_000_000)
+    funding_round: FundingRound | None = None
+    description: str = Field(min_length=10, max_length=5000)
+    team: OptStr = Field(default=None, max_length=3000)
+    ip: OptStr = Field(default=None, max_length=3000)
+    needs: StrListIn = Field(default_factory=list)
+    contact_name: OptStr = Field(default=None, max_length=64)
+    contact_phone: OptStr = Field(default=None, max_length=32)
+    contact_email: OptStr = Field(default=None, max_length=120)
+    employees: int | None = Field(default=None, ge=0, le=10_000_000)
+    revenue_wan: float | None = Field(default=None, ge=0, le=100_000_000)
+
+    _group = field_validator("group", mode="before")(lambda v: _label(ProjectGroup, v, "group"))
+    _award = field_validator("award", mode="before")(
+        lambda v: Award.NONE if v in (None, "") else _label(Award, v, "award")
+    )
+    _stage = field_validator("stage", mode="before")(lambda v: _label(Stage, _blank_to_none(v), "stage"))
+    _round = field_validator("funding_round", mode="before")(
+        lambda v: _label(FundingRound, _blank_to_none(v), "funding_round")
+    )
+    _amount = field_validator("amount_wan", "revenue_wan", "employees", "contest_id", mode="before")(
+        _blank_to_none
+    )
+
+    @field_validator("industry")
+    @classmethod
+    def _industry(cls, v: str) -> str:
+        return _check_members([v], INDUSTRIES)[0]
+
+    @field_validator("province")
+    @classmethod
+    def _province(cls, v: str | None) -> str | None:
+        return None if v is None else _check_members([v], PROVINCES)[0]
+
+    @field_validator("needs")
+    @classmethod
+    def _needs(cls, v: list[str]) -> list[str]:
+        return _check_members(v, PROJECT_NEEDS)
+
+    @field_validator("contact_email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and ("@" not in v or v.startswith("@") or v.endswith("@")):
+            raise ValueError("邮箱格式不正确")
+        return v
+
+
+class InstitutionIn(_Strict):
+    """An institution profile."""
+
+    name: str = Field(min_length=2, max_length=200)
+    kind: InstitutionKind
+    province: OptStr = None
+    city: OptStr = Field(default=None, max_length=32)
+    industries: StrListIn = Field(default_factory=list)
+    stages: StrListIn = Field(default_factory=list)
+    ticket_min_wan: float | None = Field(default=None, ge=0, le=10_000_000)
+    ticket_max_wan: float | None = Field(default=None, ge=0, le=10_000_000)
+    services: StrListIn = Field(default_factory=list)
+    space_m2: float | None = Field(default=None, ge=0, le=100_000_000)
+    capacity: int | None = Field(default=None, ge=0, le=1_000_000)
+    description: str = Field(min_length=10, max_length=5000)
+    contact_name: OptStr = Field(default=None, max_length=64)
+    contact_phone: OptStr = Field(default=None, max_length=32)
+    contact_email: OptStr = Field(default=None, max_length=120)
+
+    _kind = field_validator("kind", mode="before")(lambda v: _label(InstitutionKind, v, "kind"))
+    _numbers = field_validator(
+        "ticket_min_wan", "ticket_max_wan", "space_m2", "capacity", mode="before"
+    )(_blank_to_none)
+
+    @field_validator("province")
+    @classmethod
+    def _province(cls, v: str | None) -> str | None:
+        return None if v is None else _check_members([v], PROVINCES)[0]
+
+    @field_validator("industries")
+    @classmethod
+    def _industries(cls, v: list[str]) -> list[str]:
+        return _check_members(v, INDUSTRIES)
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, v: list[str]) -> list[str]:
+        return _check_members(v, Stage.labels())
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, v: list[str]) -> list[str]:
+        return _check_members(v, ServiceKind.labels())
+
+    @field_validator("contact_email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        return ProjectIn._email(v)  # type: ignore[operator]
+
+    @model_validator(mode="after")
+    def _ticket_range(self) -> InstitutionIn:
+        lo, hi = self.ticket_min_wan, self.ticket_max_wan
+        if lo is not None and hi is not None and lo > hi:
+            raise InputError({"ticket_max_wan": "单笔金额上限不能小于下限"})
+        return self
+
+
+class NeedIn(_Strict):
+    """A need (对接需求) posted by an institution."""
+
+    institution_id: int = Field(gt=0)
+    title: str = Field(min_length=4, max_length=200)
+    description: str = Field(min_length=10, max_length=5000)
+    industries: StrListIn = Field(default_factory=list)
+    stages: StrListIn = Field(default_factory=list)
+    services: StrListIn = Field(default_factory=list)
+    quota: int | None = Field(default=None, ge=1, le=10_000)
+    deadline: date | None = None
+
+    _blank = field_validator("quota", "deadline", "institution_id", mode="before")(_blank_to_none)
+    _industries = field_validator("industries")(lambda v: _check_members(v, INDUSTRIES))
+    _stages = field_validator("stages")(lambda v: _check_members(v, Stage.labels()))
+    _services = field_validator("services")(lambda v: _check_members(v, ServiceKind.labels()))
+
+
+_TEMPLATES: dict[str, str] = {
+    "missing": "必填",
+    "string_too_short": "至少 {min_length} 个字符",
+    "string_too_long": "最多 {max_length} 个字符",
+    "greater_than": "应大于 {gt}",
+    "greater_than_equal": "不能小于 {ge}",
+    "less_than_equal": "不能大于 {le}",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "int_from_float": "应为整数",
+    "float_parsing": "应为数字",
+    "float_type": "应为数字",
+    "finite_number": "应为有限的数字",
+    "string_type": "应为文本",
+    "list_type": "应为列表",
+    "date_parsing": "日期格式应为 YYYY-MM-DD",
+    "date_from_datetime_parsing": "日期格式应为 YYYY-MM-DD",
+    "date_type": "日期格式应为 YYYY-MM-DD",
+    "extra_forbidden": "不认识的字段",
+    "enum": "取值不在可选范围内",
+    "bool_parsing": "应为是或否",
+}
+
+
+def translate(exc: ValidationError) -> dict[str, str]:
+    """Return {field: Chinese message} for a pydantic ValidationError."""
+    fields: dict[str, str] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        field = loc[0] if loc else "_"
+        label = FIELD_LABELS.get(field, field)
+        etype = err.get("type", "")
+        if etype == "value_error":
+            cause = err.get("ctx", {}).get("error")
+            if isinstance(cause, InputError):
+                fields.update(cause.fields)
+                continue
+            text = str(cause) if cause is not None else err.get("msg", "")
+        else:
+            template = _TEMPLATES.get(etype)
+            try:
+                text = template.format(**err.get("ctx", {})) if template else "格式不正确"
+            except (KeyError, IndexError):
+                text = template or "格式不正确"
+        fields.setdefault(field, f"{label}：{text}")
+    return fields
+
+
+def validate(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """Validate data into the model or raise InputError with Chinese messages."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(translate(exc)) from None

@@ -1,0 +1,110 @@
+"""Rows -> plain dicts for the JSON API (and for the edit forms)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matching.types import Match
+from models import Contest, Institution, Need, Project
+
+
+def contest_json(c: Contest) -> dict[str, Any]:
+    return {
+        "id": c.id, "code": c.code, "edition": c.edition, "kind": c.kind.value, "name": c.name,
+        "place": c.place, "province": c.province, "track": c.track, "organisers": c.organisers,
+    }
+
+
+def project_json(p: Project) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "group": p.group.value,
+        "contest_id": p.contest_id,
+        "contest": p.contest.name if p.contest else None,
+        "contest_kind": p.contest.kind.value if p.contest else None,
+        "award": p.award.value,
+        "industry": p.industry,
+        "track": p.track,
+        "province": p.province,
+        "city": p.city,
+        "stage": p.stage.value if p.stage else None,
+        "amount_wan": p.amount_wan,
+        "funding_round": p.funding_round.value if p.funding_round else None,
+        "description": p.description,
+        "team": p.team,
+        "ip": p.ip,
+        "needs": list(p.needs or []),
+        "contact_name": p.contact_name,
+        "contact_phone": p.contact_phone,
+        "contact_email": p.contact_email,
+        "employees": p.employees,
+        "revenue_wan": p.revenue_wan,
+        "created_at": p.created_at.isoformat() if p.created_at else None,
+        "updated_at": p.updated_at.isoformat() if p.updated_at else None,
+    }
+
+
+def institution_json(i: Institution) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "name": i.name,
+        "kind": i.kind.value,
+        "side": i.kind.side,
+        "province": i.province,
+        "city": i.city,
+        "industries": list(i.industries or []),
+        "stages": list(i.stages or []),
+        "ticket_min_wan": i.ticket_min_wan,
+        "ticket_max_wan": i.ticket_max_wan,
+        "services": list(i.services or []),
+        "space_m2": i.space_m2,
+        "capacity": i.capacity,
+        "description": i.description,
+        "contact_name": i.contact_name,
+        "contact_phone": i.contact_phone,
+        "contact_email": i.contact_email,
+        "created_at": i.created_at.isoformat() if i.created_at else None,
+        "updated_at": i.updated_at.isoformat() if i.updated_at else None,
+    }
+
+
+def need_json(n: Need) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "institution_id": n.institution_id,
+        "institution": n.institution.name if n.institution else None,
+        "title": n.title,
+        "description": n.description,
+        "industries": list(n.industries or []),
+        "stages": list(n.stages or []),
+        "services": list(n.services or []),
+        "quota": n.quota,
+        "deadline": n.deadline.isoformat() if n.deadline else None,
+        "status": n.status.value,
+    }
+
+
+def match_json(row: Any, m: Match) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "name": row.name,
+        "score": round(float(m.score), 2),
+        "reasons": [
+            {"text": r.text, "contribution": round(float(r.contribution), 3), "feature": r.feature}
+            for r in m.reasons
+        ],
+        "kind": row.kind.value if isinstance(row, Institution) else None,
+        "province": row.province,
+        "industry": getattr(row, "industry", None),
+    }
+
+
+def form_values(row: Any, fields: list[str]) -> dict[str, Any]:
+    """Return the editable values of a row as a form would show them."""
+    data = (
+        project_json(row) if isinstance(row, Project)
+        else institution_json(row) if isinstance(row, Institution)
+        else need_json(row)
+    )
+    return {f: data.get(f) for f in fields}

@@ -1,0 +1,561 @@
+"""The one translator between ORM rows and the ranking core, and the record-changing operations.
+
+Every write to a project, institution or need goes through a function here, so that the stored
+vectors and the FAISS indexes stay in step with the database in the same place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flask import Flask, current_app
+from sqlalchemy import Text, cast, delete, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.extensions import db
+from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
+from embeddings import load_embedder, text_hash
+from embeddings.text import institution_text, need_text, project_text
+from matching.service import MatchingService
+from matching.types import Filters, InstitutionProfile, Match, NeedProfile, PortfolioItem, ProjectProfile
+from models import (
+    Award,
+    Connection,
+    ConnectionStage,
+    Contest,
+    ContestKind,
+    EmbeddingRecord,
+    Institution,
+    InstitutionKind,
+    Need,
+    Project,
+    ProjectGroup,
+    Stage,
+)
+
+log = logging.getLogger(__name__)
+
+#: Connection stages that count as evidence of what an institution backs, hosts or serves.
+EVIDENCE_STAGES = (ConnectionStage.SIGNED,)
+
+_build_lock = threading.Lock()
+
+
+# --- translation: rows -> profiles and texts -------------------------------------------------------
+
+
+def project_record_text(p: Project) -> str:
+    """Return the text embedded for a project."""
+    return project_text(p.name, p.description, p.industry, p.track, p.team, p.ip, p.needs)
+
+
+def institution_record_text(i: Institution) -> str:
+    """Return the text embedded for an institution."""
+    return institution_text(i.name, i.kind.value, i.description, i.industries, i.stages, i.services)
+
+
+def need_record_text(n: Need) -> str:
+    """Return the text embedded for a need."""
+    return need_text(n.title, n.description, n.industries, n.stages, n.services)
+
+
+def project_profile(p: Project) -> ProjectProfile:
+    """Translate a project row into the ranking core's profile."""
+    return ProjectProfile(
+        id=p.id,
+        name=p.name,
+        text=project_record_text(p),
+        industries=tuple(x for x in (p.industry,) if x),
+        track=p.track,
+        province=p.province,
+        city=p.city,
+        stage=p.stage.value if p.stage else None,
+        amount_wan=p.amount_wan,
+        round=p.funding_round.value if p.funding_round else None,
+        award=p.award.value if p.award else None,
+        group=p.group.value if p.group else None,
+        contest_id=p.contest_id,
+        contest_kind=p.contest.kind.value if p.contest else None,
+        needs=tuple(p.needs or ()),
+        date=p.created_at.date().isoformat() if p.created_at else None,
+    )
+
+
+def institution_profile(i: Institution, portfolio: Sequence[PortfolioItem] = ()) -> InstitutionProfile:
+    """Translate an institution row (and its signed connections) into the ranking core's profile."""
+    return InstitutionProfile(
+        id=i.id,
+        name=i.name,
+        kind=i.kind.value,
+        text=institution_record_text(i),
+        industries=tuple(i.industries or ()),
+        stages=tuple(i.stages or ()),
+        province=i.province,
+        city=i.city,
+        ticket_min_wan=i.ticket_min_wan,
+        ticket_max_wan=i.ticket_max_wan,
+        services=tuple(i.services or ()),
+        space_m2=i.space_m2,
+        capacity=i.capacity,
+        portfolio=tuple(portfolio),
+    )
+
+
+def need_profile(n: Need) -> NeedProfile:
+    """Translate a need row into the ranking core's profile."""
+    return NeedProfile(
+        id=n.id,
+        institution_id=n.institution_id,
+        text=need_record_text(n),
+        industries=tuple(n.industries or ()),
+        stages=tuple(n.stages or ()),
+        services=tuple(n.services or ()),
+        quota=n.quota,
+    )
+
+
+def portfolios(session: Session, institution_ids: Iterable[int] | None = None) -> dict[int, list[PortfolioItem]]:
+    """Return each institution's evidence: the projects of its signed connections."""
+    stmt = (
+        select(Connection)
+        .where(Connection.stage.in_(EVIDENCE_STAGES))
+        .options(selectinload(Connection.project))
+    )
+    if institution_ids is not None:
+        stmt = stmt.where(Connection.institution_id.in_(list(institution_ids)))
+    out: dict[int, list[PortfolioItem]] = {}
+    for c in session.scalars(stmt):
+        out.setdefault(c.institution_id, []).append(
+            PortfolioItem(
+                project_id=c.project_id,
+                date=c.updated_at.date().isoformat() if c.updated_at else None,
+                round=c.project.funding_round.value if c.project.funding_round else None,
+                industries=(c.project.industry,),
+                outcome=_outcome_kind(c),
+            )
+        )
+    return out
+
+
+def _outcome_kind(c: Connection) -> str | None:
+    side = c.institution.kind.side if c.institution else None
+    return {"fund": "financing", "base": "landing", "platform": "service"}.get(side or "")
+
+
+# --- embeddings: stored vectors keyed by model and text hash ---------------------------------------
+
+_KINDS = ("project", "institution", "need")
+
+
+def _rows_and_texts(session: Session, kind: str) -> list[tuple[int, str]]:
+    if kind == "project":
+        return [(p.id, project_record_text(p)) for p in session.scalars(select(Project))]
+    if kind == "institution":
+        return [(i.id, institution_record_text(i)) for i in session.scalars(select(Institution))]
+    return [(n.id, need_record_text(n)) for n in session.scalars(select(Need))]
+
+
+def store_vectors(session: Session, kind: str, items: Sequence[tuple[int, str]], embedder: Any) -> np.ndarray:
+    """Encode the given (id, text) pairs in batches and upsert their vectors; return them (n, dim)."""
+    if not items:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    vecs = embedder.encode_documents([t for _, t in items])
+    existing = {
+        r.owner_id: r
+        for r in session.scalars(
+            select(EmbeddingRecord).where(
+                EmbeddingRecord.owner_kind == kind, EmbeddingRecord.owner_id.in_([i for i, _ in items])
+            )
+        )
+    }
+    for (owner_id, text), vec in zip(items, vecs, strict=True):
+        rec = existing.get(owner_id) or EmbeddingRecord(owner_kind=kind, owner_id=owner_id)
+        rec.model, rec.dim, rec.text_hash = embedder.name, embedder.dim, text_hash(text)
+        rec.vector = np.asarray(vec, dtype=np.float32).tobytes()
+        session.add(rec)
+    return vecs
+
+
+@dataclass
+class SyncReport:
+    encoded: dict[str, int]
+    unchanged: dict[str, int]
+    removed: dict[str, int]
+
+
+def sync_embeddings(session: Session, embedder: Any, batch_size: int = 64, progress: Any = None) -> SyncReport:
+    """Encode every record whose text or model changed since its vector was stored; drop orphans."""
+    report = SyncReport({}, {}, {})
+    for kind in _KINDS:
+        rows = _rows_and_texts(session, kind)
+        stored = {
+            r.owner_id: (r.model, r.text_hash)
+            for r in session.scalars(select(EmbeddingRecord).where(EmbeddingRecord.owner_kind == kind))
+        }
+        todo = [(i, t) for i, t in rows if stored.get(i) != (embedder.name, text_hash(t))]
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            store_vectors(session, kind, chunk, embedder)
+            session.commit()
+            if progress:
+                progress(kind, len(chunk))
+        alive = {i for i, _ in rows}
+        orphans = [i for i in stored if i not in alive]
+        if orphans:
+            session.execute(
+                delete(EmbeddingRecord).where(
+                    EmbeddingRecord.owner_kind == kind, EmbeddingRecord.owner_id.in_(orphans)
+                )
+            )
+            session.commit()
+        report.encoded[kind] = len(todo)
+        report.unchanged[kind] = len(rows) - len(todo)
+        report.removed[kind] = len(orphans)
+    return report
+
+
+def stored_vectors(session: Session, kind: str, model: str) -> dict[int, np.ndarray]:
+    """Return {owner id: vector} of the stored vectors of one kind made by this model."""
+    out: dict[int, np.ndarray] = {}
+    for r in session.scalars(
+        select(EmbeddingRecord).where(EmbeddingRecord.owner_kind == kind, EmbeddingRecord.model == model)
+    ):
+        out[r.owner_id] = np.frombuffer(r.vector, dtype=np.float32).copy()
+    return out
+
+
+# --- the matching service kept in app.extensions ---------------------------------------------------
+
+
+def index_dir(app: Flask) -> Path:
+    """Return the folder of the persisted FAISS indexes and the learned ranker."""
+    return Path(app.config.get("INDEX_DIR") or os.path.join(app.instance_path, "index"))
+
+
+def build_matching(app: Flask, rebuild: bool = False) -> MatchingService:
+    """Build the matching service from the stored vectors (encoding what is missing first)."""
+    embedder = load_embedder(app.config["EMBEDDING_MODEL"])
+    ranker = _load_ranker(app)
+    service = MatchingService(embedder, index_dir=index_dir(app), ranker=ranker)
+    session = db.new_session(app)
+    try:
+        sync_embeddings(session, embedder)
+        projects = [project_profile(p) for p in _all_projects(session)]
+        evidence = portfolios(session)
+        institutions = [institution_profile(i, evidence.get(i.id, ())) for i in session.scalars(select(Institution))]
+        if rebuild:
+            for name in ("projects", "institutions"):
+                for suffix in (".faiss", ".manifest.json"):
+                    path = index_dir(app) / f"{name}{suffix}"
+                    if path.exists():
+                        path.unlink()
+        service.load(
+            projects,
+            institutions,
+            stored_vectors(session, "project", embedder.name),
+            stored_vectors(session, "institution", embedder.name),
+        )
+    finally:
+        session.close()
+    return service
+
+
+def _load_ranker(app: Flask) -> Any:
+    path = Path(app.config.get("RANKER_PATH") or index_dir(app) / "ranker.joblib")
+    if not path.exists():
+        return None
+    try:
+        from matching.learn import Ranker
+
+        return Ranker.load(path)
+    except Exception:  # a stale or foreign file must not stop the site: fall back to hand-set weights
+        log.warning("could not load the learned ranker at %s; using hand-set weights", path, exc_info=True)
+        return None
+
+
+def get_matching() -> MatchingService:
+    """Return the app's matching service, building it on first use."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    service = app.extensions.get("matching")
+    if service is None:
+        with _build_lock:
+            service = app.extensions.get("matching")
+            if service is None:
+                service = build_matching(app)
+                app.extensions["matching"] = service
+    return service  # type: ignore[no-any-return]
+
+
+def _all_projects(session: Session) -> Sequence[Project]:
+    return session.scalars(select(Project).options(selectinload(Project.contest))).all()
+
+
+# --- writes that keep the index in step ------------------------------------------------------------
+
+
+def _matching_if_built() -> MatchingService | None:
+    return current_app.extensions.get("matching")  # type: ignore[no-any-return]
+
+
+def _embed_one(session: Session, kind: str, owner_id: int, text: str) -> np.ndarray:
+    """Return the stored vector of one record, encoding it only when its text or model changed."""
+    embedder = load_embedder(current_app.config["EMBEDDING_MODEL"])
+    rec = session.scalar(
+        select(EmbeddingRecord).where(EmbeddingRecord.owner_kind == kind, EmbeddingRecord.owner_id == owner_id)
+    )
+    if rec is not None and rec.model == embedder.name and rec.text_hash == text_hash(text):
+        return np.frombuffer(rec.vector, dtype=np.float32).copy()
+    return store_vectors(session, kind, [(owner_id, text)], embedder)[0]
+
+
+def _check_contest(session: Session, contest_id: int) -> Contest:
+    contest = session.get(Contest, contest_id)
+    if contest is None:
+        raise InputError({"contest_id": "所属赛事：赛事不存在"})
+    return contest
+
+
+def save_project(session: Session, data: dict[str, Any], project: Project | None = None) -> Project:
+    """Validate and create or update a project, then re-embed and re-index it; all or nothing."""
+    values = validate(ProjectIn, data)
+    _check_contest(session, values.contest_id)
+    is_new = project is None
+    project = project or Project()
+    for key, value in values.model_dump().items():
+        setattr(project, key, value)
+    try:
+        session.add(project)
+        session.flush()
+        vec = _embed_one(session, "project", project.id, project_record_text(project))
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    service = _matching_if_built()
+    if service is not None:
+        session.refresh(project)
+        service.upsert_project(project_profile(project), vec)
+    log.info("%s project %s", "created" if is_new else "updated", project.id)
+    return project
+
+
+def delete_project(session: Session, project: Project) -> None:
+    """Delete a project, its connections and its vector, and drop it from the index."""
+    pid = project.id
+    session.delete(project)
+    session.execute(delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == pid))
+    session.commit()
+    service = _matching_if_built()
+    if service is not None:
+        service.remove_project(pid)
+
+
+def save_institution(session: Session, data: dict[str, Any], inst: Institution | None = None) -> Institution:
+    """Validate and create or update an institution, then re-embed and re-index it."""
+    values = validate(InstitutionIn, data)
+    inst = inst or Institution()
+    for key, value in values.model_dump().items():
+        setattr(inst, key, value)
+    try:
+        session.add(inst)
+        session.flush()
+        vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    service = _matching_if_built()
+    if service is not None:
+        service.upsert_institution(institution_profile(inst, portfolios(session, [inst.id]).get(inst.id, ())), vec)
+    return inst
+
+
+def refresh_institution(session: Session, institution_id: int) -> None:
+    """Re-send an institution's profile (e.g. after its portfolio of signed connections changed)."""
+    service = _matching_if_built()
+    inst = session.get(Institution, institution_id)
+    if service is None or inst is None:
+        return
+    vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
+    session.commit()
+    service.upsert_institution(institution_profile(inst, portfolios(session, [inst.id]).get(inst.id, ())), vec)
+
+
+def delete_institution(session: Session, inst: Institution) -> None:
+    """Delete an institution with its needs and connections, and drop it from the index."""
+    iid = inst.id
+    need_ids = [n.id for n in inst.needs]
+    session.delete(inst)
+    session.execute(
+        delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "institution", EmbeddingRecord.owner_id == iid)
+    )
+    if need_ids:
+        session.execute(
+            delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "need", EmbeddingRecord.owner_id.in_(need_ids))
+        )
+    session.commit()
+    service = _matching_if_built()
+    if service is not None:
+        service.remove_institution(iid)
+
+
+def save_need(session: Session, data: dict[str, Any], need: Need | None = None) -> Need:
+    """Validate and create or update a need, and store its vector."""
+    values = validate(NeedIn, data)
+    if session.get(Institution, values.institution_id) is None:
+        raise InputError({"institution_id": "发布机构：机构不存在"})
+    need = need or Need()
+    for key, value in values.model_dump().items():
+        setattr(need, key, value)
+    try:
+        session.add(need)
+        session.flush()
+        _embed_one(session, "need", need.id, need_record_text(need))
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return need
+
+
+def delete_need(session: Session, need: Need) -> None:
+    """Delete a need and its vector."""
+    nid = need.id
+    session.delete(need)
+    session.execute(delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "need", EmbeddingRecord.owner_id == nid))
+    session.commit()
+
+
+# --- queries: filters and ranked matches ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectFilter:
+    """Filters on projects, as a user sets them on a list or a match page."""
+
+    contest_id: int | None = None
+    contest_kind: ContestKind | None = None
+    award: Award | None = None
+    group: ProjectGroup | None = None
+    industry: str | None = None
+    province: str | None = None
+    stage: Stage | None = None
+    q: str | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in self.__dict__.values())
+
+
+@dataclass(frozen=True)
+class InstitutionFilter:
+    kind: InstitutionKind | None = None
+    side: str | None = None
+    industry: str | None = None
+    province: str | None = None
+    q: str | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in self.__dict__.values())
+
+
+def project_query(f: ProjectFilter, what: Any = Project) -> Any:
+    """Return a select of projects (or of `what`, e.g. Project.id) narrowed by the filter."""
+    stmt = select(what)
+    if f.contest_id is not None:
+        stmt = stmt.where(Project.contest_id == f.contest_id)
+    if f.contest_kind is not None:
+        stmt = stmt.where(Project.contest_id.in_(select(Contest.id).where(Contest.kind == f.contest_kind)))
+    if f.award is not None:
+        stmt = stmt.where(Project.award == f.award)
+    if f.group is not None:
+        stmt = stmt.where(Project.group == f.group)
+    if f.industry:
+        stmt = stmt.where(Project.industry == f.industry)
+    if f.province:
+        stmt = stmt.where(Project.province == f.province)
+    if f.stage is not None:
+        stmt = stmt.where(Project.stage == f.stage)
+    if f.q:
+        like = f"%{f.q}%"
+        stmt = stmt.where(Project.name.like(like) | Project.description.like(like))
+    return stmt
+
+
+def institution_query(f: InstitutionFilter, what: Any = Institution) -> Any:
+    """Return a select of institutions (or of `what`) narrowed by the filter."""
+    stmt = select(what)
+    if f.kind is not None:
+        stmt = stmt.where(Institution.kind == f.kind)
+    if f.side:
+        stmt = stmt.where(Institution.kind.in_([k for k in InstitutionKind if k.side == f.side]))
+    if f.province:
+        stmt = stmt.where(Institution.province == f.province)
+    if f.industry:
+        # JSON list membership, portable across SQLite and PostgreSQL: match the quoted label
+        stmt = stmt.where(cast(Institution.industries, Text).contains(json.dumps(f.industry)))
+    if f.q:
+        like = f"%{f.q}%"
+        stmt = stmt.where(Institution.name.like(like) | Institution.description.like(like))
+    return stmt
+
+
+def _allowed(session: Session, ids_stmt: Any, empty: bool) -> frozenset[int] | None:
+    """Return the candidate ids a filter allows, or None when there is no filter."""
+    return None if empty else frozenset(session.scalars(ids_stmt))
+
+
+@dataclass(frozen=True)
+class RankedRow:
+    """A ranked match with its row loaded, in rank order."""
+
+    row: Any
+    match: Match
+
+
+def _in_rank_order(session: Session, model: Any, matches: Sequence[Match]) -> list[RankedRow]:
+    rows = {r.id: r for r in session.scalars(select(model).where(model.id.in_([m.id for m in matches])))}
+    return [RankedRow(rows[m.id], m) for m in matches if m.id in rows]
+
+
+def matches_for_project(
+    session: Session, project_id: int, side: str, k: int = 10, f: InstitutionFilter | None = None
+) -> list[RankedRow]:
+    """Return the top-k institutions of one side for a project, rows in rank order."""
+    f = f or InstitutionFilter()
+    allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty())
+    matches = get_matching().match_project(project_id, side, k=k, filters=Filters(allowed_ids=allowed))  # type: ignore[arg-type]
+    return _in_rank_order(session, Institution, matches)
+
+
+def matches_for_institution(
+    session: Session, institution_id: int, k: int = 10, f: ProjectFilter | None = None
+) -> list[RankedRow]:
+    """Return the top-k projects for an institution, rows in rank order."""
+    f = f or ProjectFilter()
+    allowed = _allowed(session, project_query(f, Project.id), f.is_empty())
+    matches = get_matching().match_institution(institution_id, k=k, filters=Filters(allowed_ids=allowed))
+    return _in_rank_order(session, Project, matches)
+
+
+def matches_for_need(session: Session, need: Need, k: int = 10, f: ProjectFilter | None = None) -> list[RankedRow]:
+    """Return the top-k projects for a posted need, rows in rank order."""
+    f = f or ProjectFilter()
+    allowed = _allowed(session, project_query(f, Project.id), f.is_empty())
+    vec = _embed_one(session, "need", need.id, need_record_text(need))
+    session.commit()
+    matches = get_matching().match_need(need_profile(need), vec, k=k, filters=Filters(allowed_ids=allowed))
+    return _in_rank_order(session, Project, matches)
+
+
+def today() -> date:
+    """Return today's date (one place, so tests and reports agree)."""
+    return date.today()

@@ -1,0 +1,70 @@
+"""Web pages (zh-CN): one blueprint per user area."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request
+from flask_wtf.csrf import CSRFProtect
+
+from models.enums import (
+    INDUSTRIES,
+    PROJECT_NEEDS,
+    PROVINCES,
+    SIDE_LABELS,
+    Award,
+    ContestKind,
+    FundingRound,
+    InstitutionKind,
+    ProjectGroup,
+    ServiceKind,
+    Stage,
+)
+
+csrf = CSRFProtect()
+
+
+def init_app(app: Flask) -> None:
+    """Register the page blueprints, CSRF protection and template helpers."""
+    from app.web import home, institutions, needs, projects
+
+    csrf.init_app(app)
+    for module in (home, projects, institutions, needs):
+        app.register_blueprint(module.bp)
+
+    @app.context_processor
+    def _vocabulary() -> dict[str, Any]:
+        return {
+            "INDUSTRIES": INDUSTRIES,
+            "PROVINCES": PROVINCES,
+            "PROJECT_NEEDS": PROJECT_NEEDS,
+            "SIDE_LABELS": SIDE_LABELS,
+            "AWARDS": Award.labels(),
+            "GROUPS": ProjectGroup.labels(),
+            "STAGES": Stage.labels(),
+            "ROUNDS": FundingRound.labels(),
+            "INSTITUTION_KINDS": InstitutionKind.labels(),
+            "CONTEST_KINDS": ContestKind.labels(),
+            "SERVICE_KINDS": ServiceKind.labels(),
+        }
+
+    @app.template_global()
+    def url_with(**changes: Any) -> str:
+        """Return the current URL with some query parameters changed (None removes one)."""
+        from urllib.parse import urlencode
+
+        args = {k: v for k, v in request.args.items()}
+        for key, value in changes.items():
+            if value is None:
+                args.pop(key, None)
+            else:
+                args[key] = str(value)
+        return request.path + ("?" + urlencode(args) if args else "")
+
+    @app.template_filter("wan")
+    def _wan(value: float | None) -> str:
+        if value is None:
+            return "—"
+        if value >= 10000:
+            return f"{value / 10000:g} 亿元"
+        return f"{value:g} 万元"

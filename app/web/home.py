@@ -1,0 +1,33 @@
+"""The front page: what the service holds, and where to start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template
+from sqlalchemy import func, select
+
+from app.extensions import db
+from models import Award, Contest, Institution, Need, Project
+
+bp = Blueprint("home", __name__)
+
+
+@bp.get("/")
+def index() -> Any:
+    s = db.session
+    counts = {
+        "projects": s.scalar(select(func.count(Project.id))) or 0,
+        "institutions": s.scalar(select(func.count(Institution.id))) or 0,
+        "needs": s.scalar(select(func.count(Need.id))) or 0,
+        "contests": s.scalar(select(func.count(Contest.id))) or 0,
+    }
+    by_kind = s.execute(select(Institution.kind, func.count()).group_by(Institution.kind)).all()
+    winners = s.scalars(
+        select(Project)
+        .where(Project.award.in_([Award.FIRST, Award.SECOND, Award.THIRD]))
+        .order_by(Project.award, Project.id)
+        .limit(8)
+    ).all()
+    needs = s.scalars(select(Need).order_by(Need.deadline.desc(), Need.id.desc()).limit(6)).all()
+    return render_template("index.html", counts=counts, by_kind=by_kind, winners=winners, needs=needs)

@@ -1,0 +1,77 @@
+"""Institution pages: directory, an institution with its ranked projects, add and edit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from app import services
+from app.api import INSTITUTION_FIELDS
+from app.extensions import db
+from app.params import institution_filter, project_filter
+from app.schemas import InputError
+from app.serialize import form_values
+from app.web.forms import form_data
+from app.web.projects import _contests, paginate
+from models import Institution
+
+bp = Blueprint("institutions", __name__, url_prefix="/institutions")
+
+
+@bp.get("/")
+def list_institutions() -> Any:
+    try:
+        f = institution_filter(request.args)
+        errors: dict[str, str] = {}
+    except InputError as exc:
+        f, errors = services.InstitutionFilter(), exc.fields
+    page = paginate(services.institution_query(f), (Institution.kind, Institution.id))
+    return render_template("institutions/list.html", page=page, f=f, errors=errors)
+
+
+@bp.get("/<int:ident>")
+def detail(ident: int) -> Any:
+    inst = db.session.get(Institution, ident) or abort(404)
+    try:
+        f = project_filter(request.args)
+        errors: dict[str, str] = {}
+    except InputError as exc:
+        f, errors = services.ProjectFilter(), exc.fields
+    ranked = services.matches_for_institution(db.session, ident, 20, f)
+    return render_template(
+        "institutions/detail.html", inst=inst, ranked=ranked, f=f, errors=errors, contests=_contests()
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create() -> Any:
+    return _form(None)
+
+
+@bp.route("/<int:ident>/edit", methods=["GET", "POST"])
+def edit(ident: int) -> Any:
+    return _form(db.session.get(Institution, ident) or abort(404))
+
+
+def _form(inst: Institution | None) -> Any:
+    errors: dict[str, str] = {}
+    values = form_values(inst, INSTITUTION_FIELDS) if inst else {"industries": [], "stages": [], "services": []}
+    if request.method == "POST":
+        values = form_data(request.form, INSTITUTION_FIELDS)
+        try:
+            saved = services.save_institution(db.session, values, inst)
+        except InputError as exc:
+            errors = exc.fields
+        else:
+            flash("机构信息已保存", "success")
+            return redirect(url_for("institutions.detail", ident=saved.id))
+    return render_template("institutions/form.html", inst=inst, v=values, errors=errors), (422 if errors else 200)
+
+
+@bp.post("/<int:ident>/delete")
+def delete(ident: int) -> Any:
+    inst = db.session.get(Institution, ident) or abort(404)
+    services.delete_institution(db.session, inst)
+    flash(f"机构「{inst.name}」已删除", "success")
+    return redirect(url_for("institutions.list_institutions"))

@@ -1,0 +1,76 @@
+"""Needs (对接需求): institutions post what they seek and see which projects fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from app import services
+from app.api import NEED_FIELDS
+from app.extensions import db
+from app.params import project_filter
+from app.schemas import InputError
+from app.serialize import form_values
+from app.web.forms import form_data
+from app.web.projects import _contests, paginate
+from models import Institution, Need
+
+bp = Blueprint("needs", __name__, url_prefix="/needs")
+
+
+@bp.get("/")
+def list_needs() -> Any:
+    page = paginate(select(Need), (Need.deadline.desc(), Need.id.desc()))
+    return render_template("needs/list.html", page=page)
+
+
+@bp.get("/<int:ident>")
+def detail(ident: int) -> Any:
+    need = db.session.get(Need, ident) or abort(404)
+    try:
+        f = project_filter(request.args)
+        errors: dict[str, str] = {}
+    except InputError as exc:
+        f, errors = services.ProjectFilter(), exc.fields
+    ranked = services.matches_for_need(db.session, need, 20, f)
+    return render_template("needs/detail.html", need=need, ranked=ranked, f=f, errors=errors, contests=_contests())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create() -> Any:
+    return _form(None)
+
+
+@bp.route("/<int:ident>/edit", methods=["GET", "POST"])
+def edit(ident: int) -> Any:
+    return _form(db.session.get(Need, ident) or abort(404))
+
+
+def _form(need: Need | None) -> Any:
+    errors: dict[str, str] = {}
+    values = form_values(need, NEED_FIELDS) if need else {
+        "institution_id": request.args.get("institution_id", ""), "industries": [], "stages": [], "services": []
+    }
+    if request.method == "POST":
+        values = form_data(request.form, NEED_FIELDS)
+        try:
+            saved = services.save_need(db.session, values, need)
+        except InputError as exc:
+            errors = exc.fields
+        else:
+            flash("对接需求已发布", "success")
+            return redirect(url_for("needs.detail", ident=saved.id))
+    institutions = db.session.scalars(select(Institution).order_by(Institution.name)).all()
+    return render_template(
+        "needs/form.html", need=need, v=values, errors=errors, institutions=institutions
+    ), (422 if errors else 200)
+
+
+@bp.post("/<int:ident>/delete")
+def delete(ident: int) -> Any:
+    need = db.session.get(Need, ident) or abort(404)
+    services.delete_need(db.session, need)
+    flash("对接需求已删除", "success")
+    return redirect(url_for("needs.list_needs"))

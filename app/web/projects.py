@@ -1,0 +1,89 @@
+"""Project pages: showcase list and search, a project with its three ranked lists, add and edit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from app import services
+from app.api import PROJECT_FIELDS
+from app.extensions import db
+from app.params import institution_filter, int_param, project_filter
+from app.schemas import InputError
+from app.serialize import form_values
+from app.web.forms import form_data
+from models import Contest, Project
+
+bp = Blueprint("projects", __name__, url_prefix="/projects")
+
+
+def _contests() -> list[Contest]:
+    return list(db.session.scalars(select(Contest).order_by(Contest.code)))
+
+
+def paginate(stmt: Any, order: Any) -> dict[str, Any]:
+    """Return one page of a select as rows plus paging facts."""
+    per_page = int(current_app.config["PAGE_SIZE"])
+    page = int_param(request.args, "page", 1, 1, 1_000_000, "页码")
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = db.session.scalars(stmt.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
+    return {"rows": rows, "page": page, "pages": max(1, (total + per_page - 1) // per_page), "total": total}
+
+
+@bp.get("/")
+def list_projects() -> Any:
+    try:
+        f = project_filter(request.args)
+        errors: dict[str, str] = {}
+    except InputError as exc:
+        f, errors = services.ProjectFilter(), exc.fields
+    page = paginate(services.project_query(f), (Project.award, Project.id))
+    return render_template("projects/list.html", page=page, f=f, errors=errors, contests=_contests())
+
+
+@bp.get("/<int:ident>")
+def detail(ident: int) -> Any:
+    p = db.session.get(Project, ident) or abort(404)
+    try:
+        f = institution_filter(request.args)
+        errors: dict[str, str] = {}
+    except InputError as exc:
+        f, errors = services.InstitutionFilter(), exc.fields
+    lists = {side: services.matches_for_project(db.session, ident, side, 10, f) for side in ("fund", "base", "platform")}
+    return render_template("projects/detail.html", p=p, lists=lists, f=f, errors=errors)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create() -> Any:
+    return _form(None)
+
+
+@bp.route("/<int:ident>/edit", methods=["GET", "POST"])
+def edit(ident: int) -> Any:
+    return _form(db.session.get(Project, ident) or abort(404))
+
+
+def _form(p: Project | None) -> Any:
+    errors: dict[str, str] = {}
+    values = form_values(p, PROJECT_FIELDS) if p else {"award": "无", "needs": []}
+    if request.method == "POST":
+        values = form_data(request.form, PROJECT_FIELDS)
+        try:
+            saved = services.save_project(db.session, values, p)
+        except InputError as exc:
+            errors = exc.fields
+        else:
+            flash("项目已保存，匹配结果已更新", "success")
+            return redirect(url_for("projects.detail", ident=saved.id))
+    status = 422 if errors else 200
+    return render_template("projects/form.html", p=p, v=values, errors=errors, contests=_contests()), status
+
+
+@bp.post("/<int:ident>/delete")
+def delete(ident: int) -> Any:
+    p = db.session.get(Project, ident) or abort(404)
+    services.delete_project(db.session, p)
+    flash(f"项目「{p.name}」已删除", "success")
+    return redirect(url_for("projects.list_projects"))

@@ -1,0 +1,172 @@
+"""The contest catalogue, projects, institutions, their needs and connections."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, StrList, UTCDateTime, enum_column, utcnow
+from models.enums import (
+    Award,
+    ConnectionStage,
+    ContestKind,
+    FundingRound,
+    InstitutionKind,
+    NeedStatus,
+    ProjectGroup,
+    Stage,
+)
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Contest(Base):
+    """One contest of an edition (总决赛, 区域赛, 专题赛, 赛道赛, 境外区域赛)."""
+
+    __tablename__ = "contest"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    edition: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[ContestKind] = mapped_column(enum_column(ContestKind))
+    name: Mapped[str] = mapped_column(String(200))
+    place: Mapped[str | None] = mapped_column(String(100))
+    province: Mapped[str | None] = mapped_column(String(32))
+    track: Mapped[str | None] = mapped_column(String(32))
+    organisers: Mapped[str | None] = mapped_column(Text)
+    website: Mapped[str | None] = mapped_column(String(300))
+
+    projects: Mapped[list[Project]] = relationship(back_populates="contest")
+
+
+class Project(Timestamped, Base):
+    """A contest entry (企业组 enterprise or 创客组 maker team)."""
+
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    group: Mapped[ProjectGroup] = mapped_column(enum_column(ProjectGroup))
+    contest_id: Mapped[int] = mapped_column(ForeignKey("contest.id"), index=True)
+    award: Mapped[Award] = mapped_column(enum_column(Award), default=Award.NONE)
+    industry: Mapped[str] = mapped_column(String(32), index=True)
+    track: Mapped[str | None] = mapped_column(String(32))
+    province: Mapped[str | None] = mapped_column(String(32), index=True)
+    city: Mapped[str | None] = mapped_column(String(32))
+    stage: Mapped[Stage | None] = mapped_column(enum_column(Stage))
+    amount_wan: Mapped[float | None] = mapped_column(Float)
+    funding_round: Mapped[FundingRound | None] = mapped_column(enum_column(FundingRound))
+    description: Mapped[str] = mapped_column(Text)
+    team: Mapped[str | None] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(Text)
+    needs: Mapped[list[str]] = mapped_column(StrList, default=list)
+    contact_name: Mapped[str | None] = mapped_column(String(64))
+    contact_phone: Mapped[str | None] = mapped_column(String(32))
+    contact_email: Mapped[str | None] = mapped_column(String(120))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    revenue_wan: Mapped[float | None] = mapped_column(Float)
+
+    contest: Mapped[Contest] = relationship(back_populates="projects")
+    connections: Mapped[list[Connection]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+
+
+class Institution(Timestamped, Base):
+    """A service institution: fund, investment institution, bank, base/park or service platform."""
+
+    __tablename__ = "institution"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[InstitutionKind] = mapped_column(enum_column(InstitutionKind), index=True)
+    province: Mapped[str | None] = mapped_column(String(32), index=True)
+    city: Mapped[str | None] = mapped_column(String(32))
+    industries: Mapped[list[str]] = mapped_column(StrList, default=list)
+    stages: Mapped[list[str]] = mapped_column(StrList, default=list)
+    ticket_min_wan: Mapped[float | None] = mapped_column(Float)
+    ticket_max_wan: Mapped[float | None] = mapped_column(Float)
+    services: Mapped[list[str]] = mapped_column(StrList, default=list)
+    space_m2: Mapped[float | None] = mapped_column(Float)
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    contact_name: Mapped[str | None] = mapped_column(String(64))
+    contact_phone: Mapped[str | None] = mapped_column(String(32))
+    contact_email: Mapped[str | None] = mapped_column(String(120))
+
+    needs: Mapped[list[Need]] = relationship(
+        back_populates="institution", cascade="all, delete-orphan"
+    )
+    connections: Mapped[list[Connection]] = relationship(
+        back_populates="institution", cascade="all, delete-orphan"
+    )
+
+
+class Need(Timestamped, Base):
+    """A matchmaking need (对接需求) posted by an institution."""
+
+    __tablename__ = "need"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    industries: Mapped[list[str]] = mapped_column(StrList, default=list)
+    stages: Mapped[list[str]] = mapped_column(StrList, default=list)
+    services: Mapped[list[str]] = mapped_column(StrList, default=list)
+    quota: Mapped[int | None] = mapped_column(Integer)
+    deadline: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[NeedStatus] = mapped_column(enum_column(NeedStatus), default=NeedStatus.OPEN)
+
+    institution: Mapped[Institution] = relationship(back_populates="needs")
+    connections: Mapped[list[Connection]] = relationship(back_populates="need")
+
+
+class Connection(Timestamped, Base):
+    """A project and an institution (optionally through a need) put in touch."""
+
+    __tablename__ = "connection"
+    __table_args__ = (UniqueConstraint("project_id", "institution_id", name="uq_connection_pair"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
+    need_id: Mapped[int | None] = mapped_column(ForeignKey("need.id", ondelete="SET NULL"))
+    stage: Mapped[ConnectionStage] = mapped_column(
+        enum_column(ConnectionStage), default=ConnectionStage.RECOMMENDED
+    )
+    note: Mapped[str | None] = mapped_column(Text)
+
+    project: Mapped[Project] = relationship(back_populates="connections")
+    institution: Mapped[Institution] = relationship(back_populates="connections")
+    need: Mapped[Need | None] = relationship(back_populates="connections")
+
+
+class EmbeddingRecord(Base):
+    """A stored vector of one record's text, keyed by model and the text's SHA-256."""
+
+    __tablename__ = "embedding"
+    __table_args__ = (UniqueConstraint("owner_kind", "owner_id", name="uq_embedding_owner"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(16))  # project / institution / need
+    owner_id: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(200))
+    dim: Mapped[int] = mapped_column(Integer)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
