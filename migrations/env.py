@@ -5,8 +5,15 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import models  # noqa: F401  (registers every table on the metadata)
+import importlib
+import pkgutil
+
+import models
 from models.base import Base
+
+# Import every module of the models package so that each table is on the metadata.
+for _mod in pkgutil.iter_modules(models.__path__):
+    importlib.import_module(f"models.{_mod.name}")
 
 config = context.config
 target_metadata = Base.metadata
