@@ -1,0 +1,323 @@
+"""Readable Chinese reasons computed from a pair's real feature values and contributions.
+
+Each reason quotes the values behind it (the industries, stages, amounts, places, services that
+matched or clashed) and the signed contribution in score points, so two pairs with different
+features never read the same. Semantic closeness is shown by quoting the closest clauses of the
+two texts, found by IDF-weighted token overlap (no model call at query time).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from matching.features import Evidence, project_stage_index
+from matching.types import (
+    KIND_SIDE,
+    NEED_FINANCING,
+    NEED_LANDING,
+    SERVICE_KINDS,
+    STAGES,
+    InstitutionProfile,
+    ProjectProfile,
+    Reason,
+)
+
+__all__ = ["PairContext", "closest_phrases", "pair_reasons", "search_reasons", "split_clauses"]
+
+_CLAUSE_SPLIT = re.compile(r"[，。；、,;!！?？\n\r\t：:（）()【】\[\]《》“”\"|/]+|(?<=[a-z])\.\s")
+_MAX_QUOTE = 36
+_SIDE_NOUN = {"fund": "机构", "base": "基地", "platform": "平台"}
+_CASE_VERB = {"fund": "已投", "base": "已落地", "platform": "已服务"}
+_SIDE_OFFER = {"fund": NEED_FINANCING, "base": NEED_LANDING, "platform": "专业服务"}
+
+
+def split_clauses(text: str, min_chars: int = 2) -> list[str]:
+    """Split a text into clauses at Chinese and Western punctuation, dropping tiny fragments."""
+    parts = (p.strip(" .") for p in _CLAUSE_SPLIT.split(text or ""))
+    return [p for p in parts if len(p) >= min_chars]
+
+
+def _bigrams(text: str) -> set[str]:
+    compact = re.sub(r"\s+", "", text.lower())
+    return {compact[i : i + 2] for i in range(len(compact) - 1)}
+
+
+def closest_phrases(
+    text_a: str,
+    text_b: str,
+    tokenize: Callable[[str], list[str]],
+    idf: Callable[[str], float],
+    max_clauses: int = 40,
+) -> tuple[str, str, tuple[str, ...]] | None:
+    """Return the most similar clause pair of two texts and the tokens they share.
+
+    Clause pairs are scored by IDF-weighted token overlap normalised by both clauses' weight
+    (a cosine over binary IDF-weighted token sets); when no pair shares a token, character
+    bigram overlap decides. Returns None when the texts share nothing.
+    """
+    clauses_a = split_clauses(text_a)[:max_clauses]
+    clauses_b = split_clauses(text_b)[:max_clauses]
+    if not clauses_a or not clauses_b:
+        return None
+    toks_a = [set(tokenize(c)) for c in clauses_a]
+    toks_b = [set(tokenize(c)) for c in clauses_b]
+    weight: dict[str, float] = {}
+
+    def w(tokens: set[str]) -> float:
+        total = 0.0
+        for t in tokens:
+            if t not in weight:
+                weight[t] = idf(t)
+            total += weight[t]
+        return total
+
+    best: tuple[float, int, int, tuple[str, ...]] = (0.0, -1, -1, ())
+    norms_b = [w(tb) for tb in toks_b]
+    for i, ta in enumerate(toks_a):
+        na = w(ta)
+        if na <= 0:
+            continue
+        for j, tb in enumerate(toks_b):
+            shared = ta & tb
+            if not shared or norms_b[j] <= 0:
+                continue
+            s = w(shared) / math.sqrt(na * norms_b[j])
+            if s > best[0]:
+                best = (s, i, j, tuple(sorted(shared, key=lambda t: -weight.get(t, 0.0))))
+    if best[1] < 0:
+        grams_b = [_bigrams(c) for c in clauses_b]
+        for i, ca in enumerate(clauses_a):
+            ga = _bigrams(ca)
+            for j, gb in enumerate(grams_b):
+                if ga and gb:
+                    s = len(ga & gb) / math.sqrt(len(ga) * len(gb))
+                    if s > best[0]:
+                        best = (s, i, j, ())
+    if best[1] < 0:
+        return None
+    return clauses_a[best[1]], clauses_b[best[2]], best[3]
+
+
+def _quote(text: str) -> str:
+    return text if len(text) <= _MAX_QUOTE else text[: _MAX_QUOTE - 1] + "…"
+
+
+def _list(items: Sequence[str], n: int = 4) -> str:
+    shown = [i for i in items if i][:n]
+    return "、".join(shown) + ("等" if len(items) > n else "")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _wan(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class PairContext:
+    """Everything a pair's reasons may quote, beyond the two profiles.
+
+    ``features`` are the raw feature values and ``contributions`` their signed share of the
+    displayed score, in score points; the other fields are evidence found while scoring.
+    """
+
+    project: ProjectProfile
+    institution: InstitutionProfile
+    evidence: Evidence
+    features: Mapping[str, float]
+    contributions: Mapping[str, float]
+    phrases: tuple[str, str, tuple[str, ...]] | None = None
+    closest_case: ProjectProfile | None = None
+    case_phrases: tuple[str, str, tuple[str, ...]] | None = None
+    coinvest_partners: tuple[str, ...] = ()
+    shared_terms: tuple[str, ...] = ()
+    dense_raw: float | None = None
+
+
+def _stage_name(project: ProjectProfile) -> str | None:
+    idx = project_stage_index(project)
+    return STAGES[idx] if idx is not None else None
+
+
+def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
+    """Return the Chinese sentence for one feature of one pair, or None when it has nothing to say."""
+    p, inst, ev = ctx.project, ctx.institution, ctx.evidence
+    side = KIND_SIDE.get(inst.kind, "fund")
+    noun = _SIDE_NOUN[side]
+    verb = _CASE_VERB[side]
+    if name == "dense":
+        head = (
+            f"语义相近：项目与{noun}简介的相似度高于其余候选 {value:.1f} 个标准差"
+            if value >= 0
+            else f"语义偏远：项目与{noun}简介的相似度低于其余候选 {-value:.1f} 个标准差"
+        )
+        if ctx.phrases and value >= 0:
+            a, b, _ = ctx.phrases
+            head += f"；最接近的表述：「项目：{_quote(a)}」↔「{noun}：{_quote(b)}」"
+        return head
+    if name == "dense_port_max":
+        if ev.n_portfolio == 0:
+            return None
+        case = ctx.closest_case
+        if value >= 0 and case is not None:
+            text = f"相近案例：与该{noun}{verb}的「{case.name}」最相近"
+            if ctx.case_phrases:
+                a, b, _ = ctx.case_phrases
+                text += f"（「项目：{_quote(a)}」↔「案例：{_quote(b)}」）"
+            return text
+        return f"案例偏远：与该{noun}{verb}的 {ev.n_portfolio} 个项目都不太相近"
+    if name == "dense_port_mean":
+        if ev.n_portfolio == 0:
+            return None
+        word, level = ("整体相近", "较高") if value >= 0 else ("整体偏远", "较低")
+        return f"案例{word}：与该{noun}{verb}全部 {ev.n_portfolio} 个项目的平均相似度{level}"
+    if name == "bm25":
+        if value <= 0:
+            return None
+        terms = ctx.shared_terms
+        if terms:
+            return "关键词重合：" + "".join(f"「{t}」" for t in terms[:5])
+        return f"关键词重合：BM25 相对得分 {value:.2f}"
+    if name == "industry":
+        if value == 0:
+            return None
+        primary = p.industries[0] if p.industries else ""
+        if value >= 1:
+            return f"行业契合：项目所属「{primary}」在该{noun}关注领域内"
+        if value > 0:
+            hit = [i for i in p.industries[1:] if i in inst.industries]
+            return f"行业相关：项目涉及的「{_list(hit)}」在该{noun}关注领域内"
+        return f"行业不符：项目所属「{primary}」不在该{noun}关注的{_list(inst.industries)}之内"
+    if name == "industry_portfolio":
+        share = ev.industry_share or {}
+        hit = [i for i in p.industries if share.get(i)]
+        if not hit:
+            if ev.n_portfolio == 0 or not p.industries:
+                return None
+            return f"案例行业不同：该{noun}{verb}的 {ev.n_portfolio} 个项目中没有「{p.industries[0]}」"
+        best = max(hit, key=lambda i: share.get(i, 0.0))
+        return f"行业偏好（据案例推断）：该{noun}{verb}项目中 {_pct(share[best])} 属于「{best}」"
+    if name == "stage":
+        stage = _stage_name(p)
+        if value == 0 or stage is None:
+            return None
+        prefs = _list([s for s in STAGES if s in inst.stages])
+        if value >= 1:
+            return f"阶段匹配：项目处于{stage}，{noun}偏好{prefs}"
+        if value > 0:
+            return f"阶段相近：项目处于{stage}，{noun}偏好{prefs}"
+        return f"阶段偏离：项目处于{stage}，{noun}偏好{prefs}"
+    if name == "stage_portfolio":
+        stage = _stage_name(p)
+        if stage is None or ev.n_with_stage == 0:
+            return None
+        if value <= 0:
+            top = _list(ev.top_stages())
+            return f"轮次不同：该{noun}{verb}项目多处于{top or '其他阶段'}，项目处于{stage}"
+        return f"轮次偏好（据案例推断）：该{noun} {_pct(value)} 的{verb}轮次处于{stage}前后"
+    if name == "amount":
+        amt = p.amount_wan
+        lo, hi = inst.ticket_min_wan, inst.ticket_max_wan
+        if not amt or value == 0:
+            return None
+        if value > 0:
+            if lo and hi:
+                return f"金额匹配：拟融资 {_wan(amt)} 万元，在{noun}单笔 {_wan(lo)}–{_wan(hi)} 万元区间内"
+            bound = f"起投 {_wan(lo)} 万元以上" if lo else f"单笔 {_wan(hi or 0)} 万元以内"
+            return f"金额匹配：拟融资 {_wan(amt)} 万元，符合{noun}{bound}"
+        if lo and amt < lo:
+            return f"金额偏低：拟融资 {_wan(amt)} 万元，低于{noun}起投 {_wan(lo)} 万元"
+        return f"金额偏高：拟融资 {_wan(amt)} 万元，高于{noun}单笔上限 {_wan(hi or 0)} 万元"
+    if name in ("region", "region_base"):
+        if value <= 0:
+            return None
+        place = p.city if value > 1 else p.province
+        return f"地域：项目与{noun}同在{place}"
+    if name == "region_portfolio":
+        if value <= 0 or not p.province:
+            return None
+        return f"地域偏好（据案例推断）：该{noun} {_pct(value)} 的{verb}项目在{p.province}"
+    if name == "services":
+        wanted = [n for n in p.needs if n in SERVICE_KINDS]
+        if not wanted or side == "fund":
+            return None
+        have = [n for n in wanted if n in inst.services]
+        lack = [n for n in wanted if n not in inst.services]
+        if not have:
+            return f"服务缺口：项目需要{_list(wanted)}，该{noun}均不提供"
+        if not lack:
+            return f"服务匹配：项目需要{_list(wanted)}，该{noun}均可提供"
+        return f"服务部分匹配：可提供{_list(have)}，不提供{_list(lack)}"
+    if name == "need_side":
+        if value == 0:
+            return None
+        if value > 0:
+            return f"需求对口：项目需要{_SIDE_OFFER[side]}，正是该{noun}所能提供"
+        return f"需求不对口：项目需要的是{_list(list(p.needs))}，而非{_SIDE_OFFER[side]}"
+    if name == "activity":
+        if ev.n_portfolio == 0:
+            return f"活跃度：该{noun}尚无{verb}案例"
+        return f"活跃度：该{noun}已有 {ev.n_portfolio} 个{verb}案例"
+    if name == "recency":
+        if ev.last_date is None:
+            return None
+        return f"近期活跃：最近一次{verb}在 {ev.last_date[:7]}，近期加权案例数 {ev.recency:.1f}"
+    if name == "coinvest":
+        if value <= 0:
+            return None
+        partners = _list(list(ctx.coinvest_partners), 3)
+        who = f"「{partners}」" if partners else ""
+        return f"共同投资：与项目现有投资方{who}有 {math.expm1(value):.0f} 次共同投资"
+    if name == "award":
+        if value <= 0 or not p.award:
+            return None
+        return f"获奖：项目获{p.award}"
+    if name == "group":
+        if value <= 0 or not p.group:
+            return None
+        return f"组别：该{noun} {_pct(value)} 的{verb}项目与本项目同属{p.group}"
+    return None
+
+
+def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.05) -> tuple[Reason, ...]:
+    """Return the pair's reasons, largest absolute contribution first, each with its points."""
+    found: list[Reason] = []
+    contributions = dict(ctx.contributions)
+    # A base's extra weight on location is the same fact as the location match: show it once.
+    if "region_base" in contributions and "region" in contributions:
+        contributions["region"] += contributions.pop("region_base")
+    for name, points in contributions.items():
+        if abs(points) < min_points:
+            continue
+        text = _reason_text(name, float(ctx.features.get(name, 0.0)), ctx)
+        if text is None:
+            continue
+        found.append(Reason(text=f"{text} ({points:+.1f})", contribution=float(points), feature=name))
+    found.sort(key=lambda r: -abs(r.contribution))
+    return tuple(found[:max_reasons])
+
+
+def search_reasons(
+    dense_z: float,
+    dense_points: float,
+    shared_terms: Sequence[str],
+    lexical_points: float,
+    phrases: tuple[str, str, tuple[str, ...]] | None,
+) -> tuple[Reason, ...]:
+    """Return the reasons of one free-text search hit."""
+    reasons = []
+    word = "高于" if dense_z >= 0 else "低于"
+    text = f"语义相近：与查询的相似度{word}其余结果 {abs(dense_z):.1f} 个标准差"
+    if phrases is not None:
+        text += f"；最接近的表述：「{_quote(phrases[1])}」"
+    reasons.append(Reason(f"{text} ({dense_points:+.1f})", float(dense_points), "dense"))
+    if shared_terms:
+        terms = "".join(f"「{t}」" for t in shared_terms[:5])
+        reasons.append(Reason(f"关键词：命中{terms} ({lexical_points:+.1f})", float(lexical_points), "bm25"))
+    reasons.sort(key=lambda r: -abs(r.contribution))
+    return tuple(reasons)

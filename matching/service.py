@@ -1,0 +1,933 @@
+"""The matching service: indexes, evidence and ranking behind one thread-safe object.
+
+The web app builds one :class:`MatchingService` from stored profiles and vectors, keeps it in
+``app.extensions["matching"]`` and calls it for every ranked list. Ranking is two-stage: a
+candidate pool (every candidate when the set is small; otherwise the union of dense, BM25,
+portfolio-neighbour, co-investment and activity retrieval, always restricted to the allowed ids
+before scoring), then the shared feature vector and the ranker over that pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from embeddings import Embedder, VectorIndex
+from matching.explain import PairContext, closest_phrases, pair_reasons, search_reasons
+from matching.features import FEATURES, Evidence, build_evidence, pair_features
+from matching.lexical import LexicalIndex, Tokenizer
+from matching.ranker import HandWeightedRanker, Ranker
+from matching.types import (
+    Filters,
+    InstitutionProfile,
+    Match,
+    NeedProfile,
+    ProjectProfile,
+    Side,
+)
+
+__all__ = ["MatchingService"]
+
+logger = logging.getLogger(__name__)
+
+_PROJECTS = "projects"
+_INSTITUTIONS = "institutions"
+Vectors = Mapping[int, NDArray[np.float32]]
+_PORTFOLIO_DOC_ITEMS = 20  # portfolio texts folded into an institution's BM25 document
+
+
+def _zscore(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Standardise values over the query's candidates (e5 cosines live in a narrow band)."""
+    if values.size == 0:
+        return values
+    std = float(values.std())
+    if std < 1e-9:
+        return np.zeros_like(values)
+    return (values - values.mean()) / std
+
+
+def _unit(vector: NDArray[np.floating]) -> NDArray[np.float32]:
+    v = np.asarray(vector, dtype=np.float32).ravel()
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+@dataclass
+class _PortfolioMatrix:
+    """All portfolio project vectors in one matrix, grouped by institution (rows contiguous)."""
+
+    matrix: NDArray[np.float32]  # (n_rows, dim)
+    project_ids: NDArray[np.int64]  # (n_rows,) the portfolio project of each row
+    segments: dict[int, tuple[int, int]]  # institution id -> [start, end) rows
+
+
+class MatchingService:
+    """Rank institutions for projects, projects for institutions and needs, and search both.
+
+    Args:
+        embedder: encodes free-text queries (stored records arrive with their vectors).
+        index_dir: where FAISS indexes persist; None keeps them in memory only.
+        ranker: a fitted ranker; None uses :class:`HandWeightedRanker`.
+        pool_size: candidate sets up to this size are scored whole; larger ones are pooled.
+        half_life_days: recency half-life of portfolio activity.
+        exclude_known: leave out pairs already linked by a portfolio item (nothing to recommend).
+        save_delay_s: debounce of index saves after edits; 0 saves within the edit call.
+            A restart never depends on it: :meth:`load` checks saved indexes against the stored
+            vectors and rebuilds on any difference.
+        tokenizer: text -> tokens for BM25 and phrase matching; default ``embeddings.tokenize``.
+        max_reasons: reasons kept per match.
+        search_weights: (dense, lexical) weights of free-text search fusion.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        index_dir: Path | str | None = None,
+        ranker: Ranker | None = None,
+        *,
+        pool_size: int = 500,
+        half_life_days: float = 365.0,
+        exclude_known: bool = True,
+        save_delay_s: float = 2.0,
+        tokenizer: Tokenizer | None = None,
+        max_reasons: int = 6,
+        search_weights: tuple[float, float] = (1.0, 1.5),
+        as_of: str | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.index_dir = Path(index_dir) if index_dir is not None else None
+        self.ranker: Ranker = ranker if ranker is not None else HandWeightedRanker()
+        self.pool_size = pool_size
+        self.half_life_days = half_life_days
+        self.exclude_known = exclude_known
+        self.save_delay_s = save_delay_s
+        self.max_reasons = max_reasons
+        self.search_weights = search_weights
+        self.as_of = as_of
+        self._lock = threading.RLock()
+        self._tokenizer = tokenizer
+        self._reset()
+        self._save_timer: threading.Timer | None = None
+        self._dirty: set[str] = set()
+        #: Which indexes the last load() took from disk (for logs and tests).
+        self.loaded_from_disk: dict[str, bool] = {}
+
+    # ------------------------------------------------------------------ state
+    def _reset(self) -> None:
+        dim = int(self.embedder.dim)
+        self._projects: dict[int, ProjectProfile] = {}
+        self._institutions: dict[int, InstitutionProfile] = {}
+        self._proj_index = VectorIndex(dim)
+        self._inst_index = VectorIndex(dim)
+        self._proj_lex = LexicalIndex(self._tokenizer)
+        self._inst_lex = LexicalIndex(self._tokenizer)
+        self._own_vector: set[int] = set()  # institutions whose vector came from their own text
+        self._portfolio: dict[int, tuple[int, ...]] = {}
+        self._backers: dict[int, set[int]] = {}
+        self._side_ids: dict[Side, set[int]] = {"fund": set(), "base": set(), "platform": set()}
+        self._evidence: dict[int, Evidence] = {}
+        self._evidence_dirty = True
+        self._port_matrix: _PortfolioMatrix | None = None
+
+    @property
+    def ranker_name(self) -> str:
+        """Return the class name of the ranker in use."""
+        return type(self.ranker).__name__
+
+    def set_ranker(self, ranker: Ranker | None) -> None:
+        """Swap the ranker (None restores the hand-set fallback)."""
+        with self._lock:
+            self.ranker = ranker if ranker is not None else HandWeightedRanker()
+
+    def project(self, project_id: int) -> ProjectProfile:
+        """Return a loaded project profile (KeyError when unknown)."""
+        return self._projects[project_id]
+
+    def institution(self, institution_id: int) -> InstitutionProfile:
+        """Return a loaded institution profile (KeyError when unknown)."""
+        return self._institutions[institution_id]
+
+    def project_ids(self) -> list[int]:
+        """Return the loaded project ids."""
+        with self._lock:
+            return list(self._projects)
+
+    def institution_ids(self, side: Side | None = None) -> list[int]:
+        """Return the loaded institution ids, of one side when given."""
+        with self._lock:
+            if side is None:
+                return list(self._institutions)
+            return sorted(self._side_ids[side])
+
+    def evidence(self, institution_id: int) -> Evidence:
+        """Return what the institution's portfolio says about it."""
+        with self._lock:
+            self._refresh_evidence()
+            return self._evidence.get(institution_id, Evidence())
+
+    # ------------------------------------------------------------------ loading
+    def load(
+        self,
+        projects: Iterable[ProjectProfile],
+        institutions: Iterable[InstitutionProfile],
+        project_vectors: Vectors,
+        institution_vectors: Vectors,
+    ) -> None:
+        """Load profiles and vectors, reusing saved FAISS indexes when they match the vectors.
+
+        Projects or institutions without a vector stay rankable on their structured features;
+        an institution without its own vector is represented by the mean of its portfolio's.
+        """
+        self._load(projects, institutions, project_vectors, institution_vectors, use_disk=True)
+
+    def rebuild(
+        self,
+        projects: Iterable[ProjectProfile],
+        institutions: Iterable[InstitutionProfile],
+        project_vectors: Vectors,
+        institution_vectors: Vectors,
+    ) -> None:
+        """Rebuild every index from the stored vectors, ignoring saved files, and save."""
+        self._load(projects, institutions, project_vectors, institution_vectors, use_disk=False)
+
+    def _load(
+        self,
+        projects: Iterable[ProjectProfile],
+        institutions: Iterable[InstitutionProfile],
+        project_vectors: Vectors,
+        institution_vectors: Vectors,
+        use_disk: bool,
+    ) -> None:
+        with self._lock:
+            self._cancel_timer()
+            self._reset()
+            for p in projects:
+                self._projects[p.id] = p
+                self._proj_lex.upsert(p.id, self._project_doc(p))
+            pids = sorted(i for i in project_vectors if i in self._projects)
+            self._proj_index = self._index_from(_PROJECTS, pids, project_vectors, use_disk)
+            insts = list(institutions)
+            for inst in insts:
+                self._add_institution_links(inst)
+            inst_vecs: dict[int, NDArray[np.float32]] = {}
+            for inst in insts:
+                vec = institution_vectors.get(inst.id)
+                if vec is not None:
+                    self._own_vector.add(inst.id)
+                    inst_vecs[inst.id] = np.asarray(vec, dtype=np.float32).ravel()
+                else:
+                    derived = self._derived_vector(inst.id)
+                    if derived is not None:
+                        inst_vecs[inst.id] = derived
+            self._inst_index = self._index_from(_INSTITUTIONS, sorted(inst_vecs), inst_vecs, use_disk)
+            for inst in insts:
+                self._inst_lex.upsert(inst.id, self._institution_doc(inst))
+            self._evidence_dirty = True
+            self._port_matrix = None
+
+    def _index_from(self, name: str, ids: Sequence[int], vectors: Vectors, use_disk: bool) -> VectorIndex:
+        """Return the saved index when it holds exactly these vectors, else build and save one."""
+        dim = int(self.embedder.dim)
+        matrix = (
+            np.vstack([np.asarray(vectors[i], dtype=np.float32).reshape(1, -1) for i in ids])
+            if ids
+            else np.empty((0, dim), dtype=np.float32)
+        )
+        if use_disk and self.index_dir is not None:
+            saved = VectorIndex.load(self.index_dir, name, self.embedder.name, dim)
+            if saved is not None and self._same_content(saved, ids, matrix):
+                self.loaded_from_disk[name] = True
+                return saved
+        index = VectorIndex(dim)
+        index.add(np.asarray(ids, dtype=np.int64), matrix)
+        self.loaded_from_disk[name] = False
+        if self.index_dir is not None:
+            index.save(self.index_dir, name, self.embedder.name)
+        return index
+
+    @staticmethod
+    def _same_content(index: VectorIndex, ids: Sequence[int], matrix: NDArray[np.float32]) -> bool:
+        """Return True when the index holds exactly these ids with these vectors."""
+        if len(index) != len(ids) or not np.array_equal(index.ids(), np.sort(np.asarray(ids))):
+            return False
+        if not ids:
+            return True
+        return bool(np.array_equal(index.vectors_for(ids), matrix))
+
+    # ------------------------------------------------------------------ edits
+    def upsert_project(self, profile: ProjectProfile, vector: NDArray[np.floating] | None) -> None:
+        """Add or replace one project in the vector, lexical and profile stores."""
+        with self._lock:
+            self._projects[profile.id] = profile
+            self._proj_lex.upsert(profile.id, self._project_doc(profile))
+            if vector is not None:
+                self._proj_index.add([profile.id], np.asarray(vector, dtype=np.float32).reshape(1, -1))
+            else:
+                self._proj_index.remove([profile.id])
+            self._project_changed(profile.id)
+            self._schedule_save(_PROJECTS)
+
+    def remove_project(self, project_id: int) -> None:
+        """Remove one project everywhere; unknown ids are ignored."""
+        with self._lock:
+            self._projects.pop(project_id, None)
+            self._proj_lex.remove(project_id)
+            self._proj_index.remove([project_id])
+            self._project_changed(project_id)
+            self._schedule_save(_PROJECTS)
+
+    def _project_changed(self, project_id: int) -> None:
+        """Refresh what depends on a project: its backers' evidence, documents and derived vectors."""
+        backers = self._backers.get(project_id, set())
+        if not backers:
+            return
+        self._evidence_dirty = True
+        self._port_matrix = None
+        for inst_id in backers:
+            inst = self._institutions.get(inst_id)
+            if inst is None:
+                continue
+            self._inst_lex.upsert(inst_id, self._institution_doc(inst))
+            if inst_id not in self._own_vector:
+                self._set_derived_vector(inst_id)
+
+    def upsert_institution(self, profile: InstitutionProfile, vector: NDArray[np.floating] | None) -> None:
+        """Add or replace one institution (profile, portfolio links, vector, BM25 document)."""
+        with self._lock:
+            self._drop_institution_links(profile.id)
+            self._add_institution_links(profile)
+            if vector is not None:
+                self._own_vector.add(profile.id)
+                self._inst_index.add([profile.id], np.asarray(vector, dtype=np.float32).reshape(1, -1))
+            else:
+                self._own_vector.discard(profile.id)
+                self._set_derived_vector(profile.id)
+            self._inst_lex.upsert(profile.id, self._institution_doc(profile))
+            self._evidence_dirty = True
+            self._port_matrix = None
+            self._schedule_save(_INSTITUTIONS)
+
+    def remove_institution(self, institution_id: int) -> None:
+        """Remove one institution everywhere; unknown ids are ignored."""
+        with self._lock:
+            self._drop_institution_links(institution_id)
+            self._own_vector.discard(institution_id)
+            self._inst_index.remove([institution_id])
+            self._inst_lex.remove(institution_id)
+            self._evidence_dirty = True
+            self._port_matrix = None
+            self._schedule_save(_INSTITUTIONS)
+
+    def _add_institution_links(self, inst: InstitutionProfile) -> None:
+        self._institutions[inst.id] = inst
+        self._side_ids[inst.side].add(inst.id)
+        port = tuple(dict.fromkeys(item.project_id for item in inst.portfolio))
+        self._portfolio[inst.id] = port
+        for pid in port:
+            self._backers.setdefault(pid, set()).add(inst.id)
+
+    def _drop_institution_links(self, institution_id: int) -> None:
+        old = self._institutions.pop(institution_id, None)
+        if old is not None:
+            self._side_ids[old.side].discard(institution_id)
+        for pid in self._portfolio.pop(institution_id, ()):
+            backers = self._backers.get(pid)
+            if backers is not None:
+                backers.discard(institution_id)
+                if not backers:
+                    del self._backers[pid]
+        self._evidence.pop(institution_id, None)
+
+    def _derived_vector(self, institution_id: int) -> NDArray[np.float32] | None:
+        """Return the normalised mean vector of the institution's portfolio, if any has a vector."""
+        pids = [p for p in self._portfolio.get(institution_id, ()) if p in self._proj_index]
+        if not pids:
+            return None
+        return _unit(self._proj_index.vectors_for(pids).mean(axis=0))
+
+    def _set_derived_vector(self, institution_id: int) -> None:
+        derived = self._derived_vector(institution_id)
+        if derived is None:
+            self._inst_index.remove([institution_id])
+        else:
+            self._inst_index.add([institution_id], derived.reshape(1, -1))
+        self._schedule_save(_INSTITUTIONS)
+
+    # ------------------------------------------------------------------ persistence
+    def _schedule_save(self, name: str) -> None:
+        if self.index_dir is None:
+            return
+        self._dirty.add(name)
+        if self.save_delay_s <= 0:
+            self.flush()
+            return
+        if self._save_timer is None:
+            timer = threading.Timer(self.save_delay_s, self.flush)
+            timer.daemon = True
+            self._save_timer = timer
+            timer.start()
+
+    def _cancel_timer(self) -> None:
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+            self._save_timer = None
+
+    def flush(self) -> None:
+        """Write the indexes edited since the last save."""
+        with self._lock:
+            self._cancel_timer()
+            if self.index_dir is None:
+                self._dirty.clear()
+                return
+            for name in sorted(self._dirty):
+                index = self._proj_index if name == _PROJECTS else self._inst_index
+                index.save(self.index_dir, name, self.embedder.name)
+            self._dirty.clear()
+
+    def close(self) -> None:
+        """Flush pending saves and stop the save timer."""
+        self.flush()
+
+    # ------------------------------------------------------------------ documents
+    @staticmethod
+    def _project_doc(p: ProjectProfile) -> str:
+        return " ".join([p.name, p.text, *p.industries, p.track or ""])
+
+    def _institution_doc(self, inst: InstitutionProfile) -> str:
+        """Return the BM25 document of an institution: its own text plus recent portfolio texts."""
+        parts = [inst.name, inst.text, *inst.industries]
+        items = sorted(inst.portfolio, key=lambda it: it.date or "", reverse=True)
+        for item in items[:_PORTFOLIO_DOC_ITEMS]:
+            proj = self._projects.get(item.project_id)
+            if proj is not None:
+                parts.append(proj.text)
+            parts.extend(item.industries)
+        return " ".join(parts)
+
+    # ------------------------------------------------------------------ evidence
+    def _refresh_evidence(self) -> None:
+        if not self._evidence_dirty:
+            return
+        as_of = self.as_of
+        if as_of is None:
+            dates = [it.date for inst in self._institutions.values() for it in inst.portfolio if it.date]
+            as_of = max(dates) if dates else None
+        self._evidence = {
+            i: build_evidence(inst, self._projects, as_of, self.half_life_days)
+            for i, inst in self._institutions.items()
+        }
+        self._as_of_used = as_of
+        self._evidence_dirty = False
+
+    def _evidence_for(self, institution_id: int, leave_out: int | None) -> Evidence:
+        """Return an institution's evidence, recomputed without one project when it is in the portfolio."""
+        ev = self._evidence.get(institution_id, Evidence())
+        if leave_out is None or leave_out not in self._portfolio.get(institution_id, ()):
+            return ev
+        inst = self._institutions[institution_id]
+        trimmed = replace(inst, portfolio=tuple(i for i in inst.portfolio if i.project_id != leave_out))
+        return build_evidence(trimmed, self._projects, self._as_of_used, self.half_life_days)
+
+    def _portfolio_matrix(self) -> _PortfolioMatrix:
+        if self._port_matrix is None:
+            rows: list[int] = []
+            segments: dict[int, tuple[int, int]] = {}
+            for inst_id in sorted(self._portfolio):
+                pids = [p for p in self._portfolio[inst_id] if p in self._proj_index]
+                segments[inst_id] = (len(rows), len(rows) + len(pids))
+                rows.extend(pids)
+            ids = np.asarray(rows, dtype=np.int64)
+            matrix = (
+                self._proj_index.vectors_for(ids)
+                if rows
+                else np.empty((0, int(self.embedder.dim)), dtype=np.float32)
+            )
+            self._port_matrix = _PortfolioMatrix(matrix, ids, segments)
+        return self._port_matrix
+
+    # ------------------------------------------------------------------ similarity helpers
+    def _project_vector(self, project_id: int) -> NDArray[np.float32] | None:
+        return self._proj_index.reconstruct(project_id) if project_id in self._proj_index else None
+
+    def _institution_vector(self, institution_id: int) -> NDArray[np.float32] | None:
+        if institution_id in self._inst_index:
+            return self._inst_index.reconstruct(institution_id)
+        return None
+
+    def _dense_to_institutions(
+        self, q: NDArray[np.float32] | None, inst_ids: Sequence[int]
+    ) -> NDArray[np.float64]:
+        """Return raw cosines of q to each institution's vector (NaN where either is missing)."""
+        out = np.full(len(inst_ids), np.nan)
+        if q is None:
+            return out
+        have = [j for j, i in enumerate(inst_ids) if i in self._inst_index]
+        if have:
+            vecs = self._inst_index.vectors_for([inst_ids[j] for j in have])
+            out[have] = vecs @ q
+        return out
+
+    def _portfolio_sims(
+        self, q: NDArray[np.float32] | None, inst_ids: Sequence[int], leave_out: int | None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+        """Return (max, mean, argmax project id) cosine of q to each institution's portfolio.
+
+        NaN / -1 where an institution has no portfolio vectors; leave_out drops one project
+        from every portfolio (its own link must not explain itself).
+        """
+        n = len(inst_ids)
+        mx, mean = np.full(n, np.nan), np.full(n, np.nan)
+        arg = np.full(n, -1, dtype=np.int64)
+        if q is None:
+            return mx, mean, arg
+        pm = self._portfolio_matrix()
+        if pm.matrix.shape[0] == 0:
+            return mx, mean, arg
+        sims = (pm.matrix @ q).astype(np.float64)
+        if leave_out is not None:
+            sims[pm.project_ids == leave_out] = np.nan
+        for j, inst_id in enumerate(inst_ids):
+            start, end = pm.segments.get(inst_id, (0, 0))
+            if end <= start:
+                continue
+            seg = sims[start:end]
+            ok = ~np.isnan(seg)
+            if not ok.any():
+                continue
+            best = int(np.nanargmax(seg))
+            mx[j], mean[j], arg[j] = seg[best], float(seg[ok].mean()), pm.project_ids[start + best]
+        return mx, mean, arg
+
+    def _coinvest_for_project(self, project_id: int, inst_ids: Sequence[int]) -> NDArray[np.float64]:
+        """Return log(1 + projects each institution co-backed with the project's current backers)."""
+        counts: Counter[int] = Counter()
+        for backer in self._backers.get(project_id, ()):
+            for other in self._portfolio.get(backer, ()):
+                if other == project_id:
+                    continue
+                for inst in self._backers.get(other, ()):
+                    if inst != backer:
+                        counts[inst] += 1
+        return np.log1p(np.array([counts.get(i, 0) for i in inst_ids], dtype=np.float64))
+
+    def _coinvest_partners(self, project_id: int, institution_id: int) -> tuple[str, ...]:
+        """Return names of the project's backers that co-backed something with the institution."""
+        mine = set(self._portfolio.get(institution_id, ())) - {project_id}
+        names = []
+        for backer in self._backers.get(project_id, ()):
+            if backer != institution_id and mine & set(self._portfolio.get(backer, ())):
+                names.append(self._institutions[backer].name)
+        return tuple(sorted(names))
+
+    def _partner_counts(self, institution_id: int) -> Counter[int]:
+        """Return, per other institution, how many projects it co-backed with this one."""
+        counts: Counter[int] = Counter()
+        for pid in self._portfolio.get(institution_id, ()):
+            for other in self._backers.get(pid, ()):
+                if other != institution_id:
+                    counts[other] += 1
+        return counts
+
+    # ------------------------------------------------------------------ candidates
+    @staticmethod
+    def _restrict(ids: Iterable[int], filters: Filters | None) -> set[int]:
+        cands = set(ids)
+        if filters is not None and filters.allowed_ids is not None:
+            cands &= set(filters.allowed_ids)
+        return cands
+
+    def _institution_pool(self, project_id: int, q: NDArray[np.float32] | None, cands: set[int]) -> list[int]:
+        """Return the institutions to score: all candidates, or the union of retrieval channels."""
+        if len(cands) <= self.pool_size:
+            return sorted(cands)
+        n = self.pool_size
+        pool: set[int] = set()
+        if q is not None:
+            pool.update(i for i, _ in self._inst_index.search_one(q, n, allowed_ids=cands))
+            # Institutions whose portfolio holds the nearest projects: evidence beyond the mean.
+            port_projects = {p for p, b in self._backers.items() if b & cands} - {project_id}
+            for pid, _ in self._proj_index.search_one(q, n // 2, allowed_ids=port_projects):
+                pool.update(self._backers.get(pid, set()) & cands)
+        proj = self._projects[project_id]
+        pool.update(i for i, _ in self._inst_lex.top(self._project_doc(proj), n // 2, cands))
+        co = self._coinvest_for_project(project_id, sorted(cands))
+        pool.update(i for i, c in zip(sorted(cands), co, strict=True) if c > 0)
+        busiest = sorted(cands, key=lambda i: (-len(self._portfolio.get(i, ())), i))
+        pool.update(busiest[: n // 2])
+        return sorted(pool)
+
+    def _project_pool(
+        self, queries: NDArray[np.float32] | None, lexical_doc: str, cands: set[int]
+    ) -> list[int]:
+        if len(cands) <= self.pool_size:
+            return sorted(cands)
+        n = self.pool_size
+        pool: set[int] = set()
+        if queries is not None and queries.shape[0] > 0:
+            _scores, found = self._proj_index.search(queries, n, allowed_ids=cands)
+            pool.update(int(i) for i in found.ravel() if i >= 0)
+        pool.update(i for i, _ in self._proj_lex.top(lexical_doc, n, cands))
+        return sorted(pool)
+
+    # ------------------------------------------------------------------ ranking core
+    def _score_pairs(
+        self,
+        projects: Sequence[ProjectProfile],
+        institutions: Sequence[InstitutionProfile],
+        evidences: Sequence[Evidence],
+        sims: Mapping[str, NDArray[np.float64]],
+    ) -> NDArray[np.float64]:
+        """Return the (n, len(FEATURES)) feature matrix of aligned pair lists."""
+        rows = np.empty((len(projects), len(FEATURES)))
+        for j, (p, inst, ev) in enumerate(zip(projects, institutions, evidences, strict=True)):
+            f = pair_features(p, inst, ev, {k: float(v[j]) for k, v in sims.items()})
+            rows[j] = [f[name] for name in FEATURES]
+        return rows
+
+    @staticmethod
+    def _rescaled(raw: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Z-score the known values over the candidates; unknown (NaN) become the mean (0)."""
+        out = np.zeros_like(raw)
+        ok = ~np.isnan(raw)
+        if ok.any():
+            out[ok] = _zscore(raw[ok])
+        return out
+
+    def _institution_features(
+        self, project_id: int, inst_ids: Sequence[int], leave_out: bool = False
+    ) -> tuple[NDArray[np.float64], dict[str, Any]]:
+        """Return the feature matrix of one project against institutions, and scoring evidence."""
+        self._refresh_evidence()
+        proj = self._projects[project_id]
+        q = self._project_vector(project_id)
+        dense = self._dense_to_institutions(q, inst_ids)
+        pmax, pmean, parg = self._portfolio_sims(q, inst_ids, project_id if leave_out else None)
+        bm = self._inst_lex.score(self._project_doc(proj), inst_ids)
+        bm_raw = np.array([bm.get(i, 0.0) for i in inst_ids])
+        top = float(bm_raw.max()) if bm_raw.size else 0.0
+        sims = {
+            "dense": self._rescaled(dense),
+            "dense_port_max": self._rescaled(pmax),
+            "dense_port_mean": self._rescaled(pmean),
+            "bm25": bm_raw / top if top > 0 else bm_raw,
+            "coinvest": self._coinvest_for_project(project_id, inst_ids),
+        }
+        insts = [self._institutions[i] for i in inst_ids]
+        lo = project_id if leave_out else None
+        evs = [self._evidence_for(i, lo) for i in inst_ids]
+        X = self._score_pairs([proj] * len(insts), insts, evs, sims)
+        return X, {"dense_raw": dense, "closest": parg, "evidence": evs}
+
+    def _finish(
+        self,
+        ids: Sequence[int],
+        X: NDArray[np.float64],
+        k: int,
+        explain: Any,
+    ) -> list[Match]:
+        """Rank pool rows by the ranker, scale scores to 0-100 and attach reasons to the top k."""
+        if len(ids) == 0 or k <= 0:
+            return []
+        raw = self.ranker.score(X)
+        order = np.lexsort((np.asarray(ids), -raw))[:k]
+        lo, hi = float(raw.min()), float(raw.max())
+        span = hi - lo
+        points = 100.0 / span if span > 1e-12 else 0.0
+        contrib = self.ranker.contributions(X[order]) * points if explain is not None else None
+        out = []
+        for rank, row in enumerate(order):
+            score = 100.0 * (raw[row] - lo) / span if span > 1e-12 else 100.0
+            feats = {name: float(X[row, j]) for j, name in enumerate(FEATURES)}
+            reasons: tuple[Any, ...] = ()
+            if contrib is not None:
+                c = {name: float(contrib[rank, j]) for j, name in enumerate(FEATURES)}
+                reasons = explain(int(row), feats, c)
+            out.append(Match(id=int(ids[row]), score=round(float(score), 2), reasons=reasons, features=feats))
+        return out
+
+    def _phrases(self, text_a: str, text_b: str) -> tuple[str, str, tuple[str, ...]] | None:
+        return closest_phrases(text_a, text_b, self._proj_lex.tokenize, self._proj_lex.idf)
+
+    def _pair_context(
+        self,
+        proj: ProjectProfile,
+        inst: InstitutionProfile,
+        ev: Evidence,
+        feats: Mapping[str, float],
+        contrib: Mapping[str, float],
+        closest_case: int,
+        dense_raw: float | None,
+    ) -> PairContext:
+        case = self._projects.get(closest_case) if closest_case >= 0 else None
+        shared: tuple[str, ...] = ()
+        if feats.get("bm25", 0.0) > 0:
+            inst_terms = self._inst_lex.terms(inst.id)
+            toks = dict.fromkeys(self._proj_lex.tokenize(self._project_doc(proj)))
+            shared = tuple(
+                sorted((t for t in toks if t in inst_terms), key=lambda t: -self._inst_lex.idf(t))[:5]
+            )
+        return PairContext(
+            project=proj,
+            institution=inst,
+            evidence=ev,
+            features=feats,
+            contributions=contrib,
+            phrases=self._phrases(proj.text, inst.text) if inst.text else None,
+            closest_case=case,
+            case_phrases=self._phrases(proj.text, case.text) if case is not None else None,
+            coinvest_partners=self._coinvest_partners(proj.id, inst.id)
+            if feats.get("coinvest", 0.0) > 0
+            else (),
+            shared_terms=shared,
+            dense_raw=dense_raw,
+        )
+
+    # ------------------------------------------------------------------ public ranking
+    def match_project(
+        self,
+        project_id: int,
+        side: Side,
+        k: int = 10,
+        filters: Filters | None = None,
+        *,
+        explain: bool = True,
+    ) -> list[Match]:
+        """Return the top-k institutions of one side (fund, base or platform) for a project."""
+        with self._lock:
+            if project_id not in self._projects:
+                raise KeyError(f"unknown project {project_id}")
+            cands = self._restrict(self._side_ids[side], filters)
+            if self.exclude_known:
+                cands -= self._backers.get(project_id, set())
+            if not cands:
+                return []
+            q = self._project_vector(project_id)
+            pool = self._institution_pool(project_id, q, cands)
+            X, info = self._institution_features(project_id, pool)
+            proj = self._projects[project_id]
+
+            def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
+                ctx = self._pair_context(
+                    proj,
+                    self._institutions[pool[row]],
+                    info["evidence"][row],
+                    feats,
+                    contrib,
+                    int(info["closest"][row]),
+                    float(info["dense_raw"][row]),
+                )
+                return pair_reasons(ctx, self.max_reasons)
+
+            return self._finish(pool, X, k, reasons if explain else None)
+
+    def rank_institutions(self, project_id: int, side: Side, k: int = 100) -> list[int]:
+        """Return the ids of the top-k institutions for a project, without reasons (for evaluation)."""
+        return [m.id for m in self.match_project(project_id, side, k, explain=False)]
+
+    def features_for_project(
+        self, project_id: int, institution_ids: Sequence[int], *, leave_out: bool = True
+    ) -> NDArray[np.float64]:
+        """Return feature rows of one project against given institutions, as ranking would see them.
+
+        Similarities are rescaled over every institution of the same sides (the full candidate
+        set); with leave_out, an existing link between the pair is ignored, so a recorded outcome
+        cannot explain itself (used to train on past outcomes).
+        """
+        with self._lock:
+            sides = {self._institutions[i].side for i in institution_ids}
+            universe = sorted(set().union(*(self._side_ids[s] for s in sides))) if sides else []
+            X, _ = self._institution_features(project_id, universe, leave_out=leave_out)
+            row = {i: j for j, i in enumerate(universe)}
+            return X[[row[i] for i in institution_ids]] if institution_ids else X[:0]
+
+    def _projects_for(
+        self,
+        inst: InstitutionProfile,
+        query_vectors: NDArray[np.float32] | None,
+        lexical_doc: str,
+        text_for_phrases: str,
+        k: int,
+        filters: Filters | None,
+        explain: bool,
+    ) -> list[Match]:
+        """Rank projects for an institution-like query (the institution itself or one of its needs)."""
+        self._refresh_evidence()
+        cands = self._restrict(self._projects, filters)
+        if self.exclude_known:
+            cands -= set(self._portfolio.get(inst.id, ()))
+        if not cands:
+            return []
+        pool = self._project_pool(query_vectors, lexical_doc, cands)
+        q = query_vectors[0] if query_vectors is not None and query_vectors.shape[0] else None
+        dense = np.full(len(pool), np.nan)
+        has_vec = [j for j, p in enumerate(pool) if p in self._proj_index]
+        pmax, pmean = np.full(len(pool), np.nan), np.full(len(pool), np.nan)
+        parg = np.full(len(pool), -1, dtype=np.int64)
+        if has_vec:
+            P = self._proj_index.vectors_for([pool[j] for j in has_vec])
+            if q is not None:
+                dense[has_vec] = P @ q
+            port = [p for p in self._portfolio.get(inst.id, ()) if p in self._proj_index]
+            if port:
+                S = P @ self._proj_index.vectors_for(port).T
+                best = S.argmax(axis=1)
+                pmax[has_vec] = S.max(axis=1)
+                pmean[has_vec] = S.mean(axis=1)
+                parg[has_vec] = np.asarray(port, dtype=np.int64)[best]
+        bm = self._proj_lex.score(lexical_doc, pool)
+        bm_raw = np.array([bm.get(i, 0.0) for i in pool])
+        top = float(bm_raw.max()) if bm_raw.size else 0.0
+        partners = self._partner_counts(inst.id)
+        co = np.log1p(
+            np.array([sum(partners.get(b, 0) for b in self._backers.get(p, ())) for p in pool], dtype=float)
+        )
+        sims = {
+            "dense": self._rescaled(dense),
+            "dense_port_max": self._rescaled(pmax),
+            "dense_port_mean": self._rescaled(pmean),
+            "bm25": bm_raw / top if top > 0 else bm_raw,
+            "coinvest": co,
+        }
+        ev = self._evidence.get(inst.id, Evidence())
+        projs = [self._projects[p] for p in pool]
+        X = self._score_pairs(projs, [inst] * len(pool), [ev] * len(pool), sims)
+        phrase_inst = replace(inst, text=text_for_phrases)
+
+        def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
+            ctx = self._pair_context(
+                projs[row], phrase_inst, ev, feats, contrib, int(parg[row]), float(dense[row])
+            )
+            return pair_reasons(ctx, self.max_reasons)
+
+        return self._finish(pool, X, k, reasons if explain else None)
+
+    def match_institution(
+        self, institution_id: int, k: int = 10, filters: Filters | None = None, *, explain: bool = True
+    ) -> list[Match]:
+        """Return the top-k projects for a fund, base or platform."""
+        with self._lock:
+            inst = self._institutions.get(institution_id)
+            if inst is None:
+                raise KeyError(f"unknown institution {institution_id}")
+            queries = []
+            v = self._institution_vector(institution_id)
+            if v is not None:
+                queries.append(v)
+            # The latest portfolio projects retrieve neighbours the institution's mean would miss.
+            recent = sorted(inst.portfolio, key=lambda it: it.date or "", reverse=True)
+            for item in recent[:8]:
+                pv = self._project_vector(item.project_id)
+                if pv is not None:
+                    queries.append(pv)
+            qm = np.vstack(queries).astype(np.float32) if queries else None
+            return self._projects_for(inst, qm, self._institution_doc(inst), inst.text, k, filters, explain)
+
+    def match_need(
+        self,
+        need: NeedProfile,
+        vector: NDArray[np.floating] | None,
+        k: int = 10,
+        filters: Filters | None = None,
+        *,
+        explain: bool = True,
+    ) -> list[Match]:
+        """Return the top-k projects for a need posted by an institution."""
+        with self._lock:
+            owner = self._institutions.get(need.institution_id)
+            if owner is None:
+                raise KeyError(f"unknown institution {need.institution_id}")
+            # The need narrows the owner's declared preferences; its portfolio evidence still counts.
+            pseudo = replace(
+                owner,
+                text=need.text,
+                industries=need.industries or owner.industries,
+                stages=need.stages or owner.stages,
+                services=need.services or owner.services,
+            )
+            qm = None if vector is None else np.asarray(vector, dtype=np.float32).reshape(1, -1)
+            doc = " ".join([need.text, *pseudo.industries, *pseudo.services])
+            return self._projects_for(pseudo, qm, doc, need.text, k, filters, explain)
+
+    # ------------------------------------------------------------------ free-text search
+    def _search(
+        self,
+        query: str,
+        k: int,
+        cands: set[int],
+        index: VectorIndex,
+        lex: LexicalIndex,
+        text_of: Mapping[int, str],
+    ) -> list[Match]:
+        if not cands or not query.strip() or k <= 0:
+            return []
+        q = self.embedder.encode_queries([query])[0]
+        n = max(self.pool_size, k)
+        pool = {i for i, _ in index.search_one(q, n, allowed_ids=cands)}
+        bm = lex.score(query, cands)
+        pool.update(i for i, _ in sorted(bm.items(), key=lambda kv: -kv[1])[:n])
+        ids = sorted(pool)
+        if not ids:
+            return []
+        dense = np.full(len(ids), np.nan)
+        has = [j for j, i in enumerate(ids) if i in index]
+        if has:
+            dense[has] = index.vectors_for([ids[j] for j in has]) @ q
+        dz = self._rescaled(dense)
+        bm_raw = np.array([bm.get(i, 0.0) for i in ids])
+        top = float(bm_raw.max()) if bm_raw.size else 0.0
+        lexical = bm_raw / top if top > 0 else bm_raw
+        w_dense, w_lex = self.search_weights
+        raw = w_dense * dz + w_lex * lexical
+        order = np.lexsort((np.asarray(ids), -raw))[:k]
+        lo, hi = float(raw.min()), float(raw.max())
+        span = hi - lo
+        points = 100.0 / span if span > 1e-12 else 0.0
+        q_terms = dict.fromkeys(lex.tokenize(query))
+        out = []
+        for row in order:
+            rid = ids[row]
+            shared = [t for t in q_terms if t in lex.terms(rid)]
+            text = text_of.get(rid, "")
+            phrases = self._phrases(query, text) if text else None
+            reasons = search_reasons(
+                float(dz[row]), w_dense * dz[row] * points, shared, w_lex * lexical[row] * points, phrases
+            )
+            score = 100.0 * (raw[row] - lo) / span if span > 1e-12 else 100.0
+            out.append(
+                Match(
+                    id=int(rid),
+                    score=round(float(score), 2),
+                    reasons=reasons,
+                    features={"dense": float(dz[row]), "bm25": float(lexical[row])},
+                )
+            )
+        return out
+
+    def search_projects(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Match]:
+        """Return projects for a free-text query (dense query vector and BM25, fused)."""
+        with self._lock:
+            cands = self._restrict(self._projects, filters)
+            texts = {i: self._projects[i].text for i in cands}
+            return self._search(query, k, cands, self._proj_index, self._proj_lex, texts)
+
+    def search_institutions(
+        self,
+        query: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        side: Side | None = None,
+    ) -> list[Match]:
+        """Return institutions (of one side when given) for a free-text query."""
+        with self._lock:
+            pool = self._side_ids[side] if side is not None else self._institutions.keys()
+            cands = self._restrict(pool, filters)
+            texts = {i: self._institutions[i].text for i in cands}
+            return self._search(query, k, cands, self._inst_index, self._inst_lex, texts)
