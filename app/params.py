@@ -84,11 +84,15 @@ def project_filter(args: Mapping[str, Any]) -> ProjectFilter:
     )
 
 
-def institution_filter(args: Mapping[str, Any]) -> InstitutionFilter:
-    """Return the institution filter the parameters ask for."""
+def institution_filter(args: Mapping[str, Any], kind_key: str = "kind") -> InstitutionFilter:
+    """Return the institution filter the parameters ask for.
+
+    On match routes `kind` names the side (fund/base/platform), so the institution kind is read from
+    `institution_kind` there.
+    """
     q = _get(args, "q")
     return InstitutionFilter(
-        kind=_enum(args, "kind", InstitutionKind, "机构类型"),
+        kind=_enum(args, kind_key, InstitutionKind, "机构类型"),
         side=_member(args, "side", SIDES, "类别"),
         industry=_member(args, "industry", INDUSTRIES, "行业"),
         province=_member(args, "province", PROVINCES, "地区"),

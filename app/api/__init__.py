@@ -117,7 +117,9 @@ def project_matches(ident: int) -> Any:
     _get_or_404(Project, ident)
     side = side_param(request.args)
     k = k_param(request.args)
-    ranked = services.matches_for_project(db.session, ident, side, k, institution_filter(request.args))
+    ranked = services.matches_for_project(
+        db.session, ident, side, k, institution_filter(request.args, kind_key="institution_kind")
+    )
     return jsonify({"project_id": ident, "kind": side, "k": k, "items": [match_json(r.row, r.match) for r in ranked]})
 
 

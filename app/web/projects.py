@@ -47,7 +47,7 @@ def list_projects() -> Any:
 def detail(ident: int) -> Any:
     p = db.session.get(Project, ident) or abort(404)
     try:
-        f = institution_filter(request.args)
+        f = institution_filter(request.args, kind_key="institution_kind")
         errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.InstitutionFilter(), exc.fields
