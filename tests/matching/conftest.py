@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -215,6 +215,21 @@ INSTITUTIONS = [
         services=("工业设计", "法律"),
     ),
 ]
+
+
+@pytest.fixture(scope="session")
+def projects() -> list[ProjectProfile]:
+    return list(PROJECTS)
+
+
+@pytest.fixture(scope="session")
+def institutions() -> list[InstitutionProfile]:
+    return list(INSTITUTIONS)
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> Callable[[str], list[str]]:
+    return simple_tokenize
 
 
 @pytest.fixture(scope="session")

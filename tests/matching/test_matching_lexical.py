@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
-from matching.lexical import LexicalIndex
-
-from .conftest import simple_tokenize
+from matching.lexical import LexicalIndex, Tokenizer
 
 
-def make() -> LexicalIndex:
-    idx = LexicalIndex(simple_tokenize)
+def make(tokenizer: Tokenizer) -> LexicalIndex:
+    idx = LexicalIndex(tokenizer)
     idx.upsert(1, "医学影像 人工智能 诊断")
     idx.upsert(2, "碳纤维 复合材料")
     idx.upsert(3, "人工智能 工业视觉 检测")
     return idx
 
 
-def test_best_match_first() -> None:
-    top = make().top("医学影像诊断", 3)
+def test_best_match_first(tokenizer: Tokenizer) -> None:
+    top = make(tokenizer).top("医学影像诊断", 3)
     assert top[0][0] == 1
     assert all(doc != 2 for doc, _ in top)  # shares no token
 
 
-def test_allowed_ids_restrict_scoring() -> None:
-    idx = make()
+def test_allowed_ids_restrict_scoring(tokenizer: Tokenizer) -> None:
+    idx = make(tokenizer)
     scores = idx.score("人工智能", allowed_ids={3})
     assert set(scores) == {3}
     assert idx.score("人工智能", allowed_ids=set()) == {}
 
 
-def test_upsert_replaces_and_remove_forgets() -> None:
-    idx = make()
+def test_upsert_replaces_and_remove_forgets(tokenizer: Tokenizer) -> None:
+    idx = make(tokenizer)
     idx.upsert(2, "医学影像 诊断 设备")
     assert 2 in idx.score("医学影像")
     assert "碳纤" not in idx.terms(2)
@@ -39,13 +37,13 @@ def test_upsert_replaces_and_remove_forgets() -> None:
     assert idx.idf("碳纤") == 0.0  # its only document changed
 
 
-def test_idf_prefers_rare_terms() -> None:
-    idx = make()
+def test_idf_prefers_rare_terms(tokenizer: Tokenizer) -> None:
+    idx = make(tokenizer)
     assert idx.idf("碳纤") > idx.idf("人工")
 
 
-def test_long_queries_keep_high_idf_terms() -> None:
-    idx = LexicalIndex(simple_tokenize, max_query_terms=2)
+def test_long_queries_keep_high_idf_terms(tokenizer: Tokenizer) -> None:
+    idx = LexicalIndex(tokenizer, max_query_terms=2)
     idx.upsert(1, "共同 共同 罕见词")
     idx.upsert(2, "共同 其他")
     idx.upsert(3, "共同 其它")

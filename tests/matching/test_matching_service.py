@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from embeddings import Embedder
 from matching.features import FEATURES
+from matching.lexical import Tokenizer
 from matching.ranker import HandWeightedRanker
 from matching.service import MatchingService
 from matching.types import Filters, InstitutionProfile, NeedProfile, PortfolioItem, ProjectProfile
-
-from .conftest import INSTITUTIONS, PROJECTS, FakeEmbedder, simple_tokenize
 
 
 class SpyRanker(HandWeightedRanker):
@@ -50,10 +50,16 @@ def test_obvious_matches_rank_first(service: MatchingService) -> None:
     assert service.match_institution(102, 1)[0].id == 2
 
 
-def test_filters_apply_before_scoring(embedder: FakeEmbedder, vectors) -> None:
+def test_filters_apply_before_scoring(
+    embedder: Embedder,
+    vectors,
+    projects: list[ProjectProfile],
+    institutions: list[InstitutionProfile],
+    tokenizer: Tokenizer,
+) -> None:
     spy = SpyRanker()
-    svc = MatchingService(embedder, ranker=spy, tokenizer=simple_tokenize)
-    svc.load(PROJECTS, INSTITUTIONS, *vectors)
+    svc = MatchingService(embedder, ranker=spy, tokenizer=tokenizer)
+    svc.load(projects, institutions, *vectors)
     matches = svc.match_project(1, "fund", 10, Filters(allowed_ids=frozenset({102, 201})))
     assert [m.id for m in matches] == [102]  # 201 is a base: the side intersects the filter
     assert spy.seen == [1]  # only the allowed candidate was ever scored
@@ -63,9 +69,16 @@ def test_filters_apply_before_scoring(embedder: FakeEmbedder, vectors) -> None:
     assert svc.match_project(1, "fund", 10, Filters(allowed_ids=frozenset())) == []
 
 
-def test_pooled_retrieval_respects_filters(embedder: FakeEmbedder, vectors, monkeypatch) -> None:
-    svc = MatchingService(embedder, tokenizer=simple_tokenize, pool_size=1)
-    svc.load(PROJECTS, INSTITUTIONS, *vectors)
+def test_pooled_retrieval_respects_filters(
+    embedder: Embedder,
+    vectors,
+    monkeypatch,
+    projects: list[ProjectProfile],
+    institutions: list[InstitutionProfile],
+    tokenizer: Tokenizer,
+) -> None:
+    svc = MatchingService(embedder, tokenizer=tokenizer, pool_size=1)
+    svc.load(projects, institutions, *vectors)
     seen: list[object] = []
     original = svc._proj_index.search
 
@@ -119,7 +132,7 @@ def test_platform_and_base_reasons(service: MatchingService) -> None:
     assert any(r.feature == "region" and "成都市" in r.text for r in base.reasons)
 
 
-def test_upsert_and_remove_keep_results_in_step(service: MatchingService, embedder: FakeEmbedder) -> None:
+def test_upsert_and_remove_keep_results_in_step(service: MatchingService, embedder: Embedder) -> None:
     text = "固态电池储能电芯与电池管理系统的早期投资。"
     new = InstitutionProfile(
         104, "储能天使", "创业投资机构", text, industries=("新能源",), stages=("成长期",)
@@ -146,8 +159,10 @@ def test_upsert_and_remove_keep_results_in_step(service: MatchingService, embedd
     assert all(m.id != 7 for m in service.search_projects("碳纤维无人机", 10))
 
 
-def test_portfolio_edits_update_evidence(service: MatchingService, vectors) -> None:
-    inst = INSTITUTIONS[1]  # the materials fund, empty portfolio
+def test_portfolio_edits_update_evidence(
+    service: MatchingService, vectors, institutions: list[InstitutionProfile]
+) -> None:
+    inst = institutions[1]  # the materials fund, empty portfolio
     assert service.evidence(102).n_portfolio == 0
     backed = InstitutionProfile(**{**inst.__dict__, "portfolio": (PortfolioItem(4, "2024-01-01", "A轮"),)})
     service.upsert_institution(backed, vectors[1][102])
@@ -156,41 +171,55 @@ def test_portfolio_edits_update_evidence(service: MatchingService, vectors) -> N
     assert 102 not in {m.id for m in service.match_project(4, "fund", 10)}
 
 
-def test_persistence_round_trip(embedder: FakeEmbedder, vectors, tmp_path) -> None:
+def test_persistence_round_trip(
+    embedder: Embedder,
+    vectors,
+    tmp_path,
+    projects: list[ProjectProfile],
+    institutions: list[InstitutionProfile],
+    tokenizer: Tokenizer,
+) -> None:
     pv, iv = dict(vectors[0]), dict(vectors[1])
-    first = MatchingService(embedder, index_dir=tmp_path, save_delay_s=0, tokenizer=simple_tokenize)
-    first.load(PROJECTS, INSTITUTIONS, pv, iv)
+    first = MatchingService(embedder, index_dir=tmp_path, save_delay_s=0, tokenizer=tokenizer)
+    first.load(projects, institutions, pv, iv)
     assert first.loaded_from_disk == {"projects": False, "institutions": False}
     proj = ProjectProfile(8, "智能温室", "智能温室大棚环境控制系统。", ("智能装备",))
     pv[8] = embedder.encode_documents([proj.text])[0]
     first.upsert_project(proj, pv[8])
     expected = [m.id for m in first.match_institution(202, 5)]
 
-    again = MatchingService(embedder, index_dir=tmp_path, tokenizer=simple_tokenize)
-    again.load([*PROJECTS, proj], INSTITUTIONS, pv, iv)
+    again = MatchingService(embedder, index_dir=tmp_path, tokenizer=tokenizer)
+    again.load([*projects, proj], institutions, pv, iv)
     assert again.loaded_from_disk == {"projects": True, "institutions": True}
     assert [m.id for m in again.match_institution(202, 5)] == expected
 
     # A stored vector that changed since the save means the saved index is not trusted.
     pv[1] = embedder.encode_documents(["完全不同的文本"])[0]
-    third = MatchingService(embedder, index_dir=tmp_path, tokenizer=simple_tokenize)
-    third.load([*PROJECTS, proj], INSTITUTIONS, pv, iv)
+    third = MatchingService(embedder, index_dir=tmp_path, tokenizer=tokenizer)
+    third.load([*projects, proj], institutions, pv, iv)
     assert third.loaded_from_disk["projects"] is False
     assert np.allclose(third._proj_index.reconstruct(1), pv[1])
 
 
-def test_debounced_save_flushes(embedder: FakeEmbedder, vectors, tmp_path) -> None:
-    svc = MatchingService(embedder, index_dir=tmp_path, save_delay_s=60, tokenizer=simple_tokenize)
-    svc.load(PROJECTS, INSTITUTIONS, *vectors)
+def test_debounced_save_flushes(
+    embedder: Embedder,
+    vectors,
+    tmp_path,
+    projects: list[ProjectProfile],
+    institutions: list[InstitutionProfile],
+    tokenizer: Tokenizer,
+) -> None:
+    svc = MatchingService(embedder, index_dir=tmp_path, save_delay_s=60, tokenizer=tokenizer)
+    svc.load(projects, institutions, *vectors)
     svc.remove_project(3)
     svc.close()  # flushes the pending save instead of waiting for the timer
     pv = {k: v for k, v in vectors[0].items() if k != 3}
-    again = MatchingService(embedder, index_dir=tmp_path, tokenizer=simple_tokenize)
-    again.load([p for p in PROJECTS if p.id != 3], INSTITUTIONS, pv, vectors[1])
+    again = MatchingService(embedder, index_dir=tmp_path, tokenizer=tokenizer)
+    again.load([p for p in projects if p.id != 3], institutions, pv, vectors[1])
     assert again.loaded_from_disk["projects"] is True
 
 
-def test_match_need(service: MatchingService, embedder: FakeEmbedder) -> None:
+def test_match_need(service: MatchingService, embedder: Embedder) -> None:
     need = NeedProfile(1, 201, "寻找医疗器械与康复设备项目入驻孵化。", industries=("医疗健康",))
     matches = service.match_need(need, embedder.encode_queries([need.text])[0], 3)
     assert matches and matches[0].id in {1, 5}
@@ -214,9 +243,15 @@ def test_unknown_ids_raise(service: MatchingService) -> None:
         service.match_institution(999)
 
 
-def test_institution_without_vector_uses_portfolio(embedder: FakeEmbedder, vectors) -> None:
-    svc = MatchingService(embedder, tokenizer=simple_tokenize)
+def test_institution_without_vector_uses_portfolio(
+    embedder: Embedder,
+    vectors,
+    projects: list[ProjectProfile],
+    institutions: list[InstitutionProfile],
+    tokenizer: Tokenizer,
+) -> None:
+    svc = MatchingService(embedder, tokenizer=tokenizer)
     iv = {k: v for k, v in vectors[1].items() if k != 103}  # 103 has no text vector of its own
-    svc.load(PROJECTS, INSTITUTIONS, vectors[0], iv)
+    svc.load(projects, institutions, vectors[0], iv)
     assert 103 in svc._inst_index
     assert {m.id for m in svc.match_project(1, "fund", 10)} == {101, 102, 103}

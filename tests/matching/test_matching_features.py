@@ -23,8 +23,6 @@ from matching.features import (
 )
 from matching.types import STAGES, InstitutionProfile, PortfolioItem, ProjectProfile
 
-from .conftest import INSTITUTIONS, PROJECTS
-
 
 def test_industry_fit_primary_secondary_and_clash() -> None:
     assert industry_fit(("新材料", "新能源"), ("新材料",)) == 1.0
@@ -94,8 +92,8 @@ def test_round_stage_mapping(label: str | None, stage: str | None) -> None:
     assert (STAGES[idx] if idx is not None else None) == stage
 
 
-def test_evidence_infers_preferences_from_portfolio() -> None:
-    projects = {p.id: p for p in PROJECTS}
+def test_evidence_infers_preferences_from_portfolio(projects: list[ProjectProfile]) -> None:
+    projects = {p.id: p for p in projects}
     inst = InstitutionProfile(
         9,
         "测试基金",
@@ -118,30 +116,32 @@ def test_evidence_infers_preferences_from_portfolio() -> None:
     assert ev.last_date == "2024-01-01"
 
 
-def test_pair_features_reflect_profiles() -> None:
-    p, inst = PROJECTS[0], INSTITUTIONS[0]  # medical AI project, medical fund in Nanjing
-    f = pair_features(p, inst, build_evidence(inst, {q.id: q for q in PROJECTS}), {"dense": 1.2})
+def test_pair_features_reflect_profiles(
+    projects: list[ProjectProfile], institutions: list[InstitutionProfile]
+) -> None:
+    p, inst = projects[0], institutions[0]  # medical AI project, medical fund in Nanjing
+    f = pair_features(p, inst, build_evidence(inst, {q.id: q for q in projects}), {"dense": 1.2})
     assert set(f) == set(FEATURES)
     assert f["industry"] == 1.0 and f["stage"] == 1.0 and f["amount"] == 1.0
     assert f["region"] == 1.5 and f["region_base"] == 0.0  # a fund, not a base
     assert f["need_side"] == 1.0 and f["services"] == 0.0  # funds offer no services
     assert f["dense"] == 1.2 and f["activity"] == pytest.approx(math.log(2))
     assert f["award"] == 1.0
-    platform = INSTITUTIONS[5]
+    platform = institutions[5]
     g = pair_features(p, platform, build_evidence(platform, {}))
     assert g["services"] == 1.0 and g["amount"] == 0.0
 
 
-def test_feature_matrix_shape() -> None:
-    empty = build_evidence(INSTITUTIONS[1], {})
-    X = feature_matrix([(PROJECTS[0], INSTITUTIONS[1], empty, {}), (PROJECTS[1], INSTITUTIONS[1], empty, {})])
+def test_feature_matrix_shape(projects: list[ProjectProfile], institutions: list[InstitutionProfile]) -> None:
+    empty = build_evidence(institutions[1], {})
+    X = feature_matrix([(projects[0], institutions[1], empty, {}), (projects[1], institutions[1], empty, {})])
     assert X.shape == (2, len(FEATURES))
     assert np.isfinite(X).all()
     assert feature_matrix([]).shape == (0, len(FEATURES))
 
 
-def test_unknown_values_are_neutral() -> None:
+def test_unknown_values_are_neutral(institutions: list[InstitutionProfile]) -> None:
     bare = ProjectProfile(99, "空白", "")
-    f = pair_features(bare, INSTITUTIONS[0], build_evidence(INSTITUTIONS[0], {}))
+    f = pair_features(bare, institutions[0], build_evidence(institutions[0], {}))
     for name in ("industry", "stage", "amount", "region", "services", "need_side", "award", "group"):
         assert f[name] == 0.0, name
