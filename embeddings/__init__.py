@@ -1,0 +1,34 @@
+"""Text -> float32 vectors: the Embedder contract, backends, text composition, index and tokenizer.
+
+Pure: takes strings, ids and numpy arrays; imports neither flask, sqlalchemy nor models/.
+"""
+
+from __future__ import annotations
+
+from embeddings.backends import (
+    DEFAULT_SPEC,
+    E5Embedder,
+    SentenceTransformerEmbedder,
+    load_embedder,
+)
+from embeddings.base import Embedder, l2_normalize, text_hash
+from embeddings.index import VectorIndex
+from embeddings.text import institution_text, need_text, project_text, truncate
+from embeddings.tokenize import domain_terms, tokenize
+
+__all__ = [
+    "DEFAULT_SPEC",
+    "E5Embedder",
+    "Embedder",
+    "SentenceTransformerEmbedder",
+    "VectorIndex",
+    "domain_terms",
+    "institution_text",
+    "l2_normalize",
+    "load_embedder",
+    "need_text",
+    "project_text",
+    "text_hash",
+    "tokenize",
+    "truncate",
+]
