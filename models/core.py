@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
+    Boolean,
     Date,
     Float,
     ForeignKey,
@@ -25,8 +26,10 @@ from models.enums import (
     InstitutionKind,
     NeedStatus,
     ProjectGroup,
+    ServiceKind,
     Stage,
 )
+from models.pipeline import ConnectionEvent, OutcomeKind, Party
 
 
 class Timestamped:
@@ -137,7 +140,11 @@ class Need(Timestamped, Base):
 
 
 class Connection(Timestamped, Base):
-    """A project and an institution (optionally through a need) put in touch."""
+    """A project and an institution (optionally through a need) put in touch, and how far they got.
+
+    The stage and outcome columns say where the pair stands now; `events` is the append-only history of
+    how it got there. Stage changes go through app/pipeline/states.py, never by assigning `stage`.
+    """
 
     __tablename__ = "connection"
     __table_args__ = (UniqueConstraint("project_id", "institution_id", name="uq_connection_pair"),)
@@ -147,13 +154,36 @@ class Connection(Timestamped, Base):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
     need_id: Mapped[int | None] = mapped_column(ForeignKey("need.id", ondelete="SET NULL"))
     stage: Mapped[ConnectionStage] = mapped_column(
-        enum_column(ConnectionStage), default=ConnectionStage.RECOMMENDED
+        enum_column(ConnectionStage), default=ConnectionStage.RECOMMENDED, index=True
     )
+    # The institution's private notes on the project (shortlist notes); never shown to the project.
     note: Mapped[str | None] = mapped_column(Text)
+    shortlisted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who asked for the introduction (set when the connection reaches 已申请对接).
+    initiated_by: Mapped[Party | None] = mapped_column(enum_column(Party))
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    closed_reason: Mapped[str | None] = mapped_column(Text)  # why it was refused or terminated
+    # The outcome recorded on signing, by kind: financing, landing or service delivered.
+    outcome_kind: Mapped[OutcomeKind | None] = mapped_column(enum_column(OutcomeKind))
+    outcome_amount_wan: Mapped[float | None] = mapped_column(Float)
+    outcome_round: Mapped[FundingRound | None] = mapped_column(enum_column(FundingRound))
+    outcome_base: Mapped[str | None] = mapped_column(String(200))
+    outcome_area_m2: Mapped[float | None] = mapped_column(Float)
+    outcome_service: Mapped[ServiceKind | None] = mapped_column(enum_column(ServiceKind))
+    outcome_date: Mapped[date | None] = mapped_column(Date)
 
     project: Mapped[Project] = relationship(back_populates="connections")
     institution: Mapped[Institution] = relationship(back_populates="connections")
     need: Mapped[Need | None] = relationship(back_populates="connections")
+    # The database removes the history with its connection; the ORM never deletes history rows itself.
+    events: Mapped[list[ConnectionEvent]] = relationship(
+        back_populates="connection",
+        order_by="(ConnectionEvent.at, ConnectionEvent.id)",
+        cascade="save-update, merge",
+        passive_deletes="all",
+    )
 
 
 class EmbeddingRecord(Base):

@@ -1,0 +1,108 @@
+"""The follow-up pipeline's own tables and vocabulary: the append-only history of a connection.
+
+A `Connection` (models/core.py) holds where a project and an institution stand now; every change to it
+is one `ConnectionEvent` row here, written once and never changed or deleted through the ORM.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, event
+from sqlalchemy.orm import Mapped, Mapper, ORMExecuteState, Session, mapped_column, relationship
+
+from models.base import Base, UTCDateTime, enum_column, utcnow
+from models.enums import ConnectionStage, LabelEnum
+
+if TYPE_CHECKING:
+    from models.core import Connection
+
+
+class Party(LabelEnum):
+    """Who acts on a connection (or initiated it)."""
+
+    INSTITUTION = "机构"
+    PROJECT = "项目"
+    SECRETARIAT = "大赛秘书处"
+    ORGANISER = "赛事组织方"
+    SYSTEM = "系统"
+
+
+class OutcomeKind(LabelEnum):
+    """What a signed connection achieved, by the institution's side of the market."""
+
+    FINANCING = "融资"
+    LANDING = "落地"
+    SERVICE = "服务"
+
+
+#: The institution's side -> the outcome a signature records.
+SIDE_OUTCOME: dict[str, OutcomeKind] = {
+    "fund": OutcomeKind.FINANCING,
+    "base": OutcomeKind.LANDING,
+    "platform": OutcomeKind.SERVICE,
+}
+
+
+class EventAction(LabelEnum):
+    """What one history row records."""
+
+    CREATED = "创建"
+    MOVED = "阶段变更"
+    SHORTLISTED = "加入候选"
+    UNSHORTLISTED = "移出候选"
+    NOTED = "备注"
+
+
+class ConnectionEvent(Base):
+    """One change to a connection: who, when, from which stage to which, and why. Append-only."""
+
+    __tablename__ = "connection_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connection.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    action: Mapped[EventAction] = mapped_column(enum_column(EventAction))
+    from_stage: Mapped[ConnectionStage | None] = mapped_column(enum_column(ConnectionStage))
+    to_stage: Mapped[ConnectionStage] = mapped_column(enum_column(ConnectionStage), index=True)
+    actor_kind: Mapped[Party] = mapped_column(enum_column(Party))
+    # No foreign key: accounts live in their own migration branch, and history must outlive an account.
+    actor_user_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+    # Shortlist flags and private notes are the institution's own: never shown to the project.
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The outcome recorded on signing, the reason of a termination, ...
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    connection: Mapped[Connection] = relationship(back_populates="events")
+
+    def __repr__(self) -> str:
+        frm = self.from_stage.value if self.from_stage else "—"
+        return f"<ConnectionEvent {self.id} c={self.connection_id} {frm}→{self.to_stage.value}>"
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised when code tries to change or delete a history row."""
+
+
+@event.listens_for(ConnectionEvent, "before_update")
+def _refuse_update(_mapper: Mapper[Any], _conn: Any, target: ConnectionEvent) -> None:
+    raise AppendOnlyError(f"connection history is append-only: event {target.id} cannot be changed")
+
+
+@event.listens_for(ConnectionEvent, "before_delete")
+def _refuse_delete(_mapper: Mapper[Any], _conn: Any, target: ConnectionEvent) -> None:
+    raise AppendOnlyError(f"connection history is append-only: event {target.id} cannot be deleted")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk(state: ORMExecuteState) -> None:
+    """Refuse ORM-enabled UPDATE/DELETE statements on the history (they bypass the mapper events)."""
+    if not (state.is_update or state.is_delete):
+        return
+    if any(m.class_ is ConnectionEvent for m in state.all_mappers):
+        raise AppendOnlyError("connection history is append-only: bulk UPDATE/DELETE refused")
