@@ -252,13 +252,8 @@ def build_matching(app: Flask, rebuild: bool = False) -> MatchingService:
         projects = [project_profile(p) for p in _all_projects(session)]
         evidence = portfolios(session)
         institutions = [institution_profile(i, evidence.get(i.id, ())) for i in session.scalars(select(Institution))]
-        if rebuild:
-            for name in ("projects", "institutions"):
-                for suffix in (".faiss", ".manifest.json"):
-                    path = index_dir(app) / f"{name}{suffix}"
-                    if path.exists():
-                        path.unlink()
-        service.load(
+        load = service.rebuild if rebuild else service.load
+        load(
             projects,
             institutions,
             stored_vectors(session, "project", embedder.name),
@@ -433,6 +428,24 @@ def delete_need(session: Session, need: Need) -> None:
     session.delete(need)
     session.execute(delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "need", EmbeddingRecord.owner_id == nid))
     session.commit()
+
+
+def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size: int = 64) -> None:
+    """Encode freshly imported projects or institutions in batches and add them to the index."""
+    embedder = load_embedder(current_app.config["EMBEDDING_MODEL"])
+    service = _matching_if_built()
+    text_of = project_record_text if kind == "project" else institution_record_text
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        vecs = store_vectors(session, kind, [(r.id, text_of(r)) for r in chunk], embedder)
+        session.commit()
+        if service is None:
+            continue
+        for row, vec in zip(chunk, vecs, strict=True):
+            if kind == "project":
+                service.upsert_project(project_profile(row), vec)
+            else:
+                service.upsert_institution(institution_profile(row), vec)
 
 
 # --- queries: filters and ranked matches ------------------------------------------------------------

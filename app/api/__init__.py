@@ -207,3 +207,26 @@ def need_matches(ident: int) -> Any:
     k = k_param(request.args)
     ranked = services.matches_for_need(db.session, n, k, project_filter(request.args))
     return jsonify({"need_id": ident, "k": k, "items": [match_json(r.row, r.match) for r in ranked]})
+
+
+# --- bulk import -------------------------------------------------------------------------------------
+
+
+@bp.post("/imports/<kind>")
+def import_file(kind: str) -> Any:
+    """Import a CSV/XLSX file of projects or institutions (multipart field `file`): all rows or none."""
+    from app.web.imports import KINDS, run_import
+
+    if kind not in KINDS:
+        abort(404, description="导入类型应为 projects 或 institutions")
+    report, error = run_import(kind)
+    if error:
+        raise InputError({"file": error}, error)
+    if not report.ok:
+        return jsonify({
+            "error": {
+                "status": 422, "code": "validation_error", "message": f"{len(report.errors)} 行有误，未导入任何数据",
+                "rows": [{"row": row, "fields": fields} for row, fields in report.errors],
+            }
+        }), 422
+    return jsonify({"kind": kind, "rows": report.rows, "created": report.created}), 201

@@ -26,10 +26,10 @@ csrf = CSRFProtect()
 
 def init_app(app: Flask) -> None:
     """Register the page blueprints, CSRF protection and template helpers."""
-    from app.web import home, institutions, needs, projects
+    from app.web import home, imports, institutions, needs, projects
 
     csrf.init_app(app)
-    for module in (home, projects, institutions, needs):
+    for module in (home, projects, institutions, needs, imports):
         app.register_blueprint(module.bp)
 
     @app.context_processor
