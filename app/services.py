@@ -137,7 +137,7 @@ def portfolios(session: Session, institution_ids: Iterable[int] | None = None) -
         out.setdefault(c.institution_id, []).append(
             PortfolioItem(
                 project_id=c.project_id,
-                date=c.updated_at.date().isoformat() if c.updated_at else None,
+                date=(c.signed_at or c.updated_at).date().isoformat() if (c.signed_at or c.updated_at) else None,
                 round=c.project.funding_round.value if c.project.funding_round else None,
                 industries=(c.project.industry,),
                 outcome=_outcome_kind(c),
@@ -521,9 +521,26 @@ def institution_query(f: InstitutionFilter, what: Any = Institution) -> Any:
     return stmt
 
 
-def _allowed(session: Session, ids_stmt: Any, empty: bool) -> frozenset[int] | None:
-    """Return the candidate ids a filter allows, or None when there is no filter."""
-    return None if empty else frozenset(session.scalars(ids_stmt))
+def _allowed(session: Session, ids_stmt: Any, empty: bool, declined: Any = None) -> frozenset[int] | None:
+    """Return the candidate ids a filter allows minus the declined ones, or None when nothing restricts."""
+    refused = frozenset(session.scalars(declined)) if declined is not None else frozenset()
+    if empty and not refused:
+        return None
+    return frozenset(session.scalars(ids_stmt)) - refused
+
+
+def _declined(institution_id: int | None = None, project_id: int | None = None) -> Any:
+    """Return a select of the other side's ids in refused (已拒绝) connections of one institution or project.
+
+    A refused pair is not recommended again until the project asks again (which moves it out of 已拒绝).
+    """
+    if institution_id is not None:
+        return select(Connection.project_id).where(
+            Connection.institution_id == institution_id, Connection.stage == ConnectionStage.REFUSED
+        )
+    return select(Connection.institution_id).where(
+        Connection.project_id == project_id, Connection.stage == ConnectionStage.REFUSED
+    )
 
 
 @dataclass(frozen=True)
@@ -544,7 +561,7 @@ def matches_for_project(
 ) -> list[RankedRow]:
     """Return the top-k institutions of one side for a project, rows in rank order."""
     f = f or InstitutionFilter()
-    allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty())
+    allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty(), _declined(project_id=project_id))
     matches = get_matching().match_project(project_id, side, k=k, filters=Filters(allowed_ids=allowed))  # type: ignore[arg-type]
     return _in_rank_order(session, Institution, matches)
 
@@ -554,7 +571,7 @@ def matches_for_institution(
 ) -> list[RankedRow]:
     """Return the top-k projects for an institution, rows in rank order."""
     f = f or ProjectFilter()
-    allowed = _allowed(session, project_query(f, Project.id), f.is_empty())
+    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), _declined(institution_id=institution_id))
     matches = get_matching().match_institution(institution_id, k=k, filters=Filters(allowed_ids=allowed))
     return _in_rank_order(session, Project, matches)
 
@@ -562,7 +579,7 @@ def matches_for_institution(
 def matches_for_need(session: Session, need: Need, k: int = 10, f: ProjectFilter | None = None) -> list[RankedRow]:
     """Return the top-k projects for a posted need, rows in rank order."""
     f = f or ProjectFilter()
-    allowed = _allowed(session, project_query(f, Project.id), f.is_empty())
+    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), _declined(institution_id=need.institution_id))
     vec = _embed_one(session, "need", need.id, need_record_text(need))
     session.commit()
     matches = get_matching().match_need(need_profile(need), vec, k=k, filters=Filters(allowed_ids=allowed))
