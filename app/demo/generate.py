@@ -2297,7 +2297,7 @@ LINES.update(
 # ---------------------------------------------------------------------------------------------
 
 OPEN_ENT = [
-    "{company}成立于{founded}年，位于{city}，主要从事{product}的研发、生产和销售。",
+    "{company}成立于{founded}年，位于{city}，主要从事{product}的{business}。",
     "{company}创办于{founded}年，是{city}一家专注{product}的{title}。",
     "{company}从{founded}年起就开始做{product}，{years}年来没有换过赛道。",
     "{company}（简称“{brand}”）由几位来自{bg}的骨干创办，核心产品是{product}。",
@@ -2327,7 +2327,7 @@ GROWTH = ["已实现盈亏平衡。", "近三年复合增长率超过{p}%。", "
 STAFF = [
     "公司现有员工{emp}人，其中研发人员占{rdp}%。",
     "团队共{emp}人，研发人员占比约{rdp}%，核心成员来自{bg}。",
-    "现有员工{emp}人，在{city}设有研发中心和生产基地。",
+    "现有员工{emp}人，在{city}设有研发中心和{site}。",
 ]
 GENERIC_TECH = [
     "关键部件和核心算法均为自主研发，不依赖国外授权。",
@@ -2339,7 +2339,7 @@ ASK_FIN = [
     "本轮计划融资{amt}万元，主要用于{use}。",
     "拟融资{amt}万元（{round}），资金将投向{use}。",
     "希望通过大赛对接投资机构，完成{amt}万元的{round}融资。",
-    "目前正在寻求{amt}万元{round}，用于{use}和{use2}。",
+    "目前正在寻求{amt}万元{round}，用于{use}，以及{use2}。",
     "下一步将重点推进{use}，资金需求约{amt}万元。",
 ]
 ASK_LOAN = [
@@ -2352,8 +2352,8 @@ ASK_SERVICE = [
     "也希望通过大赛认识更多{scene}领域的客户和合作伙伴。",
 ]
 ASK_LAND = [
-    "公司计划在{land_city}建设新的生产基地，正在寻找{area}平方米左右的场地。",
-    "我们正在考察{region}的产业园区，希望尽快落地中试线。",
+    "公司计划在{land_city}建设新的{site}，正在寻找{area}平方米左右的场地。",
+    "我们正在考察{region}的产业园区，希望尽快{pilot}。",
     "希望入驻一家有{industry}产业配套的园区，就近对接上下游。",
 ]
 OPEN_MAKER = [
@@ -2393,15 +2393,34 @@ MAKER_PROGRESS = {
         "产品已完成定型，首批{n}0套正在生产。",
     ],
 }
+#: The same for software and service projects, which have prototypes but no workshop.
+MAKER_PROGRESS_SOFT = {
+    "创意阶段": [
+        "我们走访了{n}家潜在用户，确认这个需求真实存在，而且对方愿意为此付费。",
+        "目前完成了需求调研和技术方案，原型系统预计三个月内上线。",
+        "核心算法已在公开数据集上验证，效果达到预期。",
+        "方案已经请{k}位行业专家评审过，大方向得到了认可。",
+    ],
+    "研发样机": [
+        "原型系统已经上线测试，{n}家试点单位在免费试用。",
+        "核心模块已开发完成，正在和{k}家潜在客户做联调。",
+        "第一版原型只用了{k}个月就做出来了，试点用户的反馈比预期好。",
+        "原型系统在{city}的一家试点单位跑了{k}个月，主要流程都已验证。",
+    ],
+    "初创期": [
+        "公司刚注册不久，已签下{k}家付费试点客户。",
+        "产品已完成第一个正式版本，正在准备对外发布。",
+    ],
+}
 MAKER_PLAN = [
-    "接下来计划注册公司，并寻找愿意陪我们走过样机阶段的天使投资。",
-    "希望通过大赛对接孵化器和产业资源，尽快完成小批量试产。",
+    "接下来计划注册公司，并寻找愿意陪我们走过{proto}阶段的天使投资。",
+    "希望通过大赛对接孵化器和产业资源，尽快完成{pilot_run}。",
     "我们最需要的是中试场地和一位懂市场的合伙人。",
     "计划用一年时间完成产品定型，拿下第一批订单。",
-    "希望找到一家愿意提供应用场景的企业，一起把样机打磨成产品。",
+    "希望找到一家愿意提供应用场景的企业，一起把{proto}打磨成产品。",
     "下一步打算在{city}找一家孵化器落脚，把团队从兼职变成全职。",
     "明年的目标是完成产品认证，并在{k}家示范用户那里稳定运行。",
-    "团队还缺一位有量产经验的工程师，这也是我们参赛的目的之一。",
+    "团队还缺一位懂行业的商务合伙人，这也是我们参赛的目的之一。",
     "如果进展顺利，计划在一年半内实现首批销售。",
     "我们更希望找到懂这个行业的投资人，而不只是资金。",
 ]
@@ -2430,9 +2449,35 @@ TEAM_MAKER = [
     "项目负责人{founder}，{degree_m}；团队共{size}人，平均年龄不到三十岁。",
 ]
 SCHOOLS = ["国内一所重点高校", "本省一所理工科大学", "海外知名高校", "一所985高校", "当地一所职业技术学院"]
+MAKER_SCHOOLS = SCHOOLS[:4]  # maker teams of graduate students and young teachers
 DEGREES = ["博士", "硕士", "高级工程师", "正高级工程师", "本科学历"]
 MAKER_DEGREES = ["博士研究生", "硕士研究生", "在读博士", "本科毕业生"]
 MAKER_USES = ["样机开发和测试", "核心部件采购和工程验证", "团队组建和首批试产", "专利申请和产品定型"]
+MAKER_USES_SOFT = ["原型系统开发和测试", "算力和数据采购", "团队组建和试点推广", "产品定型和软件著作权登记"]
+#: Words that differ between making things and writing software or running services.
+SOFT_WORDS = {
+    False: {
+        "business": "研发、生产和销售",
+        "site": "生产基地",
+        "pilot": "落地中试线",
+        "proto": "样机",
+        "pilot_run": "小批量试产",
+    },
+    True: {
+        "business": "研发和运营",
+        "site": "区域交付中心",
+        "pilot": "设立区域总部",
+        "proto": "原型",
+        "pilot_run": "规模化试用",
+    },
+}
+
+
+def _is_soft(topic: dict[str, Any]) -> bool:
+    """Whether a topic's projects are software or services rather than made goods."""
+    return SME_SECTOR[topic["industry"]][0] != "工业" and topic["industry"] != "现代农业"
+
+
 REGIONS = ["长三角", "珠三角", "成渝地区", "京津冀", "长江中游"]
 
 IP_ITEM = {
@@ -2584,13 +2629,15 @@ def _contest_location(rng: random.Random, contest: dict[str, str]) -> tuple[str,
     return prov, rng.choice(PROVINCE_CITIES[prov]), prov
 
 
-def _pick_topic(rng: random.Random, contest: dict[str, str], lean_key: str) -> str:
+def _pick_topic(rng: random.Random, contest: dict[str, str], lean_key: str, used: Counter[str]) -> str:
+    """Pick a project's topic: the contest's track, the province's lean, or a balancing draw."""
     if contest["track"]:
         return TRACK_TOPIC[contest["track"]]
     lean = PROVINCE_LEAN.get(lean_key) or PROVINCE_LEAN.get(contest["province"])
     if lean and rng.random() < 0.5:
         return rng.choice(lean)
-    return rng.choice(list(TOPICS))
+    # Best of three by industry count, so that every industry gets enough projects to match on.
+    return min(rng.sample(list(TOPICS), 3), key=lambda t: used[TOPICS[t]["industry"]])
 
 
 def _pick_needs(rng: random.Random, topic: dict[str, Any], group: str, stage: str) -> list[str]:
@@ -2643,6 +2690,7 @@ def _describe(
         return _fill(rng, bank if isinstance(bank, str) else rng.choice(bank), ctx)
 
     tech = rng.sample(techs, len(techs))
+    progress = (MAKER_PROGRESS_SOFT if _is_soft(topic) else MAKER_PROGRESS).get(p["stage"], [])
     tech2 = [(f(tech[-1]), True)] if len(tech) > 1 else []
     ask: list[tuple[str, bool]] = []
     if "融资" in p["needs"]:
@@ -2660,7 +2708,7 @@ def _describe(
             (f(pains), True),
             (f(tech[0]), False),
             *tech2,
-            (f(topic["market"] if p["group"] == "企业组" else MAKER_PROGRESS[p["stage"]]), True),
+            (f(topic["market"] if p["group"] == "企业组" else progress), True),
             (f(TAIL_OVERSEAS), False),
         ]
     elif p["group"] == "创客组":
@@ -2670,7 +2718,7 @@ def _describe(
                 (f(pains), False),
                 (f(BRIDGE_MAKER), False),
                 (f(tech[0]), False),
-                (f(MAKER_PROGRESS[p["stage"]]), True),
+                (f(progress), True),
                 (f(MAKER_PLAN), True),
             ]
         elif shape == 1:
@@ -2678,14 +2726,14 @@ def _describe(
                 (f(OPEN_MAKER), False),
                 (f(tech[0]), False),
                 *tech2,
-                (f(MAKER_PROGRESS[p["stage"]]), False),
+                (f(progress), False),
             ]
         elif shape == 2:
             slots = [
                 (f(OPEN_MAKER), False),
                 (f(pains), True),
                 (f(BRIDGE_MAKER), False),
-                (f(MAKER_PROGRESS[p["stage"]]), True),
+                (f(progress), True),
                 (f(MAKER_PLAN), True),
             ]
         else:
@@ -2767,9 +2815,11 @@ def generate_projects(
     projects: list[dict[str, Any]] = []
     names: set[str] = set()
     descriptions: set[str] = set()
+    used: Counter[str] = Counter()
     for i, contest in enumerate(plan):
         prov, city, lean_key = _contest_location(rng, contest)
-        topic_key = _pick_topic(rng, contest, lean_key)
+        topic_key = _pick_topic(rng, contest, lean_key, used)
+        used[TOPICS[topic_key]["industry"]] += 1
         topic = TOPICS[topic_key]
         line = rng.choice(LINES[topic_key])
         product, scene = line[0], line[1]
@@ -2799,7 +2849,8 @@ def generate_projects(
         city_short = city.removesuffix("市") if city.endswith("市") else city[:2]
         company = f"{city_short}{brand}{rng.choice(topic['co'])}有限公司"
         founded = rng.randint(*FOUNDED[stage]) if group == "企业组" else 2022
-        uses = rng.sample(topic["uses"] if group == "企业组" else MAKER_USES, 2)
+        maker_uses = MAKER_USES_SOFT if _is_soft(topic) else MAKER_USES
+        uses = rng.sample(topic["uses"] if group == "企业组" else maker_uses, 2)
         ctx = {
             "company": company,
             "brand": brand,
@@ -2826,7 +2877,7 @@ def generate_projects(
             "land_city": rng.choice(PROVINCE_CITIES[rng.choice(list(PROVINCE_CITIES))]),
             "area": rng.choice([1500, 3000, 5000, 8000, 12000, 20000]),
             "region": rng.choice(REGIONS),
-            "school": rng.choice(SCHOOLS),
+            "school": rng.choice(SCHOOLS if group == "企业组" else MAKER_SCHOOLS),
             "degree": rng.choice(DEGREES),
             "degree_m": rng.choice(MAKER_DEGREES),
             "rd": max(2, int((emp or 10) * rng.uniform(0.2, 0.5))),
@@ -2834,6 +2885,7 @@ def generate_projects(
         }
         ctx["phd"] = rng.randint(1, max(1, min(6, ctx["rd"] // 3)))
         ctx["size_1"] = ctx["size"] - 1
+        ctx.update(SOFT_WORDS[_is_soft(topic)])
         frames = MAKER_FRAMES if group == "创客组" else PROJECT_FRAMES
         name = _fill(rng, rng.choice(frames), ctx)
         for _ in range(10):
@@ -3301,7 +3353,7 @@ def generate_institutions(rng: random.Random, namer: Namer) -> list[dict[str, An
                 stages = (
                     ["研发样机", "初创期", "成长期"]
                     if angel
-                    else rng.sample(["初创期", "成长期", "扩张期", "成熟期"], 3)
+                    else ["初创期", "成长期", "扩张期", "成熟期"][rng.randint(0, 1) :][:3]
                 )
                 tmin = rng.choice([200, 300, 500]) if angel else rng.choice([1000, 2000, 3000])
                 tmax = rng.choice([2000, 3000]) if angel else rng.choice([10000, 20000, 30000])
@@ -3416,7 +3468,7 @@ NEED_TEXT: dict[str, list[tuple[str, str]]] = {  # side -> (title, description) 
         (
             "寻找{region}{ind}领域{round}项目",
             "今年计划在{ind}领域再投{quota}个项目，单笔{tmin}万元至{tmax}万元，优先考虑{region}的企业。"
-            "希望项目已有{stage}的产品和客户验证，团队有清晰的技术壁垒。",
+            "希望项目处于{stage}，已有产品和客户验证，团队有清晰的技术壁垒。",
         ),
         (
             "{ind}专项：征集{stage}企业",
@@ -3459,13 +3511,13 @@ NEED_TEXT: dict[str, list[tuple[str, str]]] = {  # side -> (title, description) 
         ),
         (
             "大赛优秀项目免租入驻计划",
-            "为本届大赛优秀项目提供一年免租入驻，重点欢迎{ind}和{ind2}方向，名额{quota}个。",
+            "为本届大赛优秀项目提供一年免租入驻，重点欢迎{inds_txt}方向，名额{quota}个。",
         ),
     ],
     "platform": [
         (
             "为大赛获奖企业提供免费{svc1}服务",
-            "面向本届大赛获奖企业，提供{quota}个免费{svc1}名额，优先{ind}领域。每家企业可申请一次，"
+            "面向本届大赛获奖企业，提供{quota}个免费{svc1}服务名额，优先{ind}领域。每家企业可申请一次，"
             "超出部分按成本价收费。",
         ),
         (
@@ -3510,25 +3562,38 @@ def generate_needs(rng: random.Random, institutions: list[dict[str, Any]]) -> li
         for template in rng.sample(NEED_TEXT[side], rng.choice([1, 1, 2])):
             inds = rng.sample(inst["industries"], min(2, len(inst["industries"])))
             svcs = inst["services"] or ["法律", "财务"]
-            ex1, ex2 = _examples(rng, inds)
+            ex1, ex2 = _examples(rng, inds[:1])
             stages = inst["stages"][-3:] if side == "fund" else inst["stages"]
-            stage_pick = rng.sample(stages, min(2, len(stages)))
+            start = rng.randrange(max(1, len(stages) - 1))
+            stage_pick = stages[start : start + 2]  # two neighbouring stages
+            first = STAGES.index(stage_pick[0])
+            fund_round = ["种子轮", "天使轮", "Pre-A轮", "A轮", "B轮", "C轮及以后"][first]
+            park = inst["kind"] != "小微企业创业创新基地"
             ctx = {
                 "region": rng.choice(REGIONS),
                 "ind": inds[0],
                 "ind2": inds[-1],
                 "prov": inst["province"],
                 "prov_short": _prov_short(inst["province"]),
-                "round": rng.choice(["A轮", "Pre-A轮", "B轮", "天使轮"] if side == "fund" else ["A轮"]),
+                "round": fund_round,
+                "inds_txt": "和".join(dict.fromkeys(inds)),
                 "stage": "、".join(s for s in STAGES if s in stage_pick),
                 "ex1": ex1,
                 "ex2": ex2,
                 "tmin": inst["ticket_min_wan"],
                 "tmax": inst["ticket_max_wan"],
-                "quota": rng.choice([3, 5, 8, 10]) if side == "fund" else rng.choice([5, 10, 15, 20, 30]),
+                "quota": rng.choice(
+                    [10, 20, 30, 50]
+                    if side == "bank"
+                    else [3, 5, 8, 10]
+                    if side == "fund" or park
+                    else [5, 10, 15, 20, 30]
+                ),
                 "svc": "、".join(svcs[:3]),
                 "svc1": rng.choice(svcs),
-                "area": rng.choice([500, 1200, 2000, 3500, 6000, 12000]),
+                "area": rng.choice(
+                    [5000, 8000, 12000, 20000, 30000] if park else [500, 800, 1200, 2000, 3000]
+                ),
                 "space_kind": rng.choice(["独立办公室", "标准厂房", "联合办公工位"])
                 if inst["kind"] == "小微企业创业创新基地"
                 else "标准厂房",
@@ -3638,6 +3703,8 @@ def check(
             assert p["employees"] < emp_max and p["revenue_wan"] < rev_max, (sector, p["name"])
     descs = [p["description"] for p in projects]
     assert len(set(descs)) == len(descs), "duplicate project descriptions"
+    per_industry = Counter(p["industry"] for p in projects)
+    assert set(per_industry) == set(INDUSTRIES) and min(per_industry.values()) >= 8, per_industry
     assert len({p["name"] for p in projects}) == len(projects), "duplicate project names"
     groups = Counter(p["group"] for p in projects)
     assert 0.30 <= groups["创客组"] / len(projects) <= 0.40, groups
