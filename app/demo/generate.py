@@ -3724,6 +3724,7 @@ def check(
     for i in institutions:
         assert i["industries"] and set(i["industries"]) <= set(INDUSTRIES) and set(i["stages"]) <= set(STAGES)
         assert set(i["services"]) <= set(SERVICES)
+        assert "{" not in i["name"] + i["description"], i["name"]
         assert i["city"] in PROVINCE_CITIES[i["province"]]
         assert PHONE_RE.match(i["contact_phone"]) and EMAIL_RE.match(i["contact_email"])
         if i["kind"] in FUND_KINDS:
@@ -3746,6 +3747,7 @@ def check(
         assert DATE_RE.match(n["deadline"]) and n["quota"] > 0
         assert set(n["industries"]) <= set(INDUSTRIES) and set(n["stages"]) <= set(STAGES)
         assert set(n["services"]) <= set(SERVICES)
+        assert "{" not in n["title"] + n["description"], n["title"]
         in_window += "2026-12-01" <= n["deadline"] <= "2027-06-30"
     assert in_window / len(needs) >= 0.7, in_window
     ndescs = [n["description"] for n in needs]
