@@ -49,4 +49,7 @@ def load_demo(session: Session, force: bool = False) -> dict[str, int]:
         needs.append(Need(**validate(NeedIn, row).model_dump()))
     session.add_all(needs)
     session.commit()
-    return {"projects": len(projects), "institutions": len(institutions), "needs": len(needs)}
+    from app.pipeline.demo import load_history
+
+    history = load_history(session)  # a year of connections and their outcomes, for the dashboard
+    return {"projects": len(projects), "institutions": len(institutions), "needs": len(needs), **history}
