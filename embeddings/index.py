@@ -35,7 +35,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def _as_ids(ids: ArrayLike | Iterable[int]) -> NDArray[np.int64]:
     """Return ids as a contiguous 1-D int64 array."""
-    if isinstance(ids, (set, frozenset)) or not hasattr(ids, "__len__"):
+    if isinstance(ids, (set, frozenset)):
+        # Allowed-id filters arrive as sets of Python ints: fromiter avoids a temporary list.
+        try:
+            return np.fromiter(ids, dtype=np.int64, count=len(ids))
+        except (TypeError, ValueError, OverflowError):
+            ids = list(ids)
+    elif not hasattr(ids, "__len__"):
         ids = list(ids)  # type: ignore[arg-type]
     arr = np.asarray(ids)
     if arr.size == 0:
@@ -75,6 +81,7 @@ class VectorIndex:
         self._dim = int(dim)
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(self._dim))
         self._id_set: set[int] = set()
+        self._sorted_ids: NDArray[np.int64] | None = None  # cache for filtering; None = stale
         self._lock = threading.RLock()
 
     @property
@@ -120,10 +127,12 @@ class VectorIndex:
                 self._remove_present(np.asarray(existing, dtype=np.int64))
             self._index.add_with_ids(matrix, id_arr)
             self._id_set.update(id_arr.tolist())
+            self._sorted_ids = None
 
     def _remove_present(self, id_arr: NDArray[np.int64]) -> int:
         removed = int(self._index.remove_ids(faiss.IDSelectorBatch(id_arr)))
         self._id_set.difference_update(id_arr.tolist())
+        self._sorted_ids = None
         return removed
 
     def remove(self, ids: ArrayLike | Iterable[int]) -> int:
@@ -164,10 +173,7 @@ class VectorIndex:
             if allowed_ids is None:
                 k_eff = min(k, len(self._id_set))
             else:
-                allowed = _as_ids(allowed_ids)
-                present = np.asarray(
-                    [i for i in np.unique(allowed).tolist() if i in self._id_set], dtype=np.int64
-                )
+                present = self._present(_as_ids(allowed_ids))
                 k_eff = min(k, len(present))
                 if k_eff > 0:
                     # IndexIDMap2.search translates the selector from external ids to internal
@@ -189,6 +195,21 @@ class VectorIndex:
         vector = np.asarray(query, dtype=np.float32).reshape(1, -1)
         scores, found = self.search(vector, k, allowed_ids)
         return [(int(i), float(s)) for i, s in zip(found[0], scores[0], strict=True) if i != -1]
+
+    def _known_ids(self) -> NDArray[np.int64]:
+        """Return the held ids ascending, cached until the next mutation (call under the lock)."""
+        if self._sorted_ids is None:
+            self._sorted_ids = np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
+        return self._sorted_ids
+
+    def _present(self, wanted: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Return the unique ids of wanted that the index holds, ascending (call under the lock)."""
+        known = self._known_ids()
+        wanted = np.unique(wanted)
+        if len(known) == 0 or len(wanted) == 0:
+            return np.empty(0, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+        return np.asarray(wanted[known[pos] == wanted], dtype=np.int64)
 
     def reconstruct(self, id_: int) -> NDArray[np.float32]:
         """Return the stored (dim,) vector of one id.
@@ -219,7 +240,7 @@ class VectorIndex:
     def ids(self) -> NDArray[np.int64]:
         """Return the ids held, ascending."""
         with self._lock:
-            return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
+            return self._known_ids().copy()
 
     def __len__(self) -> int:
         with self._lock:
@@ -317,4 +338,5 @@ class VectorIndex:
         index = cls(dim)
         index._index = raw
         index._id_set = set(ids.tolist())
+        index._sorted_ids = None
         return index

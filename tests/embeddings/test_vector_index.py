@@ -141,6 +141,32 @@ class TestSearch:
         worst = int(ids[np.argmin(scores)])
         assert index.search_one(q, 10, {worst}) == [(worst, pytest.approx(float(scores.min()), abs=1e-5))]
 
+    @pytest.mark.parametrize("kind", ["set", "frozenset", "list", "array", "range"])
+    def test_filter_accepts_any_collection_of_ids(self, index: VectorIndex, data: tuple, kind: str) -> None:
+        ids, vectors = data
+        chosen = [int(i) for i in ids[10:20]]
+        allowed = {
+            "set": set(chosen),
+            "frozenset": frozenset(chosen),
+            "list": chosen,
+            "array": np.asarray(chosen),
+            "range": range(int(ids[10]), int(ids[19]) + 1),
+        }[kind]
+        hits = index.search_one(vectors[0], 50, allowed)  # type: ignore[arg-type]
+        assert sorted(i for i, _ in hits) == chosen
+
+    def test_filter_sees_ids_added_and_removed_after_a_search(
+        self, index: VectorIndex, data: tuple, unit_vectors: MakeVectors
+    ) -> None:
+        ids, vectors = data
+        allowed = {int(ids[0]), 77}
+        assert [i for i, _ in index.search_one(vectors[0], 5, allowed)] == [int(ids[0])]
+        index.add([77], vectors[:1])
+        assert sorted(i for i, _ in index.search_one(vectors[0], 5, allowed)) == sorted(allowed)
+        index.remove([int(ids[0])])
+        assert [i for i, _ in index.search_one(vectors[0], 5, allowed)] == [77]
+        assert 77 in index.ids() and int(ids[0]) not in index.ids()
+
     def test_k_larger_than_allowed_is_clipped_without_padding(self, index: VectorIndex, data: tuple) -> None:
         ids, vectors = data
         allowed = [int(ids[1]), int(ids[2]), int(ids[3]), 424242]  # one id is not indexed
