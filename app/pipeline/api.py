@@ -1,0 +1,176 @@
+"""The pipeline's JSON API, on the /api blueprint (so it shares its auth, limits and error format).
+
+GET  /api/connections                  list (filters: institution_id, project_id, stage, follow_up=1)
+POST /api/connections                  {project_id, institution_id, action: shortlist|request, note?, need_id?}
+GET  /api/connections/<id>             one connection with its next stages and history
+GET  /api/connections/<id>/history     its history
+POST /api/connections/<id>/move        {to_stage, note?, outcome?}
+POST /api/connections/<id>/shortlist   {shortlisted, note?}
+GET  /api/pipeline/stages              the stages and the legal moves
+GET  /api/dashboard                    the figures (?quarter=2026Q3 or ?from=&to=)
+GET  /api/reports/quarterly.xlsx       the quarterly report workbook
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import current_app, jsonify, request, send_file
+from sqlalchemy import func, select
+
+from app.access import audit, current_user, deny, login_required, roles_required
+from app.api import _body, bp
+from app.extensions import db
+from app.params import int_param
+from app.pipeline import rules, service
+from app.pipeline.figures import figures, period_from_args
+from app.pipeline.report import quarterly_workbook, workbook_bytes
+from app.pipeline.schemas import ConnectionIn, MoveIn, ShortlistIn, validate_in
+from app.pipeline.serialize import connection_json, event_json, history
+from app.pipeline.states import MOVES, OPEN_STAGES, parse_stage
+from models import Connection
+from models.enums import ConnectionStage, Role
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _days() -> int:
+    return int(current_app.config["FOLLOW_UP_DAYS"])
+
+
+def _json(c: Connection, with_history: bool = False) -> dict[str, Any]:
+    user = current_user()
+    private = rules.sees_private(user, c)
+    out = connection_json(c, private, _now(), _days())
+    if with_history:
+        out["history"] = [event_json(e) for e in history(c, private)]
+    return out
+
+
+@bp.get("/connections")
+@login_required
+def list_connections() -> Any:
+    user = current_user()
+    stmt = rules.visible_query(user)
+    if stmt is None:
+        deny("no connection list for this role")
+    args = request.args
+    for key, column, label in (("institution_id", Connection.institution_id, "机构"), ("project_id", Connection.project_id, "项目")):
+        if args.get(key):
+            stmt = stmt.where(column == int_param(args, key, 0, 1, 2**31 - 1, label))
+    if args.get("stage"):
+        stmt = stmt.where(Connection.stage == parse_stage(args["stage"], field="stage"))
+    if args.get("follow_up") in ("1", "true"):
+        cutoff = _now() - timedelta(days=_days())
+        stmt = stmt.where(Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < cutoff)
+    per_page = int_param(args, "per_page", int(current_app.config["PAGE_SIZE"]), 1, int(current_app.config["API_MAX_PAGE_SIZE"]), "每页条数")
+    page = int_param(args, "page", 1, 1, 1_000_000, "页码")
+    session = db.session
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.order_by(Connection.last_activity_at.desc(), Connection.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return jsonify(
+        {"items": [_json(c) for c in rows], "page": page, "per_page": per_page, "total": total,
+         "pages": (total + per_page - 1) // per_page}
+    )
+
+
+@bp.post("/connections")
+@login_required
+def create_connection() -> Any:
+    values = validate_in(ConnectionIn, _body())
+    user = current_user()
+    if not rules.can_connect(user, values.project_id, values.institution_id, values.action):
+        deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
+    session = db.session
+    existed = service.pair(session, values.project_id, values.institution_id) is not None
+    c, ev = service.connect(
+        session, values.project_id, values.institution_id, values.action, rules.actor(user), values.note, values.need_id
+    )
+    session.flush()
+    audit(f"connection.{values.action}", "connection", c.id, to_stage=ev.to_stage.value)
+    service.commit(session, c, [ev])
+    return jsonify(_json(c, with_history=True)), (200 if existed else 201)
+
+
+@bp.get("/connections/<int:ident>")
+@login_required
+def get_connection(ident: int) -> Any:
+    return jsonify(_json(rules.get_visible(db.session, ident), with_history=True))
+
+
+@bp.get("/connections/<int:ident>/history")
+@login_required
+def connection_history(ident: int) -> Any:
+    c = rules.get_visible(db.session, ident)
+    return jsonify({"connection_id": c.id, "items": [event_json(e) for e in history(c, rules.sees_private(current_user(), c))]})
+
+
+@bp.post("/connections/<int:ident>/move")
+@login_required
+def move_connection(ident: int) -> Any:
+    session = db.session
+    c = rules.get_visible(session, ident)
+    user = current_user()
+    if not rules.can_move(user, c):
+        deny(f"move connection {ident} refused", "没有权限变更该对接")
+    values = validate_in(MoveIn, _body())
+    frm = c.stage
+    ev = service.move(session, c, values.to_stage, rules.actor(user), values.note, values.outcome)
+    audit("connection.move", "connection", c.id, from_stage=frm.value, to_stage=ev.to_stage.value)
+    service.commit(session, c, [ev])
+    return jsonify(_json(c, with_history=True))
+
+
+@bp.post("/connections/<int:ident>/shortlist")
+@login_required
+def shortlist_connection(ident: int) -> Any:
+    session = db.session
+    c = rules.get_visible(session, ident)
+    user = current_user()
+    if not rules.sees_private(user, c):
+        deny(f"shortlist connection {ident} refused", "候选名单是机构的内部记录")
+    values = validate_in(ShortlistIn, _body())
+    ev = service.shortlist(session, c, values.shortlisted, rules.actor(user), values.note)
+    audit("connection.shortlist", "connection", c.id, shortlisted=values.shortlisted)
+    service.commit(session, c, [ev])
+    return jsonify(_json(c, with_history=True))
+
+
+@bp.get("/pipeline/stages")
+@login_required
+def stages() -> Any:
+    return jsonify(
+        {
+            "stages": ConnectionStage.labels(),
+            "open": [s.value for s in ConnectionStage if s in OPEN_STAGES],
+            "moves": {frm.value: [to.value for to in tos] for frm, tos in MOVES.items()},
+            "notes": {
+                "尽职调查": "仅投融资机构；投融资机构须经尽职调查后签约",
+                "终止": "须填写原因（note）",
+                "已签约": "须填写成果（outcome）：融资 {amount_wan, round, date}；落地 {base, area_m2, date}；服务 {service_kind, date}",
+            },
+        }
+    )
+
+
+@bp.get("/dashboard")
+@roles_required(Role.ADMIN, Role.ORGANISER)
+def dashboard_figures() -> Any:
+    scope = rules.report_scope(current_user())
+    from app.services import today
+
+    period = period_from_args(request.args, today())
+    return jsonify(figures(db.session, period, scope, _days()).as_json())
+
+
+@bp.get("/reports/quarterly.xlsx")
+@roles_required(Role.ADMIN, Role.ORGANISER)
+def report_xlsx() -> Any:
+    from app.pipeline.views import send_report
+
+    return send_report()

@@ -1,0 +1,160 @@
+"""The quarterly report (赛事专报) as an Excel workbook, built from the same Figures as the dashboard."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from app.pipeline.figures import DIMENSIONS, Figures
+
+TITLE = "“创客中国”赛后对接服务 赛事专报"
+SHEETS = ("汇总", "分赛事", "分维度", "月度趋势", "对接清单", "成功案例")
+#: Columns of a breakdown table: key in Tally.as_json() -> heading.
+TALLY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("opened", "新建对接"),
+    ("signed", "签约"),
+    ("financing_wan", "融资金额（万元）"),
+    ("financed", "融资项目数"),
+    ("landed", "落地项目数"),
+    ("landed_area_m2", "落地面积（㎡）"),
+    ("services", "服务交付数"),
+)
+#: The headline figures: (label, value getter on Figures.as_json()["totals"]).
+HEADLINE: tuple[tuple[str, str], ...] = (
+    ("新建对接", "opened"),
+    ("签约", "signed"),
+    ("融资金额（万元）", "financing_wan"),
+    ("融资项目数", "financed"),
+    ("落地项目数", "landed"),
+    ("落地面积（㎡）", "landed_area_m2"),
+    ("服务交付数", "services"),
+    ("被拒绝", "refused"),
+    ("终止", "terminated"),
+    ("待跟进（期末）", "follow_up"),
+)
+CONNECTION_COLUMNS = (
+    ("id", "编号"), ("project", "项目"), ("contest", "赛事"), ("institution", "机构"),
+    ("institution_kind", "机构类型"), ("initiated_by", "发起方"), ("opened", "建立日期"),
+    ("moves", "本期阶段变化"), ("stage", "期末阶段"), ("last_activity", "最近活动"), ("follow_up", "待跟进"),
+)
+CASE_COLUMNS = (
+    ("signed", "签约日期"), ("project", "项目"), ("contest", "赛事"), ("award", "获奖等级"), ("region", "地区"),
+    ("industry", "行业"), ("institution", "机构"), ("institution_kind", "机构类型"), ("kind", "成果类型"),
+    ("summary", "成果"), ("amount_wan", "融资金额（万元）"), ("round", "轮次"), ("area_m2", "落地面积（㎡）"),
+    ("service_kind", "服务类型"),
+)
+BOLD = Font(bold=True)
+HEAD_FILL = PatternFill("solid", fgColor="FDECEF")
+
+
+def headline(fig: Figures) -> list[tuple[str, Any]]:
+    """Return the report's headline figures as (label, value), in order (shared with the HTML page)."""
+    totals = fig.as_json()["totals"]
+    return [(label, totals[key]) for label, key in HEADLINE]
+
+
+def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事") -> Workbook:
+    """Return the report workbook: summary, per contest, per dimension, trend, connection list, success cases."""
+    data = fig.as_json()
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = SHEETS[0]
+    ws.append([f"{TITLE}（{fig.period.label}）"])
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.append(["统计区间", f"{data['period']['from']} 至 {data['period']['to']}"])
+    ws.append(["统计范围", scope_label])
+    ws.append(["数据截至", fig.as_of.strftime("%Y-%m-%d %H:%M UTC")])
+    ws.append([])
+    ws.append(["指标", "数值"])
+    _style_head(ws, ws.max_row)
+    for label, value in headline(fig):
+        ws.append([label, value])
+    ws.append([])
+    ws.append(["对接漏斗（本期新建对接到达各阶段）", "数量"])
+    _style_head(ws, ws.max_row)
+    for step in data["funnel"]:
+        ws.append([step["label"] + ("（仅投融资机构）" if step["stage"] == "DUE_DILIGENCE" else ""), step["count"]])
+    ws.append([])
+    ws.append(["本期进入各阶段次数", "次数"])
+    _style_head(ws, ws.max_row)
+    for label, count in data["entered"].items():
+        ws.append([label, count])
+    _widths(ws, [34, 22])
+
+    _breakdown_sheet(wb.create_sheet(SHEETS[1]), "赛事", data["breakdowns"]["contest"], total=data["totals"])
+
+    ws = wb.create_sheet(SHEETS[2])
+    for dim, heading in DIMENSIONS.items():
+        if dim == "contest":
+            continue
+        _table(ws, heading, data["breakdowns"][dim])
+        ws.append([])
+    _widths(ws, [26] + [16] * len(TALLY_COLUMNS))
+
+    ws = wb.create_sheet(SHEETS[3])
+    ws.append(["月份", *[h for _, h in TALLY_COLUMNS]])
+    _style_head(ws, 1)
+    for m in data["months"]:
+        ws.append([m["month"], *[m[k] for k, _ in TALLY_COLUMNS]])
+    _widths(ws, [12] + [16] * len(TALLY_COLUMNS))
+
+    ws = wb.create_sheet(SHEETS[4])
+    _rows(ws, CONNECTION_COLUMNS, [{**r, "follow_up": "是" if r["follow_up"] else ""} for r in fig.rows])
+    _widths(ws, [8, 30, 22, 30, 20, 10, 12, 40, 12, 12, 8])
+
+    ws = wb.create_sheet(SHEETS[5])
+    _rows(ws, CASE_COLUMNS, data["success_cases"])
+    _widths(ws, [12, 30, 22, 10, 14, 14, 30, 20, 10, 34, 16, 10, 14, 12])
+    return wb
+
+
+def workbook_bytes(wb: Workbook) -> bytes:
+    """Return the workbook as .xlsx bytes."""
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _breakdown_sheet(ws: Worksheet, heading: str, rows: list[dict[str, Any]], total: dict[str, Any]) -> None:
+    _table(ws, heading, rows)
+    ws.append(["合计", *[total[k] for k, _ in TALLY_COLUMNS]])
+    for cell in ws[ws.max_row]:
+        cell.font = BOLD
+    _widths(ws, [30] + [16] * len(TALLY_COLUMNS))
+    ws.freeze_panes = "B2"
+
+
+def _table(ws: Worksheet, heading: str, rows: list[dict[str, Any]]) -> None:
+    ws.append([heading, *[h for _, h in TALLY_COLUMNS]])
+    _style_head(ws, ws.max_row)
+    for r in rows:
+        ws.append([r["key"], *[r[k] for k, _ in TALLY_COLUMNS]])
+
+
+def _rows(ws: Worksheet, columns: Sequence[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
+    ws.append([h for _, h in columns])
+    _style_head(ws, 1)
+    for r in rows:
+        ws.append([r.get(k) for k, _ in columns])
+    ws.freeze_panes = "A2"
+    if rows:
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
+
+
+def _style_head(ws: Worksheet, row: int) -> None:
+    for cell in ws[row]:
+        cell.font = BOLD
+        cell.fill = HEAD_FILL
+        cell.alignment = Alignment(vertical="center")
+
+
+def _widths(ws: Worksheet, widths: Sequence[int]) -> None:
+    for n, w in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(n)].width = w
