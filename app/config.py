@@ -22,3 +22,24 @@ class Config:
     MATCHING_EAGER = True
     # Connections idle longer than this are flagged 待跟进.
     FOLLOW_UP_DAYS = 14
+
+    # --- accounts and web safety ---
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    # None: Secure (HTTPS-only) unless running in debug or testing; set MATCH_SESSION_COOKIE_SECURE=false
+    # only to try the site over plain http on another machine.
+    SESSION_COOKIE_SECURE: bool | None = None
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = 8 * 3600
+    # Flask-Limiter: in memory by default; e.g. MATCH_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/1
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    # Failed login attempts per user name and address, and all attempts per address.
+    LOGIN_RATE_LIMIT = "5 per minute;30 per hour"
+    LOGIN_RATE_LIMIT_PER_ADDRESS = "60 per minute"
+    # API calls per token (or account, or anonymous caller) and address.
+    API_RATE_LIMIT = "300 per minute"
+    # Largest JSON body the API reads; pages and uploads keep MAX_CONTENT_LENGTH.
+    API_MAX_BODY_BYTES = 256 * 1024
+    PASSWORD_MIN_LENGTH = 8

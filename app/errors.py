@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.schemas import InputError
@@ -57,11 +58,17 @@ def init_app(app: Flask) -> None:
     def _input_error(exc: InputError):  # type: ignore[no-untyped-def]
         return error_response(422, exc.message, exc.fields)
 
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
+        if exc.description and not exc.description.startswith("The "):
+            return error_response(400, exc.description, code="csrf_failed")
+        return error_response(400, "页面已过期或缺少安全令牌（CSRF），请刷新页面后重新提交", code="csrf_failed")
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         status = exc.code or 500
         message = MESSAGES.get(status)
-        if exc.description and status in (400, 404, 409, 422) and not exc.description.startswith("The "):
+        if exc.description and status in (400, 401, 403, 404, 409, 422) and not exc.description.startswith("The "):
             message = exc.description  # our own Chinese descriptions from abort(...)
         return error_response(status, message)
 

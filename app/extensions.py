@@ -6,6 +6,9 @@ import os
 from typing import Any
 
 from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, scoped_session
 
@@ -45,3 +48,9 @@ class Database:
 
 
 db = Database()
+
+#: Sessions for pages; app.access binds it and adds API tokens on top.
+login_manager = LoginManager()
+
+#: Rate limits (login attempts, API calls); in memory unless MATCH_RATELIMIT_STORAGE_URI names a Redis.
+limiter = Limiter(key_func=get_remote_address)

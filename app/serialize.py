@@ -108,3 +108,30 @@ def form_values(row: Any, fields: list[str]) -> dict[str, Any]:
         else need_json(row)
     )
     return {f: data.get(f) for f in fields}
+
+
+def project_view_json(p: Project, level: str) -> dict[str, Any]:
+    """Return a project as a viewer at `level` (public, member, private) may see it.
+
+    Fields above the viewer's level are left out and named in "hidden", so a client can tell
+    "not shown to you" from "empty".
+    """
+    from app.access import project_fields
+
+    allowed = project_fields(level)  # type: ignore[arg-type]
+    data = project_json(p)
+    out = {k: v for k, v in data.items() if k in allowed}
+    out["hidden"] = sorted(k for k in data if k not in allowed)
+    return out
+
+
+def institution_view_json(i: Institution, contacts: bool) -> dict[str, Any]:
+    """Return an institution; its contact persons only for logged-in viewers."""
+    from app.access import INSTITUTION_PRIVATE_FIELDS
+
+    data = institution_json(i)
+    if contacts:
+        return {**data, "hidden": []}
+    out = {k: v for k, v in data.items() if k not in INSTITUTION_PRIVATE_FIELDS}
+    out["hidden"] = sorted(INSTITUTION_PRIVATE_FIELDS)
+    return out

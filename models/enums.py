@@ -132,3 +132,24 @@ class ConnectionStage(LabelEnum):
 class NeedStatus(LabelEnum):
     OPEN = "征集中"
     CLOSED = "已结束"
+
+
+class Role(LabelEnum):
+    """What an account may do: the secretariat runs everything, the others act for what they are bound to."""
+
+    ADMIN = "秘书处管理员"
+    ORGANISER = "赛事组织方"
+    INSTITUTION = "机构成员"
+    PROJECT = "项目成员"
+
+
+class AccountStatus(LabelEnum):
+    PENDING = "待审核"
+    APPROVED = "已启用"
+    DISABLED = "已停用"
+
+
+class RegistrationStatus(LabelEnum):
+    PENDING = "待审核"
+    APPROVED = "已通过"
+    REJECTED = "已驳回"

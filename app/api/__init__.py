@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
@@ -11,8 +12,33 @@ from app import services
 from app.extensions import db
 from app.params import institution_filter, int_param, k_param, project_filter, side_param
 from app.schemas import InputError
-from app.serialize import contest_json, institution_json, match_json, need_json, project_json
+from app.access import (
+    can_delete_project,
+    can_edit_institution,
+    can_see_contacts,
+    can_see_institution_contacts,
+    check_need_write,
+    check_project_write,
+    contact_project_ids,
+    current_user,
+    deny,
+    login_required,
+    project_level,
+    public,
+    roles_required,
+    visible_reasons,
+)
+from app.serialize import (
+    contest_json,
+    institution_json,
+    institution_view_json,
+    match_json,
+    need_json,
+    project_json,
+    project_view_json,
+)
 from models import Contest, Institution, Need, Project
+from models.enums import Role
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -30,13 +56,15 @@ def _body() -> dict[str, Any]:
     return data
 
 
-def _page(stmt: Any, order: Any, to_json: Any) -> Any:
+def _page(stmt: Any, order: Any, to_json: Any, prepare: Any = None) -> Any:
     args = request.args
     per_page = int_param(args, "per_page", int(current_app.config["PAGE_SIZE"]), 1, int(current_app.config["API_MAX_PAGE_SIZE"]), "每页条数")
     page = int_param(args, "page", 1, 1, 1_000_000, "页码")
     session = db.session
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(stmt.order_by(order).offset((page - 1) * per_page).limit(per_page)).all()
+    if prepare is not None:
+        to_json = prepare(rows)
     return jsonify(
         {
             "items": [to_json(r) for r in rows],
@@ -73,7 +101,37 @@ INSTITUTION_FIELDS = [
 NEED_FIELDS = ["institution_id", "title", "description", "industries", "stages", "services", "quota", "deadline"]
 
 
+def _projects_out(rows: Any) -> Any:
+    """Return a serializer for a page of projects, each at the viewer's level (one contacts query)."""
+    user = current_user()
+    contacts = contact_project_ids(user, [p.id for p in rows], {p.id: p.contest_id for p in rows})
+    return lambda p: project_view_json(p, project_level(user, p, contacts))
+
+
+def _project_out(p: Project) -> dict[str, Any]:
+    return project_view_json(p, project_level(current_user(), p))
+
+
+def _institution_out(i: Institution) -> dict[str, Any]:
+    return institution_view_json(i, can_see_institution_contacts(current_user()))
+
+
+def _match_out(row: Any, m: Any, project: Project, inst: Institution, contacts: bool | None = None) -> dict[str, Any]:
+    reasons = visible_reasons(current_user(), project, inst, m.reasons, contacts)
+    return match_json(row, replace(m, reasons=reasons))
+
+
+@bp.get("/openapi.json")
+@public
+def openapi() -> Any:
+    """The OpenAPI 3.1 description of this API."""
+    from app.api.openapi import build_openapi
+
+    return jsonify(build_openapi(current_app))
+
+
 @bp.get("/contests")
+@public
 def contests() -> Any:
     rows = db.session.scalars(select(Contest).order_by(Contest.code)).all()
     return jsonify({"items": [contest_json(c) for c in rows], "total": len(rows)})
@@ -83,91 +141,115 @@ def contests() -> Any:
 
 
 @bp.get("/projects")
+@public
 def list_projects() -> Any:
-    return _page(services.project_query(project_filter(request.args)), Project.id, project_json)
+    return _page(services.project_query(project_filter(request.args)), Project.id, None, _projects_out)
 
 
 @bp.post("/projects")
+@roles_required(Role.ADMIN, Role.ORGANISER)
 def create_project() -> Any:
-    p = services.save_project(db.session, _body())
-    return jsonify(project_json(p)), 201
+    data = check_project_write(current_user(), _body())
+    p = services.save_project(db.session, data)
+    return jsonify(_project_out(p)), 201
 
 
 @bp.get("/projects/<int:ident>")
+@public
 def get_project(ident: int) -> Any:
-    return jsonify(project_json(_get_or_404(Project, ident)))
+    return jsonify(_project_out(_get_or_404(Project, ident)))
 
 
 @bp.route("/projects/<int:ident>", methods=["PUT", "PATCH"])
+@login_required
 def update_project(ident: int) -> Any:
     p = _get_or_404(Project, ident)
     body = _body()
     data = _merged(project_json(p), body, PROJECT_FIELDS) if request.method == "PATCH" else body
-    return jsonify(project_json(services.save_project(db.session, data, p)))
+    data = check_project_write(current_user(), data, p)
+    return jsonify(_project_out(services.save_project(db.session, data, p)))
 
 
 @bp.delete("/projects/<int:ident>")
+@roles_required(Role.ADMIN, Role.ORGANISER)
 def delete_project(ident: int) -> Any:
-    services.delete_project(db.session, _get_or_404(Project, ident))
+    p = _get_or_404(Project, ident)
+    if not can_delete_project(current_user(), p):
+        deny(f"may not delete project {ident}", "只能删除自己负责赛事的项目")
+    services.delete_project(db.session, p)
     return "", 204
 
 
 @bp.get("/projects/<int:ident>/matches")
+@public
 def project_matches(ident: int) -> Any:
-    _get_or_404(Project, ident)
+    p = _get_or_404(Project, ident)
     side = side_param(request.args)
     k = k_param(request.args)
     ranked = services.matches_for_project(
         db.session, ident, side, k, institution_filter(request.args, kind_key="institution_kind")
     )
-    return jsonify({"project_id": ident, "kind": side, "k": k, "items": [match_json(r.row, r.match) for r in ranked]})
+    contacts = can_see_contacts(current_user(), p)
+    items = [_match_out(r.row, r.match, p, r.row, contacts) for r in ranked]
+    return jsonify({"project_id": ident, "kind": side, "k": k, "items": items})
 
 
 # --- institutions ------------------------------------------------------------------------------------
 
 
 @bp.get("/institutions")
+@public
 def list_institutions() -> Any:
-    return _page(services.institution_query(institution_filter(request.args)), Institution.id, institution_json)
+    return _page(services.institution_query(institution_filter(request.args)), Institution.id, _institution_out)
 
 
 @bp.post("/institutions")
+@roles_required(Role.ADMIN)
 def create_institution() -> Any:
     i = services.save_institution(db.session, _body())
-    return jsonify(institution_json(i)), 201
+    return jsonify(_institution_out(i)), 201
 
 
 @bp.get("/institutions/<int:ident>")
+@public
 def get_institution(ident: int) -> Any:
-    return jsonify(institution_json(_get_or_404(Institution, ident)))
+    return jsonify(_institution_out(_get_or_404(Institution, ident)))
 
 
 @bp.route("/institutions/<int:ident>", methods=["PUT", "PATCH"])
+@roles_required(Role.ADMIN, Role.INSTITUTION)
 def update_institution(ident: int) -> Any:
     i = _get_or_404(Institution, ident)
+    if not can_edit_institution(current_user(), i):
+        deny(f"may not edit institution {ident}", "只能编辑本机构的信息")
     body = _body()
     data = _merged(institution_json(i), body, INSTITUTION_FIELDS) if request.method == "PATCH" else body
-    return jsonify(institution_json(services.save_institution(db.session, data, i)))
+    return jsonify(_institution_out(services.save_institution(db.session, data, i)))
 
 
 @bp.delete("/institutions/<int:ident>")
+@roles_required(Role.ADMIN)
 def delete_institution(ident: int) -> Any:
     services.delete_institution(db.session, _get_or_404(Institution, ident))
     return "", 204
 
 
 @bp.get("/institutions/<int:ident>/matches")
+@public
 def institution_matches(ident: int) -> Any:
-    _get_or_404(Institution, ident)
+    inst = _get_or_404(Institution, ident)
     k = k_param(request.args)
     ranked = services.matches_for_institution(db.session, ident, k, project_filter(request.args))
-    return jsonify({"institution_id": ident, "k": k, "items": [match_json(r.row, r.match) for r in ranked]})
+    contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
+    items = [_match_out(r.row, r.match, r.row, inst, r.row.id in contacts) for r in ranked]
+    return jsonify({"institution_id": ident, "k": k, "items": items})
 
 
 # --- needs -------------------------------------------------------------------------------------------
 
 
 @bp.get("/needs")
+@login_required
 def list_needs() -> Any:
     stmt = select(Need)
     inst = request.args.get("institution_id")
@@ -177,42 +259,54 @@ def list_needs() -> Any:
 
 
 @bp.post("/needs")
+@roles_required(Role.ADMIN, Role.INSTITUTION)
 def create_need() -> Any:
-    n = services.save_need(db.session, _body())
+    n = services.save_need(db.session, check_need_write(current_user(), _body()))
     return jsonify(need_json(n)), 201
 
 
 @bp.get("/needs/<int:ident>")
+@login_required
 def get_need(ident: int) -> Any:
     return jsonify(need_json(_get_or_404(Need, ident)))
 
 
 @bp.route("/needs/<int:ident>", methods=["PUT", "PATCH"])
+@roles_required(Role.ADMIN, Role.INSTITUTION)
 def update_need(ident: int) -> Any:
     n = _get_or_404(Need, ident)
+    check_need_write(current_user(), None, n)
     body = _body()
     data = _merged(need_json(n), body, NEED_FIELDS) if request.method == "PATCH" else body
+    data = check_need_write(current_user(), data, n)
     return jsonify(need_json(services.save_need(db.session, data, n)))
 
 
 @bp.delete("/needs/<int:ident>")
+@roles_required(Role.ADMIN, Role.INSTITUTION)
 def delete_need(ident: int) -> Any:
-    services.delete_need(db.session, _get_or_404(Need, ident))
+    n = _get_or_404(Need, ident)
+    check_need_write(current_user(), None, n)
+    services.delete_need(db.session, n)
     return "", 204
 
 
 @bp.get("/needs/<int:ident>/matches")
+@login_required
 def need_matches(ident: int) -> Any:
     n = _get_or_404(Need, ident)
     k = k_param(request.args)
     ranked = services.matches_for_need(db.session, n, k, project_filter(request.args))
-    return jsonify({"need_id": ident, "k": k, "items": [match_json(r.row, r.match) for r in ranked]})
+    contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
+    items = [_match_out(r.row, r.match, r.row, n.institution, r.row.id in contacts) for r in ranked]
+    return jsonify({"need_id": ident, "k": k, "items": items})
 
 
 # --- bulk import -------------------------------------------------------------------------------------
 
 
 @bp.post("/imports/<kind>")
+@roles_required(Role.ADMIN, Role.ORGANISER)
 def import_file(kind: str) -> Any:
     """Import a CSV/XLSX file of projects or institutions (multipart field `file`): all rows or none."""
     from app.web.imports import KINDS, run_import

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, render_template
 from sqlalchemy import func, select
 
+from app.access import current_user, public
 from app.extensions import db
 from models import Award, Contest, Institution, Need, Project
 
@@ -14,6 +15,7 @@ bp = Blueprint("home", __name__)
 
 
 @bp.get("/")
+@public
 def index() -> Any:
     s = db.session
     counts = {
@@ -29,5 +31,7 @@ def index() -> Any:
         .order_by(Project.award, Project.id)
         .limit(8)
     ).all()
-    needs = s.scalars(select(Need).order_by(Need.deadline.desc(), Need.id.desc()).limit(6)).all()
+    needs = []  # posted needs are for logged-in accounts
+    if current_user() is not None:
+        needs = s.scalars(select(Need).order_by(Need.deadline.desc(), Need.id.desc()).limit(6)).all()
     return render_template("index.html", counts=counts, by_kind=by_kind, winners=winners, needs=needs)

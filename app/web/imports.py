@@ -7,8 +7,12 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request
 
 from app import services
+from app.access import audit, current_user, deny, organiser_contest_ids, roles_required
 from app.extensions import db
 from app.imports import ImportFileError, header_labels, import_rows, read_rows, template_csv, template_xlsx
+from app.schemas import InputError
+from app.uploads import check_upload
+from models.enums import Role
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -18,23 +22,31 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 def run_import(kind: str, allowed_contests: set[int] | None = None) -> tuple[Any, str | None]:
     """Read the uploaded file of the request and import it; return (report, file error)."""
+    if kind != "projects" and organiser_contest_ids(current_user()) is not None:
+        deny(f"import of {kind}", "只有秘书处可以导入服务机构")
+    if allowed_contests is None:
+        allowed_contests = organiser_contest_ids(current_user())  # an organiser: its own contests only
     upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        return None, "请选择要导入的文件"
-    data = upload.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        return None, "文件超过 5 MB，请分批导入"
     try:
-        report, rows = import_rows(db.session, kind, read_rows(upload.filename, data), allowed_contests)  # type: ignore[arg-type]
+        data = check_upload(upload, ("csv", "xlsx"), MAX_UPLOAD_BYTES, "file", "导入文件")
+    except InputError as exc:
+        return None, next(iter(exc.fields.values()))
+    try:
+        report, rows = import_rows(db.session, kind, read_rows(upload.filename, data), allowed_contests)  # type: ignore[arg-type,union-attr]
     except ImportFileError as exc:
         db.session.rollback()
         return None, exc.message
     if rows:
         services.index_imported(db.session, "project" if kind == "projects" else "institution", rows)
+    if report.ok:
+        audit(f"import.{kind}", kind.rstrip("s"), None, rows=report.rows, created=report.created,
+              file=(upload.filename or "")[:200])  # type: ignore[union-attr]
+        db.session.commit()
     return report, None
 
 
 @bp.route("/", methods=["GET", "POST"])
+@roles_required(Role.ADMIN, Role.ORGANISER)
 def upload() -> Any:
     kind = request.values.get("kind", "projects")
     if kind not in KINDS:
@@ -49,6 +61,7 @@ def upload() -> Any:
 
 
 @bp.get("/template.<fmt>")
+@roles_required(Role.ADMIN, Role.ORGANISER)
 def template(fmt: str) -> Any:
     kind = request.args.get("kind", "projects")
     if kind not in KINDS or fmt not in ("csv", "xlsx"):

@@ -8,6 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from app import services
 from app.api import INSTITUTION_FIELDS
+from app.access import can_edit_institution, current_user, deny, public, redact_ranked, roles_required
 from app.extensions import db
 from app.params import institution_filter, project_filter
 from app.schemas import InputError
@@ -15,11 +16,13 @@ from app.serialize import form_values
 from app.web.forms import form_data
 from app.web.projects import _contests, paginate
 from models import Institution
+from models.enums import Role
 
 bp = Blueprint("institutions", __name__, url_prefix="/institutions")
 
 
 @bp.get("/")
+@public
 def list_institutions() -> Any:
     try:
         f = institution_filter(request.args)
@@ -31,6 +34,7 @@ def list_institutions() -> Any:
 
 
 @bp.get("/<int:ident>")
+@public
 def detail(ident: int) -> Any:
     inst = db.session.get(Institution, ident) or abort(404)
     try:
@@ -38,20 +42,25 @@ def detail(ident: int) -> Any:
         errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.ProjectFilter(), exc.fields
-    ranked = services.matches_for_institution(db.session, ident, 20, f)
+    ranked = redact_ranked(current_user(), services.matches_for_institution(db.session, ident, 20, f), institution=inst)
     return render_template(
         "institutions/detail.html", inst=inst, ranked=ranked, f=f, errors=errors, contests=_contests()
     )
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
 def create() -> Any:
     return _form(None)
 
 
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
+@roles_required(Role.ADMIN, Role.INSTITUTION)
 def edit(ident: int) -> Any:
-    return _form(db.session.get(Institution, ident) or abort(404))
+    inst = db.session.get(Institution, ident) or abort(404)
+    if not can_edit_institution(current_user(), inst):
+        deny(f"may not edit institution {ident}", "只能编辑本机构的信息")
+    return _form(inst)
 
 
 def _form(inst: Institution | None) -> Any:
@@ -70,6 +79,7 @@ def _form(inst: Institution | None) -> Any:
 
 
 @bp.post("/<int:ident>/delete")
+@roles_required(Role.ADMIN)
 def delete(ident: int) -> Any:
     inst = db.session.get(Institution, ident) or abort(404)
     services.delete_institution(db.session, inst)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app import services
 from app.api import NEED_FIELDS
+from app.access import check_need_write, current_user, is_secretariat, login_required, redact_ranked, roles_required
 from app.extensions import db
 from app.params import project_filter
 from app.schemas import InputError
@@ -16,17 +17,20 @@ from app.serialize import form_values
 from app.web.forms import form_data
 from app.web.projects import _contests, paginate
 from models import Institution, Need
+from models.enums import Role
 
 bp = Blueprint("needs", __name__, url_prefix="/needs")
 
 
 @bp.get("/")
+@login_required
 def list_needs() -> Any:
     page = paginate(select(Need), (Need.deadline.desc(), Need.id.desc()))
     return render_template("needs/list.html", page=page)
 
 
 @bp.get("/<int:ident>")
+@login_required
 def detail(ident: int) -> Any:
     need = db.session.get(Need, ident) or abort(404)
     try:
@@ -34,18 +38,23 @@ def detail(ident: int) -> Any:
         errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.ProjectFilter(), exc.fields
-    ranked = services.matches_for_need(db.session, need, 20, f)
+    ranked = redact_ranked(current_user(), services.matches_for_need(db.session, need, 20, f), institution=need.institution)
     return render_template("needs/detail.html", need=need, ranked=ranked, f=f, errors=errors, contests=_contests())
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@roles_required(Role.ADMIN, Role.INSTITUTION)
 def create() -> Any:
+    check_need_write(current_user(), None)
     return _form(None)
 
 
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
+@roles_required(Role.ADMIN, Role.INSTITUTION)
 def edit(ident: int) -> Any:
-    return _form(db.session.get(Need, ident) or abort(404))
+    need = db.session.get(Need, ident) or abort(404)
+    check_need_write(current_user(), None, need)
+    return _form(need)
 
 
 def _form(need: Need | None) -> Any:
@@ -54,7 +63,7 @@ def _form(need: Need | None) -> Any:
         "institution_id": request.args.get("institution_id", ""), "industries": [], "stages": [], "services": []
     }
     if request.method == "POST":
-        values = form_data(request.form, NEED_FIELDS)
+        values = check_need_write(current_user(), form_data(request.form, NEED_FIELDS), need)
         try:
             saved = services.save_need(db.session, values, need)
         except InputError as exc:
@@ -62,15 +71,21 @@ def _form(need: Need | None) -> Any:
         else:
             flash("对接需求已发布", "success")
             return redirect(url_for("needs.detail", ident=saved.id))
-    institutions = db.session.scalars(select(Institution).order_by(Institution.name)).all()
+    stmt = select(Institution).order_by(Institution.name)
+    user = current_user()
+    if not is_secretariat(user):
+        stmt = stmt.where(Institution.id == user.institution_id)  # type: ignore[union-attr]
+    institutions = db.session.scalars(stmt).all()
     return render_template(
         "needs/form.html", need=need, v=values, errors=errors, institutions=institutions
     ), (422 if errors else 200)
 
 
 @bp.post("/<int:ident>/delete")
+@roles_required(Role.ADMIN, Role.INSTITUTION)
 def delete(ident: int) -> Any:
     need = db.session.get(Need, ident) or abort(404)
+    check_need_write(current_user(), None, need)
     services.delete_need(db.session, need)
     flash("对接需求已删除", "success")
     return redirect(url_for("needs.list_needs"))

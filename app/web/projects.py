@@ -9,18 +9,35 @@ from sqlalchemy import func, select
 
 from app import services
 from app.api import PROJECT_FIELDS
+from app.access import (
+    can_delete_project,
+    can_edit_project,
+    check_project_write,
+    current_user,
+    deny,
+    login_required,
+    organiser_contest_ids,
+    project_level,
+    public,
+    redact_ranked,
+    roles_required,
+)
 from app.extensions import db
 from app.params import institution_filter, int_param, project_filter
 from app.schemas import InputError
 from app.serialize import form_values
 from app.web.forms import form_data
 from models import Contest, Project
+from models.enums import Role
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
 
 
-def _contests() -> list[Contest]:
-    return list(db.session.scalars(select(Contest).order_by(Contest.code)))
+def _contests(only: set[int] | None = None) -> list[Contest]:
+    stmt = select(Contest).order_by(Contest.code)
+    if only is not None:
+        stmt = stmt.where(Contest.id.in_(only))
+    return list(db.session.scalars(stmt))
 
 
 def paginate(stmt: Any, order: Any) -> dict[str, Any]:
@@ -33,6 +50,7 @@ def paginate(stmt: Any, order: Any) -> dict[str, Any]:
 
 
 @bp.get("/")
+@public
 def list_projects() -> Any:
     try:
         f = project_filter(request.args)
@@ -44,6 +62,7 @@ def list_projects() -> Any:
 
 
 @bp.get("/<int:ident>")
+@public
 def detail(ident: int) -> Any:
     p = db.session.get(Project, ident) or abort(404)
     try:
@@ -51,25 +70,42 @@ def detail(ident: int) -> Any:
         errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.InstitutionFilter(), exc.fields
-    lists = {side: services.matches_for_project(db.session, ident, side, 10, f) for side in ("fund", "base", "platform")}
-    return render_template("projects/detail.html", p=p, lists=lists, f=f, errors=errors)
+    user = current_user()
+    lists = {
+        side: redact_ranked(user, services.matches_for_project(db.session, ident, side, 10, f), project=p)
+        for side in ("fund", "base", "platform")
+    }
+    return render_template(
+        "projects/detail.html", p=p, lists=lists, f=f, errors=errors, level=project_level(user, p)
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@roles_required(Role.ADMIN, Role.ORGANISER)
 def create() -> Any:
     return _form(None)
 
 
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
+@login_required
 def edit(ident: int) -> Any:
-    return _form(db.session.get(Project, ident) or abort(404))
+    p = db.session.get(Project, ident) or abort(404)
+    if not can_edit_project(current_user(), p):
+        deny(f"may not edit project {ident}", "只能编辑自己的项目或自己负责赛事的项目")
+    return _form(p)
 
 
 def _form(p: Project | None) -> Any:
     errors: dict[str, str] = {}
     values = form_values(p, PROJECT_FIELDS) if p else {"award": "无", "needs": []}
+    user = current_user()
+    locked = p is not None and user is not None and user.role is Role.PROJECT
     if request.method == "POST":
         values = form_data(request.form, PROJECT_FIELDS)
+        if locked:  # contest and award come from the contest, not from the project
+            assert p is not None
+            values["contest_id"], values["award"] = p.contest_id, p.award.value
+        check_project_write(user, values, p)
         try:
             saved = services.save_project(db.session, values, p)
         except InputError as exc:
@@ -78,12 +114,18 @@ def _form(p: Project | None) -> Any:
             flash("项目已保存，匹配结果已更新", "success")
             return redirect(url_for("projects.detail", ident=saved.id))
     status = 422 if errors else 200
-    return render_template("projects/form.html", p=p, v=values, errors=errors, contests=_contests()), status
+    contests = _contests(organiser_contest_ids(user) if not locked else {p.contest_id})  # type: ignore[union-attr]
+    return render_template(
+        "projects/form.html", p=p, v=values, errors=errors, contests=contests, locked=locked
+    ), status
 
 
 @bp.post("/<int:ident>/delete")
+@roles_required(Role.ADMIN, Role.ORGANISER)
 def delete(ident: int) -> Any:
     p = db.session.get(Project, ident) or abort(404)
+    if not can_delete_project(current_user(), p):
+        deny(f"may not delete project {ident}", "只能删除自己负责赛事的项目")
     services.delete_project(db.session, p)
     flash(f"项目「{p.name}」已删除", "success")
     return redirect(url_for("projects.list_projects"))

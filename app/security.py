@@ -1,0 +1,107 @@
+"""Web safety for every response: cookie flags, security headers, rate limits, CSRF on cookie API writes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms.validators import ValidationError
+
+from app.access import auth_via, current_user
+from app.api import bp as api_bp
+from app.extensions import limiter
+
+log = logging.getLogger(__name__)
+
+#: No inline scripts anywhere; inline style *attributes* only (the score bars set a CSS variable).
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def api_rate_key() -> str:
+    """Return the API rate-limit bucket: the token (or account) together with the address."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        from models.accounts import hash_token
+
+        who = "t:" + hash_token(header[7:].strip())[:16]
+    else:
+        user = current_user()
+        who = f"u:{user.id}" if user is not None else "anon"
+    return f"{who}|{get_remote_address()}"
+
+
+def api_rate_limit() -> str:
+    return str(current_app.config["API_RATE_LIMIT"])
+
+
+# Every API call counts against its token (or account) and address; set once, on the blueprint.
+limiter.limit(api_rate_limit, key_func=api_rate_key)(api_bp)
+
+
+def init_app(app: Flask) -> None:
+    """Bind the limiter and register the cookie, header and API guards."""
+    if app.config.get("SESSION_COOKIE_SECURE") is None:
+        secure = not (app.debug or app.testing)
+        app.config["SESSION_COOKIE_SECURE"] = secure
+        app.config.setdefault("REMEMBER_COOKIE_SECURE", secure)
+    if not (app.debug or app.testing) and app.config.get("SECRET_KEY") == "dev-only-change-me":
+        log.warning("SECRET_KEY is the development default: set MATCH_SECRET_KEY before going live")
+    limiter.init_app(app)
+
+    @app.before_request
+    def _api_guard() -> Any:
+        if request.blueprint != "api":
+            return None
+        request.max_content_length = int(app.config["API_MAX_BODY_BYTES"])
+        # The API is exempt from the form CSRF check because token calls carry no cookie; a write made
+        # with the session cookie must prove it comes from our own pages with the X-CSRFToken header.
+        if (
+            request.method not in SAFE_METHODS
+            and auth_via() == "session"
+            and app.config.get("WTF_CSRF_ENABLED", True)
+        ):
+            try:
+                validate_csrf(request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token"))
+            except ValidationError:
+                g.csrf_failed = True
+                raise CSRFError("缺少或无效的 CSRF 令牌：用会话调用 API 写操作时须带 X-CSRFToken 请求头") from None
+        return None
+
+    @app.after_request
+    def _headers(response: Any) -> Any:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if current_user() is not None:
+            # Pages of a logged-in account may hold contacts: keep them out of shared caches.
+            response.headers.setdefault("Cache-Control", "private, no-store")
+        return response
