@@ -21,6 +21,7 @@ from flask import Flask, current_app
 from sqlalchemy import Text, cast, delete, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.access import audit
 from app.extensions import db
 from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from embeddings import load_embedder, text_hash
@@ -54,8 +55,12 @@ _build_lock = threading.Lock()
 
 
 def project_record_text(p: Project) -> str:
-    """Return the text embedded for a project."""
-    return project_text(p.name, p.description, p.industry, p.track, p.team, p.ip, p.needs)
+    """Return the text embedded for a project: its public fields only.
+
+    Team and IP are private (seen only by those allowed its contacts), so public rankings must not
+    depend on them; leaving them out also keeps the text short, and encoding time grows with length.
+    """
+    return project_text(p.name, p.description, p.industry, p.track, None, None, p.needs)
 
 
 def institution_record_text(i: Institution) -> str:
@@ -202,6 +207,7 @@ def sync_embeddings(session: Session, embedder: Any, batch_size: int = 64, progr
             for r in session.scalars(select(EmbeddingRecord).where(EmbeddingRecord.owner_kind == kind))
         }
         todo = [(i, t) for i, t in rows if stored.get(i) != (embedder.name, text_hash(t))]
+        todo.sort(key=lambda item: len(item[1]))  # similar lengths per batch: less padding
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             store_vectors(session, kind, chunk, embedder)
@@ -319,17 +325,31 @@ def _check_contest(session: Session, contest_id: int) -> Contest:
     return contest
 
 
+def _snapshot(row: Any, fields: Iterable[str]) -> dict[str, Any] | None:
+    return None if row is None else {f: getattr(row, f) for f in fields}
+
+
+def _audit_change(kind: str, row: Any, before: dict[str, Any] | None, fields: Iterable[str]) -> None:
+    """Write the audit line of a create or update: which fields changed (names only, never contacts)."""
+    changed = [f for f in fields if before is None or before.get(f) != getattr(row, f)]
+    label = getattr(row, "name", None) or getattr(row, "title", None)
+    audit(f"{kind}.{'create' if before is None else 'update'}", kind, row.id, fields=changed, name=label)
+
+
 def save_project(session: Session, data: dict[str, Any], project: Project | None = None) -> Project:
     """Validate and create or update a project, then re-embed and re-index it; all or nothing."""
     values = validate(ProjectIn, data)
     _check_contest(session, values.contest_id)
     is_new = project is None
+    dumped = values.model_dump()
+    before = _snapshot(project, dumped)
     project = project or Project()
-    for key, value in values.model_dump().items():
+    for key, value in dumped.items():
         setattr(project, key, value)
     try:
         session.add(project)
         session.flush()
+        _audit_change("project", project, before, dumped)
         vec = _embed_one(session, "project", project.id, project_record_text(project))
         session.commit()
     except Exception:
@@ -346,6 +366,7 @@ def save_project(session: Session, data: dict[str, Any], project: Project | None
 def delete_project(session: Session, project: Project) -> None:
     """Delete a project, its connections and its vector, and drop it from the index."""
     pid = project.id
+    audit("project.delete", "project", pid, name=project.name, contest_id=project.contest_id)
     session.delete(project)
     session.execute(delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == pid))
     session.commit()
@@ -357,12 +378,15 @@ def delete_project(session: Session, project: Project) -> None:
 def save_institution(session: Session, data: dict[str, Any], inst: Institution | None = None) -> Institution:
     """Validate and create or update an institution, then re-embed and re-index it."""
     values = validate(InstitutionIn, data)
+    dumped = values.model_dump()
+    before = _snapshot(inst, dumped)
     inst = inst or Institution()
-    for key, value in values.model_dump().items():
+    for key, value in dumped.items():
         setattr(inst, key, value)
     try:
         session.add(inst)
         session.flush()
+        _audit_change("institution", inst, before, dumped)
         vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
         session.commit()
     except Exception:
@@ -389,6 +413,7 @@ def delete_institution(session: Session, inst: Institution) -> None:
     """Delete an institution with its needs and connections, and drop it from the index."""
     iid = inst.id
     need_ids = [n.id for n in inst.needs]
+    audit("institution.delete", "institution", iid, name=inst.name, needs=need_ids)
     session.delete(inst)
     session.execute(
         delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "institution", EmbeddingRecord.owner_id == iid)
@@ -408,12 +433,15 @@ def save_need(session: Session, data: dict[str, Any], need: Need | None = None) 
     values = validate(NeedIn, data)
     if session.get(Institution, values.institution_id) is None:
         raise InputError({"institution_id": "发布机构：机构不存在"})
+    dumped = values.model_dump()
+    before = _snapshot(need, dumped)
     need = need or Need()
-    for key, value in values.model_dump().items():
+    for key, value in dumped.items():
         setattr(need, key, value)
     try:
         session.add(need)
         session.flush()
+        _audit_change("need", need, before, dumped)
         _embed_one(session, "need", need.id, need_record_text(need))
         session.commit()
     except Exception:
@@ -425,6 +453,7 @@ def save_need(session: Session, data: dict[str, Any], need: Need | None = None) 
 def delete_need(session: Session, need: Need) -> None:
     """Delete a need and its vector."""
     nid = need.id
+    audit("need.delete", "need", nid, title=need.title, institution_id=need.institution_id)
     session.delete(need)
     session.execute(delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "need", EmbeddingRecord.owner_id == nid))
     session.commit()

@@ -47,11 +47,64 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         session = db.new_session(app)
         try:
             load_demo(session)
+            _restore_vectors(session, VECTOR_CACHE)
         finally:
             session.close()
-        build_matching(app)  # encodes every record once and persists the indexes
+        build_matching(app)  # encodes every record not restored from the cache, persists the indexes
+        session = db.new_session(app)
+        try:
+            _save_vectors(session, VECTOR_CACHE)
+        finally:
+            session.close()
     app.extensions["db"]["engine"].dispose()
     return folder
+
+
+# Demo vectors kept between runs (outside git): a record is restored only when its model and text
+# hash still match, so the cache can never serve a stale vector; a fresh clone encodes once.
+VECTOR_CACHE = REPO / ".cache" / "test-demo-vectors.npz"
+
+
+def _restore_vectors(session: Any, path: Path) -> None:
+    import numpy as np
+
+    from models import EmbeddingRecord
+
+    if not path.exists():
+        return
+    try:
+        data = np.load(path, allow_pickle=False)
+        rows = zip(data["kind"], data["owner"], data["model"], data["hash"], data["vector"], strict=True)
+        for kind, owner, model, digest, vector in rows:
+            session.add(EmbeddingRecord(
+                owner_kind=str(kind), owner_id=int(owner), model=str(model), dim=int(vector.shape[0]),
+                text_hash=str(digest), vector=np.asarray(vector, dtype=np.float32).tobytes(),
+            ))
+        session.commit()
+    except Exception:  # a damaged cache only costs an encode
+        session.rollback()
+
+
+def _save_vectors(session: Any, path: Path) -> None:
+    import numpy as np
+    from sqlalchemy import select
+
+    from models import EmbeddingRecord
+
+    recs = session.scalars(select(EmbeddingRecord)).all()
+    if not recs:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        kind=np.array([r.owner_kind for r in recs]),
+        owner=np.array([r.owner_id for r in recs], dtype=np.int64),
+        model=np.array([r.model for r in recs]),
+        hash=np.array([r.text_hash for r in recs]),
+        vector=np.stack([np.frombuffer(r.vector, dtype=np.float32) for r in recs]),
+    )
+    os.replace(tmp, path)
 
 
 @pytest.fixture()
@@ -79,3 +132,26 @@ def session(app: Flask) -> Iterator[Any]:
     """A database session of the app, inside an app context."""
     with app.app_context():
         yield db.session
+
+
+class AuthActions:
+    """Log the test client in and out as a demo account (flaskr's auth helper)."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self._client = client
+
+    def login(self, username: str = "admin", password: str | None = None) -> Any:
+        """Log in; the password defaults to the demo account's documented one."""
+        from app.auth.accounts import DEMO_ACCOUNTS
+
+        if password is None:
+            password = {name: pw for name, pw, _role, _what in DEMO_ACCOUNTS}[username]
+        return self._client.post("/login", data={"username": username, "password": password})
+
+    def logout(self) -> Any:
+        return self._client.post("/logout")
+
+
+@pytest.fixture()
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
