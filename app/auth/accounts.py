@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.access import audit
+from app.access import ACCEPTED_STAGES, audit
 from app.schemas import FIELD_LABELS, InputError, InstitutionIn, ProjectIn, _Strict, validate
-from models import Contest, Institution, InstitutionKind, Project
+from models import Connection, Contest, Institution, InstitutionKind, Project
 from models.accounts import ApiToken, Registration, User, new_stamp
 from models.base import utcnow
 from models.enums import AccountStatus, RegistrationStatus, Role
@@ -277,9 +277,9 @@ def revoke_token(session: Session, token: ApiToken) -> None:
 DEMO_ACCOUNTS: tuple[tuple[str, str, Role, str], ...] = (
     ("admin", "demo-admin-2026", Role.ADMIN, "秘书处：全部赛事、审核、审计日志"),
     ("organiser", "demo-organiser-2026", Role.ORGANISER, "赛事组织方：负责演示项目最多的一个赛事"),
-    ("fund", "demo-fund-2026", Role.INSTITUTION, "机构成员：第一家创业投资机构"),
-    ("base", "demo-base-2026", Role.INSTITUTION, "机构成员：第一家小微企业创业创新基地"),
-    ("platform", "demo-platform-2026", Role.INSTITUTION, "机构成员：第一家中小企业公共服务平台"),
+    ("fund", "demo-fund-2026", Role.INSTITUTION, "机构成员：已接受对接最多的一家创业投资机构"),
+    ("base", "demo-base-2026", Role.INSTITUTION, "机构成员：已接受对接最多的一家小微企业创业创新基地"),
+    ("platform", "demo-platform-2026", Role.INSTITUTION, "机构成员：已接受对接最多的一家中小企业公共服务平台"),
     ("project", "demo-project-2026", Role.PROJECT, "项目成员：第一个一等奖项目"),
 )
 
@@ -304,8 +304,14 @@ def load_demo_accounts(session: Session) -> dict[str, int]:
         elif role is Role.INSTITUTION:
             kind = {"fund": InstitutionKind.VC, "base": InstitutionKind.SME_BASE,
                     "platform": InstitutionKind.SERVICE_PLATFORM}[username]
+            # the institution of that kind with the most accepted connections, so the demo shows contacts
+            accepted = (
+                select(func.count(Connection.id))
+                .where(Connection.institution_id == Institution.id, Connection.stage.in_(ACCEPTED_STAGES))
+                .scalar_subquery()
+            )
             user.institution_id = session.scalar(
-                select(Institution.id).where(Institution.kind == kind).order_by(Institution.id).limit(1)
+                select(Institution.id).where(Institution.kind == kind).order_by(accepted.desc(), Institution.id).limit(1)
             )
         elif role is Role.PROJECT:
             from models import Award

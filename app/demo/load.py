@@ -21,8 +21,10 @@ def _read(name: str) -> list[dict[str, Any]]:
 
 def load_demo(session: Session, force: bool = False) -> dict[str, int]:
     """Insert the demo records through the same validation as the forms; skip when data exists."""
+    from app.auth.accounts import load_demo_accounts
+
     if not force and session.scalar(select(func.count(Project.id))):
-        return {"skipped (projects already present)": 1}
+        return {"skipped (projects already present)": 1, **load_demo_accounts(session)}
     contests = {c.code: c.id for c in session.scalars(select(Contest))}
     if not contests:
         raise RuntimeError("the contest catalogue is empty: run `flask --app app init-db` first")
@@ -52,4 +54,5 @@ def load_demo(session: Session, force: bool = False) -> dict[str, int]:
     from app.pipeline.demo import load_history
 
     history = load_history(session)  # a year of connections and their outcomes, for the dashboard
-    return {"projects": len(projects), "institutions": len(institutions), "needs": len(needs), **history}
+    accounts = load_demo_accounts(session)  # one per role, listed in the README
+    return {"projects": len(projects), "institutions": len(institutions), "needs": len(needs), **history, **accounts}
