@@ -113,23 +113,28 @@ def validate_in(model: type[BaseModel], data: dict[str, Any], prefix: str = "") 
 
 def outcome_values(kind: OutcomeKind, data: dict[str, Any], today: dt.date) -> dict[str, Any]:
     """Return the validated outcome of this kind ({field: value}), or raise InputError naming each field."""
-    values = validate_in(OutcomeIn, data, prefix="outcome.")
     errors: dict[str, str] = {}
-    if values.kind is not None:
-        try:
-            asked = OutcomeKind.from_label(values.kind)
-        except ValueError:
-            asked = None
-        if asked is not kind:
-            errors["outcome.kind"] = f"成果类型：该机构的签约成果应为「{kind.value}」"
-    for field in REQUIRED[kind]:
-        if getattr(values, field) is None:
-            errors[f"outcome.{field}"] = f"{LABELS[field]}：{kind.value}成果必填"
+    try:
+        values = validate_in(OutcomeIn, data, prefix="outcome.")
+    except InputError as exc:
+        errors.update(exc.fields)
+        values = None
     for field in ("amount_wan", "round", "base", "area_m2", "service_kind"):
-        if field not in REQUIRED[kind] and getattr(values, field) is not None:
+        if field not in REQUIRED[kind] and data.get(field) not in (None, ""):
             errors[f"outcome.{field}"] = f"{LABELS[field]}：不属于{kind.value}成果"
-    if values.date is not None and values.date > today:
-        errors["outcome.date"] = "日期：不能晚于今天"
+    if values is not None:
+        if values.kind is not None:
+            try:
+                asked = OutcomeKind.from_label(values.kind)
+            except ValueError:
+                asked = None
+            if asked is not kind:
+                errors["outcome.kind"] = f"成果类型：该机构的签约成果应为「{kind.value}」"
+        for field in REQUIRED[kind]:
+            if getattr(values, field) is None:
+                errors[f"outcome.{field}"] = f"{LABELS[field]}：{kind.value}成果必填"
+        if values.date is not None and values.date > today:
+            errors["outcome.date"] = "日期：不能晚于今天"
     if errors:
         raise InputError(errors, "签约成果填写有误，请按提示修改")
     return {field: getattr(values, field) for field in REQUIRED[kind]}
