@@ -173,7 +173,9 @@ class VectorIndex:
             if allowed_ids is None:
                 k_eff = min(k, len(self._id_set))
             else:
-                present = self._present(_as_ids(allowed_ids))
+                # A set or range has no repeats: skip the sort that de-duplication costs.
+                distinct = isinstance(allowed_ids, (set, frozenset, range))
+                present = self._present(_as_ids(allowed_ids), distinct)
                 k_eff = min(k, len(present))
                 if k_eff > 0:
                     # IndexIDMap2.search translates the selector from external ids to internal
@@ -202,10 +204,11 @@ class VectorIndex:
             self._sorted_ids = np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
         return self._sorted_ids
 
-    def _present(self, wanted: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Return the unique ids of wanted that the index holds, ascending (call under the lock)."""
+    def _present(self, wanted: NDArray[np.int64], distinct: bool = False) -> NDArray[np.int64]:
+        """Return the ids of wanted that the index holds, each once (call under the lock)."""
         known = self._known_ids()
-        wanted = np.unique(wanted)
+        if not distinct:
+            wanted = np.unique(wanted)
         if len(known) == 0 or len(wanted) == 0:
             return np.empty(0, dtype=np.int64)
         pos = np.minimum(np.searchsorted(known, wanted), len(known) - 1)

@@ -141,7 +141,7 @@ class TestSearch:
         worst = int(ids[np.argmin(scores)])
         assert index.search_one(q, 10, {worst}) == [(worst, pytest.approx(float(scores.min()), abs=1e-5))]
 
-    @pytest.mark.parametrize("kind", ["set", "frozenset", "list", "array", "range"])
+    @pytest.mark.parametrize("kind", ["set", "frozenset", "list", "array", "range", "repeats"])
     def test_filter_accepts_any_collection_of_ids(self, index: VectorIndex, data: tuple, kind: str) -> None:
         ids, vectors = data
         chosen = [int(i) for i in ids[10:20]]
@@ -151,6 +151,7 @@ class TestSearch:
             "list": chosen,
             "array": np.asarray(chosen),
             "range": range(int(ids[10]), int(ids[19]) + 1),
+            "repeats": chosen + chosen[::-1],
         }[kind]
         hits = index.search_one(vectors[0], 50, allowed)  # type: ignore[arg-type]
         assert sorted(i for i, _ in hits) == chosen
