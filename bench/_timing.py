@@ -35,15 +35,29 @@ def timer() -> Iterator[Timer]:
         result.seconds = time.perf_counter() - start
 
 
-def time_calls(fn: Callable[[int], object], repeat: int, warmup: int = 3) -> list[float]:
-    """Call fn(i) for i in range(repeat) after warmup untimed calls; return each call's time in ms."""
+def time_calls(
+    fn: Callable[[int], object],
+    repeat: int,
+    warmup: int = 3,
+    budget_seconds: float | None = None,
+) -> list[float]:
+    """Call fn(i) for i in range(repeat) after warmup untimed calls; return each call's time in ms.
+
+    With budget_seconds, stop early once the timed calls have used up the budget (at least one
+    call is always timed), so a slow case cannot stretch a benchmark.
+    """
     for i in range(warmup):
         fn(i)
-    times = []
+    times: list[float] = []
+    spent = 0.0
     for i in range(repeat):
         start = time.perf_counter()
         fn(i)
-        times.append((time.perf_counter() - start) * 1000.0)
+        elapsed = time.perf_counter() - start
+        times.append(elapsed * 1000.0)
+        spent += elapsed
+        if budget_seconds is not None and spent > budget_seconds:
+            break
     return times
 
 
