@@ -202,6 +202,18 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
             return f"案例行业不同：该{noun}{verb}的 {ev.n_portfolio} 个项目中没有「{p.industries[0]}」"
         best = max(hit, key=lambda i: share.get(i, 0.0))
         return f"行业偏好（据案例推断）：该{noun}{verb}项目中 {_pct(share[best])} 属于「{best}」"
+    if name == "industry_count":
+        share = ev.industry_share or {}
+        hit = [i for i in p.industries if share.get(i)]
+        if not hit or value <= 0:
+            return None
+        n = round(math.expm1(value))
+        return f"同行业案例：该{noun}{verb}过 {n} 个「{_list(hit, 2)}」项目"
+    if name == "stage_count":
+        stage = _stage_name(p)
+        if stage is None or value <= 0:
+            return None
+        return f"同阶段案例：该{noun}有 {round(math.expm1(value))} 笔{verb}处于{stage}前后"
     if name == "stage":
         stage = _stage_name(p)
         if value == 0 or stage is None:

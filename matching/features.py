@@ -55,8 +55,10 @@ FEATURES: tuple[str, ...] = (
     "bm25",  # BM25 over jieba tokens, divided by the query's best candidate score (0..1)
     "industry",  # declared industries: +1 primary in, +0.5 secondary in, -1 declared but disjoint
     "industry_portfolio",  # share of the portfolio sharing an industry with the project (0..1)
+    "industry_count",  # log(1 + portfolio items sharing an industry): popularity within the industry
     "stage",  # declared preferred stages vs the project's stage (+1 .. -1)
     "stage_portfolio",  # share of portfolio rounds within one stage of the project's (0..1)
+    "stage_count",  # log(1 + portfolio rounds within one stage of the project's): stage popularity
     "amount",  # amount sought vs ticket range (funds): +1 inside, down to -1 far outside
     "region",  # same province 1, same city 1.5
     "region_base",  # the same region signal again for bases, which care more about location
@@ -129,7 +131,8 @@ class Evidence:
     Shares are fractions of portfolio items (0..1); ``stage_share`` has one entry per STAGES index.
     """
 
-    n_portfolio: int = 0
+    n_portfolio: int = 0  # distinct projects
+    n_items: int = 0  # portfolio items (a project backed in two rounds counts twice)
     industry_share: Mapping[str, float] | None = None
     stage_share: tuple[float, ...] = (0.0,) * len(STAGES)
     province_share: Mapping[str, float] | None = None
@@ -208,7 +211,8 @@ def build_evidence(
         recency = float(sum(0.5 ** (max((ref - d).days, 0) / half_life_days) for d in dates if d <= ref))
     n_stage = int(stages.sum())
     return Evidence(
-        n_portfolio=n,
+        n_portfolio=len({item.project_id for item in items}),
+        n_items=n,
         industry_share={k: v / n for k, v in industries.items()},
         stage_share=tuple(float(x) for x in (stages / n_stage if n_stage else stages)),
         province_share={k: v / n for k, v in provinces.items()},
@@ -326,15 +330,18 @@ def pair_features(
         stage_port = float(sum(evidence.stage_share[lo:hi]))
     else:
         stage_port = 0.0
+    industry_port = _share_overlap(evidence.industry_share, project.industries)
     return {
         "dense": float(sims.get("dense", 0.0)),
         "dense_port_max": float(sims.get("dense_port_max", 0.0)),
         "dense_port_mean": float(sims.get("dense_port_mean", 0.0)),
         "bm25": float(sims.get("bm25", 0.0)),
         "industry": industry_fit(project.industries, institution.industries),
-        "industry_portfolio": _share_overlap(evidence.industry_share, project.industries),
+        "industry_portfolio": industry_port,
+        "industry_count": math.log1p(industry_port * evidence.n_items),
         "stage": stage_fit(stage_idx, institution.stages),
         "stage_portfolio": stage_port,
+        "stage_count": math.log1p(stage_port * evidence.n_with_stage),
         "amount": amount_fit(project.amount_wan, institution.ticket_min_wan, institution.ticket_max_wan)
         if side == "fund"
         else 0.0,

@@ -465,14 +465,17 @@ class MatchingService:
     def _dense_to_institutions(
         self, q: NDArray[np.float32] | None, inst_ids: Sequence[int]
     ) -> NDArray[np.float64]:
-        """Return raw cosines of q to each institution's vector (NaN where either is missing)."""
+        """Return raw cosines of q to each institution's vector (NaN where either is missing).
+
+        A FAISS search restricted to inst_ids by its ID selector: only candidates are scored.
+        """
         out = np.full(len(inst_ids), np.nan)
-        if q is None:
+        if q is None or not inst_ids:
             return out
-        have = [j for j, i in enumerate(inst_ids) if i in self._inst_index]
-        if have:
-            vecs = self._inst_index.vectors_for([inst_ids[j] for j in have])
-            out[have] = vecs @ q
+        found = self._inst_index.search_one(q, len(inst_ids), allowed_ids=inst_ids)
+        where = {i: j for j, i in enumerate(inst_ids)}
+        for inst_id, score in found:
+            out[where[inst_id]] = score
         return out
 
     def _portfolio_sims(
@@ -544,25 +547,25 @@ class MatchingService:
             cands &= set(filters.allowed_ids)
         return cands
 
-    def _institution_pool(self, project_id: int, q: NDArray[np.float32] | None, cands: set[int]) -> list[int]:
-        """Return the institutions to score: all candidates, or the union of retrieval channels."""
-        if len(cands) <= self.pool_size:
-            return sorted(cands)
-        n = self.pool_size
-        pool: set[int] = set()
-        if q is not None:
-            pool.update(i for i, _ in self._inst_index.search_one(q, n, allowed_ids=cands))
-            # Institutions whose portfolio holds the nearest projects: evidence beyond the mean.
-            port_projects = {p for p, b in self._backers.items() if b & cands} - {project_id}
-            for pid, _ in self._proj_index.search_one(q, n // 2, allowed_ids=port_projects):
-                pool.update(self._backers.get(pid, set()) & cands)
-        proj = self._projects[project_id]
-        pool.update(i for i, _ in self._inst_lex.top(self._project_doc(proj), n // 2, cands))
-        co = self._coinvest_for_project(project_id, sorted(cands))
-        pool.update(i for i, c in zip(sorted(cands), co, strict=True) if c > 0)
-        busiest = sorted(cands, key=lambda i: (-len(self._portfolio.get(i, ())), i))
-        pool.update(busiest[: n // 2])
-        return sorted(pool)
+    def _institution_pool(
+        self, inst_ids: Sequence[int], sims: Mapping[str, NDArray[np.float64]]
+    ) -> list[int]:
+        """Return the rows of inst_ids to score: all, or the union of the retrieval channels.
+
+        Channels: dense text similarity, nearest portfolio project (evidence beyond the mean),
+        BM25, co-investment with the project's backers, and activity (popular institutions).
+        """
+        n = len(inst_ids)
+        if n <= self.pool_size:
+            return list(range(n))
+        size = self.pool_size
+        activity = np.array([len(self._portfolio.get(i, ())) for i in inst_ids], dtype=np.float64)
+        rows: set[int] = set()
+        for key, take in (("dense", size), ("dense_port_max", size), ("bm25", size // 2)):
+            rows.update(np.argsort(-sims[key], kind="stable")[:take].tolist())
+        rows.update(np.flatnonzero(sims["coinvest"] > 0).tolist())
+        rows.update(np.argsort(-activity, kind="stable")[: size // 2].tolist())
+        return sorted(rows)
 
     def _project_pool(
         self, queries: NDArray[np.float32] | None, lexical_doc: str, cands: set[int]
@@ -601,11 +604,10 @@ class MatchingService:
             out[ok] = _zscore(raw[ok])
         return out
 
-    def _institution_features(
-        self, project_id: int, inst_ids: Sequence[int], leave_out: bool = False
-    ) -> tuple[NDArray[np.float64], dict[str, Any]]:
-        """Return the feature matrix of one project against institutions, and scoring evidence."""
-        self._refresh_evidence()
+    def _institution_sims(
+        self, project_id: int, inst_ids: Sequence[int], leave_out: bool
+    ) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
+        """Return per-query rescaled similarities of a project to institutions, and raw evidence."""
         proj = self._projects[project_id]
         q = self._project_vector(project_id)
         dense = self._dense_to_institutions(q, inst_ids)
@@ -620,11 +622,33 @@ class MatchingService:
             "bm25": bm_raw / top if top > 0 else bm_raw,
             "coinvest": self._coinvest_for_project(project_id, inst_ids),
         }
-        insts = [self._institutions[i] for i in inst_ids]
+        return sims, {"dense_raw": dense, "closest": parg}
+
+    def _institution_features(
+        self,
+        project_id: int,
+        inst_ids: Sequence[int],
+        rows: Sequence[int] | None = None,
+        leave_out: bool = False,
+        computed: tuple[dict[str, NDArray[np.float64]], dict[str, Any]] | None = None,
+    ) -> tuple[NDArray[np.float64], dict[str, Any]]:
+        """Return feature rows of one project against inst_ids[rows], rescaled over all inst_ids."""
+        self._refresh_evidence()
+        sims, info = computed or self._institution_sims(project_id, inst_ids, leave_out)
+        sel = list(range(len(inst_ids))) if rows is None else list(rows)
+        proj = self._projects[project_id]
+        insts = [self._institutions[inst_ids[r]] for r in sel]
         lo = project_id if leave_out else None
-        evs = [self._evidence_for(i, lo) for i in inst_ids]
-        X = self._score_pairs([proj] * len(insts), insts, evs, sims)
-        return X, {"dense_raw": dense, "closest": parg, "evidence": evs}
+        evs = [self._evidence_for(inst.id, lo) for inst in insts]
+        picked = {k: v[sel] for k, v in sims.items()}
+        X = self._score_pairs([proj] * len(insts), insts, evs, picked)
+        info = {
+            "dense_raw": info["dense_raw"][sel],
+            "closest": info["closest"][sel],
+            "evidence": evs,
+            "sims": sims,
+        }
+        return X, info
 
     def _finish(
         self,
@@ -709,9 +733,12 @@ class MatchingService:
                 cands -= self._backers.get(project_id, set())
             if not cands:
                 return []
-            q = self._project_vector(project_id)
-            pool = self._institution_pool(project_id, q, cands)
-            X, info = self._institution_features(project_id, pool)
+            self._refresh_evidence()
+            ids = sorted(cands)
+            computed = self._institution_sims(project_id, ids, leave_out=False)
+            rows = self._institution_pool(ids, computed[0])
+            pool = [ids[r] for r in rows]
+            X, info = self._institution_features(project_id, ids, rows, computed=computed)
             proj = self._projects[project_id]
 
             def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
@@ -744,9 +771,11 @@ class MatchingService:
         with self._lock:
             sides = {self._institutions[i].side for i in institution_ids}
             universe = sorted(set().union(*(self._side_ids[s] for s in sides))) if sides else []
-            X, _ = self._institution_features(project_id, universe, leave_out=leave_out)
             row = {i: j for j, i in enumerate(universe)}
-            return X[[row[i] for i in institution_ids]] if institution_ids else X[:0]
+            X, _ = self._institution_features(
+                project_id, universe, [row[i] for i in institution_ids], leave_out=leave_out
+            )
+            return X
 
     def _projects_for(
         self,

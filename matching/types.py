@@ -32,7 +32,14 @@ AWARDS: tuple[str, ...] = ("一等奖", "二等奖", "三等奖", "优胜奖", "
 
 #: Technical and business services promised to winners (公共服务平台).
 SERVICE_KINDS: tuple[str, ...] = (
-    "检验检测", "技术转移", "数字化改造", "工业设计", "法律", "人力资源", "财务", "知识产权",
+    "检验检测",
+    "技术转移",
+    "数字化改造",
+    "工业设计",
+    "法律",
+    "人力资源",
+    "财务",
+    "知识产权",
 )
 
 #: A project's needs: financing, landing space, or one of SERVICE_KINDS.

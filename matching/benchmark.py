@@ -1,0 +1,673 @@
+"""Rank institutions for projects on the shared evaluation sets, with the service's own code.
+
+    python -m matching.benchmark rank --data DIR --queries IDS.txt --out PRED.jsonl
+    python -m matching.benchmark eval [--data-root ../shared/data] [--out eval-out]
+
+``rank`` reads projects.csv, institutions.csv and edges_history.csv (never a test-edge file),
+learns the ranker on a time split inside the history (earlier edges build the profiles, the
+latest ``--train-fraction`` of edge dates are the targets), rebuilds the profiles from the whole
+history and writes the top 100 institutions per query project as JSONL. ``eval`` does this for
+every set present under the data root, scores it with the shared ``eval_ranking.py`` (all / cold /
+warm) next to the shared ``baselines.py`` and prints one table. The data are evaluation-only and
+are read in place; encoded vectors are cached under ``.cache/`` (outside git).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import logging
+import re
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from embeddings import Embedder, institution_text, load_embedder, project_text
+from matching.features import FEATURES, round_stage_index
+from matching.learn import LabelledPair, TrainingReport, feature_rows, fit_rows, sample_negatives
+from matching.ranker import HandWeightedRanker, LearnedRanker, Ranker
+from matching.service import MatchingService
+from matching.types import STAGES, InstitutionProfile, PortfolioItem, ProjectProfile
+
+__all__ = [
+    "DEFAULT_CACHE",
+    "DEFAULT_DATA_ROOT",
+    "Edge",
+    "EvalSet",
+    "build_service",
+    "encode_cached",
+    "load_set",
+    "main",
+    "rank_projects",
+    "train_ranker",
+]
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The shared evaluation data sit next to the repository, never inside it.
+DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
+DEFAULT_BENCH = REPO_ROOT.parent / "shared" / "bench"
+DEFAULT_CACHE = REPO_ROOT / ".cache" / "matching-bench"
+SETS = ("itjuzi_ai", "yc", "cb2013")
+TOP_N = 100
+FUND_KIND = "创业投资机构"  # every investor of the evaluation sets ranks on the fund side
+ModelName = Literal["hand", "logistic", "hgb"]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One history investment: institution, project, ISO date, round label."""
+
+    institution: str
+    project: str
+    date: str
+    round: str
+
+
+@dataclass
+class EvalSet:
+    """One evaluation set read from disk, with string ids mapped to dense integers."""
+
+    name: str
+    projects: dict[str, dict[str, str]]
+    institutions: dict[str, dict[str, str]]
+    history: list[Edge]
+    project_int: dict[str, int] = field(default_factory=dict)
+    inst_int: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.project_int = {pid: n for n, pid in enumerate(sorted(self.projects), start=1)}
+        self.inst_int = {iid: n for n, iid in enumerate(sorted(self.institutions), start=1)}
+        self.inst_str = {n: iid for iid, n in self.inst_int.items()}
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def load_set(data_dir: Path) -> EvalSet:
+    """Read projects, institutions and history edges of one set (never its test edges)."""
+    projects = {r["project_id"]: r for r in _read(data_dir / "projects.csv")}
+    institutions = {r["institution_id"]: r for r in _read(data_dir / "institutions.csv")}
+    history = [
+        Edge(r["institution_id"], r["project_id"], r.get("date", "") or "", r.get("round", "") or "")
+        for r in _read(data_dir / "edges_history.csv")
+        if r["institution_id"] in institutions and r["project_id"] in projects
+    ]
+    return EvalSet(data_dir.name, projects, institutions, history)
+
+
+# ---------------------------------------------------------------------- profiles
+def _categories(value: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c.strip() for c in (value or "").split(",") if c.strip()))
+
+
+def _region(value: str | None) -> tuple[str | None, str | None]:
+    """Return (province, city) from "省-市/区" (IT桔子) or "city / state / country" (YC)."""
+    if not value:
+        return None, None
+    if " / " in value:
+        parts = [p.strip() for p in value.split(" / ")]
+        city = parts[0] or None
+        province = parts[1] if len(parts) > 1 and parts[1] else None
+        return province, city
+    parts = [p.strip() for p in value.split("-")]
+    return (parts[0] or None), (parts[1] if len(parts) > 1 and parts[1] else None)
+
+
+_COUNT_ITEM = re.compile(r"([^\s、,，]+?)(\d+)家")
+
+
+def _counted(value: str | None) -> list[tuple[str, int]]:
+    """Parse "企业服务118家 电商消费114家" or "A轮426家、B轮216家" into (label, count) pairs."""
+    return [(m.group(1), int(m.group(2))) for m in _COUNT_ITEM.finditer(value or "")]
+
+
+def _next_stage(rounds: Sequence[str]) -> str | None:
+    """Return the stage a project is raising for next, from the rounds it has already closed."""
+    seen = [i for i in (round_stage_index(r) for r in rounds) if i is not None]
+    if not seen:
+        return None
+    return STAGES[min(max(seen) + 1, len(STAGES) - 1)]
+
+
+def _young_stage(founded: str | None, as_of: str | None, max_age: int = 2) -> str | None:
+    """Return 初创期 for a company founded at most max_age years before as_of, else None."""
+    if not founded or not as_of or not founded[:4].isdigit():
+        return None
+    age = int(as_of[:4]) - int(founded[:4])
+    return STAGES[2] if 0 <= age <= max_age else None
+
+
+def project_profiles(data: EvalSet, visible: Sequence[Edge]) -> list[ProjectProfile]:
+    """Return every project's profile as known at the end of the visible edges.
+
+    The stage a project is raising for is the one after its latest visible round; a project with
+    no visible round that was founded at most two years earlier counts as a start-up.
+    """
+    rounds: dict[str, list[str]] = defaultdict(list)
+    for e in visible:
+        if e.round:
+            rounds[e.project].append(e.round)
+    as_of = max((e.date for e in visible if e.date), default=None)
+    out = []
+    for pid, row in data.projects.items():
+        province, city = _region(row.get("region"))
+        stage = _next_stage(rounds.get(pid, []))
+        if stage is None:
+            stage = _young_stage(row.get("founded_year"), as_of)
+        out.append(
+            ProjectProfile(
+                id=data.project_int[pid],
+                name=row.get("name", "") or pid,
+                text=(row.get("description") or "").strip(),
+                industries=_categories(row.get("category")),
+                province=province,
+                city=city,
+                stage=stage,
+                needs=("融资",),
+                date=row.get("date") or None,
+            )
+        )
+    return out
+
+
+def institution_profiles(
+    data: EvalSet, visible: Sequence[Edge], projects: Mapping[int, ProjectProfile]
+) -> list[InstitutionProfile]:
+    """Return every institution with the portfolio of its visible edges and its own profile fields."""
+    portfolio: dict[str, list[PortfolioItem]] = defaultdict(list)
+    for e in sorted(visible, key=lambda e: (e.date, e.project)):
+        pid = data.project_int[e.project]
+        proj = projects.get(pid)
+        portfolio[e.institution].append(
+            PortfolioItem(
+                project_id=pid,
+                date=e.date or None,
+                round=e.round or None,
+                industries=proj.industries if proj else (),
+                outcome="financing",
+            )
+        )
+    out = []
+    for iid, row in data.institutions.items():
+        industries = tuple(label for label, _ in _counted(row.get("profile_industries"))[:5])
+        round_counts = _counted(row.get("profile_rounds"))
+        stage_counts: Counter[str] = Counter()
+        for label, n in round_counts:
+            idx = round_stage_index(label)
+            if idx is not None:
+                stage_counts[STAGES[idx]] += n
+        total = sum(stage_counts.values())
+        stages = tuple(s for s in STAGES if total and stage_counts[s] / total >= 0.25)
+        out.append(
+            InstitutionProfile(
+                id=data.inst_int[iid],
+                name=row.get("name", "") or iid,
+                kind=FUND_KIND,
+                text=(row.get("profile_description") or "").strip(),
+                industries=industries,
+                stages=stages,
+                portfolio=tuple(portfolio.get(iid, ())),
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------- vectors
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def encode_cached(
+    embedder: Embedder, texts: Mapping[int, str], cache_file: Path, batch_size: int = 32
+) -> dict[int, NDArray[np.float32]]:
+    """Return document vectors of texts, encoding only texts whose SHA-256 is not cached yet."""
+    keys = {i: hashlib.sha256(t.encode("utf-8")).hexdigest() for i, t in texts.items()}
+    cache: dict[str, NDArray[np.float32]] = {}
+    if cache_file.is_file():
+        with np.load(cache_file) as npz:
+            cache = dict(zip(npz["hashes"].tolist(), npz["vectors"], strict=True))
+    missing = sorted({h for h in keys.values() if h not in cache})
+    if missing:
+        by_hash = {keys[i]: texts[i] for i in texts}
+        started = time.perf_counter()
+        vecs = embedder.encode_documents([by_hash[h] for h in missing], batch_size=batch_size)
+        logger.info("encoded %d texts in %.1fs", len(missing), time.perf_counter() - started)
+        cache.update(zip(missing, vecs, strict=True))
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        hashes = sorted(cache)
+        tmp = cache_file.with_suffix(".tmp.npz")
+        np.savez(tmp, hashes=np.asarray(hashes), vectors=np.vstack([cache[h] for h in hashes]))
+        tmp.replace(cache_file)
+    return {i: np.asarray(cache[h], dtype=np.float32) for i, h in keys.items()}
+
+
+def set_vectors(
+    data: EvalSet, embedder: Embedder, cache_dir: Path
+) -> tuple[dict[int, NDArray[np.float32]], dict[int, NDArray[np.float32]]]:
+    """Return (project vectors, institution vectors) of a set; records without text get none."""
+    ptexts = {}
+    for pid, row in data.projects.items():
+        desc = (row.get("description") or "").strip()
+        if desc:
+            ptexts[data.project_int[pid]] = project_text(
+                row.get("name"), desc, _categories(row.get("category"))
+            )
+    itexts = {}
+    for iid, row in data.institutions.items():
+        desc = (row.get("profile_description") or "").strip()
+        if desc:
+            industries = [label for label, _ in _counted(row.get("profile_industries"))[:5]]
+            itexts[data.inst_int[iid]] = institution_text(row.get("name"), FUND_KIND, desc, industries)
+    cache = cache_dir / f"{_slug(data.name)}-{_slug(embedder.name)}.npz"
+    vectors = encode_cached(embedder, {**{-k: v for k, v in itexts.items()}, **ptexts}, cache)
+    pvecs = {k: v for k, v in vectors.items() if k > 0}
+    ivecs = {-k: v for k, v in vectors.items() if k < 0}
+    return pvecs, ivecs
+
+
+# ---------------------------------------------------------------------- service and training
+def build_service(
+    data: EvalSet,
+    visible: Sequence[Edge],
+    embedder: Embedder,
+    pvecs: Mapping[int, NDArray[np.float32]],
+    ivecs: Mapping[int, NDArray[np.float32]],
+    ranker: Ranker | None = None,
+) -> MatchingService:
+    """Return a service whose profiles know only the visible edges."""
+    projects = project_profiles(data, visible)
+    by_id = {p.id: p for p in projects}
+    # Like institutions.csv at test time, only institutions with a visible edge are candidates.
+    institutions = [i for i in institution_profiles(data, visible, by_id) if i.portfolio]
+    service = MatchingService(embedder, index_dir=None, ranker=ranker)
+    service.load(projects, institutions, pvecs, ivecs)
+    return service
+
+
+def _cutoff(edges: Sequence[Edge], fraction: float) -> str | None:
+    """Return the date before which the given fraction of dated edges fall."""
+    dated = sorted(e.date for e in edges if e.date)
+    if not dated:
+        return None
+    return dated[min(int(len(dated) * fraction), len(dated) - 1)]
+
+
+def _split(edges: Sequence[Edge], train_fraction: float) -> tuple[list[Edge], list[Edge]]:
+    """Split edges by date: the latest train_fraction of dated edges become targets."""
+    cutoff = _cutoff(edges, 1.0 - train_fraction)
+    if cutoff is None:
+        return list(edges), []
+    return [e for e in edges if e.date < cutoff], [e for e in edges if e.date >= cutoff]
+
+
+def _windows(
+    edges: Sequence[Edge], train_fraction: float, windows: int
+) -> list[tuple[list[Edge], list[Edge]]]:
+    """Return rolling (profile edges, target edges) splits covering the latest train_fraction.
+
+    Window k builds profiles from every edge before its start and takes the edges up to the next
+    window's start as targets, so each target is predicted only from its own past.
+    """
+    starts = [_cutoff(edges, 1.0 - train_fraction * (windows - k) / windows) for k in range(windows)]
+    out = []
+    for k, start in enumerate(starts):
+        if start is None:
+            continue
+        end = starts[k + 1] if k + 1 < len(starts) else None
+        early = [e for e in edges if e.date < start]
+        late = [e for e in edges if e.date >= start and (end is None or e.date < end)]
+        if early and late:
+            out.append((early, late))
+    return out
+
+
+def _training_pairs(
+    data: EvalSet,
+    service: MatchingService,
+    early: Sequence[Edge],
+    late: Sequence[Edge],
+    negatives: int,
+    max_projects: int,
+    random_state: int,
+) -> list[LabelledPair]:
+    """Return later edges (not already linked earlier) as positives plus sampled negatives.
+
+    As at test time, only institutions with at least one earlier edge are candidates: a model
+    trained against never-seen institutions would learn "has a portfolio" instead of fit.
+    """
+    earlier = {(e.institution, e.project) for e in early}
+    active = {data.inst_int[e.institution] for e in early}
+    backers: dict[int, set[int]] = defaultdict(set)
+    for e in early:
+        backers[data.project_int[e.project]].add(data.inst_int[e.institution])
+    positives: dict[int, set[int]] = defaultdict(set)
+    dates: dict[tuple[int, int], str] = {}
+    for e in late:
+        if (e.institution, e.project) in earlier:
+            continue
+        pid, iid = data.project_int[e.project], data.inst_int[e.institution]
+        if iid not in active:
+            continue
+        positives[pid].add(iid)
+        dates[(pid, iid)] = e.date
+    rng = np.random.default_rng(random_state)
+    chosen = sorted(positives)
+    if len(chosen) > max_projects:
+        chosen = sorted(rng.choice(chosen, size=max_projects, replace=False).tolist())
+    positives = {p: positives[p] for p in chosen}
+    pairs = [
+        LabelledPair(service.project(p), service.institution(i), 1, dates[(p, i)])
+        for p in chosen
+        for i in sorted(positives[p])
+    ]
+    drawn = sample_negatives(positives, service, "fund", negatives, random_state, backers, active)
+    for p, i in drawn:
+        pairs.append(LabelledPair(service.project(p), service.institution(i), 0, None))
+    return pairs
+
+
+def make_ranker(model: ModelName, random_state: int = 0) -> LearnedRanker | None:
+    """Return an unfitted learned ranker of that kind, or None for the hand-set weights."""
+    if model == "hand":
+        return None
+    return LearnedRanker(model=model, random_state=random_state)
+
+
+def train_ranker(
+    data: EvalSet,
+    history: Sequence[Edge],
+    embedder: Embedder,
+    pvecs: Mapping[int, NDArray[np.float32]],
+    ivecs: Mapping[int, NDArray[np.float32]],
+    model: ModelName = "logistic",
+    train_fraction: float = 0.4,
+    windows: int = 4,
+    negatives: int = 100,
+    max_projects: int = 600,
+    random_state: int = 0,
+) -> tuple[Ranker, TrainingReport | None]:
+    """Learn a ranker on rolling time splits inside the given history (no test edges involved)."""
+    if model == "hand":
+        return HandWeightedRanker(), None
+    X_parts, y_parts = [], []
+    per_window = max(1, max_projects // windows)
+    for k, (early, late) in enumerate(_windows(history, train_fraction, windows)):
+        service = build_service(data, early, embedder, pvecs, ivecs)
+        pairs = _training_pairs(data, service, early, late, negatives, per_window, random_state + k)
+        X, y, _, _ = feature_rows(pairs, service)
+        X_parts.append(X)
+        y_parts.append(y)
+    X_all = np.vstack(X_parts) if X_parts else np.zeros((0, len(FEATURES)))
+    y_all = np.concatenate(y_parts) if y_parts else np.zeros(0, dtype=np.int64)
+    return fit_rows(X_all, y_all, make_ranker(model, random_state))
+
+
+def rank_projects(
+    service: MatchingService, data: EvalSet, query_ids: Iterable[str], top_n: int = TOP_N
+) -> dict[str, list[str]]:
+    """Return the top_n institution ids (strings) for each query project id."""
+    out: dict[str, list[str]] = {}
+    for qid in query_ids:
+        pid = data.project_int.get(qid)
+        if pid is None:
+            logger.warning("query project %s is not in projects.csv", qid)
+            continue
+        out[qid] = [data.inst_str[i] for i in service.rank_institutions(pid, "fund", top_n)]
+    return out
+
+
+def _validation_ndcg(
+    data: EvalSet,
+    embedder: Embedder,
+    pvecs: Mapping[int, NDArray[np.float32]],
+    ivecs: Mapping[int, NDArray[np.float32]],
+    model: ModelName,
+    train_fraction: float,
+    windows: int,
+    negatives: int,
+    max_projects: int,
+    validation_fraction: float = 0.15,
+) -> float:
+    """Return NDCG@10 of a model trained on older history and scored on the newest history slice."""
+    head, tail = _split(data.history, validation_fraction)
+    ranker, _ = train_ranker(
+        data, head, embedder, pvecs, ivecs, model, train_fraction, windows, negatives, max_projects
+    )
+    service = build_service(data, head, embedder, pvecs, ivecs, ranker)
+    seen = {(e.institution, e.project) for e in head}
+    relevant: dict[str, set[str]] = defaultdict(set)
+    for e in tail:
+        if (e.institution, e.project) not in seen:
+            relevant[e.project].add(e.institution)
+    queries = sorted(relevant)[:max_projects]
+    ranked = rank_projects(service, data, queries, 10)
+    scores = []
+    for q in queries:
+        gains = [1.0 if i in relevant[q] else 0.0 for i in ranked.get(q, [])[:10]]
+        dcg = sum(g / np.log2(r + 2) for r, g in enumerate(gains))
+        idcg = sum(1 / np.log2(r + 2) for r in range(min(len(relevant[q]), 10)))
+        scores.append(dcg / idcg if idcg else 0.0)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+# ---------------------------------------------------------------------- commands
+def run_rank(
+    data_dir: Path,
+    query_ids: Sequence[str],
+    out: Path,
+    *,
+    model: ModelName | Literal["auto"] = "auto",
+    embedder_spec: str = "e5",
+    cache_dir: Path = DEFAULT_CACHE,
+    train_fraction: float = 0.4,
+    windows: int = 4,
+    negatives: int = 100,
+    max_projects: int = 600,
+    ranker_out: Path | None = None,
+) -> dict[str, Any]:
+    """Train on history, rank every institution for each query project, write JSONL; return a summary."""
+    started = time.perf_counter()
+    data = load_set(data_dir)
+    embedder = load_embedder(embedder_spec)
+    pvecs, ivecs = set_vectors(data, embedder, cache_dir)
+    chosen: ModelName
+    validation: dict[str, float] = {}
+    if model == "auto":
+        # Choose the model family on the newest slice of history, never on test edges.
+        # Boosting is left to an explicit --model hgb: it is slower and did not validate better.
+        for candidate in ("hand", "logistic"):
+            validation[candidate] = _validation_ndcg(
+                data, embedder, pvecs, ivecs, candidate, train_fraction, windows, negatives, max_projects
+            )
+        chosen = max(validation, key=lambda m: validation[m])  # type: ignore[assignment]
+    else:
+        chosen = model
+    ranker, report = train_ranker(
+        data, data.history, embedder, pvecs, ivecs, chosen, train_fraction, windows, negatives, max_projects
+    )
+    if ranker_out is not None:
+        ranker.save(ranker_out)
+    service = build_service(data, data.history, embedder, pvecs, ivecs, ranker)
+    ranked = rank_projects(service, data, query_ids)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        for qid, inst_ids in ranked.items():
+            f.write(json.dumps({"project_id": qid, "ranked_institution_ids": inst_ids}) + "\n")
+    return {
+        "set": data.name,
+        "model": chosen,
+        "validation_ndcg10": validation,
+        "importances": dict(ranker.feature_importances()),
+        "training": None if report is None else {"pairs": report.n_pairs, "positives": report.n_positive},
+        "queries": len(ranked),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _score(bench: Path, pred: Path, test: Path, subset: str, compare: Path | None = None) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(bench / "eval_ranking.py"),
+        "--pred",
+        str(pred),
+        "--test",
+        str(test),
+        "--subset",
+        subset,
+        "--json",
+    ]
+    if compare is not None:
+        cmd += ["--compare", str(compare)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        return {}
+    return dict(json.loads(res.stdout))
+
+
+def _has_subset(test: Path, subset: str) -> bool:
+    flags = {r.get("project_seen_in_history", "") for r in _read(test)}
+    return subset == "all" or ("1" if subset == "warm" else "0") in flags
+
+
+def run_eval(
+    data_root: Path = DEFAULT_DATA_ROOT,
+    bench: Path = DEFAULT_BENCH,
+    out_dir: Path = REPO_ROOT / "eval-out",
+    sets: Sequence[str] = SETS,
+    model: ModelName | Literal["auto"] = "auto",
+    cache_dir: Path = DEFAULT_CACHE,
+) -> dict[str, Any]:
+    """Rank, score and compare with the baselines for every set present; return all results."""
+    results: dict[str, Any] = {}
+    for name in sets:
+        data_dir = data_root / name
+        test = data_dir / "edges_dev_test.csv"
+        if not (data_dir / "edges_history.csv").is_file() or not test.is_file():
+            print(f"[{name}] skipped: {data_dir} not found (evaluation data are optional)")
+            continue
+        set_out = out_dir / name
+        set_out.mkdir(parents=True, exist_ok=True)
+        queries = sorted({r["project_id"] for r in _read(test)})
+        (set_out / "queries.txt").write_text("\n".join(queries) + "\n", encoding="utf-8")
+        print(f"[{name}] ranking {len(queries)} dev_test projects ...", flush=True)
+        summary = run_rank(data_dir, queries, set_out / "ours.jsonl", model=model, cache_dir=cache_dir)
+        print(
+            f"[{name}] model={summary['model']} validation={summary['validation_ndcg10']} "
+            f"in {summary['seconds']}s",
+            flush=True,
+        )
+        base_dir = set_out / "baselines"
+        subprocess.run(
+            [
+                sys.executable,
+                str(bench / "baselines.py"),
+                "--data",
+                str(data_dir),
+                "--test",
+                str(test),
+                "--outdir",
+                str(base_dir),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        methods = {"ours": set_out / "ours.jsonl"}
+        methods.update({p.stem: p for p in sorted(base_dir.glob("*.jsonl"))})
+        table: dict[str, dict[str, dict[str, Any]]] = {}
+        for method, pred in methods.items():
+            table[method] = {}
+            for subset in ("all", "cold", "warm"):
+                if _has_subset(test, subset):
+                    table[method][subset] = _score(bench, pred, test, subset)
+        popularity = methods.get("popularity")
+        diff = _score(bench, methods["ours"], test, "all", popularity) if popularity else {}
+        results[name] = {"summary": summary, "table": table, "vs_popularity": diff}
+    return results
+
+
+def format_table(results: Mapping[str, Any]) -> str:
+    """Return the results as a Markdown table (Recall@10 / NDCG@10 / MRR per subset)."""
+    lines = ["| set | method | all R@10 / N@10 / MRR | cold | warm |", "|---|---|---|---|---|"]
+    for name, res in results.items():
+        for method, subsets in res["table"].items():
+            cells = []
+            for subset in ("all", "cold", "warm"):
+                m = subsets.get(subset)
+                cells.append(
+                    f"{m['recall@10']:.3f} / {m['ndcg@10']:.3f} / {m['mrr']:.3f} (n={m['n_test_projects']})"
+                    if m
+                    else "–"
+                )
+            label = f"**{method}**" if method == "ours" else method
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+        d = res.get("vs_popularity") or {}
+        if d:
+            lines.append(
+                f"| {name} | ours − popularity | NDCG@10 {d['diff_ndcg@10']:+.3f} "
+                f"[{d['diff_ndcg@10_ci95'][0]:+.3f}, {d['diff_ndcg@10_ci95'][1]:+.3f}] | | |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the rank or eval command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m matching.benchmark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--model",
+        choices=["auto", "hand", "logistic", "hgb"],
+        default="auto",
+        help="ranker; auto picks by NDCG@10 on the newest slice of history",
+    )
+    common.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="vector cache directory")
+    rank = sub.add_parser("rank", parents=[common], help="rank institutions for the query projects")
+    rank.add_argument("--data", type=Path, required=True)
+    rank.add_argument("--queries", type=Path, required=True, help="one project_id per line")
+    rank.add_argument("--out", type=Path, required=True)
+    rank.add_argument("--save-ranker", type=Path, default=None, help="also write the fitted ranker (joblib)")
+    ev = sub.add_parser("eval", parents=[common], help="rank, score and compare on every set present")
+    ev.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    ev.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
+    ev.add_argument("--out", type=Path, default=REPO_ROOT / "eval-out")
+    ev.add_argument("--sets", default=",".join(SETS))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "rank":
+        queries = [q.strip() for q in args.queries.read_text(encoding="utf-8").splitlines() if q.strip()]
+        summary = run_rank(
+            args.data, queries, args.out, model=args.model, cache_dir=args.cache, ranker_out=args.save_ranker
+        )
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        return 0
+    if not args.data_root.is_dir():
+        print(f"evaluation skipped: no data at {args.data_root}")
+        return 0
+    results = run_eval(args.data_root, args.bench, args.out, args.sets.split(","), args.model, args.cache)
+    (args.out / "results.json").write_text(
+        json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    print(format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
