@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.access import audit
 from app.extensions import db
 from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
-from embeddings import load_embedder, text_hash
+from embeddings import load_embedder, set_search_threads, text_hash
 from embeddings.text import institution_text, need_text, project_text
 from matching.service import MatchingService
 from matching.types import Filters, InstitutionProfile, Match, NeedProfile, PortfolioItem, ProjectProfile
@@ -249,6 +249,9 @@ def index_dir(app: Flask) -> Path:
 
 def build_matching(app: Flask, rebuild: bool = False) -> MatchingService:
     """Build the matching service from the stored vectors (encoding what is missing first)."""
+    # One OpenMP thread per search: with several request threads on 2 cores, FAISS' own threads only
+    # make every single query wait (bench/bench_embeddings.py measures it).
+    set_search_threads(1)
     embedder = load_embedder(app.config["EMBEDDING_MODEL"])
     ranker = _load_ranker(app)
     service = MatchingService(embedder, index_dir=index_dir(app), ranker=ranker)

@@ -12,7 +12,7 @@ from embeddings.backends import (
     load_embedder,
 )
 from embeddings.base import Embedder, l2_normalize, text_hash
-from embeddings.index import VectorIndex
+from embeddings.index import VectorIndex, set_search_threads
 from embeddings.text import institution_text, need_text, project_text, truncate
 from embeddings.tokenize import domain_terms, tokenize
 
@@ -28,6 +28,7 @@ __all__ = [
     "load_embedder",
     "need_text",
     "project_text",
+    "set_search_threads",
     "text_hash",
     "tokenize",
     "truncate",

@@ -343,3 +343,8 @@ class VectorIndex:
         index._id_set = set(ids.tolist())
         index._sorted_ids = None
         return index
+
+
+def set_search_threads(n: int) -> None:
+    """Set FAISS' OpenMP thread count for this process (1 suits a multi-threaded web server)."""
+    faiss.omp_set_num_threads(int(n))
