@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from app.extensions import db
 
 
 def init_app(app: Flask) -> None:
     """Register the `report` command group."""
-    report = click.Group("report", help="Reports of the follow-up pipeline.")
+    report = AppGroup("report", help="Reports of the follow-up pipeline.")
     app.cli.add_command(report)
 
     @report.command("quarterly")
