@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from alembic import command
@@ -89,6 +90,22 @@ def init_app(app: Flask) -> None:
         build_matching(current_app)
         click.echo("indexes in step with the database")
 
+    ranker = click.Group("ranker", help="The learned ranker.")
+    app.cli.add_command(ranker)
+
+    @ranker.command("train")
+    @click.option("--negatives", default=3, show_default=True, help="Sampled non-connected institutions per project.")
+    @click.option("--half-life-days", default=365.0, show_default=True, help="Newer outcomes weigh more.")
+    def ranker_train(negatives: int, half_life_days: float) -> None:
+        """Retrain the ranking model from connection outcomes (accepted/signed = 1, refused = 0)."""
+        report, path = train_ranker(current_app, negatives, half_life_days)
+        click.echo(
+            f"trained {report.model} ranker on {report.n_pairs} pairs ({report.n_positive} positive, "
+            f"{report.n_projects} projects, {report.n_skipped} skipped); saved to {path.name}"
+        )
+        for name, value in sorted(report.importances.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  {name:<24} {value:.3f}")
+
     index = click.Group("index", help="FAISS indexes.")
     app.cli.add_command(index)
 
@@ -103,6 +120,45 @@ def init_app(app: Flask) -> None:
             f"indexes rebuilt in {time.perf_counter() - start:.2f} s: "
             f"{len(service.project_ids())} projects, {len(service.institution_ids())} institutions"
         )
+
+
+def train_ranker(app: Flask, negatives: int = 3, half_life_days: float = 365.0) -> Any:
+    """Retrain the ranker from the service's own connection outcomes; save it and put it to work."""
+    from app.pipeline.labels import outcome_labels
+    from app.services import build_matching, ranker_path
+    from matching.learn import LabelledPair, fit_ranker, sample_negatives
+
+    service = build_matching(app)
+    session = db.new_session(app)
+    try:
+        labels = outcome_labels(session)
+    finally:
+        session.close()
+    known_p, known_i = set(service.project_ids()), set(service.institution_ids())
+    pairs = [
+        LabelledPair(service.project(p), service.institution(i), label, day.isoformat())
+        for p, i, label, day in labels
+        if p in known_p and i in known_i
+    ]
+    # Institutions of the same side a project never connected with are weak negatives; refusals are
+    # the strong ones. Drawn per side, from projects with at least one positive answer.
+    answered: dict[int, set[int]] = {}
+    for pair in pairs:
+        answered.setdefault(pair.project.id, set()).add(pair.institution.id)
+    for side in ("fund", "base", "platform"):
+        positives = {
+            pid: {i for i in insts if service.institution(i).side == side}
+            for pid, insts in answered.items()
+        }
+        positives = {pid: ids for pid, ids in positives.items() if ids}
+        for pid, iid in sample_negatives(positives, service, side, negatives, random_state=0, exclude=answered):  # type: ignore[arg-type]
+            pairs.append(LabelledPair(service.project(pid), service.institution(iid), 0, None))
+    ranker, report = fit_ranker(pairs, service, half_life_days=half_life_days)
+    path = ranker_path(app)
+    ranker.save(path)
+    if "matching" in app.extensions:
+        app.extensions["matching"].set_ranker(ranker)
+    return report, path
 
 
 def _safe_url(url: str) -> str:

@@ -273,16 +273,18 @@ def build_matching(app: Flask, rebuild: bool = False) -> MatchingService:
     return service
 
 
-def _load_ranker(app: Flask) -> Any:
-    path = Path(app.config.get("RANKER_PATH") or index_dir(app) / "ranker.joblib")
-    if not path.exists():
-        return None
-    try:
-        from matching.learn import Ranker
+def ranker_path(app: Flask) -> Path:
+    """Return where the learned ranker is kept."""
+    return Path(app.config.get("RANKER_PATH") or index_dir(app) / "ranker.joblib")
 
-        return Ranker.load(path)
+
+def _load_ranker(app: Flask) -> Any:
+    from matching.ranker import load_ranker
+
+    try:
+        return load_ranker(ranker_path(app))
     except Exception:  # a stale or foreign file must not stop the site: fall back to hand-set weights
-        log.warning("could not load the learned ranker at %s; using hand-set weights", path, exc_info=True)
+        log.warning("could not load the learned ranker at %s; using hand-set weights", ranker_path(app), exc_info=True)
         return None
 
 

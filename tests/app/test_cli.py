@@ -41,3 +41,15 @@ def test_demo_load_is_idempotent_and_init_db_repeatable(runner):
     assert runner.invoke(args=["init-db"]).exit_code == 0
     r = runner.invoke(args=["demo", "load"])
     assert r.exit_code == 0 and "skipped" in r.output
+
+
+def test_ranker_retrains_from_connection_outcomes(app, runner, client):
+    r = runner.invoke(args=["ranker", "train"])
+    assert r.exit_code == 0, r.output
+    assert "trained logistic ranker" in r.output and "positive" in r.output
+    from app.services import ranker_path
+
+    assert ranker_path(app).is_file()
+    app.extensions.pop("matching", None)  # a restart picks the saved model up
+    items = client.get("/api/projects/7/matches?kind=fund&k=5").get_json()["items"]
+    assert len(items) == 5 and all(i["reasons"] for i in items)
