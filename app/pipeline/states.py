@@ -238,7 +238,7 @@ def transition(
     elif to is S.REFUSED:
         connection.closed_reason = _clean(note)
     elif to is S.SIGNED:
-        if not outcome:
+        if outcome is None:
             kind = outcome_kind_of(connection)
             raise TransitionError(
                 f"签约须填写{kind.value}成果", code="outcome_required", from_stage=frm, to_stage=to, field="outcome"

@@ -212,7 +212,8 @@ def move(ident: int) -> Any:
     outcome = {k: form.get(k) for k in OUTCOME_FIELDS if (form.get(k) or "").strip()}
     frm = c.stage
     try:
-        ev = service.move(session, c, to, rules.actor(user), note, outcome or None)
+        signing = to.strip() in (S.SIGNED.value, S.SIGNED.name)
+        ev = service.move(session, c, to, rules.actor(user), note, outcome if (outcome or signing) else None)
         audit("connection.move", "connection", c.id, from_stage=frm.value, to_stage=ev.to_stage.value)
         service.commit(session, c, [ev])
     except InputError as exc:
