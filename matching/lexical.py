@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 __all__ = ["LexicalIndex", "clean_tokens", "default_tokenizer"]
 
 Tokenizer = Callable[[str], list[str]]
+_TOKEN_CACHE_SIZE = 4096  # texts; oldest evicted first
 
 
 def _is_word(token: str) -> bool:
@@ -66,10 +67,18 @@ class LexicalIndex:
         self._total_len = 0
         self._arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]] = {}
         self._lock = threading.RLock()
+        self._token_cache: dict[str, tuple[str, ...]] = {}
 
     def tokenize(self, text: str) -> list[str]:
-        """Return the cleaned tokens of a text."""
-        return clean_tokens(self._tokenize_fn(text or ""))
+        """Return the cleaned tokens of a text (cached: profiles are tokenized again at query time)."""
+        cached = self._token_cache.get(text)
+        if cached is None:
+            cached = tuple(clean_tokens(self._tokenize_fn(text or "")))
+            with self._lock:
+                if len(self._token_cache) >= _TOKEN_CACHE_SIZE:
+                    self._token_cache.pop(next(iter(self._token_cache)), None)
+                self._token_cache[text] = cached
+        return list(cached)
 
     def __len__(self) -> int:
         return len(self._docs)

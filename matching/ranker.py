@@ -15,6 +15,7 @@ from typing import Any, Literal
 import joblib
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from threadpoolctl import threadpool_limits
 
 from matching.features import FEATURES
 
@@ -184,7 +185,8 @@ class LearnedRanker(Ranker):
             estimator = LogisticRegression(
                 C=self.C, class_weight=self.class_weight, max_iter=2000, random_state=self.random_state
             )
-            estimator.fit((matrix - self.mean_) / self.scale_, labels, sample_weight=weights)
+            with threadpool_limits(limits=1):
+                estimator.fit((matrix - self.mean_) / self.scale_, labels, sample_weight=weights)
         elif self.model == "hgb":
             from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -198,7 +200,10 @@ class LearnedRanker(Ranker):
                 early_stopping=False,
                 random_state=self.random_state,
             )
-            estimator.fit(matrix, labels, sample_weight=weights)
+            # One thread: on a few thousand rows OpenMP start-up and contention cost 10-40x more
+            # than the work itself (measured on 2 shared cores).
+            with threadpool_limits(limits=1):
+                estimator.fit(matrix, labels, sample_weight=weights)
         else:
             raise ValueError(f"model must be 'logistic' or 'hgb', got {self.model!r}")
         self.estimator_ = estimator
@@ -214,7 +219,8 @@ class LearnedRanker(Ranker):
         if self.model == "logistic":
             out = self.estimator_.decision_function((matrix - self.mean_) / self.scale_)
         else:
-            out = self.estimator_.decision_function(matrix)
+            with threadpool_limits(limits=1):
+                out = self.estimator_.decision_function(matrix)
         return np.asarray(out, dtype=np.float64) * self.score_scale
 
     def score(self, X: ArrayLike) -> NDArray[np.float64]:

@@ -93,7 +93,7 @@ class MatchingService:
         index_dir: Path | str | None = None,
         ranker: Ranker | None = None,
         *,
-        pool_size: int = 500,
+        pool_size: int = 300,
         half_life_days: float = 365.0,
         exclude_known: bool = True,
         save_delay_s: float = 2.0,
@@ -489,24 +489,38 @@ class MatchingService:
         n = len(inst_ids)
         mx, mean = np.full(n, np.nan), np.full(n, np.nan)
         arg = np.full(n, -1, dtype=np.int64)
-        if q is None:
+        if q is None or n == 0:
             return mx, mean, arg
         pm = self._portfolio_matrix()
         if pm.matrix.shape[0] == 0:
             return mx, mean, arg
         sims = (pm.matrix @ q).astype(np.float64)
+        valid = np.ones(len(sims), dtype=bool)
         if leave_out is not None:
-            sims[pm.project_ids == leave_out] = np.nan
-        for j, inst_id in enumerate(inst_ids):
-            start, end = pm.segments.get(inst_id, (0, 0))
-            if end <= start:
-                continue
-            seg = sims[start:end]
-            ok = ~np.isnan(seg)
-            if not ok.any():
-                continue
-            best = int(np.nanargmax(seg))
-            mx[j], mean[j], arg[j] = seg[best], float(seg[ok].mean()), pm.project_ids[start + best]
+            valid = pm.project_ids != leave_out
+        bounds = np.array([pm.segments.get(i, (0, 0)) for i in inst_ids], dtype=np.int64)
+        # Gather every candidate's rows into one flat array and reduce per segment (no Python loop).
+        lengths = bounds[:, 1] - bounds[:, 0]
+        has = lengths > 0
+        if not has.any():
+            return mx, mean, arg
+        rows = np.concatenate([np.arange(a, b) for a, b in bounds[has]])
+        seg_sims = np.where(valid[rows], sims[rows], -np.inf)
+        starts = np.concatenate(([0], np.cumsum(lengths[has])[:-1]))
+        seg_max = np.maximum.reduceat(seg_sims, starts)
+        counts = np.add.reduceat(valid[rows].astype(np.float64), starts)
+        totals = np.add.reduceat(np.where(valid[rows], sims[rows], 0.0), starts)
+        # Position of each segment's maximum: the first row equal to it within the segment.
+        owner = np.repeat(np.arange(len(starts)), lengths[has])
+        is_max = (seg_sims == seg_max[owner]) & np.isfinite(seg_sims)
+        first = np.full(len(starts), -1, dtype=np.int64)
+        hit_rows = np.flatnonzero(is_max)
+        first[owner[hit_rows][::-1]] = rows[hit_rows][::-1]
+        ok = counts > 0
+        idx = np.flatnonzero(has)
+        mx[idx[ok]] = seg_max[ok]
+        mean[idx[ok]] = totals[ok] / counts[ok]
+        arg[idx[ok]] = pm.project_ids[first[ok]]
         return mx, mean, arg
 
     def _coinvest_for_project(self, project_id: int, inst_ids: Sequence[int]) -> NDArray[np.float64]:
@@ -575,9 +589,14 @@ class MatchingService:
         n = self.pool_size
         pool: set[int] = set()
         if queries is not None and queries.shape[0] > 0:
-            _scores, found = self._proj_index.search(queries, n, allowed_ids=cands)
+            # The institution's own vector retrieves most; each portfolio vector adds its nearest.
+            _s, found = self._proj_index.search(queries[:1], max(1, n // 2), allowed_ids=cands)
             pool.update(int(i) for i in found.ravel() if i >= 0)
-        pool.update(i for i, _ in self._proj_lex.top(lexical_doc, n, cands))
+            if queries.shape[0] > 1:
+                per = max(10, n // (2 * (queries.shape[0] - 1)))
+                _s, found = self._proj_index.search(queries[1:], per, allowed_ids=cands)
+                pool.update(int(i) for i in found.ravel() if i >= 0)
+        pool.update(i for i, _ in self._proj_lex.top(lexical_doc, max(1, n // 4), cands))
         return sorted(pool)
 
     # ------------------------------------------------------------------ ranking core
