@@ -142,13 +142,18 @@ def portfolios(session: Session, institution_ids: Iterable[int] | None = None) -
         out.setdefault(c.institution_id, []).append(
             PortfolioItem(
                 project_id=c.project_id,
-                date=(c.signed_at or c.updated_at).date().isoformat() if (c.signed_at or c.updated_at) else None,
+                date=_evidence_date(c),
                 round=c.project.funding_round.value if c.project.funding_round else None,
                 industries=(c.project.industry,),
                 outcome=_outcome_kind(c),
             )
         )
     return out
+
+
+def _evidence_date(c: Connection) -> str | None:
+    at = c.signed_at or c.updated_at
+    return at.date().isoformat() if at else None
 
 
 def _outcome_kind(c: Connection) -> str | None:
@@ -595,7 +600,8 @@ def matches_for_project(
 ) -> list[RankedRow]:
     """Return the top-k institutions of one side for a project, rows in rank order."""
     f = f or InstitutionFilter()
-    allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty(), _declined(project_id=project_id))
+    refused = _declined(project_id=project_id)
+    allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty(), refused)
     matches = get_matching().match_project(project_id, side, k=k, filters=Filters(allowed_ids=allowed))  # type: ignore[arg-type]
     return _in_rank_order(session, Institution, matches)
 
@@ -605,7 +611,8 @@ def matches_for_institution(
 ) -> list[RankedRow]:
     """Return the top-k projects for an institution, rows in rank order."""
     f = f or ProjectFilter()
-    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), _declined(institution_id=institution_id))
+    refused = _declined(institution_id=institution_id)
+    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
     matches = get_matching().match_institution(institution_id, k=k, filters=Filters(allowed_ids=allowed))
     return _in_rank_order(session, Project, matches)
 
@@ -613,7 +620,8 @@ def matches_for_institution(
 def matches_for_need(session: Session, need: Need, k: int = 10, f: ProjectFilter | None = None) -> list[RankedRow]:
     """Return the top-k projects for a posted need, rows in rank order."""
     f = f or ProjectFilter()
-    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), _declined(institution_id=need.institution_id))
+    refused = _declined(institution_id=need.institution_id)
+    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
     vec = _embed_one(session, "need", need.id, need_record_text(need))
     session.commit()
     matches = get_matching().match_need(need_profile(need), vec, k=k, filters=Filters(allowed_ids=allowed))

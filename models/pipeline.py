@@ -61,9 +61,7 @@ class ConnectionEvent(Base):
     __tablename__ = "connection_event"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    connection_id: Mapped[int] = mapped_column(
-        ForeignKey("connection.id", ondelete="CASCADE"), index=True
-    )
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     action: Mapped[EventAction] = mapped_column(enum_column(EventAction))
     from_stage: Mapped[ConnectionStage | None] = mapped_column(enum_column(ConnectionStage))

@@ -1,10 +1,10 @@
 """The follow-up pipeline: connections from introduction to outcome, the dashboard and the quarterly report.
 
-    models/pipeline.py + models.core.Connection   the tables (history append-only)
-    states.py      the pure state machine           figures.py   the one aggregation
-    service.py     operations on a session          report.py    the Excel workbook
-    rules.py       who may see and move what        views.py     pages; api.py the JSON API
-    demo.py        a year of demo history           labels.py    outcomes as ranking labels
+models/pipeline.py + models.core.Connection   the tables (history append-only)
+states.py      the pure state machine           figures.py   the one aggregation
+service.py     operations on a session          report.py    the Excel workbook
+rules.py       who may see and move what        views.py     pages; api.py the JSON API
+demo.py        a year of demo history           labels.py    outcomes as ranking labels
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The pipeline's JSON API, on the /api blueprint (so it shares its auth, limits and error format).
 
 GET  /api/connections                  list (filters: institution_id, project_id, stage, follow_up=1)
-POST /api/connections                  {project_id, institution_id, action: shortlist|request, note?, need_id?}
+POST /api/connections                  {project_id, institution_id, action?, note?, need_id?}
+                                       (action: shortlist | request, the default)
 GET  /api/connections/<id>             one connection with its next stages and history
 GET  /api/connections/<id>/history     its history
 POST /api/connections/<id>/move        {to_stage, note?, outcome?}
@@ -16,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import current_app, jsonify, request, send_file
+from flask import current_app, jsonify, request
 from sqlalchemy import func, select
 
 from app.access import audit, current_user, deny, login_required, roles_required
@@ -25,7 +26,6 @@ from app.extensions import db
 from app.params import int_param
 from app.pipeline import rules, service
 from app.pipeline.figures import figures, period_from_args
-from app.pipeline.report import quarterly_workbook, workbook_bytes
 from app.pipeline.schemas import ConnectionIn, MoveIn, ShortlistIn, validate_in
 from app.pipeline.serialize import connection_json, event_json, history
 from app.pipeline.states import MOVES, OPEN_STAGES, parse_stage
@@ -58,7 +58,10 @@ def list_connections() -> Any:
     if stmt is None:
         deny("no connection list for this role")
     args = request.args
-    for key, column, label in (("institution_id", Connection.institution_id, "机构"), ("project_id", Connection.project_id, "项目")):
+    for key, column, label in (
+        ("institution_id", Connection.institution_id, "机构"),
+        ("project_id", Connection.project_id, "项目"),
+    ):
         if args.get(key):
             stmt = stmt.where(column == int_param(args, key, 0, 1, 2**31 - 1, label))
     if args.get("stage"):
@@ -66,16 +69,30 @@ def list_connections() -> Any:
     if args.get("follow_up") in ("1", "true"):
         cutoff = _now() - timedelta(days=_days())
         stmt = stmt.where(Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < cutoff)
-    per_page = int_param(args, "per_page", int(current_app.config["PAGE_SIZE"]), 1, int(current_app.config["API_MAX_PAGE_SIZE"]), "每页条数")
+    per_page = int_param(
+        args,
+        "per_page",
+        int(current_app.config["PAGE_SIZE"]),
+        1,
+        int(current_app.config["API_MAX_PAGE_SIZE"]),
+        "每页条数",
+    )
     page = int_param(args, "page", 1, 1, 1_000_000, "页码")
     session = db.session
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(
-        stmt.order_by(Connection.last_activity_at.desc(), Connection.id.desc()).offset((page - 1) * per_page).limit(per_page)
+        stmt.order_by(Connection.last_activity_at.desc(), Connection.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
     ).all()
     return jsonify(
-        {"items": [_json(c) for c in rows], "page": page, "per_page": per_page, "total": total,
-         "pages": (total + per_page - 1) // per_page}
+        {
+            "items": [_json(c) for c in rows],
+            "page": page,
+            "per_page": per_page,
+            "total": total,
+            "pages": (total + per_page - 1) // per_page,
+        }
     )
 
 
@@ -89,7 +106,13 @@ def create_connection() -> Any:
     session = db.session
     existed = service.pair(session, values.project_id, values.institution_id) is not None
     c, ev = service.connect(
-        session, values.project_id, values.institution_id, values.action, rules.actor(user), values.note, values.need_id
+        session,
+        values.project_id,
+        values.institution_id,
+        values.action,
+        rules.actor(user),
+        values.note,
+        values.need_id,
     )
     session.flush()
     audit(f"connection.{values.action}", "connection", c.id, to_stage=ev.to_stage.value)
@@ -107,7 +130,12 @@ def get_connection(ident: int) -> Any:
 @login_required
 def connection_history(ident: int) -> Any:
     c = rules.get_visible(db.session, ident)
-    return jsonify({"connection_id": c.id, "items": [event_json(e) for e in history(c, rules.sees_private(current_user(), c))]})
+    return jsonify(
+        {
+            "connection_id": c.id,
+            "items": [event_json(e) for e in history(c, rules.sees_private(current_user(), c))],
+        }
+    )
 
 
 @bp.post("/connections/<int:ident>/move")
@@ -152,7 +180,8 @@ def stages() -> Any:
             "notes": {
                 "尽职调查": "仅投融资机构；投融资机构须经尽职调查后签约",
                 "终止": "须填写原因（note）",
-                "已签约": "须填写成果（outcome）：融资 {amount_wan, round, date}；落地 {base, area_m2, date}；服务 {service_kind, date}",
+                "已签约": "须填写成果（outcome）：融资 {amount_wan, round, date}；"
+                "落地 {base, area_m2, date}；服务 {service_kind, date}",
             },
         }
     )

@@ -17,12 +17,20 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(report)
 
     @report.command("quarterly")
-    @click.option("--quarter", default=None, help="The quarter, e.g. 2026Q3 (default: the last full quarter).")
-    @click.option("--contest", "contests", type=int, multiple=True, help="Only these contest ids (repeatable).")
-    @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True,
-                  help="Where to write the .xlsx workbook.")
+    @click.option(
+        "--quarter", default=None, help="The quarter, e.g. 2026Q3 (default: the last full quarter)."
+    )
+    @click.option(
+        "--contest", "contests", type=int, multiple=True, help="Only these contest ids (repeatable)."
+    )
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        required=True,
+        help="Where to write the .xlsx workbook.",
+    )
     def quarterly(quarter: str | None, contests: tuple[int, ...], out: Path) -> None:
-        """Write the quarterly report (赛事专报) workbook: summary, per contest, connections, success cases."""
+        """Write the quarterly report (赛事专报): summary, per contest, connections, success cases."""
         from app.pipeline.figures import Period, figures, parse_quarter
         from app.pipeline.report import headline, quarterly_workbook
         from app.schemas import InputError
@@ -35,7 +43,9 @@ def init_app(app: Flask) -> None:
         session = db.new_session(current_app)
         try:
             fig = figures(session, period, set(contests) or None, int(current_app.config["FOLLOW_UP_DAYS"]))
-            wb = quarterly_workbook(fig, "指定赛事 " + ", ".join(map(str, contests)) if contests else "全部赛事")
+            wb = quarterly_workbook(
+                fig, "指定赛事 " + ", ".join(map(str, contests)) if contests else "全部赛事"
+            )
         finally:
             session.close()
         out.parent.mkdir(parents=True, exist_ok=True)

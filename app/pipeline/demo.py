@@ -30,12 +30,22 @@ DEMO_AS_OF = datetime(2026, 11, 26, 9, 0, tzinfo=CHINA_TZ)
 PER_INSTITUTION = {"fund": (4, 9), "base": (3, 6), "platform": (4, 8)}
 
 REFUSE_REASONS = {
-    "fund": ["估值预期差距较大", "暂不符合本期投资方向", "团队尚不完整，建议半年后再沟通", "单笔金额超出本基金额度"],
+    "fund": [
+        "估值预期差距较大",
+        "暂不符合本期投资方向",
+        "团队尚不完整，建议半年后再沟通",
+        "单笔金额超出本基金额度",
+    ],
     "base": ["园区暂无匹配的空置厂房", "产业方向与园区定位不一致", "企业暂无异地落地计划"],
     "platform": ["服务排期已满，建议下季度再申请", "企业需求已由本地平台承接"],
 }
 TERMINATE_REASONS = {
-    "fund": ["尽调发现财务核算不规范", "估值未能达成一致", "项目方选择了其他投资方", "核心技术专利权属存在争议"],
+    "fund": [
+        "尽调发现财务核算不规范",
+        "估值未能达成一致",
+        "项目方选择了其他投资方",
+        "核心技术专利权属存在争议",
+    ],
     "base": ["企业决定留在原所在地发展", "场地条件（层高、承重）不满足生产要求", "租金补贴政策未能谈妥"],
     "platform": ["企业已自建检测能力", "服务报价超出企业预算", "企业联系人变更，需求暂停"],
 }
@@ -83,8 +93,10 @@ def _fit(p: Project, inst: Institution) -> float:
         if "融资" not in needs:
             return 0.0
         score += 1.0
-        if p.amount_wan and inst.ticket_max_wan and not (
-            (inst.ticket_min_wan or 0) * 0.5 <= p.amount_wan <= inst.ticket_max_wan * 1.5
+        if (
+            p.amount_wan
+            and inst.ticket_max_wan
+            and not ((inst.ticket_min_wan or 0) * 0.5 <= p.amount_wan <= inst.ticket_max_wan * 1.5)
         ):
             return 0.0
     elif side == "base":
@@ -158,7 +170,9 @@ def _walk(rng: random.Random, p: Project, inst: Institution, start: datetime, as
     clock = _Clock(start, as_of)
     by_project = rng.random() < 0.3
     if by_project:
-        c = open_connection(p, inst, by_proj, S.REQUESTED, rng.choice(MOVE_NOTES[S.REQUESTED][2:]), at=clock.at)
+        c = open_connection(
+            p, inst, by_proj, S.REQUESTED, rng.choice(MOVE_NOTES[S.REQUESTED][2:]), at=clock.at
+        )
     else:
         c = open_connection(p, inst, by_inst, S.RECOMMENDED, at=clock.at)
         set_shortlist(c, True, by_inst, rng.choice(SHORTLIST_NOTES), at=clock.at + timedelta(minutes=5))
@@ -178,7 +192,13 @@ def _walk(rng: random.Random, p: Project, inst: Institution, start: datetime, as
     if not clock.advance(rng, 1, 14):
         return c
     if r < 0.18:
-        transition(c, S.REFUSED, answerer, rng.choice(REFUSE_REASONS[side]) if answerer is by_inst else "暂无该方面需求", at=clock.at)
+        transition(
+            c,
+            S.REFUSED,
+            answerer,
+            rng.choice(REFUSE_REASONS[side]) if answerer is by_inst else "暂无该方面需求",
+            at=clock.at,
+        )
         if rng.random() < 0.15 and clock.advance(rng, 30, 90):
             transition(c, S.REQUESTED, by_proj, "补充了最新经营数据，再次申请对接", at=clock.at)
             if clock.advance(rng, 3, 14):
@@ -195,7 +215,9 @@ def _walk(rng: random.Random, p: Project, inst: Institution, start: datetime, as
     if r < 0.12 or not clock.advance(rng, 4, 25):
         return _stall(rng, c, clock)
     if r < 0.2:
-        transition(c, S.TERMINATED, rng.choice([by_inst, by_proj]), rng.choice(TERMINATE_REASONS[side]), at=clock.at)
+        transition(
+            c, S.TERMINATED, rng.choice([by_inst, by_proj]), rng.choice(TERMINATE_REASONS[side]), at=clock.at
+        )
         return c
     transition(c, S.MET, by_inst, rng.choice(MOVE_NOTES[S.MET]), at=clock.at)
 
@@ -214,7 +236,9 @@ def _walk(rng: random.Random, p: Project, inst: Institution, start: datetime, as
     if r < 0.15 or not clock.advance(rng, lo, hi):
         return _stall(rng, c, clock)
     if r < 0.35:
-        transition(c, S.TERMINATED, rng.choice([by_inst, by_proj]), rng.choice(TERMINATE_REASONS[side]), at=clock.at)
+        transition(
+            c, S.TERMINATED, rng.choice([by_inst, by_proj]), rng.choice(TERMINATE_REASONS[side]), at=clock.at
+        )
         return c
     outcome = _outcome(rng, p, inst, clock.at.astimezone(CHINA_TZ).date())
     transition(c, S.SIGNED, by_inst, "签约完成", outcome=outcome, at=clock.at)
@@ -232,7 +256,9 @@ def load_history(session: Session, as_of: datetime | None = None, seed: int = SE
     as_of = min(as_of or DEMO_AS_OF, datetime.now(UTC)).astimezone(UTC)
     local = as_of.astimezone(CHINA_TZ).date()
     quarter_start = date(local.year, 3 * ((local.month - 1) // 3) + 1, 1)
-    first = datetime.combine(date(quarter_start.year - 1, quarter_start.month, 1), time(9), CHINA_TZ).astimezone(UTC)
+    first = datetime.combine(
+        date(quarter_start.year - 1, quarter_start.month, 1), time(9), CHINA_TZ
+    ).astimezone(UTC)
     span = (as_of - first).total_seconds()
     rng = random.Random(seed)
     projects = list(session.scalars(select(Project).order_by(Project.id)))

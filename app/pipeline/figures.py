@@ -222,8 +222,12 @@ class Figures:
             "scope": None if self.contest_ids is None else sorted(self.contest_ids),
             "funnel": self.funnel,
             "entered": self.entered,
-            "totals": {**self.totals.as_json(), "refused": self.refused, "terminated": self.terminated,
-                       "follow_up": self.follow_up},
+            "totals": {
+                **self.totals.as_json(),
+                "refused": self.refused,
+                "terminated": self.terminated,
+                "follow_up": self.follow_up,
+            },
             "breakdowns": self.breakdowns,
             "months": self.months,
             "success_cases": self.success_cases(),
@@ -301,7 +305,10 @@ def figures(
     out.breakdowns = {
         dim: [
             {"key": key, **t.as_json()}
-            for key, t in sorted(groups[dim].items(), key=lambda kv: (-kv[1].financing_wan, -kv[1].signed, -kv[1].opened, kv[0]))
+            for key, t in sorted(
+                groups[dim].items(),
+                key=lambda kv: (-kv[1].financing_wan, -kv[1].signed, -kv[1].opened, kv[0]),
+            )
         ]
         for dim in DIMENSIONS
     }
@@ -362,10 +369,15 @@ def _signings(c: Connection, events: list[ConnectionEvent], until: datetime) -> 
         kind = OutcomeKind.from_label(data.get("kind", "")) if data.get("kind") else _fallback_kind(c)
         out.append(
             Outcome(
-                connection=c, at=e.at, kind=kind,  # type: ignore[arg-type]
-                amount_wan=float(data.get("amount_wan") or 0), round=data.get("round"),
-                base=data.get("base"), area_m2=float(data.get("area_m2") or 0),
-                service_kind=data.get("service_kind"), date=data.get("date"),
+                connection=c,
+                at=e.at,
+                kind=kind,  # type: ignore[arg-type]
+                amount_wan=float(data.get("amount_wan") or 0),
+                round=data.get("round"),
+                base=data.get("base"),
+                area_m2=float(data.get("area_m2") or 0),
+                service_kind=data.get("service_kind"),
+                date=data.get("date"),
             )
         )
     return out
@@ -389,7 +401,9 @@ def _idle_at(events: list[ConnectionEvent], at: datetime, days: int) -> bool:
     return _stage_at(before) in OPEN_STAGES and at - before[-1].at > timedelta(days=days)
 
 
-def _row(c: Connection, events: list[ConnectionEvent], active: list[ConnectionEvent], idle: bool) -> dict[str, Any]:
+def _row(
+    c: Connection, events: list[ConnectionEvent], active: list[ConnectionEvent], idle: bool
+) -> dict[str, Any]:
     moves = [e for e in active if e.action in (EventAction.CREATED, EventAction.MOVED)]
     return {
         "id": c.id,
@@ -402,7 +416,10 @@ def _row(c: Connection, events: list[ConnectionEvent], active: list[ConnectionEv
         "initiated_by": c.initiated_by.value if c.initiated_by else "",
         "opened": china_date(events[0].at).isoformat(),
         "stage": _stage_at(events).value,
-        "moves": " → ".join(([moves[0].from_stage.value] if moves and moves[0].from_stage else []) + [e.to_stage.value for e in moves]),
+        "moves": " → ".join(
+            ([moves[0].from_stage.value] if moves and moves[0].from_stage else [])
+            + [e.to_stage.value for e in moves]
+        ),
         "last_activity": china_date(events[-1].at).isoformat(),
         "follow_up": idle,
     }

@@ -31,7 +31,9 @@ def outcome_labels(session: Session) -> list[tuple[int, int, int, date]]:
     rows = session.execute(
         select(Connection.project_id, Connection.institution_id, ConnectionEvent.to_stage, ConnectionEvent.at)
         .join(ConnectionEvent, ConnectionEvent.connection_id == Connection.id)
-        .where(ConnectionEvent.action == EventAction.MOVED, ConnectionEvent.to_stage.in_((*POSITIVE, S.REFUSED)))
+        .where(
+            ConnectionEvent.action == EventAction.MOVED, ConnectionEvent.to_stage.in_((*POSITIVE, S.REFUSED))
+        )
         .order_by(ConnectionEvent.at, ConnectionEvent.id)
     ).all()
     latest: dict[tuple[int, int], tuple[int, date]] = {}

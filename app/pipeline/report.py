@@ -39,14 +39,32 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("待跟进（期末）", "follow_up"),
 )
 CONNECTION_COLUMNS = (
-    ("id", "编号"), ("project", "项目"), ("contest", "赛事"), ("institution", "机构"),
-    ("institution_kind", "机构类型"), ("initiated_by", "发起方"), ("opened", "建立日期"),
-    ("moves", "本期阶段变化"), ("stage", "期末阶段"), ("last_activity", "最近活动"), ("follow_up", "待跟进"),
+    ("id", "编号"),
+    ("project", "项目"),
+    ("contest", "赛事"),
+    ("institution", "机构"),
+    ("institution_kind", "机构类型"),
+    ("initiated_by", "发起方"),
+    ("opened", "建立日期"),
+    ("moves", "本期阶段变化"),
+    ("stage", "期末阶段"),
+    ("last_activity", "最近活动"),
+    ("follow_up", "待跟进"),
 )
 CASE_COLUMNS = (
-    ("signed", "签约日期"), ("project", "项目"), ("contest", "赛事"), ("award", "获奖等级"), ("region", "地区"),
-    ("industry", "行业"), ("institution", "机构"), ("institution_kind", "机构类型"), ("kind", "成果类型"),
-    ("summary", "成果"), ("amount_wan", "融资金额（万元）"), ("round", "轮次"), ("area_m2", "落地面积（㎡）"),
+    ("signed", "签约日期"),
+    ("project", "项目"),
+    ("contest", "赛事"),
+    ("award", "获奖等级"),
+    ("region", "地区"),
+    ("industry", "行业"),
+    ("institution", "机构"),
+    ("institution_kind", "机构类型"),
+    ("kind", "成果类型"),
+    ("summary", "成果"),
+    ("amount_wan", "融资金额（万元）"),
+    ("round", "轮次"),
+    ("area_m2", "落地面积（㎡）"),
     ("service_kind", "服务类型"),
 )
 BOLD = Font(bold=True)
@@ -60,7 +78,7 @@ def headline(fig: Figures) -> list[tuple[str, Any]]:
 
 
 def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事") -> Workbook:
-    """Return the report workbook: summary, per contest, per dimension, trend, connection list, success cases."""
+    """Return the report workbook: summary, per contest, per dimension, trend, connections, success cases."""
     data = fig.as_json()
     wb = Workbook()
     ws = wb.active
@@ -80,7 +98,9 @@ def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事") -> Workb
     ws.append(["对接漏斗（本期新建对接到达各阶段）", "数量"])
     _style_head(ws, ws.max_row)
     for step in data["funnel"]:
-        ws.append([step["label"] + ("（仅投融资机构）" if step["stage"] == "DUE_DILIGENCE" else ""), step["count"]])
+        ws.append(
+            [step["label"] + ("（仅投融资机构）" if step["stage"] == "DUE_DILIGENCE" else ""), step["count"]]
+        )
     ws.append([])
     ws.append(["本期进入各阶段次数", "次数"])
     _style_head(ws, ws.max_row)

@@ -53,7 +53,7 @@ def can_move(user: Any, c: Connection) -> bool:
 
 
 def can_connect(user: Any, project_id: int, institution_id: int, action: str) -> bool:
-    """Institution members shortlist and request for their institution; a project member requests for its project."""
+    """Institution members shortlist and request for their institution; a project requests for itself."""
     if is_secretariat(user):
         return True
     if user is None:

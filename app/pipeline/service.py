@@ -31,7 +31,9 @@ from models.pipeline import ConnectionEvent
 def pair(session: Session, project_id: int, institution_id: int) -> Connection | None:
     """Return the connection of a project and an institution, if any."""
     return session.scalar(
-        select(Connection).where(Connection.project_id == project_id, Connection.institution_id == institution_id)
+        select(Connection).where(
+            Connection.project_id == project_id, Connection.institution_id == institution_id
+        )
     )
 
 
@@ -82,13 +84,21 @@ def connect(
         return c, transition(c, S.REQUESTED, actor, note, at=at)
     raise TransitionError(
         f"该项目与该机构已有对接记录（当前阶段：{c.stage.value}），请在原记录上继续跟进",
-        code="exists", from_stage=c.stage, to_stage=S.REQUESTED, field="project_id",
+        code="exists",
+        from_stage=c.stage,
+        to_stage=S.REQUESTED,
+        field="project_id",
     )
 
 
 def move(
-    session: Session, connection: Connection, to_stage: S | str, actor: Actor, note: str | None = None,
-    outcome: Mapping[str, Any] | None = None, at: datetime | None = None,
+    session: Session,
+    connection: Connection,
+    to_stage: S | str,
+    actor: Actor,
+    note: str | None = None,
+    outcome: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> ConnectionEvent:
     """Move a connection (see states.transition); nothing is written when it is refused."""
     return transition(connection, to_stage, actor, note, outcome, at)
@@ -101,7 +111,9 @@ def shortlist(
     return set_shortlist(connection, flag, actor, note)
 
 
-def note(session: Session, connection: Connection, actor: Actor, text: str, private: bool = False) -> ConnectionEvent:
+def note(
+    session: Session, connection: Connection, actor: Actor, text: str, private: bool = False
+) -> ConnectionEvent:
     """Record a note; it counts as activity (clears 待跟进)."""
     return add_note(connection, actor, text, private)
 

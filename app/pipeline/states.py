@@ -64,8 +64,13 @@ class TransitionError(InputError):
     """A refused change: a Chinese message for people and a code plus stages for the API."""
 
     def __init__(
-        self, message: str, *, code: str = "illegal_transition", from_stage: S | None = None,
-        to_stage: S | None = None, field: str = "to_stage",
+        self,
+        message: str,
+        *,
+        code: str = "illegal_transition",
+        from_stage: S | None = None,
+        to_stage: S | None = None,
+        field: str = "to_stage",
     ) -> None:
         super().__init__({field: message}, message)
         self.code = code
@@ -144,15 +149,30 @@ def _last_at(connection: Connection) -> datetime | None:
 
 
 def _event(
-    connection: Connection, action: EventAction, frm: S | None, to: S, actor: Actor, at: datetime,
-    note: str | None, private: bool = False, detail: dict[str, Any] | None = None,
+    connection: Connection,
+    action: EventAction,
+    frm: S | None,
+    to: S,
+    actor: Actor,
+    at: datetime,
+    note: str | None,
+    private: bool = False,
+    detail: dict[str, Any] | None = None,
 ) -> ConnectionEvent:
     last = _last_at(connection)
     if last is not None and at < last:
         raise TransitionError("变更时间不能早于上一次变更", code="out_of_order", field="at")
     ev = ConnectionEvent(
-        action=action, from_stage=frm, to_stage=to, actor_kind=actor.kind, actor_user_id=actor.user_id,
-        actor_name=actor.name, note=_clean(note), private=private, detail=detail, at=at,
+        action=action,
+        from_stage=frm,
+        to_stage=to,
+        actor_kind=actor.kind,
+        actor_user_id=actor.user_id,
+        actor_name=actor.name,
+        note=_clean(note),
+        private=private,
+        detail=detail,
+        at=at,
     )
     connection.events.append(ev)
     connection.last_activity_at = at
@@ -169,17 +189,26 @@ def _clean(note: str | None, limit: int = 2000) -> str | None:
 
 
 def open_connection(
-    project: Project, institution: Institution, actor: Actor, stage: S = S.RECOMMENDED,
-    note: str | None = None, at: datetime | None = None, need_id: int | None = None,
+    project: Project,
+    institution: Institution,
+    actor: Actor,
+    stage: S = S.RECOMMENDED,
+    note: str | None = None,
+    at: datetime | None = None,
+    need_id: int | None = None,
 ) -> Connection:
     """Return a new connection at 推荐 (a shortlist or a recommendation) or 已申请对接 (a request).
 
     The caller adds it to the session; the one-connection-per-pair rule is the caller's check.
     """
     if stage not in (S.RECOMMENDED, S.REQUESTED):
-        raise TransitionError("新的对接只能从「推荐」或「已申请对接」开始", code="illegal_start", to_stage=stage)
+        raise TransitionError(
+            "新的对接只能从「推荐」或「已申请对接」开始", code="illegal_start", to_stage=stage
+        )
     if stage is S.RECOMMENDED and actor.kind is Party.PROJECT:
-        raise TransitionError("项目方不能把自己加入机构的候选名单，请直接申请对接", code="forbidden_move", to_stage=stage)
+        raise TransitionError(
+            "项目方不能把自己加入机构的候选名单，请直接申请对接", code="forbidden_move", to_stage=stage
+        )
     at = _now(at)
     c = Connection(project=project, institution=institution, need_id=need_id, stage=stage, shortlisted=False)
     c.events = []
@@ -192,8 +221,12 @@ def open_connection(
 
 
 def transition(
-    connection: Connection, to_stage: S | str, actor: Actor, note: str | None = None,
-    outcome: Mapping[str, Any] | None = None, at: datetime | None = None,
+    connection: Connection,
+    to_stage: S | str,
+    actor: Actor,
+    note: str | None = None,
+    outcome: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> ConnectionEvent:
     """Move a connection to another stage, record the move in its history and return the event.
 
@@ -212,7 +245,9 @@ def transition(
     to = parse_stage(to_stage)
     frm = connection.stage
     if to is frm:
-        raise TransitionError(f"该对接已处于「{frm.value}」阶段", code="same_stage", from_stage=frm, to_stage=to)
+        raise TransitionError(
+            f"该对接已处于「{frm.value}」阶段", code="same_stage", from_stage=frm, to_stage=to
+        )
     if to not in next_stages(connection):
         allowed = "、".join(f"「{s.value}」" for s in next_stages(connection)) or "无（该对接已结束）"
         why = ""
@@ -222,7 +257,8 @@ def transition(
             why = "投融资机构须先完成尽职调查再签约；"
         raise TransitionError(
             f"不能从「{frm.value}」变更为「{to.value}」：{why}可变更为 {allowed}",
-            from_stage=frm, to_stage=to,
+            from_stage=frm,
+            to_stage=to,
         )
     refusal = _who_may(connection, to, actor)
     if refusal:
@@ -232,7 +268,9 @@ def transition(
     if to is S.TERMINATED:
         reason = _clean(note)
         if not reason:
-            raise TransitionError("终止对接须填写原因", code="reason_required", from_stage=frm, to_stage=to, field="note")
+            raise TransitionError(
+                "终止对接须填写原因", code="reason_required", from_stage=frm, to_stage=to, field="note"
+            )
         connection.closed_reason = reason
         detail = {"reason": reason}
     elif to is S.REFUSED:
@@ -241,7 +279,11 @@ def transition(
         if outcome is None:
             kind = outcome_kind_of(connection)
             raise TransitionError(
-                f"签约须填写{kind.value}成果", code="outcome_required", from_stage=frm, to_stage=to, field="outcome"
+                f"签约须填写{kind.value}成果",
+                code="outcome_required",
+                from_stage=frm,
+                to_stage=to,
+                field="outcome",
             )
         detail = {"outcome": _apply_outcome(connection, outcome, at)}
         connection.signed_at = at
@@ -267,16 +309,25 @@ def _apply_outcome(connection: Connection, outcome: Mapping[str, Any], at: datet
     connection.outcome_service = values.get("service_kind")
     return {
         "kind": kind.value,
-        **{k: (v.value if hasattr(v, "value") else v.isoformat() if isinstance(v, date) else v) for k, v in values.items()},
+        **{
+            k: (v.value if hasattr(v, "value") else v.isoformat() if isinstance(v, date) else v)
+            for k, v in values.items()
+        },
     }
 
 
 def set_shortlist(
-    connection: Connection, shortlisted: bool, actor: Actor, note: str | None = None, at: datetime | None = None
+    connection: Connection,
+    shortlisted: bool,
+    actor: Actor,
+    note: str | None = None,
+    at: datetime | None = None,
 ) -> ConnectionEvent:
     """Put a project on (or off) the institution's shortlist, with the institution's private note."""
     if actor.kind is Party.PROJECT:
-        raise TransitionError("候选名单是机构的内部记录，项目方不能修改", code="forbidden_move", field="shortlisted")
+        raise TransitionError(
+            "候选名单是机构的内部记录，项目方不能修改", code="forbidden_move", field="shortlisted"
+        )
     connection.shortlisted = shortlisted
     if note is not None:
         connection.note = _clean(note)
@@ -290,7 +341,9 @@ def add_note(
     """Record a note (a call, a meeting date) without moving the stage; it counts as activity."""
     if not _clean(note):
         raise TransitionError("备注：必填", code="validation_error", field="note")
-    return _event(connection, EventAction.NOTED, connection.stage, connection.stage, actor, _now(at), note, private)
+    return _event(
+        connection, EventAction.NOTED, connection.stage, connection.stage, actor, _now(at), note, private
+    )
 
 
 def changes_evidence(event: ConnectionEvent) -> bool:

@@ -8,7 +8,17 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -20,7 +30,7 @@ from app.pipeline.figures import DIMENSIONS, Period, figures, period_from_args, 
 from app.pipeline.report import TALLY_COLUMNS, headline, quarterly_workbook, workbook_bytes
 from app.pipeline.schemas import ConnectionIn, validate_in
 from app.pipeline.serialize import history
-from app.pipeline.states import FUNNEL, OPEN_STAGES, TransitionError, is_idle, next_stages, outcome_kind_of
+from app.pipeline.states import FUNNEL, OPEN_STAGES, is_idle, next_stages, outcome_kind_of
 from app.schemas import InputError
 from models import Connection, Institution, Project
 from models.enums import ConnectionStage as S
@@ -43,7 +53,9 @@ def _days() -> int:
 
 def _safe_next(default: str) -> str:
     target = request.form.get("next") or request.args.get("next") or ""
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else default
+    return (
+        target if target.startswith("/") and not target.startswith("//") and "\\" not in target else default
+    )
 
 
 def _loaded(stmt: Any) -> Any:
@@ -94,8 +106,10 @@ def index() -> Any:
         page = 1
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = db.session.scalars(
-        _loaded(stmt).order_by(Connection.last_activity_at.desc(), Connection.id.desc())
-        .offset((page - 1) * per_page).limit(per_page)
+        _loaded(stmt)
+        .order_by(Connection.last_activity_at.desc(), Connection.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
     ).all()
     idle_total = db.session.scalar(
         select(func.count(Connection.id)).where(
@@ -103,9 +117,21 @@ def index() -> Any:
         )
     )
     return render_template(
-        "pipeline/list.html", rows=rows, now=_now(), days=_days(), stage=stage, follow_up=follow_up, q=q,
-        errors=errors, idle_total=idle_total,
-        page={"rows": rows, "page": page, "pages": max(1, (total + per_page - 1) // per_page), "total": total},
+        "pipeline/list.html",
+        rows=rows,
+        now=_now(),
+        days=_days(),
+        stage=stage,
+        follow_up=follow_up,
+        q=q,
+        errors=errors,
+        idle_total=idle_total,
+        page={
+            "rows": rows,
+            "page": page,
+            "pages": max(1, (total + per_page - 1) // per_page),
+            "total": total,
+        },
     )
 
 
@@ -115,7 +141,11 @@ def board(ident: int) -> Any:
     """An institution's pipeline, as a board by stage (default) or a list."""
     inst = db.session.get(Institution, ident)
     if inst is None or not rules.can_view_institution_private(current_user(), ident):
-        deny(f"pipeline of institution {ident}", "没有权限查看该机构的对接进展", status=404 if inst is None else 403)
+        deny(
+            f"pipeline of institution {ident}",
+            "没有权限查看该机构的对接进展",
+            status=404 if inst is None else 403,
+        )
     rows = db.session.scalars(
         _loaded(select(Connection).where(Connection.institution_id == ident)).order_by(
             Connection.last_activity_at.desc(), Connection.id.desc()
@@ -130,7 +160,14 @@ def board(ident: int) -> Any:
     view = "list" if request.args.get("view") == "list" else "board"
     idle = sum(1 for c in rows if is_idle(c, now, days))
     return render_template(
-        "pipeline/board.html", inst=inst, rows=rows, columns=columns, board=BOARD, view=view, now=now, days=days,
+        "pipeline/board.html",
+        inst=inst,
+        rows=rows,
+        columns=columns,
+        board=BOARD,
+        view=view,
+        now=now,
+        days=days,
         idle=idle,
     )
 
@@ -144,8 +181,9 @@ def project_requests(ident: int) -> Any:
     if p is None or not (is_secretariat(user) or rules.is_project_member(user, ident)):
         deny(f"requests of project {ident}", "没有权限查看该项目的对接", status=404 if p is None else 403)
     rows = db.session.scalars(
-        _loaded(select(Connection).where(Connection.project_id == ident, Connection.requested_at.is_not(None)))
-        .order_by(Connection.last_activity_at.desc())
+        _loaded(
+            select(Connection).where(Connection.project_id == ident, Connection.requested_at.is_not(None))
+        ).order_by(Connection.last_activity_at.desc())
     ).all()
     return render_template("pipeline/project.html", p=p, rows=rows, now=_now(), days=_days())
 
@@ -153,14 +191,28 @@ def project_requests(ident: int) -> Any:
 # --- one connection --------------------------------------------------------------------------------------
 
 
-def _detail(c: Connection, errors: dict[str, str] | None = None, values: dict[str, Any] | None = None, status: int = 200) -> Any:
+def _detail(
+    c: Connection,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Any:
     user = current_user()
     private = rules.sees_private(user, c)
     return render_template(
-        "pipeline/detail.html", c=c, events=list(reversed(history(c, private))), private=private,
-        can_move=rules.can_move(user, c), next_stages=next_stages(c), outcome_kind=outcome_kind_of(c),
-        idle=is_idle(c, _now(), _days()), days=_days(), errors=errors or {}, v=values or {},
-        rounds=FundingRound.labels(), service_kinds=ServiceKind.labels(),
+        "pipeline/detail.html",
+        c=c,
+        events=list(reversed(history(c, private))),
+        private=private,
+        can_move=rules.can_move(user, c),
+        next_stages=next_stages(c),
+        outcome_kind=outcome_kind_of(c),
+        idle=is_idle(c, _now(), _days()),
+        days=_days(),
+        errors=errors or {},
+        v=values or {},
+        rounds=FundingRound.labels(),
+        service_kinds=ServiceKind.labels(),
     ), status
 
 
@@ -175,14 +227,23 @@ def detail(ident: int) -> Any:
 def create() -> Any:
     """Shortlist a ranked project or request an introduction (from an institution's or a project's page)."""
     form = request.form
-    data = {k: form.get(k) for k in ("project_id", "institution_id", "action", "note") if form.get(k) not in (None, "")}
+    data = {
+        k: form.get(k)
+        for k in ("project_id", "institution_id", "action", "note")
+        if form.get(k) not in (None, "")
+    }
     user = current_user()
     try:
         values = validate_in(ConnectionIn, data)
         if not rules.can_connect(user, values.project_id, values.institution_id, values.action):
             deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
         c, ev = service.connect(
-            db.session, values.project_id, values.institution_id, values.action, rules.actor(user), values.note
+            db.session,
+            values.project_id,
+            values.institution_id,
+            values.action,
+            rules.actor(user),
+            values.note,
         )
         db.session.flush()
         audit(f"connection.{values.action}", "connection", c.id, to_stage=ev.to_stage.value)
@@ -310,8 +371,16 @@ def dashboard() -> Any:
         "months": data["months"],
     }
     return render_template(
-        "pipeline/dashboard.html", fig=fig, data=data, charts=charts, headline=headline(fig), errors=errors,
-        dimensions=DIMENSIONS, columns=TALLY_COLUMNS, quarters=_quarters(period), scope_label=_scope_label(scope),
+        "pipeline/dashboard.html",
+        fig=fig,
+        data=data,
+        charts=charts,
+        headline=headline(fig),
+        errors=errors,
+        dimensions=DIMENSIONS,
+        columns=TALLY_COLUMNS,
+        quarters=_quarters(period),
+        scope_label=_scope_label(scope),
         query=_period_query(period),
     ), (422 if errors else 200)
 
@@ -334,8 +403,14 @@ def report_page() -> Any:
     audit("export", "report", None, format="html", period=period.label)
     db.session.commit()
     return render_template(
-        "pipeline/report.html", fig=fig, data=fig.as_json(), headline=headline(fig), dimensions=DIMENSIONS,
-        columns=TALLY_COLUMNS, scope_label=_scope_label(scope), query=_period_query(period),
+        "pipeline/report.html",
+        fig=fig,
+        data=fig.as_json(),
+        headline=headline(fig),
+        dimensions=DIMENSIONS,
+        columns=TALLY_COLUMNS,
+        scope_label=_scope_label(scope),
+        query=_period_query(period),
     )
 
 

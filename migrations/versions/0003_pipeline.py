@@ -32,11 +32,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("shortlisted", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column("initiated_by", _enum("party", PARTIES), nullable=True))
         batch_op.add_column(sa.Column("requested_at", models.base.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("last_activity_at", models.base.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("last_activity_at", models.base.UTCDateTime(timezone=True), nullable=True)
+        )
         batch_op.add_column(sa.Column("signed_at", models.base.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("closed_reason", sa.Text(), nullable=True))
         batch_op.add_column(
-            sa.Column("outcome_kind", _enum("outcomekind", ("FINANCING", "LANDING", "SERVICE")), nullable=True)
+            sa.Column(
+                "outcome_kind", _enum("outcomekind", ("FINANCING", "LANDING", "SERVICE")), nullable=True
+            )
         )
         batch_op.add_column(sa.Column("outcome_amount_wan", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("outcome_round", _enum("fundinground", ROUNDS), nullable=True))
@@ -53,7 +57,9 @@ def upgrade() -> None:
             "last_activity_at", existing_type=models.base.UTCDateTime(timezone=True), nullable=False
         )
         batch_op.create_index(batch_op.f("ix_connection_stage"), ["stage"], unique=False)
-        batch_op.create_index(batch_op.f("ix_connection_last_activity_at"), ["last_activity_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_connection_last_activity_at"), ["last_activity_at"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_connection_signed_at"), ["signed_at"], unique=False)
 
     op.create_table(
@@ -83,7 +89,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_connection_event")),
     )
     with op.batch_alter_table("connection_event", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_connection_event_connection_id"), ["connection_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_connection_event_connection_id"), ["connection_id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_connection_event_at"), ["at"], unique=False)
         batch_op.create_index(batch_op.f("ix_connection_event_to_stage"), ["to_stage"], unique=False)
 
@@ -100,8 +108,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_connection_last_activity_at"))
         batch_op.drop_index(batch_op.f("ix_connection_stage"))
         for column in (
-            "outcome_date", "outcome_service", "outcome_area_m2", "outcome_base", "outcome_round",
-            "outcome_amount_wan", "outcome_kind", "closed_reason", "signed_at", "last_activity_at",
-            "requested_at", "initiated_by", "shortlisted",
+            "outcome_date",
+            "outcome_service",
+            "outcome_area_m2",
+            "outcome_base",
+            "outcome_round",
+            "outcome_amount_wan",
+            "outcome_kind",
+            "closed_reason",
+            "signed_at",
+            "last_activity_at",
+            "requested_at",
+            "initiated_by",
+            "shortlisted",
         ):
             batch_op.drop_column(column)

@@ -37,7 +37,9 @@ def _move(page: Any, stage: str, **fields: str) -> None:
     assert stage in page.inner_text("#current-stage"), page.inner_text("main")[:500]
 
 
-def test_connection_from_request_to_signing_and_the_report(app: Any, live_server: str, page: Any, tmp_path: Any) -> None:
+def test_connection_from_request_to_signing_and_the_report(
+    app: Any, live_server: str, page: Any, tmp_path: Any
+) -> None:
     from sqlalchemy import select
 
     from app.extensions import db
@@ -91,7 +93,9 @@ def test_connection_from_request_to_signing_and_the_report(app: Any, live_server
     page.click("#period-form button[type=submit]")
     page.wait_for_load_state()
     assert "2026年第4季度" in page.inner_text("h1")
-    assert page.evaluate("() => ['chart-funnel', 'chart-regions', 'chart-months'].every(id => !!Chart.getChart(id))")
+    assert page.evaluate(
+        "() => ['chart-funnel', 'chart-regions', 'chart-months'].every(id => !!Chart.getChart(id))"
+    )
     assert project_name in page.inner_text("#success-cases")
     signed = int(page.inner_text("[data-kpi='签约']").replace(",", ""))
 

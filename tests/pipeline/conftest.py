@@ -31,7 +31,9 @@ class World:
 
 
 def _free_project(session: Any, inst_ids: list[int], skip: set[int]) -> Project:
-    linked = set(session.scalars(select(Connection.project_id).where(Connection.institution_id.in_(inst_ids))))
+    linked = set(
+        session.scalars(select(Connection.project_id).where(Connection.institution_id.in_(inst_ids)))
+    )
     for p in session.scalars(select(Project).order_by(Project.id)):
         if p.id not in linked and p.id not in skip:
             return p
@@ -47,10 +49,19 @@ def world(app: Flask) -> World:
 
     with app.app_context():
         s = db.session
-        first = {k: s.scalar(select(Institution.id).where(Institution.kind == k).order_by(Institution.id)) for k in InstitutionKind}
-        fund, base, platform = first[InstitutionKind.VC], first[InstitutionKind.SME_BASE], first[InstitutionKind.SERVICE_PLATFORM]
+        first = {
+            k: s.scalar(select(Institution.id).where(Institution.kind == k).order_by(Institution.id))
+            for k in InstitutionKind
+        }
+        fund, base, platform = (
+            first[InstitutionKind.VC],
+            first[InstitutionKind.SME_BASE],
+            first[InstitutionKind.SERVICE_PLATFORM],
+        )
         other_fund = s.scalar(
-            select(Institution.id).where(Institution.kind == InstitutionKind.VC, Institution.id != fund).order_by(Institution.id)
+            select(Institution.id)
+            .where(Institution.kind == InstitutionKind.VC, Institution.id != fund)
+            .order_by(Institution.id)
         )
         p = _free_project(s, [fund, base, platform, other_fund], set())
         q = _free_project(s, [fund, base, platform, other_fund], {p.id})
@@ -69,8 +80,12 @@ def world(app: Flask) -> World:
         users = {}
         for name, (role, binding) in spec.items():
             u = User(
-                username=f"pl-{name}", display_name=f"测试{name}", password_hash=hash_password(PASSWORD),
-                role=role, status=AccountStatus.APPROVED, **binding,
+                username=f"pl-{name}",
+                display_name=f"测试{name}",
+                password_hash=hash_password(PASSWORD),
+                role=role,
+                status=AccountStatus.APPROVED,
+                **binding,
             )
             if name == "org":
                 u.contests = [contest]

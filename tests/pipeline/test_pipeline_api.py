@@ -17,13 +17,26 @@ def _post(client: Any, url: str, body: Any) -> Any:
 
 def test_fund_and_project_take_a_connection_to_signing(app, world, as_user) -> None:
     fund, proj, sec = as_user("fund"), as_user("proj"), as_user("sec")
-    r = _post(fund, "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id, "action": "shortlist", "note": "值得关注"})
+    r = _post(
+        fund,
+        "/api/connections",
+        {
+            "project_id": world.project_id,
+            "institution_id": world.fund_id,
+            "action": "shortlist",
+            "note": "值得关注",
+        },
+    )
     assert r.status_code == 201, r.json
     cid = r.json["id"]
     assert r.json["stage"] == "推荐" and r.json["shortlisted"] is True and r.json["note"] == "值得关注"
     # the project does not see an institution's shortlist
     assert proj.get(f"/api/connections/{cid}").status_code == 404
-    r = _post(fund, "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id, "action": "request"})
+    r = _post(
+        fund,
+        "/api/connections",
+        {"project_id": world.project_id, "institution_id": world.fund_id, "action": "request"},
+    )
     assert r.status_code == 200 and r.json["stage"] == "已申请对接" and r.json["initiated_by"] == "机构"
     # now the project sees it, without the fund's private notes and shortlist events
     r = proj.get(f"/api/connections/{cid}")
@@ -33,25 +46,60 @@ def test_fund_and_project_take_a_connection_to_signing(app, world, as_user) -> N
     # the fund cannot answer its own request
     r = _post(fund, f"/api/connections/{cid}/move", {"to_stage": "已接受"})
     assert r.status_code == 403 and r.json["error"]["code"] == "forbidden_move"
-    assert _post(proj, f"/api/connections/{cid}/move", {"to_stage": "已接受", "note": "欢迎来访"}).status_code == 200
+    assert (
+        _post(proj, f"/api/connections/{cid}/move", {"to_stage": "已接受", "note": "欢迎来访"}).status_code
+        == 200
+    )
     assert _post(fund, f"/api/connections/{cid}/move", {"to_stage": "已会谈"}).status_code == 200
     # a fund signs only after due diligence
-    r = _post(fund, f"/api/connections/{cid}/move", {"to_stage": "已签约", "outcome": {"amount_wan": 500, "round": "A轮", "date": "2026-11-01"}})
+    r = _post(
+        fund,
+        f"/api/connections/{cid}/move",
+        {"to_stage": "已签约", "outcome": {"amount_wan": 500, "round": "A轮", "date": "2026-11-01"}},
+    )
     assert r.status_code == 409
     assert r.json["error"]["code"] == "illegal_transition"
     assert r.json["error"]["from_stage"] == "已会谈" and r.json["error"]["to_stage"] == "已签约"
     assert "须先完成尽职调查" in r.json["error"]["message"]
     assert _post(fund, f"/api/connections/{cid}/move", {"to_stage": "尽职调查"}).status_code == 200
-    r = _post(sec, f"/api/connections/{cid}/move", {"to_stage": "已签约", "note": "签署投资协议", "outcome": {"amount_wan": 500, "round": "A轮", "date": "2026-11-01"}})
+    r = _post(
+        sec,
+        f"/api/connections/{cid}/move",
+        {
+            "to_stage": "已签约",
+            "note": "签署投资协议",
+            "outcome": {"amount_wan": 500, "round": "A轮", "date": "2026-11-01"},
+        },
+    )
     assert r.status_code == 200, r.json
-    assert r.json["stage"] == "已签约" and r.json["outcome"]["amount_wan"] == 500 and r.json["next_stages"] == ["终止"]
+    assert (
+        r.json["stage"] == "已签约"
+        and r.json["outcome"]["amount_wan"] == 500
+        and r.json["next_stages"] == ["终止"]
+    )
     history = sec.get(f"/api/connections/{cid}/history").json["items"]
-    assert [e["to_stage"] for e in history if e["action"] != "加入候选"] == ["推荐", "已申请对接", "已接受", "已会谈", "尽职调查", "已签约"]
+    assert [e["to_stage"] for e in history if e["action"] != "加入候选"] == [
+        "推荐",
+        "已申请对接",
+        "已接受",
+        "已会谈",
+        "尽职调查",
+        "已签约",
+    ]
     with app.app_context():
         actions = db.session.scalars(
-            select(AuditLog.action).where(AuditLog.obj_kind == "connection", AuditLog.obj_id == cid).order_by(AuditLog.id)
+            select(AuditLog.action)
+            .where(AuditLog.obj_kind == "connection", AuditLog.obj_id == cid)
+            .order_by(AuditLog.id)
         ).all()
-    assert actions == ["connection.shortlist", "connection.request", "connection.move", "connection.move", "connection.move", "connection.move"]
+    assert actions == [
+        "connection.shortlist",
+        "connection.request",
+        "connection.move",
+        "connection.move",
+        "connection.move",
+        "connection.move",
+    ]
 
 
 def test_validation_errors_are_json_and_name_the_field(app, world, as_user) -> None:
@@ -64,50 +112,98 @@ def test_validation_errors_are_json_and_name_the_field(app, world, as_user) -> N
     assert r.status_code == 422 and r.json["error"]["fields"] == {"project_id": "项目：不存在"}
     r = fund.post("/api/connections", data="not json", content_type="application/json")
     assert r.status_code == 422 and r.json["error"]["code"] == "validation_error"
-    cid = _post(fund, "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id}).json["id"]
+    cid = _post(
+        fund, "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id}
+    ).json["id"]
     r = _post(fund, f"/api/connections/{cid}/move", {"to_stage": "签了"})
     assert r.status_code == 422 and "目标阶段：应为以下之一" in r.json["error"]["message"]
     r = _post(fund, f"/api/connections/{cid}/move", {"to_stage": "终止"})
-    assert r.status_code == 422 and r.json["error"]["code"] == "reason_required" and "note" in r.json["error"]["fields"]
+    assert (
+        r.status_code == 422
+        and r.json["error"]["code"] == "reason_required"
+        and "note" in r.json["error"]["fields"]
+    )
     r = _post(fund, f"/api/connections/{cid}/move", {"to_stage": "已接受", "outcome": "lots"})
     assert r.status_code == 422 and "outcome" in r.json["error"]["fields"]
     # a second request for the same pair is a conflict, not a duplicate
-    r = _post(as_user("proj"), "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id})
+    r = _post(
+        as_user("proj"), "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id}
+    )
     assert r.status_code == 409 and r.json["error"]["code"] == "exists"
     with app.app_context():
-        assert db.session.scalar(select(func.count(ConnectionEvent.id)).where(ConnectionEvent.connection_id == cid)) == 1
+        assert (
+            db.session.scalar(
+                select(func.count(ConnectionEvent.id)).where(ConnectionEvent.connection_id == cid)
+            )
+            == 1
+        )
 
 
 def test_signing_outcome_errors_name_each_field(world, as_user) -> None:
     base = as_user("base")
-    cid = _post(as_user("proj"), "/api/connections", {"project_id": world.project_id, "institution_id": world.base_id}).json["id"]
+    cid = _post(
+        as_user("proj"), "/api/connections", {"project_id": world.project_id, "institution_id": world.base_id}
+    ).json["id"]
     assert _post(base, f"/api/connections/{cid}/move", {"to_stage": "已接受"}).status_code == 200
     assert _post(base, f"/api/connections/{cid}/move", {"to_stage": "已会谈"}).status_code == 200
     r = _post(base, f"/api/connections/{cid}/move", {"to_stage": "已签约"})
-    assert r.status_code == 422 and r.json["error"]["code"] == "outcome_required" and "落地" in r.json["error"]["message"]
-    r = _post(base, f"/api/connections/{cid}/move", {"to_stage": "已签约", "outcome": {"amount_wan": 100, "area_m2": -1}})
+    assert (
+        r.status_code == 422
+        and r.json["error"]["code"] == "outcome_required"
+        and "落地" in r.json["error"]["message"]
+    )
+    r = _post(
+        base,
+        f"/api/connections/{cid}/move",
+        {"to_stage": "已签约", "outcome": {"amount_wan": 100, "area_m2": -1}},
+    )
     fields = r.json["error"]["fields"]
     assert r.status_code == 422
     assert {"outcome.amount_wan", "outcome.area_m2"} <= set(fields)
-    r = _post(base, f"/api/connections/{cid}/move", {"to_stage": "已签约", "outcome": {"base": "一号厂房", "area_m2": 300, "date": "2026-11-20"}})
+    r = _post(
+        base,
+        f"/api/connections/{cid}/move",
+        {"to_stage": "已签约", "outcome": {"base": "一号厂房", "area_m2": 300, "date": "2026-11-20"}},
+    )
     assert r.status_code == 200 and r.json["outcome"] == {
-        "kind": "落地", "amount_wan": None, "round": None, "base": "一号厂房", "area_m2": 300.0, "service_kind": None, "date": "2026-11-20"
+        "kind": "落地",
+        "amount_wan": None,
+        "round": None,
+        "base": "一号厂房",
+        "area_m2": 300.0,
+        "service_kind": None,
+        "date": "2026-11-20",
     }
 
 
 def test_nobody_reaches_a_pipeline_that_is_not_theirs(app, world, as_user) -> None:
-    cid = _post(as_user("fund"), "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id, "action": "shortlist"}).json["id"]
+    cid = _post(
+        as_user("fund"),
+        "/api/connections",
+        {"project_id": world.project_id, "institution_id": world.fund_id, "action": "shortlist"},
+    ).json["id"]
     for who in ("other-fund", "base", "proj-other", "org"):
         client = as_user(who)
         assert client.get(f"/api/connections/{cid}").status_code == 404, who
-        assert _post(client, f"/api/connections/{cid}/move", {"to_stage": "已申请对接"}).status_code in (403, 404), who
+        assert _post(client, f"/api/connections/{cid}/move", {"to_stage": "已申请对接"}).status_code in (
+            403,
+            404,
+        ), who
     # listing never widens: another fund's filter on our institution gives its own (empty) view
     r = as_user("other-fund").get(f"/api/connections?institution_id={world.fund_id}")
     assert r.status_code == 200 and r.json["total"] == 0
     # a fund cannot open connections for another institution, a project only requests for itself
-    r = _post(as_user("other-fund"), "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id})
+    r = _post(
+        as_user("other-fund"),
+        "/api/connections",
+        {"project_id": world.project_id, "institution_id": world.fund_id},
+    )
     assert r.status_code == 403
-    r = _post(as_user("proj-other"), "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id})
+    r = _post(
+        as_user("proj-other"),
+        "/api/connections",
+        {"project_id": world.project_id, "institution_id": world.fund_id},
+    )
     assert r.status_code == 403
     assert app.test_client().get("/api/connections").status_code == 401
     assert as_user("org").get("/api/connections").status_code == 403
@@ -135,42 +231,75 @@ def test_a_refused_project_is_not_recommended_to_that_fund_until_it_asks_again(a
     with app.app_context():
         ranked = [r.row.id for r in services.matches_for_institution(db.session, world.fund_id, k=400)]
     assert world.project_id in ranked
-    cid = _post(proj, "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id}).json["id"]
-    assert _post(fund, f"/api/connections/{cid}/move", {"to_stage": "已拒绝", "note": "暂不符合投资方向"}).status_code == 200
+    cid = _post(
+        proj, "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id}
+    ).json["id"]
+    assert (
+        _post(
+            fund, f"/api/connections/{cid}/move", {"to_stage": "已拒绝", "note": "暂不符合投资方向"}
+        ).status_code
+        == 200
+    )
     with app.app_context():
-        assert world.project_id not in [r.row.id for r in services.matches_for_institution(db.session, world.fund_id, k=400)]
-        assert world.fund_id not in [r.row.id for r in services.matches_for_project(db.session, world.project_id, "fund", k=100)]
+        assert world.project_id not in [
+            r.row.id for r in services.matches_for_institution(db.session, world.fund_id, k=400)
+        ]
+        assert world.fund_id not in [
+            r.row.id for r in services.matches_for_project(db.session, world.project_id, "fund", k=100)
+        ]
     # only the project can ask again; then it is back on the fund's list
     assert _post(fund, f"/api/connections/{cid}/move", {"to_stage": "已申请对接"}).status_code == 403
-    assert _post(proj, f"/api/connections/{cid}/move", {"to_stage": "已申请对接", "note": "补充了订单数据"}).status_code == 200
+    assert (
+        _post(
+            proj, f"/api/connections/{cid}/move", {"to_stage": "已申请对接", "note": "补充了订单数据"}
+        ).status_code
+        == 200
+    )
     with app.app_context():
-        assert world.project_id in [r.row.id for r in services.matches_for_institution(db.session, world.fund_id, k=400)]
+        assert world.project_id in [
+            r.row.id for r in services.matches_for_institution(db.session, world.fund_id, k=400)
+        ]
 
 
 def test_signing_refreshes_the_institutions_evidence(app, world, as_user) -> None:
     from app.services import get_matching
 
     plat = as_user("platform")
-    cid = _post(plat, "/api/connections", {"project_id": world.project_id, "institution_id": world.platform_id, "action": "request"}).json["id"]
+    cid = _post(
+        plat,
+        "/api/connections",
+        {"project_id": world.project_id, "institution_id": world.platform_id, "action": "request"},
+    ).json["id"]
     proj = as_user("proj")
     assert _post(proj, f"/api/connections/{cid}/move", {"to_stage": "已接受"}).status_code == 200
     assert _post(plat, f"/api/connections/{cid}/move", {"to_stage": "已会谈"}).status_code == 200
     with app.app_context():
         before = {i.project_id for i in get_matching().institution(world.platform_id).portfolio}
     assert world.project_id not in before
-    r = _post(plat, f"/api/connections/{cid}/move", {"to_stage": "已签约", "outcome": {"service_kind": "检验检测", "date": "2026-11-20"}})
+    r = _post(
+        plat,
+        f"/api/connections/{cid}/move",
+        {"to_stage": "已签约", "outcome": {"service_kind": "检验检测", "date": "2026-11-20"}},
+    )
     assert r.status_code == 200, r.json
     with app.app_context():
         after = {i.project_id for i in get_matching().institution(world.platform_id).portfolio}
     assert world.project_id in after
-    assert _post(plat, f"/api/connections/{cid}/move", {"to_stage": "终止", "note": "协议解除"}).status_code == 200
+    assert (
+        _post(plat, f"/api/connections/{cid}/move", {"to_stage": "终止", "note": "协议解除"}).status_code
+        == 200
+    )
     with app.app_context():
-        assert world.project_id not in {i.project_id for i in get_matching().institution(world.platform_id).portfolio}
+        assert world.project_id not in {
+            i.project_id for i in get_matching().institution(world.platform_id).portfolio
+        }
 
 
 def test_follow_up_filter_lists_idle_open_connections(world, as_user) -> None:
     r = as_user("sec").get("/api/connections?follow_up=1&per_page=100")
     assert r.status_code == 200 and r.json["total"] > 0
-    assert all(item["follow_up"] and item["stage"] not in ("已签约", "已拒绝", "终止") for item in r.json["items"])
+    assert all(
+        item["follow_up"] and item["stage"] not in ("已签约", "已拒绝", "终止") for item in r.json["items"]
+    )
     everything = as_user("sec").get("/api/connections?per_page=1").json["total"]
     assert r.json["total"] < everything

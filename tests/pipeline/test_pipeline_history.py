@@ -33,11 +33,24 @@ def test_history_rows_cannot_be_changed_or_deleted(app) -> None:
 
 def test_moving_appends_and_keeps_what_was_there(app, world, as_user) -> None:
     fund = as_user("fund")
-    cid = fund.post("/api/connections", json={"project_id": world.project_id, "institution_id": world.fund_id, "action": "shortlist", "note": "第一版备注"}).json["id"]
+    cid = fund.post(
+        "/api/connections",
+        json={
+            "project_id": world.project_id,
+            "institution_id": world.fund_id,
+            "action": "shortlist",
+            "note": "第一版备注",
+        },
+    ).json["id"]
     fund.post(f"/api/connections/{cid}/shortlist", json={"shortlisted": True, "note": "第二版备注"})
-    fund.post("/api/connections", json={"project_id": world.project_id, "institution_id": world.fund_id, "action": "request"})
+    fund.post(
+        "/api/connections",
+        json={"project_id": world.project_id, "institution_id": world.fund_id, "action": "request"},
+    )
     with app.app_context():
-        events = db.session.scalars(select(ConnectionEvent).where(ConnectionEvent.connection_id == cid).order_by(ConnectionEvent.id)).all()
+        events = db.session.scalars(
+            select(ConnectionEvent).where(ConnectionEvent.connection_id == cid).order_by(ConnectionEvent.id)
+        ).all()
         assert [e.note for e in events] == [None, "第一版备注", "第二版备注", None]
         assert [e.to_stage.value for e in events] == ["推荐", "推荐", "推荐", "已申请对接"]
         assert events[-1].from_stage.value == "推荐" and events[-1].actor_name == "测试fund"
@@ -47,7 +60,11 @@ def test_moving_appends_and_keeps_what_was_there(app, world, as_user) -> None:
 def test_deleting_a_project_takes_its_connections_and_their_history(app, world, as_user) -> None:
     from app import services
 
-    cid = as_user("proj").post("/api/connections", json={"project_id": world.project_id, "institution_id": world.fund_id}).json["id"]
+    cid = (
+        as_user("proj")
+        .post("/api/connections", json={"project_id": world.project_id, "institution_id": world.fund_id})
+        .json["id"]
+    )
     with app.app_context():
         services.delete_project(db.session, db.session.get(Project, world.project_id))
         assert db.session.get(Connection, cid) is None

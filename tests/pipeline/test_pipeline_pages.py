@@ -14,7 +14,9 @@ from models import Connection
 def _cid(app, world, inst_id) -> int:  # type: ignore[no-untyped-def]
     with app.app_context():
         return db.session.scalar(
-            select(Connection.id).where(Connection.project_id == world.project_id, Connection.institution_id == inst_id)
+            select(Connection.id).where(
+                Connection.project_id == world.project_id, Connection.institution_id == inst_id
+            )
         )
 
 
@@ -23,30 +25,61 @@ def test_fund_shortlists_and_requests_from_its_ranked_list(app, world, as_user) 
     page = fund.get(f"/institutions/{world.fund_id}").get_data(as_text=True)
     assert 'data-action="shortlist"' in page and 'data-action="request"' in page
     # nobody else gets the buttons on this institution's page
-    assert 'data-action="shortlist"' not in as_user("other-fund").get(f"/institutions/{world.fund_id}").get_data(as_text=True)
-    assert 'data-action="shortlist"' not in app.test_client().get(f"/institutions/{world.fund_id}").get_data(as_text=True)
-    r = fund.post("/connections/new", data={"project_id": world.project_id, "institution_id": world.fund_id, "action": "shortlist", "next": f"/institutions/{world.fund_id}"})
+    assert 'data-action="shortlist"' not in as_user("other-fund").get(
+        f"/institutions/{world.fund_id}"
+    ).get_data(as_text=True)
+    assert 'data-action="shortlist"' not in app.test_client().get(f"/institutions/{world.fund_id}").get_data(
+        as_text=True
+    )
+    r = fund.post(
+        "/connections/new",
+        data={
+            "project_id": world.project_id,
+            "institution_id": world.fund_id,
+            "action": "shortlist",
+            "next": f"/institutions/{world.fund_id}",
+        },
+    )
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/institutions/{world.fund_id}")
     board = fund.get(f"/connections/institution/{world.fund_id}").get_data(as_text=True)
     assert 'id="board"' in board and "★" in board
     cid = _cid(app, world, world.fund_id)
-    r = fund.post("/connections/new", data={"project_id": world.project_id, "institution_id": world.fund_id, "action": "request"})
+    r = fund.post(
+        "/connections/new",
+        data={"project_id": world.project_id, "institution_id": world.fund_id, "action": "request"},
+    )
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/connections/{cid}")
     listing = fund.get(f"/connections/institution/{world.fund_id}?view=list").get_data(as_text=True)
     assert 'id="pipeline-list"' in listing and "已申请对接" in listing
     # an off-site `next` is ignored
-    r = fund.post("/connections/new", data={"project_id": world.other_project_id, "institution_id": world.fund_id, "action": "shortlist", "next": "//evil.example/"})
+    r = fund.post(
+        "/connections/new",
+        data={
+            "project_id": world.other_project_id,
+            "institution_id": world.fund_id,
+            "action": "shortlist",
+            "next": "//evil.example/",
+        },
+    )
     assert r.status_code == 302 and "evil.example" not in r.headers["Location"]
 
 
 def test_project_requests_and_sees_only_its_requests(app, world, as_user) -> None:
     proj = as_user("proj")
-    assert 'data-action="request"' not in app.test_client().get(f"/projects/{world.project_id}").get_data(as_text=True)
+    assert 'data-action="request"' not in app.test_client().get(f"/projects/{world.project_id}").get_data(
+        as_text=True
+    )
     before = proj.get(f"/connections/project/{world.project_id}").get_data(as_text=True).count(">详情</a>")
     other = as_user("other-fund")
-    r = other.post("/connections/new", data={"project_id": world.project_id, "institution_id": world.other_fund_id, "action": "shortlist"})
+    r = other.post(
+        "/connections/new",
+        data={"project_id": world.project_id, "institution_id": world.other_fund_id, "action": "shortlist"},
+    )
     assert r.status_code == 302
-    r = proj.post("/connections/new", data={"project_id": world.project_id, "institution_id": world.base_id, "action": "request"})
+    r = proj.post(
+        "/connections/new",
+        data={"project_id": world.project_id, "institution_id": world.base_id, "action": "request"},
+    )
     assert r.status_code == 302
     page = proj.get(f"/connections/project/{world.project_id}").get_data(as_text=True)
     # the request shows; the other fund's shortlist does not
@@ -63,18 +96,31 @@ def test_project_requests_and_sees_only_its_requests(app, world, as_user) -> Non
 
 def test_moving_with_forms_shows_clear_errors_and_the_history(app, world, as_user) -> None:
     base, proj = as_user("base"), as_user("proj")
-    proj.post("/connections/new", data={"project_id": world.project_id, "institution_id": world.base_id, "action": "request"})
+    proj.post(
+        "/connections/new",
+        data={"project_id": world.project_id, "institution_id": world.base_id, "action": "request"},
+    )
     cid = _cid(app, world, world.base_id)
     r = proj.post(f"/connections/{cid}/move", data={"to_stage": "已接受"})
     assert r.status_code == 422 and "只能由机构接受或拒绝" in r.get_data(as_text=True)
     assert base.post(f"/connections/{cid}/move", data={"to_stage": "已接受"}).status_code == 302
-    assert base.post(f"/connections/{cid}/move", data={"to_stage": "已会谈", "note": "<script>alert(1)</script>"}).status_code == 302
+    assert (
+        base.post(
+            f"/connections/{cid}/move", data={"to_stage": "已会谈", "note": "<script>alert(1)</script>"}
+        ).status_code
+        == 302
+    )
     r = base.post(f"/connections/{cid}/move", data={"to_stage": "终止", "note": ""})
     assert r.status_code == 422 and "终止对接须填写原因" in r.get_data(as_text=True)
-    r = base.post(f"/connections/{cid}/move", data={"to_stage": "已签约", "area_m2": "-3", "date": "2026-11-20"})
+    r = base.post(
+        f"/connections/{cid}/move", data={"to_stage": "已签约", "area_m2": "-3", "date": "2026-11-20"}
+    )
     body = r.get_data(as_text=True)
     assert r.status_code == 422 and "落地面积（平方米）" in body and "落地基地" in body
-    r = base.post(f"/connections/{cid}/move", data={"to_stage": "已签约", "base": "二期孵化楼", "area_m2": "260", "date": "2026-11-20"})
+    r = base.post(
+        f"/connections/{cid}/move",
+        data={"to_stage": "已签约", "base": "二期孵化楼", "area_m2": "260", "date": "2026-11-20"},
+    )
     assert r.status_code == 302
     page = proj.get(f"/connections/{cid}").get_data(as_text=True)
     assert "二期孵化楼" in page and "260" in page
@@ -99,8 +145,17 @@ def test_dashboard_page_has_its_charts_data_and_buttons(world, as_user) -> None:
     page = r.get_data(as_text=True)
     assert r.status_code == 200 and "2026年第3季度" in page
     assert 'src="/static/vendor/chart.umd.min.js"' in page and "<script>" not in page
-    charts = json.loads(re.search(r'data-charts="([^"]*)"', page).group(1).replace("&#34;", '"').replace("&quot;", '"'))
-    assert [s["label"] for s in charts["funnel"]] == ["推荐", "已申请对接", "已接受", "已会谈", "尽职调查", "已签约"]
+    charts = json.loads(
+        re.search(r'data-charts="([^"]*)"', page).group(1).replace("&#34;", '"').replace("&quot;", '"')
+    )
+    assert [s["label"] for s in charts["funnel"]] == [
+        "推荐",
+        "已申请对接",
+        "已接受",
+        "已会谈",
+        "尽职调查",
+        "已签约",
+    ]
     assert len(charts["months"]) == 12 and charts["regions"]
     assert "/reports/quarterly.xlsx?quarter=2026Q3" in page and "/reports/quarterly?quarter=2026Q3" in page
     bad = sec.get("/dashboard?quarter=2026Q9")

@@ -1,4 +1,4 @@
-"""One aggregation for the dashboard, the report and the API: the numbers agree, and the workbook holds them."""
+"""One aggregation feeds the dashboard, the report and the API: the numbers agree; the workbook holds them."""
 
 from __future__ import annotations
 
@@ -49,7 +49,10 @@ def test_report_workbook_equals_dashboard_for_the_same_quarter(world, as_user) -
     assert summary["新建对接"] == totals["opened"]
     assert summary["待跟进（期末）"] == totals["follow_up"]
     # the dashboard page shows the same headline figures
-    assert f'data-kpi="融资金额（万元）">{totals["financing_wan"]:,.0f}' in page or f'{totals["financing_wan"]:,.1f}' in page
+    assert (
+        f'data-kpi="融资金额（万元）">{totals["financing_wan"]:,.0f}' in page
+        or f"{totals['financing_wan']:,.1f}" in page
+    )
 
     # per contest: the rows add up to the total row, which is the dashboard total
     rows = _sheet_rows(wb["分赛事"])
@@ -87,7 +90,10 @@ def test_every_breakdown_adds_up_to_the_totals(app) -> None:
         fig = figures(db.session, parse_quarter("2026Q3")).as_json()
     for dim in DIMENSIONS:
         for key in TOTAL_KEYS:
-            assert sum(r[key] for r in fig["breakdowns"][dim]) == pytest.approx(fig["totals"][key]), (dim, key)
+            assert sum(r[key] for r in fig["breakdowns"][dim]) == pytest.approx(fig["totals"][key]), (
+                dim,
+                key,
+            )
     funnel = [s["count"] for s in fig["funnel"]]
     assert funnel[0] == fig["totals"]["opened"]
     assert funnel[0] >= funnel[1] >= funnel[2] >= funnel[3] >= funnel[4]
@@ -106,7 +112,9 @@ def test_the_demo_history_covers_four_quarters_with_outcomes_and_attrition(app) 
             t = fig["totals"]
             assert t["opened"] > 20 and t["signed"] > 0 and t["terminated"] > 0, q
             assert fig["funnel"][0]["count"] > fig["funnel"][-1]["count"], q
-        year = figures(s, Period(parse_quarter("2025Q4").start, parse_quarter("2026Q3").end, "year")).as_json()["totals"]
+        year = figures(
+            s, Period(parse_quarter("2025Q4").start, parse_quarter("2026Q3").end, "year")
+        ).as_json()["totals"]
         assert year["financed"] > 10 and year["landed"] > 5 and year["services"] > 5 and year["refused"] > 5
         now = datetime.now(UTC)
         assert s.scalar(select(func.max(ConnectionEvent.at))) < now
@@ -147,8 +155,13 @@ def test_periods_from_the_query_string(args, expected) -> None:
 
 @pytest.mark.parametrize(
     ("args", "field"),
-    [({"quarter": "2026Q5"}, "quarter"), ({"from": "2026-01-01"}, "to"), ({"from": "x", "to": "2026-01-01"}, "from"),
-     ({"quarter": "2026Q1", "from": "2026-01-01"}, "quarter"), ({"from": "2020-01-01", "to": "2026-01-01"}, "to")],
+    [
+        ({"quarter": "2026Q5"}, "quarter"),
+        ({"from": "2026-01-01"}, "to"),
+        ({"from": "x", "to": "2026-01-01"}, "from"),
+        ({"quarter": "2026Q1", "from": "2026-01-01"}, "quarter"),
+        ({"from": "2020-01-01", "to": "2026-01-01"}, "to"),
+    ],
 )
 def test_bad_periods_name_the_field(args, field) -> None:
     from datetime import date

@@ -27,7 +27,11 @@ INSTITUTION = Actor(Party.INSTITUTION, 2, "机构用户")
 PROJECT = Actor(Party.PROJECT, 3, "项目用户")
 T0 = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)
 
-KIND_OF_SIDE = {"fund": InstitutionKind.VC, "base": InstitutionKind.SME_BASE, "platform": InstitutionKind.SERVICE_PLATFORM}
+KIND_OF_SIDE = {
+    "fund": InstitutionKind.VC,
+    "base": InstitutionKind.SME_BASE,
+    "platform": InstitutionKind.SERVICE_PLATFORM,
+}
 OUTCOME = {
     "fund": {"amount_wan": 800, "round": "A轮", "date": "2026-06-30"},
     "base": {"base": "滨江小微企业创业创新基地", "area_m2": 600, "date": "2026-06-30"},
@@ -37,12 +41,22 @@ OUTCOME = {
 #: The whole legal-move table by side, written out by hand from the issue (the test's oracle).
 LEGAL: dict[str, set[tuple[S, S]]] = {}
 _common = {
-    (S.RECOMMENDED, S.REQUESTED), (S.RECOMMENDED, S.TERMINATED),
-    (S.REQUESTED, S.ACCEPTED), (S.REQUESTED, S.REFUSED), (S.REQUESTED, S.TERMINATED),
-    (S.ACCEPTED, S.MET), (S.ACCEPTED, S.TERMINATED),
-    (S.MET, S.TERMINATED), (S.REFUSED, S.REQUESTED), (S.SIGNED, S.TERMINATED),
+    (S.RECOMMENDED, S.REQUESTED),
+    (S.RECOMMENDED, S.TERMINATED),
+    (S.REQUESTED, S.ACCEPTED),
+    (S.REQUESTED, S.REFUSED),
+    (S.REQUESTED, S.TERMINATED),
+    (S.ACCEPTED, S.MET),
+    (S.ACCEPTED, S.TERMINATED),
+    (S.MET, S.TERMINATED),
+    (S.REFUSED, S.REQUESTED),
+    (S.SIGNED, S.TERMINATED),
 }
-LEGAL["fund"] = _common | {(S.MET, S.DUE_DILIGENCE), (S.DUE_DILIGENCE, S.SIGNED), (S.DUE_DILIGENCE, S.TERMINATED)}
+LEGAL["fund"] = _common | {
+    (S.MET, S.DUE_DILIGENCE),
+    (S.DUE_DILIGENCE, S.SIGNED),
+    (S.DUE_DILIGENCE, S.TERMINATED),
+}
 LEGAL["base"] = _common | {(S.MET, S.SIGNED)}
 LEGAL["platform"] = LEGAL["base"]
 
@@ -64,7 +78,7 @@ def args_for(side: str, to: S) -> dict:
     return {}
 
 
-#: Every (side, from, to) triple, leaving out 尽职调查 as a starting point for bases and platforms (unreachable).
+#: Every (side, from, to) triple, leaving out 尽职调查 as a start for bases and platforms (unreachable).
 TRIPLES = [
     (side, frm, to)
     for side, frm, to in itertools.product(["fund", "base", "platform"], S, S)
@@ -120,7 +134,12 @@ def test_full_fund_path_records_each_step_in_order() -> None:
     assert c.outcome_kind is OutcomeKind.FINANCING and c.outcome_amount_wan == 800
     assert c.outcome_round.value == "A轮" and c.outcome_date.isoformat() == "2026-06-30"
     assert c.signed_at == T0 + timedelta(days=5)
-    assert c.events[-1].detail["outcome"] == {"kind": "融资", "amount_wan": 800.0, "round": "A轮", "date": "2026-06-30"}
+    assert c.events[-1].detail["outcome"] == {
+        "kind": "融资",
+        "amount_wan": 800.0,
+        "round": "A轮",
+        "date": "2026-06-30",
+    }
     assert changes_evidence(c.events[-1]) and not changes_evidence(c.events[-2])
 
 
@@ -150,7 +169,9 @@ def test_termination_needs_a_reason_and_keeps_it() -> None:
         transition(c, S.TERMINATED, INSTITUTION, note="  ")
     assert err.value.fields == {"note": "终止对接须填写原因"}
     transition(c, S.TERMINATED, INSTITUTION, note="企业已自建检测实验室")
-    assert c.closed_reason == "企业已自建检测实验室" and c.events[-1].detail == {"reason": "企业已自建检测实验室"}
+    assert c.closed_reason == "企业已自建检测实验室" and c.events[-1].detail == {
+        "reason": "企业已自建检测实验室"
+    }
 
 
 @pytest.mark.parametrize("side", ["fund", "base", "platform"])
@@ -167,13 +188,17 @@ def test_signing_requires_the_outcome_of_the_institutions_kind(side: str) -> Non
 def test_outcome_fields_are_checked_one_by_one() -> None:
     c = make("fund", S.DUE_DILIGENCE)
     with pytest.raises(Exception) as err:
-        transition(c, S.SIGNED, SECRETARIAT, at=T0, outcome={"amount_wan": -5, "round": "Z轮", "date": "2026-13-01"})
+        transition(
+            c, S.SIGNED, SECRETARIAT, at=T0, outcome={"amount_wan": -5, "round": "Z轮", "date": "2026-13-01"}
+        )
     fields = err.value.fields
     assert "不能小于" in fields["outcome.amount_wan"] or "应大于" in fields["outcome.amount_wan"]
     assert "应为以下之一" in fields["outcome.round"]
     assert "日期" in fields["outcome.date"]
     with pytest.raises(Exception) as err:
-        transition(c, S.SIGNED, SECRETARIAT, at=T0, outcome={"amount_wan": 5, "round": "A轮", "date": "2027-01-01"})
+        transition(
+            c, S.SIGNED, SECRETARIAT, at=T0, outcome={"amount_wan": 5, "round": "A轮", "date": "2027-01-01"}
+        )
     assert err.value.fields == {"outcome.date": "日期：不能晚于今天"}
     assert c.stage is S.DUE_DILIGENCE and c.outcome_kind is None
 
