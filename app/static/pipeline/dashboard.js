@@ -11,7 +11,8 @@
   new Chart(document.getElementById("chart-funnel"), {
     type: "bar",
     data: {
-      labels: data.funnel.map((s) => s.label),
+      // 尽职调查 counts funds only (bases and platforms sign without it), so it may be below 已签约
+      labels: data.funnel.map((s) => (s.stage === "DUE_DILIGENCE" ? `${s.label}（仅投融资）` : s.label)),
       datasets: [{ label: "对接数", data: data.funnel.map((s) => s.count),
         backgroundColor: data.funnel.map((_, i) => `rgba(200, 16, 46, ${1 - i * 0.13})`) }],
     },
