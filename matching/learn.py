@@ -118,6 +118,7 @@ def fit_ranker(
         min_positives=min_positives,
         min_negatives=min_negatives,
         sample_weight=_recency_weights(kept, half_life_days),
+        groups=np.asarray([p.project.id for p in kept], dtype=np.int64),
     )
     projects = len({p.project.id for p in kept})
     return fitted, replace(report, n_projects=projects, n_skipped=skipped)
@@ -131,6 +132,7 @@ def fit_rows(
     min_positives: int = 10,
     min_negatives: int = 10,
     sample_weight: NDArray[np.float64] | None = None,
+    groups: NDArray[np.int64] | None = None,
 ) -> tuple[Ranker, TrainingReport]:
     """Fit a ranker on ready feature rows; hand-set weights when the rows are too few."""
     n_pos = int(y.sum())
@@ -142,8 +144,8 @@ def fit_rows(
             )
         fallback = HandWeightedRanker()
         return fallback, TrainingReport(len(y), n_pos, 0, 0, "hand", fallback.feature_importances())
-    ranker.fit(X, y, sample_weight=sample_weight)
-    if ranker.model != "logistic":
+    ranker.fit(X, y, sample_weight=sample_weight, groups=groups)
+    if ranker.model == "hgb":
         ranker.set_importances(X)
     return ranker, TrainingReport(len(y), n_pos, 0, 0, ranker.model, ranker.feature_importances())
 

@@ -129,11 +129,13 @@ class HandWeightedRanker(Ranker):
 
 
 class LearnedRanker(Ranker):
-    """A pointwise learned ranker over the shared feature vector.
+    """A learned ranker (pointwise or pairwise) over the shared feature vector.
 
     Args:
-        model: ``"logistic"`` (standardised logistic regression: exact coef x value contributions)
-            or ``"hgb"`` (histogram gradient boosting: contributions by feature perturbation).
+        model: ``"logistic"`` (standardised logistic regression: exact coef x value contributions),
+            ``"pairwise"`` (the same linear model fit on positive-minus-negative differences within
+            each project, a RankNet-style objective; needs ``groups`` in fit) or ``"hgb"``
+            (histogram gradient boosting: contributions by feature perturbation).
         C: inverse L2 strength of the logistic model.
         learning_rate, max_iter, max_leaf_nodes, min_samples_leaf, l2_regularization: for ``"hgb"``.
         class_weight: passed to the estimator (``"balanced"`` counters the many negatives).
@@ -143,7 +145,7 @@ class LearnedRanker(Ranker):
 
     def __init__(
         self,
-        model: Literal["logistic", "hgb"] = "logistic",
+        model: Literal["logistic", "pairwise", "hgb"] = "logistic",
         C: float = 1.0,
         learning_rate: float = 0.05,
         max_iter: int = 200,
@@ -165,8 +167,17 @@ class LearnedRanker(Ranker):
         self.score_scale = score_scale
         self.random_state = random_state
 
-    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> LearnedRanker:
-        """Fit on feature rows X (n, n_features) and 0/1 labels y; return self."""
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        groups: ArrayLike | None = None,
+    ) -> LearnedRanker:
+        """Fit on feature rows X (n, n_features) and 0/1 labels y; return self.
+
+        ``groups`` (one query id per row, e.g. the project) is required by ``"pairwise"``.
+        """
         matrix = _as_matrix(X)
         labels = np.asarray(y).astype(int).ravel()
         if labels.shape[0] != matrix.shape[0]:
@@ -187,6 +198,19 @@ class LearnedRanker(Ranker):
             )
             with threadpool_limits(limits=1):
                 estimator.fit((matrix - self.mean_) / self.scale_, labels, sample_weight=weights)
+        elif self.model == "pairwise":
+            from sklearn.linear_model import LogisticRegression
+
+            if groups is None:
+                raise ValueError("model='pairwise' needs groups (the query id of every row)")
+            diffs = self._pair_differences((matrix - self.mean_) / self.scale_, labels, np.asarray(groups))
+            if diffs.shape[0] == 0:
+                raise ValueError("no group holds both a positive and a negative row")
+            signed = np.vstack([diffs, -diffs])
+            target = np.r_[np.ones(len(diffs), dtype=int), np.zeros(len(diffs), dtype=int)]
+            estimator = LogisticRegression(C=self.C, fit_intercept=False, max_iter=2000)
+            with threadpool_limits(limits=1):
+                estimator.fit(signed, target)
         elif self.model == "hgb":
             from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -211,12 +235,32 @@ class LearnedRanker(Ranker):
         self.n_positive_ = int(labels.sum())
         return self
 
+    def _pair_differences(
+        self, Z: NDArray[np.float64], labels: NDArray[np.int_], groups: NDArray[Any], per_positive: int = 50
+    ) -> NDArray[np.float64]:
+        """Return positive-minus-negative row differences within each group (negatives subsampled)."""
+        rng = np.random.default_rng(self.random_state)
+        out = []
+        for g in np.unique(groups):
+            rows = groups == g
+            pos, neg = Z[rows & (labels == 1)], Z[rows & (labels == 0)]
+            if len(pos) == 0 or len(neg) == 0:
+                continue
+            for p in pos:
+                take = (
+                    neg
+                    if len(neg) <= per_positive
+                    else neg[rng.choice(len(neg), per_positive, replace=False)]
+                )
+                out.append(p - take)
+        return np.vstack(out) if out else np.zeros((0, Z.shape[1]))
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "estimator_"):
             raise RuntimeError("LearnedRanker is not fitted; call fit() or use HandWeightedRanker")
 
     def _raw(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-        if self.model == "logistic":
+        if self.model in ("logistic", "pairwise"):
             out = self.estimator_.decision_function((matrix - self.mean_) / self.scale_)
         else:
             with threadpool_limits(limits=1):
@@ -236,7 +280,7 @@ class LearnedRanker(Ranker):
         """
         self._check_fitted()
         matrix = _as_matrix(X)
-        if self.model == "logistic":
+        if self.model in ("logistic", "pairwise"):
             coef = self.estimator_.coef_.ravel()
             return (matrix - self.mean_) / self.scale_ * coef * self.score_scale
         base = self._raw(matrix)
@@ -250,7 +294,7 @@ class LearnedRanker(Ranker):
     def feature_importances(self) -> dict[str, float]:
         """Return |coef| (logistic, standardised units) or mean |contribution| on training means."""
         self._check_fitted()
-        if self.model == "logistic":
+        if self.model in ("logistic", "pairwise"):
             values = np.abs(self.estimator_.coef_.ravel())
         else:
             values = np.asarray(
