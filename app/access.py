@@ -40,11 +40,11 @@ ACCEPTED_STAGES = (
 
 #: Project fields anyone may see (the contest's publicity: 宣传展示).
 PROJECT_PUBLIC_FIELDS = frozenset(
-    {"id", "name", "group", "contest_id", "contest", "contest_kind", "award", "industry", "province", "city",
-     "description", "created_at", "updated_at"}
+    {"id", "name", "group", "contest_id", "contest", "contest_kind", "award", "industry", "track", "province",
+     "city", "description", "created_at", "updated_at"}
 )
 #: Project fields that need a login (what a fund needs to judge fit, but not for the open web).
-PROJECT_MEMBER_FIELDS = frozenset({"track", "stage", "amount_wan", "funding_round", "needs"})
+PROJECT_MEMBER_FIELDS = frozenset({"stage", "amount_wan", "funding_round", "needs"})
 #: Project fields behind can_see_contacts: contacts, team, IP, head count, revenue, documents.
 PROJECT_PRIVATE_FIELDS = frozenset(
     {"contact_name", "contact_phone", "contact_email", "team", "ip", "employees", "revenue_wan", "documents"}
@@ -53,6 +53,9 @@ PROJECT_PRIVATE_FIELDS = frozenset(
 INSTITUTION_PRIVATE_FIELDS = frozenset({"contact_name", "contact_phone", "contact_email"})
 
 Level = Literal["public", "member", "private"]
+
+#: Largest primary key (32-bit signed, as in PostgreSQL's integer); larger ids in URLs are simply not found.
+MAX_ID = 2**31 - 1
 
 
 # --- who is asking ---------------------------------------------------------------------------------
@@ -526,6 +529,8 @@ def init_app(app: Flask) -> None:
         view = app.view_functions.get(request.endpoint or "")
         if view is None or request.endpoint == "static":
             return None
+        if any(isinstance(v, int) and v > MAX_ID for v in (request.view_args or {}).values()):
+            abort(404)  # no row has such an id; the database driver would choke on it
         if access_rule(view) is None and user is None:
             log.warning("view %s declares no access rule: requiring a login", request.endpoint)
             return unauthenticated()

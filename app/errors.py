@@ -68,7 +68,7 @@ def init_app(app: Flask) -> None:
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         status = exc.code or 500
         message = MESSAGES.get(status)
-        if exc.description and status in (400, 401, 403, 404, 409, 422) and not exc.description.startswith("The "):
+        if exc.description and status in (400, 401, 403, 404, 409, 413, 415, 422) and not exc.description.startswith("The "):
             message = exc.description  # our own Chinese descriptions from abort(...)
         return error_response(status, message)
 

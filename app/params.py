@@ -71,6 +71,8 @@ def project_filter(args: Mapping[str, Any]) -> ProjectFilter:
             contest_id = int(contest)
         except ValueError:
             raise InputError({"contest": "赛事：应为赛事编号"}) from None
+        if not 1 <= contest_id <= 2**31 - 1:
+            raise InputError({"contest": "赛事：应为赛事编号"})
     q = _get(args, "q")
     return ProjectFilter(
         contest_id=contest_id,

@@ -99,7 +99,7 @@ class ProjectIn(_Strict):
 
     name: str = Field(min_length=2, max_length=200)
     group: ProjectGroup
-    contest_id: int = Field(gt=0)
+    contest_id: int = Field(gt=0, le=2**31 - 1)
     award: Award = Award.NONE
     industry: str
     track: OptStr = Field(default=None, max_length=32)
@@ -213,7 +213,7 @@ class InstitutionIn(_Strict):
 class NeedIn(_Strict):
     """A need (对接需求) posted by an institution."""
 
-    institution_id: int = Field(gt=0)
+    institution_id: int = Field(gt=0, le=2**31 - 1)
     title: str = Field(min_length=4, max_length=200)
     description: str = Field(min_length=10, max_length=5000)
     industries: StrListIn = Field(default_factory=list)

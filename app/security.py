@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, abort, current_app, g, request
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms.validators import ValidationError
@@ -80,7 +80,11 @@ def init_app(app: Flask) -> None:
     def _api_guard() -> Any:
         if request.blueprint != "api":
             return None
-        request.max_content_length = int(app.config["API_MAX_BODY_BYTES"])
+        limit = int(app.config["API_MAX_BODY_BYTES"])
+        if request.blueprint == "api" and request.endpoint != "api.import_file":
+            request.max_content_length = limit
+            if (request.content_length or 0) > limit:
+                abort(413, description=f"请求体过大：API 最多接受 {limit // 1024} KB")
         # The API is exempt from the form CSRF check because token calls carry no cookie; a write made
         # with the session cookie must prove it comes from our own pages with the X-CSRFToken header.
         if (

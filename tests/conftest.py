@@ -155,3 +155,22 @@ class AuthActions:
 @pytest.fixture()
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
+
+
+@pytest.fixture()
+def make_app(demo_template: Path, tmp_path: Path) -> Iterator[Any]:
+    """Return a factory of apps on private copies of the demo database, with extra settings (CSRF on, ...)."""
+    made: list[Flask] = []
+
+    def factory(**extra: Any) -> Flask:
+        folder = tmp_path / f"app{len(made)}"
+        folder.mkdir()
+        shutil.copy(demo_template / "match.db", folder / "match.db")
+        shutil.copytree(demo_template / "index", folder / "index")
+        application = create_app(_config(folder / "match.db", folder / "index", **extra))
+        made.append(application)
+        return application
+
+    yield factory
+    for application in made:
+        application.extensions["db"]["engine"].dispose()

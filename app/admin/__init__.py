@@ -132,7 +132,8 @@ def audit_log() -> Any:
     stmt = select(AuditLog)
     try:
         if args.get("action"):
-            stmt = stmt.where(AuditLog.action.startswith(args["action"].strip()[:64]))
+            action = args["action"].strip()[:64]  # "project." means every project action
+            stmt = stmt.where(AuditLog.action.startswith(action) if action.endswith(".") else AuditLog.action == action)
         if args.get("username"):
             stmt = stmt.where(AuditLog.username == args["username"].strip().lower()[:64])
         if args.get("obj_kind"):

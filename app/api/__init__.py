@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from sqlalchemy import func, select
 
 from app import services
@@ -49,6 +50,8 @@ def _body() -> dict[str, Any]:
         abort(415, description="请求体应为 JSON（Content-Type: application/json）")
     try:
         data = request.get_json(force=True, silent=False)
+    except RequestEntityTooLarge:
+        raise
     except Exception:
         raise InputError({"_body": "请求体不是合法的 JSON"}, "请求体不是合法的 JSON") from None
     if not isinstance(data, dict):

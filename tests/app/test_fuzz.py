@@ -1,0 +1,163 @@
+"""Bad input against the JSON API: a bounded schemathesis run from /api/openapi.json, and named cases.
+
+The fuzz run calls every documented operation through the WSGI app (no network) as the secretariat,
+with schema-valid and schema-violating inputs. No answer may be a 5xx or break its documented schema,
+and an answer of 4xx must leave the data as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections import Counter
+from typing import Any
+
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.generation import GenerationMode
+
+from app.extensions import db
+
+#: Cases per operation and generation mode (schema-valid, schema-violating): bounded, part of `make test`.
+CASES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 12}
+#: Tables whose content a refused request must leave alone.
+DATA_TABLES = ("project", "institution", "need", "connection", "contest", "user_account", "registration")
+SKIP = {"api.openapi"}  # the document itself
+
+
+def _token(app: Flask, username: str = "admin") -> str:
+    from app.auth import accounts
+
+    with app.app_context():
+        user = accounts.find_user(db.session, username)
+        return accounts.issue_token(db.session, user, "fuzz")[1]  # type: ignore[arg-type]
+
+
+def _fingerprint(path: str) -> str:
+    """Return a digest of every row of the data tables (a dump, compared before and after)."""
+    con = sqlite3.connect(path)
+    try:
+        digest = hashlib.sha256()
+        for table in DATA_TABLES:
+            for row in con.execute(f"SELECT * FROM {table} ORDER BY id"):
+                digest.update(repr(row).encode())
+        return digest.hexdigest()
+    finally:
+        con.close()
+
+
+def test_fuzz_the_api_from_its_openapi_document(app: Flask) -> None:
+    token = _token(app)
+    db_path = app.config["DATABASE_URL"].removeprefix("sqlite:///")
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    headers = {"Authorization": f"Bearer {token}"}
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    stats: Counter[str] = Counter()
+    failures: list[str] = []
+    operations = [r.ok() for r in schema.get_all_operations()]
+    for operation in operations:
+        endpoint = _endpoint(app, operation)
+        if endpoint in SKIP:
+            continue
+        stats["operations"] += 1
+        for mode, n in CASES.items():
+
+            @settings(max_examples=n, deadline=None, database=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck))
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case: Any) -> None:
+                before = _fingerprint(db_path) if case.method != "GET" else None
+                response = case.call(headers=headers)
+                stats["cases"] += 1
+                stats[f"{response.status_code // 100}xx"] += 1
+                try:
+                    case.validate_response(response, checks=checks)
+                except (Exception, BaseExceptionGroup) as exc:  # collect: one run reports every broken operation
+                    failures.append(f"{case.method} {case.formatted_path} ({mode.value}): {str(exc)[:300]}")
+                if before is not None and 400 <= response.status_code < 500 and _fingerprint(db_path) != before:
+                    failures.append(f"{case.method} {case.formatted_path}: {response.status_code} but data changed")
+
+            try:
+                run()
+            except Unsatisfiable:  # nothing to violate (no parameters, no body): only positive cases exist
+                stats["unsatisfiable"] += 1
+    print(f"\nfuzz: {stats['operations']} operations, {stats['cases']} cases, "
+          + ", ".join(f"{k} {v}" for k, v in sorted(stats.items()) if k.endswith("xx")))
+    assert stats["5xx"] == 0
+    assert not failures, "\n".join(dict.fromkeys(failures))
+
+
+def _endpoint(app: Flask, operation: Any) -> str:
+    path = operation.path
+    for rule in app.url_map.iter_rules():
+        if rule.rule.replace("<int:ident>", "{ident}").replace("<kind>", "{kind}") == path:
+            return rule.endpoint
+    return path
+
+
+# --- named bad inputs: each gets a clear 4xx and changes nothing --------------------------------------------
+
+PROJECT = {
+    "name": "测试项目", "group": "企业组", "contest_id": 1, "industry": "人工智能",
+    "description": "一个用于检验输入校验的测试项目简介。",
+}
+
+
+def _bad_cases() -> list[tuple[str, str, dict[str, Any], int, str]]:
+    big = "长" * 300_000
+    return [
+        ("POST", "/api/projects", {"data": b"{not json", "content_type": "application/json"}, 422, "JSON"),
+        ("POST", "/api/projects", {"data": "名称=x", "content_type": "application/x-www-form-urlencoded"}, 415, "JSON"),
+        ("POST", "/api/projects", {"data": b'{"name": "\xff\xfe"}', "content_type": "application/json"}, 422, "JSON"),
+        ("POST", "/api/projects", {"json": [1, 2]}, 422, "JSON 对象"),
+        ("POST", "/api/projects", {"json": {**PROJECT, "description": big}}, 413, "过大"),
+        ("POST", "/api/projects", {"json": {**PROJECT, "contest_id": "一"}}, 422, "contest_id"),
+        ("POST", "/api/projects", {"json": {**PROJECT, "employees": 1.5}}, 422, "employees"),
+        ("POST", "/api/projects", {"json": {**PROJECT, "amount_wan": -5}}, 422, "amount_wan"),
+        ("POST", "/api/projects", {"json": {**PROJECT, "amount_wan": float("inf")}}, 422, "amount_wan"),
+        ("POST", "/api/projects", {"json": {**PROJECT, "is_admin": True}}, 422, "is_admin"),
+        ("POST", "/api/projects", {"json": {**PROJECT, "industry": ["人工智能"]}}, 422, "industry"),
+        ("PATCH", "/api/projects/1", {"json": {"amount_wan": "很多"}}, 422, "amount_wan"),
+        ("PATCH", "/api/projects/1", {"json": {"contest_id": 2**70}}, 422, "contest_id"),
+        ("PUT", "/api/institutions/1", {"json": {"name": "x"}}, 422, "kind"),
+        ("POST", "/api/needs", {"json": {"institution_id": -1, "title": "标题很短", "description": "说明" * 10}}, 422, "institution_id"),
+        ("GET", "/api/projects/1/matches?k=100000000000000000000", {}, 422, "k"),
+        ("GET", "/api/institutions/1/matches?k=-3", {}, 422, "k"),
+        ("GET", "/api/projects?per_page=0", {}, 422, "per_page"),
+        ("GET", "/api/projects?contest=%FF%FE", {}, 422, "contest"),
+        ("GET", "/api/projects/99999999999999999999999", {}, 404, "不存在"),
+        ("DELETE", "/api/projects/99999999999", {}, 404, "不存在"),
+    ]
+
+
+def test_bad_input_gets_a_clear_4xx_and_the_database_is_unchanged(app: Flask, client: Any, auth: Any) -> None:
+    auth.login("admin")
+    db_path = app.config["DATABASE_URL"].removeprefix("sqlite:///")
+    before = _fingerprint(db_path)
+    for method, url, kwargs, status, words in _bad_cases():
+        if "data" in kwargs and isinstance(kwargs["data"], str):
+            kwargs = {**kwargs, "data": kwargs["data"].encode()}
+        r = client.open(url, method=method, **kwargs)
+        assert r.status_code == status, (method, url, r.status_code, r.get_data(as_text=True)[:300])
+        error = r.get_json()["error"]
+        text = json.dumps(error, ensure_ascii=False)
+        assert error["message"] and words in text, (url, text)
+    assert _fingerprint(db_path) == before
+
+
+def test_every_api_route_is_in_the_openapi_document(app: Flask, client: Any) -> None:
+    doc = client.get("/api/openapi.json").get_json()
+    api_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/api/")}
+    documented = set(doc["paths"])
+    for rule in api_rules:
+        assert rule.replace("<int:ident>", "{ident}").replace("<kind>", "{kind}") in documented, rule
+    assert "Error" in doc["components"]["schemas"] and doc["openapi"].startswith("3.1")
