@@ -25,18 +25,19 @@ def test_hand_weights_are_additive() -> None:
         HandWeightedRanker({"nope": 1.0}).score(X)
 
 
-@pytest.mark.parametrize("model", ["logistic", "hgb"])
+@pytest.mark.parametrize("model", ["logistic", "pairwise", "hgb"])
 def test_learned_ranker_contract(model: str, tmp_path) -> None:
     X, y = data()
     ranker = LearnedRanker(model=model, random_state=0)
-    assert ranker.fit(X, y) is ranker
+    groups = np.arange(len(y)) // 20  # 20 candidates per query
+    assert ranker.fit(X, y, groups=groups) is ranker
     assert hasattr(ranker, "estimator_") and ranker.n_positive_ == int(y.sum())
     scores = ranker.score(X)
     # The informative feature drives the score.
     assert np.corrcoef(scores, X[:, FEATURES.index("dense")])[0, 1] > 0.5
     contrib = ranker.contributions(X[:5])
     assert contrib.shape == (5, len(FEATURES))
-    if model == "logistic":
+    if model in ("logistic", "pairwise"):
         # Exact: contributions differ from the score by one constant.
         diff = scores[:5] - contrib.sum(axis=1)
         assert np.allclose(diff, diff[0])
@@ -55,3 +56,9 @@ def test_fit_needs_both_labels() -> None:
         LearnedRanker().fit(X, np.zeros(20))
     with pytest.raises(RuntimeError, match="not fitted"):
         LearnedRanker().score(X)
+
+
+def test_pairwise_needs_groups() -> None:
+    X, y = data(40)
+    with pytest.raises(ValueError, match="groups"):
+        LearnedRanker(model="pairwise").fit(X, y)

@@ -255,3 +255,16 @@ def test_institution_without_vector_uses_portfolio(
     svc.load(projects, institutions, vectors[0], iv)
     assert 103 in svc._inst_index
     assert {m.id for m in svc.match_project(1, "fund", 10)} == {101, 102, 103}
+
+
+def test_pooled_institution_ranking_matches_full(
+    embedder: Embedder, vectors, projects, institutions, tokenizer
+) -> None:
+    full = MatchingService(embedder, tokenizer=tokenizer)
+    full.load(projects, institutions, *vectors)
+    pooled = MatchingService(embedder, tokenizer=tokenizer, pool_size=1)
+    pooled.load(projects, institutions, *vectors)
+    # With a pool of one per channel the best institution is still found, and filters still hold.
+    assert pooled.match_project(1, "fund", 1)[0].id == full.match_project(1, "fund", 1)[0].id
+    only = pooled.match_project(1, "fund", 5, Filters(allowed_ids=frozenset({102, 103})))
+    assert {m.id for m in only} <= {102, 103}
