@@ -1,0 +1,52 @@
+"""The accounts migration on SQLite and PostgreSQL: tables, the append-only audit trigger, downgrade."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from app.cli import alembic_config
+from models.accounts import ApiToken, AuditLog, User
+from models.enums import Role
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+    from test_data_layer import _postgres, _sqlite
+
+    gen = _sqlite(tmp_path) if request.param == "sqlite" else _postgres()
+    yield next(gen)
+    gen.close()
+
+
+def test_accounts_tables_exist_and_the_audit_log_refuses_changes(engine: Engine) -> None:
+    tables = set(inspect(engine).get_table_names())
+    assert {"user_account", "organiser_contest", "api_token", "registration", "audit_log"} <= tables
+    with Session(engine) as s:
+        user = User(username="pg-admin", display_name="管理员", password_hash="x", role=Role.ADMIN)
+        token, plain = ApiToken.issue(user, "t")
+        s.add_all([user, token, AuditLog(action="login", username="pg-admin", detail={"a": 1})])
+        s.commit()
+        assert plain.startswith("cm_") and token.token_hash != plain
+    for sql in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"):
+        with engine.connect() as conn, pytest.raises(DBAPIError, match="append-only"):
+            conn.execute(text(sql))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() == 1
+
+
+def test_the_accounts_migration_downgrades_cleanly(engine: Engine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    with engine.begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002@-1")  # the accounts branch only
+    tables = set(inspect(engine).get_table_names())
+    assert not tables & {"user_account", "api_token", "audit_log", "registration"}
+    assert "project" in tables
