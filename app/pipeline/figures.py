@@ -422,6 +422,8 @@ def _row(
         ),
         "last_activity": china_date(events[-1].at).isoformat(),
         "follow_up": idle,
+        # never requested = an institution's private shortlist (left out of an organiser's list)
+        "requested": any(e.to_stage is S.REQUESTED for e in events),
     }
 
 

@@ -77,8 +77,14 @@ def headline(fig: Figures) -> list[tuple[str, Any]]:
     return [(label, totals[key]) for label, key in HEADLINE]
 
 
-def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事") -> Workbook:
-    """Return the report workbook: summary, per contest, per dimension, trend, connections, success cases."""
+def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事", shortlists: bool = True) -> Workbook:
+    """Return the report workbook: summary, per contest, per dimension, trend, connections, success cases.
+
+    Args:
+        fig: the period's figures.
+        scope_label: which contests the figures cover, as the reader should see it.
+        shortlists: list connections never requested (institutions' private shortlists); secretariat only.
+    """
     data = fig.as_json()
     wb = Workbook()
     ws = wb.active
@@ -126,7 +132,8 @@ def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事") -> Workb
     _widths(ws, [12] + [16] * len(TALLY_COLUMNS))
 
     ws = wb.create_sheet(SHEETS[4])
-    _rows(ws, CONNECTION_COLUMNS, [{**r, "follow_up": "是" if r["follow_up"] else ""} for r in fig.rows])
+    rows = [r for r in fig.rows if shortlists or r["requested"]]
+    _rows(ws, CONNECTION_COLUMNS, [{**r, "follow_up": "是" if r["follow_up"] else ""} for r in rows])
     _widths(ws, [8, 30, 22, 30, 20, 10, 12, 40, 12, 12, 8])
 
     ws = wb.create_sheet(SHEETS[5])

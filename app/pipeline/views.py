@@ -405,6 +405,7 @@ def report_page() -> Any:
     return render_template(
         "pipeline/report.html",
         fig=fig,
+        rows=[r for r in fig.rows if scope is None or r["requested"]],
         data=fig.as_json(),
         headline=headline(fig),
         dimensions=DIMENSIONS,
@@ -428,7 +429,7 @@ def send_report() -> Response:
     if errors:
         raise InputError(errors)
     fig = figures(db.session, period, scope, _days())
-    body = workbook_bytes(quarterly_workbook(fig, _scope_label(scope)))
+    body = workbook_bytes(quarterly_workbook(fig, _scope_label(scope), shortlists=scope is None))
     audit("export", "report", None, format="xlsx", period=period.label, bytes=len(body))
     db.session.commit()
     name = f"赛事专报-{period.quarter or period.start.isoformat() + '_' + period.last_day.isoformat()}.xlsx"

@@ -181,3 +181,26 @@ def test_outcome_labels_are_answers_only(app) -> None:
     assert sum(1 for *_, lab, _d in labels if lab == 0) >= refused
     assert [d for *_, d in labels] == sorted(d for *_, d in labels)
     assert len({(p, i) for p, i, _, _ in labels}) == len(labels)
+
+
+def test_an_organisers_report_leaves_out_institutions_private_shortlists(app, world, as_user) -> None:
+    from models import Institution, Project
+
+    as_user("fund").post(
+        "/api/connections",
+        json={"project_id": world.project_id, "institution_id": world.fund_id, "action": "shortlist"},
+    )
+    with app.app_context():
+        pair = (
+            db.session.get(Project, world.project_id).name,
+            db.session.get(Institution, world.fund_id).name,
+        )
+
+    def pairs(who: str) -> set[tuple[str, str]]:
+        r = as_user(who).get("/reports/quarterly.xlsx?quarter=2026Q4")
+        assert r.status_code == 200
+        rows = _sheet_rows(load_workbook(io.BytesIO(r.data))["对接清单"])
+        return {(row[1], row[3]) for row in rows[1:]}
+
+    assert pair in pairs("sec")
+    assert pair not in pairs("org")
