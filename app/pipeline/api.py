@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from app.access import audit, current_user, deny, login_required, roles_required
 from app.api import _body, bp
+from app.api.openapi import body_schema, document
 from app.extensions import db
 from app.params import int_param
 from app.pipeline import rules, service
@@ -31,6 +32,63 @@ from app.pipeline.serialize import connection_json, event_json, history
 from app.pipeline.states import MOVES, OPEN_STAGES, parse_stage
 from models import Connection
 from models.enums import ConnectionStage, Role
+
+_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_PERIOD = [
+    {
+        "name": "quarter",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]{4}Q[1-4]$"},
+        "description": "季度，如 2026Q3（默认：最近一个完整季度）",
+    },
+    {
+        "name": "from",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "format": "date"},
+        "description": "开始日期（与 to 同用，代替 quarter）",
+    },
+    {
+        "name": "to",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "format": "date"},
+        "description": "结束日期（含）",
+    },
+]
+_LIST = [
+    {"name": "institution_id", "in": "query", "required": False, "schema": _ID, "description": "机构"},
+    {"name": "project_id", "in": "query", "required": False, "schema": _ID, "description": "项目"},
+    {
+        "name": "stage",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ConnectionStage.labels()},
+        "description": "阶段",
+    },
+    {
+        "name": "follow_up",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["0", "1"]},
+        "description": "1 = 只看待跟进",
+    },
+    {
+        "name": "page",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "页码",
+    },
+    {
+        "name": "per_page",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+        "description": "每页条数",
+    },
+]
 
 
 def _now() -> datetime:
@@ -52,6 +110,7 @@ def _json(c: Connection, with_history: bool = False) -> dict[str, Any]:
 
 @bp.get("/connections")
 @login_required
+@document("对接列表（机构：本机构；项目：本项目已申请的对接；秘书处：全部）", query=_LIST)
 def list_connections() -> Any:
     user = current_user()
     stmt = rules.visible_query(user)
@@ -98,6 +157,11 @@ def list_connections() -> Any:
 
 @bp.post("/connections")
 @login_required
+@document(
+    "加入候选（shortlist）或申请对接（request）",
+    body=body_schema(ConnectionIn),
+    ok=("2XX", {"type": "object"}),
+)
 def create_connection() -> Any:
     values = validate_in(ConnectionIn, _body())
     user = current_user()
@@ -122,12 +186,14 @@ def create_connection() -> Any:
 
 @bp.get("/connections/<int:ident>")
 @login_required
+@document("一个对接及其可变更阶段和变更记录")
 def get_connection(ident: int) -> Any:
     return jsonify(_json(rules.get_visible(db.session, ident), with_history=True))
 
 
 @bp.get("/connections/<int:ident>/history")
 @login_required
+@document("对接的变更记录（只增不改）")
 def connection_history(ident: int) -> Any:
     c = rules.get_visible(db.session, ident)
     return jsonify(
@@ -140,6 +206,7 @@ def connection_history(ident: int) -> Any:
 
 @bp.post("/connections/<int:ident>/move")
 @login_required
+@document("变更阶段：终止须填原因 note，签约须填成果 outcome", body=body_schema(MoveIn))
 def move_connection(ident: int) -> Any:
     session = db.session
     c = rules.get_visible(session, ident)
@@ -156,6 +223,7 @@ def move_connection(ident: int) -> Any:
 
 @bp.post("/connections/<int:ident>/shortlist")
 @login_required
+@document("候选名单标记与机构备注（仅机构与秘书处）", body=body_schema(ShortlistIn))
 def shortlist_connection(ident: int) -> Any:
     session = db.session
     c = rules.get_visible(session, ident)
@@ -171,6 +239,7 @@ def shortlist_connection(ident: int) -> Any:
 
 @bp.get("/pipeline/stages")
 @login_required
+@document("阶段与合法变更表")
 def stages() -> Any:
     return jsonify(
         {
@@ -189,6 +258,7 @@ def stages() -> Any:
 
 @bp.get("/dashboard")
 @roles_required(Role.ADMIN, Role.ORGANISER)
+@document("看板数据：漏斗、成果、分维度、月度趋势、成功案例", query=_PERIOD)
 def dashboard_figures() -> Any:
     scope = rules.report_scope(current_user())
     from app.services import today
@@ -199,6 +269,7 @@ def dashboard_figures() -> Any:
 
 @bp.get("/reports/quarterly.xlsx")
 @roles_required(Role.ADMIN, Role.ORGANISER)
+@document("赛事专报 Excel", query=_PERIOD, ok=(200, None))
 def report_xlsx() -> Any:
     from app.pipeline.views import send_report
 

@@ -122,6 +122,9 @@ def period_from_args(args: Mapping[str, Any], today: date) -> Period:
             days[key] = date.fromisoformat(raw)
         except ValueError:
             errors[key] = f"{label}：{'必填' if not raw else '格式应为 YYYY-MM-DD'}"
+            continue
+        if not 2000 <= days[key].year <= 2100:
+            errors[key] = f"{label}：应在 2000 年到 2100 年之间"
     if errors:
         raise InputError(errors)
     start, last = days["from"], days["to"]
