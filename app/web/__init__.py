@@ -32,9 +32,9 @@ def init_app(app: Flask) -> None:
     for module in (home, projects, institutions, needs, imports):
         app.register_blueprint(module.bp)
 
-    @app.context_processor
-    def _vocabulary() -> dict[str, Any]:
-        return {
+    # Globals rather than a context processor: macros imported without context (the filter forms) see them.
+    app.jinja_env.globals.update(
+        {
             "INDUSTRIES": INDUSTRIES,
             "PROVINCES": PROVINCES,
             "PROJECT_NEEDS": PROJECT_NEEDS,
@@ -47,6 +47,7 @@ def init_app(app: Flask) -> None:
             "CONTEST_KINDS": ContestKind.labels(),
             "SERVICE_KINDS": ServiceKind.labels(),
         }
+    )
 
     @app.template_global()
     def url_with(**changes: Any) -> str:
