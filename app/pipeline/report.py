@@ -12,6 +12,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from app.pipeline.figures import DIMENSIONS, Figures
+from app.pipeline.states import CHINA_TZ
 
 TITLE = "“创客中国”赛后对接服务 赛事专报"
 SHEETS = ("汇总", "分赛事", "分维度", "月度趋势", "对接清单", "成功案例")
@@ -94,7 +95,7 @@ def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事", shortlis
     ws["A1"].font = Font(bold=True, size=14)
     ws.append(["统计区间", f"{data['period']['from']} 至 {data['period']['to']}"])
     ws.append(["统计范围", scope_label])
-    ws.append(["数据截至", fig.as_of.strftime("%Y-%m-%d %H:%M UTC")])
+    ws.append(["数据截至", fig.as_of.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M（北京时间）")])
     ws.append([])
     ws.append(["指标", "数值"])
     _style_head(ws, ws.max_row)
