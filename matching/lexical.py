@@ -153,17 +153,14 @@ class LexicalIndex:
             self._arrays[term] = cached
         return cached
 
-    def score(
-        self, query: str | Sequence[str], allowed_ids: Collection[int] | None = None
-    ) -> dict[int, float]:
-        """Return BM25 scores of the documents matching the query, restricted to allowed_ids.
-
-        Documents outside allowed_ids are never scored; documents without a query term are absent.
-        """
+    def _score_arrays(
+        self, query: str | Sequence[str], allowed_ids: Collection[int] | None
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Return (ids, scores) of the documents matching the query among allowed_ids."""
         with self._lock:
             terms = self._query_terms(query)
             if not terms or not self._docs:
-                return {}
+                return np.empty(0, dtype=np.int64), np.empty(0)
             avgdl = max(self._total_len / len(self._docs), 1e-9)
             allowed = None
             if allowed_ids is not None:
@@ -180,15 +177,32 @@ class LexicalIndex:
                 all_ids.append(ids)
                 all_scores.append(self.idf(term) * tfs * (self.k1 + 1.0) / denom)
         if not all_ids:
-            return {}
-        ids = np.concatenate(all_ids)
-        uniq, inverse = np.unique(ids, return_inverse=True)
-        sums = np.bincount(inverse, weights=np.concatenate(all_scores))
-        return dict(zip(uniq.tolist(), sums.tolist(), strict=True))
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        uniq, inverse = np.unique(np.concatenate(all_ids), return_inverse=True)
+        return uniq, np.bincount(inverse, weights=np.concatenate(all_scores))
+
+    def score(
+        self, query: str | Sequence[str], allowed_ids: Collection[int] | None = None
+    ) -> dict[int, float]:
+        """Return BM25 scores of the documents matching the query, restricted to allowed_ids.
+
+        Documents outside allowed_ids are never scored; documents without a query term are absent.
+        """
+        ids, scores = self._score_arrays(query, allowed_ids)
+        return dict(zip(ids.tolist(), scores.tolist(), strict=True))
 
     def top(
         self, query: str | Sequence[str], k: int, allowed_ids: Collection[int] | None = None
     ) -> list[tuple[int, float]]:
-        """Return the k best (id, score) pairs, best first, among allowed_ids."""
-        scores = self.score(query, allowed_ids)
-        return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        """Return the k best (id, score) pairs, best first (ties by id), among allowed_ids."""
+        ids, scores = self._score_arrays(query, allowed_ids)
+        if k <= 0 or ids.size == 0:
+            return []
+        if ids.size > k:
+            # Partial selection first: sorting every matching document would dominate at 100k.
+            part = np.argpartition(-scores, k - 1)[:k]
+            cutoff = scores[part].min()
+            part = np.flatnonzero(scores >= cutoff)  # keep ties at the cut so the order is exact
+            ids, scores = ids[part], scores[part]
+        order = np.lexsort((ids, -scores))[:k]
+        return [(int(ids[j]), float(scores[j])) for j in order]

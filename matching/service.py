@@ -582,22 +582,36 @@ class MatchingService:
         return sorted(rows)
 
     def _project_pool(
-        self, queries: NDArray[np.float32] | None, lexical_doc: str, cands: set[int]
+        self,
+        queries: NDArray[np.float32] | None,
+        lexical_doc: str,
+        cands: set[int],
+        filtered: bool,
+        known: set[int],
     ) -> list[int]:
+        """Return the projects to score: all candidates when few, else dense and BM25 retrieval.
+
+        With a filter the allowed ids go into the FAISS selector and the BM25 scorer. Without
+        one, the only exclusions are the institution's own portfolio links, so searching
+        everything for k + |known| and dropping those is exact and spares building a selector
+        over every project on each call.
+        """
         if len(cands) <= self.pool_size:
             return sorted(cands)
         n = self.pool_size
+        allowed = cands if filtered else None
+        extra = 0 if filtered else len(known)
         pool: set[int] = set()
         if queries is not None and queries.shape[0] > 0:
             # The institution's own vector retrieves most; each portfolio vector adds its nearest.
-            _s, found = self._proj_index.search(queries[:1], max(1, n // 2), allowed_ids=cands)
+            _s, found = self._proj_index.search(queries[:1], max(1, n // 2) + extra, allowed_ids=allowed)
             pool.update(int(i) for i in found.ravel() if i >= 0)
             if queries.shape[0] > 1:
                 per = max(10, n // (2 * (queries.shape[0] - 1)))
-                _s, found = self._proj_index.search(queries[1:], per, allowed_ids=cands)
+                _s, found = self._proj_index.search(queries[1:], per + extra, allowed_ids=allowed)
                 pool.update(int(i) for i in found.ravel() if i >= 0)
-        pool.update(i for i, _ in self._proj_lex.top(lexical_doc, max(1, n // 4), cands))
-        return sorted(pool)
+        pool.update(i for i, _ in self._proj_lex.top(lexical_doc, max(1, n // 4) + extra, allowed))
+        return sorted(pool - known)
 
     # ------------------------------------------------------------------ ranking core
     def _score_pairs(
@@ -809,11 +823,12 @@ class MatchingService:
         """Rank projects for an institution-like query (the institution itself or one of its needs)."""
         self._refresh_evidence()
         cands = self._restrict(self._projects, filters)
-        if self.exclude_known:
-            cands -= set(self._portfolio.get(inst.id, ()))
+        known = set(self._portfolio.get(inst.id, ())) if self.exclude_known else set()
+        cands -= known
         if not cands:
             return []
-        pool = self._project_pool(query_vectors, lexical_doc, cands)
+        filtered = filters is not None and filters.allowed_ids is not None
+        pool = self._project_pool(query_vectors, lexical_doc, cands, filtered, known)
         q = query_vectors[0] if query_vectors is not None and query_vectors.shape[0] else None
         dense = np.full(len(pool), np.nan)
         has_vec = [j for j, p in enumerate(pool) if p in self._proj_index]
@@ -871,7 +886,7 @@ class MatchingService:
                 queries.append(v)
             # The latest portfolio projects retrieve neighbours the institution's mean would miss.
             recent = sorted(inst.portfolio, key=lambda it: it.date or "", reverse=True)
-            for item in recent[:8]:
+            for item in recent[:4]:
                 pv = self._project_vector(item.project_id)
                 if pv is not None:
                     queries.append(pv)
