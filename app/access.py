@@ -40,8 +40,22 @@ ACCEPTED_STAGES = (
 
 #: Project fields anyone may see (the contest's publicity: 宣传展示).
 PROJECT_PUBLIC_FIELDS = frozenset(
-    {"id", "name", "group", "contest_id", "contest", "contest_kind", "award", "industry", "track", "province",
-     "city", "description", "created_at", "updated_at"}
+    {
+        "id",
+        "name",
+        "group",
+        "contest_id",
+        "contest",
+        "contest_kind",
+        "award",
+        "industry",
+        "track",
+        "province",
+        "city",
+        "description",
+        "created_at",
+        "updated_at",
+    }
 )
 #: Project fields that need a login (what a fund needs to judge fit, but not for the open web).
 PROJECT_MEMBER_FIELDS = frozenset({"stage", "amount_wan", "funding_round", "needs"})
@@ -229,7 +243,11 @@ def can_edit_project(user: User | None, project: Project) -> bool:
 
 def can_delete_project(user: User | None, project: Project) -> bool:
     """Secretariat and the organiser of the project's contest (a project cannot delete itself)."""
-    return user is not None and user.role in (Role.ADMIN, Role.ORGANISER) and _organises(user, project.contest_id)
+    return (
+        user is not None
+        and user.role in (Role.ADMIN, Role.ORGANISER)
+        and _organises(user, project.contest_id)
+    )
 
 
 def can_edit_institution(user: User | None, inst: Institution | int) -> bool:
@@ -237,7 +255,12 @@ def can_edit_institution(user: User | None, inst: Institution | int) -> bool:
     if is_secretariat(user):
         return True
     inst_id = inst if isinstance(inst, int) else inst.id
-    return user is not None and user.is_active and user.role is Role.INSTITUTION and user.institution_id == inst_id
+    return (
+        user is not None
+        and user.is_active
+        and user.role is Role.INSTITUTION
+        and user.institution_id == inst_id
+    )
 
 
 def can_edit_need(user: User | None, need: Need) -> bool:
@@ -279,7 +302,9 @@ def contact_project_ids(
     if user.role is Role.ORGANISER:
         mine = organiser_contest_ids(user) or set()
         if contests is None:
-            contests = dict(db.session.execute(select(Project.id, Project.contest_id).where(Project.id.in_(ids))).all())  # type: ignore[arg-type]
+            contests = dict(
+                db.session.execute(select(Project.id, Project.contest_id).where(Project.id.in_(ids))).all()
+            )  # type: ignore[arg-type]
         return {i for i in ids if contests.get(i) in mine}
     if user.role is Role.INSTITUTION and user.institution_id:
         rows = db.session.scalars(
@@ -327,7 +352,9 @@ def _as_int(value: Any) -> int | None:
         return None
 
 
-def check_project_write(user: User | None, data: dict[str, Any], project: Project | None = None) -> dict[str, Any]:
+def check_project_write(
+    user: User | None, data: dict[str, Any], project: Project | None = None
+) -> dict[str, Any]:
     """Refuse (403, audited) a project create or update the user may not make; return the data to save.
 
     Organisers create and move projects only within their own contests; a project member edits its own
@@ -356,7 +383,9 @@ def check_project_write(user: User | None, data: dict[str, Any], project: Projec
     return data
 
 
-def check_need_write(user: User | None, data: dict[str, Any] | None, need: Need | None = None) -> dict[str, Any]:
+def check_need_write(
+    user: User | None, data: dict[str, Any] | None, need: Need | None = None
+) -> dict[str, Any]:
     """Refuse a need create/update/delete the user may not make; an institution member posts for its own."""
     data = dict(data or {})
     if need is not None and not can_edit_need(user, need):
@@ -389,19 +418,30 @@ _QUOTE = re.compile(r"「(?:项目|机构|基地|平台|案例)?：?([^」]*)」
 
 
 def _project_public_text(project: Project) -> str:
-    return " ".join(x for x in (project.name, project.description, project.industry, project.province,
-                                project.city) if x)
+    return " ".join(
+        x for x in (project.name, project.description, project.industry, project.province, project.city) if x
+    )
 
 
 def _institution_public_text(inst: Institution) -> str:
     return " ".join(
-        [inst.name, inst.kind.value, inst.description or "", *(inst.industries or ()), *(inst.stages or ()),
-         *(inst.services or ())]
+        [
+            inst.name,
+            inst.kind.value,
+            inst.description or "",
+            *(inst.industries or ()),
+            *(inst.stages or ()),
+            *(inst.services or ()),
+        ]
     )
 
 
 def visible_reasons(
-    user: User | None, project: Project, inst: Institution, reasons: Iterable[Any], contacts: bool | None = None
+    user: User | None,
+    project: Project,
+    inst: Institution,
+    reasons: Iterable[Any],
+    contacts: bool | None = None,
 ) -> tuple[Any, ...]:
     """Return the reasons of a project-institution match that this viewer may read.
 
@@ -438,7 +478,10 @@ def visible_reasons(
 
 
 def redact_ranked(
-    user: User | None, ranked: list[Any], project: Project | None = None, institution: Institution | None = None
+    user: User | None,
+    ranked: list[Any],
+    project: Project | None = None,
+    institution: Institution | None = None,
 ) -> list[Any]:
     """Return ranked rows (services.RankedRow) with only the reasons this viewer may read.
 
@@ -447,15 +490,23 @@ def redact_ranked(
     if project is not None:
         contacts = can_see_contacts(user, project)
         return [
-            replace(r, match=replace(r.match, reasons=visible_reasons(user, project, r.row, r.match.reasons, contacts)))
+            replace(
+                r,
+                match=replace(
+                    r.match, reasons=visible_reasons(user, project, r.row, r.match.reasons, contacts)
+                ),
+            )
             for r in ranked
         ]
     assert institution is not None
     ids = contact_project_ids(user, [r.row.id for r in ranked])
     return [
-        replace(r, match=replace(
-            r.match, reasons=visible_reasons(user, r.row, institution, r.match.reasons, r.row.id in ids)
-        ))
+        replace(
+            r,
+            match=replace(
+                r.match, reasons=visible_reasons(user, r.row, institution, r.match.reasons, r.row.id in ids)
+            ),
+        )
         for r in ranked
     ]
 
@@ -518,9 +569,13 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _me() -> dict[str, Any]:
-        return {"me": current_user(), "can_edit_project": can_edit_project,
-                "can_edit_institution": can_edit_institution, "can_delete_project": can_delete_project,
-                "is_secretariat": is_secretariat}
+        return {
+            "me": current_user(),
+            "can_edit_project": can_edit_project,
+            "can_edit_institution": can_edit_institution,
+            "can_delete_project": can_delete_project,
+            "is_secretariat": is_secretariat,
+        }
 
     @app.before_request
     def _authenticate() -> Any:

@@ -96,7 +96,9 @@ def init_app(app: Flask) -> None:
                 validate_csrf(request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token"))
             except ValidationError:
                 g.csrf_failed = True
-                raise CSRFError("缺少或无效的 CSRF 令牌：用会话调用 API 写操作时须带 X-CSRFToken 请求头") from None
+                raise CSRFError(
+                    "缺少或无效的 CSRF 令牌：用会话调用 API 写操作时须带 X-CSRFToken 请求头"
+                ) from None
         return None
 
     @app.after_request

@@ -52,7 +52,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(enum_column(Role), index=True)
     status: Mapped[AccountStatus] = mapped_column(enum_column(AccountStatus), default=AccountStatus.PENDING)
-    institution_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id", ondelete="SET NULL"), index=True)
+    institution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("institution.id", ondelete="SET NULL"), index=True
+    )
     project_id: Mapped[int | None] = mapped_column(ForeignKey("project.id", ondelete="SET NULL"), index=True)
     session_stamp: Mapped[str] = mapped_column(String(32), default=new_stamp)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -181,9 +183,9 @@ def _refuse_audit_changes(session: Session, _ctx: Any, _instances: Any) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _refuse_bulk_audit_changes(state: Any) -> None:
-    if (state.is_update or state.is_delete) and state.bind_mapper is not None:
-        if state.bind_mapper.class_ is AuditLog:
-            raise AppendOnlyError("the audit log is append-only: bulk UPDATE/DELETE refused")
+    mapper = state.bind_mapper
+    if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ is AuditLog:
+        raise AppendOnlyError("the audit log is append-only: bulk UPDATE/DELETE refused")
 
 
 @event.listens_for(AuditLog, "before_update")

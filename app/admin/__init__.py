@@ -50,8 +50,19 @@ def new_user() -> Any:
     errors: dict[str, str] = {}
     values: dict[str, Any] = {"role": Role.ORGANISER.value, "contest_ids": []}
     if request.method == "POST":
-        values = {k: request.form.get(k, "") for k in
-                  ("username", "password", "password2", "display_name", "email", "role", "institution_id", "project_id")}
+        values = {
+            k: request.form.get(k, "")
+            for k in (
+                "username",
+                "password",
+                "password2",
+                "display_name",
+                "email",
+                "role",
+                "institution_id",
+                "project_id",
+            )
+        }
         values["contest_ids"] = request.form.getlist("contest_ids")
         try:
             user = accounts.create_account(db.session, values)
@@ -63,7 +74,11 @@ def new_user() -> Any:
     contests = db.session.scalars(select(Contest).order_by(Contest.code)).all()
     institutions = db.session.scalars(select(Institution).order_by(Institution.name)).all()
     return render_template(
-        "admin/user_form.html", v=values, errors=errors, contests=contests, institutions=institutions,
+        "admin/user_form.html",
+        v=values,
+        errors=errors,
+        contests=contests,
+        institutions=institutions,
         ROLES=Role.labels(),
     ), (422 if errors else 200)
 
@@ -133,7 +148,9 @@ def audit_log() -> Any:
     try:
         if args.get("action"):
             action = args["action"].strip()[:64]  # "project." means every project action
-            stmt = stmt.where(AuditLog.action.startswith(action) if action.endswith(".") else AuditLog.action == action)
+            stmt = stmt.where(
+                AuditLog.action.startswith(action) if action.endswith(".") else AuditLog.action == action
+            )
         if args.get("username"):
             stmt = stmt.where(AuditLog.username == args["username"].strip().lower()[:64])
         if args.get("obj_kind"):

@@ -59,7 +59,11 @@ ERROR = {
                 "status": _INT,
                 "code": _STR,
                 "message": {"type": "string", "description": "中文说明"},
-                "fields": {"type": "object", "additionalProperties": _STR, "description": "字段名 → 中文错误"},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": _STR,
+                    "description": "字段名 → 中文错误",
+                },
                 "rows": {"type": "array", "items": {"type": "object"}},
             },
         }
@@ -73,15 +77,32 @@ PROJECT_OUT = {
     "round and needs need a login).",
     "required": ["id", "name", "group", "contest_id", "award", "industry", "description", "hidden"],
     "properties": {
-        "id": _INT, "name": _STR, "group": {"enum": ProjectGroup.labels()}, "contest_id": _INT,
-        "contest": _nullable(_STR), "contest_kind": _nullable({"enum": ContestKind.labels()}),
-        "award": {"enum": Award.labels()}, "industry": _STR, "track": _nullable(_STR),
-        "province": _nullable(_STR), "city": _nullable(_STR), "stage": _nullable({"enum": Stage.labels()}),
-        "amount_wan": _nullable(_NUM), "funding_round": _nullable({"enum": FundingRound.labels()}),
-        "description": _STR, "team": _nullable(_STR), "ip": _nullable(_STR), "needs": _STRS,
-        "contact_name": _nullable(_STR), "contact_phone": _nullable(_STR), "contact_email": _nullable(_STR),
-        "employees": _nullable(_INT), "revenue_wan": _nullable(_NUM),
-        "created_at": _nullable(_TIME), "updated_at": _nullable(_TIME), "hidden": _STRS,
+        "id": _INT,
+        "name": _STR,
+        "group": {"enum": ProjectGroup.labels()},
+        "contest_id": _INT,
+        "contest": _nullable(_STR),
+        "contest_kind": _nullable({"enum": ContestKind.labels()}),
+        "award": {"enum": Award.labels()},
+        "industry": _STR,
+        "track": _nullable(_STR),
+        "province": _nullable(_STR),
+        "city": _nullable(_STR),
+        "stage": _nullable({"enum": Stage.labels()}),
+        "amount_wan": _nullable(_NUM),
+        "funding_round": _nullable({"enum": FundingRound.labels()}),
+        "description": _STR,
+        "team": _nullable(_STR),
+        "ip": _nullable(_STR),
+        "needs": _STRS,
+        "contact_name": _nullable(_STR),
+        "contact_phone": _nullable(_STR),
+        "contact_email": _nullable(_STR),
+        "employees": _nullable(_INT),
+        "revenue_wan": _nullable(_NUM),
+        "created_at": _nullable(_TIME),
+        "updated_at": _nullable(_TIME),
+        "hidden": _STRS,
     },
     "additionalProperties": False,
 }
@@ -91,12 +112,26 @@ INSTITUTION_OUT = {
     "description": "An institution; contact persons only for logged-in callers (else listed in `hidden`).",
     "required": ["id", "name", "kind", "side", "description", "hidden"],
     "properties": {
-        "id": _INT, "name": _STR, "kind": {"enum": InstitutionKind.labels()},
-        "side": {"enum": ["fund", "base", "platform"]}, "province": _nullable(_STR), "city": _nullable(_STR),
-        "industries": _STRS, "stages": _STRS, "ticket_min_wan": _nullable(_NUM), "ticket_max_wan": _nullable(_NUM),
-        "services": _STRS, "space_m2": _nullable(_NUM), "capacity": _nullable(_INT), "description": _STR,
-        "contact_name": _nullable(_STR), "contact_phone": _nullable(_STR), "contact_email": _nullable(_STR),
-        "created_at": _nullable(_TIME), "updated_at": _nullable(_TIME), "hidden": _STRS,
+        "id": _INT,
+        "name": _STR,
+        "kind": {"enum": InstitutionKind.labels()},
+        "side": {"enum": ["fund", "base", "platform"]},
+        "province": _nullable(_STR),
+        "city": _nullable(_STR),
+        "industries": _STRS,
+        "stages": _STRS,
+        "ticket_min_wan": _nullable(_NUM),
+        "ticket_max_wan": _nullable(_NUM),
+        "services": _STRS,
+        "space_m2": _nullable(_NUM),
+        "capacity": _nullable(_INT),
+        "description": _STR,
+        "contact_name": _nullable(_STR),
+        "contact_phone": _nullable(_STR),
+        "contact_email": _nullable(_STR),
+        "created_at": _nullable(_TIME),
+        "updated_at": _nullable(_TIME),
+        "hidden": _STRS,
     },
     "additionalProperties": False,
 }
@@ -105,9 +140,17 @@ NEED_OUT = {
     "type": "object",
     "required": ["id", "institution_id", "title", "description", "status"],
     "properties": {
-        "id": _INT, "institution_id": _INT, "institution": _nullable(_STR), "title": _STR, "description": _STR,
-        "industries": _STRS, "stages": _STRS, "services": _STRS, "quota": _nullable(_INT),
-        "deadline": _nullable({"type": "string", "format": "date"}), "status": {"enum": NeedStatus.labels()},
+        "id": _INT,
+        "institution_id": _INT,
+        "institution": _nullable(_STR),
+        "title": _STR,
+        "description": _STR,
+        "industries": _STRS,
+        "stages": _STRS,
+        "services": _STRS,
+        "quota": _nullable(_INT),
+        "deadline": _nullable({"type": "string", "format": "date"}),
+        "status": {"enum": NeedStatus.labels()},
     },
     "additionalProperties": False,
 }
@@ -116,8 +159,14 @@ CONTEST_OUT = {
     "type": "object",
     "required": ["id", "code", "edition", "kind", "name"],
     "properties": {
-        "id": _INT, "code": _STR, "edition": _INT, "kind": {"enum": ContestKind.labels()}, "name": _STR,
-        "place": _nullable(_STR), "province": _nullable(_STR), "track": _nullable(_STR),
+        "id": _INT,
+        "code": _STR,
+        "edition": _INT,
+        "kind": {"enum": ContestKind.labels()},
+        "name": _STR,
+        "place": _nullable(_STR),
+        "province": _nullable(_STR),
+        "track": _nullable(_STR),
         "organisers": _nullable(_STR),
     },
 }
@@ -126,14 +175,21 @@ MATCH_OUT = {
     "type": "object",
     "required": ["id", "name", "score", "reasons"],
     "properties": {
-        "id": _INT, "name": _STR, "score": _NUM,
+        "id": _INT,
+        "name": _STR,
+        "score": _NUM,
         "reasons": {
             "type": "array",
-            "items": {"type": "object", "required": ["text"],
-                      "properties": {"text": _STR, "contribution": _NUM, "feature": _STR}},
-            "description": "Only the reasons the caller may read (no quoted private text, no private pipeline).",
+            "items": {
+                "type": "object",
+                "required": ["text"],
+                "properties": {"text": _STR, "contribution": _NUM, "feature": _STR},
+            },
+            "description": "Only the reasons the caller may read (no quoted private text, no pipeline).",
         },
-        "kind": _nullable(_STR), "province": _nullable(_STR), "industry": _nullable(_STR),
+        "kind": _nullable(_STR),
+        "province": _nullable(_STR),
+        "industry": _nullable(_STR),
     },
 }
 
@@ -146,8 +202,13 @@ def _page_of(name: str) -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["items", "page", "per_page", "total", "pages"],
-        "properties": {"items": {"type": "array", "items": _ref(name)}, "page": _INT, "per_page": _INT,
-                       "total": _INT, "pages": _INT},
+        "properties": {
+            "items": {"type": "array", "items": _ref(name)},
+            "page": _INT,
+            "per_page": _INT,
+            "total": _INT,
+            "pages": _INT,
+        },
     }
 
 
@@ -155,7 +216,12 @@ def _ranked(owner: str) -> dict[str, Any]:
     return {
         "type": "object",
         "required": [owner, "k", "items"],
-        "properties": {owner: _INT, "k": _INT, "kind": _STR, "items": {"type": "array", "items": _ref("Match")}},
+        "properties": {
+            owner: _INT,
+            "k": _INT,
+            "kind": _STR,
+            "items": {"type": "array", "items": _ref("Match")},
+        },
     }
 
 
@@ -236,39 +302,87 @@ def _enum_defs() -> dict[str, Any]:
 #: endpoint -> {summary, query, body, ok: (status, schema or None)}
 OPERATIONS: dict[str, dict[str, Any]] = {
     "api.openapi": {"summary": "本 API 的 OpenAPI 描述", "ok": (200, {"type": "object"})},
-    "api.contests": {"summary": "赛事目录", "ok": (200, {
-        "type": "object", "required": ["items", "total"],
-        "properties": {"items": {"type": "array", "items": _ref("Contest")}, "total": _INT}})},
-    "api.list_projects": {"summary": "项目展示列表（按调用者可见范围返回字段）", "query": PAGING + PROJECT_FILTERS,
-                          "ok": (200, _page_of("Project"))},
-    "api.create_project": {"summary": "新增项目（秘书处；赛事组织方限本人负责赛事）", "body": "ProjectIn",
-                           "ok": (201, _ref("Project"))},
+    "api.contests": {
+        "summary": "赛事目录",
+        "ok": (
+            200,
+            {
+                "type": "object",
+                "required": ["items", "total"],
+                "properties": {"items": {"type": "array", "items": _ref("Contest")}, "total": _INT},
+            },
+        ),
+    },
+    "api.list_projects": {
+        "summary": "项目展示列表（按调用者可见范围返回字段）",
+        "query": PAGING + PROJECT_FILTERS,
+        "ok": (200, _page_of("Project")),
+    },
+    "api.create_project": {
+        "summary": "新增项目（秘书处；赛事组织方限本人负责赛事）",
+        "body": "ProjectIn",
+        "ok": (201, _ref("Project")),
+    },
     "api.get_project": {"summary": "项目详情", "ok": (200, _ref("Project"))},
-    "api.update_project": {"summary": "修改项目（PUT 全量，PATCH 部分）", "body": "ProjectIn",
-                           "ok": (200, _ref("Project"))},
+    "api.update_project": {
+        "summary": "修改项目（PUT 全量，PATCH 部分）",
+        "body": "ProjectIn",
+        "ok": (200, _ref("Project")),
+    },
     "api.delete_project": {"summary": "删除项目", "ok": (204, None)},
-    "api.project_matches": {"summary": "为项目推荐机构", "query": [SIDE, K, *_institution_filters("institution_kind")],
-                            "ok": (200, _ranked("project_id"))},
-    "api.list_institutions": {"summary": "机构名录", "query": PAGING + _institution_filters("kind"),
-                              "ok": (200, _page_of("Institution"))},
-    "api.create_institution": {"summary": "新增机构（秘书处）", "body": "InstitutionIn", "ok": (201, _ref("Institution"))},
+    "api.project_matches": {
+        "summary": "为项目推荐机构",
+        "query": [SIDE, K, *_institution_filters("institution_kind")],
+        "ok": (200, _ranked("project_id")),
+    },
+    "api.list_institutions": {
+        "summary": "机构名录",
+        "query": PAGING + _institution_filters("kind"),
+        "ok": (200, _page_of("Institution")),
+    },
+    "api.create_institution": {
+        "summary": "新增机构（秘书处）",
+        "body": "InstitutionIn",
+        "ok": (201, _ref("Institution")),
+    },
     "api.get_institution": {"summary": "机构详情", "ok": (200, _ref("Institution"))},
-    "api.update_institution": {"summary": "修改机构（本机构成员或秘书处）", "body": "InstitutionIn",
-                               "ok": (200, _ref("Institution"))},
+    "api.update_institution": {
+        "summary": "修改机构（本机构成员或秘书处）",
+        "body": "InstitutionIn",
+        "ok": (200, _ref("Institution")),
+    },
     "api.delete_institution": {"summary": "删除机构（秘书处）", "ok": (204, None)},
-    "api.institution_matches": {"summary": "为机构推荐项目", "query": [K, *PROJECT_FILTERS],
-                                "ok": (200, _ranked("institution_id"))},
-    "api.list_needs": {"summary": "对接需求列表（需登录）",
-                       "query": [*PAGING, _q("institution_id", {"type": "integer", "minimum": 1,
-                                                                "maximum": 2**31 - 1}, "发布机构")],
-                       "ok": (200, _page_of("Need"))},
-    "api.create_need": {"summary": "发布对接需求（机构成员限本机构）", "body": "NeedIn", "ok": (201, _ref("Need"))},
+    "api.institution_matches": {
+        "summary": "为机构推荐项目",
+        "query": [K, *PROJECT_FILTERS],
+        "ok": (200, _ranked("institution_id")),
+    },
+    "api.list_needs": {
+        "summary": "对接需求列表（需登录）",
+        "query": [
+            *PAGING,
+            _q("institution_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "发布机构"),
+        ],
+        "ok": (200, _page_of("Need")),
+    },
+    "api.create_need": {
+        "summary": "发布对接需求（机构成员限本机构）",
+        "body": "NeedIn",
+        "ok": (201, _ref("Need")),
+    },
     "api.get_need": {"summary": "对接需求详情", "ok": (200, _ref("Need"))},
     "api.update_need": {"summary": "修改对接需求", "body": "NeedIn", "ok": (200, _ref("Need"))},
     "api.delete_need": {"summary": "删除对接需求", "ok": (204, None)},
-    "api.need_matches": {"summary": "符合需求的项目", "query": [K, *PROJECT_FILTERS], "ok": (200, _ranked("need_id"))},
-    "api.import_file": {"summary": "批量导入 CSV/XLSX（multipart 字段 file；全部成功或全部不导入）",
-                        "multipart": True, "ok": (201, {"type": "object"})},
+    "api.need_matches": {
+        "summary": "符合需求的项目",
+        "query": [K, *PROJECT_FILTERS],
+        "ok": (200, _ranked("need_id")),
+    },
+    "api.import_file": {
+        "summary": "批量导入 CSV/XLSX（multipart 字段 file；全部成功或全部不导入）",
+        "multipart": True,
+        "ok": (201, {"type": "object"}),
+    },
 }
 
 
@@ -319,9 +433,11 @@ def _error(description: str) -> dict[str, Any]:
 
 def _operation(app: Flask, endpoint: str, method: str, path_params: list[dict[str, Any]]) -> dict[str, Any]:
     view = app.view_functions[endpoint]
-    spec = OPERATIONS.get(endpoint) or getattr(view, "openapi", None) or {
-        "summary": (view.__doc__ or endpoint).strip().splitlines()[0], "ok": ("2XX", None)
-    }
+    spec = (
+        OPERATIONS.get(endpoint)
+        or getattr(view, "openapi", None)
+        or {"summary": (view.__doc__ or endpoint).strip().splitlines()[0], "ok": ("2XX", None)}
+    )
     rule = access_rule(view)
     op: dict[str, Any] = {
         "operationId": f"{endpoint.replace('.', '_')}_{method.lower()}",
@@ -344,9 +460,18 @@ def _operation(app: Flask, endpoint: str, method: str, path_params: list[dict[st
         op["responses"]["413"] = _error("请求体过大")
         op["responses"]["415"] = _error("请求体不是 JSON")
     if spec.get("multipart") and method == "POST":
-        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": ["file"],
-            "properties": {"file": {"type": "string", "format": "binary"}}}}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
         op["responses"]["413"] = _error("文件过大")
     if method in ("POST", "PUT", "PATCH"):
         op["responses"].setdefault("413", _error("请求体过大"))
@@ -375,8 +500,13 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             paths.setdefault(path, {})[method.lower()] = _operation(app, rule.endpoint, method, params)
     schemas: dict[str, Any] = {
-        "Error": ERROR, "Project": PROJECT_OUT, "Institution": INSTITUTION_OUT, "Need": NEED_OUT,
-        "Contest": CONTEST_OUT, "Match": MATCH_OUT, **_enum_defs(),
+        "Error": ERROR,
+        "Project": PROJECT_OUT,
+        "Institution": INSTITUTION_OUT,
+        "Need": NEED_OUT,
+        "Contest": CONTEST_OUT,
+        "Match": MATCH_OUT,
+        **_enum_defs(),
     }
     for model in (ProjectIn, InstitutionIn, NeedIn):
         schemas[model.__name__] = body_schema(model)
@@ -386,9 +516,9 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         "info": {
             "title": "创客中国 对接服务 API",
             "version": "1.0",
-            "description": "JSON in and out; errors as {error: {status, code, message, fields}}. Authenticate with "
-            "`Authorization: Bearer <token>` (我的账户 → API 令牌); same-origin pages may use the session cookie "
-            "and must send X-CSRFToken on writes.",
+            "description": "JSON in and out; errors as {error: {status, code, message, fields}}. "
+            "Authenticate with `Authorization: Bearer <token>` (我的账户 → API 令牌); same-origin pages "
+            "may use the session cookie and must send X-CSRFToken on writes.",
         },
         "servers": [{"url": "/"}],
         "paths": paths,

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_limiter.util import get_remote_address
 from flask_login import login_user, logout_user
 from sqlalchemy import select
@@ -43,8 +54,9 @@ def safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_key, methods=["POST"],
-               deduct_when=_failed)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_key, methods=["POST"], deduct_when=_failed
+)
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT_PER_ADDRESS"], methods=["POST"])
 def login() -> Any:
     next_url = request.values.get("next") or ""
@@ -64,7 +76,11 @@ def login() -> Any:
                 db.session.commit()
                 flash(f"欢迎，{user.display_name}", "success")
                 return redirect(safe_next(next_url))
-            error = "账户正在等待秘书处审核" if user.status is AccountStatus.PENDING else "账户已停用，请联系秘书处"
+            error = (
+                "账户正在等待秘书处审核"
+                if user.status is AccountStatus.PENDING
+                else "账户已停用，请联系秘书处"
+            )
             reason = user.status.name.lower()
         else:
             error = "用户名或密码不正确"
@@ -72,7 +88,9 @@ def login() -> Any:
         audit("login_failed", "user", user.id if user else None, username=username[:64], reason=reason)
         db.session.commit()
         status = 401
-    return render_template("auth/login.html", error=error, next=next_url, username=request.form.get("username", "")), status
+    return render_template(
+        "auth/login.html", error=error, next=next_url, username=request.form.get("username", "")
+    ), status
 
 
 @bp.post("/logout")
@@ -102,7 +120,9 @@ def register_institution() -> Any:
         else:
             return render_template("auth/registered.html", kind="institution")
         values.update({k: v for k, v in account.items() if not k.startswith("password")})
-    return render_template("auth/register_institution.html", v=values, errors=errors), (422 if errors else 200)
+    return render_template("auth/register_institution.html", v=values, errors=errors), (
+        422 if errors else 200
+    )
 
 
 @bp.route("/register/project", methods=["GET", "POST"])
@@ -110,7 +130,11 @@ def register_institution() -> Any:
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT_PER_ADDRESS"], methods=["POST"])
 def register_project() -> Any:
     errors: dict[str, str] = {}
-    values: dict[str, Any] = {"award": "无", "needs": [], "claim_project_id": request.args.get("project_id", "")}
+    values: dict[str, Any] = {
+        "award": "无",
+        "needs": [],
+        "claim_project_id": request.args.get("project_id", ""),
+    }
     if request.method == "POST":
         claim = (request.form.get("claim_project_id") or "").strip()
         values = form_data(request.form, PROJECT_FIELDS)
@@ -146,7 +170,9 @@ def account() -> Any:
     return _account_page()
 
 
-def _account_page(new_token: str | None = None, errors: dict[str, str] | None = None, status: int = 200) -> Any:
+def _account_page(
+    new_token: str | None = None, errors: dict[str, str] | None = None, status: int = 200
+) -> Any:
     user = current_user()
     tokens = db.session.scalars(
         select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())  # type: ignore[union-attr]
@@ -183,8 +209,11 @@ def change_password() -> Any:
     user = current_user()
     try:
         accounts.change_password(
-            db.session, user,  # type: ignore[arg-type]
-            request.form.get("old_password", ""), request.form.get("password", ""), request.form.get("password2", ""),
+            db.session,
+            user,  # type: ignore[arg-type]
+            request.form.get("old_password", ""),
+            request.form.get("password", ""),
+            request.form.get("password2", ""),
         )
     except InputError as exc:
         return _account_page(errors=exc.fields, status=422)

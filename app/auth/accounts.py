@@ -17,8 +17,17 @@ from models.base import utcnow
 from models.enums import AccountStatus, RegistrationStatus, Role
 
 FIELD_LABELS.update(
-    {"username": "用户名", "password": "密码", "password2": "确认密码", "display_name": "姓名", "email": "邮箱",
-     "role": "角色", "contest_ids": "负责赛事", "claim_project_id": "认领项目编号", "token_name": "令牌名称"}
+    {
+        "username": "用户名",
+        "password": "密码",
+        "password2": "确认密码",
+        "display_name": "姓名",
+        "email": "邮箱",
+        "role": "角色",
+        "contest_ids": "负责赛事",
+        "claim_project_id": "认领项目编号",
+        "token_name": "令牌名称",
+    }
 )
 
 #: A hash to compare against when the user name does not exist, so both paths take the same time.
@@ -72,11 +81,17 @@ def find_user(session: Session, username: str) -> User | None:
 def _account(session: Session, data: dict[str, Any]) -> AccountIn:
     fields: dict[str, str] = {}
     try:
-        values = validate(AccountIn, {k: data.get(k) or None for k in ("username", "password", "display_name", "email")})
+        values = validate(
+            AccountIn, {k: data.get(k) or None for k in ("username", "password", "display_name", "email")}
+        )
     except InputError as exc:
         fields.update(exc.fields)
         values = None
-    if data.get("password") and data.get("password2") is not None and data.get("password") != data.get("password2"):
+    if (
+        data.get("password")
+        and data.get("password2") is not None
+        and data.get("password") != data.get("password2")
+    ):
         fields["password2"] = "确认密码：两次输入的密码不一致"
     if values is not None and find_user(session, values.username) is not None:
         fields["username"] = "用户名：已被使用，请换一个"
@@ -98,8 +113,13 @@ def _new_user(values: AccountIn, role: Role, status: AccountStatus) -> User:
     )
 
 
-def register(session: Session, kind: str, account: dict[str, Any], profile: dict[str, Any] | None,
-             claim_project_id: int | None = None) -> Registration:
+def register(
+    session: Session,
+    kind: str,
+    account: dict[str, Any],
+    profile: dict[str, Any] | None,
+    claim_project_id: int | None = None,
+) -> Registration:
     """Create a pending account and its registration (an institution, a new project, or a claim); commit.
 
     Raises:
@@ -209,8 +229,16 @@ def create_account(session: Session, data: dict[str, Any]) -> User:
     user.institution_id, user.project_id = inst_id, project_id
     session.add(user)
     session.flush()
-    audit("user.create", "user", user.id, role=role.name, username=user.username,
-          contests=[c.id for c in contests], institution_id=inst_id, project_id=project_id)
+    audit(
+        "user.create",
+        "user",
+        user.id,
+        role=role.name,
+        username=user.username,
+        contests=[c.id for c in contests],
+        institution_id=inst_id,
+        project_id=project_id,
+    )
     session.commit()
     return user
 
@@ -279,7 +307,12 @@ DEMO_ACCOUNTS: tuple[tuple[str, str, Role, str], ...] = (
     ("organiser", "demo-organiser-2026", Role.ORGANISER, "赛事组织方：负责演示项目最多的一个赛事"),
     ("fund", "demo-fund-2026", Role.INSTITUTION, "机构成员：已接受对接最多的一家创业投资机构"),
     ("base", "demo-base-2026", Role.INSTITUTION, "机构成员：已接受对接最多的一家小微企业创业创新基地"),
-    ("platform", "demo-platform-2026", Role.INSTITUTION, "机构成员：已接受对接最多的一家中小企业公共服务平台"),
+    (
+        "platform",
+        "demo-platform-2026",
+        Role.INSTITUTION,
+        "机构成员：已接受对接最多的一家中小企业公共服务平台",
+    ),
     ("project", "demo-project-2026", Role.PROJECT, "项目成员：第一个一等奖项目"),
 )
 
@@ -291,19 +324,30 @@ def load_demo_accounts(session: Session) -> dict[str, int]:
         if find_user(session, username) is not None:
             continue
         user = User(
-            username=username, display_name=f"演示·{role.value}", password_hash=hash_password(password),
-            role=role, status=AccountStatus.APPROVED, session_stamp=new_stamp(),
+            username=username,
+            display_name=f"演示·{role.value}",
+            password_hash=hash_password(password),
+            role=role,
+            status=AccountStatus.APPROVED,
+            session_stamp=new_stamp(),
         )
         if role is Role.ORGANISER:
             busiest = session.execute(
-                select(Project.contest_id, func.count()).group_by(Project.contest_id)
-                .order_by(func.count().desc(), Project.contest_id).limit(1)
+                select(Project.contest_id, func.count())
+                .group_by(Project.contest_id)
+                .order_by(func.count().desc(), Project.contest_id)
+                .limit(1)
             ).first()
-            contest = session.get(Contest, busiest[0]) if busiest else session.scalar(select(Contest).limit(1))
+            contest = (
+                session.get(Contest, busiest[0]) if busiest else session.scalar(select(Contest).limit(1))
+            )
             user.contests = [contest] if contest else []
         elif role is Role.INSTITUTION:
-            kind = {"fund": InstitutionKind.VC, "base": InstitutionKind.SME_BASE,
-                    "platform": InstitutionKind.SERVICE_PLATFORM}[username]
+            kind = {
+                "fund": InstitutionKind.VC,
+                "base": InstitutionKind.SME_BASE,
+                "platform": InstitutionKind.SERVICE_PLATFORM,
+            }[username]
             # the institution of that kind with the most accepted connections, so the demo shows contacts
             accepted = (
                 select(func.count(Connection.id))
@@ -311,7 +355,10 @@ def load_demo_accounts(session: Session) -> dict[str, int]:
                 .scalar_subquery()
             )
             user.institution_id = session.scalar(
-                select(Institution.id).where(Institution.kind == kind).order_by(accepted.desc(), Institution.id).limit(1)
+                select(Institution.id)
+                .where(Institution.kind == kind)
+                .order_by(accepted.desc(), Institution.id)
+                .limit(1)
             )
         elif role is Role.PROJECT:
             from models import Award

@@ -41,11 +41,16 @@ def upgrade() -> None:
         sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_login_at", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["institution_id"], ["institution.id"], name=op.f("fk_user_account_institution_id_institution"),
+            ["institution_id"],
+            ["institution.id"],
+            name=op.f("fk_user_account_institution_id_institution"),
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["project_id"], ["project.id"], name=op.f("fk_user_account_project_id_project"), ondelete="SET NULL"
+            ["project_id"],
+            ["project.id"],
+            name=op.f("fk_user_account_project_id_project"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_account")),
         sa.UniqueConstraint("username", name=op.f("uq_user_account_username")),
@@ -60,11 +65,16 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("contest_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["user_account.id"], name=op.f("fk_organiser_contest_user_id_user_account"),
+            ["user_id"],
+            ["user_account.id"],
+            name=op.f("fk_organiser_contest_user_id_user_account"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["contest_id"], ["contest.id"], name=op.f("fk_organiser_contest_contest_id_contest"), ondelete="CASCADE"
+            ["contest_id"],
+            ["contest.id"],
+            name=op.f("fk_organiser_contest_contest_id_contest"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("user_id", "contest_id", name=op.f("pk_organiser_contest")),
     )
@@ -80,7 +90,10 @@ def upgrade() -> None:
         sa.Column("last_used_at", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["user_account.id"], name=op.f("fk_api_token_user_id_user_account"), ondelete="CASCADE"
+            ["user_id"],
+            ["user_account.id"],
+            name=op.f("fk_api_token_user_id_user_account"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_token")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_token_token_hash")),
@@ -101,14 +114,21 @@ def upgrade() -> None:
         sa.Column("decided_at", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("decided_by_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["user_account.id"], name=op.f("fk_registration_user_id_user_account"), ondelete="CASCADE"
+            ["user_id"],
+            ["user_account.id"],
+            name=op.f("fk_registration_user_id_user_account"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["claim_project_id"], ["project.id"], name=op.f("fk_registration_claim_project_id_project"),
+            ["claim_project_id"],
+            ["project.id"],
+            name=op.f("fk_registration_claim_project_id_project"),
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["decided_by_id"], ["user_account.id"], name=op.f("fk_registration_decided_by_id_user_account"),
+            ["decided_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_registration_decided_by_id_user_account"),
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_registration")),

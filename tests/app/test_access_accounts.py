@@ -1,4 +1,4 @@
-"""Accounts over time: tokens shown once and revocable, sessions that end, organisers the secretariat creates."""
+"""Accounts over time: tokens shown once and revocable, sessions that end, organisers and their contests."""
 
 from __future__ import annotations
 
@@ -20,14 +20,16 @@ def _new_token(client: Any, name: str = "脚本") -> str:
     return m.group(1)
 
 
-def test_a_token_is_stored_hashed_works_once_issued_and_stops_when_revoked(app: Flask, client: Any, auth: Any) -> None:
+def test_a_token_is_stored_hashed_works_once_issued_and_stops_when_revoked(
+    app: Flask, client: Any, auth: Any
+) -> None:
     auth.login("fund")
     token = _new_token(client)
     with app.app_context():
         row = db.session.scalar(select(ApiToken).where(ApiToken.name == "脚本"))
         assert row is not None and token not in (row.token_hash, row.hint) and row.hint == token[:10]
         token_id = row.id
-    assert "id=\"new-token\"" not in client.get("/account").get_data(as_text=True)  # never shown again
+    assert 'id="new-token"' not in client.get("/account").get_data(as_text=True)  # never shown again
     bare = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     assert bare.get("/api/needs", headers=headers).status_code == 200
@@ -43,8 +45,14 @@ def test_changing_the_password_ends_other_sessions(app: Flask, client: Any, auth
     other = app.test_client()
     assert other.post("/login", data={"username": "fund", "password": "demo-fund-2026"}).status_code == 302
     auth.login("fund")
-    r = client.post("/account/password", data={"old_password": "demo-fund-2026", "password": "a-new-pass-2026",
-                                                "password2": "a-new-pass-2026"})
+    r = client.post(
+        "/account/password",
+        data={
+            "old_password": "demo-fund-2026",
+            "password": "a-new-pass-2026",
+            "password2": "a-new-pass-2026",
+        },
+    )
     assert r.status_code == 302
     assert client.get("/account").status_code == 200  # this session goes on
     assert other.get("/account").status_code == 302  # the other one is logged out
@@ -60,20 +68,37 @@ def test_a_disabled_account_loses_its_sessions_and_tokens(app: Flask, client: An
         uid = db.session.scalar(select(User.id).where(User.username == "fund"))
     assert client.post(f"/admin/users/{uid}/status", data={"status": "已停用"}).status_code == 302
     assert fund.get("/account").status_code == 302
-    assert app.test_client().get("/api/needs", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert (
+        app.test_client().get("/api/needs", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    )
     r = app.test_client().post("/login", data={"username": "fund", "password": "demo-fund-2026"})
     assert r.status_code == 401 and "已停用" in r.get_data(as_text=True)
 
 
 def test_the_secretariat_creates_an_organiser_bound_to_contests(app: Flask, client: Any, auth: Any) -> None:
     auth.login("admin")
-    r = client.post("/admin/users/new", data={"username": "org2", "password": "org2-pass-2026",
-                                              "password2": "org2-pass-2026", "display_name": "二号组织方",
-                                              "role": "赛事组织方"})
+    r = client.post(
+        "/admin/users/new",
+        data={
+            "username": "org2",
+            "password": "org2-pass-2026",
+            "password2": "org2-pass-2026",
+            "display_name": "二号组织方",
+            "role": "赛事组织方",
+        },
+    )
     assert r.status_code == 422 and "至少负责一个赛事" in r.get_data(as_text=True)
-    r = client.post("/admin/users/new", data={"username": "org2", "password": "org2-pass-2026",
-                                              "password2": "org2-pass-2026", "display_name": "二号组织方",
-                                              "role": "赛事组织方", "contest_ids": ["2", "3"]})
+    r = client.post(
+        "/admin/users/new",
+        data={
+            "username": "org2",
+            "password": "org2-pass-2026",
+            "password2": "org2-pass-2026",
+            "display_name": "二号组织方",
+            "role": "赛事组织方",
+            "contest_ids": ["2", "3"],
+        },
+    )
     assert r.status_code == 302
     org = app.test_client()
     assert org.post("/login", data={"username": "org2", "password": "org2-pass-2026"}).status_code == 302
@@ -87,8 +112,12 @@ def test_the_secretariat_creates_an_organiser_bound_to_contests(app: Flask, clie
 
 
 def test_login_only_redirects_within_the_site(client: Any) -> None:
-    for target, expected in (("/projects/2", "/projects/2"), ("//evil.example/x", "/"), ("https://evil.example", "/"),
-                             ("/\\evil.example", "/")):
+    for target, expected in (
+        ("/projects/2", "/projects/2"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+        ("/\\evil.example", "/"),
+    ):
         r = client.post("/login", data={"username": "base", "password": "demo-base-2026", "next": target})
         assert r.status_code == 302 and r.headers["Location"] == expected, target
         client.post("/logout")
@@ -99,5 +128,7 @@ def test_pages_that_need_a_login_send_you_there_and_back(client: Any, auth: Any)
     location = urlsplit(r.headers["Location"])
     assert r.status_code == 302 and location.path == "/login"
     assert parse_qs(location.query)["next"] == ["/needs/?page=2"]
-    r = client.post("/login", data={"username": "base", "password": "demo-base-2026", "next": "/needs/?page=2"})
+    r = client.post(
+        "/login", data={"username": "base", "password": "demo-base-2026", "next": "/needs/?page=2"}
+    )
     assert r.headers["Location"] == "/needs/?page=2"

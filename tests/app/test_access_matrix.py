@@ -28,8 +28,15 @@ ROLES = ("anon", "admin", "organiser", "fund", "base", "platform", "project")
 PASSWORDS = {name: pw for name, pw, _role, _what in DEMO_ACCOUNTS}
 MISSING = 999_999
 # Query parameters an attacker would try on a list to widen it beyond what they may see.
-WIDENING = {"institution_id": "{O}", "project_id": "{P_own}", "contest": "{C_other}", "all": "1", "scope": "all",
-            "user_id": "1", "include_private": "1"}
+WIDENING = {
+    "institution_id": "{O}",
+    "project_id": "{P_own}",
+    "contest": "{C_other}",
+    "all": "1",
+    "scope": "all",
+    "user_id": "1",
+    "include_private": "1",
+}
 
 
 @dataclass
@@ -55,15 +62,32 @@ def _build_world(app: Flask) -> World:
         fund = s.get(Institution, users["fund"].institution_id)
         bound = {u.institution_id for u in users.values() if u.institution_id}
         other = next(
-            i for i in s.scalars(select(Institution).where(Institution.kind == InstitutionKind.VC).order_by(Institution.id))
+            i
+            for i in s.scalars(
+                select(Institution).where(Institution.kind == InstitutionKind.VC).order_by(Institution.id)
+            )
             if i.id not in bound
         )
         assert fund is not None
-        ids = {"P_own": p_own.id, "P_org": p_org.id, "P_conn": p_conn.id, "P_req": p_req.id, "P_other": p_other.id,
-               "F": fund.id, "O": other.id, "C_org": c_org, "C_other": c_other}
+        ids = {
+            "P_own": p_own.id,
+            "P_org": p_org.id,
+            "P_conn": p_conn.id,
+            "P_req": p_req.id,
+            "P_other": p_other.id,
+            "F": fund.id,
+            "O": other.id,
+            "C_org": c_org,
+            "C_other": c_other,
+        }
         markers: dict[str, set[str]] = {}
-        may_see = {"P_own": {"admin", "project"}, "P_org": {"admin", "organiser"}, "P_conn": {"admin", "fund"},
-                   "P_req": {"admin"}, "P_other": {"admin"}}
+        may_see = {
+            "P_own": {"admin", "project"},
+            "P_org": {"admin", "organiser"},
+            "P_conn": {"admin", "fund"},
+            "P_req": {"admin"},
+            "P_other": {"admin"},
+        }
         for key in ("P_own", "P_org", "P_conn", "P_req", "P_other"):
             p = s.get(Project, ids[key])
             assert p is not None
@@ -77,14 +101,20 @@ def _build_world(app: Flask) -> World:
             inst.contact_name = f"LEAKI{inst.id}N"
             markers[f"LEAKI{inst.id}N"] = set(ROLES) - {"anon"}
         for key, inst_key in (("N_F", "F"), ("N_O", "O")):
-            need = Need(institution_id=ids[inst_key], title=f"需求 NEEDM{inst_key}", description="寻找智能装备方向的早期项目，提供资金与产业资源。")
+            need = Need(
+                institution_id=ids[inst_key],
+                title=f"需求 NEEDM{inst_key}",
+                description="寻找智能装备方向的早期项目，提供资金与产业资源。",
+            )
             s.add(need)
             s.flush()
             ids[key] = need.id
             markers[f"NEEDM{inst_key}"] = set(ROLES) - {"anon"}
-        for key, pkey, ikey, stage in (("K_acc", "P_conn", "F", ConnectionStage.ACCEPTED),
-                                       ("K_req", "P_req", "F", ConnectionStage.REQUESTED),
-                                       ("K_own", "P_own", "O", ConnectionStage.ACCEPTED)):
+        for key, pkey, ikey, stage in (
+            ("K_acc", "P_conn", "F", ConnectionStage.ACCEPTED),
+            ("K_req", "P_req", "F", ConnectionStage.REQUESTED),
+            ("K_own", "P_own", "O", ConnectionStage.ACCEPTED),
+        ):
             conn = Connection(project_id=ids[pkey], institution_id=ids[ikey], stage=stage, note=f"NOTE{key}X")
             s.add(conn)
             s.flush()
@@ -101,8 +131,16 @@ def _build_world(app: Flask) -> World:
         from app.auth import accounts
 
         reg = accounts.register(
-            s, "project", {"username": "matrixreg", "password": "matrix-pass-1", "password2": "matrix-pass-1",
-                           "display_name": "矩阵测试"}, None, ids["P_other"],
+            s,
+            "project",
+            {
+                "username": "matrixreg",
+                "password": "matrix-pass-1",
+                "password2": "matrix-pass-1",
+                "display_name": "矩阵测试",
+            },
+            None,
+            ids["P_other"],
         )
         ids["R"] = reg.id
         return World(ids, markers)
@@ -114,7 +152,9 @@ INST_OF = {"fund": "F"}
 
 
 def _project_edit(role: str, key: str) -> bool:
-    return role == "admin" or (role == "organiser" and key == "P_org") or (role == "project" and key == "P_own")
+    return (
+        role == "admin" or (role == "organiser" and key == "P_org") or (role == "project" and key == "P_own")
+    )
 
 
 def _project_delete(role: str, key: str) -> bool:
@@ -142,34 +182,79 @@ LOGGED_IN = ("admin", "organiser", "fund", "base", "platform", "project")
 
 #: endpoint -> predicate(role, object key) for logged-in roles ("may reach"); anonymous follows the rule.
 KNOWN: dict[str, Any] = {
-    "home.index": _anyone, "projects.list_projects": _anyone, "projects.detail": _anyone,
-    "api.list_projects": _anyone, "api.get_project": _anyone, "api.project_matches": _anyone,
-    "institutions.list_institutions": _anyone, "institutions.detail": _anyone, "api.list_institutions": _anyone,
-    "api.get_institution": _anyone, "api.institution_matches": _anyone, "api.contests": _anyone,
-    "api.openapi": _anyone, "auth.login": _anyone, "auth.register_institution": _anyone,
+    "home.index": _anyone,
+    "projects.list_projects": _anyone,
+    "projects.detail": _anyone,
+    "api.list_projects": _anyone,
+    "api.get_project": _anyone,
+    "api.project_matches": _anyone,
+    "institutions.list_institutions": _anyone,
+    "institutions.detail": _anyone,
+    "api.list_institutions": _anyone,
+    "api.get_institution": _anyone,
+    "api.institution_matches": _anyone,
+    "api.contests": _anyone,
+    "api.openapi": _anyone,
+    "auth.login": _anyone,
+    "auth.register_institution": _anyone,
     "auth.register_project": _anyone,
-    "projects.create": _roles("admin", "organiser"), "api.create_project": _roles("admin", "organiser"),
-    "projects.edit": _project_edit, "api.update_project": _project_edit,
-    "projects.delete": _project_delete, "api.delete_project": _project_delete,
-    "institutions.create": _roles("admin"), "api.create_institution": _roles("admin"),
-    "institutions.edit": _inst_edit, "api.update_institution": _inst_edit,
-    "institutions.delete": _roles("admin"), "api.delete_institution": _roles("admin"),
-    "needs.list_needs": _roles(*LOGGED_IN), "needs.detail": _roles(*LOGGED_IN), "api.list_needs": _roles(*LOGGED_IN),
-    "api.get_need": _roles(*LOGGED_IN), "api.need_matches": _roles(*LOGGED_IN),
-    "needs.create": _roles("admin", *INSTITUTION_MEMBERS), "api.create_need": _roles("admin", *INSTITUTION_MEMBERS),
-    "needs.edit": _need_edit, "api.update_need": _need_edit, "needs.delete": _need_edit, "api.delete_need": _need_edit,
-    "imports.upload": _roles("admin", "organiser"), "imports.template": _roles("admin", "organiser"),
+    "projects.create": _roles("admin", "organiser"),
+    "api.create_project": _roles("admin", "organiser"),
+    "projects.edit": _project_edit,
+    "api.update_project": _project_edit,
+    "projects.delete": _project_delete,
+    "api.delete_project": _project_delete,
+    "institutions.create": _roles("admin"),
+    "api.create_institution": _roles("admin"),
+    "institutions.edit": _inst_edit,
+    "api.update_institution": _inst_edit,
+    "institutions.delete": _roles("admin"),
+    "api.delete_institution": _roles("admin"),
+    "needs.list_needs": _roles(*LOGGED_IN),
+    "needs.detail": _roles(*LOGGED_IN),
+    "api.list_needs": _roles(*LOGGED_IN),
+    "api.get_need": _roles(*LOGGED_IN),
+    "api.need_matches": _roles(*LOGGED_IN),
+    "needs.create": _roles("admin", *INSTITUTION_MEMBERS),
+    "api.create_need": _roles("admin", *INSTITUTION_MEMBERS),
+    "needs.edit": _need_edit,
+    "api.update_need": _need_edit,
+    "needs.delete": _need_edit,
+    "api.delete_need": _need_edit,
+    "imports.upload": _roles("admin", "organiser"),
+    "imports.template": _roles("admin", "organiser"),
     "api.import_file": _roles("admin", "organiser"),
-    "auth.account": _roles(*LOGGED_IN), "auth.create_token": _roles(*LOGGED_IN),
-    "auth.change_password": _roles(*LOGGED_IN), "auth.logout": _roles(*LOGGED_IN),
+    "auth.account": _roles(*LOGGED_IN),
+    "auth.create_token": _roles(*LOGGED_IN),
+    "auth.change_password": _roles(*LOGGED_IN),
+    "auth.logout": _roles(*LOGGED_IN),
     "auth.revoke_token": lambda role, key: key == f"T_{role}",
-    **{e: _roles("admin") for e in ("admin.index", "admin.users", "admin.new_user", "admin.user_status",
-                                     "admin.registrations", "admin.decide", "admin.audit_log")},
+    **{
+        e: _roles("admin")
+        for e in (
+            "admin.index",
+            "admin.users",
+            "admin.new_user",
+            "admin.user_status",
+            "admin.registrations",
+            "admin.decide",
+            "admin.audit_log",
+        )
+    },
 }
 #: Routes whose allowed call changes state for good: only their refusals are walked here.
-DESTRUCTIVE = {"projects.delete", "api.delete_project", "institutions.delete", "api.delete_institution",
-               "needs.delete", "api.delete_need", "admin.decide", "auth.revoke_token", "auth.logout",
-               "admin.user_status"}
+DESTRUCTIVE = {
+    "projects.delete",
+    "api.delete_project",
+    "institutions.delete",
+    "api.delete_institution",
+    "needs.delete",
+    "api.delete_need",
+    "admin.decide",
+    "auth.revoke_token",
+    "auth.logout",
+    "admin.user_status",
+}
 #: A guessed id where the object is private: the answer is 404, exactly as for a missing one.
 PRIVATE_OBJECTS = {"auth.revoke_token"}
 
@@ -250,8 +335,11 @@ def _clients(app: Flask) -> dict[str, Any]:
 
 
 def test_every_route_declares_an_access_rule(app: Flask) -> None:
-    undeclared = [r.endpoint for r in app.url_map.iter_rules()
-                  if r.endpoint != "static" and access_rule(app.view_functions[r.endpoint]) is None]
+    undeclared = [
+        r.endpoint
+        for r in app.url_map.iter_rules()
+        if r.endpoint != "static" and access_rule(app.view_functions[r.endpoint]) is None
+    ]
     assert not undeclared, f"routes without public/login_required/roles_required: {undeclared}"
 
 
@@ -277,26 +365,34 @@ def test_access_matrix(app: Flask, world: World) -> None:
                     checked["requests"] += 1
                     checked[f"role:{role}"] += 1
                     if got not in expected:
-                        failures.append(f"{role:9} {method:6} {url}: expected {sorted(expected)}, got "
-                                        f"{response.status_code}")
+                        failures.append(
+                            f"{role:9} {method:6} {url}: expected {sorted(expected)}, got "
+                            f"{response.status_code}"
+                        )
                     if method == "GET" and got == "allow":
                         failures.extend(_leaks(world, role, method, url, response))
                     if method == "GET" and "<" not in rule.rule and role != "admin" and got == "allow":
                         widened = _call(clients[role], method, url + "?" + _widening(world), rule.rule)
                         checked["widening"] += 1
                         failures.extend(_leaks(world, role, method, url + " (widening filters)", widened))
-    print(f"\naccess matrix: {len(ROLES)} roles × {routes} route-methods × objects = {checked['requests']} "
-          f"requests, {checked['widening']} widening probes, {len(world.markers)} private markers")
+    print(
+        f"\naccess matrix: {len(ROLES)} roles × {routes} route-methods × objects = {checked['requests']} "
+        f"requests, {checked['widening']} widening probes, {len(world.markers)} private markers"
+    )
     assert not failures, "access matrix failures:\n" + "\n".join(failures[:80])
 
 
 def _widening(world: World) -> str:
     from urllib.parse import urlencode
 
-    return urlencode({k: v.format(**{k2: str(v2) for k2, v2 in world.ids.items()}) for k, v in WIDENING.items()})
+    return urlencode(
+        {k: v.format(**{k2: str(v2) for k2, v2 in world.ids.items()}) for k, v in WIDENING.items()}
+    )
 
 
-def _expected(endpoint: str, rule: str, method: str, declared: tuple[Any, ...], role: str, key: str) -> set[str] | None:
+def _expected(
+    endpoint: str, rule: str, method: str, declared: tuple[Any, ...], role: str, key: str
+) -> set[str] | None:
     """Return the acceptable outcomes of one call, or None to skip it (an allowed destructive call)."""
     public = declared[0] == "public"
     if role == "anon":
@@ -321,8 +417,14 @@ def _expected(endpoint: str, rule: str, method: str, declared: tuple[Any, ...], 
     return {"missing"} if endpoint in PRIVATE_OBJECTS else {"deny"}
 
 
-_ROLE_OF = {"admin": "ADMIN", "organiser": "ORGANISER", "fund": "INSTITUTION", "base": "INSTITUTION",
-            "platform": "INSTITUTION", "project": "PROJECT"}
+_ROLE_OF = {
+    "admin": "ADMIN",
+    "organiser": "ORGANISER",
+    "fund": "INSTITUTION",
+    "base": "INSTITUTION",
+    "platform": "INSTITUTION",
+    "project": "PROJECT",
+}
 
 
 def _call(client: Any, method: str, url: str, rule: str) -> Any:
@@ -335,8 +437,11 @@ def _call(client: Any, method: str, url: str, rule: str) -> Any:
 
 def _leaks(world: World, role: str, method: str, url: str, response: Any) -> list[str]:
     body = response.get_data().decode("utf-8", "replace")
-    return [f"{role:9} {method:6} {url}: shows private marker {m}"
-            for m, allowed in world.markers.items() if role not in allowed and m in body]
+    return [
+        f"{role:9} {method:6} {url}: shows private marker {m}"
+        for m, allowed in world.markers.items()
+        if role not in allowed and m in body
+    ]
 
 
 def test_guessed_ids_answer_like_missing_ones(app: Flask, world: World) -> None:
@@ -360,7 +465,10 @@ def test_allowed_deletes_work_and_refused_ones_change_nothing(app: Flask, world:
     assert clients["admin"].post(f"/institutions/{world.ids['O']}/delete").status_code == 302
     with app.app_context():
         s = db.session
-        assert s.get(Project, world.ids["P_own"]) is not None and s.get(Project, world.ids["P_other"]) is not None
+        assert (
+            s.get(Project, world.ids["P_own"]) is not None
+            and s.get(Project, world.ids["P_other"]) is not None
+        )
         assert s.get(Project, world.ids["P_org"]) is None
         assert s.get(Need, world.ids["N_O"]) is None  # went with its institution O
         assert s.get(Need, world.ids["N_F"]) is None
@@ -376,7 +484,10 @@ def test_organiser_cannot_create_or_move_projects_outside_its_contests(app: Flas
         body = {k: v for k, v in project_json(p).items() if k in _PROJECT_FIELDS}  # type: ignore[arg-type]
     foreign = {**body, "name": "越权新增的项目", "contest_id": world.ids["C_other"]}
     assert c.post("/api/projects", json=foreign).status_code == 403
-    assert c.patch(f"/api/projects/{world.ids['P_org']}", json={"contest_id": world.ids["C_other"]}).status_code == 403
+    assert (
+        c.patch(f"/api/projects/{world.ids['P_org']}", json={"contest_id": world.ids["C_other"]}).status_code
+        == 403
+    )
     assert c.post("/api/projects", json={**body, "name": "本赛事新增的项目"}).status_code == 201
 
 
@@ -401,7 +512,10 @@ def test_contacts_open_only_after_the_project_accepts(app: Flask, world: World) 
     c = _clients(app)["fund"]
     accepted = c.get(f"/api/projects/{world.ids['P_conn']}").get_json()
     requested = c.get(f"/api/projects/{world.ids['P_req']}").get_json()
-    assert accepted["contact_phone"] == f"LEAKP{world.ids['P_conn']}PH" and "contact_phone" not in accepted["hidden"]
+    assert (
+        accepted["contact_phone"] == f"LEAKP{world.ids['P_conn']}PH"
+        and "contact_phone" not in accepted["hidden"]
+    )
     assert "contact_phone" not in requested and "contact_phone" in requested["hidden"]
     assert "stage" not in requested["hidden"]  # logged in: the member tier is open
     page = c.get(f"/projects/{world.ids['P_req']}").get_data(as_text=True)
@@ -415,9 +529,22 @@ def test_contacts_open_only_after_the_project_accepts(app: Flask, world: World) 
 
 def test_anonymous_sees_the_showcase_only(client: Any, world: World) -> None:
     data = client.get(f"/api/projects/{world.ids['P_own']}").get_json()
-    assert set(data) - {"hidden"} <= {"id", "name", "group", "contest_id", "contest", "contest_kind", "award",
-                                       "industry", "track", "province", "city", "description", "created_at",
-                                       "updated_at"}
+    assert set(data) - {"hidden"} <= {
+        "id",
+        "name",
+        "group",
+        "contest_id",
+        "contest",
+        "contest_kind",
+        "award",
+        "industry",
+        "track",
+        "province",
+        "city",
+        "description",
+        "created_at",
+        "updated_at",
+    }
     assert {"amount_wan", "stage", "team", "contact_phone"} <= set(data["hidden"])
     listing = client.get("/api/projects?per_page=100").get_json()
     assert all("contact_phone" not in item and "team" not in item for item in listing["items"])
@@ -429,9 +556,26 @@ def test_anonymous_sees_the_showcase_only(client: Any, world: World) -> None:
 
 
 _PROJECT_FIELDS = [
-    "name", "group", "contest_id", "award", "industry", "track", "province", "city", "stage", "amount_wan",
-    "funding_round", "description", "team", "ip", "needs", "contact_name", "contact_phone", "contact_email",
-    "employees", "revenue_wan",
+    "name",
+    "group",
+    "contest_id",
+    "award",
+    "industry",
+    "track",
+    "province",
+    "city",
+    "stage",
+    "amount_wan",
+    "funding_round",
+    "description",
+    "team",
+    "ip",
+    "needs",
+    "contact_name",
+    "contact_phone",
+    "contact_email",
+    "employees",
+    "revenue_wan",
 ]
 
 

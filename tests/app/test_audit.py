@@ -37,12 +37,18 @@ def test_refusals_are_written_with_who_and_where(app: Flask, client: Any, auth: 
     assert client.get("/admin/audit").status_code == 403
     assert client.patch("/api/projects/1", json={"amount_wan": 1}).status_code == 403
     denied = _rows(app, action="denied")
-    assert [(r.username, r.detail["path"]) for r in denied] == [("fund", "/admin/audit"), ("fund", "/api/projects/1")]
+    assert [(r.username, r.detail["path"]) for r in denied] == [
+        ("fund", "/admin/audit"),
+        ("fund", "/api/projects/1"),
+    ]
 
 
 def test_record_changes_name_the_fields_not_the_values(app: Flask, client: Any, auth: Any) -> None:
     auth.login("admin")
-    assert client.patch("/api/projects/2", json={"contact_phone": "13800000000", "amount_wan": 77}).status_code == 200
+    assert (
+        client.patch("/api/projects/2", json={"contact_phone": "13800000000", "amount_wan": 77}).status_code
+        == 200
+    )
     assert client.delete("/api/needs/1").status_code == 204
     (change,) = _rows(app, action="project.update")
     assert change.obj_id == 2 and set(change.detail["fields"]) == {"contact_phone", "amount_wan"}
@@ -92,10 +98,18 @@ def test_the_log_is_append_only_in_the_orm_and_in_the_database(app: Flask, clien
 
 
 def test_tokens_and_registrations_are_written(app: Flask, client: Any, auth: Any) -> None:
-    r = client.post("/register/institution", data={
-        "username": "newfund", "password": "new-fund-pass", "password2": "new-fund-pass", "display_name": "张三",
-        "name": "审计测试创投", "kind": "创业投资机构", "description": "专注早期硬科技项目的创业投资机构。",
-    })
+    r = client.post(
+        "/register/institution",
+        data={
+            "username": "newfund",
+            "password": "new-fund-pass",
+            "password2": "new-fund-pass",
+            "display_name": "张三",
+            "name": "审计测试创投",
+            "kind": "创业投资机构",
+            "description": "专注早期硬科技项目的创业投资机构。",
+        },
+    )
     assert r.status_code == 200 and "申请已提交" in r.get_data(as_text=True)
     auth.login("admin")
     client.post("/account/tokens", data={"token_name": "脚本"})

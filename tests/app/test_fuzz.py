@@ -60,7 +60,12 @@ def test_fuzz_the_api_from_its_openapi_document(app: Flask) -> None:
     db_path = app.config["DATABASE_URL"].removeprefix("sqlite:///")
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     headers = {"Authorization": f"Bearer {token}"}
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
     stats: Counter[str] = Counter()
     failures: list[str] = []
     operations = [r.ok() for r in schema.get_all_operations()]
@@ -71,8 +76,13 @@ def test_fuzz_the_api_from_its_openapi_document(app: Flask) -> None:
         stats["operations"] += 1
         for mode, n in CASES.items():
 
-            @settings(max_examples=n, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=n,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=operation.as_strategy(generation_mode=mode))
             def run(case: Any) -> None:
                 before = _fingerprint(db_path) if case.method != "GET" else None
@@ -81,17 +91,28 @@ def test_fuzz_the_api_from_its_openapi_document(app: Flask) -> None:
                 stats[f"{response.status_code // 100}xx"] += 1
                 try:
                     case.validate_response(response, checks=checks)
-                except (Exception, BaseExceptionGroup) as exc:  # collect: one run reports every broken operation
-                    failures.append(f"{case.method} {case.formatted_path} ({mode.value}): {str(exc)[:300]}")
-                if before is not None and 400 <= response.status_code < 500 and _fingerprint(db_path) != before:
-                    failures.append(f"{case.method} {case.formatted_path}: {response.status_code} but data changed")
+                except (
+                    Exception,
+                    BaseExceptionGroup,
+                ) as exc:  # collect: one run reports every broken operation
+                    failures.append(f"{case.method} {case.formatted_path}: {str(exc)[:300]}")
+                if (
+                    before is not None
+                    and 400 <= response.status_code < 500
+                    and _fingerprint(db_path) != before
+                ):
+                    failures.append(
+                        f"{case.method} {case.formatted_path}: {response.status_code} but data changed"
+                    )
 
             try:
                 run()
             except Unsatisfiable:  # nothing to violate (no parameters, no body): only positive cases exist
                 stats["unsatisfiable"] += 1
-    print(f"\nfuzz: {stats['operations']} operations, {stats['cases']} cases, "
-          + ", ".join(f"{k} {v}" for k, v in sorted(stats.items()) if k.endswith("xx")))
+    print(
+        f"\nfuzz: {stats['operations']} operations, {stats['cases']} cases, "
+        + ", ".join(f"{k} {v}" for k, v in sorted(stats.items()) if k.endswith("xx"))
+    )
     assert stats["5xx"] == 0
     assert not failures, "\n".join(dict.fromkeys(failures))
 
@@ -107,7 +128,10 @@ def _endpoint(app: Flask, operation: Any) -> str:
 # --- named bad inputs: each gets a clear 4xx and changes nothing --------------------------------------------
 
 PROJECT = {
-    "name": "测试项目", "group": "企业组", "contest_id": 1, "industry": "人工智能",
+    "name": "测试项目",
+    "group": "企业组",
+    "contest_id": 1,
+    "industry": "人工智能",
     "description": "一个用于检验输入校验的测试项目简介。",
 }
 
@@ -116,8 +140,20 @@ def _bad_cases() -> list[tuple[str, str, dict[str, Any], int, str]]:
     big = "长" * 300_000
     return [
         ("POST", "/api/projects", {"data": b"{not json", "content_type": "application/json"}, 422, "JSON"),
-        ("POST", "/api/projects", {"data": "名称=x", "content_type": "application/x-www-form-urlencoded"}, 415, "JSON"),
-        ("POST", "/api/projects", {"data": b'{"name": "\xff\xfe"}', "content_type": "application/json"}, 422, "JSON"),
+        (
+            "POST",
+            "/api/projects",
+            {"data": "名称=x", "content_type": "application/x-www-form-urlencoded"},
+            415,
+            "JSON",
+        ),
+        (
+            "POST",
+            "/api/projects",
+            {"data": b'{"name": "\xff\xfe"}', "content_type": "application/json"},
+            422,
+            "JSON",
+        ),
         ("POST", "/api/projects", {"json": [1, 2]}, 422, "JSON 对象"),
         ("POST", "/api/projects", {"json": {**PROJECT, "description": big}}, 413, "过大"),
         ("POST", "/api/projects", {"json": {**PROJECT, "contest_id": "一"}}, 422, "contest_id"),
@@ -129,7 +165,13 @@ def _bad_cases() -> list[tuple[str, str, dict[str, Any], int, str]]:
         ("PATCH", "/api/projects/1", {"json": {"amount_wan": "很多"}}, 422, "amount_wan"),
         ("PATCH", "/api/projects/1", {"json": {"contest_id": 2**70}}, 422, "contest_id"),
         ("PUT", "/api/institutions/1", {"json": {"name": "x"}}, 422, "kind"),
-        ("POST", "/api/needs", {"json": {"institution_id": -1, "title": "标题很短", "description": "说明" * 10}}, 422, "institution_id"),
+        (
+            "POST",
+            "/api/needs",
+            {"json": {"institution_id": -1, "title": "标题很短", "description": "说明" * 10}},
+            422,
+            "institution_id",
+        ),
         ("GET", "/api/projects/1/matches?k=100000000000000000000", {}, 422, "k"),
         ("GET", "/api/institutions/1/matches?k=-3", {}, 422, "k"),
         ("GET", "/api/projects?per_page=0", {}, 422, "per_page"),

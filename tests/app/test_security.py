@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from werkzeug.datastructures import FileStorage
 
 from app.access import public
@@ -26,7 +25,9 @@ def _csrf(client: Any, url: str = "/login") -> str:
 
 
 def _login(client: Any, username: str, password: str) -> Any:
-    return client.post("/login", data={"username": username, "password": password, "csrf_token": _csrf(client)})
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": _csrf(client)}
+    )
 
 
 # --- CSRF --------------------------------------------------------------------------------------------
@@ -54,12 +55,16 @@ def test_cookie_api_writes_need_the_csrf_header_token_writes_do_not(make_app: An
     assert client.get("/api/projects/1").status_code == 200  # reads need no token
     api_token = _api_token(client)
     bare = app.test_client()  # no cookie at all: the bearer token is the credential
-    r = bare.patch("/api/projects/1", json={"amount_wan": 2}, headers={"Authorization": f"Bearer {api_token}"})
+    r = bare.patch(
+        "/api/projects/1", json={"amount_wan": 2}, headers={"Authorization": f"Bearer {api_token}"}
+    )
     assert r.status_code == 200
 
 
 def _api_token(client: Any) -> str:
-    html = client.post("/account/tokens", data={"token_name": "测试", "csrf_token": _csrf(client, "/account")})
+    html = client.post(
+        "/account/tokens", data={"token_name": "测试", "csrf_token": _csrf(client, "/account")}
+    )
     m = re.search(r'id="new-token">([^<]+)<', html.get_data(as_text=True))
     assert m
     return m.group(1)
@@ -115,15 +120,20 @@ def test_failed_logins_are_limited_per_user_and_address(make_app: Any) -> None:
     # another account from the same address, and the same account from another address, still get in
     assert client.post("/login", data={"username": "base", "password": "demo-base-2026"}).status_code == 302
     other = app.test_client()
-    r = other.post("/login", data={"username": "fund", "password": "demo-fund-2026"},
-                   environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    r = other.post(
+        "/login",
+        data={"username": "fund", "password": "demo-fund-2026"},
+        environ_base={"REMOTE_ADDR": "10.9.8.7"},
+    )
     assert r.status_code == 302
 
 
 def test_successful_logins_do_not_use_up_the_limit(make_app: Any) -> None:
     client = make_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute").test_client()
     for _ in range(4):
-        assert client.post("/login", data={"username": "fund", "password": "demo-fund-2026"}).status_code == 302
+        assert (
+            client.post("/login", data={"username": "fund", "password": "demo-fund-2026"}).status_code == 302
+        )
 
 
 def test_api_calls_are_limited_per_token_and_address(make_app: Any) -> None:
@@ -141,7 +151,9 @@ def test_api_calls_are_limited_per_token_and_address(make_app: Any) -> None:
     assert all(client.get("/api/contests", headers=headers).status_code == 200 for _ in range(4))
     r = client.get("/api/contests", headers=headers)
     assert r.status_code == 429 and r.get_json()["error"]["code"] == "rate_limited"
-    assert client.get("/api/contests", headers={"Authorization": f"Bearer {tokens['fund']}"}).status_code == 200
+    assert (
+        client.get("/api/contests", headers={"Authorization": f"Bearer {tokens['fund']}"}).status_code == 200
+    )
 
 
 # --- escaping --------------------------------------------------------------------------------------------
@@ -154,7 +166,9 @@ def test_user_text_is_escaped_everywhere_it_shows(client: Any, auth: Any) -> Non
     auth.login("admin")
     project = client.get("/api/projects/1").get_json()
     body = {k: project[k] for k in ("group", "contest_id", "award", "industry", "province")}
-    r = client.post("/api/projects", json={**body, "name": f"项目{XSS}", "description": f"简介里有脚本：{XSS}"})
+    r = client.post(
+        "/api/projects", json={**body, "name": f"项目{XSS}", "description": f"简介里有脚本：{XSS}"}
+    )
     assert r.status_code == 201, r.get_json()
     pid = r.get_json()["id"]
     for url in (f"/projects/{pid}", "/projects/?q=简介里有脚本", f"/projects/{pid}/edit", "/admin/audit"):
@@ -177,7 +191,12 @@ def test_error_pages_are_generic_and_chinese(make_app: Any) -> None:
     client = app.test_client()
     r = client.get("/boom")
     text = r.get_data(as_text=True)
-    assert r.status_code == 500 and "服务器内部错误" in text and "Traceback" not in text and "hunter2" not in text
+    assert (
+        r.status_code == 500
+        and "服务器内部错误" in text
+        and "Traceback" not in text
+        and "hunter2" not in text
+    )
     assert client.get("/api/needs").get_json()["error"]["status"] == 401
     client.post("/login", data={"username": "fund", "password": "demo-fund-2026"})
     r = client.get("/admin/users")
@@ -217,6 +236,9 @@ def test_good_uploads_pass_and_gbk_csv_is_text() -> None:
 
 def test_the_import_page_refuses_a_disguised_file(client: Any, auth: Any) -> None:
     auth.login("organiser")
-    r = client.post("/imports/", data={"kind": "projects", "file": (io.BytesIO(b"MZ\x90\x00"), "projects.exe")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/imports/",
+        data={"kind": "projects", "file": (io.BytesIO(b"MZ\x90\x00"), "projects.exe")},
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 422 and "只接受" in r.get_data(as_text=True)
