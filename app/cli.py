@@ -10,6 +10,7 @@ import click
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from app.extensions import db
 
@@ -49,7 +50,7 @@ def init_app(app: Flask) -> None:
         upgrade_database(current_app)
         click.echo(f"database ready: {_safe_url(current_app.config['DATABASE_URL'])}")
 
-    demo = click.Group("demo", help="Demo data.")
+    demo = AppGroup("demo", help="Demo data.")
     app.cli.add_command(demo)
 
     @demo.command("load")
@@ -90,7 +91,7 @@ def init_app(app: Flask) -> None:
         build_matching(current_app)
         click.echo("indexes in step with the database")
 
-    ranker = click.Group("ranker", help="The learned ranker.")
+    ranker = AppGroup("ranker", help="The learned ranker.")
     app.cli.add_command(ranker)
 
     @ranker.command("train")
@@ -106,7 +107,7 @@ def init_app(app: Flask) -> None:
         for name, value in sorted(report.importances.items(), key=lambda kv: -kv[1]):
             click.echo(f"  {name:<24} {value:.3f}")
 
-    index = click.Group("index", help="FAISS indexes.")
+    index = AppGroup("index", help="FAISS indexes.")
     app.cli.add_command(index)
 
     @index.command("rebuild")

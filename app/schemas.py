@@ -269,15 +269,27 @@ def translate(exc: ValidationError) -> dict[str, str]:
         else:
             template = _TEMPLATES.get(etype)
             try:
-                text = template.format(**err.get("ctx", {})) if template else "格式不正确"
+                ctx = {k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in err.get("ctx", {}).items()}
+                text = template.format(**ctx) if template else "格式不正确"
             except (KeyError, IndexError):
                 text = template or "格式不正确"
         fields.setdefault(field, f"{label}：{text}")
     return fields
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or value == []
+
+
 def validate(model: type[BaseModel], data: dict[str, Any]) -> Any:
-    """Validate data into the model or raise InputError with Chinese messages."""
+    """Validate data into the model or raise InputError with Chinese messages.
+
+    A required field left blank (an empty form input) is reported as missing (必填), not as a type error.
+    """
+    data = {
+        k: v for k, v in data.items()
+        if not (k in model.model_fields and model.model_fields[k].is_required() and _blank(v))
+    }
     try:
         return model.model_validate(data)
     except ValidationError as exc:

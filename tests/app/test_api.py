@@ -25,6 +25,12 @@ NEW_PROJECT = {
 }
 
 
+
+@pytest.fixture(autouse=True)
+def _logged_in(auth):
+    """These tests act as the secretariat, who may do everything; access rules have their own tests."""
+    auth.login("admin")
+
 def counts(app: Any) -> tuple[int, int, int, int]:
     from app.extensions import db
 

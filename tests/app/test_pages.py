@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
+
 import re
 
 from sqlalchemy import select
 
 from models import Institution, Project, ProjectGroup
 
+
+
+@pytest.fixture(autouse=True)
+def _logged_in(auth):
+    """These tests act as the secretariat, who may do everything; access rules have their own tests."""
+    auth.login("admin")
 
 def text(resp) -> str:
     return resp.get_data(as_text=True)
