@@ -32,7 +32,7 @@ def upgrade_database(app: Flask) -> None:
     with app.extensions["db"]["engine"].begin() as conn:
         cfg = alembic_config(app.config["DATABASE_URL"])
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "heads")
+        command.upgrade(cfg, "head")
     session = db.new_session(app)
     try:
         for path in catalogue_files():

@@ -46,7 +46,8 @@ def test_the_accounts_migration_downgrades_cleanly(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg = alembic_config(url)
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0002@-1")  # the accounts branch only
+        # back to the pipeline head: leaves the merge (0004) and the accounts branch (0002) only
+        command.downgrade(cfg, "0003")
     tables = set(inspect(engine).get_table_names())
     assert not tables & {"user_account", "api_token", "audit_log", "registration"}
     assert "project" in tables

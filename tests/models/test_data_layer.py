@@ -38,7 +38,7 @@ def _migrate(engine: Engine, url: str) -> None:
     with engine.begin() as conn:
         cfg = alembic_config(url)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "heads")
+        command.upgrade(cfg, "head")
 
 
 def _sqlite(tmp_path) -> Iterator[Engine]:
