@@ -25,7 +25,18 @@ from matching.types import (
     Reason,
 )
 
-__all__ = ["PairContext", "closest_phrases", "pair_reasons", "search_reasons", "split_clauses"]
+__all__ = [
+    "FIELD_LABELS",
+    "GENERIC_TERMS",
+    "PairContext",
+    "closest_phrases",
+    "description_part",
+    "distinctive_terms",
+    "pair_reasons",
+    "reason_tone",
+    "search_reasons",
+    "split_clauses",
+]
 
 _CLAUSE_SPLIT = re.compile(r"[，。；、,;!！?？\n\r\t：:（）()【】\[\]《》“”\"|/]+|(?<=[a-z])\.\s")
 _MAX_QUOTE = 36
@@ -33,11 +44,66 @@ _SIDE_NOUN = {"fund": "机构", "base": "基地", "platform": "平台"}
 _CASE_VERB = {"fund": "已投", "base": "已落地", "platform": "已服务"}
 _SIDE_OFFER = {"fund": NEED_FINANCING, "base": NEED_LANDING, "platform": "专业服务"}
 
+#: Labels of the fields block that :mod:`embeddings.text` appends after the description
+#: ("项目：…；行业：A、B"). Those lines repeat structured fields that other reasons already quote;
+#: split at "：" they would yield label-only clauses such as 「项目」↔「行业」.
+FIELD_LABELS: frozenset[str] = frozenset(
+    "项目 行业 赛道 团队 知识产权 需求 机构 类型 阶段 服务".split()  # noqa: SIM905
+)
+_FIELD_LINE = re.compile(r"^\s*(?:" + "|".join(sorted(FIELD_LABELS, key=len, reverse=True)) + r")\s*[：:]")
+
+#: Words too common in business descriptions to show as evidence of a match: places, deal words,
+#: company boilerplate and fillers. They still count in BM25; they are only never quoted.
+GENERIC_TERMS: frozenset[str] = frozenset(
+    """
+    北京 上海 深圳 广州 杭州 南京 苏州 成都 武汉 西安 天津 重庆 中国 全国 国内 国外 全球 国际 海外
+    完成 投资 融资 万元 亿元 千万 数千万 数百万 人民币 美元 元 轮 天使轮 估值 领投 跟投 获得 获 资金
+    这一 依赖 问题 产业 行业 领域 市场 公司 企业 集团 有限公司 项目 产品 服务 平台 技术 科技
+    发展 创新 团队 客户 用户 解决方案 方案 提供 致力于 致力 专注 专注于 基于 实现 应用 管理 研发
+    合作 机构 专业 核心 领先 成立 多个 多家 以上 成为 拥有 打造 帮助 推动 支持 业务 模式 需求
+    阶段 资本 基金 创投 创业 初创 早期 中期 后期 成长 成长期 主要 能力 优势 国家 全面 相关 一家
+    一站式 高效 优质 知名 新型 领先者 行业领先 重点 关注 覆盖 覆盖面 包括 通过 以及 进行
+    company companies startup platform service services solution solutions technology business
+    market customers users provide provides help helps new based
+    """.split()  # noqa: SIM905 - a word list reads better than quoted items
+)
+#: Least IDF-weighted cosine at which two clauses count as saying the same thing; below it the
+#: semantic reason is given without a quote rather than with an unconvincing pair.
+PHRASE_FLOOR = 0.15
+#: Least BM25 idf of a token that counts toward clause similarity: log(1 + 1.7) ~ 1, a token in
+#: more than about 37% of the documents is boilerplate (the same sentence in every profile).
+MIN_TERM_IDF = 1.0
+#: Shortest clause worth quoting, in characters (shorter ones are labels or fragments).
+MIN_CLAUSE_CHARS = 6
+
+
+def description_part(text: str) -> str:
+    """Return a composed profile text without its labelled fields block (the description only)."""
+    lines = (text or "").splitlines()
+    return "\n".join(line for line in lines if not _FIELD_LINE.match(line))
+
 
 def split_clauses(text: str, min_chars: int = 2) -> list[str]:
     """Split a text into clauses at Chinese and Western punctuation, dropping tiny fragments."""
     parts = (p.strip(" .") for p in _CLAUSE_SPLIT.split(text or ""))
     return [p for p in parts if len(p) >= min_chars]
+
+
+def distinctive_terms(
+    terms: Sequence[str], doc_share: Callable[[str], float], max_share: float = 0.2
+) -> tuple[str, ...]:
+    """Return the terms worth quoting: no generic business word, in at most max_share of documents.
+
+    Args:
+        terms: candidate shared terms, best first (the order is kept).
+        doc_share: fraction of the corpus's documents containing a term (0..1).
+        max_share: largest document share a quoted term may have.
+    """
+    return tuple(t for t in terms if _quotable(t) and doc_share(t) <= max_share)
+
+
+def _quotable(token: str) -> bool:
+    return token.lower() not in GENERIC_TERMS and token not in FIELD_LABELS and len(token) >= 2
 
 
 def _bigrams(text: str) -> set[str]:
@@ -51,26 +117,31 @@ def closest_phrases(
     tokenize: Callable[[str], list[str]],
     idf: Callable[[str], float],
     max_clauses: int = 40,
+    floor: float = PHRASE_FLOOR,
+    min_idf: float = MIN_TERM_IDF,
 ) -> tuple[str, str, tuple[str, ...]] | None:
-    """Return the most similar clause pair of two texts and the tokens they share.
+    """Return the most similar description clause pair of two texts and the terms they share.
 
-    Clause pairs are scored by IDF-weighted token overlap normalised by both clauses' weight
-    (a cosine over binary IDF-weighted token sets); when no pair shares a token, character
-    bigram overlap decides. Returns None when the texts share nothing.
+    Only the descriptions are compared (the labelled fields block is dropped), clauses shorter than
+    MIN_CLAUSE_CHARS or made of generic words only are skipped, and generic words (listed, or with
+    an idf below ``min_idf``, i.e. in more than about a third of the documents) weigh nothing.
+    Clause pairs are scored by IDF-weighted token overlap normalised by both clauses' weight (a
+    cosine over binary IDF-weighted token sets). Returns None when no pair reaches ``floor``.
     """
-    clauses_a = split_clauses(text_a)[:max_clauses]
-    clauses_b = split_clauses(text_b)[:max_clauses]
+    clauses_a = split_clauses(description_part(text_a), MIN_CLAUSE_CHARS)[:max_clauses]
+    clauses_b = split_clauses(description_part(text_b), MIN_CLAUSE_CHARS)[:max_clauses]
     if not clauses_a or not clauses_b:
         return None
-    toks_a = [set(tokenize(c)) for c in clauses_a]
-    toks_b = [set(tokenize(c)) for c in clauses_b]
+    toks_a = [{t for t in tokenize(c) if _quotable(t)} for c in clauses_a]
+    toks_b = [{t for t in tokenize(c) if _quotable(t)} for c in clauses_b]
     weight: dict[str, float] = {}
 
     def w(tokens: set[str]) -> float:
         total = 0.0
         for t in tokens:
             if t not in weight:
-                weight[t] = idf(t)
+                value = idf(t)
+                weight[t] = value if value >= min_idf else 0.0
             total += weight[t]
         return total
 
@@ -85,18 +156,21 @@ def closest_phrases(
             if not shared or norms_b[j] <= 0:
                 continue
             s = w(shared) / math.sqrt(na * norms_b[j])
+            shared = {t for t in shared if weight[t] > 0}
             if s > best[0]:
                 best = (s, i, j, tuple(sorted(shared, key=lambda t: -weight.get(t, 0.0))))
     if best[1] < 0:
-        grams_b = [_bigrams(c) for c in clauses_b]
+        # Segmentation can split one term differently in two texts: fall back on character bigrams,
+        # still only between clauses that carry a meaningful token.
+        grams_b = [_bigrams(c) if norms_b[j] > 0 else set() for j, c in enumerate(clauses_b)]
         for i, ca in enumerate(clauses_a):
-            ga = _bigrams(ca)
+            ga = _bigrams(ca) if w(toks_a[i]) > 0 else set()
             for j, gb in enumerate(grams_b):
                 if ga and gb:
                     s = len(ga & gb) / math.sqrt(len(ga) * len(gb))
                     if s > best[0]:
                         best = (s, i, j, ())
-    if best[1] < 0:
+    if best[1] < 0 or best[0] < floor:
         return None
     return clauses_a[best[1]], clauses_b[best[2]], best[3]
 
@@ -158,7 +232,7 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
         )
         if ctx.phrases and value >= 0:
             a, b, _ = ctx.phrases
-            head += f"；最接近的表述：「项目：{_quote(a)}」↔「{noun}：{_quote(b)}」"
+            head += f"；最接近的表述：项目「{_quote(a)}」↔ {noun}「{_quote(b)}」"
         return head
     if name == "dense_port_max":
         if ev.n_portfolio == 0:
@@ -168,7 +242,7 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
             text = f"相近案例：与该{noun}{verb}的「{case.name}」最相近"
             if ctx.case_phrases:
                 a, b, _ = ctx.case_phrases
-                text += f"（「项目：{_quote(a)}」↔「案例：{_quote(b)}」）"
+                text += f"（项目「{_quote(a)}」↔ 案例「{_quote(b)}」）"
             return text
         return f"案例偏远：与该{noun}{verb}的 {ev.n_portfolio} 个项目都不太相近"
     if name == "dense_port_mean":
@@ -278,7 +352,7 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
     if name == "recency":
         if ev.last_date is None:
             return None
-        return f"近期活跃：最近一次{verb}在 {ev.last_date[:7]}，近期加权案例数 {ev.recency:.1f}"
+        return f"最近动态：最近一次{verb}在 {ev.last_date[:7]}，近期加权案例数 {ev.recency:.1f}"
     if name == "coinvest":
         if value <= 0:
             return None
@@ -296,8 +370,63 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
     return None
 
 
+#: Heads of reasons that state a fit, and of reasons that state a mismatch. A reason is shown only
+#: when its contribution has the sign its wording implies: a learned model can weigh a fact that
+#: sounds good below the average candidate (collinear features share credit), and "行业偏好 … (-12.8)"
+#: would read as a contradiction. Neutral heads (活跃度, 最近动态, 服务部分匹配) go with either sign.
+_FIT_HEADS = frozenset(
+    [
+        "语义相近",
+        "相近案例",
+        "案例整体相近",
+        "关键词重合",
+        "行业契合",
+        "行业相关",
+        "行业偏好",
+        "同行业案例",
+        "同阶段案例",
+        "阶段匹配",
+        "阶段相近",
+        "轮次偏好",
+        "金额匹配",
+        "地域",
+        "地域偏好",
+        "服务匹配",
+        "需求对口",
+        "共同投资",
+        "获奖",
+        "组别",
+    ]
+)
+_MISFIT_HEADS = frozenset(
+    [
+        "语义偏远",
+        "案例偏远",
+        "案例整体偏远",
+        "案例行业不同",
+        "行业不符",
+        "阶段偏离",
+        "轮次不同",
+        "金额偏低",
+        "金额偏高",
+        "服务缺口",
+        "需求不对口",
+    ]
+)
+
+
+def reason_tone(text: str) -> int:
+    """Return +1 when a reason's wording states a fit, -1 a mismatch, 0 a neutral fact."""
+    head = re.split(r"[：（]", text, maxsplit=1)[0]
+    return 1 if head in _FIT_HEADS else -1 if head in _MISFIT_HEADS else 0
+
+
 def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.05) -> tuple[Reason, ...]:
-    """Return the pair's reasons, largest absolute contribution first, each with its points."""
+    """Return the pair's reasons, largest absolute contribution first, each with its points.
+
+    A reason whose wording contradicts the sign of its contribution is left out, so the list keeps
+    the strongest fits and the real mismatches.
+    """
     found: list[Reason] = []
     contributions = dict(ctx.contributions)
     # A base's extra weight on location is the same fact as the location match: show it once.
@@ -307,7 +436,7 @@ def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.0
         if abs(points) < min_points:
             continue
         text = _reason_text(name, float(ctx.features.get(name, 0.0)), ctx)
-        if text is None:
+        if text is None or reason_tone(text) * points < 0:
             continue
         found.append(Reason(text=f"{text} ({points:+.1f})", contribution=float(points), feature=name))
     found.sort(key=lambda r: -abs(r.contribution))

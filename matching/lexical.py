@@ -125,6 +125,11 @@ class LexicalIndex:
                     del self._postings[term]
             self._arrays.pop(term, None)
 
+    def doc_share(self, term: str) -> float:
+        """Return the fraction of indexed documents that contain a term (0 when the index is empty)."""
+        n = len(self._docs)
+        return len(self._postings.get(term, ())) / n if n else 0.0
+
     def idf(self, term: str) -> float:
         """Return the BM25 idf of a term (0 for unknown terms)."""
         n = len(self._docs)

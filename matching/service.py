@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embeddings import Embedder, VectorIndex
-from matching.explain import PairContext, closest_phrases, pair_reasons, search_reasons
+from matching.explain import PairContext, closest_phrases, distinctive_terms, pair_reasons, search_reasons
 from matching.features import FEATURES, Evidence, build_evidence, pair_features
 from matching.lexical import LexicalIndex, Tokenizer
 from matching.ranker import HandWeightedRanker, Ranker
@@ -728,9 +728,8 @@ class MatchingService:
         if feats.get("bm25", 0.0) > 0:
             inst_terms = self._inst_lex.terms(inst.id)
             toks = dict.fromkeys(self._proj_lex.tokenize(self._project_doc(proj)))
-            shared = tuple(
-                sorted((t for t in toks if t in inst_terms), key=lambda t: -self._inst_lex.idf(t))[:5]
-            )
+            common = sorted((t for t in toks if t in inst_terms), key=lambda t: -self._inst_lex.idf(t))
+            shared = distinctive_terms(common, self._inst_lex.doc_share)[:5]
         return PairContext(
             project=proj,
             institution=inst,

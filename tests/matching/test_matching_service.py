@@ -104,7 +104,7 @@ def test_reasons_reflect_features(service: MatchingService) -> None:
     texts = " ".join(r.text for r in best.reasons)
     assert "行业契合" in texts and "医疗健康" in texts
     assert "金额匹配：拟融资 2,000 万元，在机构单笔 1,000–5,000 万元区间内" in texts
-    assert "「项目：" in texts  # closest phrases are quoted
+    assert "最接近的表述：项目「基于深度学习的医学影像辅助诊断系统」" in texts  # description clauses quoted
     for r in best.reasons:
         assert r.feature in FEATURES
         assert f"({r.contribution:+.1f})" in r.text

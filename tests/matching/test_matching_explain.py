@@ -1,0 +1,218 @@
+"""Explanations as a user reads them: real phrases, distinctive words, wording that follows the sign."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from matching.explain import (
+    FIELD_LABELS,
+    GENERIC_TERMS,
+    PairContext,
+    closest_phrases,
+    distinctive_terms,
+    pair_reasons,
+)
+from matching.features import FEATURES, Evidence
+from matching.service import MatchingService
+from matching.types import InstitutionProfile, PortfolioItem, ProjectProfile
+
+# Wording that states a fit: it must never carry a negative contribution.
+FIT_WORDING = (
+    "语义相近",
+    "相近案例",
+    "案例整体相近",
+    "关键词重合",
+    "行业契合",
+    "行业相关",
+    "行业偏好",
+    "同行业案例",
+    "同阶段案例",
+    "阶段匹配",
+    "阶段相近",
+    "轮次偏好",
+    "金额匹配",
+    "地域",
+    "服务匹配",
+    "需求对口",
+    "共同投资",
+    "获奖",
+    "组别",
+)
+MISFIT_WORDING = (
+    "语义偏远",
+    "案例偏远",
+    "行业不符",
+    "案例行业不同",
+    "阶段偏离",
+    "轮次不同",
+    "金额偏",
+    "服务缺口",
+)
+
+
+def _quoted(text: str) -> list[str]:
+    return re.findall(r"「([^」]*)」", text)
+
+
+def _flat_idf(_: str) -> float:
+    return 1.0
+
+
+def test_phrases_ignore_the_labelled_fields_block(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    a = "基于深度学习的医学影像辅助诊断系统，服务基层医院\n项目：智影医疗；行业：医疗健康、人工智能"
+    b = "专注医疗健康与人工智能医学影像的早中期投资\n机构：苏医创投；类型：创业投资机构；行业：医疗健康"
+    found = closest_phrases(a, b, tokenizer, _flat_idf)
+    assert found is not None
+    left, right, _ = found
+    assert left == "基于深度学习的医学影像辅助诊断系统"
+    assert right == "专注医疗健康与人工智能医学影像的早中期投资"
+    # Texts that share only their field labels give no quote at all.
+    only_fields = closest_phrases(
+        "项目：甲；行业：医疗健康", "基地：乙；行业：医疗健康", tokenizer, _flat_idf
+    )
+    assert only_fields is None
+
+
+def test_weak_phrase_pairs_are_not_quoted(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    a = "固态电池储能电芯与电池管理系统，面向电网侧储能"
+    b = "农业机械与智能农机产业园区，提供厂房与检测"
+    assert closest_phrases(a, b, tokenizer, _flat_idf) is None
+
+
+def test_generic_words_are_not_quoted() -> None:
+    terms = ["北京", "完成", "投资", "融资", "万元", "这一", "依赖", "问题", "产业", "碳纤维", "医学影像"]
+    shares = {"医学影像": 0.5}
+    assert distinctive_terms(terms, lambda t: shares.get(t, 0.01)) == ("碳纤维",)
+
+
+@pytest.fixture()
+def boilerplate_service(embedder, projects, institutions) -> MatchingService:  # type: ignore[no-untyped-def]
+    """The test world with composed texts (labelled fields block) and business boilerplate added."""
+    filler = "北京完成数千万元投资融资，这一产业问题依赖"
+    projects = [
+        replace(
+            p,
+            text=f"{filler}，{p.text}\n项目：{p.name}；行业：{'、'.join(p.industries)}；需求：{'、'.join(p.needs)}",
+        )
+        for p in projects
+    ]
+    insts = [
+        replace(
+            i, text=f"{i.text}，{filler}\n机构：{i.name}；类型：{i.kind}；行业：{'、'.join(i.industries)}"
+        )
+        for i in institutions
+    ]
+    pv = embedder.encode_documents([p.text for p in projects])
+    iv = embedder.encode_documents([i.text for i in insts])
+    svc = MatchingService(embedder, index_dir=None)  # the real jieba tokenizer
+    svc.load(
+        projects,
+        insts,
+        {p.id: pv[j] for j, p in enumerate(projects)},
+        {i.id: iv[j] for j, i in enumerate(insts)},
+    )
+    return svc
+
+
+def test_served_reasons_quote_neither_labels_nor_generic_words(
+    boilerplate_service: MatchingService, projects: list[ProjectProfile]
+) -> None:
+    generic_parts = {"北京", "完成", "投资", "融资", "万元", "这一", "产业", "问题", "依赖"}
+    seen = 0
+    for pid in (p.id for p in projects):
+        for side in ("fund", "base", "platform"):
+            for m in boilerplate_service.match_project(pid, side, 5):
+                for r in m.reasons:
+                    for q in _quoted(r.text):
+                        seen += 1
+                        assert q not in FIELD_LABELS, r.text
+                        assert not q.startswith(tuple(f"{label}：" for label in FIELD_LABELS)), r.text
+                        if r.feature == "bm25":
+                            assert q.lower() not in GENERIC_TERMS and q not in generic_parts, r.text
+                    # Quoted clauses are real description clauses, never the shared boilerplate.
+                    for q in re.findall(r"(?:项目|机构|基地|平台|案例)「([^」]*)」", r.text):
+                        assert len(q) >= 6 and "北京完成" not in q, r.text
+    assert seen > 0
+
+
+def _context(contributions: dict[str, float], features: dict[str, float]) -> PairContext:
+    project = ProjectProfile(
+        9,
+        "基因检测",
+        "肿瘤早筛基因检测试剂盒研发",
+        ("生物医药",),
+        province="北京市",
+        city="北京市",
+        stage="成长期",
+        amount_wan=2000,
+        award="一等奖",
+        group="企业组",
+        needs=("融资",),
+    )
+    inst = InstitutionProfile(
+        99,
+        "生命资本",
+        "创业投资机构",
+        "专注生物医药早期投资",
+        industries=("生物医药",),
+        stages=("成长期",),
+        province="北京市",
+        city="北京市",
+        ticket_min_wan=1000,
+        ticket_max_wan=5000,
+        portfolio=(PortfolioItem(1, "2016-01-01", "A轮", ("生物医药",), "financing"),),
+    )
+    ev = Evidence(
+        n_portfolio=3,
+        n_with_stage=3,
+        industry_share={"生物医药": 1.0},
+        province_share={"北京市": 1.0},
+        recency=1.2,
+        last_date="2016-01-01",
+    )
+    return PairContext(project, inst, ev, features, contributions)
+
+
+def test_negative_contribution_never_reads_as_a_fit() -> None:
+    # Values that make every reason talk about a fit, paired with contributions of both signs.
+    fit_values = {
+        "dense": 1.5,
+        "dense_port_max": 1.0,
+        "dense_port_mean": 1.0,
+        "bm25": 0.8,
+        "industry": 1.0,
+        "industry_portfolio": 1.0,
+        "industry_count": 1.1,
+        "stage": 1.0,
+        "stage_portfolio": 0.7,
+        "stage_count": 1.1,
+        "amount": 1.0,
+        "region": 1.5,
+        "region_base": 1.5,
+        "region_portfolio": 1.0,
+        "services": 1.0,
+        "need_side": 1.0,
+        "activity": 1.4,
+        "recency": 0.8,
+        "coinvest": 0.7,
+        "award": 1.0,
+        "group": 1.0,
+    }
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        signs = rng.choice([-1.0, 1.0], size=len(FEATURES))
+        contrib = {f: float(s * rng.uniform(1, 15)) for f, s in zip(FEATURES, signs, strict=True)}
+        reasons = pair_reasons(_context(contrib, fit_values), max_reasons=len(FEATURES))
+        assert reasons, "the positive contributions still explain the match"
+        for r in reasons:
+            if r.contribution < 0:
+                assert not r.text.startswith(FIT_WORDING), r.text
+            if r.contribution > 0:
+                assert not r.text.startswith(MISFIT_WORDING), r.text
+    # The reported case: an inferred industry preference weighed down by the model is not shown.
+    reasons = pair_reasons(_context({"industry_portfolio": -12.8, "dense": 5.0}, fit_values))
+    assert [r.feature for r in reasons] == ["dense"]
