@@ -41,12 +41,19 @@ def test_accounts_tables_exist_and_the_audit_log_refuses_changes(engine: Engine)
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() == 1
 
 
-def test_the_accounts_migration_downgrades_cleanly(engine: Engine) -> None:
+def test_the_accounts_migration_downgrades_and_upgrades_again(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)
-    with engine.begin() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0002@0001")  # the accounts branch (and the merge above it) only
+
+    def run(step: Any, target: str) -> None:
+        with engine.begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            step(cfg, target)
+
+    run(command.downgrade, "0003")  # undo the merge: two heads again
+    run(command.downgrade, "0002@-1")  # then the accounts branch alone; the pipeline stays
     tables = set(inspect(engine).get_table_names())
-    assert not tables & {"user_account", "api_token", "audit_log", "registration"}
-    assert "project" in tables
+    assert not tables & {"user_account", "api_token", "audit_log", "registration", "organiser_contest"}
+    assert {"project", "connection", "connection_event"} <= tables
+    run(command.upgrade, "heads")
+    assert "audit_log" in set(inspect(engine).get_table_names())
