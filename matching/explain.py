@@ -63,6 +63,8 @@ GENERIC_TERMS: frozenset[str] = frozenset(
     合作 机构 专业 核心 领先 成立 多个 多家 以上 成为 拥有 打造 帮助 推动 支持 业务 模式 需求
     阶段 资本 基金 创投 创业 初创 早期 中期 后期 成长 成长期 主要 能力 优势 国家 全面 相关 一家
     一站式 高效 优质 知名 新型 领先者 行业领先 重点 关注 覆盖 覆盖面 包括 通过 以及 进行
+    愿意 寻找 找到 希望 保持 现阶段 计划 接下来 已经 正在 需要 一起 我们 他们 自己 方面 这个 那个
+    可以 能够 目前 现在 开始 继续 进一步 期待 欢迎 陪伴 陪 走过 一直 还有 以后 之后 之前 已 经过
     company companies startup platform service services solution solutions technology business
     market customers users provide provides help helps new based
     """.split()  # noqa: SIM905 - a word list reads better than quoted items
@@ -99,7 +101,9 @@ def distinctive_terms(
         doc_share: fraction of the corpus's documents containing a term (0..1).
         max_share: largest document share a quoted term may have.
     """
-    return tuple(t for t in terms if _quotable(t) and doc_share(t) <= max_share)
+    kept = [t for t in terms if _quotable(t) and doc_share(t) <= max_share]
+    # "机器" says nothing "机器人" does not: keep the longer of nested terms.
+    return tuple(t for t in kept if not any(t != o and t in o for o in kept))
 
 
 def _quotable(token: str) -> bool:
@@ -432,6 +436,10 @@ def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.0
     # A base's extra weight on location is the same fact as the location match: show it once.
     if "region_base" in contributions and "region" in contributions:
         contributions["region"] += contributions.pop("region_base")
+    # The activity-in-time features describe one fact (when the institution last acted): one reason.
+    if "recency" in contributions:
+        for name in ("recency_fast", "recency_slow", "idle"):
+            contributions["recency"] += contributions.pop(name, 0.0)
     for name, points in contributions.items():
         if abs(points) < min_points:
             continue
