@@ -335,6 +335,14 @@ def _windows(
     return out
 
 
+#: Weights of the activity prior tried on the newest history slice (log-odds per unit of
+#: log(1 + 2-year-decayed deal count)); 0 = the learned score alone.
+PRIOR_WEIGHTS: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
+
+#: Share of training negatives drawn by recent activity rather than uniformly.
+HARD_SHARE = 0.5
+
+
 def _training_pairs(
     data: EvalSet,
     service: MatchingService,
@@ -343,6 +351,7 @@ def _training_pairs(
     negatives: int,
     max_projects: int,
     random_state: int,
+    hard_share: float = HARD_SHARE,
 ) -> list[LabelledPair]:
     """Return later edges (not already linked earlier) as positives plus sampled negatives.
 
@@ -374,7 +383,19 @@ def _training_pairs(
         for p in chosen
         for i in sorted(positives[p])
     ]
-    drawn = sample_negatives(positives, service, "fund", negatives, random_state, backers, active)
+    # Half the negatives are uniform, half drawn by recent activity: when activity already ranks
+    # the busy institutions first, the model must learn which busy institution a project chose.
+    n_hard = round(negatives * hard_share)
+    drawn = sample_negatives(positives, service, "fund", negatives - n_hard, random_state, backers, active)
+    if n_hard:
+        activity = {i: service.evidence(i).recency_slow for i in active}
+        taken: dict[int, set[int]] = defaultdict(set)
+        for p, i in drawn:
+            taken[p].add(i)
+        exclude = {p: backers.get(p, set()) | taken[p] for p in positives}
+        drawn += sample_negatives(
+            positives, service, "fund", n_hard, random_state + 1, exclude, active, weights=activity
+        )
     for p, i in drawn:
         pairs.append(LabelledPair(service.project(p), service.institution(i), 0, None))
     return pairs
@@ -444,27 +465,34 @@ def _validation_ndcg(
     negatives: int,
     max_projects: int,
     validation_fraction: float = 0.15,
-) -> float:
-    """Return NDCG@10 of a model trained on older history and scored on the newest history slice."""
+    prior_weights: Sequence[float] = (0.0,),
+) -> dict[float, float]:
+    """Return NDCG@10 per prior weight of a model trained on older history, scored on the newest slice."""
     head, tail = _split(data.history, validation_fraction)
     ranker, _ = train_ranker(
         data, head, embedder, pvecs, ivecs, model, train_fraction, windows, negatives, max_projects
     )
-    service = build_service(data, head, embedder, pvecs, ivecs, ranker)
     seen = {(e.institution, e.project) for e in head}
     relevant: dict[str, set[str]] = defaultdict(set)
     for e in tail:
         if (e.institution, e.project) not in seen:
             relevant[e.project].add(e.institution)
     queries = sorted(relevant)[:max_projects]
-    ranked = rank_projects(service, data, queries, 10)
-    scores = []
-    for q in queries:
-        gains = [1.0 if i in relevant[q] else 0.0 for i in ranked.get(q, [])[:10]]
-        dcg = sum(g / np.log2(r + 2) for r, g in enumerate(gains))
-        idcg = sum(1 / np.log2(r + 2) for r in range(min(len(relevant[q]), 10)))
-        scores.append(dcg / idcg if idcg else 0.0)
-    return float(np.mean(scores)) if scores else 0.0
+    out: dict[float, float] = {}
+    weights = prior_weights if isinstance(ranker, LearnedRanker) else (0.0,)
+    for weight in weights:
+        if isinstance(ranker, LearnedRanker):
+            ranker.prior_weight = weight
+        service = build_service(data, head, embedder, pvecs, ivecs, ranker)
+        ranked = rank_projects(service, data, queries, 10)
+        scores = []
+        for q in queries:
+            gains = [1.0 if i in relevant[q] else 0.0 for i in ranked.get(q, [])[:10]]
+            dcg = sum(g / np.log2(r + 2) for r, g in enumerate(gains))
+            idcg = sum(1 / np.log2(r + 2) for r in range(min(len(relevant[q]), 10)))
+            scores.append(dcg / idcg if idcg else 0.0)
+        out[weight] = float(np.mean(scores)) if scores else 0.0
+    return out
 
 
 # ---------------------------------------------------------------------- commands
@@ -489,19 +517,37 @@ def run_rank(
     pvecs, ivecs = set_vectors(data, embedder, cache_dir)
     chosen: ModelName
     validation: dict[str, float] = {}
+    prior = 0.0
     if model == "auto":
-        # Choose the model family on the newest slice of history, never on test edges.
-        # Boosting is left to an explicit --model hgb: it is slower and did not validate better.
+        # Choose the model family and the weight of the activity prior on the newest slice of
+        # history, never on test edges. Boosting is left to an explicit --model hgb: it is slower
+        # and did not validate better.
+        best = (-1.0, "hand", 0.0)
         for candidate in ("hand", "logistic", "pairwise"):
-            validation[candidate] = _validation_ndcg(
-                data, embedder, pvecs, ivecs, candidate, train_fraction, windows, negatives, max_projects
+            per_weight = _validation_ndcg(
+                data,
+                embedder,
+                pvecs,
+                ivecs,
+                candidate,
+                train_fraction,
+                windows,
+                negatives,
+                max_projects,
+                prior_weights=PRIOR_WEIGHTS,
             )
-        chosen = max(validation, key=lambda m: validation[m])  # type: ignore[assignment]
+            for weight, ndcg in per_weight.items():
+                validation[f"{candidate}+prior{weight:g}" if weight else candidate] = ndcg
+                if ndcg > best[0] + 1e-9:
+                    best = (ndcg, candidate, weight)
+        chosen, prior = best[1], best[2]  # type: ignore[assignment]
     else:
         chosen = model
     ranker, report = train_ranker(
         data, data.history, embedder, pvecs, ivecs, chosen, train_fraction, windows, negatives, max_projects
     )
+    if isinstance(ranker, LearnedRanker):
+        ranker.prior_weight = prior
     if ranker_out is not None:
         ranker.save(ranker_out)
     service = build_service(data, data.history, embedder, pvecs, ivecs, ranker)
@@ -513,6 +559,7 @@ def run_rank(
     return {
         "set": data.name,
         "model": chosen,
+        "prior_weight": prior,
         "validation_ndcg10": validation,
         "importances": dict(ranker.feature_importances()),
         "training": None if report is None else {"pairs": report.n_pairs, "positives": report.n_positive},

@@ -66,11 +66,21 @@ FEATURES: tuple[str, ...] = (
     "services",  # share of the project's service needs the institution offers (0..1)
     "need_side",  # +1 the project needs what this side offers, -1 it declared other needs only
     "activity",  # log(1 + portfolio size): popularity
-    "recency",  # log(1 + recency-decayed portfolio count)
+    "recency",  # log(1 + recency-decayed portfolio count), half-life 1 year
+    "recency_fast",  # log(1 + portfolio count decayed with a 6-month half-life): active right now
+    "recency_slow",  # log(1 + portfolio count decayed with a 2-year half-life)
+    "idle",  # log(1 + months since the latest portfolio item, at most 10 years = no dated items)
     "coinvest",  # log(1 + projects co-backed with the project's current backers)
     "award",  # award level of the project (0..1, first prize = 1)
     "group",  # share of the portfolio in the project's group (企业组 / 创客组)
 )
+
+#: Half-lives of the short- and long-memory activity counts (recency_fast, recency_slow): who is
+#: investing now differs from who invested most over all time.
+FAST_HALF_LIFE_DAYS = 182.0
+SLOW_HALF_LIFE_DAYS = 730.0
+#: Idle time of an institution without dated evidence, and the cap of anyone's idle time.
+MAX_IDLE_DAYS = 3650.0
 
 #: Features computed by the caller from vectors and indexes (rescaled per query).
 SIMILARITY_FEATURES: tuple[str, ...] = ("dense", "dense_port_max", "dense_port_mean", "bm25", "coinvest")
@@ -138,6 +148,9 @@ class Evidence:
     province_share: Mapping[str, float] | None = None
     group_share: Mapping[str, float] | None = None
     recency: float = 0.0  # portfolio items weighted by 0.5 ** (age / half-life)
+    recency_fast: float = 0.0  # the same with FAST_HALF_LIFE_DAYS
+    recency_slow: float = 0.0  # the same with SLOW_HALF_LIFE_DAYS
+    idle_days: float = 3650.0  # days from the latest portfolio item to the reference date (capped)
     last_date: str | None = None
     n_with_stage: int = 0
     amounts_wan: tuple[float, ...] = ()
@@ -205,10 +218,11 @@ def build_evidence(
         if d is not None:
             dates.append(d)
     ref = _parse_date(as_of) or (max(dates) if dates else None)
-    if ref is None:
-        recency = 0.0
-    else:
-        recency = float(sum(0.5 ** (max((ref - d).days, 0) / half_life_days) for d in dates if d <= ref))
+    ages = [float((ref - d).days) for d in dates if d <= ref] if ref is not None else []
+
+    def decayed(half_life: float) -> float:
+        return float(sum(0.5 ** (age / half_life) for age in ages))
+
     n_stage = int(stages.sum())
     return Evidence(
         n_portfolio=len({item.project_id for item in items}),
@@ -217,7 +231,10 @@ def build_evidence(
         stage_share=tuple(float(x) for x in (stages / n_stage if n_stage else stages)),
         province_share={k: v / n for k, v in provinces.items()},
         group_share={k: v / n for k, v in groups.items()},
-        recency=recency,
+        recency=decayed(half_life_days),
+        recency_fast=decayed(FAST_HALF_LIFE_DAYS),
+        recency_slow=decayed(SLOW_HALF_LIFE_DAYS),
+        idle_days=min(min(ages), MAX_IDLE_DAYS) if ages else MAX_IDLE_DAYS,
         last_date=max(dates).isoformat() if dates else None,
         n_with_stage=n_stage,
         amounts_wan=tuple(amounts),
@@ -354,6 +371,9 @@ def pair_features(
         "need_side": need_side_fit(project.needs, side),
         "activity": math.log1p(evidence.n_portfolio),
         "recency": math.log1p(evidence.recency),
+        "recency_fast": math.log1p(evidence.recency_fast),
+        "recency_slow": math.log1p(evidence.recency_slow),
+        "idle": math.log1p(evidence.idle_days / 30.0),
         "coinvest": float(sims.get("coinvest", 0.0)),
         "award": award_level(project.award),
         "group": _share_overlap(evidence.group_share, [project.group] if project.group else []),

@@ -158,6 +158,7 @@ def sample_negatives(
     random_state: int | None = 0,
     exclude: Mapping[int, set[int]] | None = None,
     candidates: Iterable[int] | None = None,
+    weights: Mapping[int, float] | None = None,
 ) -> list[tuple[int, int]]:
     """Return (project id, institution id) non-edges: per project, institutions it did not connect with.
 
@@ -169,6 +170,8 @@ def sample_negatives(
         random_state: seed of the draw.
         exclude: project id -> institutions to leave out as well (e.g. earlier backers).
         candidates: draw only from these institutions of the side (default: all of the side).
+        weights: institution id -> draw weight (e.g. its activity, for hard negatives: popular
+            institutions the project did not choose); default uniform. Ids without weight get 0.
     """
     rng = np.random.default_rng(random_state)
     side_ids = service.institution_ids(side)
@@ -180,7 +183,12 @@ def sample_negatives(
     for pid in sorted(positives):
         banned = positives[pid] | (exclude.get(pid, set()) if exclude else set())
         pool = pool_ids[~np.isin(pool_ids, list(banned))]
+        p = None
+        if weights is not None:
+            w = np.array([max(float(weights.get(int(i), 0.0)), 0.0) for i in pool])
+            pool, w = pool[w > 0], w[w > 0]
+            p = w / w.sum() if w.size else None
         take = min(per_project, len(pool))
-        for iid in rng.choice(pool, size=take, replace=False).tolist():
+        for iid in rng.choice(pool, size=take, replace=False, p=p).tolist():
             out.append((pid, int(iid)))
     return out

@@ -41,6 +41,10 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "need_side": 6.0,
     "activity": 1.0,
     "recency": 1.0,
+    # The hand-set fallback keeps its one recency term; the finer activity features are for learning.
+    "recency_fast": 0.0,
+    "recency_slow": 0.0,
+    "idle": 0.0,
     "coinvest": 3.0,
     "award": 3.0,
     "group": 1.0,
@@ -140,6 +144,11 @@ class LearnedRanker(Ranker):
         learning_rate, max_iter, max_leaf_nodes, min_samples_leaf, l2_regularization: for ``"hgb"``.
         class_weight: passed to the estimator (``"balanced"`` counters the many negatives).
         score_scale: multiplies log-odds so contributions read like score points.
+        prior_weight: weight of a fixed activity prior added to the learned score, in log-odds per
+            unit of ``prior_feature`` (log of the 2-year-decayed deal count). The learned part then
+            only has to say which of the active institutions fits; a weight chosen on the newest
+            history slice keeps who-is-active from being drowned by noisy text features.
+        prior_feature: the feature the prior reads.
         random_state: seed of anything random.
     """
 
@@ -154,6 +163,8 @@ class LearnedRanker(Ranker):
         l2_regularization: float = 1.0,
         class_weight: str | None = "balanced",
         score_scale: float = 10.0,
+        prior_weight: float = 0.0,
+        prior_feature: str = "recency_slow",
         random_state: int | None = 0,
     ) -> None:
         self.model = model
@@ -165,6 +176,8 @@ class LearnedRanker(Ranker):
         self.l2_regularization = l2_regularization
         self.class_weight = class_weight
         self.score_scale = score_scale
+        self.prior_weight = prior_weight
+        self.prior_feature = prior_feature
         self.random_state = random_state
 
     def fit(
@@ -265,7 +278,10 @@ class LearnedRanker(Ranker):
         else:
             with threadpool_limits(limits=1):
                 out = self.estimator_.decision_function(matrix)
-        return np.asarray(out, dtype=np.float64) * self.score_scale
+        out = np.asarray(out, dtype=np.float64)
+        if self.prior_weight:
+            out = out + self.prior_weight * matrix[:, FEATURES.index(self.prior_feature)]
+        return out * self.score_scale
 
     def score(self, X: ArrayLike) -> NDArray[np.float64]:
         """Return scaled log-odds of a positive outcome per row."""
@@ -281,7 +297,10 @@ class LearnedRanker(Ranker):
         self._check_fitted()
         matrix = _as_matrix(X)
         if self.model in ("logistic", "pairwise"):
-            coef = self.estimator_.coef_.ravel()
+            coef = self.estimator_.coef_.ravel().copy()
+            coef[FEATURES.index(self.prior_feature)] += (
+                self.prior_weight * self.scale_[FEATURES.index(self.prior_feature)]
+            )
             return (matrix - self.mean_) / self.scale_ * coef * self.score_scale
         base = self._raw(matrix)
         out = np.empty_like(matrix)
@@ -295,7 +314,10 @@ class LearnedRanker(Ranker):
         """Return |coef| (logistic, standardised units) or mean |contribution| on training means."""
         self._check_fitted()
         if self.model in ("logistic", "pairwise"):
-            values = np.abs(self.estimator_.coef_.ravel())
+            coef = self.estimator_.coef_.ravel().copy()
+            j = FEATURES.index(self.prior_feature)
+            coef[j] += self.prior_weight * self.scale_[j]
+            values = np.abs(coef)
         else:
             values = np.asarray(
                 self.importances_ if hasattr(self, "importances_") else np.zeros(len(FEATURES))

@@ -62,3 +62,18 @@ def test_pairwise_needs_groups() -> None:
     X, y = data(40)
     with pytest.raises(ValueError, match="groups"):
         LearnedRanker(model="pairwise").fit(X, y)
+
+
+def test_activity_prior_lifts_active_institutions_and_stays_additive() -> None:
+    X, y = data()
+    plain = LearnedRanker(model="logistic").fit(X, y)
+    prior = LearnedRanker(model="logistic", prior_weight=2.0).fit(X, y)
+    j = FEATURES.index("recency_slow")
+    busy, quiet = X[:1].copy(), X[:1].copy()
+    busy[0, j], quiet[0, j] = 2.0, 0.0
+    lift = (prior.score(busy) - prior.score(quiet)) - (plain.score(busy) - plain.score(quiet))
+    assert lift[0] == pytest.approx(2.0 * 2.0 * prior.score_scale)
+    # Contributions still explain score differences exactly.
+    diff = prior.score(X[:2]) - prior.score(X[2:4])
+    assert np.allclose(prior.contributions(X[:2]).sum(1) - prior.contributions(X[2:4]).sum(1), diff)
+    assert prior.feature_importances()["recency_slow"] > plain.feature_importances()["recency_slow"]
