@@ -62,6 +62,15 @@ def int_param(args: Mapping[str, Any], key: str, default: int, lo: int, hi: int,
     return value
 
 
+def _private_filter(value: Any, key: str, label: str) -> Any:
+    """Refuse a filter on a non-public project field to visitors who are not logged in."""
+    from app.access import current_user
+
+    if value is not None and current_user() is None:
+        raise InputError({key: f"{label}：登录后才能按该项筛选"})
+    return value
+
+
 def project_filter(args: Mapping[str, Any]) -> ProjectFilter:
     """Return the project filter the parameters ask for."""
     contest = _get(args, "contest")
@@ -81,7 +90,7 @@ def project_filter(args: Mapping[str, Any]) -> ProjectFilter:
         group=_enum(args, "group", ProjectGroup, "组别"),
         industry=_member(args, "industry", INDUSTRIES, "行业"),
         province=_member(args, "province", PROVINCES, "地区"),
-        stage=_enum(args, "stage", Stage, "阶段"),
+        stage=_private_filter(_enum(args, "stage", Stage, "阶段"), "stage", "阶段"),
         q=q[:100] if q else None,
     )
 

@@ -55,12 +55,12 @@ _build_lock = threading.Lock()
 
 
 def project_record_text(p: Project) -> str:
-    """Return the text embedded for a project: its public fields only.
+    """Return the text embedded for a project: its public showcase fields only.
 
-    Team and IP are private (seen only by those allowed its contacts), so public rankings must not
-    depend on them; leaving them out also keeps the text short, and encoding time grows with length.
+    Team, IP and needs are not public, and rankings shown to anyone must not depend on them (needs
+    still count as a structured feature for logged-in users); a short text also encodes faster.
     """
-    return project_text(p.name, p.description, p.industry, p.track, None, None, p.needs)
+    return project_text(p.name, p.description, p.industry, p.track)
 
 
 def institution_record_text(i: Institution) -> str:
@@ -596,35 +596,45 @@ def _in_rank_order(session: Session, model: Any, matches: Sequence[Match]) -> li
 
 
 def matches_for_project(
-    session: Session, project_id: int, side: str, k: int = 10, f: InstitutionFilter | None = None
+    session: Session,
+    project_id: int,
+    side: str,
+    k: int = 10,
+    f: InstitutionFilter | None = None,
+    public: bool = False,
 ) -> list[RankedRow]:
-    """Return the top-k institutions of one side for a project, rows in rank order."""
+    """Return the top-k institutions of one side for a project, rows in rank order.
+
+    public: rank on the project's public fields only (for visitors who are not logged in).
+    """
     f = f or InstitutionFilter()
     refused = _declined(project_id=project_id)
     allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty(), refused)
-    matches = get_matching().match_project(project_id, side, k=k, filters=Filters(allowed_ids=allowed))  # type: ignore[arg-type]
+    matches = get_matching().match_project(project_id, side, k=k, filters=Filters(allowed_ids=allowed, public_only=public))  # type: ignore[arg-type]
     return _in_rank_order(session, Institution, matches)
 
 
 def matches_for_institution(
-    session: Session, institution_id: int, k: int = 10, f: ProjectFilter | None = None
+    session: Session, institution_id: int, k: int = 10, f: ProjectFilter | None = None, public: bool = False
 ) -> list[RankedRow]:
     """Return the top-k projects for an institution, rows in rank order."""
     f = f or ProjectFilter()
     refused = _declined(institution_id=institution_id)
     allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
-    matches = get_matching().match_institution(institution_id, k=k, filters=Filters(allowed_ids=allowed))
+    matches = get_matching().match_institution(institution_id, k=k, filters=Filters(allowed_ids=allowed, public_only=public))
     return _in_rank_order(session, Project, matches)
 
 
-def matches_for_need(session: Session, need: Need, k: int = 10, f: ProjectFilter | None = None) -> list[RankedRow]:
+def matches_for_need(
+    session: Session, need: Need, k: int = 10, f: ProjectFilter | None = None, public: bool = False
+) -> list[RankedRow]:
     """Return the top-k projects for a posted need, rows in rank order."""
     f = f or ProjectFilter()
     refused = _declined(institution_id=need.institution_id)
     allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
     vec = _embed_one(session, "need", need.id, need_record_text(need))
     session.commit()
-    matches = get_matching().match_need(need_profile(need), vec, k=k, filters=Filters(allowed_ids=allowed))
+    matches = get_matching().match_need(need_profile(need), vec, k=k, filters=Filters(allowed_ids=allowed, public_only=public))
     return _in_rank_order(session, Project, matches)
 
 

@@ -32,6 +32,7 @@ from matching.types import (
     NeedProfile,
     ProjectProfile,
     Side,
+    public_view,
 )
 
 __all__ = ["MatchingService"]
@@ -664,12 +665,13 @@ class MatchingService:
         rows: Sequence[int] | None = None,
         leave_out: bool = False,
         computed: tuple[dict[str, NDArray[np.float64]], dict[str, Any]] | None = None,
+        public: bool = False,
     ) -> tuple[NDArray[np.float64], dict[str, Any]]:
         """Return feature rows of one project against inst_ids[rows], rescaled over all inst_ids."""
         self._refresh_evidence()
         sims, info = computed or self._institution_sims(project_id, inst_ids, leave_out)
         sel = list(range(len(inst_ids))) if rows is None else list(rows)
-        proj = self._projects[project_id]
+        proj = public_view(self._projects[project_id]) if public else self._projects[project_id]
         insts = [self._institutions[inst_ids[r]] for r in sel]
         lo = project_id if leave_out else None
         evs = [self._evidence_for(inst.id, lo) for inst in insts]
@@ -770,8 +772,9 @@ class MatchingService:
             computed = self._institution_sims(project_id, ids, leave_out=False)
             rows = self._institution_pool(ids, computed[0])
             pool = [ids[r] for r in rows]
-            X, info = self._institution_features(project_id, ids, rows, computed=computed)
-            proj = self._projects[project_id]
+            public = filters is not None and filters.public_only
+            X, info = self._institution_features(project_id, ids, rows, computed=computed, public=public)
+            proj = public_view(self._projects[project_id]) if public else self._projects[project_id]
 
             def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
                 ctx = self._pair_context(
@@ -860,6 +863,8 @@ class MatchingService:
         }
         ev = self._evidence.get(inst.id, Evidence())
         projs = [self._projects[p] for p in pool]
+        if filters is not None and filters.public_only:
+            projs = [public_view(p) for p in projs]
         X = self._score_pairs(projs, [inst] * len(pool), [ev] * len(pool), sims)
         phrase_inst = replace(inst, text=text_for_phrases)
 

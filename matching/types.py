@@ -8,7 +8,7 @@ models/enums.py, passed as plain strings so that this package does not import mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Side = Literal["fund", "base", "platform"]
@@ -119,9 +119,20 @@ class NeedProfile:
 
 @dataclass(frozen=True)
 class Filters:
-    """Candidate filters applied before scoring. None means no restriction."""
+    """Candidate filters applied before scoring. None means no restriction.
+
+    public_only ranks on a project's public fields only (the contest's showcase: name, contest, award,
+    group, industry, region, description): stage, amount, round and needs are left out of the score,
+    so an anonymous visitor's ranking reveals nothing that is not public.
+    """
 
     allowed_ids: frozenset[int] | None = None  # computed by the caller from contest/award/... filters
+    public_only: bool = False
+
+
+def public_view(p: ProjectProfile) -> ProjectProfile:
+    """Return the project as the public sees it: stage, amount, round and needs unknown."""
+    return replace(p, stage=None, amount_wan=None, round=None, needs=())
 
 
 @dataclass(frozen=True)

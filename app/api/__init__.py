@@ -190,7 +190,8 @@ def project_matches(ident: int) -> Any:
     side = side_param(request.args)
     k = k_param(request.args)
     ranked = services.matches_for_project(
-        db.session, ident, side, k, institution_filter(request.args, kind_key="institution_kind")
+        db.session, ident, side, k, institution_filter(request.args, kind_key="institution_kind"),
+        public=current_user() is None,
     )
     contacts = can_see_contacts(current_user(), p)
     items = [_match_out(r.row, r.match, p, r.row, contacts) for r in ranked]
@@ -242,7 +243,9 @@ def delete_institution(ident: int) -> Any:
 def institution_matches(ident: int) -> Any:
     inst = _get_or_404(Institution, ident)
     k = k_param(request.args)
-    ranked = services.matches_for_institution(db.session, ident, k, project_filter(request.args))
+    ranked = services.matches_for_institution(
+        db.session, ident, k, project_filter(request.args), public=current_user() is None
+    )
     contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
     items = [_match_out(r.row, r.match, r.row, inst, r.row.id in contacts) for r in ranked]
     return jsonify({"institution_id": ident, "k": k, "items": items})

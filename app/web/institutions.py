@@ -42,7 +42,7 @@ def detail(ident: int) -> Any:
         errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.ProjectFilter(), exc.fields
-    ranked = redact_ranked(current_user(), services.matches_for_institution(db.session, ident, 20, f), institution=inst)
+    ranked = redact_ranked(current_user(), services.matches_for_institution(db.session, ident, 20, f, public=current_user() is None), institution=inst)
     return render_template(
         "institutions/detail.html", inst=inst, ranked=ranked, f=f, errors=errors, contests=_contests()
     )

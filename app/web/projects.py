@@ -72,7 +72,7 @@ def detail(ident: int) -> Any:
         f, errors = services.InstitutionFilter(), exc.fields
     user = current_user()
     lists = {
-        side: redact_ranked(user, services.matches_for_project(db.session, ident, side, 10, f), project=p)
+        side: redact_ranked(user, services.matches_for_project(db.session, ident, side, 10, f, public=user is None), project=p)
         for side in ("fund", "base", "platform")
     }
     return render_template(
