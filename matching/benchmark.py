@@ -62,7 +62,7 @@ DEFAULT_CACHE = REPO_ROOT / ".cache" / "matching-bench"
 SETS = ("itjuzi_ai", "yc", "cb2013")
 TOP_N = 100
 FUND_KIND = "创业投资机构"  # every investor of the evaluation sets ranks on the fund side
-ModelName = Literal["hand", "logistic", "pairwise", "hgb"]
+ModelName = Literal["hand", "blend", "logistic", "pairwise", "hgb"]
 
 
 @dataclass(frozen=True)
@@ -339,6 +339,32 @@ def _windows(
 #: log(1 + 2-year-decayed deal count)); 0 = the learned score alone.
 PRIOR_WEIGHTS: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
 
+#: The simple blend: activity plus stage_round (together a smoothed count of who invests at the
+#: round the project raises next) plus these weights per unit of 2-year-decayed activity,
+#: co-investment with the project's backers and dense text similarity; every other feature weighs
+#: 0. The grid is small on purpose: each point is scored on the newest history slice, which holds
+#: few projects.
+BLEND_GRID: tuple[dict[str, float], ...] = tuple(
+    {"activity": 1.0, "stage_round": 1.0, "recency_slow": r, "coinvest": c, "dense": d}
+    for r in (0.0, 0.5, 1.0)
+    for c in (0.0, 0.5)
+    for d in (0.0, 0.1)
+)
+
+
+def blend_ranker(weights: Mapping[str, float]) -> HandWeightedRanker:
+    """Return a linear ranker that reads only the given features (every other weight is 0)."""
+    return HandWeightedRanker({**dict.fromkeys(FEATURES, 0.0), **weights})
+
+
+def _blend_label(weights: Mapping[str, float]) -> str:
+    return (
+        "blend("
+        + ",".join(f"{k}={v:g}" for k, v in weights.items() if k not in ("activity", "stage_round"))
+        + ")"
+    )
+
+
 #: Share of training negatives drawn by recent activity rather than uniformly.
 HARD_SHARE = 0.5
 
@@ -403,7 +429,7 @@ def _training_pairs(
 
 def make_ranker(model: ModelName, random_state: int = 0) -> LearnedRanker | None:
     """Return an unfitted learned ranker of that kind, or None for the hand-set weights."""
-    if model == "hand":
+    if model in ("hand", "blend"):
         return None
     return LearnedRanker(model=model, random_state=random_state)
 
@@ -424,6 +450,8 @@ def train_ranker(
     """Learn a ranker on rolling time splits inside the given history (no test edges involved)."""
     if model == "hand":
         return HandWeightedRanker(), None
+    if model == "blend":
+        return blend_ranker(BLEND_GRID[0]), None
     X_parts, y_parts, g_parts = [], [], []
     per_window = max(1, max_projects // windows)
     for k, (early, late) in enumerate(_windows(history, train_fraction, windows)):
@@ -454,6 +482,51 @@ def rank_projects(
     return out
 
 
+def _validation_slice(
+    data: EvalSet, validation_fraction: float, max_projects: int
+) -> tuple[list[Edge], dict[str, set[str]], list[str]]:
+    """Return (older history, new links per project in the newest slice, query projects)."""
+    head, tail = _split(data.history, validation_fraction)
+    seen = {(e.institution, e.project) for e in head}
+    relevant: dict[str, set[str]] = defaultdict(set)
+    for e in tail:
+        if (e.institution, e.project) not in seen:
+            relevant[e.project].add(e.institution)
+    return head, relevant, sorted(relevant)[:max_projects]
+
+
+def _mean_ndcg10(
+    ranked: Mapping[str, Sequence[str]], relevant: Mapping[str, set[str]], queries: Sequence[str]
+) -> float:
+    """Return the mean NDCG@10 of ranked lists against binary relevance."""
+    scores = []
+    for q in queries:
+        gains = [1.0 if i in relevant[q] else 0.0 for i in ranked.get(q, [])[:10]]
+        dcg = sum(g / np.log2(r + 2) for r, g in enumerate(gains))
+        idcg = sum(1 / np.log2(r + 2) for r in range(min(len(relevant[q]), 10)))
+        scores.append(dcg / idcg if idcg else 0.0)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def _validation_blends(
+    data: EvalSet,
+    embedder: Embedder,
+    pvecs: Mapping[int, NDArray[np.float32]],
+    ivecs: Mapping[int, NDArray[np.float32]],
+    max_projects: int,
+    validation_fraction: float = 0.15,
+    grid: Sequence[Mapping[str, float]] = BLEND_GRID,
+) -> list[tuple[Mapping[str, float], float]]:
+    """Return (blend weights, NDCG@10 on the newest history slice) for every grid point."""
+    head, relevant, queries = _validation_slice(data, validation_fraction, max_projects)
+    service = build_service(data, head, embedder, pvecs, ivecs)
+    out = []
+    for weights in grid:
+        service.set_ranker(blend_ranker(weights))
+        out.append((weights, _mean_ndcg10(rank_projects(service, data, queries, 10), relevant, queries)))
+    return out
+
+
 def _validation_ndcg(
     data: EvalSet,
     embedder: Embedder,
@@ -468,30 +541,17 @@ def _validation_ndcg(
     prior_weights: Sequence[float] = (0.0,),
 ) -> dict[float, float]:
     """Return NDCG@10 per prior weight of a model trained on older history, scored on the newest slice."""
-    head, tail = _split(data.history, validation_fraction)
+    head, relevant, queries = _validation_slice(data, validation_fraction, max_projects)
     ranker, _ = train_ranker(
         data, head, embedder, pvecs, ivecs, model, train_fraction, windows, negatives, max_projects
     )
-    seen = {(e.institution, e.project) for e in head}
-    relevant: dict[str, set[str]] = defaultdict(set)
-    for e in tail:
-        if (e.institution, e.project) not in seen:
-            relevant[e.project].add(e.institution)
-    queries = sorted(relevant)[:max_projects]
     out: dict[float, float] = {}
     weights = prior_weights if isinstance(ranker, LearnedRanker) else (0.0,)
     for weight in weights:
         if isinstance(ranker, LearnedRanker):
             ranker.prior_weight = weight
         service = build_service(data, head, embedder, pvecs, ivecs, ranker)
-        ranked = rank_projects(service, data, queries, 10)
-        scores = []
-        for q in queries:
-            gains = [1.0 if i in relevant[q] else 0.0 for i in ranked.get(q, [])[:10]]
-            dcg = sum(g / np.log2(r + 2) for r, g in enumerate(gains))
-            idcg = sum(1 / np.log2(r + 2) for r in range(min(len(relevant[q]), 10)))
-            scores.append(dcg / idcg if idcg else 0.0)
-        out[weight] = float(np.mean(scores)) if scores else 0.0
+        out[weight] = _mean_ndcg10(rank_projects(service, data, queries, 10), relevant, queries)
     return out
 
 
@@ -518,11 +578,18 @@ def run_rank(
     chosen: ModelName
     validation: dict[str, float] = {}
     prior = 0.0
+    best = (-1.0, "hand", 0.0)
+    blend: Mapping[str, float] | None = None
+    if model in ("auto", "blend"):
+        # The simple blend and its weights are chosen on the newest slice of history.
+        for weights, ndcg in _validation_blends(data, embedder, pvecs, ivecs, max_projects):
+            validation[_blend_label(weights)] = ndcg
+            if ndcg > best[0] + 1e-9:
+                best, blend = (ndcg, "blend", 0.0), weights
     if model == "auto":
         # Choose the model family and the weight of the activity prior on the newest slice of
         # history, never on test edges. Boosting is left to an explicit --model hgb: it is slower
-        # and did not validate better.
-        best = (-1.0, "hand", 0.0)
+        # and did not validate better. A learned model must beat the blend to be chosen.
         for candidate in ("hand", "logistic", "pairwise"):
             per_weight = _validation_ndcg(
                 data,
@@ -543,9 +610,23 @@ def run_rank(
         chosen, prior = best[1], best[2]  # type: ignore[assignment]
     else:
         chosen = model
-    ranker, report = train_ranker(
-        data, data.history, embedder, pvecs, ivecs, chosen, train_fraction, windows, negatives, max_projects
-    )
+    ranker: Ranker
+    report: TrainingReport | None = None
+    if chosen == "blend":
+        ranker = blend_ranker(blend or BLEND_GRID[0])
+    else:
+        ranker, report = train_ranker(
+            data,
+            data.history,
+            embedder,
+            pvecs,
+            ivecs,
+            chosen,
+            train_fraction,
+            windows,
+            negatives,
+            max_projects,
+        )
     if isinstance(ranker, LearnedRanker):
         ranker.prior_weight = prior
     if ranker_out is not None:
@@ -560,6 +641,7 @@ def run_rank(
         "set": data.name,
         "model": chosen,
         "prior_weight": prior,
+        "blend": None if chosen != "blend" else dict(blend or BLEND_GRID[0]),
         "validation_ndcg10": validation,
         "importances": dict(ranker.feature_importances()),
         "training": None if report is None else {"pairs": report.n_pairs, "positives": report.n_positive},
@@ -684,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--model",
-        choices=["auto", "hand", "logistic", "pairwise", "hgb"],
+        choices=["auto", "hand", "blend", "logistic", "pairwise", "hgb"],
         default="auto",
         help="ranker; auto picks by NDCG@10 on the newest slice of history",
     )

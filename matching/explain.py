@@ -292,6 +292,13 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
         if stage is None or value <= 0:
             return None
         return f"同阶段案例：该{noun}有 {round(math.expm1(value))} 笔{verb}处于{stage}前后"
+    if name == "stage_round":
+        stage = _stage_name(p)
+        idx = STAGES.index(stage) if stage in STAGES else None
+        n = ev.round_counts[idx] if idx is not None else 0
+        if n == 0 or value <= 0:
+            return None
+        return f"同轮次案例：该{noun}有 {n} 笔{verb}的轮次处于{stage}"
     if name == "stage":
         stage = _stage_name(p)
         if value == 0 or stage is None:

@@ -45,6 +45,7 @@ __all__ = [
     "round_stage_index",
     "service_fit",
     "stage_fit",
+    "stage_round_lift",
 ]
 
 #: Feature names in the column order of every feature matrix.
@@ -59,6 +60,7 @@ FEATURES: tuple[str, ...] = (
     "stage",  # declared preferred stages vs the project's stage (+1 .. -1)
     "stage_portfolio",  # share of portfolio rounds within one stage of the project's (0..1)
     "stage_count",  # log(1 + portfolio rounds within one stage of the project's): stage popularity
+    "stage_round",  # log lift of labelled rounds at the project's next stage over activity (>= 0)
     "amount",  # amount sought vs ticket range (funds): +1 inside, down to -1 far outside
     "region",  # same province 1, same city 1.5
     "region_base",  # the same region signal again for bases, which care more about location
@@ -153,6 +155,7 @@ class Evidence:
     idle_days: float = 3650.0  # days from the latest portfolio item to the reference date (capped)
     last_date: str | None = None
     n_with_stage: int = 0
+    round_counts: tuple[int, ...] = (0,) * len(STAGES)  # items per STAGES index from round labels only
     amounts_wan: tuple[float, ...] = ()
 
     def top_industries(self, n: int = 3) -> tuple[str, ...]:
@@ -196,6 +199,7 @@ def build_evidence(
     provinces: Counter[str] = Counter()
     groups: Counter[str] = Counter()
     stages = np.zeros(len(STAGES))
+    labelled = [0] * len(STAGES)
     dates: list[date] = []
     amounts: list[float] = []
     for item in items:
@@ -210,6 +214,8 @@ def build_evidence(
             if proj.amount_wan:
                 amounts.append(float(proj.amount_wan))
         stage_idx = round_stage_index(item.round)
+        if stage_idx is not None:
+            labelled[stage_idx] += 1
         if stage_idx is None and proj is not None and item.round is None:
             stage_idx = project_stage_index(proj)
         if stage_idx is not None:
@@ -237,8 +243,28 @@ def build_evidence(
         idle_days=min(min(ages), MAX_IDLE_DAYS) if ages else MAX_IDLE_DAYS,
         last_date=max(dates).isoformat() if dates else None,
         n_with_stage=n_stage,
+        round_counts=tuple(labelled),
         amounts_wan=tuple(amounts),
     )
+
+
+#: Pseudo-count share of all its deals an institution gets at every stage in ``stage_round``.
+STAGE_ROUND_SMOOTHING = 0.1
+
+
+def stage_round_lift(stage_index: int | None, evidence: Evidence) -> float:
+    """Return how much likelier the institution joins the project's next round than its activity says.
+
+    The estimate is log((n_s + a) / a): n_s counts the institution's labelled rounds at the stage the
+    project raises for next (an item without a round label says nothing about the round joined)
+    and a = STAGE_ROUND_SMOOTHING x its deal count shrinks it toward its overall activity. Added to
+    log activity, this is a smoothed count of who invests at this round; it is 0 when the
+    project's stage is unknown or no round is labelled, so it never stands in for popularity.
+    """
+    prior = STAGE_ROUND_SMOOTHING * evidence.n_items
+    if stage_index is None or prior <= 0:
+        return 0.0
+    return math.log1p(evidence.round_counts[stage_index] / prior)
 
 
 def industry_fit(project_industries: Sequence[str], declared: Iterable[str]) -> float:
@@ -359,6 +385,7 @@ def pair_features(
         "stage": stage_fit(stage_idx, institution.stages),
         "stage_portfolio": stage_port,
         "stage_count": math.log1p(stage_port * evidence.n_with_stage),
+        "stage_round": stage_round_lift(stage_idx, evidence),
         "amount": amount_fit(project.amount_wan, institution.ticket_min_wan, institution.ticket_max_wan)
         if side == "fund"
         else 0.0,

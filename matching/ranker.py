@@ -33,6 +33,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "stage": 5.0,
     "stage_portfolio": 3.0,
     "stage_count": 1.0,
+    "stage_round": 1.0,
     "amount": 6.0,
     "region": 3.0,
     "region_base": 4.0,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from matching import benchmark as bm
+from matching.features import FEATURES
 from matching.types import STAGES
 
 
@@ -120,3 +121,20 @@ def test_encode_cached_encodes_each_text_once(tmp_path: Path, embedder) -> None:
     again = bm.encode_cached(Counting(), {1: "甲", 2: "乙", 3: "丙"}, cache)  # type: ignore[arg-type]
     assert calls == [2, 1]
     assert np.allclose(first[1], again[1])
+
+
+def test_blend_reads_only_its_features() -> None:
+    ranker = bm.blend_ranker({"activity": 1.0, "stage_round": 1.0, "coinvest": 0.5})
+    X = np.full((2, len(FEATURES)), 5.0)
+    X[:, FEATURES.index("activity")] = [1.0, 2.0]
+    X[:, FEATURES.index("stage_round")] = [2.0, 0.0]
+    X[:, FEATURES.index("coinvest")] = [0.0, 1.0]
+    # Every other feature is 5 for both rows and weighs nothing: only the blend decides.
+    assert np.allclose(ranker.score(X), [3.0, 2.5])
+    used = {f for f, w in ranker.feature_importances().items() if w}
+    assert used == {"activity", "stage_round", "coinvest"}
+
+
+def test_blend_grid_anchors_on_the_stage_aware_popularity() -> None:
+    assert all(w["activity"] == 1.0 and w["stage_round"] == 1.0 for w in bm.BLEND_GRID)
+    assert len({tuple(sorted(w.items())) for w in bm.BLEND_GRID}) == len(bm.BLEND_GRID)

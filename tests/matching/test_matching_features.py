@@ -9,6 +9,7 @@ import pytest
 
 from matching.features import (
     FEATURES,
+    Evidence,
     amount_fit,
     award_level,
     build_evidence,
@@ -20,6 +21,7 @@ from matching.features import (
     round_stage_index,
     service_fit,
     stage_fit,
+    stage_round_lift,
 )
 from matching.types import STAGES, InstitutionProfile, PortfolioItem, ProjectProfile
 
@@ -145,3 +147,27 @@ def test_unknown_values_are_neutral(institutions: list[InstitutionProfile]) -> N
     f = pair_features(bare, institutions[0], build_evidence(institutions[0], {}))
     for name in ("industry", "stage", "amount", "region", "services", "need_side", "award", "group"):
         assert f[name] == 0.0, name
+
+
+def test_stage_round_lift_prefers_who_joins_the_next_round() -> None:
+    # Two equally active funds; only one has joined A rounds, the round a post-angel project raises.
+    a_round = round_stage_index("A轮")
+    a_fund = Evidence(n_items=4, round_counts=tuple(3 if i == a_round else 0 for i in range(len(STAGES))))
+    other = Evidence(n_items=4)
+    assert stage_round_lift(a_round, a_fund) == pytest.approx(math.log1p(3 / (0.1 * 4)))
+    assert stage_round_lift(a_round, other) == 0.0
+    # Unknown stage or no deals: no lift, so the feature never stands in for popularity.
+    assert stage_round_lift(None, a_fund) == 0.0
+    assert stage_round_lift(a_round, Evidence()) == 0.0
+
+
+def test_evidence_counts_only_labelled_rounds(projects: list[ProjectProfile]) -> None:
+    inst = InstitutionProfile(
+        9,
+        "测试基金",
+        "创业投资机构",
+        "",
+        portfolio=(PortfolioItem(1, "2024-01-01", "A轮"), PortfolioItem(5, "2023-01-01", None)),
+    )
+    ev = build_evidence(inst, {p.id: p for p in projects})
+    assert sum(ev.round_counts) == 1 and ev.round_counts[round_stage_index("A轮") or 0] == 1
