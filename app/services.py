@@ -346,31 +346,44 @@ def _audit_change(kind: str, row: Any, before: dict[str, Any] | None, fields: It
     audit(f"{kind}.{'create' if before is None else 'update'}", kind, row.id, fields=changed, name=label)
 
 
-def save_project(session: Session, data: dict[str, Any], project: Project | None = None) -> Project:
-    """Validate and create or update a project, then re-embed and re-index it; all or nothing."""
-    values = validate(ProjectIn, data)
-    _check_contest(session, values.contest_id)
-    is_new = project is None
+def _write(session: Session, kind: str, row: Any, new: Any, values: Any, text: Any) -> tuple[Any, np.ndarray]:
+    """Apply validated values to a row (or a new one), audit, store its vector; one transaction.
+
+    Args:
+        kind: "project", "institution" or "need" (audit and vector owner kind).
+        row: the row to update, or None to create one with `new()`.
+        values: the validated pydantic model.
+        text: row -> the text embedded for it.
+    Returns:
+        The saved row and its vector.
+    """
     dumped = values.model_dump()
-    before = _snapshot(project, dumped)
-    project = project or Project()
+    before = _snapshot(row, dumped)
+    row = row or new()
     for key, value in dumped.items():
-        setattr(project, key, value)
+        setattr(row, key, value)
     try:
-        session.add(project)
+        session.add(row)
         session.flush()
-        _audit_change("project", project, before, dumped)
-        vec = _embed_one(session, "project", project.id, project_record_text(project))
+        _audit_change(kind, row, before, dumped)
+        vec = _embed_one(session, kind, row.id, text(row))
         session.commit()
     except Exception:
         session.rollback()
         raise
+    return row, vec
+
+
+def save_project(session: Session, data: dict[str, Any], project: Project | None = None) -> Project:
+    """Validate and create or update a project, then re-embed and re-index it; all or nothing."""
+    values = validate(ProjectIn, data)
+    _check_contest(session, values.contest_id)
+    project, vec = _write(session, "project", project, Project, values, project_record_text)
     service = _matching_if_built()
     if service is not None:
         session.refresh(project)
         service.upsert_project(project_profile(project), vec)
-    log.info("%s project %s", "created" if is_new else "updated", project.id)
-    return project
+    return project  # type: ignore[no-any-return]
 
 
 def delete_project(session: Session, project: Project) -> None:
@@ -388,24 +401,11 @@ def delete_project(session: Session, project: Project) -> None:
 def save_institution(session: Session, data: dict[str, Any], inst: Institution | None = None) -> Institution:
     """Validate and create or update an institution, then re-embed and re-index it."""
     values = validate(InstitutionIn, data)
-    dumped = values.model_dump()
-    before = _snapshot(inst, dumped)
-    inst = inst or Institution()
-    for key, value in dumped.items():
-        setattr(inst, key, value)
-    try:
-        session.add(inst)
-        session.flush()
-        _audit_change("institution", inst, before, dumped)
-        vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    inst, vec = _write(session, "institution", inst, Institution, values, institution_record_text)
     service = _matching_if_built()
     if service is not None:
         service.upsert_institution(institution_profile(inst, portfolios(session, [inst.id]).get(inst.id, ())), vec)
-    return inst
+    return inst  # type: ignore[no-any-return]
 
 
 def refresh_institution(session: Session, institution_id: int) -> None:
@@ -443,21 +443,7 @@ def save_need(session: Session, data: dict[str, Any], need: Need | None = None) 
     values = validate(NeedIn, data)
     if session.get(Institution, values.institution_id) is None:
         raise InputError({"institution_id": "发布机构：机构不存在"})
-    dumped = values.model_dump()
-    before = _snapshot(need, dumped)
-    need = need or Need()
-    for key, value in dumped.items():
-        setattr(need, key, value)
-    try:
-        session.add(need)
-        session.flush()
-        _audit_change("need", need, before, dumped)
-        _embed_one(session, "need", need.id, need_record_text(need))
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    return need
+    return _write(session, "need", need, Need, values, need_record_text)[0]  # type: ignore[no-any-return]
 
 
 def delete_need(session: Session, need: Need) -> None:
