@@ -65,6 +65,7 @@ GENERIC_TERMS: frozenset[str] = frozenset(
     一站式 高效 优质 知名 新型 领先者 行业领先 重点 关注 覆盖 覆盖面 包括 通过 以及 进行
     愿意 寻找 找到 希望 保持 现阶段 计划 接下来 已经 正在 需要 一起 我们 他们 自己 方面 这个 那个
     可以 能够 目前 现在 开始 继续 进一步 期待 欢迎 陪伴 陪 走过 一直 还有 以后 之后 之前 已 经过
+    一张 一批 一套 一种 一个 一位 几位 几个 几家 几年 两家 两个 两年 三家 多年 数年 之初 当时 当年
     company companies startup platform service services solution solutions technology business
     market customers users provide provides help helps new based
     """.split()  # noqa: SIM905 - a word list reads better than quoted items
