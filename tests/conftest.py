@@ -174,3 +174,78 @@ def make_app(demo_template: Path, tmp_path: Path) -> Iterator[Any]:
     yield factory
     for application in made:
         application.extensions["db"]["engine"].dispose()
+
+
+# --- the data layer on SQLite and on the real PostgreSQL ----------------------------------------------
+
+PG_URL = os.environ.get("MATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _migrate(engine: Any, url: str, target: str = "head", down: bool = False) -> None:
+    """Run Alembic up (or down) to target on the engine's database."""
+    from alembic import command
+
+    from app.cli import alembic_config
+
+    with engine.begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, target)
+
+
+def _postgres_schema() -> Iterator[tuple[Any, str]]:
+    """Yield an engine on a fresh, migrated PostgreSQL schema (dropped afterwards), or skip saying why."""
+    import uuid
+
+    from sqlalchemy import event, text
+    from sqlalchemy.exc import OperationalError
+
+    from models.db import make_engine
+
+    probe = make_engine(PG_URL)
+    try:
+        with probe.connect() as conn:
+            conn.execute(text("select 1"))
+    except OperationalError as exc:
+        pytest.skip(f"PostgreSQL tests skipped: no server at {PG_URL} ({exc.orig.__class__.__name__})")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with probe.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(PG_URL)
+
+    @event.listens_for(engine, "connect")
+    def _search_path(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f'SET search_path TO "{schema}"')
+        cur.close()
+        dbapi_conn.commit()
+
+    try:
+        _migrate(engine, PG_URL)
+        yield engine, PG_URL
+    finally:
+        engine.dispose()
+        with probe.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        probe.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def migrated_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, str]]:
+    """An (engine, url) of an empty database migrated to head: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        from models.db import make_engine
+
+        url = f"sqlite:///{tmp_path / 'layer.db'}"
+        engine = make_engine(url)
+        _migrate(engine, url)
+        yield engine, url
+        engine.dispose()
+    else:
+        yield from _postgres_schema()
+
+
+@pytest.fixture()
+def migrate() -> Any:
+    """Return the Alembic runner: migrate(engine, url, target="head", down=False)."""
+    return _migrate

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,13 +15,9 @@ from models.accounts import ApiToken, AuditLog, User
 from models.enums import Role
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    from test_data_layer import _postgres, _sqlite
-
-    gen = _sqlite(tmp_path) if request.param == "sqlite" else _postgres()
-    yield next(gen)
-    gen.close()
+@pytest.fixture()
+def engine(migrated_db: tuple[Engine, str]) -> Engine:
+    return migrated_db[0]
 
 
 def test_accounts_tables_exist_and_the_audit_log_refuses_changes(engine: Engine) -> None:

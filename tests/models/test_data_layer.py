@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from alembic import command
-from sqlalchemy import Engine, event, func, inspect, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.cli import alembic_config
 from models import (
     Award,
     Connection,
@@ -29,59 +25,11 @@ from models import (
     Stage,
 )
 from models.catalog import catalogue_files, load_contests
-from models.db import make_engine
-
-PG_URL = os.environ.get("MATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def _migrate(engine: Engine, url: str) -> None:
-    with engine.begin() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-
-
-def _sqlite(tmp_path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path / 'layer.db'}"
-    engine = make_engine(url)
-    _migrate(engine, url)
-    yield engine
-    engine.dispose()
-
-
-def _postgres() -> Iterator[Engine]:
-    probe = make_engine(PG_URL)
-    try:
-        with probe.connect() as conn:
-            conn.execute(text("select 1"))
-    except OperationalError as exc:
-        pytest.skip(f"PostgreSQL tests skipped: no server at {PG_URL} ({exc.orig.__class__.__name__})")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    with probe.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(PG_URL)
-
-    @event.listens_for(engine, "connect")
-    def _search_path(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        cur = dbapi_conn.cursor()
-        cur.execute(f'SET search_path TO "{schema}"')
-        cur.close()
-        dbapi_conn.commit()
-
-    try:
-        _migrate(engine, PG_URL)
-        yield engine
-    finally:
-        engine.dispose()
-        with probe.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        probe.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request, tmp_path) -> Iterator[Engine]:
-    gen = _sqlite(tmp_path) if request.param == "sqlite" else _postgres()
-    yield from gen
+@pytest.fixture()
+def engine(migrated_db: tuple[Engine, str]) -> Engine:
+    return migrated_db[0]
 
 
 @pytest.fixture()
