@@ -523,8 +523,8 @@ def project_query(f: ProjectFilter, what: Any = Project) -> Any:
     if f.stage is not None:
         stmt = stmt.where(Project.stage == f.stage)
     if f.q:
-        like = f"%{f.q}%"
-        stmt = stmt.where(Project.name.like(like) | Project.description.like(like))
+        # autoescape: a user's % or _ is text, not a wildcard
+        stmt = stmt.where(Project.name.contains(f.q, autoescape=True) | Project.description.contains(f.q, autoescape=True))
     return stmt
 
 
@@ -539,10 +539,15 @@ def institution_query(f: InstitutionFilter, what: Any = Institution) -> Any:
         stmt = stmt.where(Institution.province == f.province)
     if f.industry:
         # JSON list membership, portable across SQLite and PostgreSQL: match the quoted label
-        stmt = stmt.where(cast(Institution.industries, Text).contains(json.dumps(f.industry)))
+        # JSON list membership, portable: match the quoted label as json.dumps wrote it (\u escapes).
+        # autoescape sets an explicit LIKE escape character: PostgreSQL would otherwise read the
+        # backslashes of the escapes as its own.
+        as_text = cast(Institution.industries, Text)
+        stmt = stmt.where(as_text.contains(json.dumps(f.industry), autoescape=True))
     if f.q:
-        like = f"%{f.q}%"
-        stmt = stmt.where(Institution.name.like(like) | Institution.description.like(like))
+        stmt = stmt.where(
+            Institution.name.contains(f.q, autoescape=True) | Institution.description.contains(f.q, autoescape=True)
+        )
     return stmt
 
 

@@ -115,3 +115,17 @@ def test_one_vector_per_record(session):
     with pytest.raises(IntegrityError):
         session.commit()
     session.rollback()
+
+
+def test_institution_filters_find_list_members(session):
+    from app.services import InstitutionFilter, institution_query
+
+    session.add_all([
+        Institution(name="新材料基金", kind=InstitutionKind.VC, industries=["新材料", "人工智能"], description="投新材料。"),
+        Institution(name="农业基金", kind=InstitutionKind.VC, industries=["现代农业"], description="投现代农业。"),
+    ])
+    session.commit()
+    found = session.scalars(institution_query(InstitutionFilter(industry="新材料"))).all()
+    assert [i.name for i in found] == ["新材料基金"]
+    found = session.scalars(institution_query(InstitutionFilter(industry="人工智能", side="fund"))).all()
+    assert [i.name for i in found] == ["新材料基金"]
