@@ -122,7 +122,9 @@ def _load_user(session_id: str) -> User | None:
     user = db.session.get(User, int(ident))
     if user is None or user.session_stamp != stamp or not user.is_active:
         return None
-    return user
+    from app.auth import sessions  # the server-side row: a copied cookie dies with its session
+
+    return user if sessions.check(db.session, user) else None
 
 
 # --- view decorators ------------------------------------------------------------------------------

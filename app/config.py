@@ -42,4 +42,12 @@ class Config:
     API_RATE_LIMIT = "300 per minute"
     # Largest JSON body the API reads; pages and uploads keep MAX_CONTENT_LENGTH.
     API_MAX_BODY_BYTES = 256 * 1024
-    PASSWORD_MIN_LENGTH = 8
+    # Passwords: at least this long, two kinds of character, not common, not the user name
+    # (app.auth.passwords).
+    PASSWORD_MIN_LENGTH = 10
+    # A login session ends after this long without a request, and this long after the login at the latest.
+    LOGIN_SESSION_IDLE_SECONDS = 8 * 3600
+    LOGIN_SESSION_MAX_SECONDS = 7 * 24 * 3600
+    # Reverse proxies in front of the service whose X-Forwarded-For/-Proto/-Host are trusted (werkzeug
+    # ProxyFix); 0 = none: the client address is the TCP peer and forwarded headers are ignored.
+    TRUSTED_PROXIES = 0

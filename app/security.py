@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask, abort, current_app, g, request
 from flask_limiter.util import get_remote_address
@@ -43,6 +46,55 @@ SECURITY_HEADERS = {
 }
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+#: Characters a path may hold as written (RFC 3986 pchar, "/" and "%" escapes): ASCII only.
+_PATH_CHARS = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+
+#: Longest redirect target we follow; anything longer is not a link of ours.
+MAX_TARGET_LENGTH = 2048
+
+
+#: Unicode categories a browser may drop or treat specially: controls, format, surrogates, unassigned...
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _hostile_char(ch: str) -> bool:
+    """Return True for what a browser may drop or reinterpret: controls, whitespace, invisibles, backslash."""
+    return ch == "\\" or ch.isspace() or unicodedata.category(ch) in _INVISIBLE
+
+
+def safe_target(target: str | None, default: str) -> str:
+    """Return `target` if it is a path on this site, else `default`: the one check for every redirect.
+
+    Browsers strip tabs and newlines from a URL, read a backslash as a slash and a leading `//` as
+    another host, so the check refuses rather than cleans: any control, whitespace or invisible
+    character, any backslash (also %-escaped), anything with a scheme or a host, a path that starts
+    with `//` before or after %-decoding, and non-ASCII in the path (look-alike slashes). Non-ASCII
+    text in the query string (a Chinese search) is kept.
+    """
+    if not target or len(target) > MAX_TARGET_LENGTH or not target.startswith("/"):
+        return default
+    if any(_hostile_char(ch) for ch in target):
+        return default
+    path, _, _rest = target.partition("?")
+    path = path.partition("#")[0]
+    if not _PATH_CHARS.fullmatch(path):
+        return default
+    decoded = path
+    for _ in range(3):  # a proxy or a framework may decode once more than we expect
+        once = unquote(decoded)
+        if once == decoded:
+            break
+        decoded = once
+        if decoded.startswith("//") or any(_hostile_char(ch) for ch in decoded):
+            return default
+    else:
+        return default  # still escaped after three rounds: nobody writes links like that
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return default
+    return target
 
 
 def api_rate_key() -> str:

@@ -121,6 +121,46 @@ class ApiToken(Base):
         return self.revoked_at is None
 
 
+class LoginSession(Base):
+    """One browser login, kept on the server: the cookie only carries its random key.
+
+    Logging out, changing the password or disabling the account revokes the row, so a copied
+    cookie stops working at once; only the key's hash is stored.
+    """
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    @classmethod
+    def open(cls, user: User, ip: str | None, user_agent: str | None) -> tuple[LoginSession, str]:
+        """Return a new session row for the user and its plain key (for the cookie, never stored)."""
+        plain = secrets.token_urlsafe(32)
+        now = utcnow()
+        row = cls(
+            user=user,
+            key_hash=hash_token(plain),
+            created_at=now,
+            last_seen_at=now,
+            ip=(ip or None) and ip[:64],
+            user_agent=(user_agent or None) and user_agent[:200],
+        )
+        return row, plain
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
 class Registration(Base):
     """A self-registration waiting for the secretariat: an institution (对接服务报名) or a project.
 

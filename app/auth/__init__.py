@@ -13,21 +13,20 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_limiter.util import get_remote_address
-from flask_login import login_user, logout_user
 from sqlalchemy import select
 
 from app.access import audit, current_user, login_required, public
 from app.api import INSTITUTION_FIELDS, PROJECT_FIELDS
-from app.auth import accounts
+from app.auth import accounts, sessions
 from app.extensions import db, limiter
 from app.schemas import InputError
+from app.security import safe_target
 from app.web.forms import form_data
 from models import Contest, Project
-from models.accounts import ApiToken
+from models.accounts import ApiToken, LoginSession
 from models.base import utcnow
 from models.enums import AccountStatus
 
@@ -47,9 +46,7 @@ def _failed(response: Any) -> bool:
 
 def safe_next(target: str | None) -> str:
     """Return a same-site path to go to after login, or the front page."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("home.index")
+    return safe_target(target, url_for("home.index"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -59,7 +56,7 @@ def safe_next(target: str | None) -> str:
 )
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT_PER_ADDRESS"], methods=["POST"])
 def login() -> Any:
-    next_url = request.values.get("next") or ""
+    next_url = safe_target(request.values.get("next"), "")
     error = None
     status = 200
     if request.method == "POST":
@@ -68,12 +65,10 @@ def login() -> Any:
         user = accounts.find_user(db.session, username)
         if accounts.check_password(user, password) and user is not None:
             if user.status is AccountStatus.APPROVED:
-                session.clear()  # a fresh session on login: nothing from before survives
-                login_user(user)
                 user.last_login_at = utcnow()
                 g.account, g.auth_via = user, "session"
                 audit("login", "user", user.id)
-                db.session.commit()
+                sessions.start(db.session, user)  # a fresh cookie and server-side session; commits
                 flash(f"欢迎，{user.display_name}", "success")
                 return redirect(safe_next(next_url))
             error = (
@@ -97,9 +92,7 @@ def login() -> Any:
 @login_required
 def logout() -> Any:
     audit("logout", "user", current_user().id)  # type: ignore[union-attr]
-    db.session.commit()
-    logout_user()
-    session.clear()
+    sessions.end(db.session)  # revoked on the server: a copy of the cookie no longer works
     flash("已退出登录", "success")
     return redirect(url_for("home.index"))
 
@@ -177,8 +170,15 @@ def _account_page(
     tokens = db.session.scalars(
         select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())  # type: ignore[union-attr]
     ).all()
+    current = sessions.current(db.session)
     return render_template(
-        "auth/account.html", user=user, tokens=tokens, new_token=new_token, errors=errors or {}
+        "auth/account.html",
+        user=user,
+        tokens=tokens,
+        new_token=new_token,
+        errors=errors or {},
+        login_sessions=sessions.active(db.session, user),  # type: ignore[arg-type]
+        current_session_id=current.id if current is not None else None,
     ), status
 
 
@@ -217,6 +217,38 @@ def change_password() -> Any:
         )
     except InputError as exc:
         return _account_page(errors=exc.fields, status=422)
-    login_user(user)  # the stamp changed: keep this session, end the others
+    sessions.start(db.session, user)  # every session was revoked: this browser gets a fresh one
     flash("密码已修改，其他设备上的登录已失效", "success")
     return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/sessions/<int:ident>/revoke")
+@login_required
+def revoke_session(ident: int) -> Any:
+    """End one of the account's logins (another browser, or this one)."""
+    user = current_user()
+    row = db.session.get(LoginSession, ident)
+    if row is None or row.user_id != user.id:  # type: ignore[union-attr]
+        abort(404)  # somebody else's session: as if it did not exist
+    current = sessions.current(db.session)
+    audit("session.revoke", "login_session", row.id)
+    if current is not None and current.id == row.id:
+        sessions.end(db.session)
+        flash("已退出登录", "success")
+        return redirect(url_for("home.index"))
+    sessions.revoke(db.session, row)
+    db.session.commit()
+    flash("该设备上的登录已退出", "success")
+    return redirect(url_for("auth.account") + "#sessions")
+
+
+@bp.post("/account/sessions/revoke-others")
+@login_required
+def revoke_other_sessions() -> Any:
+    """End every login of the account except this browser's."""
+    user = current_user()
+    ended = sessions.revoke_all(db.session, user, keep=sessions.current(db.session))  # type: ignore[arg-type]
+    audit("session.revoke_others", "user", user.id, sessions_ended=ended)  # type: ignore[union-attr]
+    db.session.commit()
+    flash(f"已退出其他 {ended} 处登录", "success")
+    return redirect(url_for("auth.account") + "#sessions")

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.access import ACCEPTED_STAGES, audit
+from app.auth import sessions as login_sessions
 from app.schemas import FIELD_LABELS, InputError, InstitutionIn, ProjectIn, _Strict, validate
 from models import Connection, Contest, Institution, InstitutionKind, Project
 from models.accounts import ApiToken, Registration, User, new_stamp
@@ -254,6 +255,7 @@ def set_status(session: Session, user: User, status: AccountStatus) -> None:
     """Enable or disable an account; disabling ends its sessions and its tokens stop working."""
     user.status = status
     user.session_stamp = new_stamp()
+    login_sessions.revoke_all(session, user)
     audit("user.status", "user", user.id, status=status.name)
     session.commit()
 
@@ -271,7 +273,8 @@ def change_password(session: Session, user: User, old: str, new: str, new2: str)
         raise InputError(fields)
     user.password_hash = hash_password(new)
     user.session_stamp = new_stamp()
-    audit("user.password", "user", user.id)
+    ended = login_sessions.revoke_all(session, user)
+    audit("user.password", "user", user.id, sessions_ended=ended)
     session.commit()
 
 

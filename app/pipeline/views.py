@@ -32,6 +32,7 @@ from app.pipeline.schemas import ConnectionIn, validate_in
 from app.pipeline.serialize import history
 from app.pipeline.states import FUNNEL, OPEN_STAGES, is_idle, next_stages, outcome_kind_of
 from app.schemas import InputError
+from app.security import safe_target
 from models import Connection, Institution, Project
 from models.enums import ConnectionStage as S
 from models.enums import FundingRound, Role, ServiceKind
@@ -52,10 +53,7 @@ def _days() -> int:
 
 
 def _safe_next(default: str) -> str:
-    target = request.form.get("next") or request.args.get("next") or ""
-    return (
-        target if target.startswith("/") and not target.startswith("//") and "\\" not in target else default
-    )
+    return safe_target(request.form.get("next") or request.args.get("next"), default)
 
 
 def _loaded(stmt: Any) -> Any:
