@@ -79,7 +79,7 @@ def safe_target(target: str | None, default: str) -> str:
         return default
     path, _, _rest = target.partition("?")
     path = path.partition("#")[0]
-    if not _PATH_CHARS.fullmatch(path):
+    if not _PATH_CHARS.fullmatch(path) or path.startswith("//"):
         return default
     decoded = path
     for _ in range(3):  # a proxy or a framework may decode once more than we expect
