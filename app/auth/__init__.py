@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from app.access import audit, current_user, login_required, public
 from app.api import INSTITUTION_FIELDS, PROJECT_FIELDS
-from app.auth import accounts, sessions
+from app.auth import accounts, passwords, sessions
 from app.extensions import db, limiter
 from app.schemas import InputError
 from app.security import safe_target
@@ -33,6 +33,12 @@ from models.enums import AccountStatus
 bp = Blueprint("auth", __name__)
 
 ACCOUNT_FIELDS = ["username", "password", "password2", "display_name", "email"]
+
+
+@bp.app_context_processor
+def _password_rule() -> dict[str, Any]:
+    """The password rule in words, for every form that sets a password."""
+    return {"password_rule": passwords.rule_text(int(current_app.config["PASSWORD_MIN_LENGTH"]))}
 
 
 def _login_key() -> str:

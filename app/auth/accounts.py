@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app, has_app_context
 from pydantic import Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.access import ACCEPTED_STAGES, audit
+from app.auth import passwords
 from app.auth import sessions as login_sessions
 from app.schemas import FIELD_LABELS, InputError, InstitutionIn, ProjectIn, _Strict, validate
 from models import Connection, Contest, Institution, InstitutionKind, Project
@@ -39,7 +41,7 @@ class AccountIn(_Strict):
     """The account part of a registration or of an account the secretariat creates."""
 
     username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")
-    password: str = Field(min_length=8, max_length=128)
+    password: str  # the strength rule runs in _account, where the user name is known (app.auth.passwords)
     display_name: str = Field(min_length=1, max_length=100)
     email: str | None = Field(default=None, max_length=120)
 
@@ -56,6 +58,12 @@ class AccountIn(_Strict):
         if v is not None and ("@" not in v or v.startswith("@") or v.endswith("@")):
             raise ValueError("邮箱格式不正确")
         return v
+
+
+def _min_length() -> int:
+    if not has_app_context():
+        return passwords.DEFAULT_MIN_LENGTH
+    return int(current_app.config["PASSWORD_MIN_LENGTH"])
 
 
 def hash_password(password: str) -> str:
@@ -88,6 +96,10 @@ def _account(session: Session, data: dict[str, Any]) -> AccountIn:
     except InputError as exc:
         fields.update(exc.fields)
         values = None
+    if values is not None:
+        weak = passwords.problem(values.password, values.username, min_length=_min_length())
+        if weak:
+            fields["password"] = weak
     if (
         data.get("password")
         and data.get("password2") is not None
@@ -265,8 +277,11 @@ def change_password(session: Session, user: User, old: str, new: str, new2: str)
     fields: dict[str, str] = {}
     if not check_password(user, old):
         fields["old_password"] = "原密码：不正确"
-    if len(new) < 8 or len(new) > 128:
-        fields["password"] = "新密码：8 到 128 个字符"
+    weak = passwords.problem(new, user.username, label="新密码", min_length=_min_length())
+    if weak:
+        fields["password"] = weak
+    elif check_password(user, new):
+        fields["password"] = "新密码：不能与原密码相同"
     if new != new2:
         fields["password2"] = "确认密码：两次输入的密码不一致"
     if fields:

@@ -41,11 +41,7 @@ def _max_age() -> timedelta:
 def is_live(row: LoginSession) -> bool:
     """Return True if the session is neither revoked, idle too long nor older than the maximum age."""
     now = utcnow()
-    return (
-        row.revoked_at is None
-        and now - row.last_seen_at <= _idle()
-        and now - row.created_at <= _max_age()
-    )
+    return row.revoked_at is None and now - row.last_seen_at <= _idle() and now - row.created_at <= _max_age()
 
 
 def start(db_session: Session, user: User) -> LoginSession:

@@ -81,8 +81,8 @@ def test_the_secretariat_creates_an_organiser_bound_to_contests(app: Flask, clie
         "/admin/users/new",
         data={
             "username": "org2",
-            "password": "org2-pass-2026",
-            "password2": "org2-pass-2026",
+            "password": "orchid-pass-2026",
+            "password2": "orchid-pass-2026",
             "display_name": "二号组织方",
             "role": "赛事组织方",
         },
@@ -92,8 +92,8 @@ def test_the_secretariat_creates_an_organiser_bound_to_contests(app: Flask, clie
         "/admin/users/new",
         data={
             "username": "org2",
-            "password": "org2-pass-2026",
-            "password2": "org2-pass-2026",
+            "password": "orchid-pass-2026",
+            "password2": "orchid-pass-2026",
             "display_name": "二号组织方",
             "role": "赛事组织方",
             "contest_ids": ["2", "3"],
@@ -101,7 +101,7 @@ def test_the_secretariat_creates_an_organiser_bound_to_contests(app: Flask, clie
     )
     assert r.status_code == 302
     org = app.test_client()
-    assert org.post("/login", data={"username": "org2", "password": "org2-pass-2026"}).status_code == 302
+    assert org.post("/login", data={"username": "org2", "password": "orchid-pass-2026"}).status_code == 302
     html = org.get("/projects/new").get_data(as_text=True)
     with app.app_context():
         from models import Contest
