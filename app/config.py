@@ -51,3 +51,5 @@ class Config:
     # Reverse proxies in front of the service whose X-Forwarded-For/-Proto/-Host are trusted (werkzeug
     # ProxyFix); 0 = none: the client address is the TCP peer and forwarded headers are ignored.
     TRUSTED_PROXIES = 0
+    # Also trust X-Forwarded-Host from those proxies (off: the proxy should pass the Host header itself).
+    TRUSTED_PROXY_HOST = False

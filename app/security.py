@@ -118,8 +118,45 @@ def api_rate_limit() -> str:
 limiter.limit(api_rate_limit, key_func=api_rate_key)(api_bp)
 
 
+#: More proxies than this in front of one service is a configuration mistake, not a deployment.
+MAX_TRUSTED_PROXIES = 5
+
+
+def install_proxy_fix(app: Flask) -> None:
+    """Trust X-Forwarded-For/-Proto (and -Host, if asked) from TRUSTED_PROXIES proxies in front of us.
+
+    With 0 (the default) nothing is wrapped: the client address is the TCP peer, so a forged
+    X-Forwarded-For changes neither the audit log nor a rate-limit bucket. With n > 0 werkzeug's
+    ProxyFix takes the n-th address from the right of X-Forwarded-For (what our own proxies
+    appended, never what the client wrote) and the scheme from X-Forwarded-Proto, so Secure
+    cookies and HSTS follow the proxy's TLS. X-Forwarded-Host is trusted only with
+    TRUSTED_PROXY_HOST: the Host header builds absolute URLs, and a proxy that passes the
+    client's header through would let anyone choose them; the proxy should set Host itself.
+    """
+    raw = app.config.get("TRUSTED_PROXIES") or 0
+    try:
+        proxies = int(raw)
+    except (TypeError, ValueError):
+        proxies = -1
+    if not 0 <= proxies <= MAX_TRUSTED_PROXIES or isinstance(raw, bool):
+        raise ValueError(
+            f"TRUSTED_PROXIES must be a whole number from 0 to {MAX_TRUSTED_PROXIES}, got {raw!r}"
+        )
+    app.config["TRUSTED_PROXIES"] = proxies
+    if proxies == 0:
+        return
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    x_host = proxies if app.config.get("TRUSTED_PROXY_HOST") else 0
+    app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+        app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=x_host, x_port=0, x_prefix=0
+    )
+    log.info("trusting X-Forwarded-For/-Proto%s from %d proxies", "/-Host" if x_host else "", proxies)
+
+
 def init_app(app: Flask) -> None:
     """Bind the limiter and register the cookie, header and API guards."""
+    install_proxy_fix(app)
     if app.config.get("SESSION_COOKIE_SECURE") is None:
         secure = not (app.debug or app.testing)
         app.config["SESSION_COOKIE_SECURE"] = secure
