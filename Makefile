@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 FLASK := $(BIN)/flask --app app
 
-.PHONY: install install-test run serve setup test chromium bench eval lint clean
+.PHONY: install install-test run serve setup test chromium bench eval soak lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ test: install-test chromium
 bench: install
 	$(BIN)/python bench/bench_embeddings.py
 	$(BIN)/python bench/bench_matching.py
+
+# Mixed traffic against a gunicorn it starts on 127.0.0.1 (a copy of the demo database): errors, p50/p99
+# latency per kind, server RSS over time. SOAK_MINUTES (30) and SOAK_RATE (5 requests/s) set the run.
+SOAK_MINUTES ?= 30
+SOAK_RATE ?= 5
+soak: setup
+	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE)
 
 eval: install
 	$(BIN)/python -m matching.benchmark eval
