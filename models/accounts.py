@@ -151,8 +151,8 @@ class LoginSession(Base):
             key_hash=hash_token(plain),
             created_at=now,
             last_seen_at=now,
-            ip=(ip or None) and ip[:64],
-            user_agent=(user_agent or None) and user_agent[:200],
+            ip=ip[:64] if ip else None,
+            user_agent=user_agent[:200] if user_agent else None,
         )
         return row, plain
 
