@@ -324,3 +324,24 @@ def test_the_database_refuses_to_delete_a_project_or_institution_with_history(
         assert s.scalar(
             select(ConnectionEvent.id).join(Connection).where(Connection.project_id == project_id)
         )
+
+
+def test_the_secretariat_finds_archived_records_on_one_page(
+    app: Flask, client: Any, auth: Any, signed: tuple[int, int]
+) -> None:
+    project_id, inst_id = signed
+    with app.app_context():
+        p_name = db.session.get(Project, project_id).name  # type: ignore[union-attr]
+        i_name = db.session.get(Institution, inst_id).name  # type: ignore[union-attr]
+    auth.login("fund")
+    assert client.get("/admin/archive").status_code == 403
+    auth.logout()
+    auth.login("admin")
+    assert "没有已归档的项目" in client.get("/admin/archive").get_data(as_text=True)
+    client.delete(f"/api/projects/{project_id}")
+    client.delete(f"/api/institutions/{inst_id}")
+    page = client.get("/admin/archive").get_data(as_text=True)
+    assert p_name in page and i_name in page and f"/projects/{project_id}/restore" in page
+    page = client.post(f"/institutions/{inst_id}/restore", follow_redirects=True).get_data(as_text=True)
+    assert "已恢复" in page
+    assert i_name not in client.get("/admin/archive").get_data(as_text=True)
