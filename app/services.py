@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from flask import Flask, current_app
 from sqlalchemy import Text, cast, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.access import audit, current_user, is_secretariat
@@ -418,6 +419,30 @@ def _drop_vectors(session: Session, kind: str, ids: Sequence[int]) -> None:
         session.execute(delete(EmbeddingRecord).where(owned))
 
 
+def _archive_or_delete(
+    session: Session, history: bool, archive: Callable[[], None], erase: Callable[[], None]
+) -> Removal:
+    """Archive (a record with history) or erase (one without), and commit; all or nothing.
+
+    A connection made between the check and the delete makes the database refuse the delete (the
+    connection's foreign key): the record is archived instead.
+    """
+    attempts: tuple[Removal, ...] = ("archived",) if history else ("deleted", "archived")
+    for outcome in attempts:
+        try:
+            (archive if outcome == "archived" else erase)()
+            session.commit()
+            return outcome
+        except IntegrityError:
+            session.rollback()
+            if outcome == "archived":
+                raise
+        except Exception:
+            session.rollback()
+            raise
+    raise AssertionError("unreachable: the last attempt archives or raises")
+
+
 def delete_project(session: Session, project: Project) -> Removal:
     """Archive a project with connections, or delete one without; either way drop it from the index.
 
@@ -426,22 +451,20 @@ def delete_project(session: Session, project: Project) -> Removal:
     project.delete.
     """
     pid = project.id
-    try:
-        if project.archived_at is not None:
-            return "archived"
-        if _has_history(session, Connection.project_id == pid):
-            _archive(project)
-            audit("project.archive", "project", pid, name=project.name, contest_id=project.contest_id)
-            outcome: Removal = "archived"
-        else:
-            audit("project.delete", "project", pid, name=project.name, contest_id=project.contest_id)
-            session.delete(project)
-            _drop_vectors(session, "project", [pid])
-            outcome = "deleted"
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    if project.archived_at is not None:
+        return "archived"
+    label = {"name": project.name, "contest_id": project.contest_id}
+
+    def archive() -> None:
+        _archive(project)
+        audit("project.archive", "project", pid, **label)
+
+    def erase() -> None:
+        audit("project.delete", "project", pid, **label)
+        session.delete(project)
+        _drop_vectors(session, "project", [pid])
+
+    outcome = _archive_or_delete(session, _has_history(session, Connection.project_id == pid), archive, erase)
     service = _matching_if_built()
     if service is not None:
         service.remove_project(pid)
@@ -454,8 +477,12 @@ def restore_project(session: Session, project: Project) -> None:
         return
     project.archived_at = project.archived_by_id = None
     audit("project.restore", "project", project.id, name=project.name)
-    vec = _embed_one(session, "project", project.id, project_record_text(project))
-    session.commit()
+    try:
+        vec = _embed_one(session, "project", project.id, project_record_text(project))
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
     service = _matching_if_built()
     if service is not None:
         service.upsert_project(project_profile(project), vec)
@@ -489,30 +516,28 @@ def delete_institution(session: Session, inst: Institution) -> Removal:
     Audited as institution.archive or institution.delete.
     """
     iid = inst.id
-    try:
-        if inst.archived_at is not None:
-            return "archived"
-        need_ids = [n.id for n in inst.needs]
-        history = Connection.institution_id == iid
-        if need_ids:
-            history = history | Connection.need_id.in_(need_ids)
-        if _has_history(session, history):
-            live = [n for n in inst.needs if n.archived_at is None]
-            _archive(inst)
-            for need in live:
-                _archive(need)
-            audit("institution.archive", "institution", iid, name=inst.name, needs=[n.id for n in live])
-            outcome: Removal = "archived"
-        else:
-            audit("institution.delete", "institution", iid, name=inst.name, needs=need_ids)
-            session.delete(inst)  # its needs go with it (none has a connection)
-            _drop_vectors(session, "institution", [iid])
-            _drop_vectors(session, "need", need_ids)
-            outcome = "deleted"
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    if inst.archived_at is not None:
+        return "archived"
+    name = inst.name
+    need_ids = [n.id for n in inst.needs]
+    history = Connection.institution_id == iid
+    if need_ids:
+        history = history | Connection.need_id.in_(need_ids)
+
+    def archive() -> None:
+        live = [n for n in inst.needs if n.archived_at is None]
+        _archive(inst)
+        for need in live:
+            _archive(need)
+        audit("institution.archive", "institution", iid, name=name, needs=[n.id for n in live])
+
+    def erase() -> None:
+        audit("institution.delete", "institution", iid, name=name, needs=need_ids)
+        session.delete(inst)  # its needs go with it (none has a connection)
+        _drop_vectors(session, "institution", [iid])
+        _drop_vectors(session, "need", need_ids)
+
+    outcome = _archive_or_delete(session, _has_history(session, history), archive, erase)
     service = _matching_if_built()
     if service is not None:
         service.remove_institution(iid)
@@ -525,8 +550,12 @@ def restore_institution(session: Session, inst: Institution) -> None:
         return
     inst.archived_at = inst.archived_by_id = None
     audit("institution.restore", "institution", inst.id, name=inst.name)
-    vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
-    session.commit()
+    try:
+        vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
     service = _matching_if_built()
     if service is not None:
         evidence = portfolios(session, [inst.id]).get(inst.id, ())
@@ -544,23 +573,20 @@ def save_need(session: Session, data: dict[str, Any], need: Need | None = None) 
 def delete_need(session: Session, need: Need) -> Removal:
     """Archive a need that connections came through, or delete one without (audited either way)."""
     nid = need.id
-    try:
-        if need.archived_at is not None:
-            return "archived"
-        if _has_history(session, Connection.need_id == nid):
-            _archive(need)
-            audit("need.archive", "need", nid, title=need.title, institution_id=need.institution_id)
-            outcome: Removal = "archived"
-        else:
-            audit("need.delete", "need", nid, title=need.title, institution_id=need.institution_id)
-            session.delete(need)
-            _drop_vectors(session, "need", [nid])
-            outcome = "deleted"
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    return outcome
+    if need.archived_at is not None:
+        return "archived"
+    label = {"title": need.title, "institution_id": need.institution_id}
+
+    def archive() -> None:
+        _archive(need)
+        audit("need.archive", "need", nid, **label)
+
+    def erase() -> None:
+        audit("need.delete", "need", nid, **label)
+        session.delete(need)
+        _drop_vectors(session, "need", [nid])
+
+    return _archive_or_delete(session, _has_history(session, Connection.need_id == nid), archive, erase)
 
 
 def restore_need(session: Session, need: Need) -> None:

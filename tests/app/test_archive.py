@@ -345,3 +345,24 @@ def test_the_secretariat_finds_archived_records_on_one_page(
     page = client.post(f"/institutions/{inst_id}/restore", follow_redirects=True).get_data(as_text=True)
     assert "已恢复" in page
     assert i_name not in client.get("/admin/archive").get_data(as_text=True)
+
+
+def test_a_connection_made_during_the_delete_makes_it_an_archive(
+    app: Flask, client: Any, auth: Any, signed: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The history check and the delete are two statements: if a connection slips in between, the
+    database refuses the delete and the record is archived, not lost and not a 500."""
+    from app import services
+
+    project_id, inst_id = signed
+    monkeypatch.setattr(services, "_has_history", lambda *_a, **_k: False)  # the check saw no connection
+    auth.login("admin")
+    r = client.delete(f"/api/projects/{project_id}")
+    assert r.status_code == 200 and r.get_json()["archived"] is True
+    r = client.delete(f"/api/institutions/{inst_id}")
+    assert r.status_code == 200 and r.get_json()["archived"] is True
+    assert not _audit(app, "project.delete") and not _audit(app, "institution.delete")
+    assert [a.obj_id for a in _audit(app, "project.archive")] == [project_id]
+    with app.app_context():
+        assert db.session.scalar(select(Connection.id).where(Connection.project_id == project_id))
+        assert db.session.get(Project, project_id).archived_at is not None  # type: ignore[union-attr]
