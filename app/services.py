@@ -10,18 +10,19 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from flask import Flask, current_app
 from sqlalchemy import Text, cast, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.access import audit
+from app.access import audit, current_user, is_secretariat
 from app.extensions import db
 from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from embeddings import load_embedder, set_search_threads, text_hash
@@ -42,6 +43,7 @@ from models import (
     ProjectGroup,
     Stage,
 )
+from models.base import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +267,10 @@ def build_matching(app: Flask, rebuild: bool = False) -> MatchingService:
         sync_embeddings(session, embedder)
         projects = [project_profile(p) for p in _all_projects(session)]
         evidence = portfolios(session)
-        institutions = [institution_profile(i, evidence.get(i.id, ())) for i in session.scalars(select(Institution))]
+        institutions = [
+            institution_profile(i, evidence.get(i.id, ()))
+            for i in session.scalars(select(Institution).where(Institution.archived_at.is_(None)))
+        ]
         load = service.rebuild if rebuild else service.load
         load(
             projects,
@@ -307,7 +312,9 @@ def get_matching() -> MatchingService:
 
 
 def _all_projects(session: Session) -> Sequence[Project]:
-    return session.scalars(select(Project).options(selectinload(Project.contest))).all()
+    """Return the projects that are ranked: every one but the archived."""
+    stmt = select(Project).where(Project.archived_at.is_(None)).options(selectinload(Project.contest))
+    return session.scalars(stmt).all()
 
 
 # --- writes that keep the index in step ------------------------------------------------------------
@@ -386,16 +393,99 @@ def save_project(session: Session, data: dict[str, Any], project: Project | None
     return project  # type: ignore[no-any-return]
 
 
-def delete_project(session: Session, project: Project) -> None:
-    """Delete a project, its connections and its vector, and drop it from the index."""
+#: What a delete did: "archived" (the record has history and is kept, hidden) or "deleted" (gone).
+Removal = Literal["archived", "deleted"]
+
+
+def hidden(row: Any) -> bool:
+    """Return True when the current user may not see the row: archived, and not the secretariat."""
+    return getattr(row, "archived_at", None) is not None and not is_secretariat(current_user())
+
+
+def _has_history(session: Session, *where: Any) -> bool:
+    """Return True when any connection matches: a record with connections is archived, never deleted."""
+    return session.scalar(select(Connection.id).where(*where).limit(1)) is not None
+
+
+def _archive(row: Any) -> None:
+    row.archived_at = utcnow()
+    user = current_user()
+    row.archived_by_id = user.id if user is not None else None
+
+
+def _drop_vectors(session: Session, kind: str, ids: Sequence[int]) -> None:
+    if ids:
+        owned = (EmbeddingRecord.owner_kind == kind) & EmbeddingRecord.owner_id.in_(ids)
+        session.execute(delete(EmbeddingRecord).where(owned))
+
+
+def _archive_or_delete(
+    session: Session, history: bool, archive: Callable[[], None], erase: Callable[[], None]
+) -> Removal:
+    """Archive (a record with history) or erase (one without), and commit; all or nothing.
+
+    A connection made between the check and the delete makes the database refuse the delete (the
+    connection's foreign key): the record is archived instead.
+    """
+    attempts: tuple[Removal, ...] = ("archived",) if history else ("deleted", "archived")
+    for outcome in attempts:
+        try:
+            (archive if outcome == "archived" else erase)()
+            session.commit()
+            return outcome
+        except IntegrityError:
+            session.rollback()
+            if outcome == "archived":
+                raise
+        except Exception:
+            session.rollback()
+            raise
+    raise AssertionError("unreachable: the last attempt archives or raises")
+
+
+def delete_project(session: Session, project: Project) -> Removal:
+    """Archive a project with connections, or delete one without; either way drop it from the index.
+
+    An archived project keeps its connections, their history and its stored vector (a restore needs
+    no encoding); it is hidden from lists, search and rankings. Audited as project.archive or
+    project.delete.
+    """
     pid = project.id
-    audit("project.delete", "project", pid, name=project.name, contest_id=project.contest_id)
-    session.delete(project)
-    session.execute(delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == pid))
-    session.commit()
+    if project.archived_at is not None:
+        return "archived"
+    label = {"name": project.name, "contest_id": project.contest_id}
+
+    def archive() -> None:
+        _archive(project)
+        audit("project.archive", "project", pid, **label)
+
+    def erase() -> None:
+        audit("project.delete", "project", pid, **label)
+        session.delete(project)
+        _drop_vectors(session, "project", [pid])
+
+    outcome = _archive_or_delete(session, _has_history(session, Connection.project_id == pid), archive, erase)
     service = _matching_if_built()
     if service is not None:
         service.remove_project(pid)
+    return outcome
+
+
+def restore_project(session: Session, project: Project) -> None:
+    """Bring an archived project back into lists and rankings (audited as project.restore)."""
+    if project.archived_at is None:
+        return
+    project.archived_at = project.archived_by_id = None
+    audit("project.restore", "project", project.id, name=project.name)
+    try:
+        vec = _embed_one(session, "project", project.id, project_record_text(project))
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    service = _matching_if_built()
+    if service is not None:
+        service.upsert_project(project_profile(project), vec)
 
 
 def save_institution(session: Session, data: dict[str, Any], inst: Institution | None = None) -> Institution:
@@ -412,30 +502,64 @@ def refresh_institution(session: Session, institution_id: int) -> None:
     """Re-send an institution's profile (e.g. after its portfolio of signed connections changed)."""
     service = _matching_if_built()
     inst = session.get(Institution, institution_id)
-    if service is None or inst is None:
+    if service is None or inst is None or inst.archived_at is not None:  # an archived one stays out
         return
     vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
     session.commit()
     service.upsert_institution(institution_profile(inst, portfolios(session, [inst.id]).get(inst.id, ())), vec)
 
 
-def delete_institution(session: Session, inst: Institution) -> None:
-    """Delete an institution with its needs and connections, and drop it from the index."""
+def delete_institution(session: Session, inst: Institution) -> Removal:
+    """Archive an institution with connections (and its needs), or delete one without (with its needs).
+
+    History counts through the institution's own connections and those made through its needs.
+    Audited as institution.archive or institution.delete.
+    """
     iid = inst.id
+    if inst.archived_at is not None:
+        return "archived"
+    name = inst.name
     need_ids = [n.id for n in inst.needs]
-    audit("institution.delete", "institution", iid, name=inst.name, needs=need_ids)
-    session.delete(inst)
-    session.execute(
-        delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "institution", EmbeddingRecord.owner_id == iid)
-    )
+    history = Connection.institution_id == iid
     if need_ids:
-        session.execute(
-            delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "need", EmbeddingRecord.owner_id.in_(need_ids))
-        )
-    session.commit()
+        history = history | Connection.need_id.in_(need_ids)
+
+    def archive() -> None:
+        live = [n for n in inst.needs if n.archived_at is None]
+        _archive(inst)
+        for need in live:
+            _archive(need)
+        audit("institution.archive", "institution", iid, name=name, needs=[n.id for n in live])
+
+    def erase() -> None:
+        audit("institution.delete", "institution", iid, name=name, needs=need_ids)
+        session.delete(inst)  # its needs go with it (none has a connection)
+        _drop_vectors(session, "institution", [iid])
+        _drop_vectors(session, "need", need_ids)
+
+    outcome = _archive_or_delete(session, _has_history(session, history), archive, erase)
     service = _matching_if_built()
     if service is not None:
         service.remove_institution(iid)
+    return outcome
+
+
+def restore_institution(session: Session, inst: Institution) -> None:
+    """Bring an archived institution back into lists and rankings (audited); its needs stay archived."""
+    if inst.archived_at is None:
+        return
+    inst.archived_at = inst.archived_by_id = None
+    audit("institution.restore", "institution", inst.id, name=inst.name)
+    try:
+        vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    service = _matching_if_built()
+    if service is not None:
+        evidence = portfolios(session, [inst.id]).get(inst.id, ())
+        service.upsert_institution(institution_profile(inst, evidence), vec)
 
 
 def save_need(session: Session, data: dict[str, Any], need: Need | None = None) -> Need:
@@ -446,12 +570,31 @@ def save_need(session: Session, data: dict[str, Any], need: Need | None = None) 
     return _write(session, "need", need, Need, values, need_record_text)[0]  # type: ignore[no-any-return]
 
 
-def delete_need(session: Session, need: Need) -> None:
-    """Delete a need and its vector."""
+def delete_need(session: Session, need: Need) -> Removal:
+    """Archive a need that connections came through, or delete one without (audited either way)."""
     nid = need.id
-    audit("need.delete", "need", nid, title=need.title, institution_id=need.institution_id)
-    session.delete(need)
-    session.execute(delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "need", EmbeddingRecord.owner_id == nid))
+    if need.archived_at is not None:
+        return "archived"
+    label = {"title": need.title, "institution_id": need.institution_id}
+
+    def archive() -> None:
+        _archive(need)
+        audit("need.archive", "need", nid, **label)
+
+    def erase() -> None:
+        audit("need.delete", "need", nid, **label)
+        session.delete(need)
+        _drop_vectors(session, "need", [nid])
+
+    return _archive_or_delete(session, _has_history(session, Connection.need_id == nid), archive, erase)
+
+
+def restore_need(session: Session, need: Need) -> None:
+    """Bring an archived need back into the lists (audited as need.restore)."""
+    if need.archived_at is None:
+        return
+    need.archived_at = need.archived_by_id = None
+    audit("need.restore", "need", need.id, title=need.title)
     session.commit()
 
 
@@ -507,7 +650,7 @@ class InstitutionFilter:
 
 def project_query(f: ProjectFilter, what: Any = Project) -> Any:
     """Return a select of projects (or of `what`, e.g. Project.id) narrowed by the filter."""
-    stmt = select(what)
+    stmt = select(what).where(Project.archived_at.is_(None))
     if f.contest_id is not None:
         stmt = stmt.where(Project.contest_id == f.contest_id)
     if f.contest_kind is not None:
@@ -530,7 +673,7 @@ def project_query(f: ProjectFilter, what: Any = Project) -> Any:
 
 def institution_query(f: InstitutionFilter, what: Any = Institution) -> Any:
     """Return a select of institutions (or of `what`) narrowed by the filter."""
-    stmt = select(what)
+    stmt = select(what).where(Institution.archived_at.is_(None))
     if f.kind is not None:
         stmt = stmt.where(Institution.kind == f.kind)
     if f.side:

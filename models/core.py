@@ -37,6 +37,22 @@ class Timestamped:
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class Archivable:
+    """A record that is archived, never deleted, once it has history (connections).
+
+    An archived record is hidden from lists, search and rankings, but its connections, their history and
+    the figures computed from them stay as they were. Only a record without history is ever deleted.
+    """
+
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # No foreign key: accounts live in their own migration branch, and an archive must outlive an account.
+    archived_by_id: Mapped[int | None] = mapped_column(Integer)
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+
 class Contest(Base):
     """One contest of an edition (总决赛, 区域赛, 专题赛, 赛道赛, 境外区域赛)."""
 
@@ -56,7 +72,7 @@ class Contest(Base):
     projects: Mapped[list[Project]] = relationship(back_populates="contest")
 
 
-class Project(Timestamped, Base):
+class Project(Timestamped, Archivable, Base):
     """A contest entry (企业组 enterprise or 创客组 maker team)."""
 
     __tablename__ = "project"
@@ -84,12 +100,14 @@ class Project(Timestamped, Base):
     revenue_wan: Mapped[float | None] = mapped_column(Float)
 
     contest: Mapped[Contest] = relationship(back_populates="projects")
+    # Never cascaded: a connection and its history outlive any edit of either side. Deleting a project
+    # that has connections is refused by the database (the foreign key); the service archives it instead.
     connections: Mapped[list[Connection]] = relationship(
-        back_populates="project", cascade="all, delete-orphan"
+        back_populates="project", cascade="save-update, merge", passive_deletes="all"
     )
 
 
-class Institution(Timestamped, Base):
+class Institution(Timestamped, Archivable, Base):
     """A service institution: fund, investment institution, bank, base/park or service platform."""
 
     __tablename__ = "institution"
@@ -114,12 +132,13 @@ class Institution(Timestamped, Base):
     needs: Mapped[list[Need]] = relationship(
         back_populates="institution", cascade="all, delete-orphan"
     )
+    # Never cascaded, as for Project.connections.
     connections: Mapped[list[Connection]] = relationship(
-        back_populates="institution", cascade="all, delete-orphan"
+        back_populates="institution", cascade="save-update, merge", passive_deletes="all"
     )
 
 
-class Need(Timestamped, Base):
+class Need(Timestamped, Archivable, Base):
     """A matchmaking need (对接需求) posted by an institution."""
 
     __tablename__ = "need"
@@ -136,7 +155,10 @@ class Need(Timestamped, Base):
     status: Mapped[NeedStatus] = mapped_column(enum_column(NeedStatus), default=NeedStatus.OPEN)
 
     institution: Mapped[Institution] = relationship(back_populates="needs")
-    connections: Mapped[list[Connection]] = relationship(back_populates="need")
+    # The ORM never touches connections when a need goes: only a need without connections is deleted.
+    connections: Mapped[list[Connection]] = relationship(
+        back_populates="need", cascade="save-update, merge", passive_deletes="all"
+    )
 
 
 class Connection(Timestamped, Base):

@@ -169,3 +169,21 @@ def audit_log() -> Any:
     page = paginate(stmt, (AuditLog.id.desc(),))
     actions = db.session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action)).all()
     return render_template("admin/audit.html", page=page, args=args, errors=errors, actions=actions)
+
+
+@bp.get("/archive")
+@roles_required(Role.ADMIN)
+def archive() -> Any:
+    """List the archived projects, institutions and needs (kept for their history), to restore one."""
+    from models import Need, Project
+
+    def archived(model: Any) -> Any:
+        stmt = select(model).where(model.archived_at.is_not(None)).order_by(model.archived_at.desc())
+        return db.session.scalars(stmt.limit(200)).all()
+
+    return render_template(
+        "admin/archive.html",
+        projects=archived(Project),
+        institutions=archived(Institution),
+        needs=archived(Need),
+    )

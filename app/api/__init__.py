@@ -23,6 +23,7 @@ from app.access import (
     contact_project_ids,
     current_user,
     deny,
+    is_secretariat,
     login_required,
     project_level,
     public,
@@ -79,11 +80,35 @@ def _page(stmt: Any, order: Any, to_json: Any, prepare: Any = None) -> Any:
     )
 
 
-def _get_or_404(model: Any, ident: int) -> Any:
+def _get_or_404(model: Any, ident: int, archived: bool = False) -> Any:
+    """Return the row, or answer 404.
+
+    An archived record answers 404 like a missing one, except, with archived=True (reads, deletes and
+    restores), to the secretariat; nobody edits or ranks an archived record until it is restored.
+    """
     row = db.session.get(model, ident)
-    if row is None:
+    if row is None or (row_archived(row) and not (archived and is_secretariat(current_user()))):
         abort(404, description="记录不存在")
     return row
+
+
+def row_archived(row: Any) -> bool:
+    """Return True for an archived project, institution or need."""
+    return getattr(row, "archived_at", None) is not None
+
+
+def _marked(out: dict[str, Any], row: Any) -> dict[str, Any]:
+    """Add archived_at to the JSON of an archived record (only the secretariat ever receives one)."""
+    if row.archived_at is not None:
+        out["archived_at"] = row.archived_at.isoformat()
+    return out
+
+
+def _removed(row: Any, outcome: str) -> Any:
+    """Answer a delete: 204 when the record is gone, 200 {"archived": true} when it was archived."""
+    if outcome == "deleted":
+        return "", 204
+    return jsonify({"id": row.id, "archived": True, "archived_at": row.archived_at.isoformat()}), 200
 
 
 def _merged(current: dict[str, Any], patch: dict[str, Any], fields: list[str]) -> dict[str, Any]:
@@ -160,7 +185,8 @@ def create_project() -> Any:
 @bp.get("/projects/<int:ident>")
 @public
 def get_project(ident: int) -> Any:
-    return jsonify(_project_out(_get_or_404(Project, ident)))
+    p = _get_or_404(Project, ident, archived=True)
+    return jsonify(_marked(_project_out(p), p))
 
 
 @bp.route("/projects/<int:ident>", methods=["PUT", "PATCH"])
@@ -176,11 +202,18 @@ def update_project(ident: int) -> Any:
 @bp.delete("/projects/<int:ident>")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 def delete_project(ident: int) -> Any:
-    p = _get_or_404(Project, ident)
+    p = _get_or_404(Project, ident, archived=True)
     if not can_delete_project(current_user(), p):
         deny(f"may not delete project {ident}", "只能删除自己负责赛事的项目")
-    services.delete_project(db.session, p)
-    return "", 204
+    return _removed(p, services.delete_project(db.session, p))
+
+
+@bp.post("/projects/<int:ident>/restore")
+@roles_required(Role.ADMIN)
+def restore_project(ident: int) -> Any:
+    p = _get_or_404(Project, ident, archived=True)
+    services.restore_project(db.session, p)
+    return jsonify(_project_out(p))
 
 
 @bp.get("/projects/<int:ident>/matches")
@@ -217,7 +250,8 @@ def create_institution() -> Any:
 @bp.get("/institutions/<int:ident>")
 @public
 def get_institution(ident: int) -> Any:
-    return jsonify(_institution_out(_get_or_404(Institution, ident)))
+    i = _get_or_404(Institution, ident, archived=True)
+    return jsonify(_marked(_institution_out(i), i))
 
 
 @bp.route("/institutions/<int:ident>", methods=["PUT", "PATCH"])
@@ -234,8 +268,16 @@ def update_institution(ident: int) -> Any:
 @bp.delete("/institutions/<int:ident>")
 @roles_required(Role.ADMIN)
 def delete_institution(ident: int) -> Any:
-    services.delete_institution(db.session, _get_or_404(Institution, ident))
-    return "", 204
+    i = _get_or_404(Institution, ident, archived=True)
+    return _removed(i, services.delete_institution(db.session, i))
+
+
+@bp.post("/institutions/<int:ident>/restore")
+@roles_required(Role.ADMIN)
+def restore_institution(ident: int) -> Any:
+    i = _get_or_404(Institution, ident, archived=True)
+    services.restore_institution(db.session, i)
+    return jsonify(_institution_out(i))
 
 
 @bp.get("/institutions/<int:ident>/matches")
@@ -257,7 +299,7 @@ def institution_matches(ident: int) -> Any:
 @bp.get("/needs")
 @login_required
 def list_needs() -> Any:
-    stmt = select(Need)
+    stmt = select(Need).where(Need.archived_at.is_(None))
     inst = request.args.get("institution_id")
     if inst:
         stmt = stmt.where(Need.institution_id == int_param(request.args, "institution_id", 0, 1, 2**31 - 1, "发布机构"))
@@ -274,7 +316,8 @@ def create_need() -> Any:
 @bp.get("/needs/<int:ident>")
 @login_required
 def get_need(ident: int) -> Any:
-    return jsonify(need_json(_get_or_404(Need, ident)))
+    n = _get_or_404(Need, ident, archived=True)
+    return jsonify(_marked(need_json(n), n))
 
 
 @bp.route("/needs/<int:ident>", methods=["PUT", "PATCH"])
@@ -291,10 +334,19 @@ def update_need(ident: int) -> Any:
 @bp.delete("/needs/<int:ident>")
 @roles_required(Role.ADMIN, Role.INSTITUTION)
 def delete_need(ident: int) -> Any:
-    n = _get_or_404(Need, ident)
+    n = _get_or_404(Need, ident, archived=True)
     check_need_write(current_user(), None, n)
-    services.delete_need(db.session, n)
-    return "", 204
+    return _removed(n, services.delete_need(db.session, n))
+
+
+@bp.post("/needs/<int:ident>/restore")
+@roles_required(Role.ADMIN)
+def restore_need(ident: int) -> Any:
+    n = _get_or_404(Need, ident, archived=True)
+    if n.institution.archived_at is not None:
+        raise InputError({"institution_id": "发布机构已归档，请先恢复机构"}, "发布机构已归档，请先恢复机构")
+    services.restore_need(db.session, n)
+    return jsonify(need_json(n))
 
 
 @bp.get("/needs/<int:ident>/matches")

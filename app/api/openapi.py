@@ -70,6 +70,19 @@ ERROR = {
     },
 }
 
+#: Present only on an archived record, which only the secretariat can read.
+_ARCHIVED_AT = {**_TIME, "description": "归档时间（仅已归档的记录有此字段，仅秘书处可见）"}
+
+#: A delete of a record with connections archives it (200); a record without history is deleted (204).
+ARCHIVED = {
+    "type": "object",
+    "required": ["id", "archived", "archived_at"],
+    "properties": {"id": _INT, "archived": {"const": True}, "archived_at": _TIME},
+    "additionalProperties": False,
+}
+_ARCHIVED_RESPONSE = [(200, ARCHIVED, "有对接记录：已归档（列表与匹配中隐藏，对接历史与统计保留）")]
+_DELETED = "无对接记录：已删除"
+
 PROJECT_OUT = {
     "type": "object",
     "description": "A project as the caller may see it: fields above the caller's level are left out and "
@@ -102,6 +115,7 @@ PROJECT_OUT = {
         "revenue_wan": _nullable(_NUM),
         "created_at": _nullable(_TIME),
         "updated_at": _nullable(_TIME),
+        "archived_at": _ARCHIVED_AT,
         "hidden": _STRS,
     },
     "additionalProperties": False,
@@ -131,6 +145,7 @@ INSTITUTION_OUT = {
         "contact_email": _nullable(_STR),
         "created_at": _nullable(_TIME),
         "updated_at": _nullable(_TIME),
+        "archived_at": _ARCHIVED_AT,
         "hidden": _STRS,
     },
     "additionalProperties": False,
@@ -151,6 +166,7 @@ NEED_OUT = {
         "quota": _nullable(_INT),
         "deadline": _nullable({"type": "string", "format": "date"}),
         "status": {"enum": NeedStatus.labels()},
+        "archived_at": _ARCHIVED_AT,
     },
     "additionalProperties": False,
 }
@@ -329,7 +345,12 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "body": "ProjectIn",
         "ok": (200, _ref("Project")),
     },
-    "api.delete_project": {"summary": "删除项目", "ok": (204, None)},
+    "api.delete_project": {
+        "summary": "删除项目（有对接记录的归档，否则删除）",
+        "ok": (204, None, _DELETED),
+        "also": _ARCHIVED_RESPONSE,
+    },
+    "api.restore_project": {"summary": "恢复已归档的项目（秘书处）", "ok": (200, _ref("Project"))},
     "api.project_matches": {
         "summary": "为项目推荐机构",
         "query": [SIDE, K, *_institution_filters("institution_kind")],
@@ -351,7 +372,12 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "body": "InstitutionIn",
         "ok": (200, _ref("Institution")),
     },
-    "api.delete_institution": {"summary": "删除机构（秘书处）", "ok": (204, None)},
+    "api.delete_institution": {
+        "summary": "删除机构（秘书处；有对接记录的连同需求归档，否则连同需求删除）",
+        "ok": (204, None, _DELETED),
+        "also": _ARCHIVED_RESPONSE,
+    },
+    "api.restore_institution": {"summary": "恢复已归档的机构（秘书处）", "ok": (200, _ref("Institution"))},
     "api.institution_matches": {
         "summary": "为机构推荐项目",
         "query": [K, *PROJECT_FILTERS],
@@ -372,7 +398,12 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     },
     "api.get_need": {"summary": "对接需求详情", "ok": (200, _ref("Need"))},
     "api.update_need": {"summary": "修改对接需求", "body": "NeedIn", "ok": (200, _ref("Need"))},
-    "api.delete_need": {"summary": "删除对接需求", "ok": (204, None)},
+    "api.delete_need": {
+        "summary": "删除对接需求（有对接记录的归档，否则删除）",
+        "ok": (204, None, _DELETED),
+        "also": _ARCHIVED_RESPONSE,
+    },
+    "api.restore_need": {"summary": "恢复已归档的对接需求（秘书处）", "ok": (200, _ref("Need"))},
     "api.need_matches": {
         "summary": "符合需求的项目",
         "query": [K, *PROJECT_FILTERS],
@@ -445,13 +476,15 @@ def _operation(app: Flask, endpoint: str, method: str, path_params: list[dict[st
         "parameters": [*path_params, *((spec.get("query") or []) if method == "GET" else [])],
         "responses": {},
     }
-    status, schema = spec["ok"]
+    status, schema, *described = spec["ok"]
     if method == "PUT" and status == 201:
         status = 200
-    ok: dict[str, Any] = {"description": "成功"}
-    if schema is not None:
-        ok["content"] = {"application/json": {"schema": schema}}
-    op["responses"][str(status)] = ok
+    answers = [(status, schema, (described or ["成功"])[0]), *spec.get("also", ())]
+    for code, answer_schema, description in answers:  # "also": other success answers, e.g. 200 archived
+        ok: dict[str, Any] = {"description": description}
+        if answer_schema is not None:
+            ok["content"] = {"application/json": {"schema": answer_schema}}
+        op["responses"][str(code)] = ok
     body = spec.get("body")
     if body is not None and method in ("POST", "PUT", "PATCH"):
         if isinstance(body, str):

@@ -59,13 +59,14 @@ def connect(
     project = session.get(Project, project_id)
     inst = session.get(Institution, institution_id)
     errors = {}
-    if project is None:
+    # An archived record takes no new connections (its existing ones go on): it answers as a missing one.
+    if project is None or project.archived_at is not None:
         errors["project_id"] = "项目：不存在"
-    if inst is None:
+    if inst is None or inst.archived_at is not None:
         errors["institution_id"] = "机构：不存在"
     if need_id is not None:
         need = session.get(Need, need_id)
-        if need is None or need.institution_id != institution_id:
+        if need is None or need.archived_at is not None or need.institution_id != institution_id:
             errors["need_id"] = "对接需求：不存在或不属于该机构"
     if errors:
         raise InputError(errors)

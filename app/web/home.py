@@ -18,20 +18,25 @@ bp = Blueprint("home", __name__)
 @public
 def index() -> Any:
     s = db.session
+    # archived records (kept for their history) are not shown
+    live_inst = Institution.archived_at.is_(None)
     counts = {
-        "projects": s.scalar(select(func.count(Project.id))) or 0,
-        "institutions": s.scalar(select(func.count(Institution.id))) or 0,
-        "needs": s.scalar(select(func.count(Need.id))) or 0,
+        "projects": s.scalar(select(func.count(Project.id)).where(Project.archived_at.is_(None))) or 0,
+        "institutions": s.scalar(select(func.count(Institution.id)).where(live_inst)) or 0,
+        "needs": s.scalar(select(func.count(Need.id)).where(Need.archived_at.is_(None))) or 0,
         "contests": s.scalar(select(func.count(Contest.id))) or 0,
     }
-    by_kind = s.execute(select(Institution.kind, func.count()).group_by(Institution.kind)).all()
+    by_kind = s.execute(
+        select(Institution.kind, func.count()).where(live_inst).group_by(Institution.kind)
+    ).all()
     winners = s.scalars(
         select(Project)
-        .where(Project.award.in_([Award.FIRST, Award.SECOND, Award.THIRD]))
+        .where(Project.award.in_([Award.FIRST, Award.SECOND, Award.THIRD]), Project.archived_at.is_(None))
         .order_by(Project.award, Project.id)
         .limit(8)
     ).all()
     needs = []  # posted needs are for logged-in accounts
     if current_user() is not None:
-        needs = s.scalars(select(Need).order_by(Need.deadline.desc(), Need.id.desc()).limit(6)).all()
+        live = select(Need).where(Need.archived_at.is_(None))
+        needs = s.scalars(live.order_by(Need.deadline.desc(), Need.id.desc()).limit(6)).all()
     return render_template("index.html", counts=counts, by_kind=by_kind, winners=winners, needs=needs)

@@ -36,13 +36,18 @@ def list_institutions() -> Any:
 @bp.get("/<int:ident>")
 @public
 def detail(ident: int) -> Any:
-    inst = db.session.get(Institution, ident) or abort(404)
+    inst = db.session.get(Institution, ident)
+    if inst is None or services.hidden(inst):
+        abort(404)
     try:
         f = project_filter(request.args)
         errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.ProjectFilter(), exc.fields
-    ranked = redact_ranked(current_user(), services.matches_for_institution(db.session, ident, 20, f, public=current_user() is None), institution=inst)
+    ranked = []
+    if inst.archived_at is None:
+        matches = services.matches_for_institution(db.session, ident, 20, f, public=current_user() is None)
+        ranked = redact_ranked(current_user(), matches, institution=inst)
     return render_template(
         "institutions/detail.html", inst=inst, ranked=ranked, f=f, errors=errors, contests=_contests()
     )
@@ -57,7 +62,9 @@ def create() -> Any:
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
 @roles_required(Role.ADMIN, Role.INSTITUTION)
 def edit(ident: int) -> Any:
-    inst = db.session.get(Institution, ident) or abort(404)
+    inst = db.session.get(Institution, ident)
+    if inst is None or inst.archived_at is not None:  # restore first
+        abort(404)
     if not can_edit_institution(current_user(), inst):
         deny(f"may not edit institution {ident}", "只能编辑本机构的信息")
     return _form(inst)
@@ -82,6 +89,17 @@ def _form(inst: Institution | None) -> Any:
 @roles_required(Role.ADMIN)
 def delete(ident: int) -> Any:
     inst = db.session.get(Institution, ident) or abort(404)
-    services.delete_institution(db.session, inst)
-    flash(f"机构「{inst.name}」已删除", "success")
+    if services.delete_institution(db.session, inst) == "archived":
+        flash(f"机构「{inst.name}」有对接记录，已归档（含其对接需求）：对接历史和统计数据保留", "success")
+    else:
+        flash(f"机构「{inst.name}」已删除", "success")
     return redirect(url_for("institutions.list_institutions"))
+
+
+@bp.post("/<int:ident>/restore")
+@roles_required(Role.ADMIN)
+def restore(ident: int) -> Any:
+    inst = db.session.get(Institution, ident) or abort(404)
+    services.restore_institution(db.session, inst)
+    flash(f"机构「{inst.name}」已恢复", "success")
+    return redirect(url_for("institutions.detail", ident=inst.id))

@@ -25,20 +25,25 @@ bp = Blueprint("needs", __name__, url_prefix="/needs")
 @bp.get("/")
 @login_required
 def list_needs() -> Any:
-    page = paginate(select(Need), (Need.deadline.desc(), Need.id.desc()))
+    page = paginate(select(Need).where(Need.archived_at.is_(None)), (Need.deadline.desc(), Need.id.desc()))
     return render_template("needs/list.html", page=page)
 
 
 @bp.get("/<int:ident>")
 @login_required
 def detail(ident: int) -> Any:
-    need = db.session.get(Need, ident) or abort(404)
+    need = db.session.get(Need, ident)
+    if need is None or services.hidden(need):
+        abort(404)
     try:
         f = project_filter(request.args)
         errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.ProjectFilter(), exc.fields
-    ranked = redact_ranked(current_user(), services.matches_for_need(db.session, need, 20, f), institution=need.institution)
+    ranked = []
+    if need.archived_at is None:
+        matches = services.matches_for_need(db.session, need, 20, f)
+        ranked = redact_ranked(current_user(), matches, institution=need.institution)
     return render_template("needs/detail.html", need=need, ranked=ranked, f=f, errors=errors, contests=_contests())
 
 
@@ -52,7 +57,9 @@ def create() -> Any:
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
 @roles_required(Role.ADMIN, Role.INSTITUTION)
 def edit(ident: int) -> Any:
-    need = db.session.get(Need, ident) or abort(404)
+    need = db.session.get(Need, ident)
+    if need is None or need.archived_at is not None:  # restore first
+        abort(404)
     check_need_write(current_user(), None, need)
     return _form(need)
 
@@ -84,8 +91,24 @@ def _form(need: Need | None) -> Any:
 @bp.post("/<int:ident>/delete")
 @roles_required(Role.ADMIN, Role.INSTITUTION)
 def delete(ident: int) -> Any:
-    need = db.session.get(Need, ident) or abort(404)
+    need = db.session.get(Need, ident)
+    if need is None or services.hidden(need):
+        abort(404)
     check_need_write(current_user(), None, need)
-    services.delete_need(db.session, need)
-    flash("对接需求已删除", "success")
+    if services.delete_need(db.session, need) == "archived":
+        flash("对接需求有对接记录，已归档：不再出现在需求列表中，对接历史保留", "success")
+    else:
+        flash("对接需求已删除", "success")
     return redirect(url_for("needs.list_needs"))
+
+
+@bp.post("/<int:ident>/restore")
+@roles_required(Role.ADMIN)
+def restore(ident: int) -> Any:
+    need = db.session.get(Need, ident) or abort(404)
+    if need.institution.archived_at is not None:
+        flash("发布机构已归档，请先恢复机构", "error")
+    else:
+        services.restore_need(db.session, need)
+        flash("对接需求已恢复", "success")
+    return redirect(url_for("needs.detail", ident=need.id))

@@ -64,7 +64,9 @@ def list_projects() -> Any:
 @bp.get("/<int:ident>")
 @public
 def detail(ident: int) -> Any:
-    p = db.session.get(Project, ident) or abort(404)
+    p = db.session.get(Project, ident)
+    if p is None or services.hidden(p):
+        abort(404)
     try:
         f = institution_filter(request.args, kind_key="institution_kind")
         errors: dict[str, str] = {}
@@ -72,7 +74,9 @@ def detail(ident: int) -> Any:
         f, errors = services.InstitutionFilter(), exc.fields
     user = current_user()
     lists = {
-        side: redact_ranked(user, services.matches_for_project(db.session, ident, side, 10, f, public=user is None), project=p)
+        side: [] if p.archived_at else redact_ranked(
+            user, services.matches_for_project(db.session, ident, side, 10, f, public=user is None), project=p
+        )
         for side in ("fund", "base", "platform")
     }
     return render_template(
@@ -89,7 +93,9 @@ def create() -> Any:
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
 @login_required
 def edit(ident: int) -> Any:
-    p = db.session.get(Project, ident) or abort(404)
+    p = db.session.get(Project, ident)
+    if p is None or p.archived_at is not None:  # restore first: an edit would put it back into the rankings
+        abort(404)
     if not can_edit_project(current_user(), p):
         deny(f"may not edit project {ident}", "只能编辑自己的项目或自己负责赛事的项目")
     return _form(p)
@@ -123,9 +129,22 @@ def _form(p: Project | None) -> Any:
 @bp.post("/<int:ident>/delete")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 def delete(ident: int) -> Any:
-    p = db.session.get(Project, ident) or abort(404)
+    p = db.session.get(Project, ident)
+    if p is None or services.hidden(p):
+        abort(404)
     if not can_delete_project(current_user(), p):
         deny(f"may not delete project {ident}", "只能删除自己负责赛事的项目")
-    services.delete_project(db.session, p)
-    flash(f"项目「{p.name}」已删除", "success")
+    if services.delete_project(db.session, p) == "archived":
+        flash(f"项目「{p.name}」有对接记录，已归档：不再出现在列表和匹配中，对接历史和统计保留", "success")
+    else:
+        flash(f"项目「{p.name}」已删除", "success")
     return redirect(url_for("projects.list_projects"))
+
+
+@bp.post("/<int:ident>/restore")
+@roles_required(Role.ADMIN)
+def restore(ident: int) -> Any:
+    p = db.session.get(Project, ident) or abort(404)
+    services.restore_project(db.session, p)
+    flash(f"项目「{p.name}」已恢复", "success")
+    return redirect(url_for("projects.detail", ident=p.id))

@@ -470,9 +470,11 @@ def test_allowed_deletes_work_and_refused_ones_change_nothing(app: Flask, world:
             and s.get(Project, world.ids["P_other"]) is not None
         )
         assert s.get(Project, world.ids["P_org"]) is None
-        assert s.get(Need, world.ids["N_O"]) is None  # went with its institution O
+        assert s.get(Need, world.ids["N_O"]).archived_at is not None  # archived with its institution O
         assert s.get(Need, world.ids["N_F"]) is None
-        assert s.get(Institution, world.ids["F"]) is not None and s.get(Institution, world.ids["O"]) is None
+        # O has a connection (K_own): archived, not deleted
+        assert s.get(Institution, world.ids["F"]).archived_at is None
+        assert s.get(Institution, world.ids["O"]).archived_at is not None
 
 
 def test_organiser_cannot_create_or_move_projects_outside_its_contests(app: Flask, world: World) -> None:

@@ -89,7 +89,7 @@ def test_round_trip_of_enums_lists_and_timestamps(session):
     assert i2.kind.side == "fund" and i2.industries == ["智能装备", "新材料"]
 
 
-def test_connections_are_unique_per_pair_and_cascade_with_the_project(session):
+def test_connections_are_unique_per_pair_and_outlive_any_delete_of_the_project(session):
     contest = session.scalar(select(Contest).limit(1))
     p = _project(contest)
     inst = Institution(name="某孵化基地", kind=InstitutionKind.SME_BASE, description="小微企业创业创新示范基地。")
@@ -102,9 +102,12 @@ def test_connections_are_unique_per_pair_and_cascade_with_the_project(session):
     with pytest.raises(IntegrityError):
         session.commit()
     session.rollback()
+    # The ORM no longer cascades; the foreign key refuses to orphan the connection (SQLite and PostgreSQL).
     session.delete(session.get(Project, p.id))
-    session.commit()
-    assert session.scalar(select(func.count(Connection.id))) == 0
+    with pytest.raises(IntegrityError):
+        session.commit()
+    session.rollback()
+    assert session.scalar(select(func.count(Connection.id))) == 1
     assert session.get(Need, need.id).deadline == date(2027, 1, 31)
 
 
