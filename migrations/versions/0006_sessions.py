@@ -1,7 +1,7 @@
 """server-side login sessions: a row per browser login, revoked on logout and password change
 
 Revision ID: 0006_sessions
-Revises: 0004
+Revises: 0005_archive
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import models.base
 
 revision = "0006_sessions"
-down_revision = "0004"
+down_revision = "0005_archive"
 branch_labels = None
 depends_on = None
 
