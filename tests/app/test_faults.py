@@ -1,0 +1,149 @@
+"""Faults: damaged index files, a database that goes away, and kill -9 in the middle of a write.
+
+Index files: a deleted, truncated or mismatched index (or one saved for another model) is found when
+the service starts; rankings answer at once from BM25 and the structured features, with a Chinese
+notice on pages and ``"degraded": "lexical_only"`` in the API, while a background thread rebuilds
+the indexes from the stored vectors; then dense ranking is back and the files are valid again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from embeddings import VectorIndex
+
+NOTICE = "语义索引正在重建"
+
+
+def _damage(index_dir: Path, how: str) -> None:
+    faiss_file = index_dir / "projects.faiss"
+    manifest = index_dir / "projects.manifest.json"
+    if how == "delete":
+        faiss_file.unlink()
+    elif how == "truncate":
+        data = faiss_file.read_bytes()
+        faiss_file.write_bytes(data[: len(data) // 2])
+    elif how == "corrupt_manifest":
+        manifest.write_text('{"format": 1, "model": ', encoding="utf-8")
+    elif how == "other_model":
+        body = json.loads(manifest.read_text("utf-8"))
+        body["model"] = "st:some-other-model"
+        manifest.write_text(json.dumps(body), encoding="utf-8")
+    elif how == "other_vectors":
+        # A valid pair of files, but not the vectors the database holds (e.g. a stale copy).
+        index = VectorIndex.load(index_dir, "projects", _model(manifest), 384)
+        assert index is not None
+        pid = int(index.ids()[0])
+        index.add([pid], -index.vectors_for([pid]))
+        index.save(index_dir, "projects", _model(manifest))
+    else:  # pragma: no cover
+        raise AssertionError(how)
+
+
+def _model(manifest: Path) -> str:
+    return str(json.loads(manifest.read_text("utf-8"))["model"])
+
+
+def _ranked(client: Any, url: str) -> list[tuple[int, float]]:
+    body = client.get(url).get_json()
+    return [(item["id"], item["score"]) for item in body["items"]]
+
+
+@pytest.mark.parametrize("how", ["delete", "truncate", "corrupt_manifest", "other_model", "other_vectors"])
+def test_damaged_index_is_rebuilt_in_the_background_while_rankings_stay_lexical(
+    make_app: Any, how: str
+) -> None:
+    healthy = make_app()
+    gate = threading.Event()
+    app = make_app(INDEX_REBUILD_GATE=gate)
+    index_dir = Path(app.config["INDEX_DIR"])
+    _damage(index_dir, how)
+    client = app.test_client()
+    url = "/api/projects/1/matches?kind=fund&k=8"
+
+    r = client.get(url)
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["degraded"] == "lexical_only"
+    assert body["items"], "rankings still answer while the index is rebuilt"
+    service = app.extensions["matching"]
+    assert service.degraded == "lexical_only" and not service.wait_until_ready(0)
+    dense = [m.features["dense"] for m in service.match_project(1, "fund", k=8)]
+    assert dense and all(d == 0.0 for d in dense), "no dense similarity while degraded"
+    page = client.get("/projects/1")
+    assert page.status_code == 200 and NOTICE in page.get_data(as_text=True)
+    inst_page = client.get("/institutions/1")
+    assert NOTICE in inst_page.get_data(as_text=True)
+
+    gate.set()
+    assert service.wait_until_ready(60), "the rebuild finished"
+    assert service.degraded is None
+    r = client.get(url)
+    assert "degraded" not in r.get_json()
+    assert NOTICE not in client.get("/projects/1").get_data(as_text=True)
+    # Dense ranking is back: the same ranking as a service that loaded intact files.
+    assert _ranked(client, url) == _ranked(healthy.test_client(), url)
+    # ... and the files are valid again, holding the stored vectors.
+    model, dim = service.embedder.name, service.embedder.dim
+    for name in ("projects", "institutions"):
+        assert VectorIndex.load(index_dir, name, model, dim) is not None, name
+    fresh = make_app()
+    fresh_dir = Path(fresh.config["INDEX_DIR"])
+    for name in (
+        "projects",
+        "institutions",
+    ):
+        (fresh_dir / f"{name}.faiss").write_bytes((index_dir / f"{name}.faiss").read_bytes())
+        (fresh_dir / f"{name}.manifest.json").write_bytes((index_dir / f"{name}.manifest.json").read_bytes())
+    fresh_client = fresh.test_client()
+    assert "degraded" not in fresh_client.get(url).get_json()
+    assert fresh.extensions["matching"].loaded_from_disk == {"projects": True, "institutions": True}
+
+
+def test_intact_index_is_used_without_a_rebuild(app: Any) -> None:
+    client = app.test_client()
+    body = client.get("/api/projects/1/matches?kind=fund&k=5").get_json()
+    assert "degraded" not in body
+    service = app.extensions["matching"]
+    assert service.degraded is None and service.loaded_from_disk == {"projects": True, "institutions": True}
+    assert NOTICE not in client.get("/projects/1").get_data(as_text=True)
+
+
+def _login(client: Any, username: str = "admin") -> None:
+    from app.auth.accounts import DEMO_ACCOUNTS
+
+    password = {name: pw for name, pw, _role, _what in DEMO_ACCOUNTS}[username]
+    assert client.post("/login", data={"username": username, "password": password}).status_code == 302
+
+
+def test_edits_made_during_the_rebuild_reach_the_rebuilt_index(make_app: Any) -> None:
+    from app.extensions import db
+    from app.services import stored_vectors
+
+    gate = threading.Event()
+    app = make_app(INDEX_REBUILD_GATE=gate)
+    (Path(app.config["INDEX_DIR"]) / "projects.faiss").unlink()
+    client = app.test_client()
+    assert client.get("/api/projects/2/matches?kind=fund&k=3").get_json()["degraded"] == "lexical_only"
+    service = app.extensions["matching"]
+    _login(client)
+    r = client.patch(
+        "/api/projects/2", json={"description": "一种用于锂电池回收的湿法冶金新工艺，回收率高、污染小。"}
+    )
+    assert r.status_code == 200, r.get_json()
+    gate.set()
+    assert service.wait_until_ready(60)
+    with app.app_context():
+        session = db.new_session(app)
+        try:
+            stored = stored_vectors(session, "project", service.embedder.name)
+        finally:
+            session.close()
+    np.testing.assert_array_equal(service._proj_index.vectors_for([2])[0], stored[2])
+    assert sorted(service._proj_index.ids().tolist()) == sorted(stored)
