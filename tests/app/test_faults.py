@@ -298,3 +298,249 @@ def test_postgres_database_that_goes_away_gives_503_then_recovers(pg_app: Any) -
         conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
     assert client.get("/api/contests").get_json()["total"] > 0, "recovers by itself, no restart"
     assert client.get("/projects/").status_code == 200
+
+
+# --- kill -9 in the middle of an import, an embedding job or a connection move ----------------------
+
+CHILD = Path(__file__).with_name("fault_child.py")
+IMPORT_NAME = "故障测试项目"
+
+
+@pytest.fixture()
+def fault_db(demo_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the demo database and indexes for a child process; return its folder."""
+    import shutil
+
+    shutil.copy(demo_template / "match.db", tmp_path / "match.db")
+    shutil.copytree(demo_template / "index", tmp_path / "index")
+    return tmp_path
+
+
+def _kill_child_at(folder: Path, scenario: str, point: str, **env: str) -> None:
+    """Run the child until it reports it reached point, then SIGKILL it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = folder / f"{scenario}-{point.replace(':', '-')}.stopped"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(CHILD),
+            scenario,
+            str(folder / "match.db"),
+            str(folder / "index"),
+            str(marker),
+            point,
+        ],
+        cwd=CHILD.parents[2],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while not marker.exists():
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
+                pytest.fail(
+                    f"the child ended (code {proc.returncode}) before reaching {point}:\n{out[-3000:]}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(f"the child did not reach {point} in time")
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+class _Db:
+    """A session on a fault test's database (after the child died), closed by the context manager."""
+
+    def __init__(self, folder: Path) -> None:
+        from sqlalchemy.orm import Session
+
+        from models.db import make_engine
+
+        self.engine = make_engine(f"sqlite:///{folder / 'match.db'}")
+        self.session = Session(self.engine)
+
+    def __enter__(self) -> Any:
+        return self.session
+
+    def __exit__(self, *_exc: object) -> None:
+        self.session.close()
+        self.engine.dispose()
+
+
+def _integrity_ok(folder: Path) -> None:
+    with _Db(folder) as session:
+        from sqlalchemy import text
+
+        assert session.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+
+
+def _vectors_match_texts(session: Any) -> dict[str, set[int]]:
+    """Assert every stored vector is whole and belongs to its record's current text; return owners by kind."""
+    from sqlalchemy import select
+
+    from app.services import _rows_and_texts
+    from embeddings import text_hash
+    from models import EmbeddingRecord
+
+    owners: dict[str, set[int]] = {}
+    for kind in ("project", "institution", "need"):
+        texts = dict(_rows_and_texts(session, kind))
+        recs = session.scalars(select(EmbeddingRecord).where(EmbeddingRecord.owner_kind == kind)).all()
+        for rec in recs:
+            assert rec.owner_id in texts, f"orphan vector {kind} {rec.owner_id}"
+            assert rec.text_hash == text_hash(texts[rec.owner_id]), f"stale vector {kind} {rec.owner_id}"
+            vec = np.frombuffer(rec.vector, dtype=np.float32)
+            assert vec.shape == (rec.dim,) and np.isfinite(vec).all() and abs(float(vec @ vec) - 1) < 1e-3
+        owners[kind] = {r.owner_id for r in recs}
+    return owners
+
+
+def _embed(folder: Path) -> dict[str, int]:
+    """Run `flask embed` on the folder's database; return how many records it encoded per kind."""
+    import re
+
+    from app import create_app
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{folder / 'match.db'}",
+            "INDEX_DIR": str(folder / "index"),
+            "SECRET_KEY": "test-secret",
+        }
+    )
+    try:
+        result = app.test_cli_runner().invoke(args=["embed"])
+        assert result.exit_code == 0, result.output
+        line = re.search(r"encoded project (\d+), institution (\d+), need (\d+)", result.output)
+        assert line, result.output
+        return dict(zip(("project", "institution", "need"), map(int, line.groups()), strict=True))
+    finally:
+        app.extensions["db"]["engine"].dispose()
+
+
+@pytest.mark.parametrize("point", ["flush:1", "commit:1"])
+def test_kill_during_an_import_leaves_all_rows_or_none(fault_db: Path, point: str) -> None:
+    from sqlalchemy import func, select
+
+    from models import Project
+    from models.accounts import AuditLog
+
+    with _Db(fault_db) as session:
+        before = session.scalar(select(func.count()).select_from(Project))
+    _kill_child_at(fault_db, "import", point)
+    _integrity_ok(fault_db)
+    with _Db(fault_db) as session:
+        imported = session.scalars(select(Project.id).where(Project.name.startswith(IMPORT_NAME))).all()
+        total = session.scalar(select(func.count()).select_from(Project))
+        owners = _vectors_match_texts(session)
+        audited = session.scalar(select(func.count()).where(AuditLog.action == "import.projects"))
+    if point == "flush:1":  # rows written, not committed: as before
+        assert imported == [] and total == before
+        assert audited == 0
+        return
+    assert len(imported) == 40 and total == before + 40, "all rows or none"
+    missing = set(imported) - owners["project"]
+    # Killed before the vectors were stored: `flask embed` encodes exactly those, nothing else.
+    assert missing == set(imported)
+    assert _embed(fault_db) == {"project": len(missing), "institution": 0, "need": 0}
+    with _Db(fault_db) as session:
+        assert set(imported) <= _vectors_match_texts(session)["project"]
+
+
+@pytest.mark.parametrize(("point", "stored"), [("flush:2", 16), ("commit:2", 32)])
+def test_kill_during_flask_embed_keeps_whole_batches_and_resumes(
+    fault_db: Path, point: str, stored: int
+) -> None:
+    from sqlalchemy import delete, select
+
+    from app.services import project_record_text
+    from embeddings import load_embedder
+    from models import EmbeddingRecord, Project
+
+    with _Db(fault_db) as session:
+        dropped = session.scalars(
+            select(EmbeddingRecord.owner_id).where(EmbeddingRecord.owner_kind == "project")
+        ).all()[:40]
+        session.execute(
+            delete(EmbeddingRecord).where(
+                EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(dropped)
+            )
+        )
+        session.commit()
+    _kill_child_at(fault_db, "embed", point)
+    _integrity_ok(fault_db)
+    with _Db(fault_db) as session:
+        owners = _vectors_match_texts(session)
+        back = set(dropped) & owners["project"]
+        assert len(back) == stored, "whole batches of 16, each committed with its vectors"
+        # A stored vector is the encoding of the record's text, not a neighbour's.
+        embedder = load_embedder("e5")
+        sample = sorted(back)[:3]
+        texts = [project_record_text(session.get(Project, pid)) for pid in sample]
+        fresh = embedder.encode_documents(texts)
+        recs = {
+            r.owner_id: np.frombuffer(r.vector, dtype=np.float32)
+            for r in session.scalars(
+                select(EmbeddingRecord).where(
+                    EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(sample)
+                )
+            )
+        }
+        for pid, vec in zip(sample, fresh, strict=True):
+            np.testing.assert_allclose(recs[pid], vec, atol=1e-4)
+    assert _embed(fault_db) == {"project": 40 - stored, "institution": 0, "need": 0}, (
+        "resumes, re-encodes nothing stored"
+    )
+    with _Db(fault_db) as session:
+        assert set(dropped) <= _vectors_match_texts(session)["project"]
+
+
+@pytest.mark.parametrize("point", ["flush:1", "commit:1"])
+def test_kill_during_a_connection_move_keeps_stage_and_history_in_agreement(
+    fault_db: Path, point: str
+) -> None:
+    from sqlalchemy import func, select
+
+    from models import Connection, ConnectionStage
+    from models.accounts import AuditLog
+    from models.pipeline import ConnectionEvent
+
+    open_stages = (ConnectionStage.REQUESTED, ConnectionStage.ACCEPTED, ConnectionStage.MET)
+    with _Db(fault_db) as session:
+        c = session.scalars(
+            select(Connection).where(Connection.stage.in_(open_stages)).order_by(Connection.id)
+        ).first()
+        assert c is not None
+        cid, stage = c.id, c.stage
+        events = session.scalar(select(func.count()).where(ConnectionEvent.connection_id == cid))
+    _kill_child_at(fault_db, "move", point, FAULT_CONNECTION_ID=str(cid))
+    _integrity_ok(fault_db)
+    with _Db(fault_db) as session:
+        c = session.get(Connection, cid)
+        history = session.scalars(
+            select(ConnectionEvent).where(ConnectionEvent.connection_id == cid).order_by(ConnectionEvent.id)
+        ).all()
+        moves = session.scalar(
+            select(func.count()).where(AuditLog.action == "connection.move", AuditLog.obj_id == cid)
+        )
+        assert c.stage is history[-1].to_stage, "the stage and its last history event agree"
+        if point == "flush:1":
+            assert c.stage is stage and len(history) == events and moves == 0, "as before"
+        else:
+            assert c.stage is ConnectionStage.TERMINATED and len(history) == events + 1 and moves == 1, (
+                "as after"
+            )
