@@ -27,7 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
 
-    from app import access, cli, errors, pipeline, security, web
+    from app import access, cli, errors, notices, pipeline, security, web
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     access.init_app(app)  # first: every later hook and view knows who is asking
     security.init_app(app)
     errors.init_app(app)
+    notices.init_app(app)
     web.init_app(app)
     pipeline.init_app(app)  # before the API blueprint is registered: it adds /api/connections etc. to it
     web.csrf.exempt(api_bp)  # token calls carry no cookie; cookie writes are checked in app.security

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from app.schemas import InputError
@@ -24,7 +26,11 @@ MESSAGES = {
     422: "提交的内容有误",
     429: "请求过于频繁，请稍后再试",
     500: "服务器内部错误，请稍后再试",
+    503: "数据库暂时无法访问，请稍后再试",
 }
+
+#: Seconds a client is asked to wait before retrying while the database is away.
+RETRY_AFTER_S = 5
 
 
 def wants_json() -> bool:
@@ -47,7 +53,7 @@ def _code(status: int) -> str:
     return {
         400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
         409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-        429: "rate_limited", 500: "internal_error",
+        429: "rate_limited", 500: "internal_error", 503: "database_unavailable",
     }.get(status, "error")
 
 
@@ -72,7 +78,58 @@ def init_app(app: Flask) -> None:
             message = exc.description  # our own Chinese descriptions from abort(...)
         return error_response(status, message)
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(DisconnectionError)
+    @app.errorhandler(PoolTimeoutError)
+    def _database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+        return database_unavailable(exc)
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError):  # type: ignore[no-untyped-def]
+        if exc.connection_invalidated:
+            return database_unavailable(exc)
+        log.exception("database error on %s %s", request.method, request.path)
+        _discard_session()
+        return error_response(500)
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500)
+
+
+def _discard_session() -> None:
+    """Roll back and drop the request's session: its connection may be dead or mid-transaction."""
+    try:
+        registry = current_app.extensions["db"]["session"]
+        try:
+            registry().rollback()
+        finally:
+            registry.remove()
+    except Exception:  # a dead connection can fail even to roll back; the pool replaces it
+        log.debug("could not roll back the session of a failed request", exc_info=True)
+
+
+def database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+    """Answer 503 in Chinese while the database cannot be reached, and recover by itself.
+
+    The session is rolled back and removed and the connection pool dropped, so the next request
+    opens fresh connections (with pre-ping on PostgreSQL): nothing needs a restart when the
+    database comes back.
+    """
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.__class__.__name__)
+    _discard_session()
+    try:
+        current_app.extensions["db"]["engine"].dispose()
+    except Exception:
+        log.debug("could not dispose the connection pool", exc_info=True)
+    # The page must render without the database: no account lookup for this request any more.
+    g.account, g.auth_via = None, None
+    manager = getattr(current_app, "login_manager", None)
+    if manager is not None:
+        g._login_user = manager.anonymous_user()  # Flask-Login's template variable: no user lookup
+    body, status = error_response(503, code="database_unavailable")
+    response = make_response(body, status)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import Text, cast, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -254,8 +254,15 @@ def index_dir(app: Flask) -> Path:
     return Path(app.config.get("INDEX_DIR") or os.path.join(app.instance_path, "index"))
 
 
-def build_matching(app: Flask, rebuild: bool = False) -> MatchingService:
-    """Build the matching service from the stored vectors (encoding what is missing first)."""
+def build_matching(app: Flask, rebuild: bool = False, background: bool = False) -> MatchingService:
+    """Build the matching service from the stored vectors (encoding what is missing first).
+
+    Args:
+        rebuild: ignore the saved index files and rebuild them now.
+        background: when a saved index is missing, damaged or for another model, answer at once
+            with lexical-only rankings and rebuild the indexes from the stored vectors in a
+            background thread (the web app); otherwise rebuild before returning (commands).
+    """
     # One OpenMP thread per search: with several request threads on 2 cores, FAISS' own threads only
     # make every single query wait (bench/bench_embeddings.py measures it).
     set_search_threads(1)
@@ -271,15 +278,20 @@ def build_matching(app: Flask, rebuild: bool = False) -> MatchingService:
             institution_profile(i, evidence.get(i.id, ()))
             for i in session.scalars(select(Institution).where(Institution.archived_at.is_(None)))
         ]
-        load = service.rebuild if rebuild else service.load
-        load(
-            projects,
-            institutions,
+        vectors = (
             stored_vectors(session, "project", embedder.name),
             stored_vectors(session, "institution", embedder.name),
         )
     finally:
         session.close()
+    if rebuild:
+        service.rebuild(projects, institutions, *vectors)
+    elif background:
+        # INDEX_REBUILD_GATE (tests only): a threading.Event the rebuild waits for.
+        gate = app.config.get("INDEX_REBUILD_GATE")
+        service.load_or_rebuild_in_background(projects, institutions, *vectors, gate=gate)
+    else:
+        service.load(projects, institutions, *vectors)
     return service
 
 
@@ -299,15 +311,21 @@ def _load_ranker(app: Flask) -> Any:
 
 
 def get_matching() -> MatchingService:
-    """Return the app's matching service, building it on first use."""
+    """Return the app's matching service, building it on first use.
+
+    A request that ranks records whether the service was lexical-only at that moment (in
+    ``g.ranking_degraded``), so its page shows the notice and its JSON carries the flag.
+    """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     service = app.extensions.get("matching")
     if service is None:
         with _build_lock:
             service = app.extensions.get("matching")
             if service is None:
-                service = build_matching(app)
+                service = build_matching(app, background=True)
                 app.extensions["matching"] = service
+    if has_request_context() and service.degraded:
+        g.ranking_degraded = service.degraded
     return service  # type: ignore[no-any-return]
 
 

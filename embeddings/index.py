@@ -69,6 +69,20 @@ def _write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Flush a directory entry to disk, so a rename survives a power cut (POSIX; a no-op elsewhere)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class VectorIndex:
@@ -298,10 +312,21 @@ class VectorIndex:
 
         Never raises on a bad file: it logs why and returns None so the caller rebuilds.
         """
+        return cls.open(directory, name, model, dim)[0]
+
+    @classmethod
+    def open(
+        cls, directory: str | os.PathLike[str], name: str, model: str, dim: int
+    ) -> tuple[VectorIndex | None, str | None]:
+        """Return (the saved index, None), or (None, why it cannot be trusted).
+
+        The reason is a short English phrase for logs ("missing", "model differs", "checksum
+        differs", ...). Never raises on a bad file.
+        """
         index_path, manifest_path = cls.paths(directory, name)
         if not index_path.is_file() or not manifest_path.is_file():
             logger.info("no saved index %r in %s", name, directory)
-            return None
+            return None, "missing"
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             if not isinstance(manifest, dict):
@@ -309,7 +334,7 @@ class VectorIndex:
             data = index_path.read_bytes()
         except (OSError, ValueError) as exc:
             logger.warning("cannot read saved index %r: %s", name, exc)
-            return None
+            return None, "unreadable manifest or index file"
         expected = {"format": MANIFEST_FORMAT, "model": model, "dim": dim}
         for key, value in expected.items():
             if manifest.get(key) != value:
@@ -320,10 +345,10 @@ class VectorIndex:
                     manifest.get(key),
                     value,
                 )
-                return None
+                return None, f"{key} differs"
         if hashlib.sha256(data).hexdigest() != manifest.get("index_sha256"):
             logger.warning("saved index %r does not match its manifest checksum: rebuild", name)
-            return None
+            return None, "checksum differs"
         try:
             raw = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
             if not isinstance(raw, faiss.IndexIDMap2) or raw.d != dim:
@@ -337,12 +362,12 @@ class VectorIndex:
                 raise ValueError("ids repeat")
         except (RuntimeError, ValueError) as exc:
             logger.warning("saved index %r is unusable (%s): rebuild", name, exc)
-            return None
+            return None, f"unusable: {exc}"
         index = cls(dim)
         index._index = raw
         index._id_set = set(ids.tolist())
         index._sorted_ids = None
-        return index
+        return index, None
 
 
 def set_search_threads(n: int) -> None:

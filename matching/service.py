@@ -120,6 +120,19 @@ class MatchingService:
         self._dirty: set[str] = set()
         #: Which indexes the last load() took from disk (for logs and tests).
         self.loaded_from_disk: dict[str, bool] = {}
+        #: None, or "lexical_only" while the dense indexes are rebuilt in the background; then
+        #: rankings use BM25 and structured features only.
+        self.degraded: str | None = None
+        #: Why the saved indexes were not used (for logs), while degraded.
+        self.degraded_reason: str | None = None
+        self._generation = 0
+        self._ready = threading.Event()
+        self._ready.set()
+        self._rebuild_thread: threading.Thread | None = None
+        # While degraded: the vectors the rebuild works from, kept current by edits, and which
+        # project ids were edited after the rebuild took its snapshot.
+        self._pending: dict[str, dict[int, NDArray[np.float32]]] | None = None
+        self._edited: set[int] | None = None
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
@@ -189,6 +202,38 @@ class MatchingService:
         """
         self._load(projects, institutions, project_vectors, institution_vectors, use_disk=True)
 
+    def load_or_rebuild_in_background(
+        self,
+        projects: Iterable[ProjectProfile],
+        institutions: Iterable[InstitutionProfile],
+        project_vectors: Vectors,
+        institution_vectors: Vectors,
+        *,
+        gate: threading.Event | None = None,
+    ) -> None:
+        """Load like :meth:`load`, but rebuild untrusted indexes in a background thread.
+
+        When a saved index is missing, damaged or for another model, the service answers at once
+        with lexical-only rankings (:attr:`degraded` is ``"lexical_only"``) while a thread builds
+        the indexes from the given stored vectors (no re-encoding), saves them and swaps them in.
+        Edits made meanwhile are applied to the rebuilt indexes before the swap.
+
+        Args:
+            gate: the rebuild waits for this event first (tests use it to hold the degraded state).
+        """
+        self._load(
+            projects,
+            institutions,
+            project_vectors,
+            institution_vectors,
+            use_disk=True,
+            background=gate if gate is not None else True,
+        )
+
+    def wait_until_ready(self, timeout: float | None = None) -> bool:
+        """Wait for a background rebuild to finish; return True when the dense indexes are in use."""
+        return self._ready.wait(timeout)
+
     def rebuild(
         self,
         projects: Iterable[ProjectProfile],
@@ -206,33 +251,165 @@ class MatchingService:
         project_vectors: Vectors,
         institution_vectors: Vectors,
         use_disk: bool,
+        background: threading.Event | bool | None = None,
     ) -> None:
+        """Load profiles and vectors; background (True or a gate event) defers untrusted rebuilds."""
         with self._lock:
             self._cancel_timer()
+            self._generation += 1
             self._reset()
+            self._set_ready(None)
             for p in projects:
                 self._projects[p.id] = p
                 self._proj_lex.upsert(p.id, self._project_doc(p))
             pids = sorted(i for i in project_vectors if i in self._projects)
-            self._proj_index = self._index_from(_PROJECTS, pids, project_vectors, use_disk)
             insts = list(institutions)
             for inst in insts:
                 self._add_institution_links(inst)
-            inst_vecs: dict[int, NDArray[np.float32]] = {}
-            for inst in insts:
-                vec = institution_vectors.get(inst.id)
-                if vec is not None:
-                    self._own_vector.add(inst.id)
-                    inst_vecs[inst.id] = np.asarray(vec, dtype=np.float32).ravel()
-                else:
-                    derived = self._derived_vector(inst.id)
-                    if derived is not None:
-                        inst_vecs[inst.id] = derived
-            self._inst_index = self._index_from(_INSTITUTIONS, sorted(inst_vecs), inst_vecs, use_disk)
+            own = {
+                inst.id: np.asarray(institution_vectors[inst.id], dtype=np.float32).ravel()
+                for inst in insts
+                if institution_vectors.get(inst.id) is not None
+            }
             for inst in insts:
                 self._inst_lex.upsert(inst.id, self._institution_doc(inst))
             self._evidence_dirty = True
             self._port_matrix = None
+            if background is not None and background is not False and self.index_dir is not None:
+                problem = self._adopt_saved(pids, project_vectors, own)
+                if problem is None:
+                    return
+                self._start_rebuild(problem, {i: project_vectors[i] for i in pids}, own, background)
+                return
+            self._proj_index = self._index_from(_PROJECTS, pids, project_vectors, use_disk)
+            self._own_vector = set(own)
+            inst_vecs = self._institution_vectors(own)
+            self._inst_index = self._index_from(_INSTITUTIONS, sorted(inst_vecs), inst_vecs, use_disk)
+
+    def _institution_vectors(self, own: Mapping[int, NDArray[np.float32]]) -> dict[int, NDArray[np.float32]]:
+        """Return each institution's vector: its own, else its portfolio's mean (needs the project index)."""
+        out: dict[int, NDArray[np.float32]] = {}
+        for inst_id in self._institutions:
+            vec = own.get(inst_id)
+            if vec is not None:
+                out[inst_id] = np.asarray(vec, dtype=np.float32).ravel()
+            else:
+                derived = self._derived_vector(inst_id)
+                if derived is not None:
+                    out[inst_id] = derived
+        return out
+
+    def _adopt_saved(
+        self, pids: Sequence[int], project_vectors: Vectors, own: Mapping[int, NDArray[np.float32]]
+    ) -> str | None:
+        """Use the saved indexes when both hold exactly the stored vectors; else return why not."""
+        if self.index_dir is None:
+            return "no index folder"
+        dim = int(self.embedder.dim)
+        saved, problem = VectorIndex.open(self.index_dir, _PROJECTS, self.embedder.name, dim)
+        if saved is None:
+            return f"{_PROJECTS}: {problem}"
+        if not self._same_content(saved, pids, self._matrix(pids, project_vectors)):
+            return f"{_PROJECTS}: vectors differ from the database"
+        self._proj_index = saved
+        self._own_vector = set(own)
+        inst_vecs = self._institution_vectors(own)
+        ids = sorted(inst_vecs)
+        saved_inst, problem = VectorIndex.open(self.index_dir, _INSTITUTIONS, self.embedder.name, dim)
+        if saved_inst is None:
+            problem = f"{_INSTITUTIONS}: {problem}"
+        elif not self._same_content(saved_inst, ids, self._matrix(ids, inst_vecs)):
+            problem = f"{_INSTITUTIONS}: vectors differ from the database"
+        if problem is not None:
+            self._proj_index = VectorIndex(dim)
+            self._own_vector = set()
+            return problem
+        self._inst_index = saved_inst
+        self.loaded_from_disk = {_PROJECTS: True, _INSTITUTIONS: True}
+        return None
+
+    def _matrix(self, ids: Sequence[int], vectors: Vectors) -> NDArray[np.float32]:
+        if not ids:
+            return np.empty((0, int(self.embedder.dim)), dtype=np.float32)
+        return np.vstack([np.asarray(vectors[i], dtype=np.float32).reshape(1, -1) for i in ids])
+
+    # ------------------------------------------------------------------ background rebuild
+    def _set_ready(self, reason: str | None) -> None:
+        """Enter (reason given) or leave the lexical-only state (call under the lock)."""
+        self.degraded = "lexical_only" if reason is not None else None
+        self.degraded_reason = reason
+        if reason is None:
+            self._pending = None
+            self._edited = None
+            self._ready.set()
+        else:
+            self._ready.clear()
+
+    def _start_rebuild(
+        self,
+        reason: str,
+        project_vectors: Mapping[int, NDArray[np.floating]],
+        own: Mapping[int, NDArray[np.float32]],
+        gate: threading.Event | bool,
+    ) -> None:
+        """Serve lexical-only and start the thread that rebuilds the dense indexes (under the lock)."""
+        logger.warning("saved indexes not usable (%s): lexical-only ranking while they are rebuilt", reason)
+        self._set_ready(reason)
+        self._pending = {
+            _PROJECTS: {i: np.asarray(v, dtype=np.float32).ravel() for i, v in project_vectors.items()},
+            _INSTITUTIONS: dict(own),
+        }
+        self._edited = None
+        self._own_vector = set(own)
+        thread = threading.Thread(
+            target=self._rebuild_worker,
+            args=(self._generation, gate if isinstance(gate, threading.Event) else None),
+            name="index-rebuild",
+            daemon=True,
+        )
+        self._rebuild_thread = thread
+        thread.start()
+
+    def _rebuild_worker(self, generation: int, gate: threading.Event | None) -> None:
+        """Build the project index outside the lock, then apply later edits and swap under it."""
+        try:
+            if gate is not None:
+                gate.wait()
+            with self._lock:
+                if generation != self._generation or self._pending is None:
+                    return
+                snapshot = dict(self._pending[_PROJECTS])
+                self._edited = set()
+            ids = sorted(snapshot)
+            dim = int(self.embedder.dim)
+            proj_index = VectorIndex(dim)
+            proj_index.add(np.asarray(ids, dtype=np.int64), self._matrix(ids, snapshot))
+            with self._lock:
+                if generation != self._generation or self._pending is None or self._edited is None:
+                    return
+                current = self._pending[_PROJECTS]
+                for pid in sorted(self._edited):
+                    vec = current.get(pid)
+                    if vec is None:
+                        proj_index.remove([pid])
+                    else:
+                        proj_index.add([pid], vec.reshape(1, -1))
+                self._proj_index = proj_index
+                self._own_vector = set(self._pending[_INSTITUTIONS])
+                inst_vecs = self._institution_vectors(self._pending[_INSTITUTIONS])
+                inst_ids = sorted(inst_vecs)
+                self._inst_index = VectorIndex(dim)
+                self._inst_index.add(np.asarray(inst_ids, dtype=np.int64), self._matrix(inst_ids, inst_vecs))
+                self._evidence_dirty = True
+                self._port_matrix = None
+                self.loaded_from_disk = {_PROJECTS: False, _INSTITUTIONS: False}
+                if self.index_dir is not None:
+                    self._proj_index.save(self.index_dir, _PROJECTS, self.embedder.name)
+                    self._inst_index.save(self.index_dir, _INSTITUTIONS, self.embedder.name)
+                self._set_ready(None)
+                logger.info("indexes rebuilt from %d stored project vectors: dense ranking back", len(ids))
+        except Exception:  # the service keeps answering lexical-only; a restart tries again
+            logger.exception("background index rebuild failed; ranking stays lexical-only")
 
     def _index_from(self, name: str, ids: Sequence[int], vectors: Vectors, use_disk: bool) -> VectorIndex:
         """Return the saved index when it holds exactly these vectors, else build and save one."""
@@ -269,7 +446,9 @@ class MatchingService:
         with self._lock:
             self._projects[profile.id] = profile
             self._proj_lex.upsert(profile.id, self._project_doc(profile))
-            if vector is not None:
+            if self._pending is not None:
+                self._pend(_PROJECTS, profile.id, vector)
+            elif vector is not None:
                 self._proj_index.add([profile.id], np.asarray(vector, dtype=np.float32).reshape(1, -1))
             else:
                 self._proj_index.remove([profile.id])
@@ -281,9 +460,21 @@ class MatchingService:
         with self._lock:
             self._projects.pop(project_id, None)
             self._proj_lex.remove(project_id)
+            if self._pending is not None:
+                self._pend(_PROJECTS, project_id, None)
             self._proj_index.remove([project_id])
             self._project_changed(project_id)
             self._schedule_save(_PROJECTS)
+
+    def _pend(self, name: str, owner_id: int, vector: NDArray[np.floating] | None) -> None:
+        """Record an edit for the background rebuild (call under the lock, while degraded)."""
+        assert self._pending is not None
+        if vector is None:
+            self._pending[name].pop(owner_id, None)
+        else:
+            self._pending[name][owner_id] = np.asarray(vector, dtype=np.float32).ravel()
+        if name == _PROJECTS and self._edited is not None:
+            self._edited.add(owner_id)
 
     def _project_changed(self, project_id: int) -> None:
         """Refresh what depends on a project: its backers' evidence, documents and derived vectors."""
@@ -305,7 +496,9 @@ class MatchingService:
         with self._lock:
             self._drop_institution_links(profile.id)
             self._add_institution_links(profile)
-            if vector is not None:
+            if self._pending is not None:
+                self._pend(_INSTITUTIONS, profile.id, vector)
+            elif vector is not None:
                 self._own_vector.add(profile.id)
                 self._inst_index.add([profile.id], np.asarray(vector, dtype=np.float32).reshape(1, -1))
             else:
@@ -321,6 +514,8 @@ class MatchingService:
         with self._lock:
             self._drop_institution_links(institution_id)
             self._own_vector.discard(institution_id)
+            if self._pending is not None:
+                self._pend(_INSTITUTIONS, institution_id, None)
             self._inst_index.remove([institution_id])
             self._inst_lex.remove(institution_id)
             self._evidence_dirty = True
@@ -355,6 +550,8 @@ class MatchingService:
         return _unit(self._proj_index.vectors_for(pids).mean(axis=0))
 
     def _set_derived_vector(self, institution_id: int) -> None:
+        if self._pending is not None:
+            return  # the rebuild derives it from the rebuilt project index
         derived = self._derived_vector(institution_id)
         if derived is None:
             self._inst_index.remove([institution_id])
@@ -364,8 +561,8 @@ class MatchingService:
 
     # ------------------------------------------------------------------ persistence
     def _schedule_save(self, name: str) -> None:
-        if self.index_dir is None:
-            return
+        if self.index_dir is None or self._pending is not None:
+            return  # while degraded the live indexes are placeholders: the rebuild saves
         self._dirty.add(name)
         if self.save_delay_s <= 0:
             self.flush()
@@ -386,6 +583,9 @@ class MatchingService:
         with self._lock:
             self._cancel_timer()
             if self.index_dir is None:
+                self._dirty.clear()
+                return
+            if self._pending is not None:
                 self._dirty.clear()
                 return
             for name in sorted(self._dirty):
