@@ -213,6 +213,27 @@ def test_rows_far_below_the_data_end_the_read(client) -> None:  # type: ignore[n
     assert _counts(client) == before
 
 
+def test_a_dense_sheet_is_refused_before_the_parser_starts(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import openpyxl
+
+    opened: list[object] = []
+    load = openpyxl.load_workbook
+    monkeypatch.setattr(openpyxl, "load_workbook", lambda *a, **k: opened.append(a) or load(*a, **k))
+    r = _post(client, "dense.xlsx", _dense_sheet())
+    assert r.status_code == 422 and "单元格或格式过多" in r.get_json()["error"]["message"]
+    assert opened == []
+    assert _post(client, "ok.xlsx", _xlsx([list(ROW), list(ROW.values())])).status_code == 201
+    assert len(opened) == 1
+
+
+def test_elements_are_counted_across_read_chunks() -> None:
+    data = _package(_sheet(_row(1, list(ROW)) + _row(2, list(ROW.values()))))
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        part = z.getinfo("xl/worksheets/sheet1.xml")
+        expected = len(re.findall(rb"<[A-Za-z_]", z.read(part)))
+        assert [imports._count_elements(z, part, chunk) for chunk in (1, 2, 3, 7, 1 << 20)] == [expected] * 5
+
+
 def test_a_csv_field_longer_than_the_csv_module_allows_is_a_4xx(client) -> None:  # type: ignore[no-untyped-def]
     before = _counts(client)
     r = _post(client, "long.csv", _csv([{**ROW, "简介": "青" * 140_000}]))
@@ -258,6 +279,12 @@ def _zip_bomb() -> bytes:
     return _package(_sheet(_row(1, list(ROW)) + padding))
 
 
+def _dense_sheet() -> bytes:
+    """A sheet of 360,000 cells (720,000 XML elements): tiny when zipped, long to parse."""
+    row = "<c><v>1</v></c>" * 3600
+    return _package(_sheet("".join(f'<row r="{n}">{row}</row>' for n in range(1, 101))))
+
+
 def _not_an_xlsx() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -286,6 +313,7 @@ HOSTILE: list[tuple[str, str, Any, str]] = [
     ("malformed sheet XML", "a.xlsx", lambda: _package("<worksheet><sheetData><row"), "无法读取 Excel 文件"),
     ("entity expansion", "a.xlsx", lambda: _package(_LAUGHS), "无法读取 Excel 文件"),
     ("zip bomb", "a.xlsx", _zip_bomb, "解压后过大"),
+    ("too many cells", "a.xlsx", _dense_sheet, "单元格或格式过多"),
     ("header only", "a.xlsx", lambda: _xlsx([list(ROW)]), "没有数据行"),
     ("empty xlsx sheet", "a.xlsx", lambda: _xlsx([]), "没有数据行"),
     ("empty file", "a.csv", lambda: b"", "文件是空的"),
