@@ -49,8 +49,9 @@ MAX_XLSX_TOTAL_BYTES = 64 * 1024 * 1024
 #: of 5,000 rows by 20 columns holds about 300,000 in its sheet, cells with inline text included.
 MAX_XLSX_ELEMENTS = 600_000
 _START_TAG = re.compile(rb"<[A-Za-z_]")
-#: A phone number (+86 ...) or a negative number is not a formula, even though it starts with + or -.
-_NOT_A_FORMULA = re.compile(r"[+＋][\d\s()（）-]+|-\d+(\.\d+)?")
+#: A phone number (+86 ...), a negative number or a lone dash (a common "none") is not a formula, even
+#: though it starts with + or -.
+_NOT_A_FORMULA = re.compile(r"[+＋][\d\s()（）-]+|-\d+(\.\d+)?|[-－]")
 
 PROJECT_COLUMNS = [
     "name", "group", "contest", "award", "industry", "track", "province", "city", "stage", "amount_wan",

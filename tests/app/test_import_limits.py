@@ -157,8 +157,8 @@ def test_a_formula_text_cell_in_xlsx_is_refused(client) -> None:  # type: ignore
     assert _counts(client) == before
 
 
-def test_a_phone_number_with_a_plus_is_not_a_formula(client) -> None:  # type: ignore[no-untyped-def]
-    r = _post(client, "ok.csv", _csv([{**ROW, "联系电话": "+86 138 0000 0000"}]))
+def test_a_phone_number_or_a_lone_dash_is_not_a_formula(client) -> None:  # type: ignore[no-untyped-def]
+    r = _post(client, "ok.csv", _csv([{**ROW, "联系电话": "+86 138 0000 0000", "团队": "-"}]))
     assert r.status_code == 201, r.get_json()
 
 
