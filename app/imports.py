@@ -18,7 +18,8 @@ import logging
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -115,11 +116,15 @@ def read_rows(filename: str, data: bytes) -> list[SheetRow]:
         ImportFileError: in Chinese, when the file cannot be read or is larger than an import may be.
     """
     name = filename.lower()
+    records: Generator[Sequence[Any], None, None]
     if name.endswith(".csv"):
-        return list(_table_rows(_csv_records(data)))
-    if name.endswith(".xlsx"):
-        return list(_table_rows(_xlsx_records(data)))
-    raise ImportFileError("只支持 .csv 或 .xlsx 文件")
+        records = _csv_records(data)
+    elif name.endswith(".xlsx"):
+        records = _xlsx_records(data)
+    else:
+        raise ImportFileError("只支持 .csv 或 .xlsx 文件")
+    with closing(records):  # a refused file closes its workbook now, not when collected
+        return list(_table_rows(records))
 
 
 def _table_rows(records: Iterable[Sequence[Any]]) -> Iterator[SheetRow]:
@@ -166,7 +171,7 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _csv_records(data: bytes) -> Iterator[list[str]]:
+def _csv_records(data: bytes) -> Generator[list[str], None, None]:
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             text = data.decode(encoding)
@@ -190,7 +195,7 @@ def _csv_records(data: bytes) -> Iterator[list[str]]:
         ) from None
 
 
-def _xlsx_records(data: bytes) -> Iterator[Sequence[Any]]:
+def _xlsx_records(data: bytes) -> Generator[Sequence[Any], None, None]:
     from openpyxl import load_workbook
 
     _check_xlsx_archive(data)
