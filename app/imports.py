@@ -4,10 +4,10 @@ Every row goes through the same validation as the forms. Nothing is written unle
 valid: the organiser gets a list of row errors in Chinese instead, and the database stays as it was.
 
 The work is bounded by the file's real content, never by what it declares: an xlsx archive is checked
-(parts, uncompressed sizes, encryption) before it is parsed, its declared dimensions are ignored, and only
-the first MAX_COLUMNS columns of the first MAX_SHEET_ROWS rows are read. A cell whose text begins like a
-spreadsheet formula (= + - @) is refused: contest data never starts so, and such a cell is an attack on
-whoever opens an export.
+(parts, encryption, uncompressed sizes, XML elements) before it is parsed, its declared dimensions are
+ignored, and only the first MAX_COLUMNS columns of the first MAX_SHEET_ROWS rows are read. A cell whose
+text begins like a spreadsheet formula (= + - @) is refused: contest data never starts so, and such a cell
+is an attack on whoever opens an export.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ MAX_XLSX_PARTS = 200
 MAX_XLSX_PART_BYTES = 32 * 1024 * 1024
 MAX_XLSX_TOTAL_BYTES = 64 * 1024 * 1024
 #: XML elements in one part, counted before parsing (what the parser's work grows with): a full import
-#: of 5,000 rows by 20 columns holds about 300,000 in its sheet, cells with inline text included.
+#: of 5,000 rows by 20 columns holds about 200,000 in its sheet (300,000 when the text is inline).
 MAX_XLSX_ELEMENTS = 600_000
 _START_TAG = re.compile(rb"<[A-Za-z_]")
 #: A phone number (+86 ...), a negative number or a lone dash (a common "none") is not a formula, even
