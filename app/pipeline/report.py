@@ -1,4 +1,8 @@
-"""The quarterly report (赛事专报) as an Excel workbook, built from the same Figures as the dashboard."""
+"""The quarterly report (赛事专报) as an Excel workbook, built from the same Figures as the dashboard.
+
+Every row goes through app.sheets.append_row: names and notes entered by users are stored as text, never as
+formulas, and a control character left in an old row cannot make the report fail.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from app.pipeline.figures import DIMENSIONS, Figures
 from app.pipeline.states import CHINA_TZ
+from app.sheets import append_row
 
 TITLE = "“创客中国”赛后对接服务 赛事专报"
 SHEETS = ("汇总", "分赛事", "分维度", "月度趋势", "对接清单", "成功案例")
@@ -91,28 +96,29 @@ def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事", shortlis
     ws = wb.active
     assert ws is not None
     ws.title = SHEETS[0]
-    ws.append([f"{TITLE}（{fig.period.label}）"])
+    append_row(ws, [f"{TITLE}（{fig.period.label}）"])
     ws["A1"].font = Font(bold=True, size=14)
-    ws.append(["统计区间", f"{data['period']['from']} 至 {data['period']['to']}"])
-    ws.append(["统计范围", scope_label])
-    ws.append(["数据截至", fig.as_of.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M（北京时间）")])
-    ws.append([])
-    ws.append(["指标", "数值"])
+    append_row(ws, ["统计区间", f"{data['period']['from']} 至 {data['period']['to']}"])
+    append_row(ws, ["统计范围", scope_label])
+    append_row(ws, ["数据截至", fig.as_of.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M（北京时间）")])
+    append_row(ws, [])
+    append_row(ws, ["指标", "数值"])
     _style_head(ws, ws.max_row)
     for label, value in headline(fig):
-        ws.append([label, value])
-    ws.append([])
-    ws.append(["对接漏斗（本期新建对接到达各阶段）", "数量"])
+        append_row(ws, [label, value])
+    append_row(ws, [])
+    append_row(ws, ["对接漏斗（本期新建对接到达各阶段）", "数量"])
     _style_head(ws, ws.max_row)
     for step in data["funnel"]:
-        ws.append(
-            [step["label"] + ("（仅投融资机构）" if step["stage"] == "DUE_DILIGENCE" else ""), step["count"]]
+        append_row(
+            ws,
+            [step["label"] + ("（仅投融资机构）" if step["stage"] == "DUE_DILIGENCE" else ""), step["count"]],
         )
-    ws.append([])
-    ws.append(["本期进入各阶段次数", "次数"])
+    append_row(ws, [])
+    append_row(ws, ["本期进入各阶段次数", "次数"])
     _style_head(ws, ws.max_row)
     for label, count in data["entered"].items():
-        ws.append([label, count])
+        append_row(ws, [label, count])
     _widths(ws, [34, 22])
 
     _breakdown_sheet(wb.create_sheet(SHEETS[1]), "赛事", data["breakdowns"]["contest"], total=data["totals"])
@@ -122,14 +128,14 @@ def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事", shortlis
         if dim == "contest":
             continue
         _table(ws, heading, data["breakdowns"][dim])
-        ws.append([])
+        append_row(ws, [])
     _widths(ws, [26] + [16] * len(TALLY_COLUMNS))
 
     ws = wb.create_sheet(SHEETS[3])
-    ws.append(["月份", *[h for _, h in TALLY_COLUMNS]])
+    append_row(ws, ["月份", *[h for _, h in TALLY_COLUMNS]])
     _style_head(ws, 1)
     for m in data["months"]:
-        ws.append([m["month"], *[m[k] for k, _ in TALLY_COLUMNS]])
+        append_row(ws, [m["month"], *[m[k] for k, _ in TALLY_COLUMNS]])
     _widths(ws, [12] + [16] * len(TALLY_COLUMNS))
 
     ws = wb.create_sheet(SHEETS[4])
@@ -152,7 +158,7 @@ def workbook_bytes(wb: Workbook) -> bytes:
 
 def _breakdown_sheet(ws: Worksheet, heading: str, rows: list[dict[str, Any]], total: dict[str, Any]) -> None:
     _table(ws, heading, rows)
-    ws.append(["合计", *[total[k] for k, _ in TALLY_COLUMNS]])
+    append_row(ws, ["合计", *[total[k] for k, _ in TALLY_COLUMNS]])
     for cell in ws[ws.max_row]:
         cell.font = BOLD
     _widths(ws, [30] + [16] * len(TALLY_COLUMNS))
@@ -160,17 +166,17 @@ def _breakdown_sheet(ws: Worksheet, heading: str, rows: list[dict[str, Any]], to
 
 
 def _table(ws: Worksheet, heading: str, rows: list[dict[str, Any]]) -> None:
-    ws.append([heading, *[h for _, h in TALLY_COLUMNS]])
+    append_row(ws, [heading, *[h for _, h in TALLY_COLUMNS]])
     _style_head(ws, ws.max_row)
     for r in rows:
-        ws.append([r["key"], *[r[k] for k, _ in TALLY_COLUMNS]])
+        append_row(ws, [r["key"], *[r[k] for k, _ in TALLY_COLUMNS]])
 
 
 def _rows(ws: Worksheet, columns: Sequence[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
-    ws.append([h for _, h in columns])
+    append_row(ws, [h for _, h in columns])
     _style_head(ws, 1)
     for r in rows:
-        ws.append([r.get(k) for k, _ in columns])
+        append_row(ws, [r.get(k) for k, _ in columns])
     ws.freeze_panes = "A2"
     if rows:
         ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"

@@ -9,7 +9,18 @@ from flask import Blueprint, Response, abort, render_template, request
 from app import services
 from app.access import audit, current_user, deny, organiser_contest_ids, roles_required
 from app.extensions import db
-from app.imports import ImportFileError, header_labels, import_rows, read_rows, template_csv, template_xlsx
+from app.imports import (
+    MAX_CELL_CHARS,
+    MAX_COLUMNS,
+    MAX_ROWS,
+    MAX_SHEET_ROWS,
+    ImportFileError,
+    header_labels,
+    import_rows,
+    read_rows,
+    template_csv,
+    template_xlsx,
+)
 from app.schemas import InputError
 from app.uploads import check_upload
 from models.enums import Role
@@ -18,6 +29,12 @@ bp = Blueprint("imports", __name__, url_prefix="/imports")
 
 KINDS = {"projects": "参赛项目", "institutions": "服务机构"}
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+#: The import's limits, as the upload page states them.
+LIMITS = {
+    "rows": MAX_ROWS, "sheet_rows": MAX_SHEET_ROWS, "columns": MAX_COLUMNS, "cell_chars": MAX_CELL_CHARS,
+}
+#: An encrypted .xlsx (and an old .xls) is an OLE compound file, not a zip archive.
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def run_import(kind: str, allowed_contests: set[int] | None = None) -> tuple[Any, str | None]:
@@ -27,6 +44,11 @@ def run_import(kind: str, allowed_contests: set[int] | None = None) -> tuple[Any
     if allowed_contests is None:
         allowed_contests = organiser_contest_ids(current_user())  # an organiser: its own contests only
     upload = request.files.get("file")
+    if upload is not None and (upload.filename or "").lower().endswith(".xlsx"):
+        head = upload.stream.read(len(OLE_MAGIC))
+        upload.stream.seek(0)
+        if head == OLE_MAGIC:
+            return None, "导入文件：Excel 文件已加密或是旧版 .xls 格式，请取消密码并另存为 .xlsx 文件后导入"
     try:
         data = check_upload(upload, ("csv", "xlsx"), MAX_UPLOAD_BYTES, "file", "导入文件")
     except InputError as exc:
@@ -56,7 +78,8 @@ def upload() -> Any:
         report, error = run_import(kind)
     status = 422 if error or (report is not None and not report.ok) else 200
     return render_template(
-        "imports/upload.html", kind=kind, kinds=KINDS, report=report, error=error, headers=header_labels(kind)  # type: ignore[arg-type]
+        "imports/upload.html", kind=kind, kinds=KINDS, report=report, error=error,
+        headers=header_labels(kind), limits=LIMITS,  # type: ignore[arg-type]
     ), status
 
 
