@@ -18,7 +18,7 @@ import logging
 import re
 import zipfile
 import zlib
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -314,9 +314,18 @@ def _contest_lookup(session: Session) -> dict[str, int]:
 
 
 def import_rows(
-    session: Session, kind: Kind, rows: Iterable[dict[str, Any]], allowed_contests: set[int] | None = None
+    session: Session,
+    kind: Kind,
+    rows: Iterable[dict[str, Any]],
+    allowed_contests: set[int] | None = None,
+    before_commit: Callable[[ImportReport], None] | None = None,
 ) -> tuple[ImportReport, list[Any]]:
-    """Validate every row, then add them all in one transaction (or none); return the report and rows."""
+    """Validate every row, then add them all in one transaction (or none); return the report and rows.
+
+    Args:
+        before_commit: called with the report once every row is valid, inside the transaction (e.g. to
+            add the audit line, so that rows and their audit line are stored together or not at all).
+    """
     report = ImportReport(kind)
     records: list[Any] = []
     contests = _contest_lookup(session) if kind == "projects" else {}
@@ -344,8 +353,10 @@ def import_rows(
     if report.errors:
         return report, []
     session.add_all(records)
-    session.commit()
     report.created = len(records)
+    if before_commit is not None:
+        before_commit(report)
+    session.commit()
     return report, records
 
 

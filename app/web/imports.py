@@ -53,17 +53,20 @@ def run_import(kind: str, allowed_contests: set[int] | None = None) -> tuple[Any
         data = check_upload(upload, ("csv", "xlsx"), MAX_UPLOAD_BYTES, "file", "导入文件")
     except InputError as exc:
         return None, next(iter(exc.fields.values()))
+    filename = (upload.filename or "")[:200]  # type: ignore[union-attr]
+
+    def audit_import(report: Any) -> None:
+        audit(f"import.{kind}", kind.rstrip("s"), None, rows=report.rows, created=report.created, file=filename)
+
     try:
-        report, rows = import_rows(db.session, kind, read_rows(upload.filename, data), allowed_contests)  # type: ignore[arg-type,union-attr]
+        report, rows = import_rows(
+            db.session, kind, read_rows(upload.filename, data), allowed_contests, before_commit=audit_import  # type: ignore[arg-type,union-attr]
+        )
     except ImportFileError as exc:
         db.session.rollback()
         return None, exc.message
-    if rows:
+    if rows:  # the rows and their audit line are committed; encoding follows in batches
         services.index_imported(db.session, "project" if kind == "projects" else "institution", rows)
-    if report.ok:
-        audit(f"import.{kind}", kind.rstrip("s"), None, rows=report.rows, created=report.created,
-              file=(upload.filename or "")[:200])  # type: ignore[union-attr]
-        db.session.commit()
     return report, None
 
 

@@ -460,6 +460,7 @@ def test_kill_during_an_import_leaves_all_rows_or_none(fault_db: Path, point: st
         assert audited == 0
         return
     assert len(imported) == 40 and total == before + 40, "all rows or none"
+    assert audited == 1, "the rows and their audit line are committed together"
     missing = set(imported) - owners["project"]
     # Killed before the vectors were stored: `flask embed` encodes exactly those, nothing else.
     assert missing == set(imported)
