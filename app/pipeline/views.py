@@ -41,6 +41,8 @@ bp = Blueprint("pipeline", __name__)
 #: Board columns, in order.
 BOARD = (*FUNNEL, S.REFUSED, S.TERMINATED)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+#: Query parameters the board understands (the only ones carried over by a redirect to it).
+BOARD_PARAMS = ("view",)
 
 
 def _now() -> datetime:
@@ -71,7 +73,9 @@ def index() -> Any:
     """The secretariat's list of all connections; institutions and projects go to their own view."""
     user = current_user()
     if user.role is Role.INSTITUTION and user.institution_id:
-        return redirect(url_for("pipeline.board", ident=user.institution_id, **request.args))
+        # Only the board's own parameters travel: url_for must never see ident, endpoint or _external.
+        kept = {k: v for k in BOARD_PARAMS if (v := request.args.get(k))}
+        return redirect(url_for("pipeline.board", ident=user.institution_id, **kept))
     if user.role is Role.PROJECT and user.project_id:
         return redirect(url_for("pipeline.project_requests", ident=user.project_id))
     if not is_secretariat(user):
@@ -93,10 +97,12 @@ def index() -> Any:
         )
     q = (args.get("q") or "").strip()[:100]
     if q:
-        like = f"%{q}%"
+        # autoescape: a user's % or _ is text, not a wildcard
         stmt = stmt.where(
-            Connection.project_id.in_(select(Project.id).where(Project.name.like(like)))
-            | Connection.institution_id.in_(select(Institution.id).where(Institution.name.like(like)))
+            Connection.project_id.in_(select(Project.id).where(Project.name.contains(q, autoescape=True)))
+            | Connection.institution_id.in_(
+                select(Institution.id).where(Institution.name.contains(q, autoescape=True))
+            )
         )
     per_page = int(current_app.config["PAGE_SIZE"])
     try:
