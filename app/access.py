@@ -24,9 +24,9 @@ from app.extensions import db, login_manager
 from app.schemas import NeedIn, ProjectIn
 from models import Connection, ConnectionStage, Institution, Need, Project
 from models.accounts import ApiToken, AuditLog, User, hash_token
-from models.pipeline import ConnectionEvent, Party
 from models.base import utcnow
 from models.enums import Role
+from models.pipeline import ConnectionEvent, Party
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.pipeline.states import china_date, is_idle, next_stages, outcome_kind_of
+from app.pipeline.states import OPEN_STAGES, china_date, is_idle, next_stages, outcome_kind_of
 from models import Connection
 from models.enums import ConnectionStage
 from models.pipeline import ConnectionEvent, EventAction, Party
@@ -32,6 +32,9 @@ def outcome_json(c: Connection) -> dict[str, Any] | None:
 
 def connection_json(c: Connection, private: bool, now: datetime, follow_up_days: int) -> dict[str, Any]:
     """Return a connection; the shortlist flag and notes only for its institution and the secretariat."""
+    # Outside the institution the connection begins with the request, and private notes are no activity.
+    last = c.last_activity_at if private else (public_activity(c) or c.last_activity_at)
+    idle = is_idle(c, now, follow_up_days) if private else _idle_since(c, last, now, follow_up_days)
     out: dict[str, Any] = {
         "id": c.id,
         "project_id": c.project_id,
@@ -46,10 +49,9 @@ def connection_json(c: Connection, private: bool, now: datetime, follow_up_days:
         "outcome_kind": outcome_kind_of(c).value,
         "initiated_by": c.initiated_by.value if c.initiated_by else None,
         "requested_at": _iso(c.requested_at),
-        # Outside the institution the connection begins with the request, and private notes are no activity.
         "created_at": _iso(c.created_at if private else (c.requested_at or c.created_at)),
-        "last_activity_at": _iso(c.last_activity_at if private else (public_activity(c) or c.last_activity_at)),
-        "follow_up": is_idle(c, now, follow_up_days),
+        "last_activity_at": _iso(last),
+        "follow_up": idle,
         "signed_at": _iso(c.signed_at),
         "closed_reason": c.closed_reason,
         "outcome": outcome_json(c),
@@ -58,6 +60,10 @@ def connection_json(c: Connection, private: bool, now: datetime, follow_up_days:
         out["shortlisted"] = c.shortlisted
         out["note"] = c.note
     return out
+
+
+def _idle_since(c: Connection, last: datetime | None, now: datetime, days: int) -> bool:
+    return c.stage in OPEN_STAGES and last is not None and now - _aware(last) > timedelta(days=days)
 
 
 def event_json(e: ConnectionEvent | ShownEvent) -> dict[str, Any]:

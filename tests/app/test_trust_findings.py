@@ -380,6 +380,8 @@ def test_a_private_shortlist_neither_blocks_nor_shows_in_a_projects_request(app,
     assert [e["to_stage"] for e in full["history"]][-1] == "已申请对接"
     assert ("终止" in [e["to_stage"] for e in full["history"]]) == closed
     # the project's view of the connection tells the same story
-    assert "内部评估" not in proj.get(f"/connections/{cid}").get_data(as_text=True)
+    page = proj.get(f"/connections/{cid}")
+    assert page.status_code == 200 and "已申请对接" in page.get_data(as_text=True)
+    assert "内部评估" not in page.get_data(as_text=True) and "内部备注甲" not in page.get_data(as_text=True)
     seen = proj.get(f"/api/connections/{cid}").get_json()
     assert [e["to_stage"] for e in seen["history"]] == ["已申请对接"] and "内部评估" not in str(seen)
