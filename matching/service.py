@@ -756,10 +756,11 @@ class MatchingService:
         case = self._projects.get(closest_case) if closest_case >= 0 else None
         shared: tuple[str, ...] = ()
         if feats.get("bm25", 0.0) > 0:
-            inst_terms = (self._inst_lex if evidence else self._inst_lex_own).terms(inst.id)
+            lex = self._inst_lex if evidence else self._inst_lex_own
+            inst_terms = lex.terms(inst.id)
             toks = dict.fromkeys(self._proj_lex.tokenize(self._project_doc(proj)))
-            common = sorted((t for t in toks if t in inst_terms), key=lambda t: -self._inst_lex.idf(t))
-            shared = distinctive_terms(common, self._inst_lex.doc_share)[:5]
+            common = sorted((t for t in toks if t in inst_terms), key=lambda t: -lex.idf(t))
+            shared = distinctive_terms(common, lex.doc_share)[:5]
         return PairContext(
             project=proj,
             institution=inst,

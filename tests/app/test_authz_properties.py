@@ -25,7 +25,7 @@ from app.serialize import project_json
 from models import Connection, Contest, Institution, Need, Project
 from models.accounts import User
 
-ROLES = ("anon", "admin", "organiser", "fund", "base", "project")
+ROLES = ("anon", "admin", "organiser", "fund", "base", "platform", "project")
 PASSWORDS = {name: pw for name, pw, _role, _what in DEMO_ACCOUNTS}
 PROJECT_FIELDS = [
     "name",
@@ -59,7 +59,7 @@ class World:
     p_org: int  # a project in the organiser's contest
     p_own: int  # the project account's project
     p_other: int  # a project in another contest
-    inst: dict[str, int]  # fund/base -> the account's institution
+    inst: dict[str, int]  # fund/base/platform -> the account's institution
     i_other: int  # an institution no account belongs to
     n_fund: int  # a need of the fund's institution
     n_other: int  # a need of another institution
@@ -80,7 +80,7 @@ def _world(app: Flask) -> World:
             select(Contest.id).where(Contest.id.not_in(org_contests)).order_by(Contest.id)
         )
         p_own = users["project"].project_id
-        inst = {name: users[name].institution_id for name in ("fund", "base")}
+        inst = {name: users[name].institution_id for name in ("fund", "base", "platform")}
         bound = {u.institution_id for u in users.values() if u.institution_id}
         i_other = s.scalar(
             select(Institution.id).where(Institution.id.not_in(bound)).order_by(Institution.id)
