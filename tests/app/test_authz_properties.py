@@ -9,6 +9,8 @@ needs and connections stay its own, a visitor changes nothing; and no answer is 
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,6 +233,20 @@ def _form(body: dict[str, Any]) -> dict[str, Any]:
     return {k: _form_value(v) for k, v in body.items()}
 
 
+def _csv_row(row: dict[str, Any]) -> bytes:
+    """Return an import CSV (template headers) with one project row."""
+    from app.imports import PROJECT_COLUMNS, header_labels
+
+    def cell(v: Any) -> str:
+        return "、".join(str(x) for x in v) if isinstance(v, list) else "" if v is None else str(v)
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header_labels("projects"))
+    writer.writerow([cell(row.get(col)) for col in PROJECT_COLUMNS])
+    return buf.getvalue().encode("utf-8")
+
+
 def _targets(w: World) -> dict[str, int]:
     """Ids an attacker would aim at: outside the reach of every role but the secretariat."""
     return {
@@ -238,6 +254,7 @@ def _targets(w: World) -> dict[str, int]:
         "institution_id": w.i_other,
         "project_id": w.p_other,
         "need_id": w.n_other,
+        "contest": w.other_contest,
     }
 
 
@@ -248,6 +265,7 @@ def _own(w: World, role: str) -> dict[str, int]:
         "institution_id": w.inst.get(role, w.inst["fund"]),
         "project_id": w.p_own if role == "project" else w.p_org,
         "need_id": w.n_fund,
+        "contest": min(w.org_contests),
     }
 
 
@@ -277,6 +295,12 @@ def _send(w: World, role: str, route: str, field: str, value: Any) -> Any:
         return c.post(f"/needs/{w.n_fund}/edit", data=_form({**w.need_body, "institution_id": value}))
     if route == "api.patch_institution":
         return c.patch(f"/api/institutions/{inst_id}", json={field: value})
+    if route == "api.import_projects":  # the contest column of a CSV row (a code, a name or an id)
+        return c.post(
+            "/api/imports/projects",
+            data={"file": (io.BytesIO(_csv_row({**w.project_body, "contest": value})), "projects.csv")},
+            content_type="multipart/form-data",
+        )
     body = {"project_id": proj_id, "institution_id": inst_id, "action": "request", field: value}
     if route == "api.create_connection":
         return c.post("/api/connections", json=body)
@@ -297,6 +321,7 @@ ROUTES = {
     "web.edit_need": ("institution_id",),
     "api.patch_institution": ("institution_id", "id"),
     "api.create_connection": ("project_id", "institution_id", "need_id"),
+    "api.import_projects": ("contest",),
     "web.create_connection": ("project_id", "institution_id"),
 }
 WRITES = [(route, field) for route, fields in ROUTES.items() for field in fields]
@@ -308,7 +333,7 @@ def world(app: Flask) -> World:
 
 
 @settings(
-    max_examples=200,
+    max_examples=150,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
