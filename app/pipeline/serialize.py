@@ -34,7 +34,7 @@ def connection_json(c: Connection, private: bool, now: datetime, follow_up_days:
     """Return a connection; the shortlist flag and notes only for its institution and the secretariat."""
     # Outside the institution the connection begins with the request, and private notes are no activity.
     last = c.last_activity_at if private else (public_activity(c) or c.last_activity_at)
-    idle = is_idle(c, now, follow_up_days) if private else _idle_since(c, last, now, follow_up_days)
+    idle = is_idle(c, now, follow_up_days) if private else idle_since(c, last, now, follow_up_days)
     out: dict[str, Any] = {
         "id": c.id,
         "project_id": c.project_id,
@@ -62,7 +62,8 @@ def connection_json(c: Connection, private: bool, now: datetime, follow_up_days:
     return out
 
 
-def _idle_since(c: Connection, last: datetime | None, now: datetime, days: int) -> bool:
+def idle_since(c: Connection, last: datetime | None, now: datetime, days: int) -> bool:
+    """True when an open connection has had no activity since `last` for more than `days` days."""
     return c.stage in OPEN_STAGES and last is not None and now - _aware(last) > timedelta(days=days)
 
 

@@ -29,7 +29,7 @@ from app.pipeline import rules, service
 from app.pipeline.figures import DIMENSIONS, Period, figures, period_from_args, short_contest
 from app.pipeline.report import TALLY_COLUMNS, headline, quarterly_workbook, workbook_bytes
 from app.pipeline.schemas import ConnectionIn, validate_in
-from app.pipeline.serialize import history
+from app.pipeline.serialize import history, idle_since, public_activity
 from app.pipeline.states import FUNNEL, OPEN_STAGES, is_idle, next_stages, outcome_kind_of
 from app.schemas import InputError
 from models import Connection, Institution, Project
@@ -213,7 +213,7 @@ def _detail(
         can_move=rules.can_move(user, c),
         next_stages=next_stages(c),
         outcome_kind=outcome_kind_of(c),
-        idle=is_idle(c, _now(), _days()),
+        idle=idle(c),
         days=_days(),
         errors=errors or {},
         v=values or {},
@@ -495,6 +495,16 @@ def can_connect(project_id: int | None, institution_id: int | None, action: str 
     return rules.can_connect(user, project_id, institution_id, action)
 
 
+def activity(c: Connection) -> datetime:
+    """Return the connection's last activity as the current account may see it (private notes count
+    only for the institution and the secretariat)."""
+    if rules.sees_private(current_user(), c):
+        return c.last_activity_at
+    return public_activity(c) or c.last_activity_at
+
+
 def idle(c: Connection) -> bool:
-    """True when the connection is flagged 待跟进 now."""
-    return is_idle(c, _now(), _days())
+    """True when the connection is flagged 待跟进 now (by the activity the current account may see)."""
+    if rules.sees_private(current_user(), c):
+        return is_idle(c, _now(), _days())
+    return idle_since(c, activity(c), _now(), _days())

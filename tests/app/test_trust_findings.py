@@ -385,3 +385,28 @@ def test_a_private_shortlist_neither_blocks_nor_shows_in_a_projects_request(app,
     assert "内部评估" not in page.get_data(as_text=True) and "内部备注甲" not in page.get_data(as_text=True)
     seen = proj.get(f"/api/connections/{cid}").get_json()
     assert [e["to_stage"] for e in seen["history"]] == ["已申请对接"] and "内部评估" not in str(seen)
+
+
+def test_private_notes_are_no_activity_the_project_can_see(app) -> None:
+    pid, fund_inst = _free_project_for_fund(app)
+    fund, proj = _login(app, "fund"), _login(app, "project")
+    r = proj.post("/api/connections", json={"project_id": pid, "institution_id": fund_inst})
+    assert r.status_code == 201
+    cid, seen = r.get_json()["id"], r.get_json()["last_activity_at"]
+    later = datetime.now(UTC) + timedelta(days=2)
+    with app.app_context():
+        from app.pipeline import service
+        from app.pipeline.rules import actor
+
+        c = db.session.get(Connection, cid)
+        assert c is not None
+        service.note(db.session, c, actor(_user("fund")), "内部评估：团队待补强", private=True)
+        c.events[-1].at = c.last_activity_at = later  # two days on, so the day shown would change
+        db.session.commit()
+    assert fund.get(f"/api/connections/{cid}").get_json()["last_activity_at"] == later.isoformat()
+    assert proj.get(f"/api/connections/{cid}").get_json()["last_activity_at"] == seen
+    day = china_date(later).isoformat()
+    assert day in fund.get(f"/connections/{cid}").get_data(as_text=True)
+    for url in (f"/connections/{cid}", f"/connections/project/{pid}"):
+        page = proj.get(url)
+        assert page.status_code == 200 and day not in page.get_data(as_text=True), url
