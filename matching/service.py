@@ -143,6 +143,7 @@ class MatchingService:
         self._inst_index = VectorIndex(dim)
         self._proj_lex = LexicalIndex(self._tokenizer)
         self._inst_lex = LexicalIndex(self._tokenizer)
+        self._inst_lex_own = LexicalIndex(self._tokenizer)  # own texts only: rankings without evidence
         self._own_vector: set[int] = set()  # institutions whose vector came from their own text
         self._portfolio: dict[int, tuple[int, ...]] = {}
         self._backers: dict[int, set[int]] = {}
@@ -273,6 +274,7 @@ class MatchingService:
             }
             for inst in insts:
                 self._inst_lex.upsert(inst.id, self._institution_doc(inst))
+                self._inst_lex_own.upsert(inst.id, self._institution_own_doc(inst))
             self._evidence_dirty = True
             self._port_matrix = None
             if background is not None and background is not False and self.index_dir is not None:
@@ -505,6 +507,7 @@ class MatchingService:
                 self._own_vector.discard(profile.id)
                 self._set_derived_vector(profile.id)
             self._inst_lex.upsert(profile.id, self._institution_doc(profile))
+            self._inst_lex_own.upsert(profile.id, self._institution_own_doc(profile))
             self._evidence_dirty = True
             self._port_matrix = None
             self._schedule_save(_INSTITUTIONS)
@@ -518,6 +521,7 @@ class MatchingService:
                 self._pend(_INSTITUTIONS, institution_id, None)
             self._inst_index.remove([institution_id])
             self._inst_lex.remove(institution_id)
+            self._inst_lex_own.remove(institution_id)
             self._evidence_dirty = True
             self._port_matrix = None
             self._schedule_save(_INSTITUTIONS)
@@ -601,6 +605,11 @@ class MatchingService:
     @staticmethod
     def _project_doc(p: ProjectProfile) -> str:
         return " ".join([p.name, p.text, *p.industries, p.track or ""])
+
+    @staticmethod
+    def _institution_own_doc(inst: InstitutionProfile) -> str:
+        """Return the BM25 document of an institution's own profile (no portfolio)."""
+        return " ".join([inst.name, inst.text, *inst.industries])
 
     def _institution_doc(self, inst: InstitutionProfile) -> str:
         """Return the BM25 document of an institution: its own text plus recent portfolio texts."""
@@ -763,7 +772,7 @@ class MatchingService:
         return cands
 
     def _institution_pool(
-        self, inst_ids: Sequence[int], sims: Mapping[str, NDArray[np.float64]]
+        self, inst_ids: Sequence[int], sims: Mapping[str, NDArray[np.float64]], evidence: bool = True
     ) -> list[int]:
         """Return the rows of inst_ids to score: all, or the union of the retrieval channels.
 
@@ -774,7 +783,9 @@ class MatchingService:
         if n <= self.pool_size:
             return list(range(n))
         size = self.pool_size
-        activity = np.array([len(self._portfolio.get(i, ())) for i in inst_ids], dtype=np.float64)
+        activity = np.array(
+            [len(self._portfolio.get(i, ())) if evidence else 0 for i in inst_ids], dtype=np.float64
+        )
         rows: set[int] = set()
         for key, take in (("dense", size), ("dense_port_max", size), ("bm25", size // 2)):
             rows.update(np.argsort(-sims[key], kind="stable")[:take].tolist())
@@ -839,14 +850,29 @@ class MatchingService:
         return out
 
     def _institution_sims(
-        self, project_id: int, inst_ids: Sequence[int], leave_out: bool
+        self, project_id: int, inst_ids: Sequence[int], leave_out: bool, evidence: bool = True
     ) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
-        """Return per-query rescaled similarities of a project to institutions, and raw evidence."""
+        """Return per-query rescaled similarities of a project to institutions, and raw evidence.
+
+        Without evidence, nothing derived from signed connections enters: no portfolio similarity or
+        co-investment, no vector derived from a portfolio, BM25 on the institutions' own texts.
+        """
         proj = self._projects[project_id]
         q = self._project_vector(project_id)
         dense = self._dense_to_institutions(q, inst_ids)
-        pmax, pmean, parg = self._portfolio_sims(q, inst_ids, project_id if leave_out else None)
-        bm = self._inst_lex.score(self._project_doc(proj), inst_ids)
+        n = len(inst_ids)
+        if evidence:
+            pmax, pmean, parg = self._portfolio_sims(q, inst_ids, project_id if leave_out else None)
+            coinvest = self._coinvest_for_project(project_id, inst_ids)
+            lex = self._inst_lex
+        else:
+            pmax, pmean = np.full(n, np.nan), np.full(n, np.nan)
+            parg = np.full(n, -1, dtype=np.int64)
+            coinvest = np.zeros(n)
+            lex = self._inst_lex_own
+            derived = [j for j, i in enumerate(inst_ids) if i not in self._own_vector]
+            dense[derived] = np.nan  # a derived vector is the mean of a portfolio
+        bm = lex.score(self._project_doc(proj), inst_ids)
         bm_raw = np.array([bm.get(i, 0.0) for i in inst_ids])
         top = float(bm_raw.max()) if bm_raw.size else 0.0
         sims = {
@@ -854,7 +880,7 @@ class MatchingService:
             "dense_port_max": self._rescaled(pmax),
             "dense_port_mean": self._rescaled(pmean),
             "bm25": bm_raw / top if top > 0 else bm_raw,
-            "coinvest": self._coinvest_for_project(project_id, inst_ids),
+            "coinvest": coinvest,
         }
         return sims, {"dense_raw": dense, "closest": parg}
 
@@ -866,15 +892,16 @@ class MatchingService:
         leave_out: bool = False,
         computed: tuple[dict[str, NDArray[np.float64]], dict[str, Any]] | None = None,
         public: bool = False,
+        evidence: bool = True,
     ) -> tuple[NDArray[np.float64], dict[str, Any]]:
         """Return feature rows of one project against inst_ids[rows], rescaled over all inst_ids."""
         self._refresh_evidence()
-        sims, info = computed or self._institution_sims(project_id, inst_ids, leave_out)
+        sims, info = computed or self._institution_sims(project_id, inst_ids, leave_out, evidence)
         sel = list(range(len(inst_ids))) if rows is None else list(rows)
         proj = public_view(self._projects[project_id]) if public else self._projects[project_id]
         insts = [self._institutions[inst_ids[r]] for r in sel]
         lo = project_id if leave_out else None
-        evs = [self._evidence_for(inst.id, lo) for inst in insts]
+        evs = [self._evidence_for(inst.id, lo) if evidence else Evidence() for inst in insts]
         picked = {k: v[sel] for k, v in sims.items()}
         X = self._score_pairs([proj] * len(insts), insts, evs, picked)
         info = {
@@ -924,14 +951,16 @@ class MatchingService:
         contrib: Mapping[str, float],
         closest_case: int,
         dense_raw: float | None,
+        evidence: bool = True,
     ) -> PairContext:
         case = self._projects.get(closest_case) if closest_case >= 0 else None
         shared: tuple[str, ...] = ()
         if feats.get("bm25", 0.0) > 0:
-            inst_terms = self._inst_lex.terms(inst.id)
+            lex = self._inst_lex if evidence else self._inst_lex_own
+            inst_terms = lex.terms(inst.id)
             toks = dict.fromkeys(self._proj_lex.tokenize(self._project_doc(proj)))
-            common = sorted((t for t in toks if t in inst_terms), key=lambda t: -self._inst_lex.idf(t))
-            shared = distinctive_terms(common, self._inst_lex.doc_share)[:5]
+            common = sorted((t for t in toks if t in inst_terms), key=lambda t: -lex.idf(t))
+            shared = distinctive_terms(common, lex.doc_share)[:5]
         return PairContext(
             project=proj,
             institution=inst,
@@ -942,7 +971,7 @@ class MatchingService:
             closest_case=case,
             case_phrases=self._phrases(proj.text, case.text) if case is not None else None,
             coinvest_partners=self._coinvest_partners(proj.id, inst.id)
-            if feats.get("coinvest", 0.0) > 0
+            if evidence and feats.get("coinvest", 0.0) > 0
             else (),
             shared_terms=shared,
             dense_raw=dense_raw,
@@ -962,18 +991,21 @@ class MatchingService:
         with self._lock:
             if project_id not in self._projects:
                 raise KeyError(f"unknown project {project_id}")
+            evidence = filters is None or filters.evidence
             cands = self._restrict(self._side_ids[side], filters)
-            if self.exclude_known:
+            if self.exclude_known and evidence:
                 cands -= self._backers.get(project_id, set())
             if not cands:
                 return []
             self._refresh_evidence()
             ids = sorted(cands)
-            computed = self._institution_sims(project_id, ids, leave_out=False)
-            rows = self._institution_pool(ids, computed[0])
+            computed = self._institution_sims(project_id, ids, leave_out=False, evidence=evidence)
+            rows = self._institution_pool(ids, computed[0], evidence)
             pool = [ids[r] for r in rows]
             public = filters is not None and filters.public_only
-            X, info = self._institution_features(project_id, ids, rows, computed=computed, public=public)
+            X, info = self._institution_features(
+                project_id, ids, rows, computed=computed, public=public, evidence=evidence
+            )
             proj = public_view(self._projects[project_id]) if public else self._projects[project_id]
 
             def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
@@ -985,6 +1017,7 @@ class MatchingService:
                     contrib,
                     int(info["closest"][row]),
                     float(info["dense_raw"][row]),
+                    evidence,
                 )
                 return pair_reasons(ctx, self.max_reasons)
 
@@ -1024,8 +1057,9 @@ class MatchingService:
     ) -> list[Match]:
         """Rank projects for an institution-like query (the institution itself or one of its needs)."""
         self._refresh_evidence()
+        evidence = filters is None or filters.evidence
         cands = self._restrict(self._projects, filters)
-        known = set(self._portfolio.get(inst.id, ())) if self.exclude_known else set()
+        known = set(self._portfolio.get(inst.id, ())) if self.exclude_known and evidence else set()
         cands -= known
         if not cands:
             return []
@@ -1040,7 +1074,7 @@ class MatchingService:
             P = self._proj_index.vectors_for([pool[j] for j in has_vec])
             if q is not None:
                 dense[has_vec] = P @ q
-            port = [p for p in self._portfolio.get(inst.id, ()) if p in self._proj_index]
+            port = [p for p in self._portfolio.get(inst.id, ()) if p in self._proj_index] if evidence else []
             if port:
                 S = P @ self._proj_index.vectors_for(port).T
                 best = S.argmax(axis=1)
@@ -1050,7 +1084,7 @@ class MatchingService:
         bm = self._proj_lex.score(lexical_doc, pool)
         bm_raw = np.array([bm.get(i, 0.0) for i in pool])
         top = float(bm_raw.max()) if bm_raw.size else 0.0
-        partners = self._partner_counts(inst.id)
+        partners = self._partner_counts(inst.id) if evidence else Counter()
         co = np.log1p(
             np.array([sum(partners.get(b, 0) for b in self._backers.get(p, ())) for p in pool], dtype=float)
         )
@@ -1061,7 +1095,7 @@ class MatchingService:
             "bm25": bm_raw / top if top > 0 else bm_raw,
             "coinvest": co,
         }
-        ev = self._evidence.get(inst.id, Evidence())
+        ev = self._evidence.get(inst.id, Evidence()) if evidence else Evidence()
         projs = [self._projects[p] for p in pool]
         if filters is not None and filters.public_only:
             projs = [public_view(p) for p in projs]
@@ -1070,7 +1104,7 @@ class MatchingService:
 
         def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
             ctx = self._pair_context(
-                projs[row], phrase_inst, ev, feats, contrib, int(parg[row]), float(dense[row])
+                projs[row], phrase_inst, ev, feats, contrib, int(parg[row]), float(dense[row]), evidence
             )
             return pair_reasons(ctx, self.max_reasons)
 
@@ -1084,18 +1118,20 @@ class MatchingService:
             inst = self._institutions.get(institution_id)
             if inst is None:
                 raise KeyError(f"unknown institution {institution_id}")
+            evidence = filters is None or filters.evidence
             queries = []
             v = self._institution_vector(institution_id)
-            if v is not None:
+            if v is not None and (evidence or institution_id in self._own_vector):
                 queries.append(v)
             # The latest portfolio projects retrieve neighbours the institution's mean would miss.
-            recent = sorted(inst.portfolio, key=lambda it: it.date or "", reverse=True)
+            recent = sorted(inst.portfolio, key=lambda it: it.date or "", reverse=True) if evidence else []
             for item in recent[:4]:
                 pv = self._project_vector(item.project_id)
                 if pv is not None:
                     queries.append(pv)
             qm = np.vstack(queries).astype(np.float32) if queries else None
-            return self._projects_for(inst, qm, self._institution_doc(inst), inst.text, k, filters, explain)
+            doc = self._institution_doc(inst) if evidence else self._institution_own_doc(inst)
+            return self._projects_for(inst, qm, doc, inst.text, k, filters, explain)
 
     def match_need(
         self,
@@ -1197,4 +1233,5 @@ class MatchingService:
             pool = self._side_ids[side] if side is not None else self._institutions.keys()
             cands = self._restrict(pool, filters)
             texts = {i: self._institutions[i].text for i in cands}
-            return self._search(query, k, cands, self._inst_index, self._inst_lex, texts)
+            lex = self._inst_lex if filters is None or filters.evidence else self._inst_lex_own
+            return self._search(query, k, cands, self._inst_index, lex, texts)
