@@ -122,6 +122,10 @@ def init_app(app: Flask) -> None:
             f"{len(service.project_ids())} projects, {len(service.institution_ids())} institutions"
         )
 
+    from app.events.cli import init_app as init_event_commands
+
+    init_event_commands(app)  # flask event solve
+
 
 def train_ranker(app: Flask, negatives: int = 3, half_life_days: float = 365.0) -> Any:
     """Retrain the ranker from the service's own connection outcomes; save it and put it to work."""
