@@ -54,6 +54,27 @@ NEED_EXPERT_KIND: dict[str, ExpertKind] = {
 }
 
 
+#: The solver's constraint keys, in Chinese for the pages.
+CONSTRAINT_LABELS: dict[str, str] = {
+    "project_bounds": "项目会谈数上下限矛盾",
+    "slots": "时段不足",
+    "project_candidates": "项目的可会谈机构/可分配专家不足",
+    "required_project_max": "必须会谈超过项目上限",
+    "required_capacity": "必须会谈超过机构容量",
+    "total_capacity": "机构总容量不足",
+    "group_rule": "分组规则无法满足",
+    "project_floor": "项目达不到最少会谈数",
+    "required_pair": "必须会谈无法安排",
+    "group_shortfall": "分组规则无法满足",
+    "party_slots": "参与方可用时段不足",
+    "tables": "桌数不足",
+    "timetable": "无法排出无冲突日程",
+    "invites": "尚未邀请",
+    "experts": "没有可分配的专家",
+    "solver": "求解超时",
+}
+
+
 @dataclass(frozen=True)
 class PairConflict:
     """A pair that must not meet, and why."""

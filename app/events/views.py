@@ -247,6 +247,7 @@ def detail(event_id: int) -> Any:
         conflicts=conflicts,
         contest_names=contest_names,
         report=event.plan_report,
+        LABELS=planning.CONSTRAINT_LABELS,
     )
 
 
@@ -603,6 +604,7 @@ def assign() -> Any:
         v=values,
         rows=rows,
         ROLES=[ExpertRole.JUDGE.value, ExpertRole.MENTOR.value],
+        LABELS=planning.CONSTRAINT_LABELS,
     ), (400 if errors else 200)
 
 

@@ -125,7 +125,7 @@ def test_infeasible_event_explains_itself_and_keeps_no_plan(client, auth, sessio
     r = client.post(f"/events/{event_id}/plan", follow_redirects=True)
     page = r.get_data(as_text=True)
     assert "无法排程" in page and 'id="plan-blocked"' in page
-    assert "total_capacity" in page and "提高机构容量" in page
+    assert "机构总容量不足" in page and "提高机构容量" in page
     assert session.scalars(select(Meeting).where(Meeting.event_id == event_id)).all() == []
     assert client.get(f"/events/{event_id}/export.xlsx").status_code == 302  # nothing to export
 
@@ -272,7 +272,7 @@ def test_judges_are_assigned_with_coverage_and_no_conflict(client, auth, session
     # five judges per project but only four judges: the report says which constraint blocks it
     r = client.post("/events/assign", data={"contest_id": str(contest), "role": "评委", "coverage": "5"})
     page = r.get_data(as_text=True)
-    assert 'id="assign-blocked"' in page and "专家" in page
+    assert 'id="assign-blocked"' in page and "可分配专家不足" in page and "只有 4 家" in page
 
 
 def test_registration_choices_by_the_institution_itself(client, auth, session):
