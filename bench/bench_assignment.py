@@ -88,12 +88,19 @@ def main(argv: list[str] | None = None) -> None:
         if opt.status != "optimal":
             print(f"{size:>11} optimal: infeasible: {[b.message_en for b in opt.blocking][:3]}")
             continue
-        note = f"{opt.n_variables} vars; " + (
-            f"top-{opt.restricted_top_n} + priced columns, "
-            + ("optimum proven over all pairs" if opt.proven_optimal else "optimal over candidates only")
-            if opt.restricted_top_n
-            else "all allowed pairs"
-        )
+        if not opt.restricted_top_n:
+            how = "all allowed pairs"
+        elif opt.proven_optimal:
+            how = f"top-{opt.restricted_top_n} + priced columns, optimum proven over all pairs"
+        elif opt.upper_bound is not None:
+            gap = 100 * (opt.upper_bound - opt.objective) / max(opt.upper_bound, 1e-9)
+            how = (
+                f"top-{opt.restricted_top_n} + priced columns until the time budget; full optimum "
+                f"<= {opt.upper_bound:.1f} (gap <= {gap:.3f}%)"
+            )
+        else:
+            how = f"top-{opt.restricted_top_n} + priced columns until the time budget; no bound"
+        note = f"{opt.n_variables} vars; {how}"
         rows = [("optimal (HiGHS MILP)", opt.pairs, t_opt, note)]
         # the baselines see the same candidate lists the optimal solver started from on big instances
         base_problem = problem

@@ -17,7 +17,10 @@ group pairs) and add columns by LP pricing: a left-out pair whose reduced cost s
 the objective is added and the LP solved again. When no left-out pair prices in, the restricted LP
 optimum is the full LP optimum; without group rules that proves the plan optimal over every allowed
 pair (``proven_optimal``). With group rules and a restriction the plan is optimal over the candidate
-set only, and the result says so.
+set only, and the result says so. Floors and group rules carry penalised slack in the restricted LP,
+so a too-narrow start stays feasible and pricing widens it. When pricing outlasts its time budget the
+plan is the best over the candidates found so far and ``upper_bound`` (the LP value plus every
+left-out pair's positive gain, a dual bound) caps the full optimum.
 
 An infeasible instance never yields a partial plan: the result has status ``"infeasible"`` and a list
 of :class:`Blocker` naming the constraint, the party, what is needed, what is available and what to
@@ -171,6 +174,7 @@ class Assignment:
     blocking: list[Blocker] = field(default_factory=list)
     proven_optimal: bool = False
     restricted_top_n: int | None = None  # None: every allowed pair was a variable
+    upper_bound: float | None = None  # a certified bound on the full optimum when not proven
     n_variables: int = 0
     seconds: float = 0.0
 
@@ -234,36 +238,63 @@ def _solve_milp(
     return np.round(res.x), int(res.status)
 
 
-def _lp_duals(
-    problem: AssignmentProblem, P: NDArray[np.int64], C: NDArray[np.int64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None:
-    """Solve the LP relaxation over the columns; return (institution duals, project duals, x) or None.
+@dataclass
+class _LP:
+    """A restricted LP's answer: duals for pricing, the primal, its value and the floor shortfall."""
 
-    Rows in ``A_ub x <= b_ub`` form: capacity, project max, -project min, -group. The project dual
-    returned is y_max - y_min, so a left-out column (p, i) has reduced cost -s - y_i - y_p.
+    y_inst: NDArray[np.float64]
+    y_proj: NDArray[np.float64]
+    x: NDArray[np.float64]
+    value: float  # the restricted LP's maximum (without the artificial penalty)
+    shortfall: float  # total artificial slack on floors and group rules
+
+
+def _lp_duals(problem: AssignmentProblem, P: NDArray[np.int64], C: NDArray[np.int64]) -> _LP | None:
+    """Solve the LP relaxation over the columns with penalised slack on every floor and group rule.
+
+    The slack keeps a narrow candidate set feasible so that pricing, not guessing, widens it. Rows in
+    ``A_ub x <= b_ub`` form: capacity, project max, -project min, -group. The project dual returned is
+    y_max - y_min, so a left-out column (p, i) gains s + y_i + y_p (minus its reduced cost).
+    Returns None when even the relaxed LP is infeasible (required pairs beyond a limit).
     """
     n_p, n_i = problem.shape
     cap, lo, hi = problem.bounds()
     scores = np.asarray(problem.scores, dtype=np.float64)[P, C]
     req = _required_mask(problem)[P, C]
+    n_g = len(problem.groups)
+    penalty = 10.0 * (float(np.abs(problem.scores).max()) + 1.0) * (n_i + 1)
     A_i, A_p = _incidence(C, n_i), _incidence(P, n_p)
-    blocks, rhs = [A_i, A_p, -A_p], [cap, hi, -lo]
-    if problem.groups:
-        blocks.append(-_group_matrix(problem.groups, P, C, n_i))
+    art = sp.identity(n_p + n_g, format="csr")
+    blocks = [
+        sp.hstack([A_i, sp.csr_matrix((n_i, n_p + n_g))]),
+        sp.hstack([A_p, sp.csr_matrix((n_p, n_p + n_g))]),
+        sp.hstack([-A_p, -art[:n_p]]),
+    ]
+    rhs = [cap, hi, -lo]
+    if n_g:
+        blocks.append(sp.hstack([-_group_matrix(problem.groups, P, C, n_i), -art[n_p:]]))
         rhs.append(-np.array([g.at_least for g in problem.groups], dtype=float))
+    c = np.concatenate([-scores, np.full(n_p + n_g, penalty)])
+    lb = np.concatenate([req.astype(float), np.zeros(n_p + n_g)])
+    ub = np.concatenate([np.ones(P.size), np.full(n_p + n_g, np.inf)])
     res = linprog(
-        -scores,
+        c,
         A_ub=sp.vstack(blocks).tocsr(),
         b_ub=np.concatenate(rhs).astype(float),
-        bounds=np.column_stack([req.astype(float), np.ones(P.size)]),
+        bounds=np.column_stack([lb, ub]),
         method="highs",
     )
     if res.status != 0:
         return None
     y = res.ineqlin.marginals
-    y_inst = y[:n_i]
-    y_proj = y[n_i : n_i + n_p] - y[n_i + n_p : n_i + 2 * n_p]
-    return y_inst, y_proj, res.x
+    x = res.x[: P.size]
+    return _LP(
+        y_inst=y[:n_i],
+        y_proj=y[n_i : n_i + n_p] - y[n_i + n_p : n_i + 2 * n_p],
+        x=x,
+        value=float(scores @ x),
+        shortfall=float(res.x[P.size :].sum()),
+    )
 
 
 def _top_n_columns(problem: AssignmentProblem, mask: NDArray[np.bool_], top_n: int) -> NDArray[np.bool_]:
@@ -289,7 +320,8 @@ def solve_assignment(
     *,
     top_n: int | None = None,
     time_limit: float = 120.0,
-    max_rounds: int = 20,
+    max_rounds: int = 30,
+    time_budget: float = 120.0,
 ) -> Assignment:
     """Return the plan that maximises the total score under every constraint, or the blockers.
 
@@ -299,6 +331,8 @@ def solve_assignment(
             (only when the allowed pairs exceed ``AUTO_RESTRICT_PAIRS``); 0: never restrict.
         time_limit: seconds for each HiGHS call.
         max_rounds: pricing rounds before the restriction is dropped.
+        time_budget: seconds of pricing after which the plan is solved over the candidates found so
+            far (``proven_optimal`` False; ``upper_bound`` bounds the full optimum).
     """
     start = time.perf_counter()
     mask = problem.allowed_mask()
@@ -313,37 +347,50 @@ def solve_assignment(
     cols = _top_n_columns(problem, mask, top_n) if restricted else mask
     proven = not restricted
     x: NDArray[np.float64] | None = None
+    bound: float | None = None
     if restricted:
         scores = np.asarray(problem.scores, dtype=np.float64)
+        deadline = time.perf_counter() + time_budget
         for _round in range(max_rounds):
             P, C = _edges(cols)
-            duals = _lp_duals(problem, P, C)
-            if duals is None:  # the candidate set is too narrow: widen it
-                top_n *= 2
-                if top_n >= problem.shape[1]:
+            lp = _lp_duals(problem, P, C)
+            if lp is None:  # required pairs the caps cannot hold: let the full model say which
+                cols, restricted = mask, False
+                break
+            gain = scores + lp.y_inst[None, :] + lp.y_proj[:, None]  # = -(reduced cost)
+            gain[~mask | cols] = -np.inf
+            positive = gain > _TOL
+            # every dual-feasible point bounds the full LP: value + the gains of the left-out pairs
+            bound = lp.value + float(gain[positive].sum()) if lp.shortfall <= _TOL else None
+            if not positive.any():
+                if lp.shortfall > _TOL:  # the floor cannot be met even with every allowed pair
                     cols, restricted = mask, False
                     break
-                cols = _top_n_columns(problem, mask, top_n) | cols
-                continue
-            y_inst, y_proj, lp_x = duals
-            gain = scores + y_inst[None, :] + y_proj[:, None]  # = -(reduced cost)
-            gain[~mask | cols] = -np.inf
-            if not (gain > _TOL).any():
                 proven = not problem.groups
                 # without group rules the LP optimum at a vertex is integral: it is the plan
-                if proven and np.all(np.abs(lp_x - np.round(lp_x)) < _TOL):
-                    x = np.round(lp_x)
+                if proven and np.all(np.abs(lp.x - np.round(lp.x)) < _TOL):
+                    x = np.round(lp.x)
+                break
+            if time.perf_counter() > deadline:
+                # plan over the candidates so far (the LP's vertex is that plan when it is integral);
+                # the bound says how far from the full optimum it can be at most
+                if (
+                    lp.shortfall <= _TOL
+                    and not problem.groups
+                    and np.all(np.abs(lp.x - np.round(lp.x)) < _TOL)
+                ):
+                    x = np.round(lp.x)
                 break
             # add each project's few most improving columns: the LP stays small, rounds stay fast
             k = min(_PRICE_PER_ROUND, problem.shape[1])
             best = np.argpartition(-gain, k - 1, axis=1)[:, :k]
             add = np.zeros_like(cols)
             np.put_along_axis(add, best, True, axis=1)
-            cols |= add & (gain > _TOL)
+            cols |= add & positive
         else:
             cols, restricted = mask, False
         if not restricted:
-            proven = True
+            proven, bound = True, None
     P, C = _edges(cols)
     status = 0
     if x is None:
@@ -378,6 +425,7 @@ def solve_assignment(
         objective=objective,
         proven_optimal=proven or not restricted,
         restricted_top_n=top_n if restricted else None,
+        upper_bound=None if (proven or not restricted) else bound,
         n_variables=int(P.size),
         seconds=time.perf_counter() - start,
     )

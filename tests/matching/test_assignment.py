@@ -245,3 +245,18 @@ def test_timetable_falls_back_to_milp_when_unavailability_blocks_greedy():
     tt = build_timetable(meetings, 6, unavailable=unavailable)
     assert tt.status == "ok"
     assert check_timetable(meetings, tt.slots, tt.tables, 6, None, unavailable) == []
+
+
+def test_pricing_stopped_by_its_time_budget_reports_a_certified_bound():
+    rng = np.random.default_rng(8)
+    base = rng.uniform(0, 30, size=(150, 40))
+    base[:, :4] += 60
+    problem = AssignmentProblem(scores=base, capacity=10, project_min=1, project_max=3, slots=10)
+    full = solve_assignment(problem, top_n=0)
+    early = solve_assignment(problem, top_n=8, time_budget=0.0)
+    assert early.status == "optimal" and not early.proven_optimal
+    assert check_assignment(problem, early.pairs) == []
+    assert early.upper_bound is not None
+    assert early.objective <= full.objective + 1e-6 <= early.upper_bound + 2e-6
+    priced = solve_assignment(problem, top_n=8)
+    assert priced.proven_optimal and priced.objective == pytest.approx(full.objective)
