@@ -262,7 +262,9 @@ def _lp_duals(problem: AssignmentProblem, P: NDArray[np.int64], C: NDArray[np.in
     scores = np.asarray(problem.scores, dtype=np.float64)[P, C]
     req = _required_mask(problem)[P, C]
     n_g = len(problem.groups)
-    penalty = 10.0 * (float(np.abs(problem.scores).max()) + 1.0) * (n_i + 1)
+    # large enough to route a floor unit through a few displaced meetings; were it too small, a shortfall
+    # left at convergence only sends the instance to the full model, never to a wrong answer
+    penalty = 10.0 * (float(np.abs(problem.scores).max()) + 1.0)
     A_i, A_p = _incidence(C, n_i), _incidence(P, n_p)
     art = sp.identity(n_p + n_g, format="csr")
     blocks = [
