@@ -299,6 +299,37 @@ def _lp_duals(problem: AssignmentProblem, P: NDArray[np.int64], C: NDArray[np.in
     )
 
 
+def _dual_bound(
+    problem: AssignmentProblem,
+    lp: _LP,
+    gain: NDArray[np.float64],
+    mask: NDArray[np.bool_],
+    cols: NDArray[np.bool_],
+) -> float:
+    """Return an upper bound on the full LP (hence on the full optimum) from the restricted LP's duals.
+
+    The duals stay feasible for the full dual once every left-out pair's positive gain is paid for:
+    bound = value + sum of those gains. Raising project p's maximum-row dual by d costs max_p * d and
+    lowers each of its gains by d; the best d leaves exactly the project's max_p largest positive gains
+    (over all its allowed pairs) to pay, so without required pairs (whose lower bound would change the
+    sum) the bound is value + sum_p (top-max_p positive gains - positive gains already in the LP).
+    """
+    pos = np.where(mask, np.maximum(gain, 0.0), 0.0)
+    simple = lp.value + float(pos[~cols].sum())
+    if problem.required:
+        return simple
+    _cap, _lo, hi = problem.bounds()
+    inside = float(np.where(cols, pos, 0.0).sum())
+    n_i = pos.shape[1]
+    k = int(min(max(int(hi.max()), 1), n_i))
+    top = -np.partition(-pos, k - 1, axis=1)[:, :k]
+    top.sort(axis=1)
+    top = top[:, ::-1]
+    take = np.arange(k)[None, :] < np.minimum(hi, k)[:, None]
+    tight = lp.value + float(np.where(take, top, 0.0).sum()) - inside
+    return min(simple, tight)
+
+
 def _top_n_columns(problem: AssignmentProblem, mask: NDArray[np.bool_], top_n: int) -> NDArray[np.bool_]:
     """Each project's top-N allowed institutions, plus required pairs and every group rule's pairs."""
     scores = np.where(mask, np.asarray(problem.scores, dtype=np.float64), -np.inf)
@@ -360,10 +391,9 @@ def solve_assignment(
                 cols, restricted = mask, False
                 break
             gain = scores + lp.y_inst[None, :] + lp.y_proj[:, None]  # = -(reduced cost)
+            bound = _dual_bound(problem, lp, gain, mask, cols) if lp.shortfall <= _TOL else None
             gain[~mask | cols] = -np.inf
             positive = gain > _TOL
-            # every dual-feasible point bounds the full LP: value + the gains of the left-out pairs
-            bound = lp.value + float(gain[positive].sum()) if lp.shortfall <= _TOL else None
             if not positive.any():
                 if lp.shortfall > _TOL:  # the floor cannot be met even with every allowed pair
                     cols, restricted = mask, False

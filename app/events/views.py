@@ -26,7 +26,7 @@ from app.access import (
 )
 from app.events import planning
 from app.extensions import db
-from models import Contest, Institution, Project
+from models import Award, Contest, Institution, Project
 from models.enums import Role
 from models.events import (
     Conflict,
@@ -268,14 +268,11 @@ def invite(event_id: int) -> Any:
     try:
         if mode == "contest_projects":
             limit = _int(request.form, "limit", "邀请数量", 1, MAX_INVITES, 50)
-            project_ids = list(
-                db.session.scalars(
-                    select(Project.id)
-                    .where(Project.contest_id.in_(contest_ids))
-                    .order_by(Project.award, Project.id)
-                    .limit(limit)
-                )
-            )
+            rows = db.session.execute(
+                select(Project.id, Project.award).where(Project.contest_id.in_(contest_ids))
+            ).all()
+            rank = {a: n for n, a in enumerate(Award)}  # best award first
+            project_ids = [p for p, _a in sorted(rows, key=lambda r: (rank[r[1]], r[0]))][:limit]
             institution_ids: list[int] = []
         elif mode == "ranked_institutions":
             per = _int(request.form, "per_project", "每个项目取前几名", 1, 20, 3)

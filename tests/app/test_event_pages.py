@@ -285,3 +285,19 @@ def test_registration_choices_by_the_institution_itself(client, auth, session):
     assert "checked" in client.get(f"/events/registration/{own}").get_data(as_text=True)
     assert client.post(f"/events/registration/{other}", data={"choices": ["发布对接需求"]}).status_code == 403
     assert client.post(f"/events/registration/{own}", data={"choices": ["乱填"]}).status_code == 400
+
+
+def test_contest_projects_are_invited_best_award_first(client, auth, session):
+    from models import Award
+
+    auth.login("organiser")
+    contest = _organiser_contest(session)
+    event_id = _create(client, contest)
+    client.post(f"/events/{event_id}/invite", data={"mode": "contest_projects", "limit": "3"})
+    invited = [i.project_id for i in session.get(Event, event_id).invites]
+    awards = dict(
+        session.execute(select(Project.id, Project.award).where(Project.contest_id == contest)).all()
+    )
+    rank = {a: n for n, a in enumerate(Award)}
+    best = sorted(awards, key=lambda p: (rank[awards[p]], p))[:3]
+    assert invited == best
