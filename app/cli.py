@@ -125,6 +125,10 @@ def init_app(app: Flask) -> None:
             f"{len(service.project_ids())} projects, {len(service.institution_ids())} institutions"
         )
 
+    from app.events.cli import init_app as init_event_commands
+
+    init_event_commands(app)  # flask event solve
+
 
 def register_backup(app: Flask) -> None:
     """Register `flask backup create|restore`."""
