@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.events.scores import pair_scores
+from app.sheets import append_row
 from matching.assignment import AssignmentProblem, assign_reviewers, build_timetable, solve_assignment
 from matching.service import MatchingService
 from matching.types import Filters
@@ -338,13 +339,15 @@ def workbook(session: Session, event: Event) -> bytes:
     ws = wb.active
     ws.title = "日程"
     head = ["时段", "桌号", "项目编号", "项目", "机构编号", "机构", "匹配分", "匹配理由"]
-    ws.append(
-        [f"{event.name}（{event.held_on or '日期待定'}，{'线上' if event.online else event.place or ''}）"]
+    append_row(
+        ws,
+        [f"{event.name}（{event.held_on or '日期待定'}，{'线上' if event.online else event.place or ''}）"],
     )
-    ws.append(head)
+    append_row(ws, head)
     meetings = sorted(event.meetings, key=lambda m: (m.slot, m.table_no))
     for m in meetings:
-        ws.append(
+        append_row(
+            ws,
             [
                 slot_label(event, m.slot),
                 m.table_no + 1,
@@ -354,10 +357,10 @@ def workbook(session: Session, event: Event) -> bytes:
                 i_names.get(m.institution_id, ""),
                 round(m.score, 1),
                 "；".join(m.reasons),
-            ]
+            ],
         )
     by_party = wb.create_sheet("按参与方")
-    by_party.append(["参与方", "名称", "时段", "桌号", "对方", "匹配分", "匹配理由"])
+    append_row(by_party, ["参与方", "名称", "时段", "桌号", "对方", "匹配分", "匹配理由"])
     rows = []
     for m in meetings:
         reasons = "；".join(m.reasons)
@@ -384,7 +387,9 @@ def workbook(session: Session, event: Event) -> bytes:
             )
         )
     for kind, name, slot, table, other, score, reasons in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
-        by_party.append([kind, name, slot_label(event, slot), table + 1, other, round(score, 1), reasons])
+        append_row(
+            by_party, [kind, name, slot_label(event, slot), table + 1, other, round(score, 1), reasons]
+        )
     for sheet, widths in ((ws, [30, 6, 9, 30, 9, 30, 8, 80]), (by_party, [8, 30, 30, 6, 30, 8, 80])):
         for col, w in zip("ABCDEFGH", widths, strict=False):
             sheet.column_dimensions[col].width = w

