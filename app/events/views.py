@@ -59,7 +59,7 @@ def _refuse_control_characters() -> None:
 STAFF = (Role.ADMIN, Role.ORGANISER)
 MAX_SLOTS = 48
 MAX_INVITES = 2000
-_INT = re.compile(r"^[0-9]{1,9}$")
+_INT = re.compile(r"\A[0-9]{1,9}\Z")
 
 
 class FormError(ValueError):

@@ -26,6 +26,7 @@ from app.extensions import db
 from app.serialize import project_json
 from models import Connection, Contest, Institution, Need, Project
 from models.accounts import User
+from models.events import Event, EventContest, EventInvite
 
 ROLES = ("anon", "admin", "organiser", "fund", "base", "platform", "project")
 PASSWORDS = {name: pw for name, pw, _role, _what in DEMO_ACCOUNTS}
@@ -67,6 +68,7 @@ class World:
     n_other: int  # a need of another institution
     project_body: dict[str, Any]
     need_body: dict[str, Any]
+    event: int  # a matchmaking event of the organiser's first contest
 
 
 def _world(app: Flask) -> World:
@@ -97,6 +99,10 @@ def _world(app: Flask) -> World:
             s.add(need)
             s.flush()
             needs[key] = need.id
+        event = Event(name="属性测试活动", contests=[EventContest(contest_id=min(org_contests))])
+        s.add(event)
+        s.flush()
+        event_id = event.id
         s.commit()
         assert p_org is not None and p_other is not None and p_own and other_contest and i_other
         body = {f: v for f, v in project_json(p_org).items() if f in PROJECT_FIELDS}
@@ -121,6 +127,7 @@ def _world(app: Flask) -> World:
         n_other=needs["other"],
         project_body=body,
         need_body={"title": "属性测试的新需求", "description": "寻找智能装备方向的早期项目，提供资金。"},
+        event=event_id,
     )
 
 
@@ -132,6 +139,12 @@ def _snapshot(app: Flask) -> dict[str, dict[int, tuple[Any, ...]]]:
             "need": {n.id: (n.institution_id,) for n in s.scalars(select(Need))},
             "connection": {
                 c.id: (c.project_id, c.institution_id, c.stage) for c in s.scalars(select(Connection))
+            },
+            "event": {
+                e.id: tuple(sorted(c.contest_id for c in e.contests)) for e in s.scalars(select(Event))
+            },
+            "invite": {
+                i.id: (i.event_id, i.project_id, i.institution_id) for i in s.scalars(select(EventInvite))
             },
         }
 
@@ -149,12 +162,24 @@ def _assert_within_reach(role: str, w: World, before: dict[str, Any], after: dic
     projects = _changed(before["project"], after["project"])
     needs = _changed(before["need"], after["need"])
     connections = _changed(before["connection"], after["connection"])
+    events = _changed(before["event"], after["event"])
+    invites = _changed(before["invite"], after["invite"])
     if role == "admin":
         return  # the secretariat may write anywhere; the property is "no 5xx"
+    if role != "organiser":
+        assert not (events or invites), f"a {role} changed a matchmaking event"
     if role == "anon":
         assert not (projects or needs or connections), "a visitor changed data"
         return
     if role == "organiser":
+        for _old, new in events:
+            assert new is not None and set(new) <= w.org_contests, f"an event for contests {new}"
+        contest_of = {pid: row[0] for pid, row in after["project"].items()}
+        for _old, new in invites:
+            assert new is not None
+            assert new[1] is None or contest_of[new[1]] in w.org_contests, (
+                "a project of another contest invited"
+            )
         for old, new in projects:
             assert new is not None, "an organiser deleted a project through a write"
             assert new[0] in w.org_contests, f"project put into contest {new[0]}, not the organiser's"
@@ -255,6 +280,8 @@ def _targets(w: World) -> dict[str, int]:
         "project_id": w.p_other,
         "need_id": w.n_other,
         "contest": w.other_contest,
+        "contest_ids": w.other_contest,
+        "project_ids": w.p_other,
     }
 
 
@@ -266,6 +293,8 @@ def _own(w: World, role: str) -> dict[str, int]:
         "project_id": w.p_own if role == "project" else w.p_org,
         "need_id": w.n_fund,
         "contest": min(w.org_contests),
+        "contest_ids": min(w.org_contests),
+        "project_ids": w.p_org,
     }
 
 
@@ -301,6 +330,13 @@ def _send(w: World, role: str, route: str, field: str, value: Any) -> Any:
             data={"file": (io.BytesIO(_csv_row({**w.project_body, "contest": value})), "projects.csv")},
             content_type="multipart/form-data",
         )
+    if route == "web.create_event":
+        return c.post("/events/new", data=_form({"name": "属性测试新活动", "contest_ids": value}))
+    if route == "web.invite_projects":
+        return c.post(
+            f"/events/{w.event}/invite",
+            data=_form({"mode": "ids", "project_ids": value, "institution_ids": ""}),
+        )
     body = {"project_id": proj_id, "institution_id": inst_id, "action": "request", field: value}
     if route == "api.create_connection":
         return c.post("/api/connections", json=body)
@@ -323,6 +359,8 @@ ROUTES = {
     "api.create_connection": ("project_id", "institution_id", "need_id"),
     "api.import_projects": ("contest",),
     "web.create_connection": ("project_id", "institution_id"),
+    "web.create_event": ("contest_ids",),
+    "web.invite_projects": ("project_ids",),
 }
 WRITES = [(route, field) for route, fields in ROUTES.items() for field in fields]
 
