@@ -91,6 +91,34 @@ def init_app(app: Flask) -> None:
         if missing:
             click.echo(f"note: {missing} demo records are not in this database: run `flask demo load` first")
 
+    @demo.command("synthetic")
+    @click.option("--projects", "n_projects", required=True, type=click.IntRange(1), help="Projects.")
+    @click.option("--institutions", "n_institutions", required=True, type=click.IntRange(1))
+    @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same data).")
+    @click.option(
+        "--events", "n_events", default=None, type=click.IntRange(0),
+        help="About how many connection history events to write [default: two per project].",
+    )
+    def demo_synthetic(n_projects: int, n_institutions: int, seed: int, n_events: int | None) -> None:
+        """Fill an empty database with synthetic scale data for benchmarks (EMBEDDING_MODEL=synthetic)."""
+        from app.demo.synthetic import SyntheticRefused, load_synthetic
+        from app.services import build_matching
+
+        if current_app.config["EMBEDDING_MODEL"] != "synthetic":
+            # Any other model would re-encode every synthetic record when the service starts.
+            raise click.ClickException("set MATCH_EMBEDDING_MODEL=synthetic: the data is served with its own vectors")
+        start = time.perf_counter()
+        try:
+            counts = load_synthetic(
+                db.engine, n_projects, n_institutions, seed=seed, n_events=n_events, echo=click.echo
+            )
+        except SyntheticRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        loaded = time.perf_counter() - start
+        click.echo("synthetic: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" ({loaded:.1f} s)")
+        build_matching(current_app, rebuild=True)
+        click.echo(f"indexes built in {time.perf_counter() - start - loaded:.1f} s")
+
     @app.cli.command("embed")
     @click.option("--batch-size", default=64, show_default=True)
     def embed(batch_size: int) -> None:
