@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from app import create_app
 from app.extensions import db
@@ -199,3 +199,43 @@ def _count_projects(app: Flask) -> int:
         return int(session.scalar(select(func.count(Project.id))) or 0)
     finally:
         session.close()
+
+
+def test_synthetic_ids_leave_room_for_later_rows(migrated_db):
+    """On SQLite and PostgreSQL, rows written after the bulk load get fresh ids (sequences moved on)."""
+    from app.demo.synthetic import load_synthetic
+    from models.catalog import catalogue_files, load_contests
+    from models.pipeline import ConnectionEvent, Party
+
+    engine, _url = migrated_db
+    with Session(engine) as session:
+        for path in catalogue_files():
+            load_contests(session, path)
+    counts = load_synthetic(engine, 60, 14, seed=5, echo=lambda _line: None)
+    assert counts["projects"] == 60 and counts["connections"] > 0
+    with Session(engine) as session:
+        first = session.scalar(select(Project).order_by(Project.id).limit(1))
+        inst = session.scalar(select(Institution).order_by(Institution.id).limit(1))
+        project = Project(
+            name="新项目",
+            group=first.group,
+            contest_id=first.contest_id,
+            industry="新材料",
+            description="新的项目。",
+        )
+        session.add(project)
+        session.flush()
+        conn = Connection(project_id=project.id, institution_id=inst.id, stage=ConnectionStage.RECOMMENDED)
+        session.add(conn)
+        session.flush()
+        session.add(
+            ConnectionEvent(
+                connection_id=conn.id,
+                action=EventAction.CREATED,
+                to_stage=ConnectionStage.RECOMMENDED,
+                actor_kind=Party.SYSTEM,
+            )
+        )
+        session.commit()
+        assert project.id == 61
+        assert session.scalar(select(func.count(Connection.id))) == counts["connections"] + 1
