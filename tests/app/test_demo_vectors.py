@@ -115,10 +115,15 @@ def test_changed_demo_text_is_reencoded_alone(fresh, encoded):
         session.commit()
         restored = restore_shipped_vectors(session, model_name("e5"))
         assert restored == len(demo_keys()) - 1
-        report = sync_embeddings(session, load_embedder("e5"))
+        totals: list[int] = []
+        batches: list[tuple[str, int]] = []
+        report = sync_embeddings(
+            session, load_embedder("e5"), progress=lambda k, n: batches.append((k, n)), on_start=totals.append
+        )
     finally:
         session.close()
     assert report.encoded == {"project": 1, "institution": 0, "need": 0}
+    assert totals == [1] and batches == [("project", 1)]  # what the progress bar of `flask embed` shows
     assert len(encoded) == 1 and "新增一条描述" in encoded[0]
 
 
