@@ -204,9 +204,17 @@ class SyncReport:
     removed: dict[str, int]
 
 
-def sync_embeddings(session: Session, embedder: Any, batch_size: int = 64, progress: Any = None) -> SyncReport:
-    """Encode every record whose text or model changed since its vector was stored; drop orphans."""
+def sync_embeddings(
+    session: Session, embedder: Any, batch_size: int = 64, progress: Any = None, on_start: Any = None
+) -> SyncReport:
+    """Encode every record whose text or model changed since its vector was stored; drop orphans.
+
+    Args:
+        progress: called as progress(kind, n) after each batch of n records is stored.
+        on_start: called once as on_start(total) with the number of records to encode, before any.
+    """
     report = SyncReport({}, {}, {})
+    plans = []
     for kind in _KINDS:
         rows = _rows_and_texts(session, kind)
         stored = {
@@ -215,6 +223,10 @@ def sync_embeddings(session: Session, embedder: Any, batch_size: int = 64, progr
         }
         todo = [(i, t) for i, t in rows if stored.get(i) != (embedder.name, text_hash(t))]
         todo.sort(key=lambda item: len(item[1]))  # similar lengths per batch: less padding
+        plans.append((kind, rows, stored, todo))
+    if on_start:
+        on_start(sum(len(todo) for *_, todo in plans))
+    for kind, rows, stored, todo in plans:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             store_vectors(session, kind, chunk, embedder)
