@@ -510,18 +510,36 @@ def delete_project(session: Session, project: Project) -> Removal:
     return outcome
 
 
-def restore_project(session: Session, project: Project) -> None:
-    """Bring an archived project back into lists and rankings (audited as project.restore)."""
-    if project.archived_at is None:
-        return
-    project.archived_at = project.archived_by_id = None
-    audit("project.restore", "project", project.id, name=project.name)
+def _restore(session: Session, kind: str, row: Any, text: Any = None) -> np.ndarray | None:
+    """Un-archive a row (audited as <kind>.restore) and commit; return its vector when it is embedded.
+
+    Args:
+        text: row -> its embedded text, for kinds that are ranked (projects, institutions).
+    """
+    row.archived_at = row.archived_by_id = None
+    audit(f"{kind}.restore", kind, row.id, name=getattr(row, "name", None) or getattr(row, "title", None))
     try:
-        vec = _embed_one(session, "project", project.id, project_record_text(project))
+        vec = _embed_one(session, kind, row.id, text(row)) if text is not None else None
         session.commit()
     except Exception:
         session.rollback()
         raise
+    return vec
+
+
+def _index_institution(session: Session, inst: Institution, vec: np.ndarray) -> None:
+    """Send an institution's profile, with its portfolio of signed connections, to the built index."""
+    service = _matching_if_built()
+    if service is not None:
+        evidence = portfolios(session, [inst.id]).get(inst.id, ())
+        service.upsert_institution(institution_profile(inst, evidence), vec)
+
+
+def restore_project(session: Session, project: Project) -> None:
+    """Bring an archived project back into lists and rankings (audited as project.restore)."""
+    if project.archived_at is None:
+        return
+    vec = _restore(session, "project", project, project_record_text)
     service = _matching_if_built()
     if service is not None:
         service.upsert_project(project_profile(project), vec)
@@ -533,9 +551,7 @@ def save_institution(
     """Create or update an institution from validated values (or a mapping), then re-embed and re-index it."""
     values = _validated(InstitutionIn, data)
     inst, vec = _write(session, "institution", inst, Institution, values, institution_record_text)
-    service = _matching_if_built()
-    if service is not None:
-        service.upsert_institution(institution_profile(inst, portfolios(session, [inst.id]).get(inst.id, ())), vec)
+    _index_institution(session, inst, vec)
     return inst  # type: ignore[no-any-return]
 
 
@@ -547,7 +563,7 @@ def refresh_institution(session: Session, institution_id: int) -> None:
         return
     vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
     session.commit()
-    service.upsert_institution(institution_profile(inst, portfolios(session, [inst.id]).get(inst.id, ())), vec)
+    _index_institution(session, inst, vec)
 
 
 def delete_institution(session: Session, inst: Institution) -> Removal:
@@ -589,18 +605,7 @@ def restore_institution(session: Session, inst: Institution) -> None:
     """Bring an archived institution back into lists and rankings (audited); its needs stay archived."""
     if inst.archived_at is None:
         return
-    inst.archived_at = inst.archived_by_id = None
-    audit("institution.restore", "institution", inst.id, name=inst.name)
-    try:
-        vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    service = _matching_if_built()
-    if service is not None:
-        evidence = portfolios(session, [inst.id]).get(inst.id, ())
-        service.upsert_institution(institution_profile(inst, evidence), vec)
+    _index_institution(session, inst, _restore(session, "institution", inst, institution_record_text))
 
 
 def save_need(session: Session, data: NeedIn | Mapping[str, Any], need: Need | None = None) -> Need:
@@ -632,11 +637,8 @@ def delete_need(session: Session, need: Need) -> Removal:
 
 def restore_need(session: Session, need: Need) -> None:
     """Bring an archived need back into the lists (audited as need.restore)."""
-    if need.archived_at is None:
-        return
-    need.archived_at = need.archived_by_id = None
-    audit("need.restore", "need", need.id, title=need.title)
-    session.commit()
+    if need.archived_at is not None:
+        _restore(session, "need", need)
 
 
 def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size: int = 64) -> None:
