@@ -25,6 +25,7 @@ from app.access import (
     roles_required,
 )
 from app.events import planning
+from app.events import registration as event_registration
 from app.extensions import db
 from app.schemas import CONTROL_MESSAGE, has_control
 from models import Award, Contest, Institution, Project
@@ -649,3 +650,9 @@ def registration(institution_id: int) -> Any:
     return render_template(
         "events/registration.html", inst=inst, chosen=chosen, CHOICES=RegistrationChoice.labels()
     )
+
+
+@bp.app_template_global("institution_event_choices")
+def institution_event_choices(institution_id: int) -> list[str]:
+    """The 对接服务报名 labels an institution chose, for its profile page."""
+    return event_registration.labels_of(db.session, institution_id)
