@@ -464,7 +464,7 @@ def assign_experts(
     if project_ids is not None:
         stmt = stmt.where(Project.id.in_(project_ids))
     projects = list(session.scalars(stmt))
-    if role is ExpertRole.MENTOR:
+    if role is not ExpertRole.JUDGE:  # mentors and 辅导专家 serve the projects that stated needs
         projects = [p for p in projects if p.needs]
     experts = [e for e in session.scalars(select(Expert).order_by(Expert.id)) if role.name in (e.roles or [])]
     if not projects or not experts:

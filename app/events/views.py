@@ -24,10 +24,12 @@ from app.access import (
     organiser_contest_ids,
     roles_required,
 )
-from app.events import planning
+from app.events import files, planning
 from app.events import registration as event_registration
 from app.extensions import db
-from app.schemas import CONTROL_MESSAGE, has_control
+from app.imports import read_rows
+from app.schemas import CONTROL_MESSAGE, InputError, has_control
+from app.uploads import check_upload
 from models import Award, Contest, Institution, Project
 from models.enums import Role
 from models.events import (
@@ -302,6 +304,8 @@ def invite(event_id: int) -> Any:
             project_ids = []
             if not have_p:
                 raise FormError({"mode": "请先邀请项目，再按推荐名单邀请机构"})
+        elif mode == "file":
+            project_ids, institution_ids = _ids_from_file()
         else:
             project_ids = _id_list(request.form.get("project_ids", ""), "project_ids", "项目编号")
             institution_ids = _id_list(request.form.get("institution_ids", ""), "institution_ids", "机构编号")
@@ -333,6 +337,25 @@ def invite(event_id: int) -> Any:
     audit("event_invite", "event", event.id, projects=new_p, institutions=new_i)
     db.session.commit()
     return _back(event, f"已邀请 {len(new_p)} 个项目、{len(new_i)} 家机构")
+
+
+def _upload_rows() -> list[Any]:
+    """The rows of the uploaded CSV or XLSX file (checked, then parsed by the import reader)."""
+    upload = request.files.get("file")
+    try:
+        data = check_upload(upload, ("csv", "xlsx"), files.MAX_FILE_BYTES, "file", "文件")
+        return read_rows(upload.filename or "", data)  # type: ignore[union-attr]
+    except InputError as exc:  # ImportFileError too
+        raise FormError({"file": next(iter(exc.fields.values()), exc.message)}) from exc
+
+
+def _ids_from_file() -> tuple[list[int], list[int]]:
+    """(project ids, institution ids) named in the uploaded invite list (项目编号/机构编号 or names)."""
+    rows = _upload_rows()
+    try:
+        return files.invite_ids(db.session, rows)
+    except files.RowErrors as exc:
+        raise FormError({"file": f"邀请名单：{exc}"}) from exc
 
 
 @bp.post("/<int:event_id>/invites/<int:invite_id>")
@@ -572,6 +595,27 @@ def experts() -> Any:
     ), (400 if errors else 200)
 
 
+@bp.post("/experts/import")
+@roles_required(*STAFF)
+def import_experts() -> Any:
+    """Add experts from a CSV or XLSX file: all rows or none, each bad row named in Chinese."""
+    try:
+        rows = _upload_rows()
+        try:
+            new = files.read_experts(db.session, rows)
+        except files.RowErrors as exc:
+            raise FormError({"file": f"专家导入：{exc}"}) from exc
+    except FormError as exc:
+        flash("；".join(exc.errors.values()) + "。未导入任何专家。", "error")
+        return redirect(url_for("events.experts"))
+    db.session.add_all(new)
+    db.session.flush()
+    audit("expert_import", "expert", None, rows=len(new), ids=[e.id for e in new][:50])
+    db.session.commit()
+    flash(f"已导入 {len(new)} 位专家", "ok")
+    return redirect(url_for("events.experts"))
+
+
 @bp.route("/assign", methods=["GET", "POST"])
 @roles_required(*STAFF)
 def assign() -> Any:
@@ -587,8 +631,8 @@ def assign() -> Any:
             coverage = _int(request.form, "coverage", "每个项目的评委/导师人数", 1, 20, 3)
             if contest_id is None or contest_id not in {c.id for c in contests}:
                 raise FormError({"contest_id": "赛事：请选择本人负责的赛事"})
-            if values["role"] not in (ExpertRole.JUDGE.value, ExpertRole.MENTOR.value):
-                raise FormError({"role": "角色：应为评委或创业导师"})
+            if values["role"] not in ExpertRole.labels():
+                raise FormError({"role": f"角色：应为 {'、'.join(ExpertRole.labels())} 之一"})
         except FormError as exc:
             errors = exc.errors
         else:
@@ -612,7 +656,7 @@ def assign() -> Any:
         errors=errors,
         v=values,
         rows=rows,
-        ROLES=[ExpertRole.JUDGE.value, ExpertRole.MENTOR.value],
+        ROLES=ExpertRole.labels(),
         LABELS=planning.CONSTRAINT_LABELS,
     ), (400 if errors else 200)
 
