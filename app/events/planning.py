@@ -223,6 +223,7 @@ def run_plan(session: Session, event: Event, service: MatchingService) -> dict[s
         project_min=event.project_min,
         project_max=np.array([min(event.project_max, free_p[p]) for p in projects]),
         slots=event.slots,
+        max_total=event.slots * event.tables if event.tables else None,  # each slot seats `tables`
     )
     result = solve_assignment(problem)
     if result.status != "optimal":
