@@ -31,7 +31,7 @@ from app.imports import read_rows
 from app.schemas import CONTROL_MESSAGE, InputError, has_control
 from app.uploads import check_upload
 from models import Award, Contest, Institution, Project
-from models.enums import Role
+from models.enums import PROJECT_NEEDS, FundingRound, InstitutionKind, Role
 from models.events import (
     Conflict,
     ConflictSource,
@@ -262,6 +262,9 @@ def detail(event_id: int) -> Any:
         contest_names=contest_names,
         report=event.plan_report,
         LABELS=planning.CONSTRAINT_LABELS,
+        KINDS=InstitutionKind.labels(),
+        ROUNDS=FundingRound.labels(),
+        NEEDS=PROJECT_NEEDS,
     )
 
 
@@ -440,6 +443,69 @@ def delete_conflict(event_id: int, conflict_id: int) -> Any:
     audit("event_conflict_delete", "event", event.id, conflict=conflict_id)
     db.session.commit()
     return _back(event, "已撤销回避")
+
+
+MAX_GROUP_RULES = 20
+
+
+def rule_text(rule: dict[str, Any]) -> str:
+    """A group rule in Chinese, e.g. 寻求 银行贷款 的项目：至少会谈 1 家 银行."""
+    kinds = "、".join(
+        InstitutionKind[k].value for k in rule.get("kinds", []) if k in InstitutionKind.__members__
+    )
+    scope = [FundingRound[r].value for r in rule.get("rounds", []) if r in FundingRound.__members__]
+    scope += list(rule.get("needs", []))
+    who = f"寻求{'或'.join(scope)}的项目" if scope else "每个项目"
+    return f"{who}：至少会谈 {rule.get('at_least', 1)} 家{kinds}"
+
+
+@bp.post("/<int:event_id>/group-rules")
+@roles_required(*STAFF)
+def add_group_rule(event_id: int) -> Any:
+    """Add a group rule: projects with these rounds or needs meet at least n institutions of these kinds."""
+    event = _event_or_404(event_id)
+    try:
+        kinds = request.form.getlist("kinds")
+        rounds = request.form.getlist("rounds")
+        needs = request.form.getlist("needs")
+        if not kinds:
+            raise FormError({"kinds": "分组规则：请至少选择一类机构"})
+        if not set(kinds) <= set(InstitutionKind.labels()):
+            raise FormError({"kinds": "分组规则：不认识的机构类型"})
+        if not set(rounds) <= set(FundingRound.labels()):
+            raise FormError({"rounds": "分组规则：不认识的融资方式"})
+        if not set(needs) <= set(PROJECT_NEEDS):
+            raise FormError({"needs": "分组规则：不认识的项目需求"})
+        at_least = _int(request.form, "at_least", "至少会谈几家", 1, MAX_SLOTS, 1)
+        if len(event.group_rules or []) >= MAX_GROUP_RULES:
+            raise FormError({"kinds": f"分组规则：每个活动最多 {MAX_GROUP_RULES} 条"})
+    except FormError as exc:
+        return _back(event, "；".join(exc.errors.values()), "error")
+    rule: dict[str, Any] = {
+        "kinds": [InstitutionKind.from_label(k).name for k in InstitutionKind.labels() if k in kinds],
+        "rounds": [FundingRound.from_label(r).name for r in FundingRound.labels() if r in rounds],
+        "needs": [n for n in PROJECT_NEEDS if n in needs],
+        "at_least": at_least,
+    }
+    rule["label"] = rule_text(rule)
+    event.group_rules = [*(event.group_rules or []), rule]
+    audit("event_group_rule", "event", event.id, rule=rule)
+    db.session.commit()
+    return _back(event, f"已添加分组规则：{rule['label']}")
+
+
+@bp.post("/<int:event_id>/group-rules/<int:index>/delete")
+@roles_required(*STAFF)
+def delete_group_rule(event_id: int, index: int) -> Any:
+    event = _event_or_404(event_id)
+    rules = list(event.group_rules or [])
+    if not 0 <= index < len(rules):
+        abort(404, description="分组规则不存在")
+    removed = rules.pop(index)
+    event.group_rules = rules
+    audit("event_group_rule_delete", "event", event.id, rule=removed)
+    db.session.commit()
+    return _back(event, "已删除分组规则")
 
 
 @bp.post("/<int:event_id>/plan")
