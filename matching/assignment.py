@@ -94,6 +94,8 @@ class AssignmentProblem:
         project_max: meetings per project at most (scalar or per row).
         slots: time slots T; a party meets at most T others. None: no slot limit (judges, mentors).
         groups: group rules.
+        max_total: meetings in all at most (an event's slots x tables: every slot seats at most `tables`
+            meetings, and the timetable packs any plan within this total). None: no limit.
     """
 
     scores: NDArray[np.floating]
@@ -104,6 +106,7 @@ class AssignmentProblem:
     project_max: int | Sequence[int] | NDArray[np.integer] = 1
     slots: int | None = None
     groups: Sequence[GroupRule] = ()
+    max_total: int | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -128,13 +131,21 @@ class AssignmentProblem:
             hi = np.minimum(hi, self.slots)
         return cap, lo, hi
 
+    def total_cap(self) -> int | None:
+        """Return max_total when it can bind (below what capacities and maxima allow), else None."""
+        if self.max_total is None:
+            return None
+        cap, _lo, hi = self.bounds()
+        return self.max_total if self.max_total < min(int(cap.sum()), int(hi.sum())) else None
+
 
 @dataclass(frozen=True)
 class Blocker:
     """One constraint that makes an instance infeasible, and what to relax."""
 
     constraint: str  # project_bounds | slots | project_candidates | required_project_max |
-    # required_capacity | total_capacity | group_rule | project_floor | required_pair | group_shortfall
+    # required_capacity | total_capacity | tables | group_rule | project_floor | required_pair |
+    # group_shortfall
     subject: dict[str, Any]
     needed: float
     available: float
@@ -226,6 +237,9 @@ def _solve_milp(
     if problem.groups:
         at_least = np.array([g.at_least for g in problem.groups], dtype=float)
         constraints.append(LinearConstraint(_group_matrix(problem.groups, P, C, n_i), at_least, np.inf))
+    total = problem.total_cap()
+    if total is not None:
+        constraints.append(LinearConstraint(sp.csr_matrix(np.ones((1, P.size))), -np.inf, total))
     res = milp(
         -scores,
         integrality=np.ones(P.size),
@@ -376,7 +390,8 @@ def solve_assignment(
     if static:
         return Assignment("infeasible", blocking=static, seconds=time.perf_counter() - start)
 
-    restricted = top_n > 0 and top_n < problem.shape[1]
+    # a binding total (tables) couples every pair: the pricing LP does not model it, so plan over all pairs
+    restricted = top_n > 0 and top_n < problem.shape[1] and problem.total_cap() is None
     cols = _top_n_columns(problem, mask, top_n) if restricted else mask
     proven = not restricted
     x: NDArray[np.float64] | None = None
@@ -560,6 +575,24 @@ def _static_blockers(problem: AssignmentProblem, mask: NDArray[np.bool_]) -> lis
                 f"per-project minimum to {per}.",
             )
         )
+    total = problem.total_cap()
+    if total is not None:
+        # each project needs its floor, and at least its required pairs
+        least = int(np.maximum(lo, req.sum(axis=1)).sum())
+        if least > total:
+            out.append(
+                Blocker(
+                    "tables",
+                    {},
+                    least,
+                    total,
+                    f"公平底线与必须会谈合计至少需要 {least} 场会谈，但时段数 × 桌数最多容纳 {total} 场："
+                    f"增加桌数或时段（共需增加 {least - total} 场的位置），或降低每个项目的最少会谈数。",
+                    f"The floors and required pairs need at least {least} meetings but slots x tables seat "
+                    f"only {total}: add tables or slots (room for {least - total} more), or lower the "
+                    "per-project minimum.",
+                )
+            )
     for g, rule in enumerate(problem.groups):
         members = [i for i in set(rule.institutions) if 0 <= i < n_i and mask[rule.project, i]]
         usable = sum(1 for i in members if cap[i] > 0)
@@ -713,6 +746,8 @@ def check_assignment(problem: AssignmentProblem, pairs: Iterable[tuple[int, int]
     errors += [f"project {p} below floor" for p in np.nonzero(load_p < lo)[0]]
     errors += [f"project {p} above maximum" for p in np.nonzero(load_p > hi)[0]]
     errors += [f"required pair {p},{i} missing" for p, i in problem.required if (p, i) not in chosen]
+    if problem.max_total is not None and len(pairs) > problem.max_total:
+        errors.append(f"{len(pairs)} meetings exceed the total of {problem.max_total}")
     for g, rule in enumerate(problem.groups):
         if sum((rule.project, i) in chosen for i in set(rule.institutions)) < rule.at_least:
             errors.append(f"group rule {g} unmet")

@@ -117,6 +117,10 @@ class Event(Base):
     project_min: Mapped[int] = mapped_column(Integer, default=1)
     project_max: Mapped[int] = mapped_column(Integer, default=3)
     required: Mapped[list[list[int]]] = mapped_column(JSON, default=list)  # [[project id, institution id]]
+    # [{"label", "kinds": [InstitutionKind names], "rounds": [FundingRound names], "needs": [need labels],
+    #   "at_least": n}]: a project with one of the rounds or needs (any project when both are empty) meets
+    # at least n invited institutions of those kinds
+    group_rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
     status: Mapped[EventStatus] = mapped_column(enum_column(EventStatus), default=EventStatus.DRAFT)
     plan_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # status, objective, blocking
     created_by_user_id: Mapped[int | None] = mapped_column(Integer)  # no FK: accounts may go

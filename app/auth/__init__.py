@@ -29,6 +29,7 @@ from models import Contest, Project
 from models.accounts import ApiToken, LoginSession
 from models.base import utcnow
 from models.enums import AccountStatus
+from models.events import RegistrationChoice
 
 bp = Blueprint("auth", __name__)
 
@@ -113,15 +114,17 @@ def register_institution() -> Any:
         values = form_data(request.form, INSTITUTION_FIELDS)
         account = {k: request.form.get(k, "") for k in ACCOUNT_FIELDS}
         try:
-            accounts.register(db.session, "institution", account, values)
+            choices = request.form.getlist("event_choices")
+            accounts.register(db.session, "institution", account, values, event_choices=choices)
         except InputError as exc:
             errors = exc.fields
         else:
             return render_template("auth/registered.html", kind="institution")
         values.update({k: v for k, v in account.items() if not k.startswith("password")})
-    return render_template("auth/register_institution.html", v=values, errors=errors), (
-        422 if errors else 200
-    )
+        values["event_choices"] = request.form.getlist("event_choices")
+    return render_template(
+        "auth/register_institution.html", v=values, errors=errors, EVENT_CHOICES=RegistrationChoice.labels()
+    ), (422 if errors else 200)
 
 
 @bp.route("/register/project", methods=["GET", "POST"])

@@ -13,6 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.access import ACCEPTED_STAGES, audit
 from app.auth import passwords
 from app.auth import sessions as login_sessions
+from app.events import registration as event_registration
 from app.schemas import FIELD_LABELS, InputError, InstitutionIn, ProjectIn, _Strict, validate
 from models import Connection, Contest, Institution, InstitutionKind, Project
 from models.accounts import ApiToken, Registration, User, new_stamp
@@ -132,8 +133,11 @@ def register(
     account: dict[str, Any],
     profile: dict[str, Any] | None,
     claim_project_id: int | None = None,
+    event_choices: list[str] | None = None,
 ) -> Registration:
     """Create a pending account and its registration (an institution, a new project, or a claim); commit.
+
+    `event_choices` (an institution's 对接服务报名 labels) wait in the data until approval.
 
     Raises:
         InputError: for any field that is wrong, account and profile fields together.
@@ -156,6 +160,11 @@ def register(
             fields.update(exc.fields)
         if kind == "project" and data and session.get(Contest, data["contest_id"]) is None:
             fields["contest_id"] = "所属赛事：赛事不存在"
+    if kind == "institution" and event_choices:
+        try:
+            data[event_registration.DATA_KEY] = event_registration.names_from_labels(event_choices)
+        except ValueError as exc:
+            fields[event_registration.DATA_KEY] = str(exc)
     if fields:
         raise InputError(fields)
     assert values is not None
@@ -183,8 +192,12 @@ def approve(session: Session, reg: Registration, admin: User, note: str | None =
     reg.decided_at, reg.decided_by_id, reg.note = utcnow(), admin.id, note
     audit("registration.approve", "registration", reg.id, user_id=user.id, kind=reg.kind)
     if reg.kind == "institution":
-        inst = services.save_institution(session, dict(reg.data))
+        profile = dict(reg.data)
+        choices = event_registration.pop_choices(profile)
+        inst = services.save_institution(session, profile)
         user.institution_id = inst.id
+        if choices:
+            event_registration.record(session, inst.id, choices)
     elif reg.claim_project_id is not None:
         user.project_id = reg.claim_project_id
     else:

@@ -22,7 +22,13 @@ from sqlalchemy.orm import Session
 
 from app.events.scores import pair_scores
 from app.sheets import append_row
-from matching.assignment import AssignmentProblem, assign_reviewers, build_timetable, solve_assignment
+from matching.assignment import (
+    AssignmentProblem,
+    GroupRule,
+    assign_reviewers,
+    build_timetable,
+    solve_assignment,
+)
 from matching.service import MatchingService
 from matching.types import Filters
 from models import Connection, Institution, Project
@@ -160,6 +166,43 @@ def _report_blockers(
     return list(blocking)
 
 
+def rule_applies(rule: dict[str, Any], funding_round: str | None, needs: Sequence[str]) -> bool:
+    """Return True when an event group rule covers a project (any project when it names no round or need)."""
+    rounds, wanted = rule.get("rounds") or [], rule.get("needs") or []
+    if not rounds and not wanted:
+        return True
+    return funding_round in rounds or bool(set(needs or []) & set(wanted))
+
+
+def group_rules_for(
+    session: Session, event: Event, projects: Sequence[int], institutions: Sequence[int]
+) -> list[GroupRule]:
+    """Turn the event's group rules into the solver's: one per covered project, over invited columns."""
+    rules = event.group_rules or []
+    if not rules:
+        return []
+    kinds = dict(
+        session.execute(
+            select(Institution.id, Institution.kind).where(Institution.id.in_(institutions))
+        ).all()
+    )
+    info = {
+        pid: (rnd.name if rnd is not None else None, list(needs or []))
+        for pid, rnd, needs in session.execute(
+            select(Project.id, Project.funding_round, Project.needs).where(Project.id.in_(projects))
+        )
+    }
+    out: list[GroupRule] = []
+    for rule in rules:
+        members = tuple(
+            c for c, i in enumerate(institutions) if i in kinds and kinds[i].name in (rule.get("kinds") or [])
+        )
+        for r, p in enumerate(projects):
+            if rule_applies(rule, *info.get(p, (None, []))):
+                out.append(GroupRule(r, members, int(rule.get("at_least", 1)), str(rule.get("label", ""))))
+    return out
+
+
 def run_plan(session: Session, event: Event, service: MatchingService) -> dict[str, Any]:
     """Plan the event: replace its meetings with the optimal plan and timetable, or explain why not.
 
@@ -223,6 +266,8 @@ def run_plan(session: Session, event: Event, service: MatchingService) -> dict[s
         project_min=event.project_min,
         project_max=np.array([min(event.project_max, free_p[p]) for p in projects]),
         slots=event.slots,
+        max_total=event.slots * event.tables if event.tables else None,  # each slot seats `tables`
+        groups=group_rules_for(session, event, projects, institutions),
     )
     result = solve_assignment(problem)
     if result.status != "optimal":
@@ -464,7 +509,7 @@ def assign_experts(
     if project_ids is not None:
         stmt = stmt.where(Project.id.in_(project_ids))
     projects = list(session.scalars(stmt))
-    if role is ExpertRole.MENTOR:
+    if role is not ExpertRole.JUDGE:  # mentors and 辅导专家 serve the projects that stated needs
         projects = [p for p in projects if p.needs]
     experts = [e for e in session.scalars(select(Expert).order_by(Expert.id)) if role.name in (e.roles or [])]
     if not projects or not experts:

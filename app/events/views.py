@@ -24,11 +24,14 @@ from app.access import (
     organiser_contest_ids,
     roles_required,
 )
-from app.events import planning
+from app.events import files, planning
+from app.events import registration as event_registration
 from app.extensions import db
-from app.schemas import CONTROL_MESSAGE, has_control
+from app.imports import read_rows
+from app.schemas import CONTROL_MESSAGE, InputError, has_control
+from app.uploads import check_upload
 from models import Award, Contest, Institution, Project
-from models.enums import Role
+from models.enums import PROJECT_NEEDS, FundingRound, InstitutionKind, Role
 from models.events import (
     Conflict,
     ConflictSource,
@@ -259,6 +262,9 @@ def detail(event_id: int) -> Any:
         contest_names=contest_names,
         report=event.plan_report,
         LABELS=planning.CONSTRAINT_LABELS,
+        KINDS=InstitutionKind.labels(),
+        ROUNDS=FundingRound.labels(),
+        NEEDS=PROJECT_NEEDS,
     )
 
 
@@ -301,6 +307,8 @@ def invite(event_id: int) -> Any:
             project_ids = []
             if not have_p:
                 raise FormError({"mode": "请先邀请项目，再按推荐名单邀请机构"})
+        elif mode == "file":
+            project_ids, institution_ids = _ids_from_file()
         else:
             project_ids = _id_list(request.form.get("project_ids", ""), "project_ids", "项目编号")
             institution_ids = _id_list(request.form.get("institution_ids", ""), "institution_ids", "机构编号")
@@ -332,6 +340,25 @@ def invite(event_id: int) -> Any:
     audit("event_invite", "event", event.id, projects=new_p, institutions=new_i)
     db.session.commit()
     return _back(event, f"已邀请 {len(new_p)} 个项目、{len(new_i)} 家机构")
+
+
+def _upload_rows() -> list[Any]:
+    """The rows of the uploaded CSV or XLSX file (checked, then parsed by the import reader)."""
+    upload = request.files.get("file")
+    try:
+        data = check_upload(upload, ("csv", "xlsx"), files.MAX_FILE_BYTES, "file", "文件")
+        return read_rows(upload.filename or "", data)  # type: ignore[union-attr]
+    except InputError as exc:  # ImportFileError too
+        raise FormError({"file": next(iter(exc.fields.values()), exc.message)}) from exc
+
+
+def _ids_from_file() -> tuple[list[int], list[int]]:
+    """(project ids, institution ids) named in the uploaded invite list (项目编号/机构编号 or names)."""
+    rows = _upload_rows()
+    try:
+        return files.invite_ids(db.session, rows)
+    except files.RowErrors as exc:
+        raise FormError({"file": f"邀请名单：{exc}"}) from exc
 
 
 @bp.post("/<int:event_id>/invites/<int:invite_id>")
@@ -416,6 +443,69 @@ def delete_conflict(event_id: int, conflict_id: int) -> Any:
     audit("event_conflict_delete", "event", event.id, conflict=conflict_id)
     db.session.commit()
     return _back(event, "已撤销回避")
+
+
+MAX_GROUP_RULES = 20
+
+
+def rule_text(rule: dict[str, Any]) -> str:
+    """A group rule in Chinese, e.g. 寻求 银行贷款 的项目：至少会谈 1 家 银行."""
+    kinds = "、".join(
+        InstitutionKind[k].value for k in rule.get("kinds", []) if k in InstitutionKind.__members__
+    )
+    scope = [FundingRound[r].value for r in rule.get("rounds", []) if r in FundingRound.__members__]
+    scope += list(rule.get("needs", []))
+    who = f"寻求{'或'.join(scope)}的项目" if scope else "每个项目"
+    return f"{who}：至少会谈 {rule.get('at_least', 1)} 家{kinds}"
+
+
+@bp.post("/<int:event_id>/group-rules")
+@roles_required(*STAFF)
+def add_group_rule(event_id: int) -> Any:
+    """Add a group rule: projects with these rounds or needs meet at least n institutions of these kinds."""
+    event = _event_or_404(event_id)
+    try:
+        kinds = request.form.getlist("kinds")
+        rounds = request.form.getlist("rounds")
+        needs = request.form.getlist("needs")
+        if not kinds:
+            raise FormError({"kinds": "分组规则：请至少选择一类机构"})
+        if not set(kinds) <= set(InstitutionKind.labels()):
+            raise FormError({"kinds": "分组规则：不认识的机构类型"})
+        if not set(rounds) <= set(FundingRound.labels()):
+            raise FormError({"rounds": "分组规则：不认识的融资方式"})
+        if not set(needs) <= set(PROJECT_NEEDS):
+            raise FormError({"needs": "分组规则：不认识的项目需求"})
+        at_least = _int(request.form, "at_least", "至少会谈几家", 1, MAX_SLOTS, 1)
+        if len(event.group_rules or []) >= MAX_GROUP_RULES:
+            raise FormError({"kinds": f"分组规则：每个活动最多 {MAX_GROUP_RULES} 条"})
+    except FormError as exc:
+        return _back(event, "；".join(exc.errors.values()), "error")
+    rule: dict[str, Any] = {
+        "kinds": [InstitutionKind.from_label(k).name for k in InstitutionKind.labels() if k in kinds],
+        "rounds": [FundingRound.from_label(r).name for r in FundingRound.labels() if r in rounds],
+        "needs": [n for n in PROJECT_NEEDS if n in needs],
+        "at_least": at_least,
+    }
+    rule["label"] = rule_text(rule)
+    event.group_rules = [*(event.group_rules or []), rule]
+    audit("event_group_rule", "event", event.id, rule=rule)
+    db.session.commit()
+    return _back(event, f"已添加分组规则：{rule['label']}")
+
+
+@bp.post("/<int:event_id>/group-rules/<int:index>/delete")
+@roles_required(*STAFF)
+def delete_group_rule(event_id: int, index: int) -> Any:
+    event = _event_or_404(event_id)
+    rules = list(event.group_rules or [])
+    if not 0 <= index < len(rules):
+        abort(404, description="分组规则不存在")
+    removed = rules.pop(index)
+    event.group_rules = rules
+    audit("event_group_rule_delete", "event", event.id, rule=removed)
+    db.session.commit()
+    return _back(event, "已删除分组规则")
 
 
 @bp.post("/<int:event_id>/plan")
@@ -571,6 +661,27 @@ def experts() -> Any:
     ), (400 if errors else 200)
 
 
+@bp.post("/experts/import")
+@roles_required(*STAFF)
+def import_experts() -> Any:
+    """Add experts from a CSV or XLSX file: all rows or none, each bad row named in Chinese."""
+    try:
+        rows = _upload_rows()
+        try:
+            new = files.read_experts(db.session, rows)
+        except files.RowErrors as exc:
+            raise FormError({"file": f"专家导入：{exc}"}) from exc
+    except FormError as exc:
+        flash("；".join(exc.errors.values()) + "。未导入任何专家。", "error")
+        return redirect(url_for("events.experts"))
+    db.session.add_all(new)
+    db.session.flush()
+    audit("expert_import", "expert", None, rows=len(new), ids=[e.id for e in new][:50])
+    db.session.commit()
+    flash(f"已导入 {len(new)} 位专家", "ok")
+    return redirect(url_for("events.experts"))
+
+
 @bp.route("/assign", methods=["GET", "POST"])
 @roles_required(*STAFF)
 def assign() -> Any:
@@ -586,8 +697,8 @@ def assign() -> Any:
             coverage = _int(request.form, "coverage", "每个项目的评委/导师人数", 1, 20, 3)
             if contest_id is None or contest_id not in {c.id for c in contests}:
                 raise FormError({"contest_id": "赛事：请选择本人负责的赛事"})
-            if values["role"] not in (ExpertRole.JUDGE.value, ExpertRole.MENTOR.value):
-                raise FormError({"role": "角色：应为评委或创业导师"})
+            if values["role"] not in ExpertRole.labels():
+                raise FormError({"role": f"角色：应为 {'、'.join(ExpertRole.labels())} 之一"})
         except FormError as exc:
             errors = exc.errors
         else:
@@ -611,7 +722,7 @@ def assign() -> Any:
         errors=errors,
         v=values,
         rows=rows,
-        ROLES=[ExpertRole.JUDGE.value, ExpertRole.MENTOR.value],
+        ROLES=ExpertRole.labels(),
         LABELS=planning.CONSTRAINT_LABELS,
     ), (400 if errors else 200)
 
@@ -649,3 +760,9 @@ def registration(institution_id: int) -> Any:
     return render_template(
         "events/registration.html", inst=inst, chosen=chosen, CHOICES=RegistrationChoice.labels()
     )
+
+
+@bp.app_template_global("institution_event_choices")
+def institution_event_choices(institution_id: int) -> list[str]:
+    """The 对接服务报名 labels an institution chose, for its profile page."""
+    return event_registration.labels_of(db.session, institution_id)

@@ -386,7 +386,15 @@ def dashboard() -> Any:
         quarters=_quarters(period),
         scope_label=_scope_label(scope),
         query=_period_query(period),
+        event_rows=_event_rows(period, scope),
     ), (422 if errors else 200)
+
+
+def _event_rows(period: Period, scope: set[int] | None) -> list[dict[str, Any]]:
+    """The matchmaking events figure: the four quarters ending with the period's last day."""
+    from app.events.dashboard import event_quarters, quarters_ending
+
+    return event_quarters(db.session, quarters_ending(Period.containing(period.last_day)), scope)
 
 
 def _period_query(period: Period) -> dict[str, str]:
