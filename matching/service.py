@@ -21,10 +21,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embeddings import Embedder, VectorIndex
+from matching.candidates import ANN_MIN_SIZE, AnnIndex, institution_pool, project_pool, restrict
 from matching.explain import PairContext, closest_phrases, distinctive_terms, pair_reasons, search_reasons
-from matching.features import FEATURES, Evidence, build_evidence, pair_features
+from matching.features import FEATURES, Evidence, build_evidence
 from matching.lexical import LexicalIndex, Tokenizer
+from matching.normalize import bm25_scaled, rescale_0_100, zscore_known, zscore_rows
 from matching.ranker import HandWeightedRanker, Ranker
+from matching.scoring import InstitutionTable, ProjectTable, Vocabs, block_features
 from matching.types import (
     Filters,
     InstitutionProfile,
@@ -43,16 +46,6 @@ _PROJECTS = "projects"
 _INSTITUTIONS = "institutions"
 Vectors = Mapping[int, NDArray[np.float32]]
 _PORTFOLIO_DOC_ITEMS = 20  # portfolio texts folded into an institution's BM25 document
-
-
-def _zscore(values: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Standardise values over the query's candidates (e5 cosines live in a narrow band)."""
-    if values.size == 0:
-        return values
-    std = float(values.std())
-    if std < 1e-9:
-        return np.zeros_like(values)
-    return (values - values.mean()) / std
 
 
 def _unit(vector: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -102,8 +95,10 @@ class MatchingService:
         max_reasons: int = 6,
         search_weights: tuple[float, float] = (1.0, 1.5),
         as_of: str | None = None,
+        ann_min_size: int = ANN_MIN_SIZE,
     ) -> None:
         self.embedder = embedder
+        self.ann_min_size = ann_min_size
         self.index_dir = Path(index_dir) if index_dir is not None else None
         self.ranker: Ranker = ranker if ranker is not None else HandWeightedRanker()
         self.pool_size = pool_size
@@ -141,6 +136,7 @@ class MatchingService:
         self._institutions: dict[int, InstitutionProfile] = {}
         self._proj_index = VectorIndex(dim)
         self._inst_index = VectorIndex(dim)
+        self._ann: AnnIndex | None = None  # built lazily over _proj_index (see _ann_index)
         self._proj_lex = LexicalIndex(self._tokenizer)
         self._inst_lex = LexicalIndex(self._tokenizer)
         self._own_vector: set[int] = set()  # institutions whose vector came from their own text
@@ -149,6 +145,9 @@ class MatchingService:
         self._side_ids: dict[Side, set[int]] = {"fund": set(), "base": set(), "platform": set()}
         self._evidence: dict[int, Evidence] = {}
         self._evidence_dirty = True
+        self._vocabs = Vocabs.new()
+        self._ptab = ProjectTable(self._vocabs)
+        self._itab: InstitutionTable | None = None
         self._port_matrix: _PortfolioMatrix | None = None
 
     @property
@@ -261,6 +260,7 @@ class MatchingService:
             self._set_ready(None)
             for p in projects:
                 self._projects[p.id] = p
+                self._ptab.upsert(p)
                 self._proj_lex.upsert(p.id, self._project_doc(p))
             pids = sorted(i for i in project_vectors if i in self._projects)
             insts = list(institutions)
@@ -285,6 +285,7 @@ class MatchingService:
             self._own_vector = set(own)
             inst_vecs = self._institution_vectors(own)
             self._inst_index = self._index_from(_INSTITUTIONS, sorted(inst_vecs), inst_vecs, use_disk)
+            self._ann_index()
 
     def _institution_vectors(self, own: Mapping[int, NDArray[np.float32]]) -> dict[int, NDArray[np.float32]]:
         """Return each institution's vector: its own, else its portfolio's mean (needs the project index)."""
@@ -445,13 +446,19 @@ class MatchingService:
         """Add or replace one project in the vector, lexical and profile stores."""
         with self._lock:
             self._projects[profile.id] = profile
+            self._ptab.upsert(profile)
             self._proj_lex.upsert(profile.id, self._project_doc(profile))
             if self._pending is not None:
                 self._pend(_PROJECTS, profile.id, vector)
             elif vector is not None:
-                self._proj_index.add([profile.id], np.asarray(vector, dtype=np.float32).reshape(1, -1))
+                vec = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+                self._proj_index.add([profile.id], vec)
+                if self._ann is not None and self._ann.exact is self._proj_index:
+                    self._ann.upsert([profile.id], vec)
             else:
                 self._proj_index.remove([profile.id])
+                if self._ann is not None:
+                    self._ann.remove([profile.id])
             self._project_changed(profile.id)
             self._schedule_save(_PROJECTS)
 
@@ -459,10 +466,13 @@ class MatchingService:
         """Remove one project everywhere; unknown ids are ignored."""
         with self._lock:
             self._projects.pop(project_id, None)
+            self._ptab.remove(project_id)
             self._proj_lex.remove(project_id)
             if self._pending is not None:
                 self._pend(_PROJECTS, project_id, None)
             self._proj_index.remove([project_id])
+            if self._ann is not None:
+                self._ann.remove([project_id])
             self._project_changed(project_id)
             self._schedule_save(_PROJECTS)
 
@@ -626,6 +636,8 @@ class MatchingService:
             for i, inst in self._institutions.items()
         }
         self._as_of_used = as_of
+        insts = list(self._institutions.values())
+        self._itab = InstitutionTable(self._vocabs, insts, [self._evidence[i.id] for i in insts])
         self._evidence_dirty = False
 
     def _evidence_for(self, institution_id: int, leave_out: int | None) -> Evidence:
@@ -726,6 +738,18 @@ class MatchingService:
 
     def _coinvest_for_project(self, project_id: int, inst_ids: Sequence[int]) -> NDArray[np.float64]:
         """Return log(1 + projects each institution co-backed with the project's current backers)."""
+        out = np.zeros(len(inst_ids))
+        counts = self._coinvest_counts(project_id)
+        if counts:
+            col = {i: j for j, i in enumerate(inst_ids)}
+            for inst, n in counts.items():
+                j = col.get(inst)
+                if j is not None:
+                    out[j] = n
+        return np.log1p(out)
+
+    def _coinvest_counts(self, project_id: int) -> Counter[int]:
+        """Return, per institution, how many projects it co-backed with the project's current backers."""
         counts: Counter[int] = Counter()
         for backer in self._backers.get(project_id, ()):
             for other in self._portfolio.get(backer, ()):
@@ -734,7 +758,7 @@ class MatchingService:
                 for inst in self._backers.get(other, ()):
                     if inst != backer:
                         counts[inst] += 1
-        return np.log1p(np.array([counts.get(i, 0) for i in inst_ids], dtype=np.float64))
+        return counts
 
     def _coinvest_partners(self, project_id: int, institution_id: int) -> tuple[str, ...]:
         """Return names of the project's backers that co-backed something with the institution."""
@@ -755,88 +779,25 @@ class MatchingService:
         return counts
 
     # ------------------------------------------------------------------ candidates
-    @staticmethod
-    def _restrict(ids: Iterable[int], filters: Filters | None) -> set[int]:
-        cands = set(ids)
-        if filters is not None and filters.allowed_ids is not None:
-            cands &= set(filters.allowed_ids)
-        return cands
-
-    def _institution_pool(
-        self, inst_ids: Sequence[int], sims: Mapping[str, NDArray[np.float64]]
-    ) -> list[int]:
-        """Return the rows of inst_ids to score: all, or the union of the retrieval channels.
-
-        Channels: dense text similarity, nearest portfolio project (evidence beyond the mean),
-        BM25, co-investment with the project's backers, and activity (popular institutions).
-        """
-        n = len(inst_ids)
-        if n <= self.pool_size:
-            return list(range(n))
-        size = self.pool_size
-        activity = np.array([len(self._portfolio.get(i, ())) for i in inst_ids], dtype=np.float64)
-        rows: set[int] = set()
-        for key, take in (("dense", size), ("dense_port_max", size), ("bm25", size // 2)):
-            rows.update(np.argsort(-sims[key], kind="stable")[:take].tolist())
-        rows.update(np.flatnonzero(sims["coinvest"] > 0).tolist())
-        rows.update(np.argsort(-activity, kind="stable")[: size // 2].tolist())
-        return sorted(rows)
-
-    def _project_pool(
-        self,
-        queries: NDArray[np.float32] | None,
-        lexical_doc: str,
-        cands: set[int],
-        filtered: bool,
-        known: set[int],
-    ) -> list[int]:
-        """Return the projects to score: all candidates when few, else dense and BM25 retrieval.
-
-        With a filter the allowed ids go into the FAISS selector and the BM25 scorer. Without
-        one, the only exclusions are the institution's own portfolio links, so searching
-        everything for k + |known| and dropping those is exact and spares building a selector
-        over every project on each call.
-        """
-        if len(cands) <= self.pool_size:
-            return sorted(cands)
-        n = self.pool_size
-        allowed = cands if filtered else None
-        extra = 0 if filtered else len(known)
-        pool: set[int] = set()
-        if queries is not None and queries.shape[0] > 0:
-            # The institution's own vector retrieves most; each portfolio vector adds its nearest.
-            _s, found = self._proj_index.search(queries[:1], max(1, n // 2) + extra, allowed_ids=allowed)
-            pool.update(int(i) for i in found.ravel() if i >= 0)
-            if queries.shape[0] > 1:
-                per = max(10, n // (2 * (queries.shape[0] - 1)))
-                _s, found = self._proj_index.search(queries[1:], per + extra, allowed_ids=allowed)
-                pool.update(int(i) for i in found.ravel() if i >= 0)
-        pool.update(i for i, _ in self._proj_lex.top(lexical_doc, max(1, n // 4) + extra, allowed))
-        return sorted(pool - known)
+    def _ann_index(self) -> AnnIndex:
+        """Return the candidate ANN index over the current project index, (re)built when replaced."""
+        if self._ann is None or self._ann.exact is not self._proj_index:
+            ann = AnnIndex(self._proj_index, self.ann_min_size)
+            ann.rebuild()
+            self._ann = ann
+        return self._ann
 
     # ------------------------------------------------------------------ ranking core
-    def _score_pairs(
-        self,
-        projects: Sequence[ProjectProfile],
-        institutions: Sequence[InstitutionProfile],
-        evidences: Sequence[Evidence],
-        sims: Mapping[str, NDArray[np.float64]],
-    ) -> NDArray[np.float64]:
-        """Return the (n, len(FEATURES)) feature matrix of aligned pair lists."""
-        rows = np.empty((len(projects), len(FEATURES)))
-        for j, (p, inst, ev) in enumerate(zip(projects, institutions, evidences, strict=True)):
-            f = pair_features(p, inst, ev, {k: float(v[j]) for k, v in sims.items()})
-            rows[j] = [f[name] for name in FEATURES]
-        return rows
-
     @staticmethod
     def _rescaled(raw: NDArray[np.float64]) -> NDArray[np.float64]:
         """Z-score the known values over the candidates; unknown (NaN) become the mean (0)."""
-        out = np.zeros_like(raw)
-        ok = ~np.isnan(raw)
-        if ok.any():
-            out[ok] = _zscore(raw[ok])
-        return out
+        return zscore_known(raw)
+
+    def _institution_table(self) -> InstitutionTable:
+        """Return the encoded institutions of the current evidence (call under the lock)."""
+        self._refresh_evidence()
+        assert self._itab is not None
+        return self._itab
 
     def _institution_sims(
         self, project_id: int, inst_ids: Sequence[int], leave_out: bool
@@ -848,12 +809,11 @@ class MatchingService:
         pmax, pmean, parg = self._portfolio_sims(q, inst_ids, project_id if leave_out else None)
         bm = self._inst_lex.score(self._project_doc(proj), inst_ids)
         bm_raw = np.array([bm.get(i, 0.0) for i in inst_ids])
-        top = float(bm_raw.max()) if bm_raw.size else 0.0
         sims = {
-            "dense": self._rescaled(dense),
-            "dense_port_max": self._rescaled(pmax),
-            "dense_port_mean": self._rescaled(pmean),
-            "bm25": bm_raw / top if top > 0 else bm_raw,
+            "dense": zscore_known(dense),
+            "dense_port_max": zscore_known(pmax),
+            "dense_port_mean": zscore_known(pmean),
+            "bm25": bm25_scaled(bm_raw),
             "coinvest": self._coinvest_for_project(project_id, inst_ids),
         }
         return sims, {"dense_raw": dense, "closest": parg}
@@ -867,20 +827,27 @@ class MatchingService:
         computed: tuple[dict[str, NDArray[np.float64]], dict[str, Any]] | None = None,
         public: bool = False,
     ) -> tuple[NDArray[np.float64], dict[str, Any]]:
-        """Return feature rows of one project against inst_ids[rows], rescaled over all inst_ids."""
-        self._refresh_evidence()
+        """Return feature rows of one project against inst_ids[rows], rescaled over all inst_ids.
+
+        One vectorised pass (:func:`matching.scoring.block_features`); with leave_out, the
+        project's own backers are scored on their evidence without it.
+        """
+        itab = self._institution_table()
         sims, info = computed or self._institution_sims(project_id, inst_ids, leave_out)
-        sel = list(range(len(inst_ids))) if rows is None else list(rows)
-        proj = public_view(self._projects[project_id]) if public else self._projects[project_id]
-        insts = [self._institutions[inst_ids[r]] for r in sel]
-        lo = project_id if leave_out else None
-        evs = [self._evidence_for(inst.id, lo) for inst in insts]
-        picked = {k: v[sel] for k, v in sims.items()}
-        X = self._score_pairs([proj] * len(insts), insts, evs, picked)
+        sel = np.arange(len(inst_ids)) if rows is None else np.asarray(rows, dtype=np.int64)
+        sel_ids = [inst_ids[r] for r in sel.tolist()]
+        if leave_out:
+            own = [i for i in self._backers.get(project_id, ()) if i in itab.row_of]
+            if own:
+                insts = [self._institutions[i] for i in own]
+                itab = itab.with_rows(insts, [self._evidence_for(i, project_id) for i in own])
+        picked = {k: v[sel][None, :] for k, v in sims.items()}
+        X = block_features(
+            self._ptab, self._ptab.rows([project_id]), itab, itab.rows(sel_ids), picked, public=public
+        )
         info = {
             "dense_raw": info["dense_raw"][sel],
             "closest": info["closest"][sel],
-            "evidence": evs,
             "sims": sims,
         }
         return X, info
@@ -891,25 +858,34 @@ class MatchingService:
         X: NDArray[np.float64],
         k: int,
         explain: Any,
+        raw: NDArray[np.float64] | None = None,
+        span: tuple[float, float] | None = None,
     ) -> list[Match]:
-        """Rank pool rows by the ranker, scale scores to 0-100 and attach reasons to the top k."""
+        """Rank pool rows by the ranker, scale scores to 0-100 and attach reasons to the top k.
+
+        raw: the ranker's scores of X when already computed; span: the (lowest, highest) raw score
+        of the query's candidates for the 0-100 scale (default: over these rows).
+        """
         if len(ids) == 0 or k <= 0:
             return []
-        raw = self.ranker.score(X)
+        if raw is None:
+            raw = self.ranker.score(X)
         order = np.lexsort((np.asarray(ids), -raw))[:k]
-        lo, hi = float(raw.min()), float(raw.max())
-        span = hi - lo
-        points = 100.0 / span if span > 1e-12 else 0.0
+        lo, hi = span if span is not None else (float(raw.min()), float(raw.max()))
+        width = hi - lo
+        points = 100.0 / width if width > 1e-12 else 0.0
+        scores = rescale_0_100(raw[order], lo, hi)
         contrib = self.ranker.contributions(X[order]) * points if explain is not None else None
         out = []
         for rank, row in enumerate(order):
-            score = 100.0 * (raw[row] - lo) / span if span > 1e-12 else 100.0
             feats = {name: float(X[row, j]) for j, name in enumerate(FEATURES)}
             reasons: tuple[Any, ...] = ()
             if contrib is not None:
                 c = {name: float(contrib[rank, j]) for j, name in enumerate(FEATURES)}
                 reasons = explain(int(row), feats, c)
-            out.append(Match(id=int(ids[row]), score=round(float(score), 2), reasons=reasons, features=feats))
+            out.append(
+                Match(id=int(ids[row]), score=round(float(scores[rank]), 2), reasons=reasons, features=feats)
+            )
         return out
 
     def _phrases(self, text_a: str, text_b: str) -> tuple[str, str, tuple[str, ...]] | None:
@@ -962,7 +938,7 @@ class MatchingService:
         with self._lock:
             if project_id not in self._projects:
                 raise KeyError(f"unknown project {project_id}")
-            cands = self._restrict(self._side_ids[side], filters)
+            cands = restrict(self._side_ids[side], filters)
             if self.exclude_known:
                 cands -= self._backers.get(project_id, set())
             if not cands:
@@ -970,25 +946,32 @@ class MatchingService:
             self._refresh_evidence()
             ids = sorted(cands)
             computed = self._institution_sims(project_id, ids, leave_out=False)
-            rows = self._institution_pool(ids, computed[0])
+            activity = np.array([len(self._portfolio.get(i, ())) for i in ids], dtype=np.float64)
+            rows = institution_pool(ids, computed[0], activity, self.pool_size)
             pool = [ids[r] for r in rows]
             public = filters is not None and filters.public_only
-            X, info = self._institution_features(project_id, ids, rows, computed=computed, public=public)
+            # Every candidate is scored (one vectorised pass): the 0-100 scale spans them all, so
+            # a pair gets the same number here as in score_block; only the pool is ranked.
+            X_all, info = self._institution_features(project_id, ids, computed=computed, public=public)
+            raw_all = self.ranker.score(X_all)
+            span = (float(raw_all.min()), float(raw_all.max()))
+            X, raw = X_all[rows], raw_all[rows]
             proj = public_view(self._projects[project_id]) if public else self._projects[project_id]
 
             def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
+                inst_id = pool[row]
                 ctx = self._pair_context(
                     proj,
-                    self._institutions[pool[row]],
-                    info["evidence"][row],
+                    self._institutions[inst_id],
+                    self._evidence.get(inst_id, Evidence()),
                     feats,
                     contrib,
-                    int(info["closest"][row]),
-                    float(info["dense_raw"][row]),
+                    int(info["closest"][rows[row]]),
+                    float(info["dense_raw"][rows[row]]),
                 )
                 return pair_reasons(ctx, self.max_reasons)
 
-            return self._finish(pool, X, k, reasons if explain else None)
+            return self._finish(pool, X, k, reasons if explain else None, raw=raw, span=span)
 
     def rank_institutions(self, project_id: int, side: Side, k: int = 100) -> list[int]:
         """Return the ids of the top-k institutions for a project, without reasons (for evaluation)."""
@@ -1012,6 +995,159 @@ class MatchingService:
             )
             return X
 
+    def score_block(
+        self,
+        project_ids: Sequence[int],
+        institution_ids: Sequence[int],
+        *,
+        public: bool = False,
+        chunk_pairs: int = 65_536,
+    ) -> NDArray[np.float64]:
+        """Return the display scores (0-100) of every project x institution pair as one matrix.
+
+        The result has shape ``(len(project_ids), len(institution_ids))`` in the order given. Row
+        ``a`` is project ``project_ids[a]`` ranked against ``institution_ids`` as one query, with
+        the same numbers as the one-query path: similarities are z-scored (BM25 scaled) over the
+        row's candidates and 0-100 spans the row's lowest and highest raw ranker score, exactly as
+        ``match_project(pid, side, filters=Filters(allowed_ids=frozenset(institution_ids)))``
+        scores them when the institutions are all of that side (pass one side's institutions, or
+        any filtered subset of them). A pair the project's portfolio links already is NaN when
+        ``exclude_known`` is set (the one-query path never proposes it either).
+
+        Work is done in chunks of about ``chunk_pairs`` pairs: vector products for the dense
+        and portfolio similarities, one sparse product for BM25, one
+        :func:`matching.scoring.block_features` pass and one ranker call per chunk.
+
+        Raises:
+            KeyError: an unknown project or institution id.
+        """
+        with self._lock:
+            pids = [int(p) for p in project_ids]
+            iids = [int(i) for i in institution_ids]
+            for pid in pids:
+                if pid not in self._projects:
+                    raise KeyError(f"unknown project {pid}")
+            itab = self._institution_table()
+            irows = itab.rows(iids)
+            n_i = len(iids)
+            out = np.full((len(pids), n_i), np.nan)
+            if not pids or not n_i:
+                return out
+            col_of = {i: j for j, i in enumerate(iids)}
+            # Institution side, once per block: vectors, portfolio rows, BM25 term weights.
+            has_iv = np.array([i in self._inst_index for i in iids], dtype=bool)
+            iv = self._inst_index.vectors_for([i for i in iids if i in self._inst_index])
+            pm = self._portfolio_matrix()
+            bounds = np.array([pm.segments.get(i, (0, 0)) for i in iids], dtype=np.int64).reshape(-1, 2)
+            lengths = bounds[:, 1] - bounds[:, 0]
+            has_port = lengths > 0
+            port_cols = (
+                np.concatenate([np.arange(a, b) for a, b in bounds[has_port]])
+                if has_port.any()
+                else np.empty(0, dtype=np.int64)
+            )
+            port_vecs = pm.matrix[port_cols]
+            port_starts = np.concatenate(([0], np.cumsum(lengths[has_port])[:-1])).astype(np.int64)
+            terms, weights = self._inst_lex.weight_matrix(iids)
+            weights_t = weights.T.tocsr()
+            chunk = max(1, chunk_pairs // n_i)
+            for start in range(0, len(pids), chunk):
+                part = pids[start : start + chunk]
+                out[start : start + len(part)] = self._score_chunk(
+                    part,
+                    iids,
+                    irows,
+                    itab,
+                    col_of,
+                    has_iv,
+                    iv,
+                    has_port,
+                    port_vecs,
+                    port_starts,
+                    lengths[has_port],
+                    terms,
+                    weights_t,
+                    public,
+                )
+            return out
+
+    def _score_chunk(
+        self,
+        pids: Sequence[int],
+        iids: Sequence[int],
+        irows: NDArray[np.int64],
+        itab: InstitutionTable,
+        col_of: Mapping[int, int],
+        has_iv: NDArray[np.bool_],
+        iv: NDArray[np.float32],
+        has_port: NDArray[np.bool_],
+        port_vecs: NDArray[np.float32],
+        port_starts: NDArray[np.int64],
+        port_lengths: NDArray[np.int64],
+        terms: Mapping[str, int],
+        weights_t: Any,
+        public: bool,
+    ) -> NDArray[np.float64]:
+        """Return the 0-100 scores of some projects against the block's institutions (see score_block)."""
+        from scipy.sparse import csr_matrix
+
+        n_p, n_i = len(pids), len(iids)
+        # Candidates per row: every column but the project's own backers (exclude_known).
+        mask = np.ones((n_p, n_i), dtype=bool)
+        coinvest = np.zeros((n_p, n_i))
+        q_rows: list[int] = []
+        q_cols: list[int] = []
+        for a, pid in enumerate(pids):
+            backers = self._backers.get(pid, ())
+            if self.exclude_known:
+                for b in backers:
+                    j = col_of.get(b)
+                    if j is not None:
+                        mask[a, j] = False
+            if backers:
+                for inst_id, count in self._coinvest_counts(pid).items():
+                    j = col_of.get(inst_id)
+                    if j is not None:
+                        coinvest[a, j] = np.log1p(count)
+            tokens = list(self._proj_lex.terms(pid))
+            for term in self._inst_lex.query_terms(tokens):
+                j = terms.get(term)
+                if j is not None:
+                    q_rows.append(a)
+                    q_cols.append(j)
+        queries = csr_matrix(
+            (np.ones(len(q_rows)), (q_rows, q_cols)), shape=(n_p, weights_t.shape[0]), dtype=np.float64
+        )
+        bm = np.asarray((queries @ weights_t).todense()) if len(terms) else np.zeros((n_p, n_i))
+        bm = np.where(mask, bm, 0.0)
+        # Dense and portfolio similarities: one product each over the projects holding a vector.
+        has_pv = np.array([p in self._proj_index for p in pids], dtype=bool)
+        dense = np.full((n_p, n_i), np.nan)
+        pmax = np.full((n_p, n_i), np.nan)
+        pmean = np.full((n_p, n_i), np.nan)
+        if has_pv.any():
+            pv = self._proj_index.vectors_for([p for p, h in zip(pids, has_pv, strict=True) if h])
+            if has_iv.any():
+                dense[np.ix_(has_pv, has_iv)] = pv @ iv.T
+            if port_vecs.shape[0]:
+                sims = (pv @ port_vecs.T).astype(np.float64)
+                seg_max = np.maximum.reduceat(sims, port_starts, axis=1)
+                seg_mean = np.add.reduceat(sims, port_starts, axis=1) / port_lengths[None, :]
+                pmax[np.ix_(has_pv, has_port)] = seg_max
+                pmean[np.ix_(has_pv, has_port)] = seg_mean
+        sims_z = {
+            "dense": zscore_rows(dense, mask),
+            "dense_port_max": zscore_rows(pmax, mask),
+            "dense_port_mean": zscore_rows(pmean, mask),
+            "bm25": bm25_scaled(bm, axis=1),
+            "coinvest": np.where(mask, coinvest, 0.0),
+        }
+        X = block_features(self._ptab, self._ptab.rows(pids), itab, irows, sims_z, public=public)
+        raw = self.ranker.score(X).reshape(n_p, n_i)
+        lo = np.where(mask, raw, np.inf).min(axis=1, keepdims=True)
+        hi = np.where(mask, raw, -np.inf).max(axis=1, keepdims=True)
+        return np.where(mask, rescale_0_100(raw, lo, hi), np.nan)
+
     def _projects_for(
         self,
         inst: InstitutionProfile,
@@ -1024,13 +1160,22 @@ class MatchingService:
     ) -> list[Match]:
         """Rank projects for an institution-like query (the institution itself or one of its needs)."""
         self._refresh_evidence()
-        cands = self._restrict(self._projects, filters)
         known = set(self._portfolio.get(inst.id, ())) if self.exclude_known else set()
-        cands -= known
-        if not cands:
+        cands: set[int] | None = None  # None: every project but the known links (no set of all ids)
+        if filters is not None and filters.allowed_ids is not None:
+            cands = restrict(self._projects, filters) - known
+        pool = project_pool(
+            self._ann_index(),
+            self._proj_lex,
+            query_vectors,
+            lexical_doc,
+            cands,
+            self._projects.keys(),
+            known,
+            self.pool_size,
+        )
+        if not pool:
             return []
-        filtered = filters is not None and filters.allowed_ids is not None
-        pool = self._project_pool(query_vectors, lexical_doc, cands, filtered, known)
         q = query_vectors[0] if query_vectors is not None and query_vectors.shape[0] else None
         dense = np.full(len(pool), np.nan)
         has_vec = [j for j, p in enumerate(pool) if p in self._proj_index]
@@ -1049,28 +1194,35 @@ class MatchingService:
                 parg[has_vec] = np.asarray(port, dtype=np.int64)[best]
         bm = self._proj_lex.score(lexical_doc, pool)
         bm_raw = np.array([bm.get(i, 0.0) for i in pool])
-        top = float(bm_raw.max()) if bm_raw.size else 0.0
         partners = self._partner_counts(inst.id)
         co = np.log1p(
             np.array([sum(partners.get(b, 0) for b in self._backers.get(p, ())) for p in pool], dtype=float)
         )
         sims = {
-            "dense": self._rescaled(dense),
-            "dense_port_max": self._rescaled(pmax),
-            "dense_port_mean": self._rescaled(pmean),
-            "bm25": bm_raw / top if top > 0 else bm_raw,
-            "coinvest": co,
+            "dense": zscore_known(dense)[:, None],
+            "dense_port_max": zscore_known(pmax)[:, None],
+            "dense_port_mean": zscore_known(pmean)[:, None],
+            "bm25": bm25_scaled(bm_raw)[:, None],
+            "coinvest": co[:, None],
         }
         ev = self._evidence.get(inst.id, Evidence())
-        projs = [self._projects[p] for p in pool]
-        if filters is not None and filters.public_only:
-            projs = [public_view(p) for p in projs]
-        X = self._score_pairs(projs, [inst] * len(pool), [ev] * len(pool), sims)
+        public = filters is not None and filters.public_only
+        one = InstitutionTable(self._vocabs, [inst], [ev])
+        X = block_features(
+            self._ptab, self._ptab.rows(pool), one, np.zeros(1, dtype=np.int64), sims, public=public
+        )
         phrase_inst = replace(inst, text=text_for_phrases)
 
         def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
+            proj = self._projects[pool[row]]
             ctx = self._pair_context(
-                projs[row], phrase_inst, ev, feats, contrib, int(parg[row]), float(dense[row])
+                public_view(proj) if public else proj,
+                phrase_inst,
+                ev,
+                feats,
+                contrib,
+                int(parg[row]),
+                float(dense[row]),
             )
             return pair_reasons(ctx, self.max_reasons)
 
@@ -1147,10 +1299,8 @@ class MatchingService:
         has = [j for j, i in enumerate(ids) if i in index]
         if has:
             dense[has] = index.vectors_for([ids[j] for j in has]) @ q
-        dz = self._rescaled(dense)
-        bm_raw = np.array([bm.get(i, 0.0) for i in ids])
-        top = float(bm_raw.max()) if bm_raw.size else 0.0
-        lexical = bm_raw / top if top > 0 else bm_raw
+        dz = zscore_known(dense)
+        lexical = bm25_scaled(np.array([bm.get(i, 0.0) for i in ids]))
         w_dense, w_lex = self.search_weights
         raw = w_dense * dz + w_lex * lexical
         order = np.lexsort((np.asarray(ids), -raw))[:k]
@@ -1167,7 +1317,7 @@ class MatchingService:
             reasons = search_reasons(
                 float(dz[row]), w_dense * dz[row] * points, shared, w_lex * lexical[row] * points, phrases
             )
-            score = 100.0 * (raw[row] - lo) / span if span > 1e-12 else 100.0
+            score = float(rescale_0_100(raw[row], lo, hi))
             out.append(
                 Match(
                     id=int(rid),
@@ -1181,7 +1331,7 @@ class MatchingService:
     def search_projects(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Match]:
         """Return projects for a free-text query (dense query vector and BM25, fused)."""
         with self._lock:
-            cands = self._restrict(self._projects, filters)
+            cands = restrict(self._projects, filters)
             texts = {i: self._projects[i].text for i in cands}
             return self._search(query, k, cands, self._proj_index, self._proj_lex, texts)
 
@@ -1195,6 +1345,6 @@ class MatchingService:
         """Return institutions (of one side when given) for a free-text query."""
         with self._lock:
             pool = self._side_ids[side] if side is not None else self._institutions.keys()
-            cands = self._restrict(pool, filters)
+            cands = restrict(pool, filters)
             texts = {i: self._institutions[i].text for i in cands}
             return self._search(query, k, cands, self._inst_index, self._inst_lex, texts)
