@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 __all__ = ["LexicalIndex", "clean_tokens", "default_tokenizer"]
 
 Tokenizer = Callable[[str], list[str]]
-_TOKEN_CACHE_SIZE = 4096  # texts; oldest evicted first
+_TOKEN_CACHE_SIZE = 32_768  # texts; oldest evicted first (clauses of shown records recur)
 
 
 def _is_word(token: str) -> bool:
@@ -74,6 +74,7 @@ class LexicalIndex:
         self._n_rows = 0
         self._lock = threading.RLock()
         self._token_cache: dict[str, tuple[str, ...]] = {}
+        self._idf_cache: dict[str, float] = {}  # cleared on every edit (the idf depends on n)
 
     def tokenize(self, text: str) -> list[str]:
         """Return the cleaned tokens of a text (cached: profiles are tokenized again at query time)."""
@@ -106,6 +107,7 @@ class LexicalIndex:
         counts = Counter(tokens)
         with self._lock:
             self._remove_locked(doc_id)
+            self._idf_cache.clear()
             self._assign_row(doc_id)
             self._docs[doc_id] = counts
             self._lengths[doc_id] = sum(counts.values())
@@ -134,6 +136,7 @@ class LexicalIndex:
         old = self._docs.pop(doc_id, None)
         if old is None:
             return
+        self._idf_cache.clear()
         row = self._row.pop(doc_id)
         self._row_ids[row] = -1
         self._free_rows.append(row)
@@ -153,11 +156,15 @@ class LexicalIndex:
 
     def idf(self, term: str) -> float:
         """Return the BM25 idf of a term (0 for unknown terms)."""
+        cached = self._idf_cache.get(term)
+        if cached is not None:
+            return cached
         n = len(self._docs)
         df = len(self._postings.get(term, ()))
-        if df == 0:
-            return 0.0
-        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        value = 0.0 if df == 0 else math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        if len(self._idf_cache) < 1_000_000:
+            self._idf_cache[term] = value
+        return value
 
     def _query_terms(self, query: str | Sequence[str]) -> list[str]:
         tokens = self.tokenize(query) if isinstance(query, str) else clean_tokens(query)
