@@ -22,7 +22,8 @@ from numpy.typing import NDArray
 
 from embeddings import Embedder, VectorIndex
 from matching.candidates import ANN_MIN_SIZE, AnnIndex, institution_pool, project_pool, restrict
-from matching.explain import PairContext, closest_phrases, distinctive_terms, pair_reasons, search_reasons
+from matching.explain import PairContext, pair_reasons, search_reasons
+from matching.explanation import pair_context, phrases
 from matching.features import FEATURES, Evidence, build_evidence
 from matching.lexical import LexicalIndex, Tokenizer
 from matching.normalize import bm25_scaled, rescale_0_100, zscore_known, zscore_rows
@@ -889,7 +890,7 @@ class MatchingService:
         return out
 
     def _phrases(self, text_a: str, text_b: str) -> tuple[str, str, tuple[str, ...]] | None:
-        return closest_phrases(text_a, text_b, self._proj_lex.tokenize, self._proj_lex.idf)
+        return phrases(text_a, text_b, self._proj_lex)
 
     def _pair_context(
         self,
@@ -901,27 +902,19 @@ class MatchingService:
         closest_case: int,
         dense_raw: float | None,
     ) -> PairContext:
-        case = self._projects.get(closest_case) if closest_case >= 0 else None
-        shared: tuple[str, ...] = ()
-        if feats.get("bm25", 0.0) > 0:
-            inst_terms = self._inst_lex.terms(inst.id)
-            toks = dict.fromkeys(self._proj_lex.tokenize(self._project_doc(proj)))
-            common = sorted((t for t in toks if t in inst_terms), key=lambda t: -self._inst_lex.idf(t))
-            shared = distinctive_terms(common, self._inst_lex.doc_share)[:5]
-        return PairContext(
-            project=proj,
-            institution=inst,
-            evidence=ev,
-            features=feats,
-            contributions=contrib,
-            phrases=self._phrases(proj.text, inst.text) if inst.text else None,
-            closest_case=case,
-            case_phrases=self._phrases(proj.text, case.text) if case is not None else None,
-            coinvest_partners=self._coinvest_partners(proj.id, inst.id)
-            if feats.get("coinvest", 0.0) > 0
-            else (),
-            shared_terms=shared,
+        """Return the explanation context of one shown pair (see matching.explanation)."""
+        return pair_context(
+            proj,
+            inst,
+            ev,
+            feats,
+            contrib,
+            closest_case=self._projects.get(closest_case) if closest_case >= 0 else None,
             dense_raw=dense_raw,
+            project_doc=self._project_doc(proj),
+            project_lex=self._proj_lex,
+            institution_lex=self._inst_lex,
+            coinvest_partners=lambda: self._coinvest_partners(proj.id, inst.id),
         )
 
     # ------------------------------------------------------------------ public ranking
