@@ -13,7 +13,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,19 @@ from numpy.typing import NDArray
 
 from embeddings import Embedder, VectorIndex
 from matching.candidates import ANN_MIN_SIZE, AnnIndex, institution_pool, project_pool, restrict
+from matching.evidence import (
+    PortfolioMatrix,
+    all_evidence,
+    coinvest_counts,
+    coinvest_partners,
+    evidence_without,
+    partner_counts,
+    portfolio_matrix,
+    portfolio_sims,
+)
 from matching.explain import PairContext, pair_reasons, search_reasons
 from matching.explanation import pair_context, phrases
-from matching.features import FEATURES, Evidence, build_evidence
+from matching.features import FEATURES, Evidence
 from matching.lexical import LexicalIndex, Tokenizer
 from matching.normalize import bm25_scaled, rescale_0_100, zscore_known, zscore_rows
 from matching.ranker import HandWeightedRanker, Ranker
@@ -53,15 +63,6 @@ def _unit(vector: NDArray[np.floating]) -> NDArray[np.float32]:
     v = np.asarray(vector, dtype=np.float32).ravel()
     norm = float(np.linalg.norm(v))
     return v / norm if norm > 0 else v
-
-
-@dataclass
-class _PortfolioMatrix:
-    """All portfolio project vectors in one matrix, grouped by institution (rows contiguous)."""
-
-    matrix: NDArray[np.float32]  # (n_rows, dim)
-    project_ids: NDArray[np.int64]  # (n_rows,) the portfolio project of each row
-    segments: dict[int, tuple[int, int]]  # institution id -> [start, end) rows
 
 
 class MatchingService:
@@ -149,7 +150,7 @@ class MatchingService:
         self._vocabs = Vocabs.new()
         self._ptab = ProjectTable(self._vocabs)
         self._itab: InstitutionTable | None = None
-        self._port_matrix: _PortfolioMatrix | None = None
+        self._port_matrix: PortfolioMatrix | None = None
 
     @property
     def ranker_name(self) -> str:
@@ -628,15 +629,9 @@ class MatchingService:
     def _refresh_evidence(self) -> None:
         if not self._evidence_dirty:
             return
-        as_of = self.as_of
-        if as_of is None:
-            dates = [it.date for inst in self._institutions.values() for it in inst.portfolio if it.date]
-            as_of = max(dates) if dates else None
-        self._evidence = {
-            i: build_evidence(inst, self._projects, as_of, self.half_life_days)
-            for i, inst in self._institutions.items()
-        }
-        self._as_of_used = as_of
+        self._evidence, self._as_of_used = all_evidence(
+            self._institutions, self._projects, self.as_of, self.half_life_days
+        )
         insts = list(self._institutions.values())
         self._itab = InstitutionTable(self._vocabs, insts, [self._evidence[i.id] for i in insts])
         self._evidence_dirty = False
@@ -647,24 +642,11 @@ class MatchingService:
         if leave_out is None or leave_out not in self._portfolio.get(institution_id, ()):
             return ev
         inst = self._institutions[institution_id]
-        trimmed = replace(inst, portfolio=tuple(i for i in inst.portfolio if i.project_id != leave_out))
-        return build_evidence(trimmed, self._projects, self._as_of_used, self.half_life_days)
+        return evidence_without(inst, leave_out, self._projects, self._as_of_used, self.half_life_days)
 
-    def _portfolio_matrix(self) -> _PortfolioMatrix:
+    def _portfolio_matrix(self) -> PortfolioMatrix:
         if self._port_matrix is None:
-            rows: list[int] = []
-            segments: dict[int, tuple[int, int]] = {}
-            for inst_id in sorted(self._portfolio):
-                pids = [p for p in self._portfolio[inst_id] if p in self._proj_index]
-                segments[inst_id] = (len(rows), len(rows) + len(pids))
-                rows.extend(pids)
-            ids = np.asarray(rows, dtype=np.int64)
-            matrix = (
-                self._proj_index.vectors_for(ids)
-                if rows
-                else np.empty((0, int(self.embedder.dim)), dtype=np.float32)
-            )
-            self._port_matrix = _PortfolioMatrix(matrix, ids, segments)
+            self._port_matrix = portfolio_matrix(self._portfolio, self._proj_index, int(self.embedder.dim))
         return self._port_matrix
 
     # ------------------------------------------------------------------ similarity helpers
@@ -695,47 +677,8 @@ class MatchingService:
     def _portfolio_sims(
         self, q: NDArray[np.float32] | None, inst_ids: Sequence[int], leave_out: int | None
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
-        """Return (max, mean, argmax project id) cosine of q to each institution's portfolio.
-
-        NaN / -1 where an institution has no portfolio vectors; leave_out drops one project
-        from every portfolio (its own link must not explain itself).
-        """
-        n = len(inst_ids)
-        mx, mean = np.full(n, np.nan), np.full(n, np.nan)
-        arg = np.full(n, -1, dtype=np.int64)
-        if q is None or n == 0:
-            return mx, mean, arg
-        pm = self._portfolio_matrix()
-        if pm.matrix.shape[0] == 0:
-            return mx, mean, arg
-        sims = (pm.matrix @ q).astype(np.float64)
-        valid = np.ones(len(sims), dtype=bool)
-        if leave_out is not None:
-            valid = pm.project_ids != leave_out
-        bounds = np.array([pm.segments.get(i, (0, 0)) for i in inst_ids], dtype=np.int64)
-        # Gather every candidate's rows into one flat array and reduce per segment (no Python loop).
-        lengths = bounds[:, 1] - bounds[:, 0]
-        has = lengths > 0
-        if not has.any():
-            return mx, mean, arg
-        rows = np.concatenate([np.arange(a, b) for a, b in bounds[has]])
-        seg_sims = np.where(valid[rows], sims[rows], -np.inf)
-        starts = np.concatenate(([0], np.cumsum(lengths[has])[:-1]))
-        seg_max = np.maximum.reduceat(seg_sims, starts)
-        counts = np.add.reduceat(valid[rows].astype(np.float64), starts)
-        totals = np.add.reduceat(np.where(valid[rows], sims[rows], 0.0), starts)
-        # Position of each segment's maximum: the first row equal to it within the segment.
-        owner = np.repeat(np.arange(len(starts)), lengths[has])
-        is_max = (seg_sims == seg_max[owner]) & np.isfinite(seg_sims)
-        first = np.full(len(starts), -1, dtype=np.int64)
-        hit_rows = np.flatnonzero(is_max)
-        first[owner[hit_rows][::-1]] = rows[hit_rows][::-1]
-        ok = counts > 0
-        idx = np.flatnonzero(has)
-        mx[idx[ok]] = seg_max[ok]
-        mean[idx[ok]] = totals[ok] / counts[ok]
-        arg[idx[ok]] = pm.project_ids[first[ok]]
-        return mx, mean, arg
+        """Return (max, mean, argmax project id) cosine of q to each institution's portfolio."""
+        return portfolio_sims(self._portfolio_matrix(), q, inst_ids, leave_out)
 
     def _coinvest_for_project(self, project_id: int, inst_ids: Sequence[int]) -> NDArray[np.float64]:
         """Return log(1 + projects each institution co-backed with the project's current backers)."""
@@ -750,34 +693,15 @@ class MatchingService:
         return np.log1p(out)
 
     def _coinvest_counts(self, project_id: int) -> Counter[int]:
-        """Return, per institution, how many projects it co-backed with the project's current backers."""
-        counts: Counter[int] = Counter()
-        for backer in self._backers.get(project_id, ()):
-            for other in self._portfolio.get(backer, ()):
-                if other == project_id:
-                    continue
-                for inst in self._backers.get(other, ()):
-                    if inst != backer:
-                        counts[inst] += 1
-        return counts
+        return coinvest_counts(project_id, self._backers, self._portfolio)
 
     def _coinvest_partners(self, project_id: int, institution_id: int) -> tuple[str, ...]:
-        """Return names of the project's backers that co-backed something with the institution."""
-        mine = set(self._portfolio.get(institution_id, ())) - {project_id}
-        names = []
-        for backer in self._backers.get(project_id, ()):
-            if backer != institution_id and mine & set(self._portfolio.get(backer, ())):
-                names.append(self._institutions[backer].name)
-        return tuple(sorted(names))
+        return coinvest_partners(
+            project_id, institution_id, self._backers, self._portfolio, lambda i: self._institutions[i].name
+        )
 
     def _partner_counts(self, institution_id: int) -> Counter[int]:
-        """Return, per other institution, how many projects it co-backed with this one."""
-        counts: Counter[int] = Counter()
-        for pid in self._portfolio.get(institution_id, ()):
-            for other in self._backers.get(pid, ()):
-                if other != institution_id:
-                    counts[other] += 1
-        return counts
+        return partner_counts(institution_id, self._backers, self._portfolio)
 
     # ------------------------------------------------------------------ candidates
     def _ann_index(self) -> AnnIndex:
