@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 __all__ = ["LexicalIndex", "clean_tokens", "default_tokenizer"]
 
 Tokenizer = Callable[[str], list[str]]
+_WEIGHT_CACHE_TERMS = 20_000  # terms whose BM25 weight arrays are kept between queries
 _TOKEN_CACHE_SIZE = 32_768  # texts; oldest evicted first (clauses of shown records recur)
 
 
@@ -75,6 +76,8 @@ class LexicalIndex:
         self._lock = threading.RLock()
         self._token_cache: dict[str, tuple[str, ...]] = {}
         self._idf_cache: dict[str, float] = {}  # cleared on every edit (the idf depends on n)
+        # Per-term BM25 weights with the mean length they were computed at; cleared on every edit.
+        self._weights: dict[str, tuple[float, NDArray[np.int64], NDArray[np.float64]]] = {}
 
     def tokenize(self, text: str) -> list[str]:
         """Return the cleaned tokens of a text (cached: profiles are tokenized again at query time)."""
@@ -108,6 +111,7 @@ class LexicalIndex:
         with self._lock:
             self._remove_locked(doc_id)
             self._idf_cache.clear()
+            self._weights.clear()
             self._assign_row(doc_id)
             self._docs[doc_id] = counts
             self._lengths[doc_id] = sum(counts.values())
@@ -137,6 +141,7 @@ class LexicalIndex:
         if old is None:
             return
         self._idf_cache.clear()
+        self._weights.clear()
         row = self._row.pop(doc_id)
         self._row_ids[row] = -1
         self._free_rows.append(row)
@@ -224,6 +229,19 @@ class LexicalIndex:
             self._arrays[term] = cached
         return cached
 
+    def _term_weights(self, term: str, avgdl: float) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Return (rows, BM25 weights) of a term's documents, cached until an edit changes them."""
+        cached = self._weights.get(term)
+        if cached is not None and cached[0] == avgdl:
+            return cached[1], cached[2]
+        rows, tfs, lens = self._posting_arrays(term)
+        denom = tfs + self.k1 * (1.0 - self.b + self.b * lens / avgdl)
+        weights = self.idf(term) * tfs * (self.k1 + 1.0) / denom
+        if len(self._weights) >= _WEIGHT_CACHE_TERMS:
+            self._weights.pop(next(iter(self._weights)), None)
+        self._weights[term] = (avgdl, rows, weights)
+        return rows, weights
+
     def _score_arrays(
         self, query: str | Sequence[str], allowed_ids: Collection[int] | None
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -240,15 +258,14 @@ class LexicalIndex:
                 allowed[[row[i] for i in allowed_ids if i in row]] = True
             all_rows, all_scores = [], []
             for term in terms:
-                rows, tfs, lens = self._posting_arrays(term)  # rows, not ids (see _assign_row)
+                rows, weights = self._term_weights(term, avgdl)  # rows, not ids (see _assign_row)
                 if allowed is not None:
                     keep = allowed[rows]
-                    rows, tfs, lens = rows[keep], tfs[keep], lens[keep]
+                    rows, weights = rows[keep], weights[keep]
                 if rows.size == 0:
                     continue
-                denom = tfs + self.k1 * (1.0 - self.b + self.b * lens / avgdl)
                 all_rows.append(rows)
-                all_scores.append(self.idf(term) * tfs * (self.k1 + 1.0) / denom)
+                all_scores.append(weights)
             if not all_rows:
                 return np.empty(0, dtype=np.int64), np.empty(0)
             acc = np.bincount(
