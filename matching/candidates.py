@@ -74,7 +74,6 @@ class AnnIndex:
             sample = vectors[rng.choice(len(ids), size=min(len(ids), 40 * nlist), replace=False)]
             ivf.train(np.ascontiguousarray(sample))
             ivf.add_with_ids(vectors, ids.astype(np.int64))
-            ivf.own_fields = True
             self._quantizer = quantizer  # the IVF index borrows it
             self._ivf = ivf
             params = faiss.SearchParametersIVF()
