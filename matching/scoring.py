@@ -269,6 +269,15 @@ class InstitutionTable:
             out._encode(r, inst, ev)
         return out
 
+    def subset(self, rows: NDArray[np.int64]) -> InstitutionTable:
+        """Return a table of the given rows only (in that order; each row once)."""
+        out = object.__new__(InstitutionTable)
+        out.__dict__.update(
+            {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        )
+        out.row_of = {int(i): r for r, i in enumerate(out.ids.tolist())}
+        return out
+
     def rows(self, ids: Iterable[int]) -> NDArray[np.int64]:
         row_of = self.row_of
         return np.fromiter((row_of[i] for i in ids), dtype=np.int64)

@@ -245,15 +245,18 @@ class MatchingService(MatchingStore):
         sims, info = computed or self._institution_sims(project_id, inst_ids, leave_out)
         sel = np.arange(len(inst_ids)) if rows is None else np.asarray(rows, dtype=np.int64)
         sel_ids = [inst_ids[r] for r in sel.tolist()]
+        irows = itab.rows(sel_ids)
         if leave_out:
-            own = [i for i in self._backers.get(project_id, ()) if i in itab.row_of]
+            own = [i for i in dict.fromkeys(sel_ids) if i in self._backers.get(project_id, ())]
             if own:
-                insts = [self._institutions[i] for i in own]
-                itab = itab.with_rows(insts, [self._evidence_for(i, project_id) for i in own])
+                # Only the selected rows are copied; the project's backers are re-encoded without it.
+                uniq = list(dict.fromkeys(sel_ids))
+                itab = itab.subset(itab.rows(uniq)).with_rows(
+                    [self._institutions[i] for i in own], [self._evidence_for(i, project_id) for i in own]
+                )
+                irows = itab.rows(sel_ids)
         picked = {k: v[sel][None, :] for k, v in sims.items()}
-        X = block_features(
-            self._ptab, self._ptab.rows([project_id]), itab, itab.rows(sel_ids), picked, public=public
-        )
+        X = block_features(self._ptab, self._ptab.rows([project_id]), itab, irows, picked, public=public)
         info = {
             "dense_raw": info["dense_raw"][sel],
             "closest": info["closest"][sel],

@@ -77,3 +77,29 @@ def test_score_block_follows_edits_and_rejects_unknown_ids(
     with pytest.raises(KeyError):
         svc.score_block([p.id], [987654])
     assert svc.score_block([], svc.institution_ids("fund")).shape == (0, len(svc.institution_ids("fund")))
+
+
+def test_features_for_project_leave_out_uses_trimmed_evidence(
+    embedder: Embedder, vectors, projects, institutions, tokenizer
+) -> None:
+    from matching.evidence import evidence_without
+    from matching.features import SIMILARITY_FEATURES, pair_features
+
+    svc = MatchingService(embedder, tokenizer=tokenizer)
+    svc.load(projects, institutions, *vectors)
+    pairs = [(i.id, it.project_id) for i in institutions for it in i.portfolio]
+    assert pairs
+    inst_id, pid = pairs[0]
+    inst = svc.institution(inst_id)
+    others = [i for i in svc.institution_ids(inst.side) if i != inst_id][:2]
+    X = svc.features_for_project(pid, [inst_id, *others], leave_out=True)
+    trimmed = evidence_without(inst, pid, {p.id: p for p in projects}, svc._as_of_used, svc.half_life_days)
+    want = pair_features(svc.project(pid), inst, trimmed)
+    for j, name in enumerate(FEATURES):
+        if name not in SIMILARITY_FEATURES:
+            assert X[0, j] == pytest.approx(want[name]), name
+    for row, other in enumerate(others, start=1):  # everyone else keeps their whole evidence
+        full = pair_features(svc.project(pid), svc.institution(other), svc.evidence(other))
+        for j, name in enumerate(FEATURES):
+            if name not in SIMILARITY_FEATURES:
+                assert X[row, j] == pytest.approx(full[name]), name
