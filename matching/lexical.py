@@ -78,6 +78,7 @@ class LexicalIndex:
         self._idf_cache: dict[str, float] = {}  # cleared on every edit (the idf depends on n)
         # Per-term BM25 weights with the mean length they were computed at; cleared on every edit.
         self._weights: dict[str, tuple[float, NDArray[np.int64], NDArray[np.float64]]] = {}
+        self._last: tuple[object, NDArray[np.float64]] | None = None  # last unrestricted query's sums
 
     def tokenize(self, text: str) -> list[str]:
         """Return the cleaned tokens of a text (cached: profiles are tokenized again at query time)."""
@@ -112,6 +113,7 @@ class LexicalIndex:
             self._remove_locked(doc_id)
             self._idf_cache.clear()
             self._weights.clear()
+            self._last = None
             self._assign_row(doc_id)
             self._docs[doc_id] = counts
             self._lengths[doc_id] = sum(counts.values())
@@ -142,6 +144,7 @@ class LexicalIndex:
             return
         self._idf_cache.clear()
         self._weights.clear()
+        self._last = None
         row = self._row.pop(doc_id)
         self._row_ids[row] = -1
         self._free_rows.append(row)
@@ -246,7 +249,15 @@ class LexicalIndex:
         self, query: str | Sequence[str], allowed_ids: Collection[int] | None
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Return (ids, scores) of the documents matching the query among allowed_ids."""
+        key = query if isinstance(query, str) else tuple(query)
         with self._lock:
+            last = self._last
+            if allowed_ids is not None and last is not None and last[0] == key:
+                # The same query scored over every document a moment ago (the candidate stage):
+                # read the allowed documents' sums from it (the same numbers, in the same order).
+                rows = np.fromiter((self._row[i] for i in allowed_ids if i in self._row), dtype=np.int64)
+                rows = rows[last[1][rows] > 0]
+                return self._row_ids[rows].copy(), last[1][rows]
             terms = self._query_terms(query)
             if not terms or not self._docs:
                 return np.empty(0, dtype=np.int64), np.empty(0)
@@ -271,6 +282,8 @@ class LexicalIndex:
             acc = np.bincount(
                 np.concatenate(all_rows), weights=np.concatenate(all_scores), minlength=self._n_rows
             )
+            if allowed is None:
+                self._last = (key, acc)
             hit = np.flatnonzero(acc > 0)
             return self._row_ids[hit].copy(), acc[hit]
 

@@ -49,3 +49,19 @@ def test_long_queries_keep_high_idf_terms(tokenizer: Tokenizer) -> None:
     idx.upsert(3, "共同 其它")
     assert idx.top("共同 其他 罕见词", 1)[0][0] in (1, 2)
     assert 3 not in idx.score("共同 其他 罕见词")  # only the two rarest query terms were used
+
+
+def test_restricted_scores_equal_after_an_unrestricted_query() -> None:
+    """A restricted score right after the same unrestricted one reuses its sums: same numbers."""
+    lex = LexicalIndex(lambda t: t.split())
+    docs = {i: " ".join(["a"] * (i % 3 + 1) + ["b"] * (i % 2) + [f"w{i % 5}"]) for i in range(1, 40)}
+    for i, text in docs.items():
+        lex.upsert(i, text)
+    allowed = [3, 4, 5, 11, 30, 99]
+    fresh = lex.score("a b w3", allowed)
+    lex.top("a b w3", 5)
+    assert lex.score("a b w3", allowed) == fresh
+    lex.upsert(4, "w3 w3 w3")  # an edit drops the remembered sums
+    again = lex.score("a b w3", allowed)
+    lex.top("a b w3", 5)
+    assert lex.score("a b w3", allowed) == again != fresh
