@@ -186,6 +186,20 @@ class LexicalIndex:
         with self._lock:
             return self._query_terms(query)
 
+    def doc_query_terms(self, doc_id: int, other: LexicalIndex) -> list[str]:
+        """Return the terms of another index's query made of this index's document doc_id.
+
+        The same as ``other.query_terms(text)`` for the text the document was indexed from (its
+        tokens are already clean and in first-occurrence order), without tokenizing it again.
+        """
+        with self._lock:
+            tokens = list(self._docs.get(doc_id, ()))
+        with other._lock:
+            terms = [t for t in tokens if t in other._postings]
+            if len(terms) > other.max_query_terms:
+                terms = sorted(terms, key=lambda t: -other.idf(t))[: other.max_query_terms]
+            return terms
+
     def weight_matrix(self, doc_ids: Sequence[int]) -> tuple[dict[str, int], Any]:
         """Return (term -> column, sparse (len(doc_ids), n_terms) BM25 weights) of the given documents.
 

@@ -312,9 +312,10 @@ def block_features(
     view (stage, amount, round and needs unknown), like :func:`matching.types.public_view`.
     """
     n_p, n_i = len(p_rows), len(i_rows)
-    X = np.zeros((n_p, n_i, len(FEATURES)))
+    # Feature-major: each column is written contiguously; the (pairs, features) result is its transpose.
+    X = np.zeros((len(FEATURES), n_p, n_i))
     if n_p == 0 or n_i == 0:
-        return X.reshape(n_p * n_i, len(FEATURES))
+        return X.reshape(len(FEATURES), n_p * n_i).T
     pt, it = projects, institutions
     codes = pt.industries[p_rows]
     stage = (
@@ -326,7 +327,7 @@ def block_features(
     n_items = it.n_items[i_rows]
 
     for name, value in (sims or {}).items():
-        X[:, :, _COL[name]] = value
+        X[_COL[name]] = value
 
     # Industries: declared fit, portfolio share and count.
     width = it.declared.shape[1]
@@ -338,19 +339,19 @@ def block_features(
     sec_hit = (_multi_hot(codes, width, skip_first=True) @ declared.T) > 0
     has_inds = codes[:, 0] > 0
     disjoint = has_inds[:, None] & it.has_declared[i_rows][None, :]
-    X[:, :, _COL["industry"]] = np.where(prim_hit, 1.0, np.where(sec_hit, 0.5, np.where(disjoint, -1.0, 0.0)))
+    X[_COL["industry"]] = np.where(prim_hit, 1.0, np.where(sec_hit, 0.5, np.where(disjoint, -1.0, 0.0)))
     ind_port = np.minimum(1.0, hot @ it.ind_share[i_rows].T)
-    X[:, :, _COL["industry_portfolio"]] = ind_port
-    X[:, :, _COL["industry_count"]] = np.log1p(ind_port * n_items[None, :])
+    X[_COL["industry_portfolio"]] = ind_port
+    X[_COL["industry_count"]] = np.log1p(ind_port * n_items[None, :])
 
     # Stages: tables per institution, indexed by the project's stage (last column = unknown).
     ii = i_rows[None, :]
     ss = stage[:, None]
-    X[:, :, _COL["stage"]] = it.stage_fit[ii, ss]
+    X[_COL["stage"]] = it.stage_fit[ii, ss]
     stage_port = it.stage_port[ii, ss]
-    X[:, :, _COL["stage_portfolio"]] = stage_port
-    X[:, :, _COL["stage_count"]] = np.log1p(stage_port * it.n_with_stage[i_rows][None, :])
-    X[:, :, _COL["stage_round"]] = it.stage_round[ii, ss]
+    X[_COL["stage_portfolio"]] = stage_port
+    X[_COL["stage_count"]] = np.log1p(stage_port * it.n_with_stage[i_rows][None, :])
+    X[_COL["stage_round"]] = it.stage_round[ii, ss]
 
     # Amount sought against the ticket range (funds only).
     if not public:
@@ -365,17 +366,17 @@ def block_features(
                 np.where(above, -np.minimum(1.0, np.log2(a / tmax) / 3.0), 1.0),
             )
         ok = (a > 0) & ~(np.isnan(tmin) & np.isnan(tmax)) & (side == 0)[None, :]
-        X[:, :, _COL["amount"]] = np.where(ok, fit, 0.0)
+        X[_COL["amount"]] = np.where(ok, fit, 0.0)
 
     # Region: same city 1.5, same province 1; the base-side copy; the portfolio's province share.
     pc, pp = pt.city[p_rows][:, None], pt.province[p_rows][:, None]
     ic, ip = it.city[i_rows][None, :], it.province[i_rows][None, :]
     region = np.where((pc > 0) & (pc == ic), 1.5, np.where((pp > 0) & (pp == ip), 1.0, 0.0))
-    X[:, :, _COL["region"]] = region
-    X[:, :, _COL["region_base"]] = np.where((side == 1)[None, :], region, 0.0)
+    X[_COL["region"]] = region
+    X[_COL["region_base"]] = np.where((side == 1)[None, :], region, 0.0)
     prov = pt.province[p_rows]
     prov_in = np.where(prov < it.prov_share.shape[1], prov, 0)
-    X[:, :, _COL["region_portfolio"]] = np.minimum(1.0, it.prov_share[i_rows][:, prov_in].T)
+    X[_COL["region_portfolio"]] = np.minimum(1.0, it.prov_share[i_rows][:, prov_in].T)
 
     # Needs: services offered (bases and platforms) and which side the project needs.
     if not public:
@@ -385,18 +386,16 @@ def block_features(
             served = np.where(
                 total > 0, (wanted @ it.offered[i_rows].T) / np.where(total > 0, total, 1.0), 0.0
             )
-        X[:, :, _COL["services"]] = np.where((side != 0)[None, :], served, 0.0)
+        X[_COL["services"]] = np.where((side != 0)[None, :], served, 0.0)
         need_hit = pt.need_side[p_rows][:, side]  # (P, I)
-        X[:, :, _COL["need_side"]] = np.where(
-            pt.has_needs[p_rows][:, None], np.where(need_hit, 1.0, -1.0), 0.0
-        )
+        X[_COL["need_side"]] = np.where(pt.has_needs[p_rows][:, None], np.where(need_hit, 1.0, -1.0), 0.0)
 
     # Institution-only and project-only columns.
     per = it.per_inst[i_rows]
     for j, name in enumerate(("activity", "recency", "recency_fast", "recency_slow", "idle")):
-        X[:, :, _COL[name]] = per[None, :, j]
-    X[:, :, _COL["award"]] = pt.award[p_rows][:, None]
+        X[_COL[name]] = per[None, :, j]
+    X[_COL["award"]] = pt.award[p_rows][:, None]
     grp = pt.group[p_rows]
     grp_in = np.where(grp < it.group_share.shape[1], grp, 0)
-    X[:, :, _COL["group"]] = np.minimum(1.0, it.group_share[i_rows][:, grp_in].T)
-    return X.reshape(n_p * n_i, len(FEATURES))
+    X[_COL["group"]] = np.minimum(1.0, it.group_share[i_rows][:, grp_in].T)
+    return X.reshape(len(FEATURES), n_p * n_i).T

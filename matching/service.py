@@ -513,8 +513,7 @@ class MatchingService(MatchingStore):
                     j = col_of.get(inst_id)
                     if j is not None:
                         coinvest[a, j] = np.log1p(count)
-            tokens = list(self._proj_lex.terms(pid))
-            for term in self._inst_lex.query_terms(tokens):
+            for term in self._proj_lex.doc_query_terms(pid, self._inst_lex):
                 j = terms.get(term)
                 if j is not None:
                     q_rows.append(a)
