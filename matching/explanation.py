@@ -17,9 +17,23 @@ from matching.types import InstitutionProfile, ProjectProfile
 __all__ = ["pair_context", "phrases"]
 
 
+_PHRASE_CACHE_SIZE = 8192
+_phrase_cache: dict[tuple[int, int, str, str], tuple[str, str, tuple[str, ...]] | None] = {}
+
+
 def phrases(text_a: str, text_b: str, lexical: LexicalIndex) -> tuple[str, str, tuple[str, ...]] | None:
-    """Return the closest clause pair of two texts and their shared terms (idf of the lexical index)."""
-    return closest_phrases(text_a, text_b, lexical.tokenize, lexical.idf)
+    """Return the closest clause pair of two texts and their shared terms (idf of the lexical index).
+
+    Results are remembered per index and edit generation (a shown pair is often shown again).
+    """
+    key = (lexical.serial, lexical.generation, text_a, text_b)
+    if key in _phrase_cache:
+        return _phrase_cache[key]
+    found = closest_phrases(text_a, text_b, lexical.tokenize, lexical.idf)
+    if len(_phrase_cache) >= _PHRASE_CACHE_SIZE:
+        _phrase_cache.pop(next(iter(_phrase_cache)), None)
+    _phrase_cache[key] = found
+    return found
 
 
 def pair_context(

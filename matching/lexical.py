@@ -7,6 +7,7 @@ into numpy arrays only at query time (cached per term until a document holding i
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections import Counter
@@ -19,6 +20,7 @@ from numpy.typing import NDArray
 __all__ = ["LexicalIndex", "clean_tokens", "default_tokenizer"]
 
 Tokenizer = Callable[[str], list[str]]
+_SERIALS = itertools.count()
 _WEIGHT_CACHE_TERMS = 20_000  # terms whose BM25 weight arrays are kept between queries
 _TOKEN_CACHE_SIZE = 32_768  # texts; oldest evicted first (clauses of shown records recur)
 
@@ -79,6 +81,10 @@ class LexicalIndex:
         # Per-term BM25 weights with the mean length they were computed at; cleared on every edit.
         self._weights: dict[str, tuple[float, NDArray[np.int64], NDArray[np.float64]]] = {}
         self._last: tuple[object, NDArray[np.float64]] | None = None  # last unrestricted query's sums
+        #: Counts edits: anything derived from the idf (cached phrases) is stale once it moves.
+        self.generation = 0
+        #: Unique per index in this process (an id() can be reused after collection).
+        self.serial = next(_SERIALS)
 
     def tokenize(self, text: str) -> list[str]:
         """Return the cleaned tokens of a text (cached: profiles are tokenized again at query time)."""
@@ -113,6 +119,7 @@ class LexicalIndex:
             self._remove_locked(doc_id)
             self._idf_cache.clear()
             self._weights.clear()
+            self.generation += 1
             self._last = None
             self._assign_row(doc_id)
             self._docs[doc_id] = counts
@@ -144,6 +151,7 @@ class LexicalIndex:
             return
         self._idf_cache.clear()
         self._weights.clear()
+        self.generation += 1
         self._last = None
         row = self._row.pop(doc_id)
         self._row_ids[row] = -1

@@ -65,3 +65,27 @@ def test_restricted_scores_equal_after_an_unrestricted_query() -> None:
     again = lex.score("a b w3", allowed)
     lex.top("a b w3", 5)
     assert lex.score("a b w3", allowed) == again != fresh
+
+
+def test_phrases_are_remembered_until_the_index_changes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import matching.explanation as explanation
+
+    calls: list[str] = []
+
+    def fake(a, b, tokenize, idf):  # type: ignore[no-untyped-def]
+        calls.append(a)
+        return (a, b, ())
+
+    monkeypatch.setattr(explanation, "closest_phrases", fake)
+    lex = LexicalIndex(lambda t: t.split())
+    lex.upsert(1, "alpha beta")
+    assert explanation.phrases("x y", "y z", lex) == ("x y", "y z", ())
+    assert explanation.phrases("x y", "y z", lex) == ("x y", "y z", ())
+    assert len(calls) == 1
+    lex.upsert(2, "gamma")  # the idf moved: computed again
+    explanation.phrases("x y", "y z", lex)
+    assert len(calls) == 2
+    other = LexicalIndex(lambda t: t.split())  # another index never reads this one's entries
+    other.upsert(1, "alpha beta")
+    explanation.phrases("x y", "y z", other)
+    assert len(calls) == 3
