@@ -21,10 +21,12 @@ from flask import Flask, abort, g, has_request_context, redirect, request, url_f
 from sqlalchemy import select
 
 from app.extensions import db, login_manager
-from models import Award, Connection, ConnectionStage, Institution, Need, Project
+from app.schemas import NeedIn, ProjectIn
+from models import Connection, ConnectionStage, Institution, Need, Project
 from models.accounts import ApiToken, AuditLog, User, hash_token
 from models.base import utcnow
 from models.enums import Role
+from models.pipeline import ConnectionEvent, Party
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +272,11 @@ def can_edit_need(user: User | None, need: Need) -> bool:
     return can_edit_institution(user, need.institution_id)
 
 
+def is_project_member(user: User | None, project_id: int) -> bool:
+    """Return True for an approved member of this project."""
+    return user is not None and user.is_active and user.role is Role.PROJECT and user.project_id == project_id
+
+
 def can_view_institution_private(user: User | None, institution_id: int) -> bool:
     """Shortlist, notes, pipeline and portfolio: that institution's members and the secretariat."""
     return can_edit_institution(user, institution_id)
@@ -279,7 +286,8 @@ def can_see_contacts(user: User | None, project: Project) -> bool:
     """Contacts, team, IP, figures and documents of a project.
 
     True for the secretariat, the project's own members, its contest's organisers, and members of an
-    institution the project has accepted a connection with (已接受, 已会谈, 尽职调查, 已签约).
+    institution the project has accepted a connection with (已接受, 已会谈, 尽职调查, 已签约), when the
+    project itself asked for it or accepted it (see project_consented).
     """
     return project.id in contact_project_ids(user, [project.id], {project.id: project.contest_id})
 
@@ -314,10 +322,30 @@ def contact_project_ids(
                 Connection.institution_id == user.institution_id,
                 Connection.project_id.in_(ids),
                 Connection.stage.in_(ACCEPTED_STAGES),
+                project_consented(),
             )
         )
         return set(rows)
     return set()
+
+
+def project_consented() -> Any:
+    """Return the SQL condition "the project itself agreed to this connection".
+
+    Consent to reveal a project's contacts comes only from the project: it asked for the introduction
+    (the latest request is its own), or a member of the project accepted it. A request made by the
+    secretariat or the institution and accepted by anyone else opens nothing.
+    """
+    accepted_by_project = (
+        select(ConnectionEvent.id)
+        .where(
+            ConnectionEvent.connection_id == Connection.id,
+            ConnectionEvent.to_stage == ConnectionStage.ACCEPTED,
+            ConnectionEvent.actor_kind == Party.PROJECT,
+        )
+        .exists()
+    )
+    return (Connection.initiated_by == Party.PROJECT) | accepted_by_project
 
 
 def project_level(user: User | None, project: Project, contacts: set[int] | None = None) -> Level:
@@ -347,62 +375,70 @@ def can_see_institution_contacts(user: User | None) -> bool:
 # --- write guards shared by pages and the API -------------------------------------------------------
 
 
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(str(value).strip()) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+def check_project_write(user: User | None, values: ProjectIn, project: Project | None = None) -> None:
+    """Refuse (403, audited) a project create or update the user may not make.
 
-
-def check_project_write(
-    user: User | None, data: dict[str, Any], project: Project | None = None
-) -> dict[str, Any]:
-    """Refuse (403, audited) a project create or update the user may not make; return the data to save.
-
+    Runs on the validated values (the same object that is then saved), never on the raw input.
     Organisers create and move projects only within their own contests; a project member edits its own
     project but neither its contest nor its award (those come from the contest).
     """
-    contest_id = _as_int(data.get("contest_id"))
+    contest_id = values.contest_id
     if project is None:
         if not can_create_project(user):
             deny("may not create projects", "只有秘书处和赛事组织方可以新增项目")
-        if contest_id is not None and not _organises(user, contest_id):
+        if not _organises(user, contest_id):
             deny(f"contest {contest_id} is not the user's", "只能在自己负责的赛事中新增项目")
-        return data
+        return
     if not can_edit_project(user, project):
         deny(f"may not edit project {project.id}", "只能编辑自己的项目或自己负责赛事的项目")
     assert user is not None
     if user.role is Role.PROJECT:
-        award = data.get("award")
-        try:
-            same_award = award in (None, "") or Award.from_label(str(award)) is project.award
-        except ValueError:
-            same_award = True  # not a label at all: validation names the field
-        if (contest_id is not None and contest_id != project.contest_id) or not same_award:
+        if contest_id != project.contest_id or values.award is not project.award:
             deny("project member changing contest or award", "项目成员不能修改所属赛事和获奖等级")
-    elif contest_id is not None and contest_id != project.contest_id and not _organises(user, contest_id):
+    elif contest_id != project.contest_id and not _organises(user, contest_id):
         deny(f"moving project {project.id} to contest {contest_id}", "只能把项目移到自己负责的赛事")
+
+
+def locked_project_fields(user: User | None, project: Project, data: dict[str, Any]) -> dict[str, Any]:
+    """Fill the contest and award a project member may not change, where the input leaves them out.
+
+    A value that is given is kept and checked after validation (a different one is refused), so
+    `{"award": null}` is a refused change, not a silent reset.
+    """
+    if user is None or user.role is not Role.PROJECT:
+        return data
+    data = dict(data)
+    data.setdefault("contest_id", project.contest_id)
+    data.setdefault("award", project.award.value if project.award else None)
     return data
 
 
-def check_need_write(
-    user: User | None, data: dict[str, Any] | None, need: Need | None = None
-) -> dict[str, Any]:
-    """Refuse a need create/update/delete the user may not make; an institution member posts for its own."""
-    data = dict(data or {})
+def need_owner_default(user: User | None, data: dict[str, Any]) -> dict[str, Any]:
+    """Return the input with an institution member's own institution where it names none."""
+    if user is None or user.role is not Role.INSTITUTION or not user.institution_id:
+        return data
+    data = dict(data)
+    if data.get("institution_id") is None or data.get("institution_id") == "":
+        data["institution_id"] = user.institution_id
+    return data
+
+
+def check_need_write(user: User | None, values: NeedIn | None, need: Need | None = None) -> None:
+    """Refuse a need create/update/delete the user may not make; an institution member posts for its own.
+
+    Args:
+        values: the validated need (None to ask only whether the user may manage needs, or this need).
+        need: the stored need being changed or deleted, if any.
+    """
     if need is not None and not can_edit_need(user, need):
         deny(f"may not change need {need.id}", "只能管理本机构发布的需求")
     if is_secretariat(user):
-        return data
+        return
     if user is None or user.role is not Role.INSTITUTION or not user.institution_id:
         deny("may not post needs", "只有机构成员和秘书处可以发布对接需求")
     assert user is not None
-    raw = data.get("institution_id")
-    if raw in (None, ""):
-        data["institution_id"] = user.institution_id
-    elif _as_int(raw) is not None and _as_int(raw) != user.institution_id:
+    if values is not None and values.institution_id != user.institution_id:
         deny("posting a need for another institution", "只能以本机构名义发布需求")
-    return data
 
 
 # --- what the reasons of a ranked match may reveal ---------------------------------------------------

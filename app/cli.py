@@ -57,38 +57,75 @@ def init_app(app: Flask) -> None:
     @demo.command("load")
     @click.option("--force", is_flag=True, help="Load even when projects already exist.")
     def demo_load(force: bool) -> None:
-        """Load the shipped demo projects, institutions and needs (once)."""
+        """Load the shipped demo projects, institutions and needs (once), with their shipped vectors."""
         from app.demo.load import load_demo
+        from app.demo.vectors import restore_shipped_vectors
+        from embeddings import model_name
 
         session = db.new_session(current_app)
         try:
             counts = load_demo(session, force=force)
+            # Vectors made by the configured model from the same texts: `flask embed` encodes the rest.
+            counts["shipped vectors"] = restore_shipped_vectors(
+                session, model_name(current_app.config["EMBEDDING_MODEL"])
+            )
         finally:
             session.close()
         click.echo("demo: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+    @demo.command("vectors")
+    @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+    def demo_vectors(out: str) -> None:
+        """Write the demo records' vectors (encoding what changed first) for shipping with the demo."""
+        from app.demo.vectors import write_shipped_vectors
+
+        embedder = _sync_with_progress(64)
+        session = db.new_session(current_app)
+        try:
+            written, missing = write_shipped_vectors(session, embedder.name, Path(out))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            session.close()
+        click.echo(f"{written} vectors by {embedder.name} written to {out}")
+        if missing:
+            click.echo(f"note: {missing} demo records are not in this database: run `flask demo load` first")
+
+    @demo.command("synthetic")
+    @click.option("--projects", "n_projects", required=True, type=click.IntRange(1), help="Projects.")
+    @click.option("--institutions", "n_institutions", required=True, type=click.IntRange(1))
+    @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same data).")
+    @click.option(
+        "--events", "n_events", default=None, type=click.IntRange(0),
+        help="About how many connection history events to write [default: two per project].",
+    )
+    def demo_synthetic(n_projects: int, n_institutions: int, seed: int, n_events: int | None) -> None:
+        """Fill an empty database with synthetic scale data for benchmarks (EMBEDDING_MODEL=synthetic)."""
+        from app.demo.synthetic import SyntheticRefused, load_synthetic
+        from app.services import build_matching
+
+        if current_app.config["EMBEDDING_MODEL"] != "synthetic":
+            # Any other model would re-encode every synthetic record when the service starts.
+            raise click.ClickException("set MATCH_EMBEDDING_MODEL=synthetic: the data is served with its own vectors")
+        start = time.perf_counter()
+        try:
+            counts = load_synthetic(
+                db.engine, n_projects, n_institutions, seed=seed, n_events=n_events, echo=click.echo
+            )
+        except SyntheticRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        loaded = time.perf_counter() - start
+        click.echo("synthetic: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" ({loaded:.1f} s)")
+        build_matching(current_app, rebuild=True)
+        click.echo(f"indexes built in {time.perf_counter() - start - loaded:.1f} s")
 
     @app.cli.command("embed")
     @click.option("--batch-size", default=64, show_default=True)
     def embed(batch_size: int) -> None:
         """Encode every record whose text or model changed, then (re)build the indexes."""
-        from app.services import build_matching, sync_embeddings
-        from embeddings import load_embedder
+        from app.services import build_matching
 
-        embedder = load_embedder(current_app.config["EMBEDDING_MODEL"])
-        session = db.new_session(current_app)
-        start = time.perf_counter()
-        try:
-            with click.progressbar(length=0, label=f"encoding with {embedder.name}") as bar:
-                report = sync_embeddings(session, embedder, batch_size, progress=lambda _k, n: bar.update(n))
-        finally:
-            session.close()
-        took = time.perf_counter() - start
-        click.echo(
-            "encoded "
-            + ", ".join(f"{k} {n}" for k, n in report.encoded.items())
-            + f"; unchanged {sum(report.unchanged.values())}; removed {sum(report.removed.values())}"
-            + f" ({took:.1f} s)"
-        )
+        _sync_with_progress(batch_size)
         build_matching(current_app)
         click.echo("indexes in step with the database")
 
@@ -124,6 +161,39 @@ def init_app(app: Flask) -> None:
             f"indexes rebuilt in {time.perf_counter() - start:.2f} s: "
             f"{len(service.project_ids())} projects, {len(service.institution_ids())} institutions"
         )
+
+    from app.events.cli import init_app as init_event_commands
+
+    init_event_commands(app)  # flask event solve
+
+
+def _sync_with_progress(batch_size: int) -> Any:
+    """Encode every record whose text or model changed, in batches, with a progress bar; return the model."""
+    from app.services import sync_embeddings
+    from embeddings import load_embedder
+
+    embedder = load_embedder(current_app.config["EMBEDDING_MODEL"])
+    session = db.new_session(current_app)
+    start = time.perf_counter()
+    try:
+        with click.progressbar(length=0, label=f"encoding with {embedder.name}", show_pos=True) as bar:
+
+            def begin(total: int) -> None:
+                bar.length = total
+
+            report = sync_embeddings(
+                session, embedder, batch_size, progress=lambda _k, n: bar.update(n), on_start=begin
+            )
+    finally:
+        session.close()
+    took = time.perf_counter() - start
+    click.echo(
+        "encoded "
+        + ", ".join(f"{k} {n}" for k, n in report.encoded.items())
+        + f"; unchanged {sum(report.unchanged.values())}; removed {sum(report.removed.values())}"
+        + f" ({took:.1f} s)"
+    )
+    return embedder
 
 
 def register_backup(app: Flask) -> None:

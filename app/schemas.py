@@ -5,6 +5,7 @@ pydantic models with a translation of every error into a Chinese message that na
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
 
@@ -13,7 +14,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -42,6 +45,21 @@ FIELD_LABELS: dict[str, str] = {
 }
 
 
+#: Largest id (PostgreSQL's 32-bit integer).
+MAX_ID = 2**31 - 1
+#: Text fields that may span lines (tab, line feed and carriage return allowed).
+MULTILINE_FIELDS = frozenset({"description", "team", "ip", "note"})
+# C0 and C1 control characters, DEL, and lone surrogates (which no database encoding can store).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+CONTROL_MESSAGE = "不能包含控制字符"
+
+
+def has_control(text: str, multiline: bool = False) -> bool:
+    """Return True when the text holds a control character (tab and line breaks pass when multiline)."""
+    return (_CONTROL_MULTILINE if multiline else _CONTROL).search(text) is not None
+
+
 class InputError(ValueError):
     """Bad input: a mapping of field name -> Chinese message, and a summary."""
 
@@ -65,6 +83,33 @@ def _to_list(v: Any) -> Any:
         return [p.strip() for p in v.replace("，", ",").replace("、", ",").replace(";", ",").split(",") if p.strip()]
     return v
 
+
+def _parse_id(v: Any) -> int:
+    """Return an id from an int (not a bool) or a string of ASCII digits; refuse everything else.
+
+    Floats (12.0), "12.0", "1e1", booleans, lists and numbers beyond MAX_ID are refused rather than
+    coerced, so the value an access rule checks is the value that is stored.
+    """
+    if isinstance(v, str):
+        text = v.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 10:
+            raise ValueError("应为整数编号（只含数字）")
+        v = int(text)
+    elif isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError("应为整数编号")
+    if not 1 <= v <= MAX_ID:
+        raise ValueError(f"应为 1 到 {MAX_ID} 之间的整数编号")
+    return v
+
+
+def _parse_opt_id(v: Any) -> int | None:
+    return None if v is None or (isinstance(v, str) and not v.strip()) else _parse_id(v)
+
+
+_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+#: A record id: an int or a string of ASCII digits (forms send strings), 1..MAX_ID, nothing else.
+Id = Annotated[int, PlainValidator(_parse_id), WithJsonSchema(_ID_SCHEMA)]
+OptId = Annotated[int | None, PlainValidator(_parse_opt_id), WithJsonSchema({"anyOf": [_ID_SCHEMA, {"type": "null"}]})]
 
 OptStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
 StrListIn = Annotated[list[str], BeforeValidator(_to_list)]
@@ -90,8 +135,32 @@ def _check_members(values: list[str], allowed: tuple[str, ...] | list[str]) -> l
     return out
 
 
+def refuse_control(data: Any, labels: dict[str, str] | None = None) -> Any:
+    """Raise InputError naming every field whose text holds a control character; return data unchanged.
+
+    Tab, line feed and carriage return pass in the long text fields (MULTILINE_FIELDS) only.
+    """
+    if not isinstance(data, dict):
+        return data
+    labels = FIELD_LABELS if labels is None else labels
+    bad: dict[str, str] = {}
+    for key, value in data.items():
+        texts = value if isinstance(value, list | tuple) else [value]
+        multiline = key in MULTILINE_FIELDS
+        if any(isinstance(t, str) and has_control(t.strip(), multiline) for t in texts):
+            bad[str(key)] = f"{labels.get(str(key), key)}：{CONTROL_MESSAGE}"
+    if bad:
+        raise InputError(bad)
+    return data
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        return refuse_control(data)
 
 
 class ProjectIn(_Strict):
@@ -99,7 +168,7 @@ class ProjectIn(_Strict):
 
     name: str = Field(min_length=2, max_length=200)
     group: ProjectGroup
-    contest_id: int = Field(gt=0, le=2**31 - 1)
+    contest_id: Id
     award: Award = Award.NONE
     industry: str
     track: OptStr = Field(default=None, max_length=32)
@@ -126,7 +195,7 @@ class ProjectIn(_Strict):
     _round = field_validator("funding_round", mode="before")(
         lambda v: _label(FundingRound, _blank_to_none(v), "funding_round")
     )
-    _amount = field_validator("amount_wan", "revenue_wan", "employees", "contest_id", mode="before")(
+    _amount = field_validator("amount_wan", "revenue_wan", "employees", mode="before")(
         _blank_to_none
     )
 
@@ -213,7 +282,7 @@ class InstitutionIn(_Strict):
 class NeedIn(_Strict):
     """A need (对接需求) posted by an institution."""
 
-    institution_id: int = Field(gt=0, le=2**31 - 1)
+    institution_id: Id
     title: str = Field(min_length=4, max_length=200)
     description: str = Field(min_length=10, max_length=5000)
     industries: StrListIn = Field(default_factory=list)
@@ -222,7 +291,7 @@ class NeedIn(_Strict):
     quota: int | None = Field(default=None, ge=1, le=10_000)
     deadline: date | None = None
 
-    _blank = field_validator("quota", "deadline", "institution_id", mode="before")(_blank_to_none)
+    _blank = field_validator("quota", "deadline", mode="before")(_blank_to_none)
     _industries = field_validator("industries")(lambda v: _check_members(v, INDUSTRIES))
     _stages = field_validator("stages")(lambda v: _check_members(v, Stage.labels()))
     _services = field_validator("services")(lambda v: _check_members(v, ServiceKind.labels()))

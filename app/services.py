@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -204,9 +204,17 @@ class SyncReport:
     removed: dict[str, int]
 
 
-def sync_embeddings(session: Session, embedder: Any, batch_size: int = 64, progress: Any = None) -> SyncReport:
-    """Encode every record whose text or model changed since its vector was stored; drop orphans."""
+def sync_embeddings(
+    session: Session, embedder: Any, batch_size: int = 64, progress: Any = None, on_start: Any = None
+) -> SyncReport:
+    """Encode every record whose text or model changed since its vector was stored; drop orphans.
+
+    Args:
+        progress: called as progress(kind, n) after each batch of n records is stored.
+        on_start: called once as on_start(total) with the number of records to encode, before any.
+    """
     report = SyncReport({}, {}, {})
+    plans = []
     for kind in _KINDS:
         rows = _rows_and_texts(session, kind)
         stored = {
@@ -215,6 +223,10 @@ def sync_embeddings(session: Session, embedder: Any, batch_size: int = 64, progr
         }
         todo = [(i, t) for i, t in rows if stored.get(i) != (embedder.name, text_hash(t))]
         todo.sort(key=lambda item: len(item[1]))  # similar lengths per batch: less padding
+        plans.append((kind, rows, stored, todo))
+    if on_start:
+        on_start(sum(len(todo) for *_, todo in plans))
+    for kind, rows, stored, todo in plans:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             store_vectors(session, kind, chunk, embedder)
@@ -399,9 +411,18 @@ def _write(session: Session, kind: str, row: Any, new: Any, values: Any, text: A
     return row, vec
 
 
-def save_project(session: Session, data: dict[str, Any], project: Project | None = None) -> Project:
-    """Validate and create or update a project, then re-embed and re-index it; all or nothing."""
-    values = validate(ProjectIn, data)
+def _validated(model: Any, data: Any) -> Any:
+    """Return data when it is already validated, else validate the mapping (raising InputError)."""
+    return data if isinstance(data, model) else validate(model, dict(data))
+
+
+def save_project(session: Session, data: ProjectIn | Mapping[str, Any], project: Project | None = None) -> Project:
+    """Create or update a project from validated values (or a mapping, validated here), re-embed, re-index.
+
+    Callers that authorise the write validate first and pass the same validated object here, so what
+    the access rule checked is what is stored. All or nothing.
+    """
+    values = _validated(ProjectIn, data)
     _check_contest(session, values.contest_id)
     project, vec = _write(session, "project", project, Project, values, project_record_text)
     service = _matching_if_built()
@@ -489,30 +510,48 @@ def delete_project(session: Session, project: Project) -> Removal:
     return outcome
 
 
-def restore_project(session: Session, project: Project) -> None:
-    """Bring an archived project back into lists and rankings (audited as project.restore)."""
-    if project.archived_at is None:
-        return
-    project.archived_at = project.archived_by_id = None
-    audit("project.restore", "project", project.id, name=project.name)
+def _restore(session: Session, kind: str, row: Any, text: Any = None) -> np.ndarray | None:
+    """Un-archive a row (audited as <kind>.restore) and commit; return its vector when it is embedded.
+
+    Args:
+        text: row -> its embedded text, for kinds that are ranked (projects, institutions).
+    """
+    row.archived_at = row.archived_by_id = None
+    audit(f"{kind}.restore", kind, row.id, name=getattr(row, "name", None) or getattr(row, "title", None))
     try:
-        vec = _embed_one(session, "project", project.id, project_record_text(project))
+        vec = _embed_one(session, kind, row.id, text(row)) if text is not None else None
         session.commit()
     except Exception:
         session.rollback()
         raise
+    return vec
+
+
+def _index_institution(session: Session, inst: Institution, vec: np.ndarray) -> None:
+    """Send an institution's profile, with its portfolio of signed connections, to the built index."""
+    service = _matching_if_built()
+    if service is not None:
+        evidence = portfolios(session, [inst.id]).get(inst.id, ())
+        service.upsert_institution(institution_profile(inst, evidence), vec)
+
+
+def restore_project(session: Session, project: Project) -> None:
+    """Bring an archived project back into lists and rankings (audited as project.restore)."""
+    if project.archived_at is None:
+        return
+    vec = _restore(session, "project", project, project_record_text)
     service = _matching_if_built()
     if service is not None:
         service.upsert_project(project_profile(project), vec)
 
 
-def save_institution(session: Session, data: dict[str, Any], inst: Institution | None = None) -> Institution:
-    """Validate and create or update an institution, then re-embed and re-index it."""
-    values = validate(InstitutionIn, data)
+def save_institution(
+    session: Session, data: InstitutionIn | Mapping[str, Any], inst: Institution | None = None
+) -> Institution:
+    """Create or update an institution from validated values (or a mapping), then re-embed and re-index it."""
+    values = _validated(InstitutionIn, data)
     inst, vec = _write(session, "institution", inst, Institution, values, institution_record_text)
-    service = _matching_if_built()
-    if service is not None:
-        service.upsert_institution(institution_profile(inst, portfolios(session, [inst.id]).get(inst.id, ())), vec)
+    _index_institution(session, inst, vec)
     return inst  # type: ignore[no-any-return]
 
 
@@ -524,7 +563,7 @@ def refresh_institution(session: Session, institution_id: int) -> None:
         return
     vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
     session.commit()
-    service.upsert_institution(institution_profile(inst, portfolios(session, [inst.id]).get(inst.id, ())), vec)
+    _index_institution(session, inst, vec)
 
 
 def delete_institution(session: Session, inst: Institution) -> Removal:
@@ -566,23 +605,12 @@ def restore_institution(session: Session, inst: Institution) -> None:
     """Bring an archived institution back into lists and rankings (audited); its needs stay archived."""
     if inst.archived_at is None:
         return
-    inst.archived_at = inst.archived_by_id = None
-    audit("institution.restore", "institution", inst.id, name=inst.name)
-    try:
-        vec = _embed_one(session, "institution", inst.id, institution_record_text(inst))
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    service = _matching_if_built()
-    if service is not None:
-        evidence = portfolios(session, [inst.id]).get(inst.id, ())
-        service.upsert_institution(institution_profile(inst, evidence), vec)
+    _index_institution(session, inst, _restore(session, "institution", inst, institution_record_text))
 
 
-def save_need(session: Session, data: dict[str, Any], need: Need | None = None) -> Need:
-    """Validate and create or update a need, and store its vector."""
-    values = validate(NeedIn, data)
+def save_need(session: Session, data: NeedIn | Mapping[str, Any], need: Need | None = None) -> Need:
+    """Create or update a need from validated values (or a mapping, validated here), and store its vector."""
+    values = _validated(NeedIn, data)
     if session.get(Institution, values.institution_id) is None:
         raise InputError({"institution_id": "发布机构：机构不存在"})
     return _write(session, "need", need, Need, values, need_record_text)[0]  # type: ignore[no-any-return]
@@ -609,11 +637,8 @@ def delete_need(session: Session, need: Need) -> Removal:
 
 def restore_need(session: Session, need: Need) -> None:
     """Bring an archived need back into the lists (audited as need.restore)."""
-    if need.archived_at is None:
-        return
-    need.archived_at = need.archived_by_id = None
-    audit("need.restore", "need", need.id, title=need.title)
-    session.commit()
+    if need.archived_at is not None:
+        _restore(session, "need", need)
 
 
 def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size: int = 64) -> None:
@@ -754,39 +779,66 @@ def matches_for_project(
     k: int = 10,
     f: InstitutionFilter | None = None,
     public: bool = False,
+    private: bool = False,
+    own: bool = False,
 ) -> list[RankedRow]:
     """Return the top-k institutions of one side for a project, rows in rank order.
 
-    public: rank on the project's public fields only (for visitors who are not logged in).
+    Args:
+        public: rank on the project's public fields only (for visitors who are not logged in).
+        private: the viewer may see every institution's pipeline (the secretariat): signed connections
+            count as evidence and refused pairs are left out. Otherwise the ranking depends on no
+            pipeline at all, so it cannot reveal one.
+        own: the viewer is the project itself, which knows its own refusals: those are left out too.
     """
     f = f or InstitutionFilter()
-    refused = _declined(project_id=project_id)
+    refused = _declined(project_id=project_id) if private or own else None
     allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty(), refused)
-    matches = get_matching().match_project(project_id, side, k=k, filters=Filters(allowed_ids=allowed, public_only=public))  # type: ignore[arg-type]
+    filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
+    matches = get_matching().match_project(project_id, side, k=k, filters=filters)  # type: ignore[arg-type]
     return _in_rank_order(session, Institution, matches)
 
 
 def matches_for_institution(
-    session: Session, institution_id: int, k: int = 10, f: ProjectFilter | None = None, public: bool = False
+    session: Session,
+    institution_id: int,
+    k: int = 10,
+    f: ProjectFilter | None = None,
+    public: bool = False,
+    private: bool = False,
 ) -> list[RankedRow]:
-    """Return the top-k projects for an institution, rows in rank order."""
+    """Return the top-k projects for an institution, rows in rank order.
+
+    Args:
+        public: rank on the projects' public fields only (for visitors who are not logged in).
+        private: the viewer may see this institution's pipeline (its members, the secretariat): its
+            signed connections count as evidence and the projects it refused are left out. Otherwise
+            the ranking depends on no pipeline, so it cannot reveal one.
+    """
     f = f or ProjectFilter()
-    refused = _declined(institution_id=institution_id)
+    refused = _declined(institution_id=institution_id) if private else None
     allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
-    matches = get_matching().match_institution(institution_id, k=k, filters=Filters(allowed_ids=allowed, public_only=public))
+    filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
+    matches = get_matching().match_institution(institution_id, k=k, filters=filters)
     return _in_rank_order(session, Project, matches)
 
 
 def matches_for_need(
-    session: Session, need: Need, k: int = 10, f: ProjectFilter | None = None, public: bool = False
+    session: Session,
+    need: Need,
+    k: int = 10,
+    f: ProjectFilter | None = None,
+    public: bool = False,
+    private: bool = False,
 ) -> list[RankedRow]:
-    """Return the top-k projects for a posted need, rows in rank order."""
+    """Return the top-k projects for a posted need, rows in rank order (`private` as for an institution)."""
     f = f or ProjectFilter()
-    refused = _declined(institution_id=need.institution_id)
+    refused = _declined(institution_id=need.institution_id) if private else None
     allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
     vec = _embed_one(session, "need", need.id, need_record_text(need))
     session.commit()
-    matches = get_matching().match_need(need_profile(need), vec, k=k, filters=Filters(allowed_ids=allowed, public_only=public))
+    filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
+    matches = get_matching().match_need(need_profile(need), vec, k=k, filters=filters)
     return _in_rank_order(session, Project, matches)
 
 

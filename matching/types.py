@@ -128,6 +128,10 @@ class Filters:
 
     allowed_ids: frozenset[int] | None = None  # computed by the caller from contest/award/... filters
     public_only: bool = False
+    #: False ranks without the institutions' signed connections (their private pipelines): no portfolio
+    #: similarity, inferred preferences, activity or co-investment, BM25 on the institutions' own texts,
+    #: and pairs already linked are not left out. For viewers who may not see those connections.
+    evidence: bool = True
 
 
 def public_view(p: ProjectProfile) -> ProjectProfile:

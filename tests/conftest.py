@@ -41,70 +41,21 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     app = create_app(_config(folder / "match.db", folder / "index"))
     upgrade_database(app)
     from app.demo.load import load_demo
+    from app.demo.vectors import restore_shipped_vectors
     from app.services import build_matching
+    from embeddings import model_name
 
     with app.app_context():
         session = db.new_session(app)
         try:
             load_demo(session)
-            _restore_vectors(session, VECTOR_CACHE)
+            # The vectors shipped with the demo (model and text hash checked): nothing to encode.
+            restore_shipped_vectors(session, model_name(app.config["EMBEDDING_MODEL"]))
         finally:
             session.close()
-        build_matching(app)  # encodes every record not restored from the cache, persists the indexes
-        session = db.new_session(app)
-        try:
-            _save_vectors(session, VECTOR_CACHE)
-        finally:
-            session.close()
+        build_matching(app)  # encodes any record without a shipped vector, persists the indexes
     app.extensions["db"]["engine"].dispose()
     return folder
-
-
-# Demo vectors kept between runs (outside git): a record is restored only when its model and text
-# hash still match, so the cache can never serve a stale vector; a fresh clone encodes once.
-VECTOR_CACHE = REPO / ".cache" / "test-demo-vectors.npz"
-
-
-def _restore_vectors(session: Any, path: Path) -> None:
-    import numpy as np
-
-    from models import EmbeddingRecord
-
-    if not path.exists():
-        return
-    try:
-        data = np.load(path, allow_pickle=False)
-        rows = zip(data["kind"], data["owner"], data["model"], data["hash"], data["vector"], strict=True)
-        for kind, owner, model, digest, vector in rows:
-            session.add(EmbeddingRecord(
-                owner_kind=str(kind), owner_id=int(owner), model=str(model), dim=int(vector.shape[0]),
-                text_hash=str(digest), vector=np.asarray(vector, dtype=np.float32).tobytes(),
-            ))
-        session.commit()
-    except Exception:  # a damaged cache only costs an encode
-        session.rollback()
-
-
-def _save_vectors(session: Any, path: Path) -> None:
-    import numpy as np
-    from sqlalchemy import select
-
-    from models import EmbeddingRecord
-
-    recs = session.scalars(select(EmbeddingRecord)).all()
-    if not recs:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        kind=np.array([r.owner_kind for r in recs]),
-        owner=np.array([r.owner_id for r in recs], dtype=np.int64),
-        model=np.array([r.model for r in recs]),
-        hash=np.array([r.text_hash for r in recs]),
-        vector=np.stack([np.frombuffer(r.vector, dtype=np.float32) for r in recs]),
-    )
-    os.replace(tmp, path)
 
 
 @pytest.fixture()

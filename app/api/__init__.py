@@ -12,19 +12,24 @@ from sqlalchemy import func, select
 from app import services
 from app.extensions import db
 from app.params import institution_filter, int_param, k_param, project_filter, side_param
-from app.schemas import InputError
+from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from app.access import (
     can_delete_project,
     can_edit_institution,
+    can_edit_project,
     can_see_contacts,
     can_see_institution_contacts,
+    can_view_institution_private,
     check_need_write,
     check_project_write,
     contact_project_ids,
     current_user,
     deny,
+    is_project_member,
     is_secretariat,
+    locked_project_fields,
     login_required,
+    need_owner_default,
     project_level,
     public,
     roles_required,
@@ -177,8 +182,9 @@ def list_projects() -> Any:
 @bp.post("/projects")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 def create_project() -> Any:
-    data = check_project_write(current_user(), _body())
-    p = services.save_project(db.session, data)
+    values = validate(ProjectIn, _body())
+    check_project_write(current_user(), values)
+    p = services.save_project(db.session, values)
     return jsonify(_project_out(p)), 201
 
 
@@ -193,10 +199,14 @@ def get_project(ident: int) -> Any:
 @login_required
 def update_project(ident: int) -> Any:
     p = _get_or_404(Project, ident)
+    user = current_user()
+    if not can_edit_project(user, p):
+        deny(f"may not edit project {ident}", "只能编辑自己的项目或自己负责赛事的项目")
     body = _body()
     data = _merged(project_json(p), body, PROJECT_FIELDS) if request.method == "PATCH" else body
-    data = check_project_write(current_user(), data, p)
-    return jsonify(_project_out(services.save_project(db.session, data, p)))
+    values = validate(ProjectIn, locked_project_fields(user, p, data))
+    check_project_write(user, values, p)
+    return jsonify(_project_out(services.save_project(db.session, values, p)))
 
 
 @bp.delete("/projects/<int:ident>")
@@ -222,9 +232,10 @@ def project_matches(ident: int) -> Any:
     p = _get_or_404(Project, ident)
     side = side_param(request.args)
     k = k_param(request.args)
+    user = current_user()
     ranked = services.matches_for_project(
         db.session, ident, side, k, institution_filter(request.args, kind_key="institution_kind"),
-        public=current_user() is None,
+        public=user is None, private=is_secretariat(user), own=is_project_member(user, ident),
     )
     contacts = can_see_contacts(current_user(), p)
     items = [_match_out(r.row, r.match, p, r.row, contacts) for r in ranked]
@@ -243,7 +254,7 @@ def list_institutions() -> Any:
 @bp.post("/institutions")
 @roles_required(Role.ADMIN)
 def create_institution() -> Any:
-    i = services.save_institution(db.session, _body())
+    i = services.save_institution(db.session, validate(InstitutionIn, _body()))
     return jsonify(_institution_out(i)), 201
 
 
@@ -262,7 +273,7 @@ def update_institution(ident: int) -> Any:
         deny(f"may not edit institution {ident}", "只能编辑本机构的信息")
     body = _body()
     data = _merged(institution_json(i), body, INSTITUTION_FIELDS) if request.method == "PATCH" else body
-    return jsonify(_institution_out(services.save_institution(db.session, data, i)))
+    return jsonify(_institution_out(services.save_institution(db.session, validate(InstitutionIn, data), i)))
 
 
 @bp.delete("/institutions/<int:ident>")
@@ -285,8 +296,10 @@ def restore_institution(ident: int) -> Any:
 def institution_matches(ident: int) -> Any:
     inst = _get_or_404(Institution, ident)
     k = k_param(request.args)
+    user = current_user()
     ranked = services.matches_for_institution(
-        db.session, ident, k, project_filter(request.args), public=current_user() is None
+        db.session, ident, k, project_filter(request.args), public=user is None,
+        private=can_view_institution_private(user, ident),
     )
     contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
     items = [_match_out(r.row, r.match, r.row, inst, r.row.id in contacts) for r in ranked]
@@ -309,7 +322,11 @@ def list_needs() -> Any:
 @bp.post("/needs")
 @roles_required(Role.ADMIN, Role.INSTITUTION)
 def create_need() -> Any:
-    n = services.save_need(db.session, check_need_write(current_user(), _body()))
+    user = current_user()
+    check_need_write(user, None)
+    values = validate(NeedIn, need_owner_default(user, _body()))
+    check_need_write(user, values)
+    n = services.save_need(db.session, values)
     return jsonify(need_json(n)), 201
 
 
@@ -327,8 +344,9 @@ def update_need(ident: int) -> Any:
     check_need_write(current_user(), None, n)
     body = _body()
     data = _merged(need_json(n), body, NEED_FIELDS) if request.method == "PATCH" else body
-    data = check_need_write(current_user(), data, n)
-    return jsonify(need_json(services.save_need(db.session, data, n)))
+    values = validate(NeedIn, need_owner_default(current_user(), data))
+    check_need_write(current_user(), values, n)
+    return jsonify(need_json(services.save_need(db.session, values, n)))
 
 
 @bp.delete("/needs/<int:ident>")
@@ -354,7 +372,10 @@ def restore_need(ident: int) -> Any:
 def need_matches(ident: int) -> Any:
     n = _get_or_404(Need, ident)
     k = k_param(request.args)
-    ranked = services.matches_for_need(db.session, n, k, project_filter(request.args))
+    ranked = services.matches_for_need(
+        db.session, n, k, project_filter(request.args),
+        private=can_view_institution_private(current_user(), n.institution_id),
+    )
     contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
     items = [_match_out(r.row, r.match, r.row, n.institution, r.row.id in contacts) for r in ranked]
     return jsonify({"need_id": ident, "k": k, "items": items})

@@ -43,6 +43,7 @@ def init_app(app: Flask) -> None:
         "pipeline_pairs": views.pairs,
         "pipeline_can_connect": views.can_connect,
         "pipeline_idle": views.idle,
+        "pipeline_activity": views.activity,
         "pipeline_day": lambda at: china_date(at).isoformat(),
         "pipeline_time": lambda at: at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
         "pipeline_num": _num,

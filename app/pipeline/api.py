@@ -168,7 +168,9 @@ def create_connection() -> Any:
     if not rules.can_connect(user, values.project_id, values.institution_id, values.action):
         deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
     session = db.session
-    existed = service.pair(session, values.project_id, values.institution_id) is not None
+    prior = service.pair(session, values.project_id, values.institution_id)
+    # 200 "it was there" only when the caller could see it: a project must not learn of a private shortlist.
+    existed = prior is not None and rules.can_view(user, prior)
     c, ev = service.connect(
         session,
         values.project_id,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from app.schemas import InputError, translate
+from app.schemas import Id, InputError, OptId, refuse_control, translate
 from models.enums import FundingRound, ServiceKind
 from models.pipeline import OutcomeKind
 
@@ -62,6 +62,11 @@ Opt = Annotated[str | None, BeforeValidator(_blank)]
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        return refuse_control(data, LABELS)
+
 
 class OutcomeIn(_Strict):
     """What a signature achieved; which fields are required depends on the kind."""
@@ -78,11 +83,11 @@ class OutcomeIn(_Strict):
 class ConnectionIn(_Strict):
     """A new connection: an institution shortlists a project, or either side requests an introduction."""
 
-    project_id: int = Field(gt=0, le=2**31 - 1)
-    institution_id: int = Field(gt=0, le=2**31 - 1)
+    project_id: Id
+    institution_id: Id
     action: Literal["shortlist", "request"] = "request"
     note: Opt = Field(default=None, max_length=2000)
-    need_id: int | None = Field(default=None, gt=0, le=2**31 - 1)
+    need_id: OptId = None
 
 
 class MoveIn(_Strict):

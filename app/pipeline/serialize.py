@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.pipeline.states import china_date, is_idle, next_stages, outcome_kind_of
+from app.pipeline.states import OPEN_STAGES, china_date, is_idle, next_stages, outcome_kind_of
 from models import Connection
-from models.pipeline import ConnectionEvent
+from models.enums import ConnectionStage
+from models.pipeline import ConnectionEvent, EventAction, Party
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -30,6 +32,9 @@ def outcome_json(c: Connection) -> dict[str, Any] | None:
 
 def connection_json(c: Connection, private: bool, now: datetime, follow_up_days: int) -> dict[str, Any]:
     """Return a connection; the shortlist flag and notes only for its institution and the secretariat."""
+    # Outside the institution the connection begins with the request, and private notes are no activity.
+    last = c.last_activity_at if private else (public_activity(c) or c.last_activity_at)
+    idle = is_idle(c, now, follow_up_days) if private else idle_since(c, last, now, follow_up_days)
     out: dict[str, Any] = {
         "id": c.id,
         "project_id": c.project_id,
@@ -44,9 +49,9 @@ def connection_json(c: Connection, private: bool, now: datetime, follow_up_days:
         "outcome_kind": outcome_kind_of(c).value,
         "initiated_by": c.initiated_by.value if c.initiated_by else None,
         "requested_at": _iso(c.requested_at),
-        "created_at": _iso(c.created_at),
-        "last_activity_at": _iso(c.last_activity_at),
-        "follow_up": is_idle(c, now, follow_up_days),
+        "created_at": _iso(c.created_at if private else (c.requested_at or c.created_at)),
+        "last_activity_at": _iso(last),
+        "follow_up": idle,
         "signed_at": _iso(c.signed_at),
         "closed_reason": c.closed_reason,
         "outcome": outcome_json(c),
@@ -57,7 +62,12 @@ def connection_json(c: Connection, private: bool, now: datetime, follow_up_days:
     return out
 
 
-def event_json(e: ConnectionEvent) -> dict[str, Any]:
+def idle_since(c: Connection, last: datetime | None, now: datetime, days: int) -> bool:
+    """True when an open connection has had no activity since `last` for more than `days` days."""
+    return c.stage in OPEN_STAGES and last is not None and now - _aware(last) > timedelta(days=days)
+
+
+def event_json(e: ConnectionEvent | ShownEvent) -> dict[str, Any]:
     return {
         "id": e.id,
         "at": _iso(e.at),
@@ -73,6 +83,49 @@ def event_json(e: ConnectionEvent) -> dict[str, Any]:
     }
 
 
-def history(c: Connection, private: bool) -> list[ConnectionEvent]:
-    """Return the events the viewer may read, oldest first."""
-    return [e for e in c.events if private or not e.private]
+@dataclass(frozen=True)
+class ShownEvent:
+    """A history event as a viewer outside the institution sees it (never written back)."""
+
+    id: int
+    at: datetime
+    action: EventAction
+    from_stage: ConnectionStage | None
+    to_stage: ConnectionStage
+    actor_kind: Party
+    actor_name: str | None
+    note: str | None
+    private: bool
+    detail: dict[str, Any] | None
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def history(c: Connection, private: bool) -> list[Any]:
+    """Return the events the viewer may read, oldest first.
+
+    Outside the institution (and the secretariat) the history starts at the first request: what came
+    before it (a shortlist, its closing) is the institution's private record, so the request is shown
+    without the stage it came from.
+    """
+    if private:
+        return list(c.events)
+    if c.requested_at is None:
+        return []
+    start = _aware(c.requested_at)
+    shown: list[Any] = [e for e in c.events if not e.private and _aware(e.at) >= start]
+    if shown and shown[0].from_stage is not None:
+        first = shown[0]
+        shown[0] = ShownEvent(
+            first.id, first.at, first.action, None, first.to_stage, first.actor_kind, first.actor_name,
+            first.note, first.private, first.detail,
+        )
+    return shown
+
+
+def public_activity(c: Connection) -> datetime | None:
+    """Return the latest activity a viewer outside the institution can see (private notes excluded)."""
+    times = [_aware(e.at) for e in history(c, False)]
+    return max(times) if times else None

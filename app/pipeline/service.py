@@ -19,6 +19,7 @@ from app.pipeline.states import (
     add_note,
     changes_evidence,
     open_connection,
+    request_after_closed_shortlist,
     set_shortlist,
     transition,
 )
@@ -50,7 +51,8 @@ def connect(
     """Shortlist a project for an institution, or request an introduction (either side).
 
     A shortlist creates the connection at 推荐 when there is none. A request creates it at 已申请对接, or
-    moves an existing 推荐 (shortlisted) or 已拒绝 (asking again) connection there.
+    moves an existing 推荐 (shortlisted), 已拒绝 (asking again) or closed, never-requested shortlist entry
+    (终止 without a request) there.
 
     Raises:
         InputError: the project, institution or need does not exist.
@@ -83,6 +85,11 @@ def connect(
         return c, c.events[-1]
     if c.stage in (S.RECOMMENDED, S.REFUSED):
         return c, transition(c, S.REQUESTED, actor, note, at=at)
+    if c.stage is S.TERMINATED and c.requested_at is None:
+        # A closed private shortlist entry: the requester may not even know of it (a project never
+        # sees an institution's shortlist), so it neither blocks the request nor shows in the answer.
+        return c, request_after_closed_shortlist(c, actor, note, at=at)
+    # Past 推荐 with a request: both parties can see this connection, so naming its stage leaks nothing.
     raise TransitionError(
         f"该项目与该机构已有对接记录（当前阶段：{c.stage.value}），请在原记录上继续跟进",
         code="exists",

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from app.pipeline.schemas import outcome_values
-from app.schemas import InputError
+from app.schemas import CONTROL_MESSAGE, InputError, has_control
 from models import Connection, Institution, Project
 from models.enums import ConnectionStage as S
 from models.pipeline import SIDE_OUTCOME, ConnectionEvent, EventAction, OutcomeKind, Party
@@ -133,6 +133,10 @@ def _who_may(connection: Connection, to: S, actor: Actor) -> str | None:
         if asked in SIDES and actor.kind is asked:
             other = "项目方" if asked is Party.INSTITUTION else "机构"
             return f"对接申请由{asked.value}发起，只能由{other}接受或拒绝"
+        if to is S.ACCEPTED and asked is not Party.PROJECT and actor.kind is not Party.PROJECT:
+            # Accepting opens the project's contacts: only the project can consent to that.
+            who = asked.value if asked is not None else "他方"
+            return f"对接申请由{who}发起，须由项目方接受"
     if frm is S.REFUSED and actor.kind is not Party.PROJECT:
         return "已拒绝的对接只能由项目方重新申请"
     return None
@@ -183,6 +187,8 @@ def _clean(note: str | None, limit: int = 2000) -> str | None:
     if note is None:
         return None
     note = note.strip()
+    if has_control(note, multiline=True):
+        raise TransitionError(f"备注：{CONTROL_MESSAGE}", code="validation_error", field="note")
     if len(note) > limit:
         raise TransitionError(f"备注：最多 {limit} 个字符", code="validation_error", field="note")
     return note or None
@@ -294,6 +300,31 @@ def transition(
         connection.closed_reason = None
     ev = _event(connection, EventAction.MOVED, frm, to, actor, at, note, detail=detail)
     connection.stage = to
+    return ev
+
+
+def request_after_closed_shortlist(
+    connection: Connection, actor: Actor, note: str | None = None, at: datetime | None = None
+) -> ConnectionEvent:
+    """Turn a closed private shortlist entry (终止 without any request) into a request (已申请对接).
+
+    The institution's shortlist is private: a project that asks for an introduction must neither be
+    blocked by it nor learn of it, so the pair's one connection is reopened as a fresh request. The
+    history keeps the earlier events (append-only); the project sees only what follows its request.
+    """
+    if connection.stage is not S.TERMINATED or connection.requested_at is not None:
+        raise TransitionError(
+            f"该对接当前阶段为「{connection.stage.value}」，不能重新申请",
+            from_stage=connection.stage,
+            to_stage=S.REQUESTED,
+        )
+    at = _now(at)
+    frm = connection.stage
+    ev = _event(connection, EventAction.MOVED, frm, S.REQUESTED, actor, at, note)
+    connection.initiated_by = actor.kind if actor.kind in SIDES else Party.SECRETARIAT
+    connection.requested_at = at
+    connection.closed_reason = None
+    connection.stage = S.REQUESTED
     return ev
 
 

@@ -29,7 +29,7 @@ from app.pipeline import rules, service
 from app.pipeline.figures import DIMENSIONS, Period, figures, period_from_args, short_contest
 from app.pipeline.report import TALLY_COLUMNS, headline, quarterly_workbook, workbook_bytes
 from app.pipeline.schemas import ConnectionIn, validate_in
-from app.pipeline.serialize import history
+from app.pipeline.serialize import history, idle_since, public_activity
 from app.pipeline.states import FUNNEL, OPEN_STAGES, is_idle, next_stages, outcome_kind_of
 from app.schemas import InputError
 from app.security import safe_target
@@ -42,6 +42,8 @@ bp = Blueprint("pipeline", __name__)
 #: Board columns, in order.
 BOARD = (*FUNNEL, S.REFUSED, S.TERMINATED)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+#: Query parameters the board understands (the only ones carried over by a redirect to it).
+BOARD_PARAMS = ("view",)
 
 
 def _now() -> datetime:
@@ -69,7 +71,9 @@ def index() -> Any:
     """The secretariat's list of all connections; institutions and projects go to their own view."""
     user = current_user()
     if user.role is Role.INSTITUTION and user.institution_id:
-        return redirect(url_for("pipeline.board", ident=user.institution_id, **request.args))
+        # Only the board's own parameters travel: url_for must never see ident, endpoint or _external.
+        kept = {k: v for k in BOARD_PARAMS if (v := request.args.get(k))}
+        return redirect(url_for("pipeline.board", ident=user.institution_id, **kept))
     if user.role is Role.PROJECT and user.project_id:
         return redirect(url_for("pipeline.project_requests", ident=user.project_id))
     if not is_secretariat(user):
@@ -91,10 +95,12 @@ def index() -> Any:
         )
     q = (args.get("q") or "").strip()[:100]
     if q:
-        like = f"%{q}%"
+        # autoescape: a user's % or _ is text, not a wildcard
         stmt = stmt.where(
-            Connection.project_id.in_(select(Project.id).where(Project.name.like(like)))
-            | Connection.institution_id.in_(select(Institution.id).where(Institution.name.like(like)))
+            Connection.project_id.in_(select(Project.id).where(Project.name.contains(q, autoescape=True)))
+            | Connection.institution_id.in_(
+                select(Institution.id).where(Institution.name.contains(q, autoescape=True))
+            )
         )
     per_page = int(current_app.config["PAGE_SIZE"])
     try:
@@ -205,7 +211,7 @@ def _detail(
         can_move=rules.can_move(user, c),
         next_stages=next_stages(c),
         outcome_kind=outcome_kind_of(c),
-        idle=is_idle(c, _now(), _days()),
+        idle=idle(c),
         days=_days(),
         errors=errors or {},
         v=values or {},
@@ -487,6 +493,16 @@ def can_connect(project_id: int | None, institution_id: int | None, action: str 
     return rules.can_connect(user, project_id, institution_id, action)
 
 
+def activity(c: Connection) -> datetime:
+    """Return the connection's last activity as the current account may see it (private notes count
+    only for the institution and the secretariat)."""
+    if rules.sees_private(current_user(), c):
+        return c.last_activity_at
+    return public_activity(c) or c.last_activity_at
+
+
 def idle(c: Connection) -> bool:
-    """True when the connection is flagged 待跟进 now."""
-    return is_idle(c, _now(), _days())
+    """True when the connection is flagged 待跟进 now (by the activity the current account may see)."""
+    if rules.sees_private(current_user(), c):
+        return is_idle(c, _now(), _days())
+    return idle_since(c, activity(c), _now(), _days())

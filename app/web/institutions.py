@@ -8,10 +8,18 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from app import services
 from app.api import INSTITUTION_FIELDS
-from app.access import can_edit_institution, current_user, deny, public, redact_ranked, roles_required
+from app.access import (
+    can_edit_institution,
+    can_view_institution_private,
+    current_user,
+    deny,
+    public,
+    redact_ranked,
+    roles_required,
+)
 from app.extensions import db
 from app.params import institution_filter, project_filter
-from app.schemas import InputError
+from app.schemas import InputError, InstitutionIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
 from app.web.projects import _contests, paginate
@@ -44,10 +52,13 @@ def detail(ident: int) -> Any:
         errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.ProjectFilter(), exc.fields
+    user = current_user()
     ranked = []
     if inst.archived_at is None:
-        matches = services.matches_for_institution(db.session, ident, 20, f, public=current_user() is None)
-        ranked = redact_ranked(current_user(), matches, institution=inst)
+        matches = services.matches_for_institution(
+            db.session, ident, 20, f, public=user is None, private=can_view_institution_private(user, ident)
+        )
+        ranked = redact_ranked(user, matches, institution=inst)
     return render_template(
         "institutions/detail.html", inst=inst, ranked=ranked, f=f, errors=errors, contests=_contests()
     )
@@ -76,7 +87,7 @@ def _form(inst: Institution | None) -> Any:
     if request.method == "POST":
         values = form_data(request.form, INSTITUTION_FIELDS)
         try:
-            saved = services.save_institution(db.session, values, inst)
+            saved = services.save_institution(db.session, validate(InstitutionIn, values), inst)
         except InputError as exc:
             errors = exc.fields
         else:

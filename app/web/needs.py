@@ -9,10 +9,19 @@ from sqlalchemy import select
 
 from app import services
 from app.api import NEED_FIELDS
-from app.access import check_need_write, current_user, is_secretariat, login_required, redact_ranked, roles_required
+from app.access import (
+    can_view_institution_private,
+    check_need_write,
+    current_user,
+    is_secretariat,
+    login_required,
+    need_owner_default,
+    redact_ranked,
+    roles_required,
+)
 from app.extensions import db
 from app.params import project_filter
-from app.schemas import InputError
+from app.schemas import InputError, NeedIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
 from app.web.projects import _contests, paginate
@@ -40,10 +49,13 @@ def detail(ident: int) -> Any:
         errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.ProjectFilter(), exc.fields
+    user = current_user()
     ranked = []
     if need.archived_at is None:
-        matches = services.matches_for_need(db.session, need, 20, f)
-        ranked = redact_ranked(current_user(), matches, institution=need.institution)
+        matches = services.matches_for_need(
+            db.session, need, 20, f, private=can_view_institution_private(user, need.institution_id)
+        )
+        ranked = redact_ranked(user, matches, institution=need.institution)
     return render_template("needs/detail.html", need=need, ranked=ranked, f=f, errors=errors, contests=_contests())
 
 
@@ -70,9 +82,11 @@ def _form(need: Need | None) -> Any:
         "institution_id": request.args.get("institution_id", ""), "industries": [], "stages": [], "services": []
     }
     if request.method == "POST":
-        values = check_need_write(current_user(), form_data(request.form, NEED_FIELDS), need)
+        values = form_data(request.form, NEED_FIELDS)
         try:
-            saved = services.save_need(db.session, values, need)
+            parsed = validate(NeedIn, need_owner_default(current_user(), values))
+            check_need_write(current_user(), parsed, need)  # on the parsed value, the one that is saved
+            saved = services.save_need(db.session, parsed, need)
         except InputError as exc:
             errors = exc.fields
         else:

@@ -15,6 +15,8 @@ from app.access import (
     check_project_write,
     current_user,
     deny,
+    is_project_member,
+    is_secretariat,
     login_required,
     organiser_contest_ids,
     project_level,
@@ -24,7 +26,7 @@ from app.access import (
 )
 from app.extensions import db
 from app.params import institution_filter, int_param, project_filter
-from app.schemas import InputError
+from app.schemas import InputError, ProjectIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
 from models import Contest, Project
@@ -75,7 +77,12 @@ def detail(ident: int) -> Any:
     user = current_user()
     lists = {
         side: [] if p.archived_at else redact_ranked(
-            user, services.matches_for_project(db.session, ident, side, 10, f, public=user is None), project=p
+            user,
+            services.matches_for_project(
+                db.session, ident, side, 10, f, public=user is None, private=is_secretariat(user),
+                own=is_project_member(user, ident),
+            ),
+            project=p,
         )
         for side in ("fund", "base", "platform")
     }
@@ -111,9 +118,10 @@ def _form(p: Project | None) -> Any:
         if locked:  # contest and award come from the contest, not from the project
             assert p is not None
             values["contest_id"], values["award"] = p.contest_id, p.award.value
-        check_project_write(user, values, p)
         try:
-            saved = services.save_project(db.session, values, p)
+            parsed = validate(ProjectIn, values)
+            check_project_write(user, parsed, p)  # on the parsed value, the one that is saved
+            saved = services.save_project(db.session, parsed, p)
         except InputError as exc:
             errors = exc.fields
         else:

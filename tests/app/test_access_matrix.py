@@ -22,7 +22,9 @@ from app.auth.accounts import DEMO_ACCOUNTS
 from app.extensions import db
 from models import Connection, ConnectionStage, Institution, InstitutionKind, Need, Project
 from models.accounts import ApiToken, Registration, User
+from models.base import utcnow
 from models.enums import Role
+from models.pipeline import Party
 
 ROLES = ("anon", "admin", "organiser", "fund", "base", "platform", "project")
 PASSWORDS = {name: pw for name, pw, _role, _what in DEMO_ACCOUNTS}
@@ -115,7 +117,15 @@ def _build_world(app: Flask) -> World:
             ("K_req", "P_req", "F", ConnectionStage.REQUESTED),
             ("K_own", "P_own", "O", ConnectionStage.ACCEPTED),
         ):
-            conn = Connection(project_id=ids[pkey], institution_id=ids[ikey], stage=stage, note=f"NOTE{key}X")
+            # requested by the project (its consent opens its contacts to the institution once accepted)
+            conn = Connection(
+                project_id=ids[pkey],
+                institution_id=ids[ikey],
+                stage=stage,
+                note=f"NOTE{key}X",
+                initiated_by=Party.PROJECT,
+                requested_at=utcnow(),
+            )
             s.add(conn)
             s.flush()
             ids[key] = conn.id

@@ -225,11 +225,13 @@ def test_dashboard_api_is_for_the_secretariat_and_organisers_of_their_contests(w
 
 
 def test_a_refused_project_is_not_recommended_to_that_fund_until_it_asks_again(app, world, as_user) -> None:
+    """In the fund's own (private) view; rankings for others ignore refusals (test_trust_findings.py)."""
     from app import services
 
     fund, proj = as_user("fund"), as_user("proj")
     with app.app_context():
-        ranked = [r.row.id for r in services.matches_for_institution(db.session, world.fund_id, k=400)]
+        ranked = services.matches_for_institution(db.session, world.fund_id, k=400, private=True)
+        ranked = [r.row.id for r in ranked]
     assert world.project_id in ranked
     cid = _post(
         proj, "/api/connections", {"project_id": world.project_id, "institution_id": world.fund_id}
@@ -242,10 +244,11 @@ def test_a_refused_project_is_not_recommended_to_that_fund_until_it_asks_again(a
     )
     with app.app_context():
         assert world.project_id not in [
-            r.row.id for r in services.matches_for_institution(db.session, world.fund_id, k=400)
+            r.row.id for r in services.matches_for_institution(db.session, world.fund_id, k=400, private=True)
         ]
         assert world.fund_id not in [
-            r.row.id for r in services.matches_for_project(db.session, world.project_id, "fund", k=100)
+            r.row.id
+            for r in services.matches_for_project(db.session, world.project_id, "fund", k=100, private=True)
         ]
     # only the project can ask again; then it is back on the fund's list
     assert _post(fund, f"/api/connections/{cid}/move", {"to_stage": "已申请对接"}).status_code == 403
@@ -257,7 +260,7 @@ def test_a_refused_project_is_not_recommended_to_that_fund_until_it_asks_again(a
     )
     with app.app_context():
         assert world.project_id in [
-            r.row.id for r in services.matches_for_institution(db.session, world.fund_id, k=400)
+            r.row.id for r in services.matches_for_institution(db.session, world.fund_id, k=400, private=True)
         ]
 
 

@@ -1,0 +1,651 @@
+"""Event pages (对接活动): create an event for contests, invite, see conflicts with their causes, plan,
+see and print the timetable, export it to Excel, and turn meetings into connections after the event.
+Also the experts (judges, mentors) and their assignment, and an institution's registration choices.
+
+The secretariat sees every event; an organiser only events whose contests they all run, and only
+invites projects of those contests.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from app.access import (
+    audit,
+    current_user,
+    deny,
+    is_secretariat,
+    login_required,
+    organiser_contest_ids,
+    roles_required,
+)
+from app.events import planning
+from app.extensions import db
+from app.schemas import CONTROL_MESSAGE, has_control
+from models import Award, Contest, Institution, Project
+from models.enums import Role
+from models.events import (
+    Conflict,
+    ConflictSource,
+    Event,
+    EventContest,
+    EventInvite,
+    Expert,
+    ExpertAssignment,
+    ExpertKind,
+    ExpertRole,
+    InstitutionRegistration,
+    RegistrationChoice,
+)
+from models.pipeline import Party
+
+bp = Blueprint("events", __name__, url_prefix="/events")
+
+
+@bp.before_request
+def _refuse_control_characters() -> None:
+    """Refuse a posted form whose text holds a control character (one rule for every events form)."""
+    if request.method == "POST" and any(
+        has_control(v.strip(), multiline=True) for values in request.form.listvalues() for v in values
+    ):
+        abort(422, description=f"提交的内容{CONTROL_MESSAGE}，请删除后重新提交")
+
+
+STAFF = (Role.ADMIN, Role.ORGANISER)
+MAX_SLOTS = 48
+MAX_INVITES = 2000
+_INT = re.compile(r"\A[0-9]{1,9}\Z")
+
+
+class FormError(ValueError):
+    """Bad form input: field -> Chinese message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def _int(form: Any, key: str, label: str, lo: int, hi: int, default: int | None = None) -> int | None:
+    raw = (form.get(key) or "").strip()
+    if not raw:
+        if default is None:
+            return None
+        return default
+    if not _INT.match(raw):
+        raise FormError({key: f"{label}：应为 {lo} 到 {hi} 之间的整数"})
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise FormError({key: f"{label}：应为 {lo} 到 {hi} 之间的整数"})
+    return value
+
+
+def _id_list(text: str, key: str, label: str, limit: int = MAX_INVITES) -> list[int]:
+    parts = [t for t in re.split(r"[\s,，;；、]+", text or "") if t]
+    if len(parts) > limit:
+        raise FormError({key: f"{label}：一次最多 {limit} 个"})
+    bad = [t for t in parts if not _INT.match(t)]
+    if bad:
+        raise FormError({key: f"{label}：「{bad[0][:20]}」不是编号（应为正整数，用逗号或空格分隔）"})
+    return list(dict.fromkeys(int(t) for t in parts))
+
+
+def _slots(text: str, n_slots: int, key: str) -> list[int]:
+    """Parse 1-based slot numbers ("1, 3") into sorted 0-based slots."""
+    nums = _id_list(text, key, "不可用时段", n_slots)
+    bad = [n for n in nums if not 1 <= n <= n_slots]
+    if bad:
+        raise FormError({key: f"不可用时段：{bad[0]} 不在 1 到 {n_slots} 之间"})
+    return sorted(n - 1 for n in nums)
+
+
+def _scope() -> set[int] | None:
+    """Contest ids the user may plan for: None means every contest (the secretariat)."""
+    return organiser_contest_ids(current_user())
+
+
+def _event_or_404(event_id: int) -> Event:
+    event = db.session.get(Event, event_id)
+    if event is None:
+        abort(404, description="对接活动不存在")
+    scope = _scope()
+    contest_ids = {c.contest_id for c in event.contests}
+    if scope is not None and (not contest_ids or not contest_ids <= scope):
+        deny(f"event {event_id} is for contests outside the organiser's", "只能管理本人负责赛事的对接活动")
+    return event
+
+
+def _actor() -> Any:
+    from app.pipeline.states import Actor
+
+    user = current_user()
+    assert user is not None
+    kind = Party.SECRETARIAT if is_secretariat(user) else Party.ORGANISER
+    return Actor(kind, user.id, user.display_name)
+
+
+def _visible_events() -> list[Event]:
+    events = list(db.session.scalars(select(Event).order_by(Event.created_at.desc(), Event.id.desc())))
+    scope = _scope()
+    if scope is None:
+        return events
+    return [e for e in events if e.contests and {c.contest_id for c in e.contests} <= scope]
+
+
+def _contests_in_scope() -> list[Contest]:
+    scope = _scope()
+    stmt = select(Contest).order_by(Contest.code)
+    if scope is not None:
+        stmt = stmt.where(Contest.id.in_(scope or {-1}))
+    return list(db.session.scalars(stmt))
+
+
+# ---------------------------------------------------------------------------------------------- events
+@bp.get("/")
+@roles_required(*STAFF)
+def list_events() -> Any:
+    return render_template("events/list.html", events=_visible_events())
+
+
+def _event_values(form: Any, allowed_contests: set[int]) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    name = (form.get("name") or "").strip()
+    if not name:
+        errors["name"] = "活动名称：必填"
+    elif len(name) > 200:
+        errors["name"] = "活动名称：最多 200 字"
+    values["name"] = name
+    raw_date = (form.get("held_on") or "").strip()
+    values["held_on"] = None
+    if raw_date:
+        try:
+            values["held_on"] = date.fromisoformat(raw_date)
+        except ValueError:
+            errors["held_on"] = "活动日期：应为 YYYY-MM-DD"
+    values["place"] = (form.get("place") or "").strip()[:200] or None
+    values["online"] = form.get("online") == "1"
+    for key, label, lo, hi, default in (
+        ("slots", "时段数", 1, MAX_SLOTS, 6),
+        ("slot_minutes", "每场时长（分钟）", 5, 240, 20),
+        ("institution_capacity", "每家机构最多会谈数", 0, MAX_SLOTS, 6),
+        ("project_min", "每个项目最少会谈数", 0, MAX_SLOTS, 1),
+        ("project_max", "每个项目最多会谈数", 0, MAX_SLOTS, 3),
+    ):
+        try:
+            values[key] = _int(form, key, label, lo, hi, default)
+        except FormError as exc:
+            errors.update(exc.errors)
+    try:
+        values["tables"] = _int(form, "tables", "桌数", 1, 1000)
+    except FormError as exc:
+        errors.update(exc.errors)
+    if "project_min" in values and "project_max" in values and values["project_min"] > values["project_max"]:
+        errors["project_min"] = "每个项目最少会谈数：不能大于最多会谈数"
+    raw_ids = form.getlist("contest_ids")
+    ids = [int(x) for x in raw_ids if _INT.match(x)]
+    if len(ids) != len(raw_ids) or not ids:
+        errors["contest_ids"] = "所属赛事：至少选择一个赛事"
+    elif not set(ids) <= allowed_contests:
+        errors["contest_ids"] = "所属赛事：只能选择本人负责的赛事"
+    values["contest_ids"] = ids
+    if errors:
+        raise FormError(errors)
+    return values
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles_required(*STAFF)
+def new_event() -> Any:
+    contests = _contests_in_scope()
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {
+        "slots": 6,
+        "slot_minutes": 20,
+        "institution_capacity": 6,
+        "project_min": 1,
+        "project_max": 3,
+    }
+    if request.method == "POST":
+        values = {k: request.form.get(k, "") for k in request.form}
+        values["contest_ids"] = request.form.getlist("contest_ids")
+        try:
+            clean = _event_values(request.form, {c.id for c in contests})
+        except FormError as exc:
+            errors = exc.errors
+        else:
+            user = current_user()
+            contest_ids = clean.pop("contest_ids")
+            event = Event(**clean, created_by_user_id=user.id if user else None)
+            event.contests = [EventContest(contest_id=c) for c in contest_ids]
+            db.session.add(event)
+            db.session.flush()
+            audit("event_create", "event", event.id, name=event.name, contests=contest_ids)
+            db.session.commit()
+            flash("对接活动已创建：请邀请项目和机构", "ok")
+            return redirect(url_for("events.detail", event_id=event.id))
+    return render_template("events/form.html", v=values, errors=errors, contests=contests), (
+        400 if errors else 200
+    )
+
+
+@bp.get("/<int:event_id>")
+@roles_required(*STAFF)
+def detail(event_id: int) -> Any:
+    event = _event_or_404(event_id)
+    projects, institutions = planning.invited(event)
+    p_names = dict(db.session.execute(select(Project.id, Project.name).where(Project.id.in_(projects))).all())
+    i_names = dict(
+        db.session.execute(
+            select(Institution.id, Institution.name).where(Institution.id.in_(institutions))
+        ).all()
+    )
+    conflicts = planning.conflicts_of(db.session, event)
+    contest_names = dict(
+        db.session.execute(
+            select(Contest.id, Contest.name).where(Contest.id.in_([c.contest_id for c in event.contests]))
+        ).all()
+    )
+    return render_template(
+        "events/detail.html",
+        event=event,
+        p_names=p_names,
+        i_names=i_names,
+        conflicts=conflicts,
+        contest_names=contest_names,
+        report=event.plan_report,
+        LABELS=planning.CONSTRAINT_LABELS,
+    )
+
+
+def _back(event: Event, message: str, category: str = "ok") -> Any:
+    flash(message, category)
+    return redirect(url_for("events.detail", event_id=event.id))
+
+
+@bp.post("/<int:event_id>/invite")
+@roles_required(*STAFF)
+def invite(event_id: int) -> Any:
+    """Invite projects and institutions: by id, the event's contests' projects, or from ranked lists."""
+    event = _event_or_404(event_id)
+    contest_ids = {c.contest_id for c in event.contests}
+    have_p = {i.project_id for i in event.invites if i.project_id is not None}
+    have_i = {i.institution_id for i in event.invites if i.institution_id is not None}
+    mode = request.form.get("mode", "ids")
+    try:
+        if mode == "contest_projects":
+            limit = _int(request.form, "limit", "邀请数量", 1, MAX_INVITES, 50)
+            rows = db.session.execute(
+                select(Project.id, Project.award).where(Project.contest_id.in_(contest_ids))
+            ).all()
+            rank = {a: n for n, a in enumerate(Award)}  # best award first
+            project_ids = [p for p, _a in sorted(rows, key=lambda r: (rank[r[1]], r[0]))][:limit]
+            institution_ids: list[int] = []
+        elif mode == "ranked_institutions":
+            per = _int(request.form, "per_project", "每个项目取前几名", 1, 20, 3)
+            from app.services import get_matching
+
+            service = get_matching()
+            institution_ids = []
+            for p in sorted(have_p):
+                for side in ("fund", "base", "platform"):
+                    try:
+                        institution_ids += service.rank_institutions(p, side, k=per)  # type: ignore[arg-type]
+                    except KeyError:
+                        continue
+            institution_ids = list(dict.fromkeys(institution_ids))
+            project_ids = []
+            if not have_p:
+                raise FormError({"mode": "请先邀请项目，再按推荐名单邀请机构"})
+        else:
+            project_ids = _id_list(request.form.get("project_ids", ""), "project_ids", "项目编号")
+            institution_ids = _id_list(request.form.get("institution_ids", ""), "institution_ids", "机构编号")
+        found_p = dict(
+            db.session.execute(
+                select(Project.id, Project.contest_id).where(Project.id.in_(project_ids))
+            ).all()
+        )
+        missing = [p for p in project_ids if p not in found_p]
+        if missing:
+            raise FormError({"project_ids": f"项目编号：{missing[0]} 不存在"})
+        outside = [p for p in project_ids if found_p[p] not in contest_ids]
+        if outside:
+            raise FormError({"project_ids": f"项目编号：{outside[0]} 不属于本活动的赛事"})
+        found_i = set(db.session.scalars(select(Institution.id).where(Institution.id.in_(institution_ids))))
+        missing = [i for i in institution_ids if i not in found_i]
+        if missing:
+            raise FormError({"institution_ids": f"机构编号：{missing[0]} 不存在"})
+        new_p = [p for p in project_ids if p not in have_p]
+        new_i = [i for i in institution_ids if i not in have_i]
+        if len(have_p) + len(new_p) > MAX_INVITES or len(have_i) + len(new_i) > MAX_INVITES:
+            raise FormError({"mode": f"每个活动最多邀请 {MAX_INVITES} 个项目和 {MAX_INVITES} 家机构"})
+    except FormError as exc:
+        return _back(event, "；".join(exc.errors.values()), "error")
+    for p in new_p:
+        event.invites.append(EventInvite(project_id=p, unavailable_slots=[]))
+    for i in new_i:
+        event.invites.append(EventInvite(institution_id=i, unavailable_slots=[]))
+    audit("event_invite", "event", event.id, projects=new_p, institutions=new_i)
+    db.session.commit()
+    return _back(event, f"已邀请 {len(new_p)} 个项目、{len(new_i)} 家机构")
+
+
+@bp.post("/<int:event_id>/invites/<int:invite_id>")
+@roles_required(*STAFF)
+def update_invite(event_id: int, invite_id: int) -> Any:
+    """Set an invitee's unavailable slots (1-based) and, for an institution, its capacity; or remove it."""
+    event = _event_or_404(event_id)
+    inv = next((i for i in event.invites if i.id == invite_id), None)
+    if inv is None:
+        abort(404, description="邀请不存在")
+    if request.form.get("remove") == "1":
+        event.invites.remove(inv)
+        audit("event_uninvite", "event", event.id, invite=invite_id)
+        db.session.commit()
+        return _back(event, "已移除邀请")
+    try:
+        slots = _slots(request.form.get("unavailable", ""), event.slots, "unavailable")
+        cap = _int(request.form, "capacity", "会谈上限", 0, MAX_SLOTS) if inv.institution_id else None
+    except FormError as exc:
+        return _back(event, "；".join(exc.errors.values()), "error")
+    inv.unavailable_slots = slots
+    if inv.institution_id is not None:
+        inv.capacity = cap
+    audit("event_invite_update", "event", event.id, invite=invite_id, unavailable=slots, capacity=cap)
+    db.session.commit()
+    return _back(event, "已保存")
+
+
+def _pair_form(event: Event) -> tuple[int, int]:
+    projects, institutions = planning.invited(event)
+    p = _int(request.form, "project_id", "项目编号", 1, 2**31 - 1)
+    i = _int(request.form, "institution_id", "机构编号", 1, 2**31 - 1)
+    if p is None or p not in projects:
+        raise FormError({"project_id": "项目编号：应为本活动已邀请的项目"})
+    if i is None or i not in institutions:
+        raise FormError({"institution_id": "机构编号：应为本活动已邀请的机构"})
+    return p, i
+
+
+@bp.post("/<int:event_id>/conflicts")
+@roles_required(*STAFF)
+def add_conflict(event_id: int) -> Any:
+    """Declare a pair that must never meet, with its cause; or require a pair (kind=required)."""
+    event = _event_or_404(event_id)
+    try:
+        p, i = _pair_form(event)
+        cause = (request.form.get("cause") or "").strip()
+        if request.form.get("kind") == "required":
+            if any(
+                c.project_id == p and c.institution_id == i for c in planning.conflicts_of(db.session, event)
+            ):
+                raise FormError({"kind": "该组合存在利益冲突，不能设为必须会谈"})
+            if [p, i] not in (event.required or []):
+                event.required = [*(event.required or []), [p, i]]
+            audit("event_require", "event", event.id, project=p, institution=i)
+            db.session.commit()
+            return _back(event, "已设为必须会谈")
+        if not cause:
+            raise FormError({"cause": "回避原因：必填（如持股关系、曾评审该项目、项目方拒绝）"})
+        if len(cause) > 300:
+            raise FormError({"cause": "回避原因：最多 300 字"})
+    except FormError as exc:
+        return _back(event, "；".join(exc.errors.values()), "error")
+    if [p, i] in (event.required or []):
+        event.required = [r for r in event.required if r != [p, i]]
+    event.conflicts.append(
+        Conflict(project_id=p, institution_id=i, source=ConflictSource.DECLARED, cause=cause)
+    )
+    audit("event_conflict", "event", event.id, project=p, institution=i, cause=cause)
+    db.session.commit()
+    return _back(event, "已登记回避")
+
+
+@bp.post("/<int:event_id>/conflicts/<int:conflict_id>/delete")
+@roles_required(*STAFF)
+def delete_conflict(event_id: int, conflict_id: int) -> Any:
+    event = _event_or_404(event_id)
+    c = next((c for c in event.conflicts if c.id == conflict_id), None)
+    if c is None:
+        abort(404, description="回避记录不存在")
+    event.conflicts.remove(c)
+    audit("event_conflict_delete", "event", event.id, conflict=conflict_id)
+    db.session.commit()
+    return _back(event, "已撤销回避")
+
+
+@bp.post("/<int:event_id>/plan")
+@roles_required(*STAFF)
+def plan(event_id: int) -> Any:
+    """Run the global assignment and the timetable; an infeasible event explains itself."""
+    from app.services import get_matching
+
+    event = _event_or_404(event_id)
+    report = planning.run_plan(db.session, event, get_matching())
+    audit("event_plan", "event", event.id, status=report["status"], meetings=report.get("meetings", 0))
+    db.session.commit()
+    if report["status"] == "optimal":
+        return _back(event, f"排程完成：{report['meetings']} 场会谈，总匹配分 {report['objective']}")
+    return _back(event, "无法排程：请按下方提示放宽约束", "error")
+
+
+@bp.get("/<int:event_id>/timetable")
+@roles_required(*STAFF)
+def timetable(event_id: int) -> Any:
+    """The timetable: slots by tables, or one party's own (?project=ID or ?institution=ID), printable."""
+    event = _event_or_404(event_id)
+    p_names = dict(db.session.execute(select(Project.id, Project.name)).all())
+    i_names = dict(db.session.execute(select(Institution.id, Institution.name)).all())
+    meetings = sorted(event.meetings, key=lambda m: (m.slot, m.table_no))
+    party = None
+    for key, names in (("project", p_names), ("institution", i_names)):
+        raw = request.args.get(key)
+        if raw is not None:
+            if not _INT.match(raw) or int(raw) not in names:
+                abort(400, description=f"{'项目' if key == 'project' else '机构'}编号：不存在")
+            pid = int(raw)
+            meetings = [m for m in meetings if getattr(m, f"{key}_id") == pid]
+            party = (key, pid, names[pid])
+    grid: dict[int, list[Any]] = {}
+    for m in meetings:
+        grid.setdefault(m.slot, []).append(m)
+    return render_template(
+        "events/timetable.html",
+        event=event,
+        grid=grid,
+        party=party,
+        p_names=p_names,
+        i_names=i_names,
+        slot_label=lambda s: planning.slot_label(event, s),
+    )
+
+
+@bp.get("/<int:event_id>/export.xlsx")
+@roles_required(*STAFF)
+def export(event_id: int) -> Any:
+    event = _event_or_404(event_id)
+    if not event.meetings:
+        return _back(event, "尚无排程，无法导出", "error")
+    data = planning.workbook(db.session, event)
+    audit("event_export", "event", event.id, meetings=len(event.meetings))
+    db.session.commit()
+    return Response(
+        data,
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f"attachment; filename=event-{event.id}-timetable.xlsx"},
+    )
+
+
+@bp.post("/<int:event_id>/held")
+@roles_required(*STAFF)
+def held(event_id: int) -> Any:
+    """After the event: every meeting becomes a connection at 已会谈 in the follow-up pipeline."""
+    from app.pipeline.states import TransitionError
+    from app.schemas import InputError
+
+    event = _event_or_404(event_id)
+    if not event.meetings:
+        return _back(event, "尚无排程：没有可登记的会谈", "error")
+    try:
+        counts = planning.mark_held(db.session, event, _actor())
+    except (TransitionError, InputError) as exc:
+        db.session.rollback()
+        return _back(event, f"登记失败，未作任何更改：{exc}", "error")
+    audit("event_held", "event", event.id, **counts)
+    db.session.commit()
+    return _back(
+        event,
+        f"已登记会谈：新建对接 {counts['created']}，推进到已会谈 {counts['moved']}，"
+        f"已在已会谈或之后 {counts['linked']}，已终止未变更 {counts['skipped']}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------- experts
+@bp.route("/experts", methods=["GET", "POST"])
+@roles_required(*STAFF)
+def experts() -> Any:
+    """List experts (judges, mentors, 技术/投资/管理 experts) and add one."""
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {"capacity": "5", "kinds": [], "roles": []}
+    if request.method == "POST":
+        values = {
+            k: request.form.get(k, "")
+            for k in ("name", "employer_institution_id", "employer", "fields", "capacity")
+        }
+        values["kinds"] = request.form.getlist("kinds")
+        values["roles"] = request.form.getlist("roles")
+        name = values["name"].strip()
+        if not name or len(name) > 80:
+            errors["name"] = "姓名：必填，最多 80 字"
+        try:
+            employer_id = _int(request.form, "employer_institution_id", "所在机构编号", 1, 2**31 - 1)
+            capacity = _int(request.form, "capacity", "最多负责项目数", 1, 500, 5)
+        except FormError as exc:
+            errors.update(exc.errors)
+            employer_id = capacity = None
+        if employer_id is not None and db.session.get(Institution, employer_id) is None:
+            errors["employer_institution_id"] = "所在机构编号：不存在"
+        kinds = [ExpertKind.from_label(k).name for k in values["kinds"] if k in ExpertKind.labels()]
+        roles = [ExpertRole.from_label(r).name for r in values["roles"] if r in ExpertRole.labels()]
+        if len(kinds) != len(values["kinds"]):
+            errors["kinds"] = "专长类别：不认识的取值"
+        if not roles or len(roles) != len(values["roles"]):
+            errors["roles"] = "角色：至少选择一项"
+        fields = [f for f in re.split(r"[\s,，;；、]+", values["fields"]) if f][:20]
+        if not errors:
+            e = Expert(
+                name=name,
+                employer_institution_id=employer_id,
+                employer=(values["employer"] or "").strip()[:200] or None,
+                fields=fields,
+                kinds=kinds,
+                roles=roles,
+                capacity=capacity,
+            )
+            db.session.add(e)
+            db.session.flush()
+            audit("expert_create", "expert", e.id, name=name)
+            db.session.commit()
+            flash(f"已添加专家：{name}", "ok")
+            return redirect(url_for("events.experts"))
+    rows = list(db.session.scalars(select(Expert).order_by(Expert.id)))
+    loads = dict(
+        db.session.execute(
+            select(ExpertAssignment.expert_id, func.count()).group_by(ExpertAssignment.expert_id)
+        ).all()
+    )
+    i_names = dict(db.session.execute(select(Institution.id, Institution.name)).all())
+    return render_template(
+        "events/experts.html",
+        experts=rows,
+        loads=loads,
+        i_names=i_names,
+        v=values,
+        errors=errors,
+        KINDS=ExpertKind,
+        ROLES=ExpertRole,
+    ), (400 if errors else 200)
+
+
+@bp.route("/assign", methods=["GET", "POST"])
+@roles_required(*STAFF)
+def assign() -> Any:
+    """Assign judges or mentors to a contest's projects: coverage per project, load limits, no conflicts."""
+    contests = _contests_in_scope()
+    report: dict[str, Any] | None = None
+    errors: dict[str, str] = {}
+    values = {"contest_id": "", "role": ExpertRole.JUDGE.value, "coverage": "3"}
+    if request.method == "POST":
+        values = {k: request.form.get(k, "") for k in values}
+        try:
+            contest_id = _int(request.form, "contest_id", "赛事", 1, 2**31 - 1)
+            coverage = _int(request.form, "coverage", "每个项目的评委/导师人数", 1, 20, 3)
+            if contest_id is None or contest_id not in {c.id for c in contests}:
+                raise FormError({"contest_id": "赛事：请选择本人负责的赛事"})
+            if values["role"] not in (ExpertRole.JUDGE.value, ExpertRole.MENTOR.value):
+                raise FormError({"role": "角色：应为评委或创业导师"})
+        except FormError as exc:
+            errors = exc.errors
+        else:
+            role = ExpertRole.from_label(values["role"])
+            report = planning.assign_experts(db.session, contest_id, role, coverage)  # type: ignore[arg-type]
+            audit("expert_assign", "contest", contest_id, role=role.name, status=report["status"])
+            db.session.commit()
+    contest_ids = [c.id for c in contests]
+    rows = db.session.execute(
+        select(ExpertAssignment, Expert.name, Project.name)
+        .join(Expert, Expert.id == ExpertAssignment.expert_id)
+        .join(Project, Project.id == ExpertAssignment.project_id)
+        .where(ExpertAssignment.contest_id.in_(contest_ids or [-1]))
+        .order_by(ExpertAssignment.contest_id, ExpertAssignment.project_id, ExpertAssignment.role)
+        .limit(2000)
+    ).all()
+    return render_template(
+        "events/assign.html",
+        contests=contests,
+        report=report,
+        errors=errors,
+        v=values,
+        rows=rows,
+        ROLES=[ExpertRole.JUDGE.value, ExpertRole.MENTOR.value],
+        LABELS=planning.CONSTRAINT_LABELS,
+    ), (400 if errors else 200)
+
+
+# ---------------------------------------------------------------------------------------------- registration
+@bp.route("/registration/<int:institution_id>", methods=["GET", "POST"])
+@login_required
+def registration(institution_id: int) -> Any:
+    """An institution's 对接服务报名 choices: the secretariat, or the institution's own member."""
+    user = current_user()
+    inst = db.session.get(Institution, institution_id)
+    if inst is None:
+        abort(404, description="机构不存在")
+    if not (
+        is_secretariat(user)
+        or (user is not None and user.role is Role.INSTITUTION and user.institution_id == inst.id)
+    ):
+        deny(f"registration choices of institution {institution_id}", "只能修改本机构的报名选项")
+    row = db.session.get(InstitutionRegistration, inst.id)
+    if request.method == "POST":
+        chosen = request.form.getlist("choices")
+        if not set(chosen) <= set(RegistrationChoice.labels()):
+            abort(400, description="报名选项：不认识的取值")
+        if row is None:
+            row = InstitutionRegistration(institution_id=inst.id)
+            db.session.add(row)
+        row.choices = [
+            RegistrationChoice.from_label(c).name for c in RegistrationChoice.labels() if c in chosen
+        ]
+        audit("registration_choices", "institution", inst.id, choices=row.choices)
+        db.session.commit()
+        flash("报名选项已保存", "ok")
+        return redirect(url_for("events.registration", institution_id=inst.id))
+    chosen = [RegistrationChoice[c].value for c in (row.choices if row else [])]
+    return render_template(
+        "events/registration.html", inst=inst, chosen=chosen, CHOICES=RegistrationChoice.labels()
+    )
