@@ -1,16 +1,20 @@
-"""Benchmark MatchingService latency next to a bare FAISS search, at growing project counts.
+"""Benchmark MatchingService latency next to the bare candidate search, at growing project counts.
 
 Run from the repository root: ``python bench/bench_matching.py`` (a few minutes on 2 cores;
 ``--sizes 1000,10000`` for a quick run). Projects and institutions are synthetic: clustered unit
 vectors (so neighbours exist) and profiles drawn from the contest's vocabularies. Reported per
-size: build time, and p50/p99 milliseconds of ``match_institution`` (top 10 projects for a fund,
-with reasons), ``match_project`` (top 10 funds for a project, with reasons) and a bare
-``VectorIndex.search_one`` over the same project vectors.
+size: build time, the candidate index in use (flat or IVF), p50/p99 milliseconds of
+``match_institution`` (top 10 projects for a fund, with reasons), ``match_project`` (top 10 funds
+for a project, with reasons) and the bare search of the same candidate index (one query, top 10,
+same run); candidate recall@50 of that index against the exact flat search; ``score_block``
+throughput (pairs/s) with the hand-set and learned rankers; the process RSS. Everything is also
+written to ``bench-out/matching.json``. On a shared machine the figures are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from collections.abc import Sequence
@@ -24,8 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make the project packages importable
     sys.path.insert(0, str(ROOT))
 
+from threadpoolctl import threadpool_limits  # noqa: E402
+
 from bench._timing import percentiles, time_calls, timer  # noqa: E402
-from embeddings import VectorIndex  # noqa: E402
+from embeddings import set_search_threads  # noqa: E402
+from matching.features import FEATURES  # noqa: E402
+from matching.ranker import LearnedRanker  # noqa: E402
 from matching.service import MatchingService  # noqa: E402
 from matching.types import (  # noqa: E402
     SERVICE_KINDS,
@@ -35,7 +43,7 @@ from matching.types import (  # noqa: E402
     ProjectProfile,
 )
 
-__all__ = ["Row", "bench_size", "main", "synthetic_world"]
+__all__ = ["Row", "bench_size", "bulk_rate", "candidate_recall", "main", "synthetic_world"]
 
 DIM = 384
 INDUSTRIES = ("新材料", "人工智能", "医疗健康", "新能源", "智能装备", "集成电路", "生物医药", "数字经济")
@@ -148,25 +156,67 @@ def synthetic_world(
 
 @dataclass(frozen=True)
 class Row:
-    """Latencies (ms) at one project count."""
+    """Latencies (ms) and throughput at one project count."""
 
     n_projects: int
     build_s: float
+    ann: str
     match_institution: dict[str, float]
     match_project: dict[str, float]
-    faiss: dict[str, float]
+    bare_search: dict[str, float]
+    candidate_recall_at_50: float
+    bulk_pairs_per_s: dict[str, float]
+    rss_mb: float
 
 
-def bench_size(n_projects: int, n_funds: int, repeat: int, budget_s: float) -> Row:
+def _rss_mb() -> float:
+    """Return the resident set size of this process in MiB (Linux /proc; NaN elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _learned_ranker(kind: str) -> LearnedRanker:
+    """Return a learned ranker fitted on synthetic rows (its speed, not its quality, is measured)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, len(FEATURES)))
+    y = (X[:, 0] + X[:, 17] + rng.normal(size=4000) > 0).astype(int)
+    return LearnedRanker(kind).fit(X, y)  # type: ignore[arg-type]
+
+
+def bulk_rate(service: MatchingService, project_ids: Sequence[int], fund_ids: Sequence[int]) -> float:
+    """Return pairs per second of one score_block call over projects x funds."""
+    with timer() as took:
+        block = service.score_block(project_ids, fund_ids)
+    return block.size / max(took.seconds, 1e-9)
+
+
+def candidate_recall(service: MatchingService, queries: NDArray[np.float32], k: int = 50) -> float:
+    """Return the mean share of the exact top-k (flat search) the candidate ANN search finds."""
+    ann = service._ann_index()
+    _s, exact = ann.exact.search(queries, k)
+    _s, approx = ann.search(queries, k)
+    hits = [len(set(e.tolist()) & set(a.tolist())) / k for e, a in zip(exact, approx, strict=True)]
+    return float(np.mean(hits))
+
+
+def bench_size(
+    n_projects: int, n_funds: int, repeat: int, budget_s: float, bulk_projects: int, learned: Sequence[str]
+) -> Row:
     """Build a service over n_projects synthetic projects and time its ranking calls."""
     projects, funds, pvecs, fvecs = synthetic_world(n_projects, n_funds, portfolio_size=20)
     service = MatchingService(_FixedEmbedder(), index_dir=None)
     with timer() as built:
         service.load(projects, funds, pvecs, fvecs)
         service.evidence(funds[0].id)  # evidence is computed lazily: include it in the build
+    del projects
     fund_ids = [f.id for f in funds]
-    project_ids = [p.id for p in projects]
-    bare = VectorIndex.build(np.asarray(list(pvecs)), np.vstack(list(pvecs.values())))
+    project_ids = list(pvecs)
+    ann = service._ann_index()
     queries = [fvecs[i] for i in fund_ids]
     mi = time_calls(
         lambda i: service.match_institution(fund_ids[i % len(fund_ids)], 10), repeat, budget_seconds=budget_s
@@ -176,32 +226,88 @@ def bench_size(n_projects: int, n_funds: int, repeat: int, budget_s: float) -> R
         repeat,
         budget_seconds=budget_s,
     )
-    fs = time_calls(lambda i: bare.search_one(queries[i % len(queries)], 10), repeat, budget_seconds=budget_s)
-    return Row(n_projects, built.seconds, percentiles(mi), percentiles(mp), percentiles(fs))
+    # The bare search: the same candidate index, one query, top 10, no ranking.
+    bs = time_calls(
+        lambda i: ann.search(queries[i % len(queries)].reshape(1, -1), 10), repeat, budget_seconds=budget_s
+    )
+    rng = np.random.default_rng(1)
+    sample = rng.choice(len(project_ids), size=min(100, len(project_ids)), replace=False)
+    qmat = np.vstack([*queries[:100], *(pvecs[project_ids[j]] for j in sample)]).astype(np.float32)
+    recall = candidate_recall(service, qmat)
+    block_ids = project_ids[: min(bulk_projects, len(project_ids))]
+    bulk = {"hand": bulk_rate(service, block_ids, fund_ids)}
+    for kind in learned:
+        service.set_ranker(_learned_ranker(kind))
+        bulk[kind] = bulk_rate(service, block_ids, fund_ids)
+    service.set_ranker(None)
+    return Row(
+        n_projects,
+        built.seconds,
+        ann.kind,
+        percentiles(mi),
+        percentiles(mp),
+        percentiles(bs),
+        recall,
+        bulk,
+        _rss_mb(),
+    )
+
+
+def _ms(d: dict[str, float]) -> dict[str, float]:
+    return {"p50_ms": round(d["p50"], 3), "p99_ms": round(d["p99"], 3), "n": int(d["n"])}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print a Markdown table."""
+    """Run the benchmark, print a Markdown table and write bench-out/matching.json."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated project counts")
     parser.add_argument("--funds", type=int, default=200, help="funds ranked by match_project")
-    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=300)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds of timed calls per measurement")
+    parser.add_argument("--bulk-projects", type=int, default=20_000, help="projects in the score_block run")
+    parser.add_argument("--learned", default="logistic,hgb", help="learned rankers timed in score_block")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "matching.json")
     args = parser.parse_args(argv)
+    # One search and one BLAS thread per process, as the web app runs (app/services.py): threads
+    # that spin against each other on 2 shared cores cost more than they bring.
+    set_search_threads(1)
+    threadpool_limits(limits=1)
+    learned = [k for k in args.learned.split(",") if k]
     print(
-        "| projects | build s | match_institution p50 / p99 ms | match_project p50 / p99 ms "
-        "| bare FAISS p50 / p99 ms |"
+        "| projects | build s | candidates | match_institution p50 / p99 ms | match_project p50 / p99 ms "
+        "| bare search p50 / p99 ms | recall@50 | score_block pairs/s | RSS MiB |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
+    report: dict[str, object] = {}
     for n in (int(s) for s in args.sizes.split(",")):
-        r = bench_size(n, args.funds, args.repeat, args.budget)
+        r = bench_size(n, args.funds, args.repeat, args.budget, args.bulk_projects, learned)
         cells = [
-            f"{d['p50']:.1f} / {d['p99']:.1f} (n={d['n']:.0f})"
-            for d in (r.match_institution, r.match_project, r.faiss)
+            f"{d['p50']:.2f} / {d['p99']:.2f} (n={d['n']:.0f})"
+            for d in (r.match_institution, r.match_project, r.bare_search)
         ]
-        print(f"| {n:,} | {r.build_s:.1f} | " + " | ".join(cells) + " |", flush=True)
+        rates = ", ".join(f"{k} {v:,.0f}" for k, v in r.bulk_pairs_per_s.items())
+        print(
+            f"| {n:,} | {r.build_s:.1f} | {r.ann} | "
+            + " | ".join(cells)
+            + f" | {r.candidate_recall_at_50:.3f} | {rates} | {r.rss_mb:,.0f} |",
+            flush=True,
+        )
+        report[str(n)] = {
+            "match_institution": _ms(r.match_institution),
+            "match_project": _ms(r.match_project),
+            "bare_search": _ms(r.bare_search),
+            "candidate_recall_at_50": round(r.candidate_recall_at_50, 4),
+            "candidates": r.ann,
+            "build_s": round(r.build_s, 1),
+            "rss_mb": round(r.rss_mb, 1),
+            "bulk_pairs_per_s": {k: round(v) for k, v in r.bulk_pairs_per_s.items()},
+        }
+        report["bulk_pairs_per_s"] = {k: round(v) for k, v in r.bulk_pairs_per_s.items()}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(f"written: {args.out}")
     return 0
 
 

@@ -7,10 +7,12 @@ into numpy arrays only at query time (cached per term until a document holding i
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +20,9 @@ from numpy.typing import NDArray
 __all__ = ["LexicalIndex", "clean_tokens", "default_tokenizer"]
 
 Tokenizer = Callable[[str], list[str]]
-_TOKEN_CACHE_SIZE = 4096  # texts; oldest evicted first
+_SERIALS = itertools.count()
+_WEIGHT_CACHE_TERMS = 20_000  # terms whose BM25 weight arrays are kept between queries
+_TOKEN_CACHE_SIZE = 32_768  # texts; oldest evicted first (clauses of shown records recur)
 
 
 def _is_word(token: str) -> bool:
@@ -66,8 +70,21 @@ class LexicalIndex:
         self._lengths: dict[int, int] = {}
         self._total_len = 0
         self._arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]] = {}
+        # Dense rows of the documents: scores accumulate in one array indexed by row (no sort).
+        self._row: dict[int, int] = {}
+        self._row_ids = np.full(64, -1, dtype=np.int64)
+        self._free_rows: list[int] = []
+        self._n_rows = 0
         self._lock = threading.RLock()
         self._token_cache: dict[str, tuple[str, ...]] = {}
+        self._idf_cache: dict[str, float] = {}  # cleared on every edit (the idf depends on n)
+        # Per-term BM25 weights with the mean length they were computed at; cleared on every edit.
+        self._weights: dict[str, tuple[float, NDArray[np.int64], NDArray[np.float64]]] = {}
+        self._last: tuple[object, NDArray[np.float64]] | None = None  # last unrestricted query's sums
+        #: Counts edits: anything derived from the idf (cached phrases) is stale once it moves.
+        self.generation = 0
+        #: Unique per index in this process (an id() can be reused after collection).
+        self.serial = next(_SERIALS)
 
     def tokenize(self, text: str) -> list[str]:
         """Return the cleaned tokens of a text (cached: profiles are tokenized again at query time)."""
@@ -100,6 +117,11 @@ class LexicalIndex:
         counts = Counter(tokens)
         with self._lock:
             self._remove_locked(doc_id)
+            self._idf_cache.clear()
+            self._weights.clear()
+            self.generation += 1
+            self._last = None
+            self._assign_row(doc_id)
             self._docs[doc_id] = counts
             self._lengths[doc_id] = sum(counts.values())
             self._total_len += self._lengths[doc_id]
@@ -112,10 +134,28 @@ class LexicalIndex:
         with self._lock:
             self._remove_locked(doc_id)
 
+    def _assign_row(self, doc_id: int) -> None:
+        row = self._free_rows.pop() if self._free_rows else self._n_rows
+        if row == self._n_rows:
+            self._n_rows += 1
+            if row >= self._row_ids.shape[0]:
+                grown = np.full(2 * self._row_ids.shape[0], -1, dtype=np.int64)
+                grown[: self._row_ids.shape[0]] = self._row_ids
+                self._row_ids = grown
+        self._row[doc_id] = row
+        self._row_ids[row] = doc_id
+
     def _remove_locked(self, doc_id: int) -> None:
         old = self._docs.pop(doc_id, None)
         if old is None:
             return
+        self._idf_cache.clear()
+        self._weights.clear()
+        self.generation += 1
+        self._last = None
+        row = self._row.pop(doc_id)
+        self._row_ids[row] = -1
+        self._free_rows.append(row)
         self._total_len -= self._lengths.pop(doc_id, 0)
         for term in old:
             posting = self._postings.get(term)
@@ -132,11 +172,15 @@ class LexicalIndex:
 
     def idf(self, term: str) -> float:
         """Return the BM25 idf of a term (0 for unknown terms)."""
+        cached = self._idf_cache.get(term)
+        if cached is not None:
+            return cached
         n = len(self._docs)
         df = len(self._postings.get(term, ()))
-        if df == 0:
-            return 0.0
-        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        value = 0.0 if df == 0 else math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        if len(self._idf_cache) < 1_000_000:
+            self._idf_cache[term] = value
+        return value
 
     def _query_terms(self, query: str | Sequence[str]) -> list[str]:
         tokens = self.tokenize(query) if isinstance(query, str) else clean_tokens(query)
@@ -145,46 +189,125 @@ class LexicalIndex:
             terms = sorted(terms, key=lambda t: -self.idf(t))[: self.max_query_terms]
         return terms
 
+    def query_terms(self, query: str | Sequence[str]) -> list[str]:
+        """Return the indexed terms a query is scored on (its highest-idf ones when it is long)."""
+        with self._lock:
+            return self._query_terms(query)
+
+    def doc_query_terms(self, doc_id: int, other: LexicalIndex) -> list[str]:
+        """Return the terms of another index's query made of this index's document doc_id.
+
+        The same as ``other.query_terms(text)`` for the text the document was indexed from (its
+        tokens are already clean and in first-occurrence order), without tokenizing it again.
+        """
+        with self._lock:
+            tokens = list(self._docs.get(doc_id, ()))
+        with other._lock:
+            terms = [t for t in tokens if t in other._postings]
+            if len(terms) > other.max_query_terms:
+                terms = sorted(terms, key=lambda t: -other.idf(t))[: other.max_query_terms]
+            return terms
+
+    def weight_matrix(self, doc_ids: Sequence[int]) -> tuple[dict[str, int], Any]:
+        """Return (term -> column, sparse (len(doc_ids), n_terms) BM25 weights) of the given documents.
+
+        A query's BM25 score of document row r is the sum of row r over the query's terms
+        (:meth:`query_terms`), the same number :meth:`score` gives: scoring many queries against
+        the same documents is then one sparse matrix product.
+        """
+        from scipy.sparse import csr_matrix
+
+        with self._lock:
+            avgdl = max(self._total_len / len(self._docs), 1e-9) if self._docs else 1.0
+            cols: dict[str, int] = {}
+            idf: dict[str, float] = {}
+            rows: list[int] = []
+            idx: list[int] = []
+            vals: list[float] = []
+            for r, doc in enumerate(doc_ids):
+                counts = self._docs.get(doc)
+                if not counts:
+                    continue
+                norm = self.k1 * (1.0 - self.b + self.b * self._lengths[doc] / avgdl)
+                for term, tf in counts.items():
+                    j = cols.setdefault(term, len(cols))
+                    w = idf.get(term)
+                    if w is None:
+                        w = idf[term] = self.idf(term)
+                    rows.append(r)
+                    idx.append(j)
+                    vals.append(w * tf * (self.k1 + 1.0) / (tf + norm))
+        matrix = csr_matrix((vals, (rows, idx)), shape=(len(doc_ids), len(cols)), dtype=np.float64)
+        return cols, matrix
+
     def _posting_arrays(
         self, term: str
     ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
         cached = self._arrays.get(term)
         if cached is None:
             posting = self._postings[term]
-            ids = np.fromiter(posting.keys(), dtype=np.int64, count=len(posting))
+            row = self._row
+            ids = np.fromiter((row[i] for i in posting), dtype=np.int64, count=len(posting))
             tfs = np.fromiter(posting.values(), dtype=np.float64, count=len(posting))
             lens = np.array([self._lengths[i] for i in posting], dtype=np.float64)
             cached = (ids, tfs, lens)
             self._arrays[term] = cached
         return cached
 
+    def _term_weights(self, term: str, avgdl: float) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Return (rows, BM25 weights) of a term's documents, cached until an edit changes them."""
+        cached = self._weights.get(term)
+        if cached is not None and cached[0] == avgdl:
+            return cached[1], cached[2]
+        rows, tfs, lens = self._posting_arrays(term)
+        denom = tfs + self.k1 * (1.0 - self.b + self.b * lens / avgdl)
+        weights = self.idf(term) * tfs * (self.k1 + 1.0) / denom
+        if len(self._weights) >= _WEIGHT_CACHE_TERMS:
+            self._weights.pop(next(iter(self._weights)), None)
+        self._weights[term] = (avgdl, rows, weights)
+        return rows, weights
+
     def _score_arrays(
         self, query: str | Sequence[str], allowed_ids: Collection[int] | None
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Return (ids, scores) of the documents matching the query among allowed_ids."""
+        key = query if isinstance(query, str) else tuple(query)
         with self._lock:
+            last = self._last
+            if allowed_ids is not None and last is not None and last[0] == key:
+                # The same query scored over every document a moment ago (the candidate stage):
+                # read the allowed documents' sums from it (the same numbers, in the same order).
+                rows = np.fromiter((self._row[i] for i in allowed_ids if i in self._row), dtype=np.int64)
+                rows = rows[last[1][rows] > 0]
+                return self._row_ids[rows].copy(), last[1][rows]
             terms = self._query_terms(query)
             if not terms or not self._docs:
                 return np.empty(0, dtype=np.int64), np.empty(0)
             avgdl = max(self._total_len / len(self._docs), 1e-9)
             allowed = None
             if allowed_ids is not None:
-                allowed = np.fromiter(allowed_ids, dtype=np.int64, count=len(allowed_ids))
-            all_ids, all_scores = [], []
+                allowed = np.zeros(self._n_rows, dtype=bool)
+                row = self._row
+                allowed[[row[i] for i in allowed_ids if i in row]] = True
+            all_rows, all_scores = [], []
             for term in terms:
-                ids, tfs, lens = self._posting_arrays(term)
+                rows, weights = self._term_weights(term, avgdl)  # rows, not ids (see _assign_row)
                 if allowed is not None:
-                    keep = np.isin(ids, allowed)
-                    ids, tfs, lens = ids[keep], tfs[keep], lens[keep]
-                if ids.size == 0:
+                    keep = allowed[rows]
+                    rows, weights = rows[keep], weights[keep]
+                if rows.size == 0:
                     continue
-                denom = tfs + self.k1 * (1.0 - self.b + self.b * lens / avgdl)
-                all_ids.append(ids)
-                all_scores.append(self.idf(term) * tfs * (self.k1 + 1.0) / denom)
-        if not all_ids:
-            return np.empty(0, dtype=np.int64), np.empty(0)
-        uniq, inverse = np.unique(np.concatenate(all_ids), return_inverse=True)
-        return uniq, np.bincount(inverse, weights=np.concatenate(all_scores))
+                all_rows.append(rows)
+                all_scores.append(weights)
+            if not all_rows:
+                return np.empty(0, dtype=np.int64), np.empty(0)
+            acc = np.bincount(
+                np.concatenate(all_rows), weights=np.concatenate(all_scores), minlength=self._n_rows
+            )
+            if allowed is None:
+                self._last = (key, acc)
+            hit = np.flatnonzero(acc > 0)
+            return self._row_ids[hit].copy(), acc[hit]
 
     def score(
         self, query: str | Sequence[str], allowed_ids: Collection[int] | None = None
@@ -194,7 +317,8 @@ class LexicalIndex:
         Documents outside allowed_ids are never scored; documents without a query term are absent.
         """
         ids, scores = self._score_arrays(query, allowed_ids)
-        return dict(zip(ids.tolist(), scores.tolist(), strict=True))
+        order = np.argsort(ids, kind="stable")  # ascending ids, as callers iterate in order
+        return dict(zip(ids[order].tolist(), scores[order].tolist(), strict=True))
 
     def top(
         self, query: str | Sequence[str], k: int, allowed_ids: Collection[int] | None = None

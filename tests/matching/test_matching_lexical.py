@@ -49,3 +49,43 @@ def test_long_queries_keep_high_idf_terms(tokenizer: Tokenizer) -> None:
     idx.upsert(3, "共同 其它")
     assert idx.top("共同 其他 罕见词", 1)[0][0] in (1, 2)
     assert 3 not in idx.score("共同 其他 罕见词")  # only the two rarest query terms were used
+
+
+def test_restricted_scores_equal_after_an_unrestricted_query() -> None:
+    """A restricted score right after the same unrestricted one reuses its sums: same numbers."""
+    lex = LexicalIndex(lambda t: t.split())
+    docs = {i: " ".join(["a"] * (i % 3 + 1) + ["b"] * (i % 2) + [f"w{i % 5}"]) for i in range(1, 40)}
+    for i, text in docs.items():
+        lex.upsert(i, text)
+    allowed = [3, 4, 5, 11, 30, 99]
+    fresh = lex.score("a b w3", allowed)
+    lex.top("a b w3", 5)
+    assert lex.score("a b w3", allowed) == fresh
+    lex.upsert(4, "w3 w3 w3")  # an edit drops the remembered sums
+    again = lex.score("a b w3", allowed)
+    lex.top("a b w3", 5)
+    assert lex.score("a b w3", allowed) == again != fresh
+
+
+def test_phrases_are_remembered_until_the_index_changes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import matching.explanation as explanation
+
+    calls: list[str] = []
+
+    def fake(a, b, tokenize, idf):  # type: ignore[no-untyped-def]
+        calls.append(a)
+        return (a, b, ())
+
+    monkeypatch.setattr(explanation, "closest_phrases", fake)
+    lex = LexicalIndex(lambda t: t.split())
+    lex.upsert(1, "alpha beta")
+    assert explanation.phrases("x y", "y z", lex) == ("x y", "y z", ())
+    assert explanation.phrases("x y", "y z", lex) == ("x y", "y z", ())
+    assert len(calls) == 1
+    lex.upsert(2, "gamma")  # the idf moved: computed again
+    explanation.phrases("x y", "y z", lex)
+    assert len(calls) == 2
+    other = LexicalIndex(lambda t: t.split())  # another index never reads this one's entries
+    other.upsert(1, "alpha beta")
+    explanation.phrases("x y", "y z", other)
+    assert len(calls) == 3

@@ -1,0 +1,174 @@
+"""The candidate stage: which ids the scoring pass sees for one query.
+
+Structured filters are applied first (allowed ids, known links), then retrieval channels pick a
+pool when the candidate set is large: dense ANN search, BM25 top-k, portfolio neighbours,
+co-investment and activity. Small sets are scored whole. The dense search over projects uses
+:class:`AnnIndex`: exact flat search below ``ANN_MIN_SIZE`` vectors, an inverted-file (IVF) index
+above it, whose recall@50 against the exact search is measured by ``bench/bench_matching.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+import faiss
+import numpy as np
+from numpy.typing import NDArray
+
+from embeddings import VectorIndex
+from matching.lexical import LexicalIndex
+from matching.types import Filters
+
+__all__ = ["ANN_MIN_SIZE", "AnnIndex", "institution_pool", "project_pool", "restrict"]
+
+#: Below this many vectors the exact flat search is used (fast enough, and exact).
+ANN_MIN_SIZE = 50_000
+#: Inverted lists probed per query, as a share of all lists (at least ANN_MIN_PROBE).
+ANN_PROBE_SHARE = 0.06
+ANN_MIN_PROBE = 16
+
+
+def restrict(ids: Iterable[int], filters: Filters | None) -> set[int]:
+    """Return ids narrowed to the filter's allowed ids (a new set)."""
+    cands = set(ids)
+    if filters is not None and filters.allowed_ids is not None:
+        cands &= set(filters.allowed_ids)
+    return cands
+
+
+class AnnIndex:
+    """An approximate copy of a :class:`VectorIndex` for unfiltered top-k searches at scale.
+
+    Below ``min_size`` vectors it holds nothing and searches fall through to the exact index.
+    Above, it is an IVF-flat inner-product index (``nlist`` = sqrt(n), ``nprobe`` = 6 % of the
+    lists) trained on a sample of the vectors; edits are applied to it like to the exact index.
+    """
+
+    def __init__(self, exact: VectorIndex, min_size: int = ANN_MIN_SIZE) -> None:
+        self.exact = exact
+        self.min_size = min_size
+        self._ivf: faiss.IndexIVFFlat | None = None
+        self._params: faiss.SearchParametersIVF | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def kind(self) -> str:
+        """Return "ivf" when the approximate index is in use, else "flat"."""
+        return "ivf" if self._ivf is not None else "flat"
+
+    def rebuild(self, seed: int = 0) -> None:
+        """(Re)build from the exact index: IVF when it holds at least min_size vectors."""
+        with self._lock:
+            ids = self.exact.ids()
+            if len(ids) < self.min_size:
+                self._ivf = None
+                return
+            vectors = self.exact.vectors_for(ids)
+            dim = vectors.shape[1]
+            nlist = max(16, int(math.sqrt(len(ids))))
+            quantizer = faiss.IndexFlatIP(dim)
+            ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(seed)
+            sample = vectors[rng.choice(len(ids), size=min(len(ids), 40 * nlist), replace=False)]
+            ivf.train(np.ascontiguousarray(sample))
+            ivf.add_with_ids(vectors, ids.astype(np.int64))
+            self._quantizer = quantizer  # the IVF index borrows it
+            self._ivf = ivf
+            params = faiss.SearchParametersIVF()
+            params.nprobe = min(nlist, max(ANN_MIN_PROBE, round(ANN_PROBE_SHARE * nlist)))
+            self._params = params
+
+    def upsert(self, ids: Sequence[int], vectors: NDArray[np.float32]) -> None:
+        with self._lock:
+            if self._ivf is None:
+                return
+            arr = np.asarray(ids, dtype=np.int64)
+            self._ivf.remove_ids(faiss.IDSelectorBatch(arr))
+            self._ivf.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), arr)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        with self._lock:
+            if self._ivf is not None:
+                self._ivf.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64)))
+
+    def search(self, queries: NDArray[np.float32], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Return the top-k (scores, ids) per query over every vector (-1 where not filled)."""
+        with self._lock:
+            if self._ivf is None:
+                return self.exact.search(queries, k)
+            q = np.ascontiguousarray(np.asarray(queries, dtype=np.float32).reshape(-1, self._ivf.d))
+            k_eff = min(k, int(self._ivf.ntotal))
+            if k_eff <= 0:
+                return np.empty((q.shape[0], 0), dtype=np.float32), np.empty((q.shape[0], 0), dtype=np.int64)
+            scores, found = self._ivf.search(q, k_eff, params=self._params)
+            return np.asarray(scores, dtype=np.float32), np.asarray(found, dtype=np.int64)
+
+
+def institution_pool(
+    inst_ids: Sequence[int],
+    sims: Mapping[str, NDArray[np.float64]],
+    activity: NDArray[np.float64],
+    pool_size: int,
+) -> list[int]:
+    """Return the rows of inst_ids to rank: all, or the union of the retrieval channels.
+
+    Channels: dense text similarity, nearest portfolio project (evidence beyond the mean), BM25,
+    co-investment with the project's backers, and activity (popular institutions).
+    """
+    n = len(inst_ids)
+    if n <= pool_size:
+        return list(range(n))
+    rows: set[int] = set()
+    for key, take in (("dense", pool_size), ("dense_port_max", pool_size), ("bm25", pool_size // 2)):
+        rows.update(np.argsort(-sims[key], kind="stable")[:take].tolist())
+    rows.update(np.flatnonzero(sims["coinvest"] > 0).tolist())
+    rows.update(np.argsort(-activity, kind="stable")[: pool_size // 2].tolist())
+    return sorted(rows)
+
+
+def project_pool(
+    ann: AnnIndex,
+    lexical: LexicalIndex,
+    queries: NDArray[np.float32] | None,
+    lexical_doc: str,
+    cands: Collection[int] | None,
+    all_ids: Collection[int],
+    known: Collection[int],
+    pool_size: int,
+) -> list[int]:
+    """Return the projects to score for an institution-like query.
+
+    Args:
+        cands: the allowed projects after filters, or None for every project but ``known``.
+        all_ids: every project id (read only when cands is None and the set is small).
+        known: the query's own portfolio links, never returned.
+
+    All candidates when few (exact). Otherwise dense and BM25 retrieval: with a filter the
+    allowed ids go into the exact index's selector and the BM25 scorer; without one, the ANN
+    index is searched for k + |known| and the known links are dropped.
+    """
+    n_cands = len(cands) if cands is not None else len(all_ids) - len(set(known).intersection(all_ids))
+    if n_cands <= pool_size:
+        return sorted(cands) if cands is not None else sorted(set(all_ids) - set(known))
+    n = pool_size
+    extra = 0 if cands is not None else len(known)
+    pool: set[int] = set()
+    if queries is not None and queries.shape[0] > 0:
+        # The institution's own vector retrieves most; each portfolio vector adds its nearest.
+        per = max(10, n // (2 * max(1, queries.shape[0] - 1)))
+        if cands is not None:
+            _s, found = ann.exact.search(queries[:1], max(1, n // 2), allowed_ids=cands)
+            pool.update(int(i) for i in found.ravel() if i >= 0)
+            if queries.shape[0] > 1:
+                _s, found = ann.exact.search(queries[1:], per, allowed_ids=cands)
+                pool.update(int(i) for i in found.ravel() if i >= 0)
+        else:
+            _s, found = ann.search(queries[:1], max(1, n // 2) + extra)
+            pool.update(int(i) for i in found.ravel() if i >= 0)
+            if queries.shape[0] > 1:
+                _s, found = ann.search(queries[1:], per + extra)
+                pool.update(int(i) for i in found.ravel() if i >= 0)
+    pool.update(i for i, _ in lexical.top(lexical_doc, max(1, n // 4) + extra, cands))
+    return sorted(pool - set(known))
