@@ -18,6 +18,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.access import access_rule
+from app.api import PROJECT_FIELDS
 from app.auth.accounts import DEMO_ACCOUNTS
 from app.extensions import db
 from models import Connection, ConnectionStage, Institution, InstitutionKind, Need, Project
@@ -493,7 +494,7 @@ def test_organiser_cannot_create_or_move_projects_outside_its_contests(app: Flas
         p = db.session.get(Project, world.ids["P_org"])
         from app.serialize import project_json
 
-        body = {k: v for k, v in project_json(p).items() if k in _PROJECT_FIELDS}  # type: ignore[arg-type]
+        body = {k: v for k, v in project_json(p).items() if k in PROJECT_FIELDS}  # type: ignore[arg-type]
     foreign = {**body, "name": "越权新增的项目", "contest_id": world.ids["C_other"]}
     assert c.post("/api/projects", json=foreign).status_code == 403
     assert (
@@ -567,28 +568,6 @@ def test_anonymous_sees_the_showcase_only(client: Any, world: World) -> None:
     assert not features & {"stage", "amount", "services", "need_side", "activity", "coinvest", "recency"}
 
 
-_PROJECT_FIELDS = [
-    "name",
-    "group",
-    "contest_id",
-    "award",
-    "industry",
-    "track",
-    "province",
-    "city",
-    "stage",
-    "amount_wan",
-    "funding_round",
-    "description",
-    "team",
-    "ip",
-    "needs",
-    "contact_name",
-    "contact_phone",
-    "contact_email",
-    "employees",
-    "revenue_wan",
-]
 
 
 def test_registration_waits_for_approval_then_binds_the_account(app: Flask, world: World) -> None:

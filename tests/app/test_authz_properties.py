@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from app.api import PROJECT_FIELDS
 from app.auth.accounts import DEMO_ACCOUNTS
 from app.extensions import db
 from app.serialize import project_json
@@ -30,28 +31,6 @@ from models.events import Event, EventContest, EventInvite
 
 ROLES = ("anon", "admin", "organiser", "fund", "base", "platform", "project")
 PASSWORDS = {name: pw for name, pw, _role, _what in DEMO_ACCOUNTS}
-PROJECT_FIELDS = [
-    "name",
-    "group",
-    "contest_id",
-    "award",
-    "industry",
-    "track",
-    "province",
-    "city",
-    "stage",
-    "amount_wan",
-    "funding_round",
-    "description",
-    "team",
-    "ip",
-    "needs",
-    "contact_name",
-    "contact_phone",
-    "contact_email",
-    "employees",
-    "revenue_wan",
-]
 
 
 @dataclass

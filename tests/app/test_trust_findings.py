@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.api import PROJECT_FIELDS
 from app.auth.accounts import DEMO_ACCOUNTS
 from app.extensions import db
 from app.pipeline.states import china_date
@@ -23,11 +24,6 @@ from models import Connection, ConnectionStage, Contest, Institution, Need, Proj
 from models.accounts import User
 
 PASSWORDS = {name: pw for name, pw, _role, _what in DEMO_ACCOUNTS}
-PROJECT_FIELDS = [
-    "name", "group", "contest_id", "award", "industry", "track", "province", "city", "stage", "amount_wan",
-    "funding_round", "description", "team", "ip", "needs", "contact_name", "contact_phone", "contact_email",
-    "employees", "revenue_wan",
-]  # fmt: skip
 
 
 def _login(app: Flask, who: str) -> FlaskClient:
