@@ -28,7 +28,9 @@ from app.events import files, planning
 from app.events import registration as event_registration
 from app.extensions import db
 from app.imports import read_rows
+from app.params import project_filter
 from app.schemas import CONTROL_MESSAGE, InputError, has_control
+from app.services import project_query
 from app.uploads import check_upload
 from models import Award, Contest, Institution, Project
 from models.enums import PROJECT_NEEDS, FundingRound, InstitutionKind, Role
@@ -285,9 +287,12 @@ def invite(event_id: int) -> Any:
     try:
         if mode == "contest_projects":
             limit = _int(request.form, "limit", "邀请数量", 1, MAX_INVITES, 50)
-            rows = db.session.execute(
-                select(Project.id, Project.award).where(Project.contest_id.in_(contest_ids))
-            ).all()
+            try:  # the showcase's filters (award, group, industry, region, stage), same parser as the lists
+                f = project_filter(request.form)
+            except InputError as exc:
+                raise FormError(exc.fields) from None
+            stmt = project_query(f, Project.id).add_columns(Project.award)
+            rows = db.session.execute(stmt.where(Project.contest_id.in_(contest_ids))).all()
             rank = {a: n for n, a in enumerate(Award)}  # best award first
             project_ids = [p for p, _a in sorted(rows, key=lambda r: (rank[r[1]], r[0]))][:limit]
             institution_ids: list[int] = []

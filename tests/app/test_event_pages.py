@@ -313,3 +313,36 @@ def test_contest_projects_are_invited_best_award_first(client, auth, session):
     rank = {a: n for n, a in enumerate(Award)}
     best = sorted(awards, key=lambda p: (rank[awards[p]], p))[:3]
     assert invited == best
+
+
+def test_organiser_invites_the_contest_projects_a_filter_picks(client, auth, session):
+    auth.login("organiser")
+    contest = _organiser_contest(session)
+    industry = session.scalar(
+        select(Project.industry).where(Project.contest_id == contest, Project.archived_at.is_(None)).limit(1)
+    )
+    event_id = _create(client, contest)
+    r = client.post(
+        f"/events/{event_id}/invite", data={"mode": "contest_projects", "limit": "500", "industry": industry}
+    )
+    assert r.status_code == 302
+    session.expire_all()
+    invited = {i.project_id for i in session.get(Event, event_id).invites if i.project_id}
+    expected = set(
+        session.scalars(
+            select(Project.id).where(
+                Project.contest_id == contest, Project.industry == industry, Project.archived_at.is_(None)
+            )
+        )
+    )
+    assert invited == expected and invited
+    # a value outside the vocabulary is refused with the field named, nobody invited
+    before = len(session.get(Event, event_id).invites)
+    page = client.post(
+        f"/events/{event_id}/invite",
+        data={"mode": "contest_projects", "limit": "5", "industry": "不存在的行业"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "行业" in page
+    session.expire_all()
+    assert len(session.get(Event, event_id).invites) == before
