@@ -17,6 +17,7 @@ from app.web.projects import paginate
 from models import Contest, Institution
 from models.accounts import AuditLog, Registration, User
 from models.enums import AccountStatus, RegistrationStatus, Role
+from models.events import RegistrationChoice
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -108,7 +109,11 @@ def registrations() -> Any:
         abort(400, description="状态：不认识的取值")
     page = paginate(select(Registration).where(Registration.status == st), (Registration.created_at.desc(),))
     return render_template(
-        "admin/registrations.html", page=page, status=st, STATUSES=RegistrationStatus.labels()
+        "admin/registrations.html",
+        page=page,
+        status=st,
+        STATUSES=RegistrationStatus.labels(),
+        CHOICE_LABELS={c.name: c.value for c in RegistrationChoice},
     )
 
 

@@ -30,6 +30,8 @@ def test_registration_choices_travel_from_the_form_to_the_profile(client, auth, 
     )
     assert reg.data["event_choices"] == ["EVENTS", "JUDGE"]
     auth.login("admin")
+    review = client.get("/admin/registrations").get_data(as_text=True)  # the secretariat sees the choices
+    assert "对接服务报名" in review and "参加对接活动、成为大赛评委" in review
     assert client.post(f"/admin/registrations/{reg.id}/approve").status_code == 302
     session.expire_all()
     inst = session.scalar(select(Institution).where(Institution.name == FORM["name"]))
