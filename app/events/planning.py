@@ -278,13 +278,22 @@ def run_plan(session: Session, event: Event, service: MatchingService) -> dict[s
         event.plan_report, event.status = report, EventStatus.DRAFT
         return report
     pairs = [(projects[r], institutions[c]) for r, c in result.pairs]
-    tt = build_timetable([(("p", p), ("i", i)) for p, i in pairs], event.slots, event.tables, unavailable)
+    # A project's mentors (创业导师) sit in on its meetings: one person is never in two at once.
+    mentors: dict[int, list[int]] = {}
+    for expert_id, project_id in session.execute(
+        select(ExpertAssignment.expert_id, ExpertAssignment.project_id).where(
+            ExpertAssignment.project_id.in_(projects), ExpertAssignment.role == ExpertRole.MENTOR
+        )
+    ):
+        mentors.setdefault(project_id, []).append(expert_id)
+    parties = [(("p", p), ("i", i), *(("x", e) for e in mentors.get(p, ()))) for p, i in pairs]
+    tt = build_timetable(parties, event.slots, event.tables, unavailable)
     if tt.status != "ok":
         blocking = []
         for b in tt.blocking:
             d = b.as_dict()
             kind, _sep, ident = d["subject"].get("party", "").strip("()").partition(", ")
-            label = {"'p'": "项目", "'i'": "机构"}.get(kind, "")
+            label = {"'p'": "项目", "'i'": "机构", "'x'": "创业导师"}.get(kind, "")
             d["message_zh"] = d["message_zh"].replace(d["subject"].get("party", "\0"), f"{label} {ident}")
             blocking.append(d)
         report = {"status": "infeasible", "blocking": blocking}

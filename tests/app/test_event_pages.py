@@ -346,3 +346,39 @@ def test_organiser_invites_the_contest_projects_a_filter_picks(client, auth, ses
     assert "行业" in page
     session.expire_all()
     assert len(session.get(Event, event_id).invites) == before
+
+
+def test_a_mentor_is_never_in_two_meetings_at_once(client, auth, session):
+    from models.events import Expert, ExpertRole
+
+    auth.login("organiser")
+    contest = _organiser_contest(session)
+    p1, p2 = session.scalars(
+        select(Project.id).where(Project.contest_id == contest, Project.archived_at.is_(None)).limit(2)
+    ).all()
+    i1, i2 = session.scalars(select(Institution.id).where(Institution.archived_at.is_(None)).limit(2)).all()
+    mentor = Expert(name="王导师", fields=[], kinds=["MANAGEMENT"], roles=["MENTOR"], capacity=5)
+    session.add(mentor)
+    session.flush()
+    mentor_id = mentor.id
+    for p in (p1, p2):
+        session.add(ExpertAssignment(expert_id=mentor.id, project_id=p, role=ExpertRole.MENTOR))
+    session.commit()
+
+    def plan(slots: str) -> tuple[int, str]:
+        event_id = _create(client, contest, slots=slots, project_min="1", project_max="1")
+        client.post(
+            f"/events/{event_id}/invite",
+            data={"mode": "ids", "project_ids": f"{p1},{p2}", "institution_ids": f"{i1},{i2}"},
+        )
+        page = client.post(f"/events/{event_id}/plan", follow_redirects=True).get_data(as_text=True)
+        return event_id, page
+
+    event_id, page = plan("2")
+    assert 'id="plan-ok"' in page, page[:2000]
+    session.expire_all()
+    meetings = session.scalars(select(Meeting).where(Meeting.event_id == event_id)).all()
+    assert {m.project_id for m in meetings} == {p1, p2}
+    assert len({m.slot for m in meetings}) == 2  # the shared mentor attends both, one after the other
+    _event_id, page = plan("1")  # both projects in one slot would need the mentor twice
+    assert 'id="plan-ok"' not in page and f"创业导师 {mentor_id}" in page
