@@ -471,20 +471,43 @@ def expert_scores(experts: Sequence[Expert], projects: Sequence[Project], role: 
     return out
 
 
+#: Legal-form suffixes that say nothing about who a company is (longest first).
+_COMPANY_SUFFIXES = ("股份有限公司", "有限责任公司", "有限公司", "集团公司", "集团", "公司")
+
+
+def _company_core(name: str) -> str:
+    """Return a company name without its legal suffix; empty when too short to identify anyone."""
+    core = name.strip()
+    for suffix in _COMPANY_SUFFIXES:
+        if core.endswith(suffix):
+            core = core[: -len(suffix)]
+            break
+    return core if len(core) >= 4 else ""
+
+
 def expert_conflicts(
     session: Session, experts: Sequence[Expert], projects: Sequence[Project]
 ) -> dict[tuple[int, int], str]:
     """Return (project id, expert id) -> cause for every pair that must not be assigned.
 
-    A judge or mentor whose employer institution has a connection with the project (any stage), or a
-    declared conflict between the person and the project.
+    A judge or mentor whose employer institution has a connection with the project (any stage), who
+    works for the project's own company (an employer outside the service whose name, without its legal
+    suffix, stands in the project's name, description or team), or a declared conflict between the
+    person and the project.
     """
     pids = [p.id for p in projects]
+    out: dict[tuple[int, int], str] = {}
+    names = {e.id: _company_core(e.employer or "") for e in experts}  # employers outside the service
+    for p in projects:
+        text = " ".join(x for x in (p.name, p.description, p.team) if x)
+        for e in experts:
+            core = names[e.id]
+            if core and core in text:
+                out[(p.id, e.id)] = f"任职单位「{core}」即项目所在单位"
     by_inst: dict[int, list[Expert]] = defaultdict(list)
     for e in experts:
         if e.employer_institution_id is not None:
             by_inst[e.employer_institution_id].append(e)
-    out: dict[tuple[int, int], str] = {}
     if by_inst and pids:
         rows = session.execute(
             select(Connection.project_id, Connection.institution_id, Connection.stage).where(

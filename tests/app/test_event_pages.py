@@ -382,3 +382,19 @@ def test_a_mentor_is_never_in_two_meetings_at_once(client, auth, session):
     assert len({m.slot for m in meetings}) == 2  # the shared mentor attends both, one after the other
     _event_id, page = plan("1")  # both projects in one slot would need the mentor twice
     assert 'id="plan-ok"' not in page and f"创业导师 {mentor_id}" in page
+
+
+def test_a_judge_of_the_projects_own_company_is_a_conflict(app, session):
+    from app.events.planning import expert_conflicts
+    from models.events import Expert
+
+    project = session.scalar(select(Project).where(Project.archived_at.is_(None)).limit(1))
+    project.team = "核心成员均来自华芯微纳科技有限公司研发部"
+    same = Expert(name="赵评委", employer="华芯微纳科技股份有限公司", fields=[], kinds=[], roles=["JUDGE"])
+    other = Expert(name="钱评委", employer="远山材料有限公司", fields=[], kinds=[], roles=["JUDGE"])
+    vague = Expert(name="孙评委", employer="有限公司", fields=[], kinds=[], roles=["JUDGE"])
+    session.add_all([same, other, vague])
+    session.commit()
+    with app.app_context():
+        found = expert_conflicts(session, [same, other, vague], [project])
+    assert found == {(project.id, same.id): "任职单位「华芯微纳科技」即项目所在单位"}
