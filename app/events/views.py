@@ -28,9 +28,9 @@ from app.events import files, planning
 from app.events import registration as event_registration
 from app.extensions import db
 from app.imports import read_rows
-from app.params import project_filter
+from app.params import institution_filter, project_filter
 from app.schemas import CONTROL_MESSAGE, InputError, has_control
-from app.services import project_query
+from app.services import institution_query, project_query
 from app.uploads import check_upload
 from models import Award, Contest, Institution, Project
 from models.enums import PROJECT_NEEDS, FundingRound, InstitutionKind, Role
@@ -296,6 +296,15 @@ def invite(event_id: int) -> Any:
             rank = {a: n for n, a in enumerate(Award)}  # best award first
             project_ids = [p for p, _a in sorted(rows, key=lambda r: (rank[r[1]], r[0]))][:limit]
             institution_ids: list[int] = []
+        elif mode == "filtered_institutions":
+            limit = _int(request.form, "limit", "邀请数量", 1, MAX_INVITES, 50)
+            try:  # the directory's filters (kind, industry, region), same parser as the lists
+                fi = institution_filter(request.form)
+            except InputError as exc:
+                raise FormError(exc.fields) from None
+            stmt = institution_query(fi, Institution.id).order_by(Institution.id).limit(limit)
+            institution_ids = list(db.session.scalars(stmt))
+            project_ids = []
         elif mode == "ranked_institutions":
             per = _int(request.form, "per_project", "每个项目取前几名", 1, 20, 3)
             from app.services import get_matching

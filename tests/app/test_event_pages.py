@@ -398,3 +398,25 @@ def test_a_judge_of_the_projects_own_company_is_a_conflict(app, session):
     with app.app_context():
         found = expert_conflicts(session, [same, other, vague], [project])
     assert found == {(project.id, same.id): "任职单位「华芯微纳科技」即项目所在单位"}
+
+
+def test_organiser_invites_the_institutions_a_filter_picks(client, auth, session):
+    from models.enums import InstitutionKind
+
+    auth.login("organiser")
+    event_id = _create(client, _organiser_contest(session))
+    r = client.post(
+        f"/events/{event_id}/invite",
+        data={"mode": "filtered_institutions", "limit": "500", "kind": InstitutionKind.BANK.value},
+    )
+    assert r.status_code == 302
+    session.expire_all()
+    invited = {i.institution_id for i in session.get(Event, event_id).invites if i.institution_id}
+    banks = set(
+        session.scalars(
+            select(Institution.id).where(
+                Institution.kind == InstitutionKind.BANK, Institution.archived_at.is_(None)
+            )
+        )
+    )
+    assert invited == banks and banks
