@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-def _config(db_path: Path, index_dir: Path, **extra: Any) -> dict[str, Any]:
+def app_config(db_path: Path, index_dir: Path, **extra: Any) -> dict[str, Any]:
+    """Return the test configuration of an app on a SQLite file and an index folder (extra overrides)."""
     return {
         "TESTING": True,
         "DATABASE_URL": f"sqlite:///{db_path}",
@@ -38,7 +39,7 @@ def _config(db_path: Path, index_dir: Path, **extra: Any) -> dict[str, Any]:
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Build the demo database once (schema, catalogue, demo data, vectors, indexes); return its folder."""
     folder = tmp_path_factory.mktemp("demo-template")
-    app = create_app(_config(folder / "match.db", folder / "index"))
+    app = create_app(app_config(folder / "match.db", folder / "index"))
     upgrade_database(app)
     from app.demo.load import load_demo
     from app.demo.vectors import restore_shipped_vectors
@@ -63,7 +64,7 @@ def app(demo_template: Path, tmp_path: Path) -> Iterator[Flask]:
     """An app on a private copy of the demo database and indexes."""
     shutil.copy(demo_template / "match.db", tmp_path / "match.db")
     shutil.copytree(demo_template / "index", tmp_path / "index")
-    application = create_app(_config(tmp_path / "match.db", tmp_path / "index"))
+    application = create_app(app_config(tmp_path / "match.db", tmp_path / "index"))
     yield application
     application.extensions["db"]["engine"].dispose()
 
@@ -118,7 +119,7 @@ def make_app(demo_template: Path, tmp_path: Path) -> Iterator[Any]:
         folder.mkdir()
         shutil.copy(demo_template / "match.db", folder / "match.db")
         shutil.copytree(demo_template / "index", folder / "index")
-        application = create_app(_config(folder / "match.db", folder / "index", **extra))
+        application = create_app(app_config(folder / "match.db", folder / "index", **extra))
         made.append(application)
         return application
 

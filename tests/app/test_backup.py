@@ -17,17 +17,7 @@ from app.backup import BackupError, create_backup, dump_tables, restore_backup
 from app.cli import upgrade_database
 from embeddings import VectorIndex
 from models.db import make_engine
-
-
-def _config(db_path: Path, index_dir: Path) -> dict[str, Any]:
-    return {
-        "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{db_path}",
-        "INDEX_DIR": str(index_dir),
-        "SECRET_KEY": "test-secret",
-        "WTF_CSRF_ENABLED": False,
-        "RATELIMIT_ENABLED": False,
-    }
+from tests.conftest import app_config
 
 
 @pytest.fixture()
@@ -51,7 +41,7 @@ def demo_backup(app: Any, runner: Any, tmp_path: Path) -> tuple[Path, dict[str, 
 def _fresh_app(folder: Path) -> Any:
     """An app on an empty database initialised like `flask init-db` (migrations and contest catalogue)."""
     folder.mkdir()
-    fresh = create_app(_config(folder / "match.db", folder / "index"))
+    fresh = create_app(app_config(folder / "match.db", folder / "index"))
     upgrade_database(fresh)
     return fresh
 

@@ -18,17 +18,7 @@ from app.demo.vectors import VECTORS, demo_keys, restore_shipped_vectors, write_
 from app.extensions import db
 from embeddings import load_embedder, model_name
 from models import EmbeddingRecord, Project
-
-
-def _config(db_path: Path, index_dir: Path) -> dict[str, Any]:
-    return {
-        "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{db_path}",
-        "INDEX_DIR": str(index_dir),
-        "SECRET_KEY": "test-secret",
-        "WTF_CSRF_ENABLED": False,
-        "RATELIMIT_ENABLED": False,
-    }
+from tests.conftest import app_config
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +27,7 @@ def bare_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from app.demo.load import load_demo
 
     folder = tmp_path_factory.mktemp("bare-demo")
-    app = create_app(_config(folder / "match.db", folder / "index"))
+    app = create_app(app_config(folder / "match.db", folder / "index"))
     upgrade_database(app)
     session = db.new_session(app)
     try:
@@ -51,7 +41,7 @@ def bare_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def fresh(bare_demo: Path, tmp_path: Path) -> Iterator[Flask]:
     shutil.copy(bare_demo, tmp_path / "match.db")
-    application = create_app(_config(tmp_path / "match.db", tmp_path / "index"))
+    application = create_app(app_config(tmp_path / "match.db", tmp_path / "index"))
     yield application
     application.extensions["db"]["engine"].dispose()
 
@@ -83,7 +73,7 @@ def _count_vectors(app: Flask, model: str | None = None) -> int:
 
 
 def test_fresh_demo_load_stores_shipped_vectors_and_embed_encodes_nothing(tmp_path, encoded):
-    app = create_app(_config(tmp_path / "match.db", tmp_path / "index"))
+    app = create_app(app_config(tmp_path / "match.db", tmp_path / "index"))
     runner = app.test_cli_runner()
     assert runner.invoke(args=["init-db"]).exit_code == 0
     r = runner.invoke(args=["demo", "load"])

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from embeddings import VectorIndex
+from tests.conftest import app_config
 
 NOTICE = "语义索引正在重建"
 
@@ -187,16 +188,7 @@ def test_sqlite_database_that_goes_away_gives_503_then_recovers(demo_template: P
     folder.mkdir()
     shutil.copy(demo_template / "match.db", folder / "match.db")
     shutil.copytree(demo_template / "index", tmp_path / "index")
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": f"sqlite:///{folder / 'match.db'}",
-            "INDEX_DIR": str(tmp_path / "index"),
-            "SECRET_KEY": "test-secret",
-            "WTF_CSRF_ENABLED": False,
-            "RATELIMIT_ENABLED": False,
-        }
-    )
+    app = create_app(app_config(folder / "match.db", tmp_path / "index"))
     try:
         client = app.test_client()
         _login(client)
@@ -247,16 +239,7 @@ def pg_app(tmp_path: Path) -> Any:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": url,
-            "INDEX_DIR": str(tmp_path / "index"),
-            "SECRET_KEY": "test-secret",
-            "WTF_CSRF_ENABLED": False,
-            "RATELIMIT_ENABLED": False,
-        }
-    )
+    app = create_app(app_config(tmp_path / "unused.db", tmp_path / "index", DATABASE_URL=url))
     upgrade_database(app)
     app.config["PG_ADMIN"], app.config["PG_NAME"] = admin, name
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -26,27 +25,17 @@ from models import (
     Project,
 )
 from models.pipeline import EventAction
+from tests.conftest import app_config
 
 N_PROJECTS, N_INSTITUTIONS = 300, 40
 
-
-def _config(folder: Path, **extra: Any) -> dict[str, Any]:
-    return {
-        "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{folder / 'match.db'}",
-        "INDEX_DIR": str(folder / "index"),
-        "SECRET_KEY": "test-secret",
-        "WTF_CSRF_ENABLED": False,
-        "RATELIMIT_ENABLED": False,
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")
 def synthetic_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str]]:
     """An app on a fresh database filled by the command; yields (app, the command's output)."""
     folder = tmp_path_factory.mktemp("synthetic")
-    app = create_app(_config(folder, EMBEDDING_MODEL="synthetic"))
+    app = create_app(app_config(folder / "match.db", folder / "index", EMBEDDING_MODEL="synthetic"))
     runner = app.test_cli_runner()
     assert runner.invoke(args=["init-db"]).exit_code == 0
     r = runner.invoke(
@@ -174,7 +163,7 @@ def test_synthetic_refuses_a_database_with_demo_records(make_app):
 
 
 def test_synthetic_refuses_another_model(tmp_path):
-    app = create_app(_config(tmp_path))
+    app = create_app(app_config(tmp_path / "match.db", tmp_path / "index"))
     runner = app.test_cli_runner()
     assert runner.invoke(args=["init-db"]).exit_code == 0
     r = runner.invoke(args=["demo", "synthetic", "--projects", "10", "--institutions", "3"])
