@@ -63,7 +63,7 @@ soak: setup
 	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE)
 
 eval: install
-	$(BIN)/python -m matching.benchmark eval
+	$(BIN)/python -m evaluation.benchmark eval
 
 lint: install-test
 	$(BIN)/ruff check app models matching embeddings tests bench

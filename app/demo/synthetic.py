@@ -27,7 +27,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from app.demo.generate import BRAND_CHARS, LINES, PROVINCE_CITIES, TOPICS
+from app.demo.banks import BANKS
 from app.pipeline.demo import DEMO_AS_OF, _walk
 from app.pipeline.states import CHINA_TZ
 from embeddings import institution_text, project_text, text_hash
@@ -48,6 +48,9 @@ from models import (
 )
 from models.base import utcnow
 from models.pipeline import ConnectionEvent
+
+TOPICS, LINES = BANKS["TOPICS"], BANKS["LINES"]
+PROVINCE_CITIES, BRAND_CHARS = BANKS["PROVINCE_CITIES"], BANKS["BRAND_CHARS"]
 
 #: Rows per INSERT statement batch.
 CHUNK = 5000

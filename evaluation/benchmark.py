@@ -1,7 +1,7 @@
 """Rank institutions for projects on the shared evaluation sets, with the service's own code.
 
-    python -m matching.benchmark rank --data DIR --queries IDS.txt --out PRED.jsonl
-    python -m matching.benchmark eval [--data-root ../shared/data] [--out eval-out]
+    python -m evaluation.benchmark rank --data DIR --queries IDS.txt --out PRED.jsonl
+    python -m evaluation.benchmark eval [--data-root ../shared/data] [--out eval-out]
 
 ``rank`` reads projects.csv, institutions.csv and edges_history.csv (never a test-edge file),
 learns the ranker on a time split inside the history (earlier edges build the profiles, the
@@ -758,7 +758,7 @@ def format_table(results: Mapping[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the rank or eval command."""
     parser = argparse.ArgumentParser(
-        prog="python -m matching.benchmark",
+        prog="python -m evaluation.benchmark",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matching import benchmark as bm
+from evaluation import benchmark as bm
 from matching.features import FEATURES
 from matching.types import STAGES
 

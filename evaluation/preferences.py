@@ -2,7 +2,7 @@
 
 Used where an institution states no preferences, and checked against real portfolio counts:
 
-    python -m matching.preferences [--data ../shared/data/smoothnlp_cn] [--embedder e5]
+    python -m evaluation.preferences [--data ../shared/data/smoothnlp_cn] [--embedder e5]
 
 The check reads SmoothNLP's investor profiles (description + real portfolio industry and round
 counts), infers preferences from the description alone and reports how often they agree with
@@ -163,7 +163,7 @@ def _label_similarities(
 ) -> list[dict[str, float]]:
     """Return per description the cosine to each industry prototype ("行业：label，keywords")."""
     from embeddings import load_embedder
-    from matching.benchmark import encode_cached
+    from evaluation.benchmark import encode_cached
 
     embedder = load_embedder(embedder_spec)
     labels = list(INDUSTRY_KEYWORDS)
@@ -236,10 +236,10 @@ def agreement(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the agreement of text-inferred preferences with SmoothNLP portfolio counts."""
-    from matching.benchmark import DEFAULT_CACHE, DEFAULT_DATA_ROOT
+    from evaluation.benchmark import DEFAULT_CACHE, DEFAULT_DATA_ROOT
 
     parser = argparse.ArgumentParser(
-        prog="python -m matching.preferences",
+        prog="python -m evaluation.preferences",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

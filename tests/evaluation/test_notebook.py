@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from matching.benchmark import DEFAULT_DATA_ROOT
+from evaluation.benchmark import DEFAULT_DATA_ROOT
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "ranking_evaluation.ipynb"
 
