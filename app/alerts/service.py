@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from flask import current_app
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -120,6 +120,19 @@ class SearchPatch(_Strict):
     rank_threshold: Rank | None = None
     frequency: Frequency | None = None
     active: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            nulls = {
+                str(k): f"{LABELS.get(str(k), k)}：不能为空（不修改就不要提供）"
+                for k, v in data.items()
+                if v is None
+            }
+            if nulls:
+                raise InputError(nulls)
+        return data
 
     @field_validator("active", mode="before")
     @classmethod

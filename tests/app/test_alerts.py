@@ -28,8 +28,12 @@ from models.accounts import User
 from models.alerts import AlertFrequency, Notification, SavedSearch
 from models.base import utcnow
 
-PASSWORDS = {"admin": "demo-admin-2026", "fund": "demo-fund-2026", "base": "demo-base-2026",
-             "project": "demo-project-2026"}
+PASSWORDS = {
+    "admin": "demo-admin-2026",
+    "fund": "demo-fund-2026",
+    "base": "demo-base-2026",
+    "project": "demo-project-2026",
+}
 
 
 # --- a real SMTP server process ------------------------------------------------------------------------
@@ -41,7 +45,7 @@ class _Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
         return "250 Message accepted for delivery"
 
@@ -70,7 +74,9 @@ def smtp() -> Iterator[tuple[int, _Inbox]]:
 @pytest.fixture()
 def alerts_app(make_app: Any, smtp: tuple[int, _Inbox]) -> Flask:
     port, _ = smtp
-    app = make_app(SMTP_URL=f"smtp://127.0.0.1:{port}", SITE_URL="http://match.example", ALERTS_DAILY_LIMIT=30)
+    app = make_app(
+        SMTP_URL=f"smtp://127.0.0.1:{port}", SITE_URL="http://match.example", ALERTS_DAILY_LIMIT=30
+    )
     with app.app_context():
         for name in ("fund", "base", "admin"):
             user = db.session.scalar(select(User).where(User.username == name))
@@ -94,7 +100,9 @@ def _user(name: str) -> User:
 
 def _ranked_ids(app: Flask, institution_id: int, k: int = 30) -> list[int]:
     with app.app_context():
-        return [r.row.id for r in services.matches_for_institution(db.session, institution_id, k, private=True)]
+        return [
+            r.row.id for r in services.matches_for_institution(db.session, institution_id, k, private=True)
+        ]
 
 
 def _clone(app: Flask, source_id: int, name: str) -> int:
@@ -140,7 +148,9 @@ def test_saved_search_alerts_once_and_mails_a_chinese_digest(alerts_app: Flask, 
     with app.app_context():
         inst_id = _user("fund").institution_id
     before = _ranked_ids(app, inst_id)
-    r = _save(fund, name="人工智能前十", kind="institution", target_id=inst_id, rank_threshold=10, frequency="即时")
+    r = _save(
+        fund, name="人工智能前十", kind="institution", target_id=inst_id, rank_threshold=10, frequency="即时"
+    )
     assert r.status_code == 201, r.get_json()
     search = r.get_json()
     assert search["rank_threshold"] == 10 and search["frequency"] == "即时"
@@ -151,7 +161,7 @@ def test_saved_search_alerts_once_and_mails_a_chinese_digest(alerts_app: Flask, 
     new_id = _clone(app, before[0], "星火智能质检平台（新）")
     position = _ranked_ids(app, inst_id).index(new_id) + 1
     assert position <= 10
-    ran, mailed = run_and_mail(app)
+    _, mailed = run_and_mail(app)
     notes = _notifications(app, search_id=search["id"])
     assert [n.project_id for n in notes] == [new_id]
     assert notes[0].rank == position and notes[0].reasons  # the matching service's reasons for the pair
@@ -172,7 +182,9 @@ def test_saved_search_alerts_once_and_mails_a_chinese_digest(alerts_app: Flask, 
     with app.test_request_context():
         p = db.session.get(Project, new_id)
         assert p is not None
-        values = {k: getattr(p, k) for k in ("name", "contest_id", "industry", "province", "city", "amount_wan")}
+        values = {
+            k: getattr(p, k) for k in ("name", "contest_id", "industry", "province", "city", "amount_wan")
+        }
         values.update(group=p.group.value, award=p.award.value, description=p.description + " 已量产。")
         services.save_project(db.session, values, p)
     run_and_mail(app)
@@ -204,8 +216,14 @@ def test_saved_search_alerts_once_and_mails_a_chinese_digest(alerts_app: Flask, 
     assert len(inbox.messages) == 1  # unsubscribed: in the centre only
 
     # Opening the alert counts as a view; a request and a signature after it complete the funnel.
-    assert fund.get(f"/alerts/notifications/{notes[0].id}/open").headers["Location"].endswith(f"/projects/{new_id}")
-    r = fund.post("/api/connections", json={"project_id": new_id, "institution_id": inst_id, "action": "request"})
+    assert (
+        fund.get(f"/alerts/notifications/{notes[0].id}/open")
+        .headers["Location"]
+        .endswith(f"/projects/{new_id}")
+    )
+    r = fund.post(
+        "/api/connections", json={"project_id": new_id, "institution_id": inst_id, "action": "request"}
+    )
     assert r.status_code == 201, r.get_json()
     with app.app_context():
         from app.pipeline import service as pipeline
@@ -283,8 +301,12 @@ def test_a_posted_need_is_watched_and_digests_follow_the_frequency(alerts_app: F
         fund = _user("fund")
         need = services.save_need(
             db.session,
-            {"institution_id": fund.institution_id, "title": "寻找智能制造项目", "industries": ["智能制造"],
-             "description": "寻找智能制造方向、已有产品和客户的早期项目，单笔投资五百万元左右。"},
+            {
+                "institution_id": fund.institution_id,
+                "title": "寻找智能装备项目",
+                "industries": ["智能装备"],
+                "description": "寻找智能装备方向、已有产品和客户的早期项目，单笔投资五百万元左右。",
+            },
         )
         need_id = need.id
         top = [r.row.id for r in services.matches_for_need(db.session, need, 5, private=True)]
@@ -294,7 +316,7 @@ def test_a_posted_need_is_watched_and_digests_follow_the_frequency(alerts_app: F
         assert auto is not None and auto.auto_key and auto.frequency is AlertFrequency.DAILY
         assert auto.user_id == _user("fund").id
     new_id = _clone(app, top[0], "智能制造新项目")
-    ran, mailed = run_and_mail(app)
+    _, mailed = run_and_mail(app)
     notes = _notifications(app, need_id=need_id)
     assert [n.project_id for n in notes] == [new_id]
     assert mailed.sent == 0 and inbox.messages == []  # daily: waits for the digest
@@ -304,18 +326,33 @@ def test_a_posted_need_is_watched_and_digests_follow_the_frequency(alerts_app: F
         again = send_digests(app, db.session)  # nothing left, and the daily one is not due again
         assert again.sent == 0
     msg = inbox.messages[0]
-    assert "每日摘要" in msg["Subject"] and "对接需求：寻找智能制造项目" in msg.get_content()
+    assert "每日摘要" in msg["Subject"] and "对接需求：寻找智能装备项目" in msg.get_content()
 
 
 def test_send_digests_command(alerts_app: Flask, smtp: Any) -> None:
     app, (_, inbox) = alerts_app, smtp
+    fund = _login(app, "fund")
+    with app.app_context():
+        inst_id = _user("fund").institution_id
+    before = _ranked_ids(app, inst_id)
+    r = _save(
+        fund, name="每周看看", kind="institution", target_id=inst_id, rank_threshold=10, frequency="每周"
+    )
+    assert r.status_code == 201
     runner = app.test_cli_runner()
+    assert runner.invoke(args=["alerts", "run"]).exit_code == 0
+    _clone(app, before[0], "周报新项目")
     result = runner.invoke(args=["alerts", "run"])
-    assert result.exit_code == 0 and "searches run" in result.output
+    assert result.exit_code == 0 and "1 notifications" in result.output, result.output
+    assert runner.invoke(args=["alerts", "send-digests", "--frequency", "daily"]).output.startswith(
+        "digests: 0"
+    )
     result = runner.invoke(args=["alerts", "send-digests", "--frequency", "weekly"])
-    assert result.exit_code == 0 and "0 e-mails" in result.output
-    result = runner.invoke(args=["alerts", "send-digests", "--frequency", "monthly"])
-    assert result.exit_code != 0
+    assert result.exit_code == 0 and "1 e-mails with 1 notifications" in result.output, result.output
+    assert len(inbox.messages) == 1 and "每周摘要" in inbox.messages[0]["Subject"]
+    assert "周报新项目" in inbox.messages[0].get_content()
+    assert runner.invoke(args=["alerts", "send-digests"]).output.startswith("digests: 0")
+    assert runner.invoke(args=["alerts", "send-digests", "--frequency", "monthly"]).exit_code != 0
 
 
 # --- who may see and change what, and hostile input --------------------------------------------------
@@ -392,16 +429,28 @@ def test_users_see_and_change_only_their_own(alerts_app: Flask) -> None:
 
     ok = fund.patch(f"/api/alerts/searches/{mine}", json={"rank_threshold": 5, "frequency": "每周"})
     assert ok.status_code == 200 and ok.get_json()["rank_threshold"] == 5
-    for bad in ({"rank_threshold": "5"}, {"active": "true"}, {"rank_threshold": None}, {"name": "\x00"},
-                {"filters": {}}):
+    for bad in (
+        {"rank_threshold": "5"},
+        {"active": "true"},
+        {"rank_threshold": None},
+        {"name": "\x00"},
+        {"filters": {}},
+    ):
         assert fund.patch(f"/api/alerts/searches/{mine}", json=bad).status_code == 422, bad
 
     # Notifications: another account's cannot be read, opened or marked.
     with app.app_context():
         n = Notification(
-            user_id=_user("base").id, search_id=theirs, search_name="他们的", kind=db.session.get(
-                SavedSearch, theirs).kind, institution_id=base_inst, project_id=db.session.scalar(
-                select(Project.id).limit(1)), rank=1, rank_threshold=10, score=90.0, reasons=["行业相同"],
+            user_id=_user("base").id,
+            search_id=theirs,
+            search_name="他们的",
+            kind=db.session.get(SavedSearch, theirs).kind,
+            institution_id=base_inst,
+            project_id=db.session.scalar(select(Project.id).limit(1)),
+            rank=1,
+            rank_threshold=10,
+            score=90.0,
+            reasons=["行业相同"],
             frequency=AlertFrequency.DAILY,
         )
         db.session.add(n)
@@ -427,8 +476,15 @@ def test_save_search_form_on_the_ranked_pages(alerts_app: Flask) -> None:
     assert 'id="save-search"' in page and f'name="filter_industry" value="{industry}"' in page
     r = fund.post(
         "/alerts/searches",
-        data={"name": "按行业", "kind": "institution", "target_id": str(inst_id), "rank_threshold": "10",
-              "frequency": "每周", "filter_industry": industry, "next": f"/institutions/{inst_id}"},
+        data={
+            "name": "按行业",
+            "kind": "institution",
+            "target_id": str(inst_id),
+            "rank_threshold": "10",
+            "frequency": "每周",
+            "filter_industry": industry,
+            "next": f"/institutions/{inst_id}",
+        },
     )
     assert r.status_code == 302
     saved = fund.get("/api/alerts/searches").get_json()["items"][0]
