@@ -494,3 +494,21 @@ def test_save_search_form_on_the_ranked_pages(alerts_app: Flask) -> None:
         base_inst = _user("base").institution_id
     assert 'id="save-search"' not in fund.get(f"/institutions/{base_inst}").get_data(as_text=True)
     assert 'id="save-search"' not in app.test_client().get(f"/institutions/{inst_id}").get_data(as_text=True)
+
+
+def test_a_project_added_through_the_site_alerts_in_the_background(make_app: Any) -> None:
+    """The write returns at once; the background thread re-runs the searches shortly after the commit."""
+    import time
+
+    app = make_app(ALERTS_IN_PROCESS=True, ALERTS_DEBOUNCE_SECONDS=0.1)
+    fund = _login(app, "fund")
+    with app.app_context():
+        inst_id = _user("fund").institution_id
+    before = _ranked_ids(app, inst_id)
+    sid = _save(fund, name="前十", kind="institution", target_id=inst_id, rank_threshold=10).get_json()["id"]
+    new_id = _clone(app, before[0], "后台提醒新项目")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not app.extensions["alerts"].runs:
+        time.sleep(0.2)
+    assert [n.project_id for n in _notifications(app, search_id=sid)] == [new_id]
+    assert app.extensions["alerts"].runs >= 1
