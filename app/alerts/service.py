@@ -25,7 +25,7 @@ from app.access import can_edit_need, can_view_institution_private, visible_reas
 from app.extensions import db
 from app.params import project_filter
 from app.pipeline.states import CHINA_TZ
-from app.schemas import Id, InputError, _Strict, validate
+from app.schemas import CONTROL_MESSAGE, Id, InputError, _Strict, has_control, validate
 from models import Connection, Contest, Institution, Need, Project
 from models.accounts import User
 from models.alerts import AlertFrequency, AlertSettings, Notification, SavedSearch, SearchKind
@@ -105,11 +105,13 @@ class SearchIn(_Strict):
             return {}
         if not isinstance(v, Mapping):
             raise ValueError('应为对象，如 {"industry": "人工智能"}')
-        unknown = [str(k) for k in v if k not in FILTER_KEYS]
+        unknown = [repr(str(k))[1:-1][:30] for k in v if k not in FILTER_KEYS]  # shown escaped
         if unknown:
             raise ValueError(f"不认识的筛选项：{'、'.join(unknown[:5])}；可选：{'、'.join(FILTER_KEYS)}")
         if any(not isinstance(x, str | int) or isinstance(x, bool) for x in v.values()):
             raise ValueError("筛选值应为文本")
+        if any(isinstance(x, str) and has_control(x) for x in v.values()):
+            raise ValueError(CONTROL_MESSAGE)
         return {k: str(x) for k, x in v.items()}
 
 

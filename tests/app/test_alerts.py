@@ -381,6 +381,9 @@ def test_ids_must_be_json_integers(alerts_app: Flask, bad: Any) -> None:
         ("filters", {"industry": "不存在的行业"}),
         ("filters", {"stage\x07": "种子期"}),
         ("filters", {"industry": "人工\x00智能"}),
+        ("filters", {"q": "智能\x1b[2J"}),
+        ("filters", {"q": "智能", "contest": "12.0"}),
+        ("filters", ["industry"]),
         ("kind", "project"),
     ],
 )
