@@ -39,7 +39,7 @@ from app.security import safe_target
 from app.web import csrf
 from models import Institution, Need
 from models.accounts import User
-from models.alerts import AlertFrequency, Notification, SavedSearch
+from models.alerts import AlertFrequency, AlertSettings, Notification, SavedSearch
 from models.base import utcnow
 from models.enums import Role
 
@@ -161,7 +161,7 @@ def searches() -> Any:
     rows = db.session.scalars(
         select(SavedSearch).where(SavedSearch.user_id == user.id).order_by(SavedSearch.id.desc())
     ).all()
-    settings = db.session.get(service.AlertSettings, user.id)
+    settings = db.session.get(AlertSettings, user.id)
     return render_template(
         "alerts/searches.html",
         searches=rows,
@@ -242,7 +242,7 @@ def unsubscribe(token: str) -> Any:
         service.set_email(db.session, user.id, False)
         db.session.commit()
         return render_template("alerts/unsubscribe.html", invalid=False, done=True, token=token)
-    settings = db.session.get(service.AlertSettings, user.id)
+    settings = db.session.get(AlertSettings, user.id)
     already = settings is not None and not settings.email_enabled
     return render_template("alerts/unsubscribe.html", invalid=False, done=already, token=token)
 
