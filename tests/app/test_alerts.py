@@ -515,3 +515,39 @@ def test_a_project_added_through_the_site_alerts_in_the_background(make_app: Any
         time.sleep(0.2)
     assert [n.project_id for n in _notifications(app, search_id=sid)] == [new_id]
     assert app.extensions["alerts"].runs >= 1
+
+
+def test_save_search_form_on_a_need_page(alerts_app: Flask) -> None:
+    app = alerts_app
+    fund = _login(app, "fund")
+    with app.test_request_context():
+        inst_id = _user("fund").institution_id
+        need = services.save_need(
+            db.session,
+            {
+                "institution_id": inst_id,
+                "title": "寻找新材料项目",
+                "industries": ["新材料"],
+                "description": "寻找新材料方向、已有中试产线的项目，可提供场地和投资。",
+            },
+        )
+        need_id = need.id
+    page = fund.get(f"/needs/{need_id}?province=广东省").get_data(as_text=True)
+    assert 'name="kind" value="need"' in page and f'name="target_id" value="{need_id}"' in page
+    assert 'name="filter_province" value="广东省"' in page and 'value="寻找新材料项目 · 广东省"' in page
+    r = fund.post(
+        "/alerts/searches",
+        data={
+            "name": "新材料·广东",
+            "kind": "need",
+            "target_id": str(need_id),
+            "rank_threshold": "8",
+            "frequency": "即时",
+            "filter_province": "广东省",
+        },
+    )
+    assert r.status_code == 302
+    saved = fund.get("/api/alerts/searches").get_json()["items"][-1]
+    assert saved["need_id"] == need_id and saved["filters"] == {"province": "广东省"}
+    assert saved["rank_threshold"] == 8 and saved["kind"] == "need"
+    assert 'id="save-search"' not in _login(app, "base").get(f"/needs/{need_id}").get_data(as_text=True)
