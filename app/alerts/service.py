@@ -294,9 +294,13 @@ def update_search(session: Session, search: SavedSearch, values: SearchPatch) ->
 
 
 def _rebaseline(session: Session, search: SavedSearch) -> None:
-    """Take the search's current top ranks as already seen."""
+    """Take the search's current top ranks as already seen.
+
+    While the ranking is degraded (lexical only, the index rebuilding) the first full run takes the
+    baseline instead: a lesser list would make its differences look like news.
+    """
     search.baseline = [r.row.id for r in rank(session, search)]
-    search.last_run_at = utcnow()
+    search.last_run_at = None if services.get_matching().degraded else utcnow()
 
 
 def rank(session: Session, search: SavedSearch) -> list[services.RankedRow]:
