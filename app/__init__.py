@@ -27,7 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
 
-    from app import access, cli, errors, notices, pipeline, security, web
+    from app import access, alerts, cli, errors, notices, pipeline, security, web
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
@@ -39,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     notices.init_app(app)
     web.init_app(app)
     pipeline.init_app(app)  # before the API blueprint is registered: it adds /api/connections etc. to it
+    alerts.init_app(app)  # likewise: /api/alerts/...
     web.csrf.exempt(api_bp)  # token calls carry no cookie; cookie writes are checked in app.security
     app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)

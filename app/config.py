@@ -53,3 +53,18 @@ class Config:
     TRUSTED_PROXIES = 0
     # Also trust X-Forwarded-Host from those proxies (off: the proxy should pass the Host header itself).
     TRUSTED_PROXY_HOST = False
+
+    # --- alerts: saved searches, notifications and e-mail digests (app/alerts) ---
+    # The SMTP server digests go through, e.g. smtp://127.0.0.1:8025, smtp://user:pass@host:587?starttls=1
+    # or smtps://user:pass@host:465; None: notifications stay in the site, no e-mail is sent.
+    SMTP_URL: str | None = None
+    MAIL_FROM = "创客中国对接服务 <noreply@localhost>"
+    # The site's address as users reach it: links in e-mails (sent from commands, with no request).
+    SITE_URL = "http://127.0.0.1:5000"
+    # At most this many notifications per account per day (China time); the rest wait for the next day.
+    ALERTS_DAILY_LIMIT = 30
+    # Re-run the saved searches in a background thread after projects change (False: only `flask alerts
+    # run`); None: on, except in tests.
+    ALERTS_IN_PROCESS: bool | None = None
+    # Changes within this many seconds are gathered into one run.
+    ALERTS_DEBOUNCE_SECONDS = 2.0

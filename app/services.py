@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.access import audit, current_user, is_secretariat
+from app.alerts import projects_changed
 from app.extensions import db
 from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from embeddings import load_embedder, set_search_threads, text_hash
@@ -429,6 +430,7 @@ def save_project(session: Session, data: ProjectIn | Mapping[str, Any], project:
     if service is not None:
         session.refresh(project)
         service.upsert_project(project_profile(project), vec)
+    projects_changed()
     return project  # type: ignore[no-any-return]
 
 
@@ -507,6 +509,7 @@ def delete_project(session: Session, project: Project) -> Removal:
     service = _matching_if_built()
     if service is not None:
         service.remove_project(pid)
+    projects_changed()
     return outcome
 
 
@@ -543,6 +546,7 @@ def restore_project(session: Session, project: Project) -> None:
     service = _matching_if_built()
     if service is not None:
         service.upsert_project(project_profile(project), vec)
+    projects_changed()
 
 
 def save_institution(
@@ -613,7 +617,9 @@ def save_need(session: Session, data: NeedIn | Mapping[str, Any], need: Need | N
     values = _validated(NeedIn, data)
     if session.get(Institution, values.institution_id) is None:
         raise InputError({"institution_id": "发布机构：机构不存在"})
-    return _write(session, "need", need, Need, values, need_record_text)[0]  # type: ignore[no-any-return]
+    saved = _write(session, "need", need, Need, values, need_record_text)[0]
+    projects_changed()  # a posted need is watched like a saved search: take its list as the baseline soon
+    return saved  # type: ignore[no-any-return]
 
 
 def delete_need(session: Session, need: Need) -> Removal:
@@ -657,6 +663,8 @@ def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size:
                 service.upsert_project(project_profile(row), vec)
             else:
                 service.upsert_institution(institution_profile(row), vec)
+    if kind == "project" and rows:
+        projects_changed()
 
 
 # --- queries: filters and ranked matches ------------------------------------------------------------

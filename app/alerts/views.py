@@ -1,0 +1,422 @@
+"""Pages of the notification centre and saved searches, the one-click unsubscribe, the funnel, and the API.
+
+GET  /api/alerts/searches                 the caller's saved searches
+POST /api/alerts/searches                 {name, kind: institution|need, target_id, filters?, rank_threshold?,
+                                           frequency?}
+PATCH/DELETE /api/alerts/searches/<id>    {name?, rank_threshold?, frequency?, active?}
+GET  /api/alerts/notifications            the caller's notifications (?unread=1)
+POST /api/alerts/notifications/<id>/read  mark one read
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import func, select, update
+
+from app.access import current_user, deny, login_required, public, roles_required
+from app.alerts import mail, service
+from app.alerts.service import SearchIn, SearchPatch
+from app.api import _body
+from app.api import bp as api_bp
+from app.api.openapi import body_schema, document
+from app.extensions import db
+from app.params import int_param
+from app.schemas import InputError
+from app.security import safe_target
+from app.web import csrf
+from models import Institution, Need
+from models.accounts import User
+from models.alerts import AlertFrequency, AlertSettings, Notification, SavedSearch
+from models.base import utcnow
+from models.enums import Role
+
+bp = Blueprint("alerts", __name__, url_prefix="/alerts")
+
+_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
+def _own_search(ident: int) -> SavedSearch:
+    """Return the caller's saved search; another account's answers exactly like a missing one (404)."""
+    user = current_user()
+    search = db.session.get(SavedSearch, ident)
+    if search is None or user is None or search.user_id != user.id:
+        abort(404)
+    return search
+
+
+def _own_notification(ident: int) -> Notification:
+    user = current_user()
+    note = db.session.get(Notification, ident)
+    if note is None or user is None or note.user_id != user.id:
+        abort(404)
+    return note
+
+
+def _form_search() -> SearchIn:
+    form = request.form
+    data: dict[str, Any] = {
+        k: form.get(k) for k in ("name", "kind", "target_id", "rank_threshold", "frequency") if k in form
+    }
+    data["filters"] = {
+        k[len("filter_") :]: v for k, v in form.items() if k.startswith("filter_") and v.strip()
+    }
+    return service.parse(SearchIn, data)  # type: ignore[no-any-return]
+
+
+def _create(values: SearchIn) -> SavedSearch:
+    user = current_user()
+    assert user is not None
+    try:
+        search = service.create_search(db.session, user, values)
+    except PermissionError:
+        deny(f"may not watch {values.kind} {values.target_id}", "只能订阅本机构的推荐列表或本机构发布的需求")
+    db.session.commit()
+    return search
+
+
+# --- pages --------------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+@login_required
+def centre() -> Any:
+    user = current_user()
+    assert user is not None
+    unread_only = request.args.get("unread") == "1"
+    per_page = int(current_app.config["PAGE_SIZE"])
+    page = int_param(request.args, "page", 1, 1, 1_000_000, "页码")
+    stmt = select(Notification).where(Notification.user_id == user.id)
+    if unread_only:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = db.session.scalars(
+        stmt.order_by(Notification.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    names = service.project_names(db.session, [n.project_id for n in rows])
+    return render_template(
+        "alerts/centre.html",
+        notes=rows,
+        names=names,
+        unread_only=unread_only,
+        page=page,
+        pages=max(1, (total + per_page - 1) // per_page),
+        total=total,
+    )
+
+
+@bp.post("/notifications/<int:ident>/read")
+@login_required
+def read(ident: int) -> Any:
+    note = _own_notification(ident)
+    note.read_at = note.read_at or utcnow()
+    db.session.commit()
+    return redirect(safe_target(request.form.get("next"), url_for("alerts.centre")))
+
+
+@bp.post("/read-all")
+@login_required
+def read_all() -> Any:
+    user = current_user()
+    assert user is not None
+    db.session.execute(
+        update(Notification)
+        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+    )
+    db.session.commit()
+    flash("已全部标为已读", "success")
+    return redirect(url_for("alerts.centre"))
+
+
+@bp.get("/notifications/<int:ident>/open")
+@login_required
+def open_notification(ident: int) -> Any:
+    """Follow a notification (from the centre or an e-mail): mark it read and viewed, show the project."""
+    note = _own_notification(ident)
+    now = utcnow()
+    note.read_at = note.read_at or now
+    note.viewed_at = note.viewed_at or now
+    db.session.commit()
+    return redirect(url_for("projects.detail", ident=note.project_id))
+
+
+@bp.get("/searches")
+@login_required
+def searches() -> Any:
+    user = current_user()
+    assert user is not None
+    rows = db.session.scalars(
+        select(SavedSearch).where(SavedSearch.user_id == user.id).order_by(SavedSearch.id.desc())
+    ).all()
+    settings = db.session.get(AlertSettings, user.id)
+    return render_template(
+        "alerts/searches.html",
+        searches=rows,
+        email_enabled=settings.email_enabled if settings else True,
+        describe=service.describe_filters,
+        FREQUENCIES=AlertFrequency.labels(),
+        max_rank=service.MAX_RANK,
+    )
+
+
+@bp.post("/searches")
+@roles_required(Role.ADMIN, Role.INSTITUTION)
+def create() -> Any:
+    back = safe_target(request.form.get("next"), url_for("alerts.searches"))
+    try:
+        search = _create(_form_search())
+    except InputError as exc:
+        for message in exc.fields.values():
+            flash(message, "error")
+        return redirect(back)
+    flash(f"已保存搜索「{search.name}」：有项目新进入前 {search.rank_threshold} 名时会通知您", "success")
+    return redirect(back)
+
+
+@bp.post("/searches/<int:ident>")
+@login_required
+def edit(ident: int) -> Any:
+    search = _own_search(ident)
+    data = {k: request.form.get(k) for k in ("name", "rank_threshold", "frequency") if k in request.form}
+    data["active"] = "1" if request.form.get("active") else "0"
+    try:
+        service.update_search(db.session, search, service.parse(SearchPatch, data))
+    except InputError as exc:
+        db.session.rollback()
+        for message in exc.fields.values():
+            flash(message, "error")
+    else:
+        db.session.commit()
+        flash(f"订阅「{search.name}」已更新", "success")
+    return redirect(url_for("alerts.searches"))
+
+
+@bp.post("/searches/<int:ident>/delete")
+@login_required
+def delete(ident: int) -> Any:
+    search = _own_search(ident)
+    name = search.name
+    db.session.delete(search)
+    db.session.commit()
+    flash(f"已删除订阅「{name}」", "success")
+    return redirect(url_for("alerts.searches"))
+
+
+@bp.post("/settings")
+@login_required
+def settings() -> Any:
+    user = current_user()
+    assert user is not None
+    enabled = request.form.get("email_enabled") == "1"
+    service.set_email(db.session, user.id, enabled)
+    db.session.commit()
+    flash("已开启提醒邮件" if enabled else "已关闭提醒邮件（站内通知照常）", "success")
+    return redirect(url_for("alerts.searches"))
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@public
+def unsubscribe(token: str) -> Any:
+    """One-click unsubscribe: the signed link is the authority (no login). GET asks, POST unsubscribes.
+
+    Mail clients POST `List-Unsubscribe=One-Click` here (RFC 8058); a link scanner's GET changes nothing.
+    """
+    user_id = mail.read_unsubscribe_token(current_app._get_current_object(), token)  # type: ignore[attr-defined]
+    user = db.session.get(User, user_id) if user_id is not None else None
+    if user is None:
+        return render_template("alerts/unsubscribe.html", invalid=True, done=False, token=token), 400
+    if request.method == "POST":
+        service.set_email(db.session, user.id, False)
+        db.session.commit()
+        return render_template("alerts/unsubscribe.html", invalid=False, done=True, token=token)
+    settings = db.session.get(AlertSettings, user.id)
+    already = settings is not None and not settings.email_enabled
+    return render_template("alerts/unsubscribe.html", invalid=False, done=already, token=token)
+
+
+@bp.get("/funnel")
+@roles_required(Role.ADMIN)
+def funnel_page() -> Any:
+    days = int_param(request.args, "days", 0, 0, 3660, "统计天数")
+    counts = service.funnel(db.session, service.since_days(days) if days else None)
+    recent = service.recent_notifications(db.session, 30)
+    return render_template(
+        "alerts/funnel.html",
+        counts=counts,
+        steps=service.FUNNEL_STEPS,
+        days=days,
+        recent=recent,
+        names=service.project_names(db.session, [n.project_id for n in recent]),
+        china_time=mail.china_time,
+    )
+
+
+# --- the JSON API -------------------------------------------------------------------------------------
+
+
+def search_json(s: SavedSearch) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "name": s.name,
+        "kind": "need" if s.need_id is not None else "institution",
+        "institution_id": s.institution_id,
+        "need_id": s.need_id,
+        "filters": s.filters or {},
+        "rank_threshold": s.rank_threshold,
+        "frequency": s.frequency.value,
+        "active": s.active,
+        "automatic": s.auto_key is not None,
+        "created_at": s.created_at.isoformat(),
+    }
+
+
+def notification_json(n: Notification) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "search_id": n.search_id,
+        "search_name": n.search_name,
+        "project_id": n.project_id,
+        "institution_id": n.institution_id,
+        "need_id": n.need_id,
+        "rank": n.rank,
+        "rank_threshold": n.rank_threshold,
+        "score": round(n.score, 1),
+        "reasons": n.reasons,
+        "created_at": n.created_at.isoformat(),
+        "read": n.read_at is not None,
+    }
+
+
+@api_bp.get("/alerts/searches")
+@login_required
+@document("我的保存搜索（订阅）")
+def api_searches() -> Any:
+    user = current_user()
+    assert user is not None
+    rows = db.session.scalars(
+        select(SavedSearch).where(SavedSearch.user_id == user.id).order_by(SavedSearch.id)
+    ).all()
+    return jsonify({"items": [search_json(s) for s in rows]})
+
+
+@api_bp.post("/alerts/searches")
+@roles_required(Role.ADMIN, Role.INSTITUTION)
+@document("保存搜索：有项目新进入前 N 名时提醒", body=body_schema(SearchIn), ok=(201, {"type": "object"}))
+def api_create_search() -> Any:
+    data = _body()
+    service.refuse_json_strings(data, ("target_id", "rank_threshold"))
+    search = _create(service.parse(SearchIn, data))
+    return jsonify(search_json(search)), 201
+
+
+@api_bp.patch("/alerts/searches/<int:ident>")
+@login_required
+@document("修改保存搜索（名称、提醒名次、邮件频率、启用）", body=body_schema(SearchPatch))
+def api_edit_search(ident: int) -> Any:
+    search = _own_search(ident)
+    data = _body()
+    service.refuse_json_strings(data, ("rank_threshold", "active"))
+    service.update_search(db.session, search, service.parse(SearchPatch, data))
+    db.session.commit()
+    return jsonify(search_json(search))
+
+
+@api_bp.delete("/alerts/searches/<int:ident>")
+@login_required
+@document("删除保存搜索", ok=(204, None))
+def api_delete_search(ident: int) -> Any:
+    search = _own_search(ident)
+    db.session.delete(search)
+    db.session.commit()
+    return "", 204
+
+
+@api_bp.get("/alerts/notifications")
+@login_required
+@document(
+    "我的通知",
+    query=[
+        {
+            "name": "unread",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["0", "1"]},
+            "description": "1 = 只看未读",
+        },
+    ],
+)
+def api_notifications() -> Any:
+    user = current_user()
+    assert user is not None
+    stmt = select(Notification).where(Notification.user_id == user.id)
+    unread = request.args.get("unread")
+    if unread not in (None, "", "0", "1"):
+        raise InputError({"unread": "只看未读：应为 0 或 1"})
+    if unread == "1":
+        stmt = stmt.where(Notification.read_at.is_(None))
+    rows = db.session.scalars(stmt.order_by(Notification.id.desc()).limit(200)).all()
+    return jsonify(
+        {"items": [notification_json(n) for n in rows], "unread": service.unread_count(db.session, user.id)}
+    )
+
+
+@api_bp.post("/alerts/notifications/<int:ident>/read")
+@login_required
+@document("把一条通知标为已读")
+def api_read(ident: int) -> Any:
+    note = _own_notification(ident)
+    note.read_at = note.read_at or utcnow()
+    db.session.commit()
+    return jsonify(notification_json(note))
+
+
+# --- wiring -------------------------------------------------------------------------------------------
+
+
+def init_app(app: Flask) -> None:
+    """Exempt the unsubscribe link from CSRF, add the template helpers and record project views."""
+    csrf.exempt(unsubscribe)
+
+    @app.template_global()
+    def alerts_unread() -> int:
+        user = current_user()
+        return service.unread_count(db.session, user.id) if user is not None else 0
+
+    @app.template_global()
+    def alerts_can_save(target: Institution | Need | None) -> bool:
+        if target is None:
+            return False
+        return service.may_watch(
+            current_user(), "need" if isinstance(target, Need) else "institution", target
+        )
+
+    @app.template_global()
+    def alerts_filter_args(f: Any) -> dict[str, str]:
+        return service.filter_args(f) if f is not None else {}
+
+    @app.after_request
+    def _record_view(response: Any) -> Any:
+        """An alerted user who opens the project's page has viewed it (the funnel's second step)."""
+        if request.endpoint == "projects.detail" and response.status_code == 200:
+            user = current_user()
+            ident = (request.view_args or {}).get("ident")
+            if (
+                user is not None
+                and isinstance(ident, int)
+                and service.mark_viewed(db.session, user.id, ident)
+            ):
+                db.session.commit()
+        return response
