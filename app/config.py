@@ -53,3 +53,15 @@ class Config:
     TRUSTED_PROXIES = 0
     # Also trust X-Forwarded-Host from those proxies (off: the proxy should pass the Host header itself).
     TRUSTED_PROXY_HOST = False
+
+    # --- background jobs (app.jobs) ---
+    # Redis of the job queue, e.g. redis://127.0.0.1:6379/2: jobs run in `flask worker` processes on any
+    # host. None: jobs run in a thread of the process that starts them (one machine, no Redis).
+    REDIS_URL: str | None = None
+    # The RQ queue jobs go to (`flask worker` listens on it unless told other queues).
+    JOB_QUEUE = "match"
+    # Longest a job may run in a worker before RQ stops it (seconds).
+    JOB_TIMEOUT = 6 * 3600
+    # A running job whose progress has not moved for this long was abandoned (its worker died): the
+    # workers queue it again, and the secretariat's page offers to retry it.
+    JOB_STALE_SECONDS = 300
