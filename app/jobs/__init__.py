@@ -10,6 +10,7 @@ where the next run skips what is already stored.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -190,7 +191,7 @@ def run_job(
 
     Never raises for a failure of the job: the row records it (in Chinese) and the log the details.
     """
-    import app.jobs.tasks
+    importlib.import_module("app.jobs.tasks")  # registers the bodies in TASKS
 
     with app.app_context():
         session = db.new_session(app)
