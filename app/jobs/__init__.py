@@ -225,7 +225,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, JobError):
         return str(exc)
     if isinstance(exc, InputError):
-        return "参数有误：" + "；".join(f"{k} {v}" for k, v in exc.fields.items())
+        return "参数有误：" + "；".join(exc.fields.values())
     if isinstance(exc, OperationalError):
         return "数据库暂时无法访问，任务中断；已保存的批次不会重复处理，请稍后重试"
     if isinstance(exc, MemoryError):
