@@ -1,0 +1,191 @@
+"""Background jobs on RQ with the real Redis of this machine: workers, a dead queue, kill -9 mid-job.
+
+Each test uses a queue and worker names of its own (in Redis database 14 unless MATCH_TEST_JOBS_REDIS_URL
+says otherwise) and deletes only those keys afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+
+from app.extensions import db
+from app.jobs import start_job, wait_for
+from embeddings import text_hash
+from models import EmbeddingRecord, Job, JobKind, JobStatus, Project
+
+REDIS_URL = os.environ.get("MATCH_TEST_JOBS_REDIS_URL", "redis://127.0.0.1:6379/14")
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture()
+def queue_name() -> Iterator[str]:
+    """A fresh queue on the real Redis (skipped, saying why, when it does not answer); cleaned afterwards."""
+    redis = pytest.importorskip("redis", reason="Redis tests skipped: the redis client is not installed")
+    store = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        store.ping()
+    except Exception as exc:  # any failure to reach it means: skip, saying why
+        pytest.skip(f"Redis tests skipped: no server at {REDIS_URL} ({exc.__class__.__name__})")
+    name = f"jobs-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    keys = list(store.scan_iter(f"*{name}*"))
+    if keys:
+        store.delete(*keys)
+    for registry in ("rq:queues", "rq:workers"):
+        for member in store.smembers(registry):
+            if name.encode() in member:
+                store.srem(registry, member)
+
+
+def _settings(queue: str, **extra: Any) -> dict[str, Any]:
+    return {"REDIS_URL": REDIS_URL, "JOB_QUEUE": queue, **extra}
+
+
+def _drop_vectors(app: Any, n: int) -> list[int]:
+    """Delete the stored vectors of n projects (so an encoding job has n texts to encode); return their ids."""
+    with app.app_context():
+        s = db.session
+        ids = s.scalars(select(Project.id).order_by(Project.id).limit(n)).all()
+        s.execute(
+            delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(ids))
+        )
+        s.commit()
+    return list(ids)
+
+
+def _vectors(app: Any, ids: list[int]) -> dict[int, tuple[Any, bytes, str]]:
+    with app.app_context():
+        rows = db.session.execute(
+            select(EmbeddingRecord.owner_id, EmbeddingRecord.updated_at, EmbeddingRecord.vector, EmbeddingRecord.text_hash)
+            .where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(ids))
+        ).all()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def _row(app: Any, job_id: int) -> Job:
+    session = db.new_session(app)
+    try:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+    finally:
+        session.close()
+
+
+def test_jobs_go_to_the_queue_and_a_worker_runs_them(make_app: Any, queue_name: str) -> None:
+    app = make_app(**_settings(queue_name))
+    ids = _drop_vectors(app, 3)
+    job_id = start_job(JobKind.ENCODE, {"only": {"project": ids}}, app=app)
+    job = _row(app, job_id)
+    assert job.status is JobStatus.QUEUED and job.rq_id and job.rq_id.startswith(queue_name)
+    time.sleep(0.5)
+    assert _row(app, job_id).status is JobStatus.QUEUED, "nothing runs it in the web process"
+    from rq import Queue
+
+    from app.jobs import rq_queue
+
+    assert job.rq_id in rq_queue(app).job_ids
+    result = app.test_cli_runner().invoke(args=["worker", "--burst", "--name", f"{queue_name}-burst"])
+    assert result.exit_code == 0, result.output
+    job = _row(app, job_id)
+    assert (job.status, job.done, job.total, job.attempt) == (JobStatus.DONE, 3, 3, 1), job.error
+    assert set(_vectors(app, ids)) == set(ids)
+    assert isinstance(rq_queue(app), Queue) and rq_queue(app).count == 0
+
+
+def test_an_unreachable_queue_fails_the_job_in_chinese_and_keeps_the_rows(make_app: Any) -> None:
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0", JOB_QUEUE="nowhere")
+    job_id = start_job(JobKind.ENCODE, {"only": {"project": []}}, app=app)
+    job = wait_for(app, job_id, timeout=30)
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None and job.error.startswith("无法提交到后台任务队列（Redis）")
+
+
+def _worker(app: Any, queue: str, name: str, log: Path, stale: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "MATCH_DATABASE_URL": app.config["DATABASE_URL"],
+        "MATCH_INDEX_DIR": app.config["INDEX_DIR"],
+        "MATCH_SECRET_KEY": "test-secret",
+        "MATCH_REDIS_URL": REDIS_URL,
+        "MATCH_JOB_QUEUE": queue,
+        "MATCH_JOB_STALE_SECONDS": str(stale),
+        "HF_HUB_OFFLINE": "1",
+    }
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "worker", "--name", name],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def test_a_worker_killed_mid_job_leaves_whole_batches_and_another_finishes_without_re_encoding(
+    make_app: Any, queue_name: str, tmp_path: Path
+) -> None:
+    stale = 12  # seconds without progress before a running job counts as abandoned
+    app = make_app(**_settings(queue_name, JOB_STALE_SECONDS=stale))
+    ids = _drop_vectors(app, 24)
+    job_id = start_job(JobKind.ENCODE, {"batch_size": 4}, app=app)  # the real e5 model, 6 batches
+    first = _worker(app, queue_name, f"{queue_name}-first", tmp_path / "first.log", stale)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            job = _row(app, job_id)
+            if job.status is not JobStatus.QUEUED and job.done >= 4:
+                break
+            assert first.poll() is None, (tmp_path / "first.log").read_text("utf-8")
+            time.sleep(0.05)
+        else:
+            pytest.fail("the first worker encoded no batch: " + (tmp_path / "first.log").read_text("utf-8"))
+        _stop(first, signal.SIGKILL)
+    finally:
+        _stop(first, signal.SIGKILL)
+    killed = _row(app, job_id)
+    assert killed.status is JobStatus.RUNNING and killed.attempt == 1
+    assert 4 <= killed.done < 24, f"killed too late to test a resume: {killed.done} done"
+    assert killed.done % 4 == 0, "whole batches only"
+    before = _vectors(app, ids)
+    assert len(before) == killed.done, "each batch commits its vectors and its progress together"
+
+    second = _worker(app, queue_name, f"{queue_name}-second", tmp_path / "second.log", stale)
+    try:
+        job = wait_for(app, job_id, timeout=300, poll=0.5)
+    finally:
+        _stop(second, signal.SIGTERM)
+    log = (tmp_path / "second.log").read_text("utf-8")
+    assert job.status is JobStatus.DONE, (job.error, log)
+    assert job.attempt == 2, "queued again once, after the first worker stopped beating"
+    assert (job.done, job.total) == (24, 24), "every text encoded once: nothing twice, nothing left"
+    after = _vectors(app, ids)
+    assert set(after) == set(ids)
+    for owner_id, stored in before.items():
+        assert after[owner_id] == stored, f"project {owner_id} was encoded again"
+    from app.services import project_record_text
+
+    with app.app_context():
+        for owner_id in ids:
+            assert after[owner_id][2] == text_hash(project_record_text(db.session.get(Project, owner_id)))
