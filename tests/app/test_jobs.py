@@ -43,7 +43,9 @@ def _job(app: Flask, job_id: int) -> Job:
         return job
 
 
-def test_an_import_is_encoded_by_a_job_in_a_thread_and_each_new_text_once(app: Flask, client: Any, auth: Any) -> None:
+def test_an_import_is_encoded_by_a_job_in_a_thread_and_each_new_text_once(
+    app: Flask, client: Any, auth: Any
+) -> None:
     from app.services import get_matching
 
     with app.app_context():
@@ -51,7 +53,9 @@ def test_an_import_is_encoded_by_a_job_in_a_thread_and_each_new_text_once(app: F
         assert service.wait_until_ready(60) and not service.degraded
     auth.login("admin")
     r = client.post(
-        "/api/imports/projects", data={"file": (io.BytesIO(_csv(5)), "b.csv")}, content_type="multipart/form-data"
+        "/api/imports/projects",
+        data={"file": (io.BytesIO(_csv(5)), "b.csv")},
+        content_type="multipart/form-data",
     )
     assert r.status_code == 201, r.get_json()
     with app.app_context():
@@ -63,7 +67,9 @@ def test_an_import_is_encoded_by_a_job_in_a_thread_and_each_new_text_once(app: F
     assert job.started_by_id == _user_id(app, "admin")
     with app.app_context():
         recs = db.session.scalars(
-            select(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(ids))
+            select(EmbeddingRecord).where(
+                EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(ids)
+            )
         ).all()
         assert len(recs) == 5
         stamps = {r.owner_id: r.updated_at for r in recs}
@@ -115,7 +121,7 @@ def test_hostile_job_ids_in_paths_are_not_found(client: Any, auth: Any, raw: str
 
 
 @pytest.mark.parametrize("raw", ["12.0", "true", "null", "", "1e1", "0", "１２", "12\x00"])
-def test_hostile_job_ids_in_the_retry_form_are_refused_in_chinese(app: Flask, client: Any, auth: Any, raw: str) -> None:
+def test_hostile_job_ids_in_the_retry_form_are_refused_in_chinese(client: Any, auth: Any, raw: str) -> None:
     auth.login("admin")
     r = client.post("/admin/jobs/retry", data={"job_id": raw})
     assert r.status_code == 422
@@ -208,9 +214,8 @@ def test_embed_dry_run_counts_changed_texts_and_encodes_nothing(app: Flask, runn
     with app.app_context():
         s = db.session
         pids = s.scalars(select(Project.id).order_by(Project.id)).all()
-        s.execute(
-            delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(pids[:3]))
-        )
+        project = EmbeddingRecord.owner_kind == "project"
+        s.execute(delete(EmbeddingRecord).where(project, EmbeddingRecord.owner_id.in_(pids[:3])))
         changed = s.get(Project, pids[5])
         changed.description += "（新增：第二条产线已投产）"
         s.commit()
@@ -231,7 +236,9 @@ def test_embed_dry_run_counts_changed_texts_and_encodes_nothing(app: Flask, runn
         from app.services import project_record_text
 
         rec = db.session.scalar(
-            select(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == pids[5])
+            select(EmbeddingRecord).where(
+                EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == pids[5]
+            )
         )
         assert rec.text_hash == text_hash(project_record_text(db.session.get(Project, pids[5])))
 

@@ -55,22 +55,23 @@ def _settings(queue: str, **extra: Any) -> dict[str, Any]:
 
 
 def _drop_vectors(app: Any, n: int) -> list[int]:
-    """Delete the stored vectors of n projects (so an encoding job has n texts to encode); return their ids."""
+    """Delete the stored vectors of n projects (an encoding job then has n texts to encode); return ids."""
     with app.app_context():
         s = db.session
         ids = s.scalars(select(Project.id).order_by(Project.id).limit(n)).all()
-        s.execute(
-            delete(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(ids))
-        )
+        project = EmbeddingRecord.owner_kind == "project"
+        s.execute(delete(EmbeddingRecord).where(project, EmbeddingRecord.owner_id.in_(ids)))
         s.commit()
     return list(ids)
 
 
 def _vectors(app: Any, ids: list[int]) -> dict[int, tuple[Any, bytes, str]]:
     with app.app_context():
+        e = EmbeddingRecord
         rows = db.session.execute(
-            select(EmbeddingRecord.owner_id, EmbeddingRecord.updated_at, EmbeddingRecord.vector, EmbeddingRecord.text_hash)
-            .where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(ids))
+            select(e.owner_id, e.updated_at, e.vector, e.text_hash).where(
+                e.owner_kind == "project", e.owner_id.in_(ids)
+            )
         ).all()
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
