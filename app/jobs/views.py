@@ -200,5 +200,8 @@ def my_jobs() -> list[Job]:
 
 def init_app(app: Flask) -> None:
     """Register the job pages and the progress strip's template helper."""
+    from app.jobs import follow
+
     app.register_blueprint(bp)
     app.add_template_global(my_jobs, "my_jobs")
+    follow.init_app(app)

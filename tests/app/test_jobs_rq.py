@@ -108,6 +108,51 @@ def test_jobs_go_to_the_queue_and_a_worker_runs_them(make_app: Any, queue_name: 
     assert isinstance(rq_queue(app), Queue) and rq_queue(app).count == 0
 
 
+def test_an_import_queued_on_rq_reaches_the_web_index_when_its_job_finishes(
+    make_app: Any, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from app.jobs import follow
+    from app.services import get_matching
+
+    monkeypatch.setattr(follow, "FOLLOW_EVERY_S", 0.0)
+    app = make_app(**_settings(queue_name))
+    with app.app_context():
+        service = get_matching()
+        assert service.wait_until_ready(60) and not service.degraded
+    client = app.test_client()
+    from app.auth.accounts import DEMO_ACCOUNTS
+
+    password = {name: pw for name, pw, _role, _what in DEMO_ACCOUNTS}["admin"]
+    client.post("/login", data={"username": "admin", "password": password})
+    head = "名称,组别,所属赛事,获奖等级,行业,省份,城市,发展阶段,拟融资金额（万元）,融资轮次,简介,需求"
+    line = "雪域牦牛乳制品{n},企业组,7-R25,无,现代农业,西藏自治区,拉萨市,成长期,800,A轮,{text},融资"
+    text = "以牦牛乳为原料开发奶酪与酸奶第{n}号产线。"
+    rows = [line.format(n=i, text=text.format(n=i)) for i in range(3)]
+    data = "\n".join([head, *rows]).encode("utf-8-sig")
+    r = client.post(
+        "/api/imports/projects",
+        data={"file": (io.BytesIO(data), "y.csv")},
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 201, r.get_json()
+    with app.app_context():
+        ids = db.session.scalars(select(Project.id).where(Project.name.startswith("雪域牦牛乳制品"))).all()
+        job_id = db.session.scalar(select(Job.id).order_by(Job.id.desc()))
+    assert len(ids) == 3 and all(pid in service.project_ids() for pid in ids), "searchable at once"
+    assert not any(pid in service._proj_index for pid in ids), "no vector before the worker ran"
+    assert _row(app, job_id).status is JobStatus.QUEUED
+    result = app.test_cli_runner().invoke(args=["worker", "--burst", "--name", f"{queue_name}-burst"])
+    assert result.exit_code == 0, result.output
+    assert _row(app, job_id).status is JobStatus.DONE
+    deadline = time.monotonic() + 30
+    while not all(pid in service._proj_index for pid in ids):
+        assert time.monotonic() < deadline, "the worker's vectors never reached the web index"
+        client.get("/api/projects?per_page=1")
+        time.sleep(0.2)
+
+
 def test_an_unreachable_queue_fails_the_job_in_chinese_and_keeps_the_rows(make_app: Any) -> None:
     app = make_app(REDIS_URL="redis://127.0.0.1:1/0", JOB_QUEUE="nowhere")
     job_id = start_job(JobKind.ENCODE, {"only": {"project": []}}, app=app)
