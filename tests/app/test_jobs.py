@@ -255,3 +255,17 @@ def test_index_rebuild_command_runs_as_a_recorded_job(app: Flask, runner: Any) -
 def test_without_redis_there_is_no_worker_to_start(runner: Any) -> None:
     r = runner.invoke(args=["worker"])
     assert r.exit_code != 0 and "MATCH_REDIS_URL is not set" in r.output
+
+
+def test_the_report_page_offers_the_background_workbook_and_the_import_page_shows_its_bar(
+    app: Flask, client: Any, auth: Any
+) -> None:
+    auth.login("admin")
+    page = client.get("/reports/quarterly?quarter=2026Q3").get_data(as_text=True)
+    assert 'action="/jobs/report"' in page and 'name="quarter" value="2026Q3"' in page
+    r = client.post("/imports/", data={"kind": "projects", "file": (io.BytesIO(_csv(2)), "c.csv")})
+    assert r.status_code == 200
+    with app.app_context():
+        job_id = db.session.scalar(select(func.max(Job.id)))
+    assert f'data-job-url="/api/jobs/{job_id}"' in r.get_data(as_text=True)
+    assert wait_for(app, job_id, timeout=120).status is JobStatus.DONE
