@@ -203,6 +203,11 @@ def run_job(
                 app, job.id, job.attempt, dict(job.params), on_progress, done=job.done, total=job.total
             )
             kind = job.kind
+            stop = threading.Event()
+            pulse = threading.Thread(
+                target=_pulse, args=(app, job.id, job.attempt, stop), name=f"job-{job.id}-pulse", daemon=True
+            )
+            pulse.start()
             try:
                 TASKS[kind](run, session)
                 run._update(session, status=JobStatus.DONE, finished_at=utcnow(), message="完成")
@@ -215,7 +220,29 @@ def run_job(
                 log.exception("job %s (%s) failed", job_id, kind.name)
                 _finish(app, job_id, run.attempt, JobStatus.FAILED, describe(exc))
                 run.status = JobStatus.FAILED
+            finally:
+                stop.set()
+                pulse.join()
             return run
+        finally:
+            session.close()
+
+
+def _pulse(app: Flask, job_id: int, attempt: int, stop: threading.Event) -> None:
+    """Keep a run's heartbeat while it lives, also through a long step without batches (an index build).
+
+    A process killed with -9 stops beating with it, which is how its job is known to be abandoned.
+    """
+    every = max(0.5, float(app.config["JOB_STALE_SECONDS"]) / 4)
+    while not stop.wait(every):
+        session = db.new_session(app)
+        try:
+            mine = (Job.id == job_id) & (Job.attempt == attempt) & (Job.status == JobStatus.RUNNING)
+            if session.execute(update(Job).where(mine).values(heartbeat_at=utcnow())).rowcount != 1:  # type: ignore[attr-defined]
+                return  # taken over or finished: the run's own next write notices
+            session.commit()
+        except Exception:  # a busy or absent database: try again at the next beat
+            log.warning("job %s: heartbeat not written", job_id, exc_info=True)
         finally:
             session.close()
 
