@@ -38,7 +38,6 @@ def encode(run: JobRun, session: Session) -> None:
         raise JobError("参数有误：每批条数应在 1 到 4096 之间")
     run.beat(session, "加载向量模型")
     embedder = load_embedder(run.app.config["EMBEDDING_MODEL"])
-    counts: dict[str, int] = {}
 
     def on_start(remaining: int) -> None:
         run.begin(session, remaining, f"待编码 {remaining} 条")
@@ -46,8 +45,7 @@ def encode(run: JobRun, session: Session) -> None:
     committed: list[tuple[str, list[int], list[Any]]] = []
 
     def on_batch(kind: str, items: list[tuple[int, str]], vecs: Any) -> None:
-        counts[kind] = counts.get(kind, 0) + len(items)
-        run.advance(session, len(items), f"已编码{_KIND_LABELS[kind]} {counts[kind]} 条")
+        run.advance(session, len(items), f"正在编码{_KIND_LABELS[kind]}")
         committed.append((kind, [i for i, _ in items], list(vecs)))
 
     def progress(_kind: str, _n: int) -> None:
