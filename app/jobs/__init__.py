@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -307,6 +307,7 @@ def retry_job(app: Flask, job_id: int) -> bool:
                 | ((Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < abandoned_cutoff(app))),
             )
             .values(status=JobStatus.QUEUED, error=None, finished_at=None, message="等待重试")
+            .values(heartbeat_at=utcnow())
         ).rowcount  # type: ignore[attr-defined]
         session.commit()
     finally:
@@ -317,7 +318,7 @@ def retry_job(app: Flask, job_id: int) -> bool:
 
 
 def requeue_abandoned(app: Flask) -> list[int]:
-    """Queue again every running job whose heartbeat stopped; return their ids.
+    """Queue again every running job whose heartbeat stopped (and, on RQ, every lost queued one); return ids.
 
     Safe with several workers on several hosts: each row goes back to the queue once (a conditional
     update), and the run that lost it can no longer write (its attempt number is stale).
@@ -325,25 +326,54 @@ def requeue_abandoned(app: Flask) -> list[int]:
     session = db.new_session(app)
     try:
         cutoff = abandoned_cutoff(app)
-        ids = session.scalars(
-            select(Job.id).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff)
-        ).all()
+        stale = (Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < cutoff)
+        ids = session.scalars(select(Job.id).where(stale)).all()
         taken = []
         for job_id in ids:
             n = session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff)
-                .values(status=JobStatus.QUEUED, message="运行中断，已重新排队")
+                .where(Job.id == job_id, stale)
+                .values(status=JobStatus.QUEUED, message="运行中断，已重新排队", heartbeat_at=utcnow())
             ).rowcount  # type: ignore[attr-defined]
             session.commit()
             if n == 1:
                 taken.append(job_id)
+        if redis_url(app) is not None:
+            taken += _lost_in_queue(app, session, cutoff)
     finally:
         session.close()
     for job_id in taken:
-        log.warning("job %s was abandoned by its worker: queued again", job_id)
+        log.warning("job %s was abandoned by its worker or lost by the queue: queued again", job_id)
         send(app, job_id)
     return taken
+
+
+def _lost_in_queue(app: Flask, session: Session, cutoff: Any) -> list[int]:
+    """Claim the rows queued for longer than the stale time whose RQ message is gone or was taken
+    by a worker that died before it could start the job (Redis lost its data, a kill -9 at dequeue)."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job as RQJob
+    from rq.job import JobStatus as RQStatus
+
+    waiting = (RQStatus.QUEUED, RQStatus.DEFERRED, RQStatus.SCHEDULED)
+    old = (Job.status == JobStatus.QUEUED) & (func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff)
+    connection = rq_queue(app).connection
+    lost = []
+    for job_id, rq_id in session.execute(select(Job.id, Job.rq_id).where(old)).all():
+        try:
+            status = RQJob.fetch(rq_id, connection=connection).get_status() if rq_id else None
+        except NoSuchJobError:
+            status = None
+        if status in waiting:
+            continue  # a backlog, not a loss
+        same = Job.rq_id.is_(None) if rq_id is None else Job.rq_id == rq_id
+        n = session.execute(
+            update(Job).where(Job.id == job_id, old, same).values(heartbeat_at=utcnow(), message="已重新排队")
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        if n == 1:
+            lost.append(job_id)
+    return lost
 
 
 def watch_abandoned(app: Flask, stop: threading.Event) -> threading.Thread:

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,29 @@ def test_a_worker_killed_mid_job_leaves_whole_batches_and_another_finishes_witho
     with app.app_context():
         for owner_id in ids:
             assert after[owner_id][2] == text_hash(project_record_text(db.session.get(Project, owner_id)))
+
+
+def test_a_queued_job_whose_message_redis_lost_is_sent_again(make_app: Any, queue_name: str) -> None:
+    import redis
+    from sqlalchemy import update
+
+    from app.jobs import requeue_abandoned
+    from models.base import utcnow
+
+    app = make_app(**_settings(queue_name, JOB_STALE_SECONDS=60))
+    ids = _drop_vectors(app, 2)
+    waiting = start_job(JobKind.ENCODE, {"only": {"project": ids}}, app=app)
+    lost = start_job(JobKind.ENCODE, {"only": {"project": ids}}, app=app)
+    first_rq_id = _row(app, lost).rq_id
+    store = redis.Redis.from_url(REDIS_URL)
+    store.delete(f"rq:job:{first_rq_id}")  # as if Redis restarted without its data
+    assert requeue_abandoned(app) == [], "not before the stale time"
+    with app.app_context():
+        old = utcnow() - timedelta(minutes=5)
+        db.session.execute(update(Job).where(Job.id.in_([waiting, lost])).values(heartbeat_at=old))
+        db.session.commit()
+    assert requeue_abandoned(app) == [lost], "a job still waiting in the queue is a backlog, not a loss"
+    assert _row(app, lost).rq_id != first_rq_id
+    result = app.test_cli_runner().invoke(args=["worker", "--burst", "--name", f"{queue_name}-burst"])
+    assert result.exit_code == 0, result.output
+    assert _row(app, lost).status is JobStatus.DONE and _row(app, waiting).status is JobStatus.DONE
