@@ -255,6 +255,8 @@ def describe(exc: BaseException) -> str:
         return "参数有误：" + "；".join(exc.fields.values())
     if isinstance(exc, OperationalError):
         return "数据库暂时无法访问，任务中断；已保存的批次不会重复处理，请稍后重试"
+    if exc.__class__.__name__ == "JobTimeoutException":  # rq's, raised in the job when its time is up
+        return "运行时间超过上限（MATCH_JOB_TIMEOUT），已停止；已保存的批次不会重复处理，可重试"
     if isinstance(exc, MemoryError):
         return "内存不足，任务中断；请减小批量或在内存更大的机器上运行"
     return f"任务执行出错（{exc.__class__.__name__}），详情见服务日志；已保存的批次不会重复处理，可重试"
