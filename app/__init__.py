@@ -32,6 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
     from app.events.views import bp as events_bp
+    from app.jobs import views as jobs_views
 
     access.init_app(app)  # first: every later hook and view knows who is asking
     security.init_app(app)
@@ -45,5 +46,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(events_bp)
+    jobs_views.init_app(app)
     cli.init_app(app)
     return app

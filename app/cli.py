@@ -120,14 +120,58 @@ def init_app(app: Flask) -> None:
         click.echo(f"indexes built in {time.perf_counter() - start - loaded:.1f} s")
 
     @app.cli.command("embed")
-    @click.option("--batch-size", default=64, show_default=True)
-    def embed(batch_size: int) -> None:
-        """Encode every record whose text or model changed, then (re)build the indexes."""
-        from app.services import build_matching
+    @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 4096))
+    @click.option("--dry-run", is_flag=True, help="Only count the records whose text or model changed.")
+    @click.option("--enqueue", is_flag=True, help="Run it on the workers (MATCH_REDIS_URL) and follow it.")
+    def embed(batch_size: int, dry_run: bool, enqueue: bool) -> None:
+        """Encode every record whose text or model changed (as a job), then (re)build the indexes."""
+        from app.services import build_matching, embedding_plan
+        from embeddings import model_name
+        from models.jobs import JobKind
 
-        _sync_with_progress(batch_size)
-        build_matching(current_app)
-        click.echo("indexes in step with the database")
+        if dry_run:
+            session = db.new_session(current_app)
+            try:
+                plans = embedding_plan(session, model_name(current_app.config["EMBEDDING_MODEL"]))
+            finally:
+                session.close()
+            click.echo(", ".join(f"{kind} {len(todo)}" for kind, *_, todo in plans))
+            click.echo(f"to encode: {sum(len(todo) for *_, todo in plans)}")
+            return
+        _job_with_progress(JobKind.ENCODE, {"batch_size": batch_size}, enqueue)
+        if not enqueue:
+            build_matching(current_app)
+            click.echo("indexes in step with the database")
+
+    @app.cli.command("worker")
+    @click.option("--queue", "queues", multiple=True, help="Queues to listen on [default: MATCH_JOB_QUEUE].")
+    @click.option("--name", default=None, help="The worker's name in Redis [default: host and pid].")
+    @click.option("--burst", is_flag=True, help="Stop once the queues are empty.")
+    def worker(queues: tuple[str, ...], name: str | None, burst: bool) -> None:
+        """Run background jobs from the Redis queue (MATCH_REDIS_URL); run as many as needed, on any host."""
+        import threading
+
+        from rq import SimpleWorker
+
+        from app.jobs import redis_url, requeue_abandoned, rq_queue, watch_abandoned
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if redis_url(app) is None:
+            raise click.ClickException(
+                "MATCH_REDIS_URL is not set: jobs run inside the process that starts them, no worker needed"
+            )
+        listen = [rq_queue(app, q) for q in (queues or (app.config["JOB_QUEUE"],))]
+        # SimpleWorker runs jobs in this process: the model stays loaded between jobs, and a kill -9 of
+        # the worker stops its job too. Its abandoned jobs are found by their heartbeat in the database.
+        requeued = requeue_abandoned(app)
+        if requeued:
+            click.echo(f"queued again after a dead worker: jobs {', '.join(map(str, requeued))}")
+        stop = threading.Event()
+        watch_abandoned(app, stop)
+        try:
+            SimpleWorker(listen, connection=listen[0].connection, name=name).work(burst=burst)
+        finally:
+            stop.set()
 
     ranker = AppGroup("ranker", help="The learned ranker.")
     app.cli.add_command(ranker)
@@ -151,20 +195,93 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(index)
 
     @index.command("rebuild")
-    def index_rebuild() -> None:
-        """Rebuild the FAISS indexes from the stored vectors (no re-encoding of unchanged records)."""
-        from app.services import build_matching
+    @click.option("--enqueue", is_flag=True, help="Run it on a worker (MATCH_REDIS_URL) and follow it.")
+    def index_rebuild(enqueue: bool) -> None:
+        """Rebuild the FAISS indexes from the stored vectors, as a job (unchanged texts: not re-encoded)."""
+        from models.jobs import JobKind
 
         start = time.perf_counter()
-        service = build_matching(current_app, rebuild=True)
-        click.echo(
-            f"indexes rebuilt in {time.perf_counter() - start:.2f} s: "
-            f"{len(service.project_ids())} projects, {len(service.institution_ids())} institutions"
-        )
+        run = _job_with_progress(JobKind.INDEX_REBUILD, {}, enqueue)
+        if run is not None:
+            service = run.outcome
+            click.echo(
+                f"indexes rebuilt in {time.perf_counter() - start:.2f} s: "
+                f"{len(service.project_ids())} projects, {len(service.institution_ids())} institutions"
+            )
 
     from app.events.cli import init_app as init_event_commands
 
     init_event_commands(app)  # flask event solve
+
+
+def _job_with_progress(kind: Any, params: dict[str, Any], enqueue: bool) -> Any:
+    """Run a job here (or on the workers with enqueue) with a progress bar; return the run (None if enqueued).
+
+    The job is recorded like any other, so the secretariat's pages show it too.
+    """
+    from app.jobs import redis_url, run_job, start_job, wait_for
+    from models.jobs import JobStatus
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if enqueue and redis_url(app) is None:
+        raise click.ClickException("--enqueue needs MATCH_REDIS_URL (and a running `flask worker`)")
+    job_id = start_job(kind, params, app=app, dispatch=enqueue)
+    click.echo(f"job {job_id}: {kind.value}" + (" queued for the workers" if enqueue else ""))
+    started = time.perf_counter()
+    with click.progressbar(length=0, label=kind.value, show_pos=True) as bar:
+
+        def show(done: int, total: int | None, _message: str | None) -> None:
+            bar.length = total or 0
+            bar.update(done - bar.pos)
+
+        if enqueue:
+            job = None
+            while job is None:
+                try:
+                    job = wait_for(app, job_id, timeout=1.0)
+                except TimeoutError:
+                    session = db.new_session(app)
+                    try:
+                        from models.jobs import Job
+
+                        row = session.get(Job, job_id)
+                        if row is not None:
+                            show(row.done, row.total, row.message)
+                    finally:
+                        session.close()
+            run, status, error = None, job.status, job.error
+        else:
+            run = run_job(app, job_id, on_progress=show)
+            if run is None:
+                raise click.ClickException(f"job {job_id} was taken by another run")
+            status, error = run.status, None
+            if status is JobStatus.FAILED:
+                error = _job_error(job_id)
+    if status is JobStatus.FAILED:
+        raise click.ClickException(f"job {job_id} failed: {error}")
+    took = time.perf_counter() - started
+    report = getattr(run, "outcome", None)
+    if report is not None and hasattr(report, "encoded"):
+        click.echo(
+            "encoded "
+            + ", ".join(f"{k} {n}" for k, n in report.encoded.items())
+            + f"; unchanged {sum(report.unchanged.values())}; removed {sum(report.removed.values())}"
+            + f" ({took:.1f} s)"
+        )
+    elif enqueue:
+        click.echo(f"job {job_id} done ({took:.1f} s)")
+    return run
+
+
+def _job_error(job_id: int) -> str | None:
+    from models.jobs import Job
+
+    session = db.new_session(current_app)
+    try:
+        job = session.get(Job, job_id)
+        return job.error if job is not None else None
+    finally:
+        session.close()
 
 
 def _sync_with_progress(batch_size: int) -> Any:

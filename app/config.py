@@ -68,3 +68,14 @@ class Config:
     ALERTS_IN_PROCESS: bool | None = None
     # Changes within this many seconds are gathered into one run.
     ALERTS_DEBOUNCE_SECONDS = 2.0
+    # --- background jobs (app.jobs) ---
+    # Redis of the job queue, e.g. redis://127.0.0.1:6379/2: jobs run in `flask worker` processes on any
+    # host. None: jobs run in a thread of the process that starts them (one machine, no Redis).
+    REDIS_URL: str | None = None
+    # The RQ queue jobs go to (`flask worker` listens on it unless told other queues).
+    JOB_QUEUE = "match"
+    # Longest a job may run in a worker before RQ stops it (seconds).
+    JOB_TIMEOUT = 6 * 3600
+    # A running job whose progress has not moved for this long was abandoned (its worker died): the
+    # workers queue it again, and the secretariat's page offers to retry it.
+    JOB_STALE_SECONDS = 300

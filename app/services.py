@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -205,37 +205,69 @@ class SyncReport:
     removed: dict[str, int]
 
 
-def sync_embeddings(
-    session: Session, embedder: Any, batch_size: int = 64, progress: Any = None, on_start: Any = None
-) -> SyncReport:
-    """Encode every record whose text or model changed since its vector was stored; drop orphans.
+def embedding_plan(
+    session: Session, model: str, only: Mapping[str, Collection[int]] | None = None
+) -> list[tuple[str, list[tuple[int, str]], dict[int, tuple[str, str]], list[tuple[int, str]]]]:
+    """Return, per kind, (kind, rows, stored, todo): todo = the (id, text) pairs whose text or model changed.
 
     Args:
-        progress: called as progress(kind, n) after each batch of n records is stored.
-        on_start: called once as on_start(total) with the number of records to encode, before any.
+        model: the name the embedder records with its vectors (embeddings.model_name: no model loaded).
+        only: {kind: ids} to plan only these records (kinds left out are skipped); None plans everything.
     """
-    report = SyncReport({}, {}, {})
     plans = []
     for kind in _KINDS:
+        if only is not None and kind not in only:
+            continue
         rows = _rows_and_texts(session, kind)
+        if only is not None:
+            wanted = set(only[kind])
+            rows = [(i, t) for i, t in rows if i in wanted]
         stored = {
             r.owner_id: (r.model, r.text_hash)
             for r in session.scalars(select(EmbeddingRecord).where(EmbeddingRecord.owner_kind == kind))
         }
-        todo = [(i, t) for i, t in rows if stored.get(i) != (embedder.name, text_hash(t))]
+        todo = [(i, t) for i, t in rows if stored.get(i) != (model, text_hash(t))]
         todo.sort(key=lambda item: len(item[1]))  # similar lengths per batch: less padding
         plans.append((kind, rows, stored, todo))
+    return plans
+
+
+def sync_embeddings(
+    session: Session,
+    embedder: Any,
+    batch_size: int = 64,
+    progress: Any = None,
+    on_start: Any = None,
+    only: Mapping[str, Collection[int]] | None = None,
+    on_batch: Any = None,
+) -> SyncReport:
+    """Encode every record whose text or model changed since its vector was stored; drop orphans.
+
+    Each batch is committed with its vectors in one transaction, so a crash keeps whole batches and
+    a later run encodes only what is still missing.
+
+    Args:
+        progress: called as progress(kind, n) after each batch of n records is stored.
+        on_start: called once as on_start(total) with the number of records to encode, before any.
+        only: {kind: ids} to encode only these records and keep every other vector (no orphan removal).
+        on_batch: called as on_batch(kind, items, vectors) inside each batch's transaction, before its
+            commit (a job counts its progress there, so vectors and progress commit together).
+    """
+    report = SyncReport({}, {}, {})
+    plans = embedding_plan(session, embedder.name, only)
     if on_start:
         on_start(sum(len(todo) for *_, todo in plans))
     for kind, rows, stored, todo in plans:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            store_vectors(session, kind, chunk, embedder)
+            vecs = store_vectors(session, kind, chunk, embedder)
+            if on_batch:
+                on_batch(kind, chunk, vecs)
             session.commit()
             if progress:
                 progress(kind, len(chunk))
         alive = {i for i, _ in rows}
-        orphans = [i for i in stored if i not in alive]
+        orphans = [] if only is not None else [i for i in stored if i not in alive]
         if orphans:
             session.execute(
                 delete(EmbeddingRecord).where(
@@ -647,23 +679,44 @@ def restore_need(session: Session, need: Need) -> None:
         _restore(session, "need", need)
 
 
-def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size: int = 64) -> None:
-    """Encode freshly imported projects or institutions in batches and add them to the index."""
-    embedder = load_embedder(current_app.config["EMBEDDING_MODEL"])
+def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size: int = 64) -> int:
+    """Make freshly imported projects or institutions searchable at once (lexically) and start their encoding.
+
+    The vectors are encoded in batches by a background job (app.jobs: an RQ worker, or a thread of this
+    process without Redis), which adds them to the index as they arrive. Returns the job's id.
+    """
+    from app.jobs import start_job
+    from models.jobs import JobKind
+
     service = _matching_if_built()
-    text_of = project_record_text if kind == "project" else institution_record_text
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        vecs = store_vectors(session, kind, [(r.id, text_of(r)) for r in chunk], embedder)
-        session.commit()
-        if service is None:
-            continue
-        for row, vec in zip(chunk, vecs, strict=True):
+    if service is not None:
+        for row in rows:
             if kind == "project":
-                service.upsert_project(project_profile(row), vec)
+                service.upsert_project(project_profile(row), None)
             else:
-                service.upsert_institution(institution_profile(row), vec)
+                service.upsert_institution(institution_profile(row), None)
     if kind == "project" and rows:
+        projects_changed()  # lexically at once; again when the vectors arrive (index_encoded)
+    user = current_user()
+    params = {"only": {kind: [r.id for r in rows]}, "batch_size": batch_size}
+    return start_job(JobKind.ENCODE, params, user_id=user.id if user is not None else None)
+
+
+def index_encoded(session: Session, kind: str, ids: Sequence[int], vectors: Sequence[np.ndarray]) -> None:
+    """Send freshly encoded records to this process's index, when it is built (in-process jobs)."""
+    service = _matching_if_built()
+    if service is None or kind == "need":
+        return
+    for owner_id, vec in zip(ids, vectors, strict=True):
+        if kind == "project":
+            project = session.get(Project, owner_id)
+            if project is not None and project.archived_at is None:
+                service.upsert_project(project_profile(project), vec)
+        else:
+            inst = session.get(Institution, owner_id)
+            if inst is not None and inst.archived_at is None:
+                _index_institution(session, inst, vec)
+    if kind == "project" and ids:
         projects_changed()
 
 

@@ -23,6 +23,7 @@ from models.events import (
     InstitutionRegistration,
     Meeting,
 )
+from models.jobs import Job, JobKind, JobStatus
 
 __all__ = [
     "Award",
@@ -42,6 +43,9 @@ __all__ = [
     "Institution",
     "InstitutionKind",
     "InstitutionRegistration",
+    "Job",
+    "JobKind",
+    "JobStatus",
     "Meeting",
     "Need",
     "NeedStatus",

@@ -192,3 +192,15 @@ def _style_head(ws: Worksheet, row: int) -> None:
 def _widths(ws: Worksheet, widths: Sequence[int]) -> None:
     for n, w in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(n)].width = w
+
+
+def quarterly_report_file(
+    session: Any, period: Any, scope: set[int] | None, scope_label: str, days: int
+) -> tuple[str, bytes]:
+    """Return the period's report workbook as (file name, bytes): the body of the report job."""
+    from app.pipeline.figures import figures
+
+    fig = figures(session, period, scope, days)
+    body = workbook_bytes(quarterly_workbook(fig, scope_label, shortlists=scope is None))
+    name = f"赛事专报-{period.quarter or period.start.isoformat() + '_' + period.last_day.isoformat()}.xlsx"
+    return name, body
