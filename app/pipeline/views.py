@@ -22,20 +22,47 @@ from flask import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from app.access import audit, current_user, deny, is_secretariat, login_required, roles_required
+from app.access import (
+    audit,
+    can_see_contacts,
+    current_user,
+    deny,
+    is_secretariat,
+    login_required,
+    roles_required,
+)
 from app.extensions import db
-from app.params import int_param
 from app.pipeline import rules, service
 from app.pipeline.figures import DIMENSIONS, Period, figures, period_from_args, short_contest
 from app.pipeline.report import TALLY_COLUMNS, headline, quarterly_workbook, workbook_bytes
 from app.pipeline.schemas import ConnectionIn, validate_in
 from app.pipeline.serialize import history, idle_since, public_activity
-from app.pipeline.states import FUNNEL, OPEN_STAGES, is_idle, next_stages, outcome_kind_of
+from app.pipeline.states import (
+    FUNNEL,
+    OPEN_STAGES,
+    china_date,
+    is_idle,
+    moves_for,
+    next_stages,
+    outcome_kind_of,
+)
 from app.schemas import InputError
 from app.security import safe_target
-from models import Connection, Institution, Project
+from app.web.lists import (
+    Column,
+    all_rows,
+    export,
+    order_by,
+    paginate,
+    query_filters,
+    sort_param,
+    sorted_rows,
+    wants_export,
+)
+from models import Connection, Institution, Need, Project
 from models.enums import ConnectionStage as S
 from models.enums import FundingRound, Role, ServiceKind
+from models.pipeline import EventAction, Party
 
 bp = Blueprint("pipeline", __name__)
 
@@ -63,6 +90,84 @@ def _loaded(stmt: Any) -> Any:
 
 
 # --- lists ---------------------------------------------------------------------------------------------
+
+
+def connection_columns(viewer: str) -> list[Column]:
+    """Return the columns of a connection list.
+
+    Args:
+        viewer: "all" (the secretariat's list, sorted in SQL), "institution" (its own board: the shortlist
+            flag and private notes too) or "project" (its requests: the activity it may see); the last two
+            are sorted in memory.
+    """
+    from app.web.lists import enum_rank
+    from models.enums import Award
+
+    sql = viewer == "all"
+
+    def col(key: str, label: str, get: Any, expr: Any, mem: Any = None, numeric: bool = False) -> Column:
+        return Column(key, label, get, expr if sql else (mem or get), numeric)
+
+    award = enum_rank(Award)
+    stage = enum_rank(S)
+    rnd = enum_rank(FundingRound)
+    out = [
+        col("project", "项目", lambda c: c.project.name, Project.name),
+        col("institution", "机构", lambda c: c.institution.name, Institution.name),
+        col("stage", "阶段", lambda c: c.stage, enum_rank(S, Connection.stage), lambda c: stage(c.stage)),
+        col(
+            "initiated_by",
+            "发起方",
+            lambda c: party_label(c.initiated_by) if c.initiated_by else None,
+            Connection.initiated_by,
+        ),
+        col(
+            "award",
+            "获奖",
+            lambda c: c.project.award,
+            enum_rank(Award, Project.award),
+            lambda c: award(c.project.award),
+        ),
+        col("amount", "拟融资（万元）", lambda c: c.project.amount_wan, Project.amount_wan, numeric=True),
+        col(
+            "round",
+            "轮次",
+            lambda c: c.project.funding_round,
+            enum_rank(FundingRound, Project.funding_round),
+            lambda c: rnd(c.project.funding_round),
+        ),
+        col(
+            "signed_amount",
+            "签约金额（万元）",
+            lambda c: c.outcome_amount_wan,
+            Connection.outcome_amount_wan,
+            numeric=True,
+        ),
+        col(
+            "activity",
+            "最近活动",
+            lambda c: china_date(activity(c)),
+            Connection.last_activity_at,
+            lambda c: activity(c),
+        ),
+    ]
+    if viewer == "institution":
+        out.insert(
+            3,
+            Column("shortlisted", "候选", lambda c: "★" if c.shortlisted else "", lambda c: (c.shortlisted,)),
+        )
+        out.append(Column("note", "备注", lambda c: c.note))
+    if viewer == "project":
+        out = [c for c in out if c.key != "project"]
+    return out
+
+
+def _sorted(columns: list[Column], default: str, errors: dict[str, str]) -> tuple[str, bool]:
+    try:
+        return sort_param(columns, default)
+    except InputError as exc:
+        errors.update(exc.fields)
+        return default.lstrip("-"), default.startswith("-")
 
 
 @bp.get("/connections/")
@@ -102,19 +207,18 @@ def index() -> Any:
                 select(Institution.id).where(Institution.name.contains(q, autoescape=True))
             )
         )
-    per_page = int(current_app.config["PAGE_SIZE"])
+    columns = connection_columns("all")
+    sort = _sorted(columns, "-activity", errors)
+    order = order_by(columns, *sort, Connection.id.desc())
+    stmt = stmt.join(Connection.project).join(Connection.institution)
+    if wants_export() and not errors:
+        return export("对接列表", columns, all_rows(_loaded(stmt), order), "connections", query_filters())
     try:
-        page = int_param(args, "page", 1, 1, 1_000_000, "页码")
+        page = paginate(_loaded(stmt), order)
     except InputError as exc:
         errors.update(exc.fields)
-        page = 1
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = db.session.scalars(
-        _loaded(stmt)
-        .order_by(Connection.last_activity_at.desc(), Connection.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    ).all()
+        page = {"rows": [], "page": 1, "pages": 1, "total": 0}
+    rows = page["rows"]
     idle_total = db.session.scalar(
         select(func.count(Connection.id)).where(
             Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < _now() - timedelta(days=_days())
@@ -130,12 +234,9 @@ def index() -> Any:
         q=q,
         errors=errors,
         idle_total=idle_total,
-        page={
-            "rows": rows,
-            "page": page,
-            "pages": max(1, (total + per_page - 1) // per_page),
-            "total": total,
-        },
+        page=page,
+        columns=columns,
+        sort=sort,
     )
 
 
@@ -163,10 +264,23 @@ def board(ident: int) -> Any:
         columns[stage].sort(key=lambda c: (not c.shortlisted, not is_idle(c, now, days)))
     view = "list" if request.args.get("view") == "list" else "board"
     idle = sum(1 for c in rows if is_idle(c, now, days))
+    list_columns = [c for c in connection_columns("institution") if c.key != "institution"]
+    errors: dict[str, str] = {}
+    sort = _sorted(list_columns, "-activity", errors)
+    shortlist_only = request.args.get("shortlisted") == "1"
+    listed = sorted_rows([c for c in rows if c.shortlisted or not shortlist_only], list_columns, *sort)
+    if wants_export() and not errors:
+        name = f"{'候选名单' if shortlist_only else '对接进展'}-{inst.name}"
+        return export(name, list_columns, listed, "connections", {"institution": inst.id, **query_filters()})
     return render_template(
         "pipeline/board.html",
         inst=inst,
         rows=rows,
+        listed=listed,
+        list_columns=list_columns,
+        sort=sort,
+        errors=errors,
+        shortlist_only=shortlist_only,
         columns=columns,
         board=BOARD,
         view=view,
@@ -189,7 +303,24 @@ def project_requests(ident: int) -> Any:
             select(Connection).where(Connection.project_id == ident, Connection.requested_at.is_not(None))
         ).order_by(Connection.last_activity_at.desc())
     ).all()
-    return render_template("pipeline/project.html", p=p, rows=rows, now=_now(), days=_days())
+    columns = connection_columns("project")
+    errors: dict[str, str] = {}
+    sort = _sorted(columns, "-activity", errors)
+    rows = sorted_rows(rows, columns, *sort)
+    if wants_export() and not errors:
+        return export(
+            f"对接申请-{p.name}", columns, rows, "connections", {"project": p.id, **query_filters()}
+        )
+    return render_template(
+        "pipeline/project.html",
+        p=p,
+        rows=rows,
+        now=_now(),
+        days=_days(),
+        columns=columns,
+        sort=sort,
+        errors=errors,
+    )
 
 
 # --- one connection --------------------------------------------------------------------------------------
@@ -203,12 +334,14 @@ def _detail(
 ) -> Any:
     user = current_user()
     private = rules.sees_private(user, c)
+    can_move = rules.can_move(user, c)
     return render_template(
         "pipeline/detail.html",
         c=c,
-        events=list(reversed(history(c, private))),
+        events=list(reversed(shown_history(c, private))),
         private=private,
-        can_move=rules.can_move(user, c),
+        can_move=can_move,
+        moves=moves_for(c, rules.actor(user)) if can_move else (),
         next_stages=next_stages(c),
         outcome_kind=outcome_kind_of(c),
         idle=idle(c),
@@ -217,7 +350,68 @@ def _detail(
         v=values or {},
         rounds=FundingRound.labels(),
         service_kinds=ServiceKind.labels(),
+        contacts=can_see_contacts(user, c.project),
     ), status
+
+
+#: What each party is called in a history line and a list (one wording everywhere: 项目方, not 项目).
+PARTY_LABELS = {Party.PROJECT: "项目方", Party.INSTITUTION: "机构"}
+#: The verb of a move, by the stage it reaches (the button and the history line say the same).
+MOVE_LABELS = {
+    S.REQUESTED: "申请对接",
+    S.ACCEPTED: "接受",
+    S.REFUSED: "拒绝",
+    S.MET: "已会谈",
+    S.DUE_DILIGENCE: "进入尽职调查",
+    S.SIGNED: "签约",
+    S.TERMINATED: "终止对接",
+}
+
+
+@bp.app_template_global("pipeline_party")
+def party_label(party: Party | None) -> str:
+    """Return how a party is named on the pages ("项目方", "机构", "大赛秘书处", ...)."""
+    if party is None:
+        return "—"
+    return PARTY_LABELS.get(party, party.value)
+
+
+@bp.app_template_global("pipeline_move_label")
+def move_label(stage: S) -> str:
+    """Return the verb of a move to this stage (a button's label)."""
+    return MOVE_LABELS.get(stage, stage.value)
+
+
+def shown_history(c: Connection, private: bool) -> list[dict[str, Any]]:
+    """Return the history lines this viewer may read, oldest first, worded for people.
+
+    Outside the institution the first line is the request itself ("申请对接"), whatever came before it.
+    """
+    out = []
+    for e in history(c, private):
+        if e.action is EventAction.MOVED or (e.action is EventAction.CREATED and e.to_stage is S.REQUESTED):
+            label = MOVE_LABELS.get(e.to_stage, e.action.value)
+        elif e.action is EventAction.CREATED:
+            label = "加入推荐"
+        else:
+            label = e.action.value
+        if e.to_stage is S.ACCEPTED:
+            label = "接受对接"
+        elif e.to_stage is S.REFUSED and e.action is EventAction.MOVED:
+            label = "拒绝对接"
+        out.append(
+            {
+                "at": e.at,
+                "label": label,
+                "from_stage": e.from_stage if e.from_stage != e.to_stage else None,
+                "to_stage": e.to_stage,
+                "party": party_label(e.actor_kind),
+                "actor": e.actor_name,
+                "note": e.note,
+                "private": e.private,
+            }
+        )
+    return out
 
 
 @bp.get("/connections/<int:ident>")
@@ -226,21 +420,64 @@ def detail(ident: int) -> Any:
     return _detail(rules.get_visible(db.session, ident))
 
 
+def _connect_values(source: Any) -> Any:
+    data = {
+        k: source.get(k)
+        for k in ("project_id", "institution_id", "action", "note", "need_id")
+        if source.get(k) not in (None, "")
+    }
+    return validate_in(ConnectionIn, data)
+
+
+def _may_connect(values: Any) -> None:
+    if not rules.can_connect(current_user(), values.project_id, values.institution_id, values.action):
+        deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
+
+
+@bp.get("/connections/new")
+@login_required
+def confirm() -> Any:
+    """The confirmation step of a request: both sides named, a short message to the other side."""
+    try:
+        values = _connect_values(request.args)
+    except InputError as exc:
+        flash("；".join(exc.fields.values()) or exc.message, "error")
+        return redirect(_safe_next(url_for("pipeline.index")))
+    _may_connect(values)
+    project = db.session.get(Project, values.project_id)
+    inst = db.session.get(Institution, values.institution_id)
+    need = db.session.get(Need, values.need_id) if values.need_id else None
+    if project is None or project.archived_at or inst is None or inst.archived_at:
+        deny("connect to a missing record", "项目或机构不存在", status=404)
+    if need is not None and (need.institution_id != inst.id or need.archived_at is not None):
+        need = None
+    existing = service.pair(db.session, project.id, inst.id)
+    if (
+        existing is not None
+        and rules.can_view(current_user(), existing)
+        and existing.requested_at is not None
+    ):
+        return redirect(url_for("pipeline.detail", ident=existing.id))
+    user = current_user()
+    return render_template(
+        "pipeline/confirm.html",
+        project=project,
+        inst=inst,
+        need=need,
+        action=values.action,
+        to_project=user.role is not Role.PROJECT,
+        next=_safe_next(url_for("pipeline.index")),
+    )
+
+
 @bp.post("/connections/new")
 @login_required
 def create() -> Any:
     """Shortlist a ranked project or request an introduction (from an institution's or a project's page)."""
-    form = request.form
-    data = {
-        k: form.get(k)
-        for k in ("project_id", "institution_id", "action", "note")
-        if form.get(k) not in (None, "")
-    }
     user = current_user()
     try:
-        values = validate_in(ConnectionIn, data)
-        if not rules.can_connect(user, values.project_id, values.institution_id, values.action):
-            deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
+        values = _connect_values(request.form)
+        _may_connect(values)
         c, ev = service.connect(
             db.session,
             values.project_id,
@@ -248,6 +485,7 @@ def create() -> Any:
             values.action,
             rules.actor(user),
             values.note,
+            need_id=values.need_id,
         )
         db.session.flush()
         audit(f"connection.{values.action}", "connection", c.id, to_stage=ev.to_stage.value)
@@ -454,20 +692,40 @@ def send_report() -> Response:
 
 
 def nav_links() -> list[tuple[str, str]]:
-    """Return the pipeline's navigation links for the current account."""
+    """Return the navigation links of the current account's own work: its institution, project or contests."""
     user = current_user()
     if user is None:
         return []
     links: list[tuple[str, str]] = []
     if user.role is Role.INSTITUTION and user.institution_id:
+        links.append(("我的机构", url_for("institutions.detail", ident=user.institution_id)))
         links.append(("对接跟进", url_for("pipeline.board", ident=user.institution_id)))
     elif user.role is Role.PROJECT and user.project_id:
+        links.append(("我的项目", url_for("projects.detail", ident=user.project_id)))
         links.append(("我的对接", url_for("pipeline.project_requests", ident=user.project_id)))
     elif is_secretariat(user):
         links.append(("对接跟进", url_for("pipeline.index")))
+    if user.role is Role.ORGANISER:
+        contests = sorted(user.contests, key=lambda c: c.code)
+        if len(contests) == 1:
+            links.append(("我的赛事", url_for("projects.list_projects", contest=contests[0].id)))
+        elif contests:
+            links.append(("我的赛事", url_for("pipeline.dashboard")))
     if user.role in (Role.ADMIN, Role.ORGANISER):
         links.append(("数据看板", url_for("pipeline.dashboard")))
     return links
+
+
+@bp.app_template_global()
+def account_label(user: Any) -> str:
+    """Return what the top bar calls an account: its institution or project, else its own name."""
+    if user.role is Role.INSTITUTION and user.institution is not None:
+        return str(user.institution.name)
+    if user.role is Role.PROJECT and user.project is not None:
+        return str(user.project.name)
+    if user.role is Role.ORGANISER and len(user.contests) == 1:
+        return short_contest(user.contests[0].name)
+    return str(user.display_name or user.username)
 
 
 def pairs(institution_id: int | None = None, project_id: int | None = None) -> dict[int, Connection]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from app import services
-from app.api import INSTITUTION_FIELDS
 from app.access import (
     can_edit_institution,
     can_view_institution_private,
@@ -17,12 +16,14 @@ from app.access import (
     redact_ranked,
     roles_required,
 )
+from app.api import INSTITUTION_FIELDS
 from app.extensions import db
 from app.params import institution_filter, project_filter
 from app.schemas import InputError, InstitutionIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
-from app.web.projects import _contests, paginate
+from app.web.lists import paginate, ranked_list
+from app.web.projects import _contests
 from models import Institution
 from models.enums import Role
 
@@ -56,11 +57,19 @@ def detail(ident: int) -> Any:
     ranked = []
     if inst.archived_at is None:
         matches = services.matches_for_institution(
-            db.session, ident, 20, f, public=user is None, private=can_view_institution_private(user, ident)
+            db.session,
+            ident,
+            int(current_app.config["MAX_K"]),
+            f,
+            public=user is None,
+            private=can_view_institution_private(user, ident),
         )
         ranked = redact_ranked(user, matches, institution=inst)
+    sent, listing = ranked_list(ranked, user is not None, f"推荐项目-{inst.name}", "ranked_projects")
+    if sent is not None:
+        return sent
     return render_template(
-        "institutions/detail.html", inst=inst, ranked=ranked, f=f, errors=errors, contests=_contests()
+        "institutions/detail.html", inst=inst, f=f, errors=errors, contests=_contests(), **listing
     )
 
 
@@ -83,7 +92,9 @@ def edit(ident: int) -> Any:
 
 def _form(inst: Institution | None) -> Any:
     errors: dict[str, str] = {}
-    values = form_values(inst, INSTITUTION_FIELDS) if inst else {"industries": [], "stages": [], "services": []}
+    values = (
+        form_values(inst, INSTITUTION_FIELDS) if inst else {"industries": [], "stages": [], "services": []}
+    )
     if request.method == "POST":
         values = form_data(request.form, INSTITUTION_FIELDS)
         try:
@@ -93,7 +104,9 @@ def _form(inst: Institution | None) -> Any:
         else:
             flash("机构信息已保存", "success")
             return redirect(url_for("institutions.detail", ident=saved.id))
-    return render_template("institutions/form.html", inst=inst, v=values, errors=errors), (422 if errors else 200)
+    return render_template("institutions/form.html", inst=inst, v=values, errors=errors), (
+        422 if errors else 200
+    )
 
 
 @bp.post("/<int:ident>/delete")
