@@ -97,9 +97,7 @@ def test_connection_lists_sort_and_export_only_what_the_viewer_sees(app, client,
     assert 'aria-sort="descending"' in listing and "签约金额" in listing
     head, body = _table(_sheet(client.get("/connections/?stage=已签约&sort=-signed_amount&format=xlsx")))
     with app.app_context():
-        signed = db.session.scalar(
-            select(func.count(Connection.id)).where(Connection.stage == "SIGNED")
-        )
+        signed = db.session.scalar(select(func.count(Connection.id)).where(Connection.stage == "SIGNED"))
     assert len(body) == signed and {r[head.index("阶段")] for r in body} == {"已签约"}
     assert "候选" not in head and "备注" not in head
     money = [r[head.index("签约金额（万元）")] for r in body if r[head.index("签约金额（万元）")] is not None]
@@ -140,12 +138,12 @@ def test_connection_lists_sort_and_export_only_what_the_viewer_sees(app, client,
 def test_export_cells_are_safe_from_formulas(app, client, auth) -> None:
     with app.app_context():
         p = db.session.scalar(select(Project).where(Project.archived_at.is_(None)).order_by(Project.id))
-        p.name = "=HYPERLINK(\"http://x\")"
+        p.name = '=HYPERLINK("http://x")'
         db.session.commit()
     auth.login("admin")
-    head, body = _table(_sheet(client.get("/projects/?format=xlsx&sort=name")))
+    _head, body = _table(_sheet(client.get("/projects/?format=xlsx&sort=name")))
     names = [r[0] for r in body]
-    assert "'=HYPERLINK(\"http://x\")" in names and not any(str(n).startswith("=") for n in names)
+    assert '\'=HYPERLINK("http://x")' in names and not any(str(n).startswith("=") for n in names)
 
 
 def test_need_form_error_uses_the_visible_label(app, client, auth) -> None:

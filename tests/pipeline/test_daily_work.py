@@ -14,7 +14,9 @@ from models import Connection, Need, Project
 def _cid(app, project_id: int, inst_id: int) -> int | None:  # type: ignore[no-untyped-def]
     with app.app_context():
         return db.session.scalar(
-            select(Connection.id).where(Connection.project_id == project_id, Connection.institution_id == inst_id)
+            select(Connection.id).where(
+                Connection.project_id == project_id, Connection.institution_id == inst_id
+            )
         )
 
 
@@ -146,7 +148,11 @@ def test_navigation_names_the_users_own_work(app, world, as_user) -> None:
         contest = db.session.get(Contest, world.contest_id)
     page = as_user("fund").get("/").get_data(as_text=True)
     bar = page[: page.index("</header>")]
-    assert f'href="/institutions/{world.fund_id}">我的机构</a>' in bar and f">{inst}</a>" in bar and ">测试fund<" not in bar
+    assert (
+        f'href="/institutions/{world.fund_id}">我的机构</a>' in bar
+        and f">{inst}</a>" in bar
+        and ">测试fund<" not in bar
+    )
     bar = as_user("proj").get("/").get_data(as_text=True)
     bar = bar[: bar.index("</header>")]
     assert f'href="/projects/{world.project_id}">我的项目</a>' in bar and proj in bar
