@@ -20,7 +20,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from app.access import (
     audit,
@@ -170,6 +170,76 @@ def _sorted(columns: list[Column], default: str, errors: dict[str, str]) -> tupl
         return default.lstrip("-"), default.startswith("-")
 
 
+#: What a dashboard figure counts, as a filter of the connection list behind it (?event=...&from=&to=).
+DRILL_EVENTS = {"opened": "新建", "signed": "签约", "refused": "被拒绝", "terminated": "终止"}
+SIDE_NAMES = {"fund": "投融资", "base": "落地", "platform": "服务"}
+
+
+def _drill_down(stmt: Any, args: Any, errors: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    """Filter the connection list to what a dashboard figure counted: the connections opened, signed,
+    refused or terminated in a period (Beijing dates, as the figures count them), on one side of the market.
+
+    Returns the statement and the filters applied, named for people ({} when none).
+    """
+    from app.pipeline.figures import period_from_args
+    from app.services import today
+    from models.enums import InstitutionKind
+    from models.pipeline import ConnectionEvent
+
+    drill: dict[str, str] = {}
+    event = (args.get("event") or "").strip()
+    if event and event not in DRILL_EVENTS:
+        errors["event"] = f"统计口径：应为以下之一：{'、'.join(DRILL_EVENTS)}"
+        event = ""
+    side = (args.get("side") or "").strip()
+    if side and side not in SIDE_NAMES:
+        errors["side"] = f"类别：应为以下之一：{'、'.join(SIDE_NAMES)}"
+        side = ""
+    if side:
+        kinds = [k for k in InstitutionKind if k.side == side]
+        stmt = stmt.where(
+            Connection.institution_id.in_(select(Institution.id).where(Institution.kind.in_(kinds)))
+        )
+        drill["类别"] = SIDE_NAMES[side]
+    has_period = any((args.get(k) or "").strip() for k in ("quarter", "from", "to"))
+    if not (event or has_period):
+        return stmt, drill
+    try:
+        period = period_from_args(args, today(), current=True)
+    except InputError as exc:
+        errors.update(exc.fields)
+        return stmt, drill
+    start, end = period.start_at, period.end_at
+    drill["区间"] = period.label
+    if event in ("", "opened"):
+        stmt = stmt.where(Connection.created_at >= start, Connection.created_at < end)
+        drill["口径"] = "本期新建"
+        return stmt, drill
+    to = {"signed": S.SIGNED, "refused": S.REFUSED, "terminated": S.TERMINATED}[event]
+    moved = select(ConnectionEvent.connection_id).where(
+        ConnectionEvent.action == EventAction.MOVED,
+        ConnectionEvent.to_stage == to,
+        ConnectionEvent.at >= start,
+        ConnectionEvent.at < end,
+    )
+    if to is S.SIGNED:
+        # as the figures count it: a signature dissolved before the period's end is no signature
+        later = aliased(ConnectionEvent)
+        moved = moved.where(
+            ~select(later.id)
+            .where(
+                later.connection_id == ConnectionEvent.connection_id,
+                later.action == EventAction.MOVED,
+                later.from_stage == S.SIGNED,
+                later.at > ConnectionEvent.at,
+                later.at < end,
+            )
+            .exists()
+        )
+    drill["口径"] = f"本期{DRILL_EVENTS[event]}"
+    return stmt.where(Connection.id.in_(moved)), drill
+
+
 @bp.get("/connections/")
 @login_required
 def index() -> Any:
@@ -181,11 +251,16 @@ def index() -> Any:
         return redirect(url_for("pipeline.board", ident=user.institution_id, **kept))
     if user.role is Role.PROJECT and user.project_id:
         return redirect(url_for("pipeline.project_requests", ident=user.project_id))
-    if not is_secretariat(user):
-        deny("connection list is for the secretariat", "对接列表仅限大赛秘书处查看")
+    if user.role not in (Role.ADMIN, Role.ORGANISER):
+        deny("connection list is for the secretariat", "对接列表仅限大赛秘书处和赛事组织方查看")
+    # An organiser reads the list behind its dashboard: its contests' connections, without their details.
+    scope = rules.report_scope(user)
     args = request.args
     errors: dict[str, str] = {}
     stmt = select(Connection)
+    if scope is not None:
+        stmt = stmt.where(Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope))))
+    stmt, drill = _drill_down(stmt, args, errors)
     stage = None
     if args.get("stage"):
         try:
@@ -219,13 +294,18 @@ def index() -> Any:
         errors.update(exc.fields)
         page = {"rows": [], "page": 1, "pages": 1, "total": 0}
     rows = page["rows"]
-    idle_total = db.session.scalar(
-        select(func.count(Connection.id)).where(
-            Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < _now() - timedelta(days=_days())
-        )
+    idle_stmt = select(func.count(Connection.id)).where(
+        Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < _now() - timedelta(days=_days())
     )
+    if scope is not None:
+        idle_stmt = idle_stmt.where(
+            Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope)))
+        )
+    idle_total = db.session.scalar(idle_stmt)
     return render_template(
         "pipeline/list.html",
+        drill=drill,
+        details=scope is None,
         rows=rows,
         now=_now(),
         days=_days(),
@@ -570,14 +650,14 @@ def note(ident: int) -> Any:
 # --- dashboard and report ---------------------------------------------------------------------------------
 
 
-def _period(errors: dict[str, str]) -> Period:
+def _period(errors: dict[str, str], current: bool = False) -> Period:
     from app.services import today
 
     try:
-        return period_from_args(request.args, today())
+        return period_from_args(request.args, today(), current=current)
     except InputError as exc:
         errors.update(exc.fields)
-        return Period.last_full_quarter(today())
+        return Period.containing(today()) if current else Period.last_full_quarter(today())
 
 
 def _scope_label(scope: set[int] | None) -> str:
@@ -599,12 +679,36 @@ def _quarters(period: Period) -> list[Period]:
     return out
 
 
+#: The connection list behind each headline figure: the label -> its drill-down filter.
+KPI_FILTERS: dict[str, dict[str, str]] = {
+    "新建对接": {"event": "opened"},
+    "签约": {"event": "signed"},
+    "融资金额（万元）": {"event": "signed", "side": "fund"},
+    "融资项目数": {"event": "signed", "side": "fund"},
+    "落地项目数": {"event": "signed", "side": "base"},
+    "落地面积（㎡）": {"event": "signed", "side": "base"},
+    "服务交付数": {"event": "signed", "side": "platform"},
+    "被拒绝": {"event": "refused"},
+    "终止": {"event": "terminated"},
+}
+
+
+def _kpi_links(period: Period) -> dict[str, str]:
+    """Return {headline label: URL of the connection list it counts}."""
+    query = _period_query(period)
+    links = {label: url_for("pipeline.index", **f, **query) for label, f in KPI_FILTERS.items()}
+    links["待跟进（期末）"] = url_for("pipeline.index", follow_up=1)
+    return links
+
+
 @bp.get("/dashboard")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 def dashboard() -> Any:
+    from app.services import today
+
     scope = rules.report_scope(current_user())
     errors: dict[str, str] = {}
-    period = _period(errors)
+    period = _period(errors, current=True)
     fig = figures(db.session, period, scope, _days())
     data = fig.as_json()
     charts = {
@@ -625,6 +729,9 @@ def dashboard() -> Any:
         scope_label=_scope_label(scope),
         query=_period_query(period),
         event_rows=_event_rows(period, scope),
+        kpi_links=_kpi_links(period),
+        this_quarter=Period.containing(today()),
+        last_quarter=Period.last_full_quarter(today()),
     ), (422 if errors else 200)
 
 
@@ -703,7 +810,7 @@ def nav_links() -> list[tuple[str, str]]:
     elif user.role is Role.PROJECT and user.project_id:
         links.append(("我的项目", url_for("projects.detail", ident=user.project_id)))
         links.append(("我的对接", url_for("pipeline.project_requests", ident=user.project_id)))
-    elif is_secretariat(user):
+    elif user.role in (Role.ADMIN, Role.ORGANISER):
         links.append(("对接跟进", url_for("pipeline.index")))
     if user.role is Role.ORGANISER:
         contests = sorted(user.contests, key=lambda c: c.code)
