@@ -711,11 +711,7 @@ def dashboard() -> Any:
     period = _period(errors, current=True)
     fig = figures(db.session, period, scope, _days())
     data = fig.as_json()
-    charts = {
-        "funnel": data["funnel"],
-        "regions": sorted(data["breakdowns"]["region"], key=lambda r: (-r["signed"], -r["opened"]))[:12],
-        "months": data["months"],
-    }
+    charts = _charts(data)
     return render_template(
         "pipeline/dashboard.html",
         fig=fig,
@@ -733,6 +729,15 @@ def dashboard() -> Any:
         this_quarter=Period.containing(today()),
         last_quarter=Period.last_full_quarter(today()),
     ), (422 if errors else 200)
+
+
+def _charts(data: dict[str, Any]) -> dict[str, Any]:
+    """Return the data the charts draw (the dashboard's and the printable report's)."""
+    return {
+        "funnel": data["funnel"],
+        "regions": sorted(data["breakdowns"]["region"], key=lambda r: (-r["signed"], -r["opened"]))[:12],
+        "months": data["months"],
+    }
 
 
 def _event_rows(period: Period, scope: set[int] | None) -> list[dict[str, Any]]:
@@ -759,11 +764,14 @@ def report_page() -> Any:
     fig = figures(db.session, period, scope, _days())
     audit("export", "report", None, format="html", period=period.label)
     db.session.commit()
+    data = fig.as_json()
     return render_template(
         "pipeline/report.html",
         fig=fig,
         rows=[r for r in fig.rows if scope is None or r["requested"]],
-        data=fig.as_json(),
+        data=data,
+        charts=_charts(data),
+        top=10,
         headline=headline(fig),
         dimensions=DIMENSIONS,
         columns=TALLY_COLUMNS,

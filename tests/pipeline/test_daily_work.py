@@ -159,3 +159,30 @@ def test_navigation_names_the_users_own_work(app, world, as_user) -> None:
     bar = as_user("org").get("/").get_data(as_text=True)
     bar = bar[: bar.index("</header>")]
     assert f"contest={contest.id}" in bar and "我的赛事" in bar
+
+
+def test_dashboard_figures_open_the_connections_they_count(app, world, as_user) -> None:
+    sec = as_user("sec")
+    totals = sec.get("/api/dashboard?quarter=2026Q3").get_json()["totals"]
+    page = sec.get("/dashboard?quarter=2026Q3").get_data(as_text=True)
+    assert re.search(r'href="/connections/\?event=signed&amp;quarter=2026Q3"', page)
+    assert 'id="by-region"' in page and "<details" in page
+
+    def listed(query: str) -> int:
+        text = sec.get(f"/connections/?{query}").get_data(as_text=True)
+        m = re.search(r"共 (\d+) 条", text)
+        assert m, text[:300]
+        return int(m.group(1))
+
+    assert listed("event=opened&quarter=2026Q3") == totals["opened"]
+    assert listed("event=signed&quarter=2026Q3") == totals["signed"]
+    assert listed("event=signed&side=fund&quarter=2026Q3") == totals["financed"]
+    assert listed("event=refused&quarter=2026Q3") == totals["refused"]
+    assert listed("event=terminated&quarter=2026Q3") == totals["terminated"]
+    bad = sec.get("/connections/?event=drop&quarter=2026Q9").get_data(as_text=True)
+    assert "统计口径：应为以下之一" in bad and "季度：格式应为" in bad
+    # an organiser's figures and list cover its own contests only
+    org = as_user("org")
+    org_totals = org.get("/api/dashboard?quarter=2026Q3").get_json()["totals"]
+    text = org.get("/connections/?event=opened&quarter=2026Q3").get_data(as_text=True)
+    assert int(re.search(r"共 (\d+) 条", text).group(1)) == org_totals["opened"]
