@@ -1,5 +1,6 @@
 """Each role's day in chromium: at desktop size (the actions where they look, exports, the dashboard's
-drill-down) and on a 390 × 844 phone (a collapsing top bar, nothing wider than the screen) over the main pages."""
+drill-down) and on a 390 × 844 phone (a collapsing top bar, nothing wider than the screen) over the main
+pages."""
 
 from __future__ import annotations
 
