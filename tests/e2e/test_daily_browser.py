@@ -109,7 +109,7 @@ def _fits(page: Any) -> dict[str, Any]:
         """() => ({
             scroll: document.scrollingElement.scrollWidth,
             inner: window.innerWidth,
-            topbar: document.querySelector('.topbar').getBoundingClientRect().height,
+            topbar: document.querySelector('.topbar')?.getBoundingClientRect().height ?? 0,
             wide: [...document.querySelectorAll('body *')]
               .filter(el => el.getBoundingClientRect().right > window.innerWidth + 1
                             && !el.closest('.table-scroll, table, .board, canvas'))
