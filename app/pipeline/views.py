@@ -70,7 +70,7 @@ bp = Blueprint("pipeline", __name__)
 BOARD = (*FUNNEL, S.REFUSED, S.TERMINATED)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 #: Query parameters the board understands (the only ones carried over by a redirect to it).
-BOARD_PARAMS = ("view",)
+BOARD_PARAMS = ("view", "shortlisted", "sort")
 
 
 def _now() -> datetime:

@@ -151,3 +151,23 @@ def test_need_form_error_uses_the_visible_label(app, client, auth) -> None:
     r = client.post("/needs/new", data={"title": "寻找智能制造项目", "description": ""})
     text = r.get_data(as_text=True)
     assert r.status_code == 422 and "需求说明：" in text and "简介：" not in text
+
+
+def test_directory_sorts_and_exports_the_published_profile(app, client, auth) -> None:
+    from models import Institution, InstitutionKind
+
+    page = client.get("/institutions/?sort=-space").get_data(as_text=True)
+    assert 'id="export-xlsx"' not in page and "排序：" not in page
+    auth.login("base")
+    head, body = _table(_sheet(client.get("/institutions/?kind=创业投资机构&sort=name&format=xlsx")))
+    with app.app_context():
+        vcs = db.session.scalars(
+            select(Institution.name).where(
+                Institution.kind == InstitutionKind.VC, Institution.archived_at.is_(None)
+            )
+        ).all()
+    assert sorted(r[0] for r in body) == sorted(vcs) and {r[1] for r in body} == {"创业投资机构"}
+    assert not any(h in str(head) for h in HIDDEN)
+    with app.app_context():
+        contacts = set(db.session.scalars(select(Institution.contact_name)).all()) - {None}
+    assert not contacts & {c for r in body for c in r}
