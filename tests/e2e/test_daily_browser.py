@@ -162,6 +162,22 @@ def test_main_pages_fit_a_phone_for_every_role(app: Any, live_server: str, brows
     assert not problems, "\n".join(problems)
 
 
+def test_main_pages_fit_a_tablet(app: Any, live_server: str, browser: Any) -> None:
+    ids = _ids(app)
+    context = browser.new_context(locale="zh-CN", viewport={"width": 820, "height": 1180})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        _login(page, live_server, "admin")
+        for path in ["/", "/projects/", f"/institutions/{ids['fund']}", "/connections/", "/dashboard"]:
+            page.goto(live_server + path)
+            fit = _fits(page)
+            assert fit["scroll"] <= fit["inner"], (path, fit)
+            assert fit["topbar"] <= TOPBAR_MAX_PX, (path, fit)
+    finally:
+        context.close()
+
+
 def test_favicon_is_served(live_server: str, page: Any) -> None:
     response = page.request.get(f"{live_server}/favicon.ico")
     assert response.status == 200 and response.headers["content-type"].startswith("image/")
