@@ -244,6 +244,12 @@ def test_a_day_for_each_role_at_desktop_size(app: Any, live_server: str, browser
         buttons = page.locator("#move-form button[name=to_stage]")
         labels = [buttons.nth(i).inner_text() for i in range(buttons.count())]
         assert labels and "确认变更" not in page.inner_text("main")
+        if "接受" in labels:  # a request to answer: 接受 with a note, in one click
+            page.fill("#move-form textarea[name=note]", "欢迎下周来访")
+            page.click("#move-form button[name=to_stage][value='已接受']")
+            page.wait_for_load_state()
+            assert "已接受" in page.inner_text("#current-stage")
+            assert "接受对接" in page.inner_text("#history") and "欢迎下周来访" in page.inner_text("#history")
         page.click(".account form button[type=submit]")
         page.wait_for_load_state()
 
