@@ -102,10 +102,11 @@ def parse_quarter(text: str) -> Period:
     return Period.of_quarter(int(m.group(1)), int(m.group(2)))
 
 
-def period_from_args(args: Mapping[str, Any], today: date) -> Period:
+def period_from_args(args: Mapping[str, Any], today: date, current: bool = False) -> Period:
     """Return the period a query string asks for: ?quarter=2026Q3, or ?from=2026-07-01&to=2026-09-30.
 
-    Without either, the last full quarter. `to` is inclusive.
+    Without either, the last full quarter, or with `current` the quarter so far (the dashboard's default).
+    `to` is inclusive.
     """
     quarter = (args.get("quarter") or "").strip()
     start_s, end_s = (args.get("from") or "").strip(), (args.get("to") or "").strip()
@@ -114,7 +115,7 @@ def period_from_args(args: Mapping[str, Any], today: date) -> Period:
     if quarter:
         return parse_quarter(quarter)
     if not (start_s or end_s):
-        return Period.last_full_quarter(today)
+        return Period.containing(today) if current else Period.last_full_quarter(today)
     errors: dict[str, str] = {}
     days: dict[str, date] = {}
     for key, raw, label in (("from", start_s, "开始日期"), ("to", end_s, "结束日期")):

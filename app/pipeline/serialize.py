@@ -115,7 +115,15 @@ def history(c: Connection, private: bool) -> list[Any]:
     if c.requested_at is None:
         return []
     start = _aware(c.requested_at)
-    shown: list[Any] = [e for e in c.events if not e.private and _aware(e.at) >= start]
+    # A shortlist (created at 推荐, flagged or unflagged) is the institution's own record, whenever it was.
+    shown: list[Any] = [
+        e
+        for e in c.events
+        if not e.private
+        and _aware(e.at) >= start
+        and not (e.action is EventAction.CREATED and e.to_stage is ConnectionStage.RECOMMENDED)
+        and e.action not in (EventAction.SHORTLISTED, EventAction.UNSHORTLISTED)
+    ]
     if shown and shown[0].from_stage is not None:
         first = shown[0]
         shown[0] = ShownEvent(

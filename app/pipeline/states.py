@@ -111,6 +111,11 @@ def next_stages(connection: Connection) -> tuple[S, ...]:
     return tuple(out)
 
 
+def moves_for(connection: Connection, actor: Actor) -> tuple[S, ...]:
+    """Return the next stages this actor may move the connection to (the buttons it is offered)."""
+    return tuple(to for to in next_stages(connection) if _who_may(connection, to, actor) is None)
+
+
 def parse_stage(value: S | str, field: str = "to_stage") -> S:
     """Return the stage named by a label (已会谈) or a name (MET), or raise naming the choices."""
     if isinstance(value, S):

@@ -20,22 +20,49 @@ from flask import (
     url_for,
 )
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
-from app.access import audit, current_user, deny, is_secretariat, login_required, roles_required
+from app.access import (
+    audit,
+    can_see_contacts,
+    current_user,
+    deny,
+    is_secretariat,
+    login_required,
+    roles_required,
+)
 from app.extensions import db
-from app.params import int_param
 from app.pipeline import rules, service
 from app.pipeline.figures import DIMENSIONS, Period, figures, period_from_args, short_contest
 from app.pipeline.report import TALLY_COLUMNS, headline, quarterly_workbook, workbook_bytes
 from app.pipeline.schemas import ConnectionIn, validate_in
 from app.pipeline.serialize import history, idle_since, public_activity
-from app.pipeline.states import FUNNEL, OPEN_STAGES, is_idle, next_stages, outcome_kind_of
+from app.pipeline.states import (
+    FUNNEL,
+    OPEN_STAGES,
+    china_date,
+    is_idle,
+    moves_for,
+    next_stages,
+    outcome_kind_of,
+)
 from app.schemas import InputError
 from app.security import safe_target
-from models import Connection, Institution, Project
+from app.web.lists import (
+    Column,
+    all_rows,
+    export,
+    order_by,
+    paginate,
+    query_filters,
+    sort_param,
+    sorted_rows,
+    wants_export,
+)
+from models import Connection, Institution, Need, Project
 from models.enums import ConnectionStage as S
 from models.enums import FundingRound, Role, ServiceKind
+from models.pipeline import EventAction, Party
 
 bp = Blueprint("pipeline", __name__)
 
@@ -43,7 +70,7 @@ bp = Blueprint("pipeline", __name__)
 BOARD = (*FUNNEL, S.REFUSED, S.TERMINATED)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 #: Query parameters the board understands (the only ones carried over by a redirect to it).
-BOARD_PARAMS = ("view",)
+BOARD_PARAMS = ("view", "shortlisted", "sort")
 
 
 def _now() -> datetime:
@@ -65,6 +92,154 @@ def _loaded(stmt: Any) -> Any:
 # --- lists ---------------------------------------------------------------------------------------------
 
 
+def connection_columns(viewer: str) -> list[Column]:
+    """Return the columns of a connection list.
+
+    Args:
+        viewer: "all" (the secretariat's list, sorted in SQL), "institution" (its own board: the shortlist
+            flag and private notes too) or "project" (its requests: the activity it may see); the last two
+            are sorted in memory.
+    """
+    from app.web.lists import enum_rank
+    from models.enums import Award
+
+    sql = viewer == "all"
+
+    def col(key: str, label: str, get: Any, expr: Any, mem: Any = None, numeric: bool = False) -> Column:
+        return Column(key, label, get, expr if sql else (mem or get), numeric)
+
+    award = enum_rank(Award)
+    stage = enum_rank(S)
+    rnd = enum_rank(FundingRound)
+    out = [
+        col("project", "项目", lambda c: c.project.name, Project.name),
+        col("institution", "机构", lambda c: c.institution.name, Institution.name),
+        col("stage", "阶段", lambda c: c.stage, enum_rank(S, Connection.stage), lambda c: stage(c.stage)),
+        col(
+            "initiated_by",
+            "发起方",
+            lambda c: party_label(c.initiated_by) if c.initiated_by else None,
+            Connection.initiated_by,
+        ),
+        col(
+            "award",
+            "获奖",
+            lambda c: c.project.award,
+            enum_rank(Award, Project.award),
+            lambda c: award(c.project.award),
+        ),
+        col("amount", "拟融资（万元）", lambda c: c.project.amount_wan, Project.amount_wan, numeric=True),
+        col(
+            "round",
+            "轮次",
+            lambda c: c.project.funding_round,
+            enum_rank(FundingRound, Project.funding_round),
+            lambda c: rnd(c.project.funding_round),
+        ),
+        col(
+            "signed_amount",
+            "签约金额（万元）",
+            lambda c: c.outcome_amount_wan,
+            Connection.outcome_amount_wan,
+            numeric=True,
+        ),
+        col(
+            "activity",
+            "最近活动",
+            lambda c: china_date(activity(c)),
+            Connection.last_activity_at,
+            lambda c: activity(c),
+        ),
+    ]
+    if viewer == "institution":
+        out.insert(
+            3,
+            Column("shortlisted", "候选", lambda c: "★" if c.shortlisted else "", lambda c: (c.shortlisted,)),
+        )
+        out.append(Column("note", "备注", lambda c: c.note))
+    if viewer == "project":
+        out = [c for c in out if c.key != "project"]
+    return out
+
+
+def _sorted(columns: list[Column], default: str, errors: dict[str, str]) -> tuple[str, bool]:
+    try:
+        return sort_param(columns, default)
+    except InputError as exc:
+        errors.update(exc.fields)
+        return default.lstrip("-"), default.startswith("-")
+
+
+#: What a dashboard figure counts, as a filter of the connection list behind it (?event=...&from=&to=).
+DRILL_EVENTS = {"opened": "新建", "signed": "签约", "refused": "被拒绝", "terminated": "终止"}
+SIDE_NAMES = {"fund": "投融资", "base": "落地", "platform": "服务"}
+
+
+def _drill_down(stmt: Any, args: Any, errors: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    """Filter the connection list to what a dashboard figure counted: the connections opened, signed,
+    refused or terminated in a period (Beijing dates, as the figures count them), on one side of the market.
+
+    Returns the statement and the filters applied, named for people ({} when none).
+    """
+    from app.pipeline.figures import period_from_args
+    from app.services import today
+    from models.enums import InstitutionKind
+    from models.pipeline import ConnectionEvent
+
+    drill: dict[str, str] = {}
+    event = (args.get("event") or "").strip()
+    if event and event not in DRILL_EVENTS:
+        errors["event"] = f"统计口径：应为以下之一：{'、'.join(DRILL_EVENTS)}"
+        event = ""
+    side = (args.get("side") or "").strip()
+    if side and side not in SIDE_NAMES:
+        errors["side"] = f"类别：应为以下之一：{'、'.join(SIDE_NAMES)}"
+        side = ""
+    if side:
+        kinds = [k for k in InstitutionKind if k.side == side]
+        stmt = stmt.where(
+            Connection.institution_id.in_(select(Institution.id).where(Institution.kind.in_(kinds)))
+        )
+        drill["类别"] = SIDE_NAMES[side]
+    has_period = any((args.get(k) or "").strip() for k in ("quarter", "from", "to"))
+    if not (event or has_period):
+        return stmt, drill
+    try:
+        period = period_from_args(args, today(), current=True)
+    except InputError as exc:
+        errors.update(exc.fields)
+        return stmt, drill
+    start, end = period.start_at, period.end_at
+    drill["区间"] = period.label
+    if event in ("", "opened"):
+        stmt = stmt.where(Connection.created_at >= start, Connection.created_at < end)
+        drill["口径"] = "本期新建"
+        return stmt, drill
+    to = {"signed": S.SIGNED, "refused": S.REFUSED, "terminated": S.TERMINATED}[event]
+    moved = select(ConnectionEvent.connection_id).where(
+        ConnectionEvent.action == EventAction.MOVED,
+        ConnectionEvent.to_stage == to,
+        ConnectionEvent.at >= start,
+        ConnectionEvent.at < end,
+    )
+    if to is S.SIGNED:
+        # as the figures count it: a signature dissolved before the period's end is no signature
+        later = aliased(ConnectionEvent)
+        moved = moved.where(
+            ~select(later.id)
+            .where(
+                later.connection_id == ConnectionEvent.connection_id,
+                later.action == EventAction.MOVED,
+                later.from_stage == S.SIGNED,
+                later.at > ConnectionEvent.at,
+                later.at < end,
+            )
+            .exists()
+        )
+    drill["口径"] = f"本期{DRILL_EVENTS[event]}"
+    return stmt.where(Connection.id.in_(moved)), drill
+
+
 @bp.get("/connections/")
 @login_required
 def index() -> Any:
@@ -76,11 +251,16 @@ def index() -> Any:
         return redirect(url_for("pipeline.board", ident=user.institution_id, **kept))
     if user.role is Role.PROJECT and user.project_id:
         return redirect(url_for("pipeline.project_requests", ident=user.project_id))
-    if not is_secretariat(user):
-        deny("connection list is for the secretariat", "对接列表仅限大赛秘书处查看")
+    if user.role not in (Role.ADMIN, Role.ORGANISER):
+        deny("connection list is for the secretariat", "对接列表仅限大赛秘书处和赛事组织方查看")
+    # An organiser reads the list behind its dashboard: its contests' connections, without their details.
+    scope = rules.report_scope(user)
     args = request.args
     errors: dict[str, str] = {}
     stmt = select(Connection)
+    if scope is not None:
+        stmt = stmt.where(Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope))))
+    stmt, drill = _drill_down(stmt, args, errors)
     stage = None
     if args.get("stage"):
         try:
@@ -102,26 +282,30 @@ def index() -> Any:
                 select(Institution.id).where(Institution.name.contains(q, autoescape=True))
             )
         )
-    per_page = int(current_app.config["PAGE_SIZE"])
+    columns = connection_columns("all")
+    sort = _sorted(columns, "-activity", errors)
+    order = order_by(columns, *sort, Connection.id.desc())
+    stmt = stmt.join(Connection.project).join(Connection.institution)
+    if wants_export() and not errors:
+        return export("对接列表", columns, all_rows(_loaded(stmt), order), "connections", query_filters())
     try:
-        page = int_param(args, "page", 1, 1, 1_000_000, "页码")
+        page = paginate(_loaded(stmt), order)
     except InputError as exc:
         errors.update(exc.fields)
-        page = 1
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = db.session.scalars(
-        _loaded(stmt)
-        .order_by(Connection.last_activity_at.desc(), Connection.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    ).all()
-    idle_total = db.session.scalar(
-        select(func.count(Connection.id)).where(
-            Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < _now() - timedelta(days=_days())
-        )
+        page = {"rows": [], "page": 1, "pages": 1, "total": 0}
+    rows = page["rows"]
+    idle_stmt = select(func.count(Connection.id)).where(
+        Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < _now() - timedelta(days=_days())
     )
+    if scope is not None:
+        idle_stmt = idle_stmt.where(
+            Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope)))
+        )
+    idle_total = db.session.scalar(idle_stmt)
     return render_template(
         "pipeline/list.html",
+        drill=drill,
+        details=scope is None,
         rows=rows,
         now=_now(),
         days=_days(),
@@ -130,12 +314,9 @@ def index() -> Any:
         q=q,
         errors=errors,
         idle_total=idle_total,
-        page={
-            "rows": rows,
-            "page": page,
-            "pages": max(1, (total + per_page - 1) // per_page),
-            "total": total,
-        },
+        page=page,
+        columns=columns,
+        sort=sort,
     )
 
 
@@ -163,10 +344,23 @@ def board(ident: int) -> Any:
         columns[stage].sort(key=lambda c: (not c.shortlisted, not is_idle(c, now, days)))
     view = "list" if request.args.get("view") == "list" else "board"
     idle = sum(1 for c in rows if is_idle(c, now, days))
+    list_columns = [c for c in connection_columns("institution") if c.key != "institution"]
+    errors: dict[str, str] = {}
+    sort = _sorted(list_columns, "-activity", errors)
+    shortlist_only = request.args.get("shortlisted") == "1"
+    listed = sorted_rows([c for c in rows if c.shortlisted or not shortlist_only], list_columns, *sort)
+    if wants_export() and not errors:
+        name = f"{'候选名单' if shortlist_only else '对接进展'}-{inst.name}"
+        return export(name, list_columns, listed, "connections", {"institution": inst.id, **query_filters()})
     return render_template(
         "pipeline/board.html",
         inst=inst,
         rows=rows,
+        listed=listed,
+        list_columns=list_columns,
+        sort=sort,
+        errors=errors,
+        shortlist_only=shortlist_only,
         columns=columns,
         board=BOARD,
         view=view,
@@ -189,7 +383,24 @@ def project_requests(ident: int) -> Any:
             select(Connection).where(Connection.project_id == ident, Connection.requested_at.is_not(None))
         ).order_by(Connection.last_activity_at.desc())
     ).all()
-    return render_template("pipeline/project.html", p=p, rows=rows, now=_now(), days=_days())
+    columns = connection_columns("project")
+    errors: dict[str, str] = {}
+    sort = _sorted(columns, "-activity", errors)
+    rows = sorted_rows(rows, columns, *sort)
+    if wants_export() and not errors:
+        return export(
+            f"对接申请-{p.name}", columns, rows, "connections", {"project": p.id, **query_filters()}
+        )
+    return render_template(
+        "pipeline/project.html",
+        p=p,
+        rows=rows,
+        now=_now(),
+        days=_days(),
+        columns=columns,
+        sort=sort,
+        errors=errors,
+    )
 
 
 # --- one connection --------------------------------------------------------------------------------------
@@ -203,12 +414,14 @@ def _detail(
 ) -> Any:
     user = current_user()
     private = rules.sees_private(user, c)
+    can_move = rules.can_move(user, c)
     return render_template(
         "pipeline/detail.html",
         c=c,
-        events=list(reversed(history(c, private))),
+        events=list(reversed(shown_history(c, private))),
         private=private,
-        can_move=rules.can_move(user, c),
+        can_move=can_move,
+        moves=moves_for(c, rules.actor(user)) if can_move else (),
         next_stages=next_stages(c),
         outcome_kind=outcome_kind_of(c),
         idle=idle(c),
@@ -217,7 +430,68 @@ def _detail(
         v=values or {},
         rounds=FundingRound.labels(),
         service_kinds=ServiceKind.labels(),
+        contacts=can_see_contacts(user, c.project),
     ), status
+
+
+#: What each party is called in a history line and a list (one wording everywhere: 项目方, not 项目).
+PARTY_LABELS = {Party.PROJECT: "项目方", Party.INSTITUTION: "机构"}
+#: The verb of a move, by the stage it reaches (the button and the history line say the same).
+MOVE_LABELS = {
+    S.REQUESTED: "申请对接",
+    S.ACCEPTED: "接受",
+    S.REFUSED: "拒绝",
+    S.MET: "已会谈",
+    S.DUE_DILIGENCE: "进入尽职调查",
+    S.SIGNED: "签约",
+    S.TERMINATED: "终止对接",
+}
+
+
+@bp.app_template_global("pipeline_party")
+def party_label(party: Party | None) -> str:
+    """Return how a party is named on the pages ("项目方", "机构", "大赛秘书处", ...)."""
+    if party is None:
+        return "—"
+    return PARTY_LABELS.get(party, party.value)
+
+
+@bp.app_template_global("pipeline_move_label")
+def move_label(stage: S) -> str:
+    """Return the verb of a move to this stage (a button's label)."""
+    return MOVE_LABELS.get(stage, stage.value)
+
+
+def shown_history(c: Connection, private: bool) -> list[dict[str, Any]]:
+    """Return the history lines this viewer may read, oldest first, worded for people.
+
+    Outside the institution the first line is the request itself ("申请对接"), whatever came before it.
+    """
+    out = []
+    for e in history(c, private):
+        if e.action is EventAction.MOVED or (e.action is EventAction.CREATED and e.to_stage is S.REQUESTED):
+            label = MOVE_LABELS.get(e.to_stage, e.action.value)
+        elif e.action is EventAction.CREATED:
+            label = "加入推荐"
+        else:
+            label = e.action.value
+        if e.to_stage is S.ACCEPTED:
+            label = "接受对接"
+        elif e.to_stage is S.REFUSED and e.action is EventAction.MOVED:
+            label = "拒绝对接"
+        out.append(
+            {
+                "at": e.at,
+                "label": label,
+                "from_stage": e.from_stage if e.from_stage != e.to_stage else None,
+                "to_stage": e.to_stage,
+                "party": party_label(e.actor_kind),
+                "actor": e.actor_name,
+                "note": e.note,
+                "private": e.private,
+            }
+        )
+    return out
 
 
 @bp.get("/connections/<int:ident>")
@@ -226,21 +500,64 @@ def detail(ident: int) -> Any:
     return _detail(rules.get_visible(db.session, ident))
 
 
+def _connect_values(source: Any) -> Any:
+    data = {
+        k: source.get(k)
+        for k in ("project_id", "institution_id", "action", "note", "need_id")
+        if source.get(k) not in (None, "")
+    }
+    return validate_in(ConnectionIn, data)
+
+
+def _may_connect(values: Any) -> None:
+    if not rules.can_connect(current_user(), values.project_id, values.institution_id, values.action):
+        deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
+
+
+@bp.get("/connections/new")
+@login_required
+def confirm() -> Any:
+    """The confirmation step of a request: both sides named, a short message to the other side."""
+    try:
+        values = _connect_values(request.args)
+    except InputError as exc:
+        flash("；".join(exc.fields.values()) or exc.message, "error")
+        return redirect(_safe_next(url_for("pipeline.index")))
+    _may_connect(values)
+    project = db.session.get(Project, values.project_id)
+    inst = db.session.get(Institution, values.institution_id)
+    need = db.session.get(Need, values.need_id) if values.need_id else None
+    if project is None or project.archived_at or inst is None or inst.archived_at:
+        deny("connect to a missing record", "项目或机构不存在", status=404)
+    if need is not None and (need.institution_id != inst.id or need.archived_at is not None):
+        need = None
+    existing = service.pair(db.session, project.id, inst.id)
+    if (
+        existing is not None
+        and rules.can_view(current_user(), existing)
+        and existing.requested_at is not None
+    ):
+        return redirect(url_for("pipeline.detail", ident=existing.id))
+    user = current_user()
+    return render_template(
+        "pipeline/confirm.html",
+        project=project,
+        inst=inst,
+        need=need,
+        action=values.action,
+        to_project=user.role is not Role.PROJECT,
+        next=_safe_next(url_for("pipeline.index")),
+    )
+
+
 @bp.post("/connections/new")
 @login_required
 def create() -> Any:
     """Shortlist a ranked project or request an introduction (from an institution's or a project's page)."""
-    form = request.form
-    data = {
-        k: form.get(k)
-        for k in ("project_id", "institution_id", "action", "note")
-        if form.get(k) not in (None, "")
-    }
     user = current_user()
     try:
-        values = validate_in(ConnectionIn, data)
-        if not rules.can_connect(user, values.project_id, values.institution_id, values.action):
-            deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
+        values = _connect_values(request.form)
+        _may_connect(values)
         c, ev = service.connect(
             db.session,
             values.project_id,
@@ -248,6 +565,7 @@ def create() -> Any:
             values.action,
             rules.actor(user),
             values.note,
+            need_id=values.need_id,
         )
         db.session.flush()
         audit(f"connection.{values.action}", "connection", c.id, to_stage=ev.to_stage.value)
@@ -332,14 +650,14 @@ def note(ident: int) -> Any:
 # --- dashboard and report ---------------------------------------------------------------------------------
 
 
-def _period(errors: dict[str, str]) -> Period:
+def _period(errors: dict[str, str], current: bool = False) -> Period:
     from app.services import today
 
     try:
-        return period_from_args(request.args, today())
+        return period_from_args(request.args, today(), current=current)
     except InputError as exc:
         errors.update(exc.fields)
-        return Period.last_full_quarter(today())
+        return Period.containing(today()) if current else Period.last_full_quarter(today())
 
 
 def _scope_label(scope: set[int] | None) -> str:
@@ -361,19 +679,39 @@ def _quarters(period: Period) -> list[Period]:
     return out
 
 
+#: The connection list behind each headline figure: the label -> its drill-down filter.
+KPI_FILTERS: dict[str, dict[str, str]] = {
+    "新建对接": {"event": "opened"},
+    "签约": {"event": "signed"},
+    "融资金额（万元）": {"event": "signed", "side": "fund"},
+    "融资项目数": {"event": "signed", "side": "fund"},
+    "落地项目数": {"event": "signed", "side": "base"},
+    "落地面积（㎡）": {"event": "signed", "side": "base"},
+    "服务交付数": {"event": "signed", "side": "platform"},
+    "被拒绝": {"event": "refused"},
+    "终止": {"event": "terminated"},
+}
+
+
+def _kpi_links(period: Period) -> dict[str, str]:
+    """Return {headline label: URL of the connection list it counts}."""
+    query = _period_query(period)
+    links = {label: url_for("pipeline.index", **f, **query) for label, f in KPI_FILTERS.items()}
+    links["待跟进（期末）"] = url_for("pipeline.index", follow_up=1)
+    return links
+
+
 @bp.get("/dashboard")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 def dashboard() -> Any:
+    from app.services import today
+
     scope = rules.report_scope(current_user())
     errors: dict[str, str] = {}
-    period = _period(errors)
+    period = _period(errors, current=True)
     fig = figures(db.session, period, scope, _days())
     data = fig.as_json()
-    charts = {
-        "funnel": data["funnel"],
-        "regions": sorted(data["breakdowns"]["region"], key=lambda r: (-r["signed"], -r["opened"]))[:12],
-        "months": data["months"],
-    }
+    charts = _charts(data)
     return render_template(
         "pipeline/dashboard.html",
         fig=fig,
@@ -387,7 +725,19 @@ def dashboard() -> Any:
         scope_label=_scope_label(scope),
         query=_period_query(period),
         event_rows=_event_rows(period, scope),
+        kpi_links=_kpi_links(period),
+        this_quarter=Period.containing(today()),
+        last_quarter=Period.last_full_quarter(today()),
     ), (422 if errors else 200)
+
+
+def _charts(data: dict[str, Any]) -> dict[str, Any]:
+    """Return the data the charts draw (the dashboard's and the printable report's)."""
+    return {
+        "funnel": data["funnel"],
+        "regions": sorted(data["breakdowns"]["region"], key=lambda r: (-r["signed"], -r["opened"]))[:12],
+        "months": data["months"],
+    }
 
 
 def _event_rows(period: Period, scope: set[int] | None) -> list[dict[str, Any]]:
@@ -414,11 +764,14 @@ def report_page() -> Any:
     fig = figures(db.session, period, scope, _days())
     audit("export", "report", None, format="html", period=period.label)
     db.session.commit()
+    data = fig.as_json()
     return render_template(
         "pipeline/report.html",
         fig=fig,
         rows=[r for r in fig.rows if scope is None or r["requested"]],
-        data=fig.as_json(),
+        data=data,
+        charts=_charts(data),
+        top=10,
         headline=headline(fig),
         dimensions=DIMENSIONS,
         columns=TALLY_COLUMNS,
@@ -454,20 +807,40 @@ def send_report() -> Response:
 
 
 def nav_links() -> list[tuple[str, str]]:
-    """Return the pipeline's navigation links for the current account."""
+    """Return the navigation links of the current account's own work: its institution, project or contests."""
     user = current_user()
     if user is None:
         return []
     links: list[tuple[str, str]] = []
     if user.role is Role.INSTITUTION and user.institution_id:
+        links.append(("我的机构", url_for("institutions.detail", ident=user.institution_id)))
         links.append(("对接跟进", url_for("pipeline.board", ident=user.institution_id)))
     elif user.role is Role.PROJECT and user.project_id:
+        links.append(("我的项目", url_for("projects.detail", ident=user.project_id)))
         links.append(("我的对接", url_for("pipeline.project_requests", ident=user.project_id)))
-    elif is_secretariat(user):
+    elif user.role in (Role.ADMIN, Role.ORGANISER):
         links.append(("对接跟进", url_for("pipeline.index")))
+    if user.role is Role.ORGANISER:
+        contests = sorted(user.contests, key=lambda c: c.code)
+        if len(contests) == 1:
+            links.append(("我的赛事", url_for("projects.list_projects", contest=contests[0].id)))
+        elif contests:
+            links.append(("我的赛事", url_for("pipeline.dashboard")))
     if user.role in (Role.ADMIN, Role.ORGANISER):
         links.append(("数据看板", url_for("pipeline.dashboard")))
     return links
+
+
+@bp.app_template_global()
+def account_label(user: Any) -> str:
+    """Return what the top bar calls an account: its institution or project, else its own name."""
+    if user.role is Role.INSTITUTION and user.institution is not None:
+        return str(user.institution.name)
+    if user.role is Role.PROJECT and user.project is not None:
+        return str(user.project.name)
+    if user.role is Role.ORGANISER and len(user.contests) == 1:
+        return short_contest(user.contests[0].name)
+    return str(user.display_name or user.username)
 
 
 def pairs(institution_id: int | None = None, project_id: int | None = None) -> dict[int, Connection]:

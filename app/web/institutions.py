@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from app import services
-from app.api import INSTITUTION_FIELDS
 from app.access import (
     can_edit_institution,
     can_view_institution_private,
@@ -17,14 +16,27 @@ from app.access import (
     redact_ranked,
     roles_required,
 )
+from app.api import INSTITUTION_FIELDS
 from app.extensions import db
 from app.params import institution_filter, project_filter
 from app.schemas import InputError, InstitutionIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
-from app.web.projects import _contests, paginate
+from app.web.lists import (
+    Column,
+    all_rows,
+    enum_rank,
+    export,
+    order_by,
+    paginate,
+    query_filters,
+    ranked_list,
+    sort_param,
+    wants_export,
+)
+from app.web.projects import _contests
 from models import Institution
-from models.enums import Role
+from models.enums import InstitutionKind, Role
 
 bp = Blueprint("institutions", __name__, url_prefix="/institutions")
 
@@ -32,13 +44,57 @@ bp = Blueprint("institutions", __name__, url_prefix="/institutions")
 @bp.get("/")
 @public
 def list_institutions() -> Any:
+    errors: dict[str, str] = {}
     try:
         f = institution_filter(request.args)
-        errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.InstitutionFilter(), exc.fields
-    page = paginate(services.institution_query(f), (Institution.kind, Institution.id))
-    return render_template("institutions/list.html", page=page, f=f, errors=errors)
+    try:
+        sort = sort_param(DIRECTORY, "kind")
+    except InputError as exc:
+        errors.update(exc.fields)
+        sort = ("kind", False)
+    order = order_by(DIRECTORY, *sort, Institution.id)
+    if wants_export() and not errors:
+        rows = all_rows(services.institution_query(f), order)
+        return export("机构名录", DIRECTORY, rows, "institutions", query_filters())
+    try:
+        page = paginate(services.institution_query(f), order)
+    except InputError as exc:
+        errors.update(exc.fields)
+        page = {"rows": [], "page": 1, "pages": 1, "total": 0}
+    return render_template(
+        "institutions/list.html", page=page, f=f, errors=errors, columns=DIRECTORY, sort=sort
+    )
+
+
+def _span(low: float | None, high: float | None) -> str | None:
+    if low is None and high is None:
+        return None
+    return f"{low if low is not None else ''}–{high if high is not None else ''}"
+
+
+#: The directory's columns: the published profile only (contact persons are never exported).
+DIRECTORY = [
+    Column("name", "机构", lambda i: i.name, Institution.name),
+    Column("kind", "类型", lambda i: i.kind, enum_rank(InstitutionKind, Institution.kind)),
+    Column(
+        "province",
+        "地区",
+        lambda i: " ".join(x for x in (i.province, i.city) if x) or None,
+        Institution.province,
+    ),
+    Column(
+        "industries", "关注行业 / 服务", lambda i: "、".join([*i.industries[:6], *i.services[:6]]) or None
+    ),
+    Column(
+        "ticket",
+        "单笔金额（万元）",
+        lambda i: _span(i.ticket_min_wan, i.ticket_max_wan),
+        Institution.ticket_max_wan,
+    ),
+    Column("space", "空间（㎡）", lambda i: i.space_m2, Institution.space_m2, numeric=True),
+]
 
 
 @bp.get("/<int:ident>")
@@ -56,11 +112,19 @@ def detail(ident: int) -> Any:
     ranked = []
     if inst.archived_at is None:
         matches = services.matches_for_institution(
-            db.session, ident, 20, f, public=user is None, private=can_view_institution_private(user, ident)
+            db.session,
+            ident,
+            int(current_app.config["MAX_K"]),
+            f,
+            public=user is None,
+            private=can_view_institution_private(user, ident),
         )
         ranked = redact_ranked(user, matches, institution=inst)
+    sent, listing = ranked_list(ranked, user is not None, f"推荐项目-{inst.name}", "ranked_projects")
+    if sent is not None:
+        return sent
     return render_template(
-        "institutions/detail.html", inst=inst, ranked=ranked, f=f, errors=errors, contests=_contests()
+        "institutions/detail.html", inst=inst, f=f, errors=errors, contests=_contests(), **listing
     )
 
 
@@ -83,7 +147,9 @@ def edit(ident: int) -> Any:
 
 def _form(inst: Institution | None) -> Any:
     errors: dict[str, str] = {}
-    values = form_values(inst, INSTITUTION_FIELDS) if inst else {"industries": [], "stages": [], "services": []}
+    values = (
+        form_values(inst, INSTITUTION_FIELDS) if inst else {"industries": [], "stages": [], "services": []}
+    )
     if request.method == "POST":
         values = form_data(request.form, INSTITUTION_FIELDS)
         try:
@@ -93,7 +159,9 @@ def _form(inst: Institution | None) -> Any:
         else:
             flash("机构信息已保存", "success")
             return redirect(url_for("institutions.detail", ident=saved.id))
-    return render_template("institutions/form.html", inst=inst, v=values, errors=errors), (422 if errors else 200)
+    return render_template("institutions/form.html", inst=inst, v=values, errors=errors), (
+        422 if errors else 200
+    )
 
 
 @bp.post("/<int:ident>/delete")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from app import services
-from app.api import NEED_FIELDS
 from app.access import (
     can_view_institution_private,
     check_need_write,
@@ -19,12 +18,14 @@ from app.access import (
     redact_ranked,
     roles_required,
 )
+from app.api import NEED_FIELDS
 from app.extensions import db
 from app.params import project_filter
 from app.schemas import InputError, NeedIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
-from app.web.projects import _contests, paginate
+from app.web.lists import paginate, ranked_list
+from app.web.projects import _contests
 from models import Institution, Need
 from models.enums import Role
 
@@ -53,10 +54,19 @@ def detail(ident: int) -> Any:
     ranked = []
     if need.archived_at is None:
         matches = services.matches_for_need(
-            db.session, need, 20, f, private=can_view_institution_private(user, need.institution_id)
+            db.session,
+            need,
+            int(current_app.config["MAX_K"]),
+            f,
+            private=can_view_institution_private(user, need.institution_id),
         )
         ranked = redact_ranked(user, matches, institution=need.institution)
-    return render_template("needs/detail.html", need=need, ranked=ranked, f=f, errors=errors, contests=_contests())
+    sent, listing = ranked_list(ranked, True, f"需求匹配项目-{need.title}", "ranked_projects")
+    if sent is not None:
+        return sent
+    return render_template(
+        "needs/detail.html", need=need, f=f, errors=errors, contests=_contests(), **listing
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -76,11 +86,29 @@ def edit(ident: int) -> Any:
     return _form(need)
 
 
+#: Fields the need form labels differently from the shared schema messages ("简介" is a project's word).
+FORM_LABELS = {"description": "需求说明"}
+
+
+def _form_labels(errors: dict[str, str]) -> dict[str, str]:
+    """Return the errors with each message naming the field as the need form labels it."""
+    return {
+        k: f"{FORM_LABELS[k]}：{m.split('：', 1)[-1]}" if k in FORM_LABELS else m for k, m in errors.items()
+    }
+
+
 def _form(need: Need | None) -> Any:
     errors: dict[str, str] = {}
-    values = form_values(need, NEED_FIELDS) if need else {
-        "institution_id": request.args.get("institution_id", ""), "industries": [], "stages": [], "services": []
-    }
+    values = (
+        form_values(need, NEED_FIELDS)
+        if need
+        else {
+            "institution_id": request.args.get("institution_id", ""),
+            "industries": [],
+            "stages": [],
+            "services": [],
+        }
+    )
     if request.method == "POST":
         values = form_data(request.form, NEED_FIELDS)
         try:
@@ -88,7 +116,7 @@ def _form(need: Need | None) -> Any:
             check_need_write(current_user(), parsed, need)  # on the parsed value, the one that is saved
             saved = services.save_need(db.session, parsed, need)
         except InputError as exc:
-            errors = exc.fields
+            errors = _form_labels(exc.fields)
         else:
             flash("对接需求已发布", "success")
             return redirect(url_for("needs.detail", ident=saved.id))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
 
 from app import services
-from app.api import PROJECT_FIELDS
 from app.access import (
     can_delete_project,
     can_edit_project,
@@ -24,11 +23,22 @@ from app.access import (
     redact_ranked,
     roles_required,
 )
+from app.api import PROJECT_FIELDS
 from app.extensions import db
-from app.params import institution_filter, int_param, project_filter
+from app.params import institution_filter, project_filter
 from app.schemas import InputError, ProjectIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
+from app.web.lists import (  # paginate: admin imports it from here
+    all_rows,
+    export,
+    order_by,
+    paginate,
+    project_columns,
+    query_filters,
+    sort_param,
+    wants_export,
+)
 from models import Contest, Project
 from models.enums import Role
 
@@ -42,25 +52,32 @@ def _contests(only: set[int] | None = None) -> list[Contest]:
     return list(db.session.scalars(stmt))
 
 
-def paginate(stmt: Any, order: Any) -> dict[str, Any]:
-    """Return one page of a select as rows plus paging facts."""
-    per_page = int(current_app.config["PAGE_SIZE"])
-    page = int_param(request.args, "page", 1, 1, 1_000_000, "页码")
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = db.session.scalars(stmt.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
-    return {"rows": rows, "page": page, "pages": max(1, (total + per_page - 1) // per_page), "total": total}
-
-
 @bp.get("/")
 @public
 def list_projects() -> Any:
+    columns = project_columns(current_user() is not None)
+    errors: dict[str, str] = {}
     try:
         f = project_filter(request.args)
-        errors: dict[str, str] = {}
     except InputError as exc:
         f, errors = services.ProjectFilter(), exc.fields
-    page = paginate(services.project_query(f), (Project.award, Project.id))
-    return render_template("projects/list.html", page=page, f=f, errors=errors, contests=_contests())
+    try:
+        sort = sort_param(columns, "award")
+    except InputError as exc:
+        errors.update(exc.fields)
+        sort = ("award", False)
+    order = order_by(columns, *sort, Project.id)
+    if wants_export() and not errors:
+        rows = all_rows(services.project_query(f), order)
+        return export("项目展示", columns, rows, "projects", query_filters())
+    try:
+        page = paginate(services.project_query(f), order)
+    except InputError as exc:
+        errors.update(exc.fields)
+        page = {"rows": [], "page": 1, "pages": 1, "total": 0}
+    return render_template(
+        "projects/list.html", page=page, f=f, errors=errors, contests=_contests(), columns=columns, sort=sort
+    )
 
 
 @bp.get("/<int:ident>")
@@ -76,10 +93,18 @@ def detail(ident: int) -> Any:
         f, errors = services.InstitutionFilter(), exc.fields
     user = current_user()
     lists = {
-        side: [] if p.archived_at else redact_ranked(
+        side: []
+        if p.archived_at
+        else redact_ranked(
             user,
             services.matches_for_project(
-                db.session, ident, side, 10, f, public=user is None, private=is_secretariat(user),
+                db.session,
+                ident,
+                side,
+                10,
+                f,
+                public=user is None,
+                private=is_secretariat(user),
                 own=is_project_member(user, ident),
             ),
             project=p,

@@ -25,14 +25,13 @@ def _logout(page: Any) -> None:
 
 
 def _move(page: Any, stage: str, **fields: str) -> None:
-    page.select_option("#move-form select[name=to_stage]", stage)
     for name, value in fields.items():
         selector = f"#move-form [name={name}]"
         if page.locator(selector).evaluate("el => el.tagName") == "SELECT":
             page.select_option(selector, value)
         else:
             page.fill(selector, value)
-    page.click("#move-form button[type=submit]")
+    page.click(f"#move-form button[name=to_stage][value='{stage}']")
     page.wait_for_load_state()
     assert stage in page.inner_text("#current-stage"), page.inner_text("main")[:500]
 
@@ -54,10 +53,15 @@ def test_connection_from_request_to_signing_and_the_report(
     # the fund asks for an introduction to a ranked project it has no connection with yet
     _login(page, live_server, "fund", "demo-fund-2026")
     page.goto(f"{live_server}/institutions/{fund_inst}")
-    button = page.locator("#matches-projects li.match button[data-action=request]").first
-    item = page.locator("#matches-projects li.match", has=page.locator("button[data-action=request]")).first
+    button = page.locator("#matches-projects li.match a[data-action=request]").first
+    item = page.locator("#matches-projects li.match", has=page.locator("a[data-action=request]")).first
     project_name = item.locator(".match-head > a").first.inner_text().strip()
     button.click()
+    page.wait_for_load_state()
+    # a confirmation step with a message to the project; nothing is sent before it
+    assert project_name in page.inner_text("#confirm-connect")
+    page.fill("#confirm-connect textarea[name=note]", "希望了解贵方的订单与融资安排")
+    page.click("#confirm-submit")
     page.wait_for_load_state()
     assert "已发出对接申请" in page.inner_text("main")
     page.goto(f"{live_server}/connections/institution/{fund_inst}?view=list")
@@ -65,11 +69,10 @@ def test_connection_from_request_to_signing_and_the_report(
     page.wait_for_load_state()
     url = page.url
     assert "已申请对接" in page.inner_text("#current-stage")
-    # the fund cannot accept its own request: the refusal is shown, nothing changes
-    page.select_option("#move-form select[name=to_stage]", "已接受")
-    page.click("#move-form button[type=submit]")
-    page.wait_for_load_state()
-    assert "只能由项目方接受或拒绝" in page.inner_text("main")
+    # the fund cannot accept its own request: it is offered no such button and waits for the project
+    assert page.locator("#move-form button[name=to_stage][value='已接受']").count() == 0
+    assert "须由项目方接受或拒绝" in page.inner_text("#waiting")
+    assert "希望了解贵方的订单与融资安排" in page.inner_text("#history")
     _logout(page)
 
     # the secretariat moves it through every stage of a fund's path
@@ -78,8 +81,7 @@ def test_connection_from_request_to_signing_and_the_report(
     _move(page, "已接受")
     _move(page, "已会谈", note="线上会谈，项目方介绍了订单情况")
     _move(page, "尽职调查")
-    page.select_option("#move-form select[name=to_stage]", "已签约")
-    page.click("#move-form button[type=submit]")
+    page.click("#move-form button[name=to_stage][value='已签约']")
     page.wait_for_load_state()
     assert "融资金额（万元）" in page.inner_text(".error-summary")
     _move(page, "已签约", amount_wan="600", round="A轮", date="2026-11-20")
