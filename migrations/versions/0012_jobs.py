@@ -1,7 +1,7 @@
 """background jobs: one row per job (RQ worker or in-process thread), progress and outcome
 
 Revision ID: 0012_jobs
-Revises: 0008_event_group_rules
+Revises: 0011_alerts
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from models.base import UTCDateTime
 
 revision = "0012_jobs"
-down_revision = "0008_event_group_rules"
+down_revision = "0011_alerts"
 branch_labels = None
 depends_on = None
 
