@@ -22,6 +22,7 @@ from sqlalchemy import Text, cast, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from app import index_sync
 from app.access import audit, current_user, is_secretariat
 from app.extensions import db
 from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
@@ -330,15 +331,31 @@ def get_matching() -> MatchingService:
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     service = app.extensions.get("matching")
-    if service is None:
+    if service is None or index_sync.behind(app):
         with _build_lock:
             service = app.extensions.get("matching")
-            if service is None:
+            if service is None or index_sync.behind(app):
+                # The change log position first: what commits meanwhile is applied again (app.index_sync).
+                start = index_sync.position(app)
                 service = build_matching(app, background=True)
                 app.extensions["matching"] = service
+                index_sync.follow(app, start)
+    index_sync.catch_up(app, service)
     if has_request_context() and service.degraded:
         g.ranking_degraded = service.degraded
     return service  # type: ignore[no-any-return]
+
+
+def _rank(call: Callable[[MatchingService], list[Match]]) -> list[Match]:
+    """Run a ranking; one of a record this worker has not heard of yet (created in another worker a
+    moment ago) applies the change log at once and tries again."""
+    service = get_matching()
+    try:
+        return call(service)
+    except KeyError:
+        if not index_sync.catch_up(current_app._get_current_object(), service, force=True):  # type: ignore[attr-defined]
+            raise
+        return call(service)
 
 
 def _all_projects(session: Session) -> Sequence[Project]:
@@ -404,6 +421,8 @@ def _write(session: Session, kind: str, row: Any, new: Any, values: Any, text: A
         session.flush()
         _audit_change(kind, row, before, dumped)
         vec = _embed_one(session, kind, row.id, text(row))
+        if kind in index_sync.RANKED:
+            index_sync.record_changes(session, kind, [row.id])
         session.commit()
     except Exception:
         session.rollback()
@@ -459,17 +478,24 @@ def _drop_vectors(session: Session, kind: str, ids: Sequence[int]) -> None:
 
 
 def _archive_or_delete(
-    session: Session, history: bool, archive: Callable[[], None], erase: Callable[[], None]
+    session: Session,
+    history: bool,
+    archive: Callable[[], None],
+    erase: Callable[[], None],
+    ranked: tuple[str, int] | None = None,
 ) -> Removal:
     """Archive (a record with history) or erase (one without), and commit; all or nothing.
 
     A connection made between the check and the delete makes the database refuse the delete (the
-    connection's foreign key): the record is archived instead.
+    connection's foreign key): the record is archived instead. ranked: (kind, id) of a ranked record,
+    logged for the other workers' indexes in the same transaction.
     """
     attempts: tuple[Removal, ...] = ("archived",) if history else ("deleted", "archived")
     for outcome in attempts:
         try:
             (archive if outcome == "archived" else erase)()
+            if ranked is not None:
+                index_sync.record_changes(session, ranked[0], [ranked[1]], index_sync.REMOVE)
             session.commit()
             return outcome
         except IntegrityError:
@@ -503,7 +529,8 @@ def delete_project(session: Session, project: Project) -> Removal:
         session.delete(project)
         _drop_vectors(session, "project", [pid])
 
-    outcome = _archive_or_delete(session, _has_history(session, Connection.project_id == pid), archive, erase)
+    history = _has_history(session, Connection.project_id == pid)
+    outcome = _archive_or_delete(session, history, archive, erase, ("project", pid))
     service = _matching_if_built()
     if service is not None:
         service.remove_project(pid)
@@ -520,6 +547,8 @@ def _restore(session: Session, kind: str, row: Any, text: Any = None) -> np.ndar
     audit(f"{kind}.restore", kind, row.id, name=getattr(row, "name", None) or getattr(row, "title", None))
     try:
         vec = _embed_one(session, kind, row.id, text(row)) if text is not None else None
+        if kind in index_sync.RANKED:
+            index_sync.record_changes(session, kind, [row.id])
         session.commit()
     except Exception:
         session.rollback()
@@ -594,7 +623,8 @@ def delete_institution(session: Session, inst: Institution) -> Removal:
         _drop_vectors(session, "institution", [iid])
         _drop_vectors(session, "need", need_ids)
 
-    outcome = _archive_or_delete(session, _has_history(session, history), archive, erase)
+    ranked = ("institution", iid)
+    outcome = _archive_or_delete(session, _has_history(session, history), archive, erase, ranked)
     service = _matching_if_built()
     if service is not None:
         service.remove_institution(iid)
@@ -649,6 +679,7 @@ def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size:
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         vecs = store_vectors(session, kind, [(r.id, text_of(r)) for r in chunk], embedder)
+        index_sync.record_changes(session, kind, [r.id for r in chunk])
         session.commit()
         if service is None:
             continue
@@ -795,7 +826,7 @@ def matches_for_project(
     refused = _declined(project_id=project_id) if private or own else None
     allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty(), refused)
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
-    matches = get_matching().match_project(project_id, side, k=k, filters=filters)  # type: ignore[arg-type]
+    matches = _rank(lambda m: m.match_project(project_id, side, k=k, filters=filters))  # type: ignore[arg-type]
     return _in_rank_order(session, Institution, matches)
 
 
@@ -819,7 +850,7 @@ def matches_for_institution(
     refused = _declined(institution_id=institution_id) if private else None
     allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
-    matches = get_matching().match_institution(institution_id, k=k, filters=filters)
+    matches = _rank(lambda m: m.match_institution(institution_id, k=k, filters=filters))
     return _in_rank_order(session, Project, matches)
 
 
@@ -838,7 +869,7 @@ def matches_for_need(
     vec = _embed_one(session, "need", need.id, need_record_text(need))
     session.commit()
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
-    matches = get_matching().match_need(need_profile(need), vec, k=k, filters=filters)
+    matches = _rank(lambda m: m.match_need(need_profile(need), vec, k=k, filters=filters))
     return _in_rank_order(session, Project, matches)
 
 

@@ -23,6 +23,7 @@ from models.events import (
     InstitutionRegistration,
     Meeting,
 )
+from models.index_changes import IndexChange
 
 __all__ = [
     "Award",
@@ -39,6 +40,7 @@ __all__ = [
     "Expert",
     "ExpertAssignment",
     "FundingRound",
+    "IndexChange",
     "Institution",
     "InstitutionKind",
     "InstitutionRegistration",
