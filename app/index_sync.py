@@ -22,11 +22,14 @@ has not looked for nearly that long reloads its service instead (see :func:`behi
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -211,6 +214,22 @@ def prune(session: Session) -> int:
         session.rollback()
         raise
     return int(gone or 0)
+
+
+@contextmanager
+def one_process_at_a_time(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a file in the index folder (workers starting together encode in turn).
+
+    The first worker encodes what changed and stores the vectors; the next finds nothing left to do
+    instead of encoding the same records and colliding on their rows.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".encode.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # --- the app's follower, kept beside its matching service --------------------------------------------

@@ -249,6 +249,23 @@ def sync_embeddings(
     return report
 
 
+def _unembedded(session: Session, model: str) -> bool:
+    """Return True when a project, institution or need has no stored vector made by this model."""
+    for kind, table in (("project", Project), ("institution", Institution), ("need", Need)):
+        has_vector = (
+            select(EmbeddingRecord.id)
+            .where(
+                EmbeddingRecord.owner_kind == kind,
+                EmbeddingRecord.owner_id == table.id,
+                EmbeddingRecord.model == model,
+            )
+            .exists()
+        )
+        if session.scalar(select(table.id).where(~has_vector).limit(1)) is not None:
+            return True
+    return False
+
+
 def stored_vectors(session: Session, kind: str, model: str) -> dict[int, np.ndarray]:
     """Return {owner id: vector} of the stored vectors of one kind made by this model."""
     out: dict[int, np.ndarray] = {}
@@ -284,7 +301,11 @@ def build_matching(app: Flask, rebuild: bool = False, background: bool = False) 
     service = MatchingService(embedder, index_dir=index_dir(app), ranker=ranker)
     session = db.new_session(app)
     try:
-        sync_embeddings(session, embedder)
+        with index_sync.one_process_at_a_time(index_dir(app)):  # workers starting together encode once
+            # Every write stores its record's vector in its own transaction: a web worker compares the
+            # texts' hashes (reading every record) only when a record lacks a vector of this model.
+            if not background or _unembedded(session, embedder.name):
+                sync_embeddings(session, embedder)
         projects = [project_profile(p) for p in _all_projects(session)]
         evidence = portfolios(session)
         institutions = [

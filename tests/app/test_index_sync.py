@@ -281,3 +281,55 @@ def test_the_migration_goes_up_and_down(migrated_db: tuple[Engine, str], migrate
         s.add(IndexChange(record_kind="institution", record_id=7, op="remove"))
         s.commit()
         assert s.scalar(select(IndexChange.record_id)) == 7
+
+
+def test_workers_starting_together_encode_in_turn(tmp_path: Path) -> None:
+    import threading
+
+    order: list[str] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        with index_sync.one_process_at_a_time(tmp_path / "index"):
+            order.append("first in")
+            inside.set()
+            release.wait(5)
+            order.append("first out")
+
+    def second() -> None:
+        inside.wait(5)
+        with index_sync.one_process_at_a_time(tmp_path / "index"):
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    inside.wait(5)
+    time.sleep(0.2)
+    assert order == ["first in"]  # the second waits for the lock
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert order == ["first in", "first out", "second in"]
+
+
+def test_a_new_worker_reads_all_texts_only_when_a_vector_is_missing(app: Flask, monkeypatch: Any) -> None:
+    from sqlalchemy import delete
+
+    from app import services
+    from models import EmbeddingRecord
+
+    calls: list[int] = []
+    real = services.sync_embeddings
+    monkeypatch.setattr(services, "sync_embeddings", lambda *a, **k: calls.append(1) or real(*a, **k))
+    services.build_matching(app, background=True)
+    assert calls == []  # the demo's records all have their vectors
+    with app.app_context():
+        one = (EmbeddingRecord.owner_kind == "project") & (EmbeddingRecord.owner_id == 3)
+        db.session.execute(delete(EmbeddingRecord).where(one))
+        db.session.commit()
+    services.build_matching(app, background=True)
+    assert calls == [1]
+    with app.app_context():
+        assert db.session.scalar(select(EmbeddingRecord.id).where(one)) is not None
