@@ -16,12 +16,21 @@ import os
 import threading
 from typing import Any
 
+
+def _count(name: str, default: int) -> int:
+    """Return a positive whole number from the environment, or stop with a clear message."""
+    raw = os.environ.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
 wsgi_app = "app:create_app()"
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WORKERS") or os.cpu_count() or 1)
+workers = _count("WORKERS", os.cpu_count() or 1)
 worker_class = "gthread"
-threads = int(os.environ.get("THREADS") or 4)
-timeout = int(os.environ.get("TIMEOUT") or 60)
+threads = _count("THREADS", 4)
+timeout = _count("TIMEOUT", 60)
 accesslog = os.environ.get("ACCESS_LOG", "-") or None
 # Every worker imports the app itself: FAISS/OpenMP state and database connections must not cross a fork.
 preload_app = False
