@@ -368,8 +368,8 @@ def get_matching() -> MatchingService:
 
 
 def _rank(call: Callable[[MatchingService], list[Match]]) -> list[Match]:
-    """Run a ranking; one of a record this worker has not heard of yet (created in another worker a
-    moment ago) applies the change log at once and tries again."""
+    """Run a ranking; when it names a record this worker has not heard of yet (created through another
+    worker a moment ago), apply the change log at once and try again."""
     service = get_matching()
     try:
         return call(service)
