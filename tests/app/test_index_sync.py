@@ -333,3 +333,28 @@ def test_a_new_worker_reads_all_texts_only_when_a_vector_is_missing(app: Flask, 
     assert calls == [1]
     with app.app_context():
         assert db.session.scalar(select(EmbeddingRecord.id).where(one)) is not None
+
+
+@pytest.mark.postgres
+def test_a_change_committed_after_a_higher_id_is_applied_on_postgresql() -> None:
+    """Two transactions: the first to insert commits last; its lower id is still read once it commits."""
+    from tests.conftest import _postgres_schema
+
+    schemas = _postgres_schema()
+    engine, _url = next(schemas)
+    try:
+        with Session(engine) as reader, Session(engine) as slow, Session(engine) as fast:
+            follower = index_sync.IndexFollower(index_sync.start_position(reader), 0)
+            reader.commit()
+            index_sync.record_changes(slow, "project", [1])
+            slow.flush()  # takes its id from the sequence now, commits later
+            index_sync.record_changes(fast, "project", [2])
+            fast.commit()
+            assert [r.record_id for r in follower._read(reader)] == [2]
+            reader.commit()  # each check is its own transaction (a new session in the app)
+            slow.commit()
+            assert [r.record_id for r in follower._read(reader)] == [1]
+            reader.commit()
+            assert follower._read(reader) == []
+    finally:
+        next(schemas, None)
