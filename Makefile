@@ -3,9 +3,12 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+# Gunicorn worker processes (gunicorn.conf.py): one per core unless set, e.g. `make run WORKERS=4`.
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+GUNICORN := WORKERS=$(WORKERS) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py
 FLASK := $(BIN)/flask --app app
 
-.PHONY: install install-test run serve setup test chromium bench eval soak lint clean
+.PHONY: install install-test run serve setup test chromium bench bench-http eval soak lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +36,10 @@ setup: install
 	$(FLASK) embed
 
 run: setup
-	$(BIN)/gunicorn --workers 1 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - "app:create_app()"
+	$(GUNICORN)
 
 serve:
-	$(BIN)/gunicorn --workers 1 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - "app:create_app()"
+	$(GUNICORN)
 
 # Debian's chromium for the browser tests, when it is missing and we can install it.
 chromium:
@@ -54,6 +57,13 @@ bench: install
 	$(BIN)/python bench/bench_embeddings.py
 	$(BIN)/python bench/bench_matching.py
 	$(BIN)/python bench/bench_assignment.py
+
+# HTTP: /api/institutions/<id>/matches?k=10 on a synthetic database of BENCH_PROJECTS projects served by
+# gunicorn with WORKERS workers, next to the bare FAISS HNSW endpoint (../shared/bench/bare_http.py) with
+# the same workers, under the same wrk command; written to bench-out/http.json. Needs wrk.
+BENCH_PROJECTS ?= 10000
+bench-http: install
+	WORKERS=$(WORKERS) $(BIN)/python bench/bench_http.py --projects $(BENCH_PROJECTS)
 
 # Mixed traffic against a gunicorn it starts on 127.0.0.1 (a copy of the demo database): errors, p50/p99
 # latency per kind, server RSS over time. SOAK_MINUTES (30) and SOAK_RATE (5 requests/s) set the run.

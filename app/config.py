@@ -20,6 +20,9 @@ class Config:
     MAX_K = 100
     # Build the matching service at start-up (off in tests that do not need it).
     MATCHING_EAGER = True
+    # Each gunicorn worker applies records changed in other workers (app.index_sync) before a ranking,
+    # checking the change log at most this often: the longest a change stays unseen by another worker.
+    INDEX_SYNC_SECONDS = 1.0
     # Connections idle longer than this are flagged 待跟进.
     FOLLOW_UP_DAYS = 14
 

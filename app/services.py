@@ -22,6 +22,7 @@ from sqlalchemy import Text, cast, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from app import index_sync
 from app.access import audit, current_user, is_secretariat
 from app.alerts import projects_changed
 from app.extensions import db
@@ -261,6 +262,8 @@ def sync_embeddings(
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             vecs = store_vectors(session, kind, chunk, embedder)
+            if kind in index_sync.RANKED:  # every worker's index takes the new vectors (app.index_sync)
+                index_sync.record_changes(session, kind, [owner_id for owner_id, _ in chunk])
             if on_batch:
                 on_batch(kind, chunk, vecs)
             session.commit()
@@ -279,6 +282,23 @@ def sync_embeddings(
         report.unchanged[kind] = len(rows) - len(todo)
         report.removed[kind] = len(orphans)
     return report
+
+
+def _unembedded(session: Session, model: str) -> bool:
+    """Return True when a project, institution or need has no stored vector made by this model."""
+    for kind, table in (("project", Project), ("institution", Institution), ("need", Need)):
+        has_vector = (
+            select(EmbeddingRecord.id)
+            .where(
+                EmbeddingRecord.owner_kind == kind,
+                EmbeddingRecord.owner_id == table.id,
+                EmbeddingRecord.model == model,
+            )
+            .exists()
+        )
+        if session.scalar(select(table.id).where(~has_vector).limit(1)) is not None:
+            return True
+    return False
 
 
 def stored_vectors(session: Session, kind: str, model: str) -> dict[int, np.ndarray]:
@@ -316,7 +336,11 @@ def build_matching(app: Flask, rebuild: bool = False, background: bool = False) 
     service = MatchingService(embedder, index_dir=index_dir(app), ranker=ranker)
     session = db.new_session(app)
     try:
-        sync_embeddings(session, embedder)
+        with index_sync.one_process_at_a_time(index_dir(app)):  # workers starting together encode once
+            # Every write stores its record's vector in its own transaction: a web worker compares the
+            # texts' hashes (reading every record) only when a record lacks a vector of this model.
+            if not background or _unembedded(session, embedder.name):
+                sync_embeddings(session, embedder)
         projects = [project_profile(p) for p in _all_projects(session)]
         evidence = portfolios(session)
         institutions = [
@@ -363,15 +387,31 @@ def get_matching() -> MatchingService:
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     service = app.extensions.get("matching")
-    if service is None:
+    if service is None or index_sync.behind(app):
         with _build_lock:
             service = app.extensions.get("matching")
-            if service is None:
+            if service is None or index_sync.behind(app):
+                # The change log position first: what commits meanwhile is applied again (app.index_sync).
+                start = index_sync.position(app)
                 service = build_matching(app, background=True)
                 app.extensions["matching"] = service
+                index_sync.follow(app, start)
+    index_sync.catch_up(app, service)
     if has_request_context() and service.degraded:
         g.ranking_degraded = service.degraded
     return service  # type: ignore[no-any-return]
+
+
+def _rank(call: Callable[[MatchingService], list[Match]]) -> list[Match]:
+    """Run a ranking; when it names a record this worker has not heard of yet (created through another
+    worker a moment ago), apply the change log at once and try again."""
+    service = get_matching()
+    try:
+        return call(service)
+    except KeyError:
+        if not index_sync.catch_up(current_app._get_current_object(), service, force=True):  # type: ignore[attr-defined]
+            raise
+        return call(service)
 
 
 def _all_projects(session: Session) -> Sequence[Project]:
@@ -437,6 +477,8 @@ def _write(session: Session, kind: str, row: Any, new: Any, values: Any, text: A
         session.flush()
         _audit_change(kind, row, before, dumped)
         vec = _embed_one(session, kind, row.id, text(row))
+        if kind in index_sync.RANKED:
+            index_sync.record_changes(session, kind, [row.id])
         session.commit()
     except Exception:
         session.rollback()
@@ -493,17 +535,24 @@ def _drop_vectors(session: Session, kind: str, ids: Sequence[int]) -> None:
 
 
 def _archive_or_delete(
-    session: Session, history: bool, archive: Callable[[], None], erase: Callable[[], None]
+    session: Session,
+    history: bool,
+    archive: Callable[[], None],
+    erase: Callable[[], None],
+    ranked: tuple[str, int] | None = None,
 ) -> Removal:
     """Archive (a record with history) or erase (one without), and commit; all or nothing.
 
     A connection made between the check and the delete makes the database refuse the delete (the
-    connection's foreign key): the record is archived instead.
+    connection's foreign key): the record is archived instead. ranked: (kind, id) of a ranked record,
+    logged for the other workers' indexes in the same transaction.
     """
     attempts: tuple[Removal, ...] = ("archived",) if history else ("deleted", "archived")
     for outcome in attempts:
         try:
             (archive if outcome == "archived" else erase)()
+            if ranked is not None:
+                index_sync.record_changes(session, ranked[0], [ranked[1]], index_sync.REMOVE)
             session.commit()
             return outcome
         except IntegrityError:
@@ -537,7 +586,8 @@ def delete_project(session: Session, project: Project) -> Removal:
         session.delete(project)
         _drop_vectors(session, "project", [pid])
 
-    outcome = _archive_or_delete(session, _has_history(session, Connection.project_id == pid), archive, erase)
+    history = _has_history(session, Connection.project_id == pid)
+    outcome = _archive_or_delete(session, history, archive, erase, ("project", pid))
     service = _matching_if_built()
     if service is not None:
         service.remove_project(pid)
@@ -555,6 +605,8 @@ def _restore(session: Session, kind: str, row: Any, text: Any = None) -> np.ndar
     audit(f"{kind}.restore", kind, row.id, name=getattr(row, "name", None) or getattr(row, "title", None))
     try:
         vec = _embed_one(session, kind, row.id, text(row)) if text is not None else None
+        if kind in index_sync.RANKED:
+            index_sync.record_changes(session, kind, [row.id])
         session.commit()
     except Exception:
         session.rollback()
@@ -630,7 +682,8 @@ def delete_institution(session: Session, inst: Institution) -> Removal:
         _drop_vectors(session, "institution", [iid])
         _drop_vectors(session, "need", need_ids)
 
-    outcome = _archive_or_delete(session, _has_history(session, history), archive, erase)
+    ranked = ("institution", iid)
+    outcome = _archive_or_delete(session, _has_history(session, history), archive, erase, ranked)
     service = _matching_if_built()
     if service is not None:
         service.remove_institution(iid)
@@ -695,6 +748,9 @@ def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size:
                 service.upsert_project(project_profile(row), None)
             else:
                 service.upsert_institution(institution_profile(row), None)
+    if rows:  # the other workers' indexes take the new rows too (app.index_sync)
+        index_sync.record_changes(session, kind, [r.id for r in rows])
+        session.commit()
     if kind == "project" and rows:
         projects_changed()  # lexically at once; again when the vectors arrive (index_encoded)
     user = current_user()
@@ -856,7 +912,7 @@ def matches_for_project(
     refused = _declined(project_id=project_id) if private or own else None
     allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty(), refused)
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
-    matches = get_matching().match_project(project_id, side, k=k, filters=filters)  # type: ignore[arg-type]
+    matches = _rank(lambda m: m.match_project(project_id, side, k=k, filters=filters))  # type: ignore[arg-type]
     return _in_rank_order(session, Institution, matches)
 
 
@@ -880,7 +936,7 @@ def matches_for_institution(
     refused = _declined(institution_id=institution_id) if private else None
     allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
-    matches = get_matching().match_institution(institution_id, k=k, filters=filters)
+    matches = _rank(lambda m: m.match_institution(institution_id, k=k, filters=filters))
     return _in_rank_order(session, Project, matches)
 
 
@@ -899,7 +955,7 @@ def matches_for_need(
     vec = _embed_one(session, "need", need.id, need_record_text(need))
     session.commit()
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
-    matches = get_matching().match_need(need_profile(need), vec, k=k, filters=filters)
+    matches = _rank(lambda m: m.match_need(need_profile(need), vec, k=k, filters=filters))
     return _in_rank_order(session, Project, matches)
 
 

@@ -24,6 +24,7 @@ from models.events import (
     Meeting,
 )
 from models.jobs import Job, JobKind, JobStatus
+from models.index_changes import IndexChange
 
 __all__ = [
     "Award",
@@ -40,6 +41,7 @@ __all__ = [
     "Expert",
     "ExpertAssignment",
     "FundingRound",
+    "IndexChange",
     "Institution",
     "InstitutionKind",
     "InstitutionRegistration",

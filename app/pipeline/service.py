@@ -128,12 +128,17 @@ def note(
 
 def commit(session: Session, connection: Connection, events: list[ConnectionEvent]) -> None:
     """Commit the change (with its audit line); refresh the ranking evidence when a signature changed."""
+    evidence = any(changes_evidence(e) for e in events)
     try:
+        if evidence:  # every worker's index learns it from the change log (app.index_sync)
+            from app.index_sync import record_changes
+
+            record_changes(session, "institution", [connection.institution_id])
         session.commit()
     except Exception:
         session.rollback()
         raise
-    if any(changes_evidence(e) for e in events):
+    if evidence:
         from app.services import refresh_institution
 
         refresh_institution(session, connection.institution_id)

@@ -1,0 +1,352 @@
+"""HTTP: the ranking API under gunicorn next to a bare Flask + FAISS HNSW endpoint: same workers, same wrk.
+
+    python bench/bench_http.py --projects 10000 [--institutions M] [--workers W] [--threads 4]
+        [--connections 16] [--wrk-threads 2] [--duration 20] [--rounds 1] [--bare PATH] [--data DIR]
+
+1. Builds a synthetic database of N projects and M institutions (default N / 50, at least 100) once, in
+   DIR (default bench-out/http-data/<N>), with `flask demo synthetic` (MATCH_EMBEDDING_MODEL=synthetic),
+   which also writes the index files; later runs reuse it.
+2. Serves it with `gunicorn -c gunicorn.conf.py` (WORKERS workers, default one per core, THREADS request
+   threads each, no access log), the API rate limit raised through MATCH_API_RATE_LIMIT.
+3. Serves the bare endpoint (bare_http.py of the shared bench folder, by default ../shared/bench next to
+   the repository; BARE_N=N clustered vectors, HNSW32, ef 128) with the same gunicorn worker settings.
+4. Warms both, then runs the same wrk command against each, alternating `--rounds` times: the service
+   with a Lua script rotating over 64 institution ids (`/api/institutions/<id>/matches?k=10`, anonymous),
+   the bare app on `/hnsw?k=10`. Prints req/s, p50 and p99 latency, non-2xx responses and the ratio of
+   the service's throughput to the bare one's (the figure that is stable on a busy machine), and merges
+   the figures into bench-out/http.json under the project count.
+
+Targets (issue 9): throughput >= 0.5x the bare HNSW endpoint with the same workers; p99 <= 30 ms with
+16 connections at 100k projects. Needs wrk: `apt-get install wrk` (Debian/Ubuntu, as root) or
+`brew install wrk`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench-out"
+BIN = Path(sys.executable).parent
+RATE_LIMIT = "1000000 per minute"
+N_IDS = 64
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service_env(data: Path, **extra: str) -> dict[str, str]:
+    """Return the environment of the app on the benchmark database (synthetic vectors, no encoder)."""
+    return {
+        **os.environ,
+        "MATCH_DATABASE_URL": f"sqlite:///{data / 'match.db'}",
+        "MATCH_INDEX_DIR": str(data / "index"),
+        "MATCH_EMBEDDING_MODEL": "synthetic",
+        "MATCH_API_RATE_LIMIT": RATE_LIMIT,
+        "MATCH_SECRET_KEY": secrets.token_hex(16),
+        **extra,
+    }
+
+
+def build_data(data: Path, n_projects: int, n_institutions: int) -> None:
+    """Create the synthetic database and its index files once (a marker file says it is complete)."""
+    done = data / "complete.json"
+    want = {"projects": n_projects, "institutions": n_institutions}
+    if done.exists() and json.loads(done.read_text()) == want:
+        print(f"reusing {data}")
+        return
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    env = service_env(data)
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+    start = time.perf_counter()
+    subprocess.run([*flask, "init-db"], cwd=REPO, env=env, check=True)
+    subprocess.run(
+        [*flask, "demo", "synthetic", "--projects", str(n_projects), "--institutions", str(n_institutions)],
+        cwd=REPO,
+        env=env,
+        check=True,
+    )
+    done.write_text(json.dumps(want))
+    print(f"synthetic database built in {time.perf_counter() - start:.0f} s")
+
+
+def institution_ids(data: Path, n: int, seed: int = 7) -> list[int]:
+    with sqlite3.connect(data / "match.db") as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM institution WHERE archived_at IS NULL ORDER BY id")]
+    random.Random(seed).shuffle(ids)
+    return sorted(ids[:n])
+
+
+class Server:
+    """A gunicorn started in its own process group, stopped with it."""
+
+    def __init__(self, name: str, cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def rss_mb(self) -> list[float]:
+        """Return the resident memory of each worker (children of the gunicorn master), in MB."""
+        out = []
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return out
+        for pid in children:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            m = re.search(r"VmRSS:\s+(\d+) kB", status)
+            if m:
+                out.append(round(int(m.group(1)) / 1024, 1))
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+def _get(url: str, timeout: float) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+def wait_ready(server: Server, urls: list[str], timeout_s: float = 1800) -> None:
+    """Wait until 40 requests in a row, each on a new connection (so on any worker), answer 200 at once.
+
+    A worker still building its matching service, or ranking lexical-only while its index is rebuilt,
+    does not count as ready.
+    """
+    deadline = time.monotonic() + timeout_s
+    good = 0
+    i = 0
+    while good < 40:
+        if server.proc.poll() is not None:
+            raise SystemExit(f"{server.name} exited with {server.proc.returncode}: see its log")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{server.name} not ready after {timeout_s:.0f} s")
+        url = urls[i % len(urls)]
+        i += 1
+        t0 = time.perf_counter()
+        try:
+            status, body = _get(url, timeout=600)
+        except (OSError, ValueError):
+            status, body = 0, None
+        fast = time.perf_counter() - t0 < 1.0
+        if status == 200 and fast and not (isinstance(body, dict) and body.get("degraded")):
+            good += 1
+        else:
+            good = 0
+            time.sleep(0.5 if status != 200 else 0)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+def _ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if not m:
+        raise ValueError(f"not a wrk duration: {value}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """Return req/s, p50/p99 (ms), requests, non-2xx and socket errors from wrk --latency output."""
+    pct = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s|m))\s*$", output, re.M))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if not (rps and total and "50" in pct and "99" in pct):
+        raise ValueError("unexpected wrk output:\n" + output)
+    return {
+        "req_per_s": round(float(rps.group(1)), 1),
+        "p50_ms": round(_ms(pct["50"]), 2),
+        "p99_ms": round(_ms(pct["99"]), 2),
+        "requests": int(total.group(1)),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
+    }
+
+
+def rotate_script(paths: list[str], folder: Path) -> Path:
+    """Write a wrk Lua script that sends the paths in turn (each wrk thread runs its own copy)."""
+    script = folder / "rotate.lua"
+    listed = ", ".join(json.dumps(p) for p in paths)
+    script.write_text(
+        f"local paths = {{{listed}}}\n"
+        "local i = math.random(#paths)\n"
+        "request = function()\n"
+        "  i = i % #paths + 1\n"
+        '  return wrk.format("GET", paths[i])\n'
+        "end\n"
+    )
+    return script
+
+
+def run_wrk(base: list[str], url: str, script: Path | None) -> tuple[dict[str, Any], str]:
+    cmd = [*base, *(["-s", str(script)] if script else []), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out), " ".join(cmd)
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("req_per_s", "p50_ms", "p99_ms")
+    out: dict[str, Any] = {k: round(statistics.median(r[k] for r in runs), 2) for k in keys}
+    out["non_2xx"] = sum(r["non_2xx"] for r in runs)
+    out["socket_errors"] = sum(r["socket_errors"] for r in runs)
+    out["rounds"] = [{k: r[k] for k in keys} for r in runs]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--projects", type=int, default=10_000)
+    ap.add_argument("--institutions", type=int, default=None, help="default: projects / 50, at least 100")
+    ap.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS") or os.cpu_count() or 1))
+    ap.add_argument("--threads", type=int, default=4, help="request threads per worker (both servers)")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--wrk-threads", type=int, default=2)
+    ap.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating wrk runs per server (medians kept)")
+    ap.add_argument("--bare", type=Path, default=REPO.parent / "shared" / "bench" / "bare_http.py")
+    ap.add_argument("--data", type=Path, default=None, help="default: bench-out/http-data/<projects>")
+    ap.add_argument("--out", type=Path, default=OUT / "http.json")
+    args = ap.parse_args(argv)
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("wrk is not installed: apt-get install wrk (Debian/Ubuntu, as root) or brew install wrk")
+        return 2
+    if not args.bare.is_file():
+        print(f"bare endpoint not found at {args.bare}: pass --bare PATH/TO/bare_http.py", file=sys.stderr)
+        return 2
+    n, m = args.projects, args.institutions or max(100, args.projects // 50)
+    data = args.data or OUT / "http-data" / str(n)
+    build_data(data, n, m)
+    ids = institution_ids(data, N_IDS)
+    paths = [f"/api/institutions/{i}/matches?k=10" for i in ids]
+
+    gunicorn = str(BIN / "gunicorn")
+    settings = {"WORKERS": str(args.workers), "THREADS": str(args.threads), "TIMEOUT": "900"}
+    service_port, bare_port = free_port(), free_port()
+    logs = OUT / "http-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    servers: list[Server] = []
+    try:
+        t0 = time.perf_counter()
+        service = Server(
+            "service",
+            [gunicorn, "-c", "gunicorn.conf.py"],
+            REPO,
+            service_env(data, PORT=str(service_port), HOST="127.0.0.1", ACCESS_LOG="", **settings),
+            logs / "service.log",
+        )
+        servers.append(service)
+        service_base = f"http://127.0.0.1:{service_port}"
+        wait_ready(service, [service_base + p for p in paths])
+        service_start = time.perf_counter() - t0
+        print(f"service ready in {service_start:.0f} s ({args.workers} workers x {args.threads} threads)")
+        t0 = time.perf_counter()
+        bare_cmd = [
+            gunicorn, "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads),
+            "--timeout", "900", "-b", f"127.0.0.1:{bare_port}", "bare_http:app",
+        ]  # fmt: skip
+        bare = Server(
+            "bare", bare_cmd, args.bare.parent, {**os.environ, "BARE_N": str(n)}, logs / "bare.log"
+        )
+        servers.append(bare)
+        bare_url = f"http://127.0.0.1:{bare_port}/hnsw?k=10"
+        wait_ready(bare, [bare_url])
+        print(f"bare endpoint ready in {time.perf_counter() - t0:.0f} s")
+
+        base = [wrk, f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
+        with tempfile.TemporaryDirectory() as tmp:
+            script = rotate_script(paths, Path(tmp))
+            warm = [wrk, f"-t{args.wrk_threads}", f"-c{args.connections}", "-d5s"]
+            subprocess.run([*warm, "-s", str(script), service_base], capture_output=True, check=True)
+            subprocess.run([*warm, bare_url], capture_output=True, check=True)
+            runs: dict[str, list[dict[str, Any]]] = {"service": [], "bare_hnsw": []}
+            commands = {}
+            for _ in range(args.rounds):
+                r, commands["service"] = run_wrk(base, service_base, script)
+                runs["service"].append(r)
+                r, commands["bare_hnsw"] = run_wrk(base, bare_url, None)
+                runs["bare_hnsw"].append(r)
+            rss = {"service": service.rss_mb(), "bare_hnsw": bare.rss_mb()}
+    finally:
+        for s in servers:
+            s.stop()
+
+    figures = {name: _median(r) for name, r in runs.items()}
+    ratio = round(figures["service"]["req_per_s"] / max(figures["bare_hnsw"]["req_per_s"], 1e-9), 3)
+    script_note = f"-s rotate.lua (GET {paths[0]} ... over {len(paths)} institution ids)"
+    result = {
+        "projects": n,
+        "institutions": m,
+        "workers": args.workers,
+        "threads": args.threads,
+        "wrk": " ".join(base[1:]),
+        "service_command": commands["service"].replace(f"-s {script}", script_note),
+        "bare_command": commands["bare_hnsw"],
+        "service": figures["service"],
+        "bare_hnsw": figures["bare_hnsw"],
+        "throughput_ratio": ratio,
+        "rss_mb_per_worker": rss,
+        "service_ready_s": round(service_start, 1),
+        "targets": {"throughput_ratio_min": 0.5, "p99_ms_max_at_100k": 30},
+    }
+    print(f"\nwrk: {result['wrk']} (same for both)")
+    print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
+    for name, label in (("service", "/api/institutions/<id>/matches?k=10"), ("bare_hnsw", "bare /hnsw?k=10")):
+        f = figures[name]
+        print(f"{label[:24]:24}{f['req_per_s']:>10.1f}{f['p50_ms']:>10.2f}{f['p99_ms']:>10.2f}{f['non_2xx']:>10}")
+    print(f"throughput ratio service / bare: {ratio:.3f} (target >= 0.5)")
+    print(f"service p99: {figures['service']['p99_ms']:.1f} ms (target <= 30 ms at 100k, 16 connections)")
+    print(f"worker RSS (MB): service {rss['service']}, bare {rss['bare_hnsw']}")
+    if figures["service"]["non_2xx"] or figures["bare_hnsw"]["non_2xx"]:
+        print("WARNING: non-2xx responses: the figures include errors (see bench-out/http-logs)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    previous[str(n)] = result
+    args.out.write_text(json.dumps(previous, indent=2, ensure_ascii=False) + "\n")
+    print(f"written to {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

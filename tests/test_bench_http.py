@@ -1,0 +1,61 @@
+"""bench/bench_http.py reads wrk's report and writes the Lua script that rotates over institutions."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_http", REPO / "bench" / "bench_http.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+WRK = """Running 20s test @ http://127.0.0.1:5099/hnsw?k=10
+  2 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    10.21ms    4.02ms  61.30ms   80.12%
+    Req/Sec   790.12     80.55     1.01k    70.00%
+  Latency Distribution
+     50%  850.00us
+     75%   12.01ms
+     90%   15.33ms
+     99%    1.02s
+  31507 requests in 20.01s, 9.82MB read
+  Socket errors: connect 0, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1574.58
+Transfer/sec:    502.51KB
+"""
+
+
+def test_wrk_report_is_read_in_milliseconds(bench: Any) -> None:
+    assert bench.parse_wrk(WRK) == {
+        "req_per_s": 1574.6,
+        "p50_ms": 0.85,
+        "p99_ms": 1020.0,
+        "requests": 31507,
+        "non_2xx": 4,
+        "socket_errors": 5,
+    }
+
+
+def test_an_unexpected_report_is_an_error(bench: Any) -> None:
+    with pytest.raises(ValueError, match="unexpected wrk output"):
+        bench.parse_wrk("unable to connect to 127.0.0.1:5099 Connection refused")
+
+
+def test_the_lua_script_rotates_over_every_path(bench: Any, tmp_path: Path) -> None:
+    paths = ["/api/institutions/3/matches?k=10", "/api/institutions/8/matches?k=10"]
+    script = bench.rotate_script(paths, tmp_path).read_text()
+    assert '"/api/institutions/3/matches?k=10", "/api/institutions/8/matches?k=10"' in script
+    assert "i = i % #paths + 1" in script and 'wrk.format("GET", paths[i])' in script
