@@ -1,7 +1,7 @@
 """saved searches, alert notifications and each account's alert e-mail settings
 
 Revision ID: 0011_alerts
-Revises: 0008_event_group_rules
+Revises: 0009_index_changes
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import models.base
 
 revision = "0011_alerts"
-down_revision = "0008_event_group_rules"
+down_revision = "0009_index_changes"
 branch_labels = None
 depends_on = None
 
