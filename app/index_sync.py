@@ -34,6 +34,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from app.extensions import db
@@ -115,8 +116,11 @@ class IndexFollower:
                     if len(rows) < BATCH:
                         break
                 if started - self._pruned_at >= PRUNE_EVERY_SECONDS:
-                    prune(session)
                     self._pruned_at = started
+                    try:
+                        prune(session)
+                    except OperationalError:  # busy (another writer): the next due check prunes
+                        log.warning("index change log not pruned this time (database busy)")
             finally:
                 session.close()
             self._checked_at = checked_at
@@ -205,8 +209,16 @@ def _vectors(session: Session, kind: str, owner_ids: Sequence[int], model: str) 
 
 
 def prune(session: Session) -> int:
-    """Delete change rows older than RETENTION_SECONDS; return how many."""
+    """Delete change rows older than RETENTION_SECONDS; return how many.
+
+    It writes only when there is something to delete: a ranking made inside another transaction that
+    holds SQLite's write lock (e.g. a saved search taking its first list) must not wait for that lock.
+    """
     horizon = utcnow() - timedelta(seconds=RETENTION_SECONDS)
+    old = session.scalar(select(IndexChange.id).where(IndexChange.created_at < horizon).limit(1))
+    session.rollback()  # end the read: the delete below starts its own transaction
+    if old is None:
+        return 0
     try:
         gone = session.execute(delete(IndexChange).where(IndexChange.created_at < horizon)).rowcount
         session.commit()
