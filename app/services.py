@@ -424,12 +424,32 @@ def save_project(session: Session, data: ProjectIn | Mapping[str, Any], project:
     """
     values = _validated(ProjectIn, data)
     _check_contest(session, values.contest_id)
+    if project is not None:  # a form or API call that does not send the intake fields keeps them
+        for name in INTAKE_FIELDS:
+            if name not in values.model_fields_set:
+                setattr(values, name, getattr(project, name))
     project, vec = _write(session, "project", project, Project, values, project_record_text)
     service = _matching_if_built()
     if service is not None:
         session.refresh(project)
         service.upsert_project(project_profile(project), vec)
+    _flag_duplicates(session, project)
     return project  # type: ignore[no-any-return]
+
+
+#: Project fields filled by organisers' imports (app.imports), kept when an edit does not send them.
+INTAKE_FIELDS = ("ref", "credit_code", "team_lead", "assets_wan", "sme_industry")
+
+
+def _flag_duplicates(session: Session, project: Project) -> None:
+    """Flag suspected duplicates of a created or edited project (never refuses it; the secretariat decides)."""
+    from app.intake.duplicates import flag_projects
+
+    try:
+        flag_projects(session, [project.id], load_embedder(current_app.config["EMBEDDING_MODEL"]).name)
+    except Exception:  # the project is saved; a failed check is logged and `flask duplicates scan` redoes it
+        session.rollback()
+        log.exception("duplicate check of project %s failed", project.id)
 
 
 #: What a delete did: "archived" (the record has history and is kept, hidden) or "deleted" (gone).

@@ -23,6 +23,7 @@ from models.events import (
     InstitutionRegistration,
     Meeting,
 )
+from models.intake import ContestFiling, DuplicateKind, DuplicatePair, DuplicateStatus
 
 __all__ = [
     "Award",
@@ -31,7 +32,11 @@ __all__ = [
     "Connection",
     "ConnectionStage",
     "Contest",
+    "ContestFiling",
     "ContestKind",
+    "DuplicateKind",
+    "DuplicatePair",
+    "DuplicateStatus",
     "EmbeddingRecord",
     "Event",
     "EventContest",
