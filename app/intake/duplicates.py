@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app.intake.similarity import Verdict, best_pairs, core_name, judge, overlap, project_text, shingles
+from app.intake.similarity import Verdict, anchors, best_pairs, core_name, judge, overlap, project_text, shingles
 from models import DuplicateKind, DuplicatePair, DuplicateStatus, EmbeddingRecord, Project
 from models.base import utcnow
 
@@ -71,8 +71,8 @@ class VectorTable:
                     yield int(self.ids[r]), int(self.ids[j]), float(sims[i, j])
 
 
-def _texts(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, frozenset[str], str | None]]:
-    out: dict[int, tuple[str, frozenset[str], str | None]] = {}
+def _texts(session: Session, ids: Iterable[int]) -> dict[int, Fingerprint]:
+    out: dict[int, Fingerprint] = {}
     wanted = sorted(set(ids))
     for start in range(0, len(wanted), 900):
         for pid, name, description, code in session.execute(
@@ -80,7 +80,7 @@ def _texts(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, frozens
                 Project.id.in_(wanted[start : start + 900])
             )
         ):
-            out[pid] = (core_name(name), shingles(project_text(name, description)), code)
+            out[pid] = fingerprint(name, description, code)
     return out
 
 
@@ -113,13 +113,30 @@ def find_pairs(
             extra |= {(min(q, o), max(q, o)) for o in by_core.get(t[0], []) if o != q}
     candidates = set(cosines) | extra
     texts.update(_texts(session, {i for pair in candidates for i in pair} - set(texts)))
+    return judge_candidates(candidates, cosines, texts)
+
+
+#: What a project is compared by: core name, shingles of its text, credit code, anchors of its description.
+Fingerprint = tuple[str, frozenset[str], str | None, frozenset[str]]
+
+
+def fingerprint(name: str, description: str, credit_code: str | None = None) -> Fingerprint:
+    """Return what a project is compared by (core name, shingles, credit code, figures and acronyms)."""
+    return core_name(name), shingles(project_text(name, description)), credit_code, anchors(description)
+
+
+def judge_candidates(
+    candidates: Iterable[tuple[int, int]], cosines: dict[tuple[int, int], float], texts: dict[int, Fingerprint]
+) -> dict[tuple[int, int], Verdict]:
+    """Return the flagged verdicts of candidate pairs (a < b) from their cosines and fingerprints."""
     verdicts = []
     for a, b in candidates:
         if a not in texts or b not in texts:
             continue
-        (name_a, sh_a, code_a), (name_b, sh_b, code_b) = texts[a], texts[b]
-        same_name = bool(name_a) and name_a == name_b or bool(code_a) and code_a == code_b
-        v = judge(cosines.get((a, b)), overlap(sh_a, sh_b), same_name)
+        (name_a, sh_a, code_a, an_a), (name_b, sh_b, code_b, an_b) = texts[a], texts[b]
+        same_name = (bool(name_a) and name_a == name_b) or (bool(code_a) and code_a == code_b)
+        shared = len(an_a & an_b)
+        v = judge(cosines.get((a, b)), overlap(sh_a, sh_b), same_name, shared, overlap(an_a, an_b))
         if v.kind is not None:
             verdicts.append((a, b, v))
     return best_pairs(verdicts)

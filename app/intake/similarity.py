@@ -15,14 +15,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 SHINGLE = 3
-#: Cosine below which two e5 vectors say nothing (e5 puts any two Chinese texts around 0.75-0.85).
-EMBEDDING_FLOOR = 0.86
-#: Cosine at which the descriptions are the same text (e.g. one translated or lightly reworded).
-EMBEDDING_SAME = 0.95
 #: Text overlap (shared shingles over the shorter text's) at which two descriptions are the same text.
 TEXT_SAME = 0.75
-#: Combined score from which a pair is flagged as similar.
-FLAG_AT = 0.5
+#: Text overlap from which two descriptions are similar (same-topic different projects stay below 0.4).
+TEXT_SIMILAR = 0.45
+#: Cosine at which two e5 vectors are the same text. Below it the cosine alone says little: e5 puts
+#: different projects of one topic up to about 0.94, and a translation of the same text around 0.89-0.92.
+EMBEDDING_SAME = 0.97
+#: Cosine from which a pair that shares anchors (figures, acronyms) is similar: a translated or rewritten
+#: description keeps its numbers (46%, 196 人, 2019 年, 70 吨) where it changes every word.
+EMBEDDING_ANCHORED = 0.88
+ANCHORS_SHARED = 2
+ANCHORS_OVERLAP = 0.5
 
 _SUFFIXES = re.compile(
     r"(股份有限公司|有限责任公司|有限公司|股份公司|集团公司|集团|公司|工作室|"
@@ -72,18 +76,58 @@ class Verdict:
     text: float
 
 
-def judge(embedding: float | None, text: float, same_name: bool = False) -> Verdict:
-    """Return the verdict on a pair from its embedding cosine (None if unknown) and its text overlap."""
-    emb_part = 0.0
-    if embedding is not None and embedding > EMBEDDING_FLOOR:
-        emb_part = min(1.0, (embedding - EMBEDDING_FLOOR) / (EMBEDDING_SAME - EMBEDDING_FLOOR))
-    score = max(text, emb_part)
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(%|万|亿|million|billion)?", re.IGNORECASE)
+_ACRONYM = re.compile(r"[A-Z][A-Za-z]*[A-Z]+")
+
+
+def anchors(text: str) -> frozenset[str]:
+    """Return what survives a translation: figures (amounts in millions of yuan) and acronyms (AGV, GMP).
+
+    Amounts are put on one scale, so 1300万元 and "13 million yuan" are the same anchor; a bare number
+    counts from two digits (a lone digit says nothing).
+    """
+    out: set[str] = set()
+    for number, unit in _NUMBER.findall(unicodedata.normalize("NFKC", text or "")):
+        value = float(number)
+        unit = unit.lower()
+        if unit == "%":
+            out.add(f"{value:g}%")
+            continue
+        scale = {"万": 0.01, "亿": 100.0, "million": 1.0, "billion": 1000.0}.get(unit)
+        if scale is not None:
+            out.add(f"{value * scale:g}m")
+        elif len(number.split(".")[0]) >= 2:
+            out.add(f"{value:g}")
+    out.update(_ACRONYM.findall(text or ""))
+    return frozenset(out)
+
+
+def judge(
+    embedding: float | None, text: float, same_name: bool = False, shared_anchors: int = 0, anchor_overlap: float = 0.0
+) -> Verdict:
+    """Return the verdict on a pair.
+
+    Args:
+        embedding: cosine of the two stored vectors (None when one has none yet).
+        text: shingle overlap of the two texts (see overlap).
+        same_name: same core name or same credit code.
+        shared_anchors: figures and acronyms both texts hold; anchor_overlap: that over the smaller set.
+    """
+    anchored = (
+        embedding is not None and embedding >= EMBEDDING_ANCHORED
+        and shared_anchors >= ANCHORS_SHARED and anchor_overlap >= ANCHORS_OVERLAP
+    )
+    score = text
+    if anchored:
+        score = max(score, 0.5 + 0.5 * anchor_overlap * min(1.0, (embedding - EMBEDDING_ANCHORED) / 0.06))  # type: ignore[operator]
     if same_name:
-        score = max(score, min(1.0, 0.3 + text), 0.5 + 0.5 * emb_part)
-    score = round(score, 4)
+        score = max(score, min(1.0, 0.5 + text))
+    if embedding is not None and embedding >= EMBEDDING_SAME:
+        score = max(score, embedding)
+    score = round(min(1.0, score), 4)
     if text >= TEXT_SAME or (embedding is not None and embedding >= EMBEDDING_SAME):
         kind: str | None = "same"
-    elif score >= FLAG_AT:
+    elif text >= TEXT_SIMILAR or anchored or same_name:
         kind = "similar"
     else:
         kind = None
