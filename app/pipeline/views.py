@@ -441,7 +441,10 @@ def send_report() -> Response:
     if errors:
         raise InputError(errors)
     fig = figures(db.session, period, scope, _days())
-    body = workbook_bytes(quarterly_workbook(fig, _scope_label(scope), shortlists=scope is None))
+    from app.intake.filings import filed_plans
+
+    plans = filed_plans(db.session, scope)
+    body = workbook_bytes(quarterly_workbook(fig, _scope_label(scope), shortlists=scope is None, filings=plans))
     audit("export", "report", None, format="xlsx", period=period.label, bytes=len(body))
     db.session.commit()
     name = f"赛事专报-{period.quarter or period.start.isoformat() + '_' + period.last_day.isoformat()}.xlsx"
