@@ -54,6 +54,8 @@ bench: install
 	$(BIN)/python bench/bench_embeddings.py
 	$(BIN)/python bench/bench_matching.py
 	$(BIN)/python bench/bench_assignment.py
+	$(BIN)/python bench/bench_import.py
+	$(BIN)/python bench/bench_duplicates.py
 
 # Mixed traffic against a gunicorn it starts on 127.0.0.1 (a copy of the demo database): errors, p50/p99
 # latency per kind, server RSS over time. SOAK_MINUTES (30) and SOAK_RATE (5 requests/s) set the run.

@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.intake.duplicates import VectorTable, fingerprint, judge_candidates  # noqa: E402
-from app.intake.similarity import overlap, shingles  # noqa: E402
-from embeddings import load_embedder, project_text, text_hash  # noqa: E402
+from app.intake.duplicates import VectorTable, fingerprint, judge_candidates
+from app.intake.similarity import overlap, shingles
+from embeddings import load_embedder, project_text, text_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "app" / "demo" / "data" / "projects.json"

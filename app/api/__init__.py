@@ -6,13 +6,10 @@ from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
 from sqlalchemy import func, select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import services
-from app.extensions import db
-from app.params import institution_filter, int_param, k_param, project_filter, side_param
-from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from app.access import (
     can_delete_project,
     can_edit_institution,
@@ -35,6 +32,9 @@ from app.access import (
     roles_required,
     visible_reasons,
 )
+from app.extensions import db
+from app.params import institution_filter, int_param, k_param, project_filter, side_param
+from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from app.serialize import (
     contest_json,
     institution_json,

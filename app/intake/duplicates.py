@@ -18,7 +18,16 @@ import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app.intake.similarity import Verdict, anchors, best_pairs, core_name, judge, overlap, project_text, shingles
+from app.intake.similarity import (
+    Verdict,
+    anchors,
+    best_pairs,
+    core_name,
+    judge,
+    overlap,
+    project_text,
+    shingles,
+)
 from models import DuplicateKind, DuplicatePair, DuplicateStatus, EmbeddingRecord, Project
 from models.base import utcnow
 

@@ -8,7 +8,15 @@ from flask import Blueprint, Flask, abort, flash, redirect, render_template, req
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from app.access import audit, can_see_contacts, current_user, deny, is_secretariat, organiser_contest_ids, roles_required
+from app.access import (
+    audit,
+    can_see_contacts,
+    current_user,
+    deny,
+    is_secretariat,
+    organiser_contest_ids,
+    roles_required,
+)
 from app.extensions import db
 from app.intake import duplicates, eligibility, filings
 from app.intake.similarity import shared_passages

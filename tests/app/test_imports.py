@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import csv
 import io
 
+import pytest
 from openpyxl import Workbook, load_workbook
 
 from app.imports import header_labels

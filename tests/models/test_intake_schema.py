@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-
-import pytest
 
 from models import DuplicateKind, DuplicatePair, Project
 
