@@ -61,8 +61,8 @@ PROJECT_COLUMNS = [
     "employees", "revenue_wan", "assets_wan", "sme_industry", "ref", "credit_code", "team_lead",
 ]
 INSTITUTION_COLUMNS = [
-    "name", "kind", "province", "city", "industries", "stages", "ticket_min_wan", "ticket_max_wan", "services",
-    "space_m2", "capacity", "description", "contact_name", "contact_phone", "contact_email",
+    "name", "kind", "province", "city", "industries", "stages", "ticket_min_wan", "ticket_max_wan",
+    "services", "space_m2", "capacity", "description", "contact_name", "contact_phone", "contact_email",
 ]
 _LABELS = {**FIELD_LABELS, "contest": "所属赛事"}
 
@@ -328,7 +328,8 @@ def guess_mapping(kind: Kind, headers: Sequence[str]) -> dict[str, str]:
         if not col:  # a longer header naming one column, e.g. 企业（项目）名称
             norm = normalise_header(h)
             hits = [c for key, c in exact.items() if len(key) >= 2 and key in norm and c not in taken]
-            col = max(hits, key=lambda c: max(len(k) for k, v in exact.items() if v == c and k in norm), default="")
+            longest = {c: max(len(k) for k, v in exact.items() if v == c and k in norm) for c in hits}
+            col = max(hits, key=longest.__getitem__, default="")
         if col in taken:
             col = ""
         out[h] = col
@@ -346,13 +347,18 @@ def check_mapping(kind: Kind, mapping: Mapping[str, str]) -> dict[str, str]:
         if col not in columns(kind):
             raise ImportFileError(f"列「{header[:40]}」对应的字段不存在")
         if col in seen:
-            raise ImportFileError(f"「{seen[col][:40]}」和「{header[:40]}」都对应了「{_LABELS.get(col, col)}」，每个字段只能对应一列")
+            raise ImportFileError(
+                f"「{seen[col][:40]}」和「{header[:40]}」都对应了「{_LABELS.get(col, col)}」，"
+                "每个字段只能对应一列"
+            )
         seen[col] = header
     return dict(mapping)
 
 
-def apply_mapping(rows: Iterable[SheetRow], mapping: Mapping[str, str], ignored: bool = True) -> Iterator[SheetRow]:
-    """Yield rows keyed by column id; headers mapped to "" are dropped (or kept, to be refused, if not ignored)."""
+def apply_mapping(
+    rows: Iterable[SheetRow], mapping: Mapping[str, str], ignored: bool = True
+) -> Iterator[SheetRow]:
+    """Yield rows keyed by column id; headers mapped to "" are dropped (or kept to be refused)."""
     for row in rows:
         out: dict[str, Any] = {}
         for header, value in row.items():
@@ -489,7 +495,8 @@ def _existing_projects(session: Session, contest_ids: set[int]) -> dict[tuple[An
 
 #: The template's example row, skipped when an organiser leaves it in the file.
 EXAMPLE_PROJECT: dict[str, Any] = {
-    "name": "示例：高原青稞精深加工", "group": "企业组", "contest": "7-R25", "award": "无", "industry": "现代农业",
+    "name": "示例：高原青稞精深加工", "group": "企业组", "contest": "7-R25", "award": "无",
+    "industry": "现代农业",
     "track": "", "province": "西藏自治区", "city": "拉萨市", "stage": "成长期", "amount_wan": 800,
     "funding_round": "A轮",
     "description": "以高原青稞为原料开发低升糖主食与饮品，建有两条自动化产线，产品进入区内连锁商超。",
@@ -552,7 +559,10 @@ def import_rows(
                 text = str(data.pop("contest", "") or "").strip()
                 contest = contests.find(text) if text else None
                 if text and contest is None:
-                    raise InputError({"contest": f"所属赛事：找不到赛事「{text[:40]}」（填写赛事编号如 7-R10，或完整赛事名称）"})
+                    raise InputError({
+                        "contest": f"所属赛事：找不到赛事「{text[:40]}」"
+                        "（填写赛事编号如 7-R10，或完整赛事名称）"
+                    })
                 contest_id = contest.id if contest is not None else default_contest
                 if contest_id is None:
                     raise InputError({"contest": "所属赛事：必填（填写赛事编号如 7-R10，或完整赛事名称）"})
@@ -583,7 +593,8 @@ def import_rows(
         key = project_key(values.contest_id, given)
         if key in seen:
             what = {"ref": "项目编号", "code": "统一社会信用代码", "name": "名称和团队负责人"}[key[1]]
-            report.errors.append((number, {"_key": f"与第 {seen[key]} 行是同一项目（{what}相同），请合并或删除一行"}))
+            message = f"与第 {seen[key]} 行是同一项目（{what}相同），请合并或删除一行"
+            report.errors.append((number, {"_key": message}))
             continue
         seen[key] = number
         conditions = [c for c in evaluate(values) if c.status != "holds"]
@@ -627,7 +638,9 @@ def _finish(
     return report, new + changed
 
 
-def _cross_contest_suspects(session: Session, report: ImportReport, parsed: list[tuple[int, Any, dict[str, Any]]]) -> None:
+def _cross_contest_suspects(
+    session: Session, report: ImportReport, parsed: list[tuple[int, Any, dict[str, Any]]]
+) -> None:
     """Note rows whose credit code or name is already entered in another contest (the plan forbids it)."""
     codes = {v.credit_code for _n, v, _g in parsed if v.credit_code}
     names = {v.name for _n, v, _g in parsed}

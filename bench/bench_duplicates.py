@@ -38,39 +38,65 @@ CACHE = ROOT / ".cache" / "bench_duplicates_vectors.npz"
 
 #: Hand translations of a few demo descriptions (index into projects.json -> English name, description).
 TRANSLATED: dict[int, tuple[str | None, str]] = {
-    1: (None, "Conventional plastic mulch film stays in the soil for decades without degrading. Founded in 2019 "
-        "in Daqing, the company develops, produces and sells bio-based biodegradable plastics. Using straw and "
-        "other non-food biomass as feedstock, it synthesises degradable polyester with its own catalyst system "
+    1: (
+        None,
+        "Conventional plastic mulch film stays in the soil for decades without degrading. Founded in 2019 "
+        "in Daqing, the company develops, produces and sells "
+        "bio-based biodegradable plastics. Using straw and "
+        "other non-food biomass as feedstock, it synthesises "
+        "degradable polyester with its own catalyst system "
         "at a low raw-material cost. Under composting the material largely degrades within seven months, and "
-        "its mechanical properties meet the needs of mulch film and shopping bags. The project is listed in the "
-        "provincial insurance compensation catalogue for first-batch new materials. Next it will build testing "
-        "equipment and an R&D platform, needing about 13 million yuan."),
-    2: ("Nucleic acid drug delivery system", "Nucleic acid drugs have huge potential, but delivery systems are "
-        "locked up by the patents of a few foreign companies. Our company built a delivery system for nucleic "
-        "acid drugs. Its self-developed ionisable lipid structure avoids existing patents and delivers clearly "
-        "better outside the liver. A GMP pilot plant with kilogram-scale capacity is in place. The team has 196 "
+        "its mechanical properties meet the needs of mulch "
+        "film and shopping bags. The project is listed in the "
+        "provincial insurance compensation catalogue for "
+        "first-batch new materials. Next it will build testing "
+        "equipment and an R&D platform, needing about 13 million yuan.",
+    ),
+    2: (
+        "Nucleic acid drug delivery system",
+        "Nucleic acid drugs have huge potential, but delivery systems are "
+        "locked up by the patents of a few foreign companies. "
+        "Our company built a delivery system for nucleic "
+        "acid drugs. Its self-developed ionisable lipid "
+        "structure avoids existing patents and delivers clearly "
+        "better outside the liver. A GMP pilot plant with "
+        "kilogram-scale capacity is in place. The team has 196 "
         "people, about 32% in R&D, with core members from large CROs. We seek bank technology loans of 20 "
-        "million yuan for clinical trials."),
-    10: (None, "Chery is a brand of Beijing Cheyun Electronic Technology Co., Ltd., which launched its first "
-         "analog front-end chip for battery management in 2015. The chip supports daisy-chain cascading and "
-         "suits large energy-storage systems. Energy storage and electric two-wheelers alone need hundreds of "
-         "millions of such chips a year. Sales last year were about 154 million yuan, 51% from repeat "
-         "customers. We hope for bank technology credit of 8 million yuan for automotive certification and "
-         "reliability testing."),
-    40: ("Smart greenhouse tomato growing system", "The idea first came up in a contract research project "
-         "during the founder's master's studies. The system adjusts the greenhouse climate automatically from "
-         "a crop growth model and environmental data, raising yield per mu by about 46% over conventional "
-         "greenhouses. Substrate cultivation and rainwater recycling use only a fraction of the water of "
-         "conventional growing. We visited 14 potential users and confirmed the need is real and they are "
-         "willing to pay for it."),
-    77: (None, "Hangzhou Yuan'an Automation Technology Co., Ltd.'s heavy-duty AGV transport robots now serve "
-         "65 customers in warehousing, logistics and heavy manufacturing. A single vehicle carries up to 70 "
-         "tonnes, and several vehicles together can move even larger workpieces. Next the company will focus on "
-         "developing core components, with a funding need of about 11.5 million yuan."),
-    120: ("Pipeline inspection crawler robot", "Nobody can see inside hazardous-chemical pipelines; manual "
-          "inspection is risky and shutdowns are expensive. The explosion-proof design meets chemical-plant "
-          "requirements, and one deployment inspects several hundred metres of pipe. What we need most is a "
-          "pilot site and a partner who knows the market."),
+        "million yuan for clinical trials.",
+    ),
+    10: (
+        None,
+        "Chery is a brand of Beijing Cheyun Electronic Technology Co., Ltd., which launched its first "
+        "analog front-end chip for battery management in 2015. The chip supports daisy-chain cascading and "
+        "suits large energy-storage systems. Energy storage and electric two-wheelers alone need hundreds of "
+        "millions of such chips a year. Sales last year were about 154 million yuan, 51% from repeat "
+        "customers. We hope for bank technology credit of 8 million yuan for automotive certification and "
+        "reliability testing.",
+    ),
+    40: (
+        "Smart greenhouse tomato growing system",
+        "The idea first came up in a contract research project "
+        "during the founder's master's studies. The system adjusts the greenhouse climate automatically from "
+        "a crop growth model and environmental data, raising yield per mu by about 46% over conventional "
+        "greenhouses. Substrate cultivation and rainwater recycling use only a fraction of the water of "
+        "conventional growing. We visited 14 potential users and confirmed the need is real and they are "
+        "willing to pay for it.",
+    ),
+    77: (
+        None,
+        "Hangzhou Yuan'an Automation Technology Co., Ltd.'s heavy-duty AGV transport robots now serve "
+        "65 customers in warehousing, logistics and heavy manufacturing. A single vehicle carries up to 70 "
+        "tonnes, and several vehicles together can move even "
+        "larger workpieces. Next the company will focus on "
+        "developing core components, with a funding need of about 11.5 million yuan.",
+    ),
+    120: (
+        "Pipeline inspection crawler robot",
+        "Nobody can see inside hazardous-chemical pipelines; manual "
+        "inspection is risky and shutdowns are expensive. The explosion-proof design meets chemical-plant "
+        "requirements, and one deployment inspects several hundred metres of pipe. What we need most is a "
+        "pilot site and a partner who knows the market.",
+    ),
 }
 
 _SENT = re.compile(r"(?<=[。！？；])")
@@ -114,7 +140,9 @@ def translate(p: dict, index: int) -> dict:
     return {**p, "name": name or p["name"], "description": description}
 
 
-def build(projects: list[dict], n_variants: int, seed: int) -> tuple[list[dict], set[tuple[int, int]], dict, set]:
+def build(
+    projects: list[dict], n_variants: int, seed: int
+) -> tuple[list[dict], set[tuple[int, int]], dict, set]:
     """Return (pool, duplicate pairs, transform of each variant, same-topic non-duplicate pairs)."""
     rng = random.Random(seed)
     pool = [dict(p) for p in projects]
@@ -145,7 +173,8 @@ def build(projects: list[dict], n_variants: int, seed: int) -> tuple[list[dict],
 
 
 def encode_cached(embedder: object, texts: list[str]) -> tuple[np.ndarray, int]:
-    """Return the vectors of the texts (n, dim): shipped demo vectors and cached ones reused, others encoded."""
+    """Return the vectors of the texts (n, dim): shipped "
+    "demo vectors and cached ones reused, others encoded."""
     known: dict[str, np.ndarray] = {}
     for path in (SHIPPED, CACHE):
         if path.is_file():
@@ -166,7 +195,9 @@ def encode_cached(embedder: object, texts: list[str]) -> tuple[np.ndarray, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="e5", help="Embedding model spec (default: e5).")
-    parser.add_argument("--variants", type=int, default=120, help="Transformed copies (besides the translations).")
+    parser.add_argument(
+        "--variants", type=int, default=120, help="Transformed copies (besides the translations)."
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -190,24 +221,37 @@ def main() -> None:
     found = set(flagged)
     tp = found & truth
     fp = found & negatives
-    print(f"labelled set: {len(pool)} projects, {len(truth)} duplicate pairs, {len(negatives)} same-topic non-duplicate pairs")
-    print(f"model {embedder.name}: {encoded} texts encoded in {encode_s:.1f} s (others from the shipped demo"
-          f" vectors or the cache); detection in {detect_s:.2f} s")
+    print(
+        f"labelled set: {len(pool)} projects, {len(truth)} duplicate "
+        f"pairs, {len(negatives)} same-topic non-duplicate pairs"
+    )
+    print(
+        f"model {embedder.name}: {encoded} texts encoded in {encode_s:.1f} s (others from the shipped demo"
+        f" vectors or the cache); detection in {detect_s:.2f} s"
+    )
     precision = len(tp) / max(1, len(tp) + len(fp))
     recall = len(tp) / len(truth)
-    print(f"precision {precision:.3f}  recall {recall:.3f}  (flagged {len(found)}: {len(tp)} true, {len(fp)} false,"
-          f" {len(found) - len(tp) - len(fp)} unlabelled pairs of close-named demo projects)")
+    print(
+        f"precision {precision:.3f}  recall {recall:.3f}  "
+        f"(flagged {len(found)}: {len(tp)} true, {len(fp)} false,"
+        f" {len(found) - len(tp) - len(fp)} unlabelled pairs of close-named demo projects)"
+    )
     for label in ("reordered", "edited", "suffix changed", "translated"):
         pairs = [t for t in truth if how[t[1]] == label]
         hit = [t for t in pairs if t in found]
         same = [t for t in hit if flagged[t].kind == "same"]
-        print(f"  {label:15s} recall {len(hit) / len(pairs):.3f} ({len(hit)}/{len(pairs)}), flagged as same {len(same)}")
+        print(
+            f"  {label:15s} recall {len(hit) / len(pairs):.3f} "
+            f"({len(hit)}/{len(pairs)}), flagged as same {len(same)}"
+        )
     missed = sorted(truth - found)
     for a, b in missed[:5]:
         print(f"  missed ({how[b]}): {pool[a]['name']} / {pool[b]['name']} cos={cosines.get((a, b))}")
     for a, b in sorted(fp)[:5]:
         v = flagged[(a, b)]
-        print(f"  false: {pool[a]['name']} / {pool[b]['name']} score={v.score} emb={v.embedding} text={v.text}")
+        print(
+            f"  false: {pool[a]['name']} / {pool[b]['name']} score={v.score} emb={v.embedding} text={v.text}"
+        )
 
 
 if __name__ == "__main__":

@@ -40,22 +40,49 @@ def build_csv(rows: int) -> bytes:
     demo = json.loads(DEMO.read_text(encoding="utf-8"))
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["项目编号", "项目名称", "参赛组别", "赛事编号", "所属行业", "省份", "发展阶段", "项目简介",
-                     "从业人员（人）", "营业收入（万元）", "知识产权", "联系人"])
+    writer.writerow(
+        [
+            "项目编号",
+            "项目名称",
+            "参赛组别",
+            "赛事编号",
+            "所属行业",
+            "省份",
+            "发展阶段",
+            "项目简介",
+            "从业人员（人）",
+            "营业收入（万元）",
+            "知识产权",
+            "联系人",
+        ]
+    )
     for i in range(rows):
         p = demo[i % len(demo)]
-        writer.writerow([
-            f"B-{i:05d}", f"{p['name']}·{i}", p["group"], REGIONAL[i % len(REGIONAL)], p["industry"],
-            p["province"] or "", p["stage"] or "", f"{p['description']}（第{i}号）", p["employees"] or "",
-            p["revenue_wan"] or "", p["ip"] or "", p["contact_name"] or "",
-        ])
+        writer.writerow(
+            [
+                f"B-{i:05d}",
+                f"{p['name']}·{i}",
+                p["group"],
+                REGIONAL[i % len(REGIONAL)],
+                p["industry"],
+                p["province"] or "",
+                p["stage"] or "",
+                f"{p['description']}（第{i}号）",
+                p["employees"] or "",
+                p["revenue_wan"] or "",
+                p["ip"] or "",
+                p["contact_name"] or "",
+            ]
+        )
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--encode", type=int, default=128, help="New rows to encode for the encoding rate (0: none).")
+    parser.add_argument(
+        "--encode", type=int, default=128, help="New rows to encode for the encoding rate (0: none)."
+    )
     parser.add_argument("--model", default="e5", help="Embedding model spec for the encoding sample.")
     parser.add_argument("--database-url", default=None, help="Default: SQLite in a temporary folder.")
     args = parser.parse_args()
@@ -67,8 +94,15 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="bench-import-"))
     url = args.database_url or f"sqlite:///{folder / 'match.db'}"
-    app = create_app({"DATABASE_URL": url, "INDEX_DIR": str(folder / "index"), "EMBEDDING_MODEL": args.model,
-                      "MATCHING_EAGER": False, "TESTING": True})
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "INDEX_DIR": str(folder / "index"),
+            "EMBEDDING_MODEL": args.model,
+            "MATCHING_EAGER": False,
+            "TESTING": True,
+        }
+    )
     upgrade_database(app)
     data = build_csv(args.rows)
     print(f"file: {args.rows} rows, {len(data) / 1024 / 1024:.1f} MB CSV; database {url.split(':')[0]}")
@@ -82,9 +116,11 @@ def main() -> None:
             report, saved = import_rows(db.session, "projects", apply_mapping(rows, mapping, ignored=False))
             seconds = time.perf_counter() - start
             assert report.ok, report.errors[:3]
-            print(f"{label}: {report.rows} rows in {seconds:.1f} s = {report.rows / seconds:,.0f} rows/s "
-                  f"({report.created} new, {report.updated} changed, {report.unchanged} unchanged); "
-                  f"peak RSS {peak_rss_mb():.0f} MB")
+            print(
+                f"{label}: {report.rows} rows in {seconds:.1f} s = {report.rows / seconds:,.0f} rows/s "
+                f"({report.created} new, {report.updated} changed, {report.unchanged} unchanged); "
+                f"peak RSS {peak_rss_mb():.0f} MB"
+            )
             ids = [p.id for p in saved]
             app.extensions["db"]["session"].remove()
             return ids
@@ -105,9 +141,13 @@ def main() -> None:
             encoded = index_rows(db.session, "project", sample)
             seconds = time.perf_counter() - start
             rate = encoded / seconds
-            print(f"encoding ({args.model}, in batches of 64 after the commit): {encoded} texts in {seconds:.1f} s = "
-                  f"{rate:.1f} texts/s -> {args.rows} rows in about {args.rows / rate / 60:.0f} min on this machine; "
-                  f"peak RSS {peak_rss_mb():.0f} MB")
+            print(
+                f"encoding ({args.model}, in batches of 64 after "
+                f"the commit): {encoded} texts in {seconds:.1f} s = "
+                f"{rate:.1f} texts/s -> {args.rows} rows in about "
+                f"{args.rows / rate / 60:.0f} min on this machine; "
+                f"peak RSS {peak_rss_mb():.0f} MB"
+            )
     app.extensions["db"]["engine"].dispose()
 
 

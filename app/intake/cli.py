@@ -20,7 +20,9 @@ def _contest_id(code: str | None) -> int | None:
         return None
     contest = ContestLookup(db.session).find(code)
     if contest is None:
-        raise click.BadParameter(f"找不到赛事「{code}」（填写赛事编号如 7-R10，或完整赛事名称）", param_hint="--contest")
+        raise click.BadParameter(
+            f"找不到赛事「{code}」（填写赛事编号如 7-R10，或完整赛事名称）", param_hint="--contest"
+        )
     return contest.id
 
 
@@ -31,8 +33,12 @@ def init_app(app: Flask) -> None:
 
     @importer.command("projects")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--contest", "contest_code", help="Contest code (e.g. 7-R10) or name, for rows that name none.")
-    @click.option("--dry-run", is_flag=True, help="Validate and count new/changed/unchanged rows; write nothing.")
+    @click.option(
+        "--contest", "contest_code", help="Contest code (e.g. 7-R10) or name, for rows that name none."
+    )
+    @click.option(
+        "--dry-run", is_flag=True, help="Validate and count new/changed/unchanged rows; write nothing."
+    )
     def import_projects(file: Path, contest_code: str | None, dry_run: bool) -> None:
         """Import projects: all rows or none; the same file again creates nothing.
 
@@ -52,9 +58,12 @@ def init_app(app: Flask) -> None:
 
     @duplicates.command("scan")
     @click.option("--contest", "contest_code", help="Only the projects of this contest (against all others).")
-    @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PAIRS.csv to write.")
+    @click.option(
+        "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PAIRS.csv to write."
+    )
     def duplicates_scan(contest_code: str | None, out: Path) -> None:
-        """Flag suspected duplicates (dismissed pairs stay dismissed) and write project_a,project_b,score,kind,status."""
+        """Flag suspected duplicates (dismissed pairs stay "
+        "dismissed) and write project_a,project_b,score,kind,status."""
         from app.intake.duplicates import scan, write_csv
         from app.services import sync_embeddings
         from embeddings import load_embedder
@@ -101,8 +110,14 @@ def _import(kind: Any, file: Path, contest_code: str | None, dry_run: bool) -> N
 
         try:
             report, saved = import_rows(
-                session, kind, apply_mapping(rows, mapping, ignored=False), None,
-                before_commit=_audit(kind, file.name), default_contest=default, dry_run=dry_run, progress=step,
+                session,
+                kind,
+                apply_mapping(rows, mapping, ignored=False),
+                None,
+                before_commit=_audit(kind, file.name),
+                default_contest=default,
+                dry_run=dry_run,
+                progress=step,
             )
         except ImportFileError as exc:
             session.rollback()
@@ -117,7 +132,8 @@ def _import(kind: Any, file: Path, contest_code: str | None, dry_run: bool) -> N
         click.echo(f"  第 {number} 行：疑似重复参赛，{text}", err=True)
     verb = "would import" if dry_run else "imported"
     click.echo(
-        f"{verb} {report.rows} rows: {report.created} new, {report.updated} changed, {report.unchanged} unchanged"
+        f"{verb} {report.rows} rows: {report.created} new, "
+        f"{report.updated} changed, {report.unchanged} unchanged"
         f"; {len(report.warnings)} rows with entry conditions to check"
     )
     if saved:
@@ -130,7 +146,16 @@ def _audit(kind: str, filename: str) -> Any:
     from app.access import audit
 
     def write(report: Any) -> None:
-        audit(f"import.{kind}", kind.rstrip("s"), None, rows=report.rows, created=report.created,
-              updated=report.updated, unchanged=report.unchanged, file=filename[:200], via="cli")
+        audit(
+            f"import.{kind}",
+            kind.rstrip("s"),
+            None,
+            rows=report.rows,
+            created=report.created,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            file=filename[:200],
+            via="cli",
+        )
 
     return write

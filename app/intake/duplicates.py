@@ -108,7 +108,9 @@ def find_pairs(
     extra: set[tuple[int, int]] = set()
     if codes:
         for other, code in session.execute(
-            select(Project.id, Project.credit_code).where(Project.credit_code.in_(codes), Project.archived_at.is_(None))
+            select(Project.id, Project.credit_code).where(
+                Project.credit_code.in_(codes), Project.archived_at.is_(None)
+            )
         ):
             extra |= {(min(q, other), max(q, other)) for q, t in texts.items() if t[2] == code and q != other}
     if names:
@@ -135,7 +137,9 @@ def fingerprint(name: str, description: str, credit_code: str | None = None) -> 
 
 
 def judge_candidates(
-    candidates: Iterable[tuple[int, int]], cosines: dict[tuple[int, int], float], texts: dict[int, Fingerprint]
+    candidates: Iterable[tuple[int, int]],
+    cosines: dict[tuple[int, int], float],
+    texts: dict[int, Fingerprint],
 ) -> dict[tuple[int, int], Verdict]:
     """Return the flagged verdicts of candidate pairs (a < b) from their cosines and fingerprints."""
     verdicts = []
@@ -170,10 +174,17 @@ def record_pairs(session: Session, verdicts: dict[tuple[int, int], Verdict]) -> 
     for (a, b), v in verdicts.items():
         row = stored.get((a, b))
         if row is None:
-            session.add(DuplicatePair(
-                project_a_id=a, project_b_id=b, score=v.score, embedding_score=v.embedding, text_score=v.text,
-                kind=DuplicateKind(v.kind), status=DuplicateStatus.OPEN,
-            ))
+            session.add(
+                DuplicatePair(
+                    project_a_id=a,
+                    project_b_id=b,
+                    score=v.score,
+                    embedding_score=v.embedding,
+                    text_score=v.text,
+                    kind=DuplicateKind(v.kind),
+                    status=DuplicateStatus.OPEN,
+                )
+            )
             added += 1
         elif row.status is DuplicateStatus.OPEN:
             row.score, row.embedding_score, row.text_score = v.score, v.embedding, v.text
@@ -216,11 +227,15 @@ def pairs_query(contest_id: int | None = None, status: DuplicateStatus | None = 
         stmt = stmt.where(DuplicatePair.status == status)
     if contest_id is not None:
         in_contest = select(Project.id).where(Project.contest_id == contest_id)
-        stmt = stmt.where(or_(DuplicatePair.project_a_id.in_(in_contest), DuplicatePair.project_b_id.in_(in_contest)))
+        stmt = stmt.where(
+            or_(DuplicatePair.project_a_id.in_(in_contest), DuplicatePair.project_b_id.in_(in_contest))
+        )
     return stmt
 
 
-def decide(session: Session, pair: DuplicatePair, status: DuplicateStatus, user_id: int | None, note: str | None) -> None:
+def decide(
+    session: Session, pair: DuplicatePair, status: DuplicateStatus, user_id: int | None, note: str | None
+) -> None:
     """Record the secretariat's decision on a pair (the caller audits and commits)."""
     pair.status = status
     pair.decided_by_id = user_id
@@ -237,17 +252,28 @@ def write_csv(session: Session, path: Any, contest_id: int | None = None) -> int
         writer = csv.writer(f)
         writer.writerow(["project_a", "project_b", "score", "kind", "status"])
         for pair in session.scalars(pairs_query(contest_id)):
-            writer.writerow([pair.project_a_id, pair.project_b_id, f"{pair.score:.4f}",
-                             safe_value(pair.kind.value), safe_value(pair.status.value)])
+            writer.writerow(
+                [
+                    pair.project_a_id,
+                    pair.project_b_id,
+                    f"{pair.score:.4f}",
+                    safe_value(pair.kind.value),
+                    safe_value(pair.status.value),
+                ]
+            )
             n += 1
     return n
 
 
 def flags_for(session: Session, project_id: int) -> list[DuplicatePair]:
     """Return the open and confirmed pairs of one project (what its page shows)."""
-    return list(session.scalars(
-        select(DuplicatePair).where(
-            or_(DuplicatePair.project_a_id == project_id, DuplicatePair.project_b_id == project_id),
-            DuplicatePair.status != DuplicateStatus.DISMISSED,
-        ).order_by(DuplicatePair.score.desc())
-    ))
+    return list(
+        session.scalars(
+            select(DuplicatePair)
+            .where(
+                or_(DuplicatePair.project_a_id == project_id, DuplicatePair.project_b_id == project_id),
+                DuplicatePair.status != DuplicateStatus.DISMISSED,
+            )
+            .order_by(DuplicatePair.score.desc())
+        )
+    )

@@ -22,10 +22,23 @@ DATA = Path(__file__).parent / "data" / "sme-classification.csv"
 
 #: The contest's industries, each with the 划型 industry presumed when a project names none.
 PRESUMED_SME_INDUSTRY: dict[str, str] = {
-    "新一代信息技术": "软件和信息技术服务业", "人工智能": "软件和信息技术服务业", "物联网": "软件和信息技术服务业",
-    "区块链": "软件和信息技术服务业", "数字创意": "软件和信息技术服务业", "集成电路": "工业", "生物医药": "工业",
-    "医疗器械": "工业", "新材料": "工业", "智能装备": "工业", "新能源": "工业", "节能环保": "工业",
-    "新能源汽车": "工业", "航空航天": "工业", "智能家居": "工业", "消费品": "工业", "现代农业": "农、林、牧、渔业",
+    "新一代信息技术": "软件和信息技术服务业",
+    "人工智能": "软件和信息技术服务业",
+    "物联网": "软件和信息技术服务业",
+    "区块链": "软件和信息技术服务业",
+    "数字创意": "软件和信息技术服务业",
+    "集成电路": "工业",
+    "生物医药": "工业",
+    "医疗器械": "工业",
+    "新材料": "工业",
+    "智能装备": "工业",
+    "新能源": "工业",
+    "节能环保": "工业",
+    "新能源汽车": "工业",
+    "航空航天": "工业",
+    "智能家居": "工业",
+    "消费品": "工业",
+    "现代农业": "农、林、牧、渔业",
     "现代服务业": "其他未列明行业",
 }
 #: Development stages at which a product is on the market (参赛项目已进入市场).
@@ -119,7 +132,9 @@ def _num(value: float | None) -> str:
 
 
 def _figures(used: list[tuple[str, str, str]], figures: dict[str, float | None]) -> str:
-    return "，".join(f"{label}{_num(figures.get(m))}{unit}" for m, label, unit in used if figures.get(m) is not None)
+    return "，".join(
+        f"{label}{_num(figures.get(m))}{unit}" for m, label, unit in used if figures.get(m) is not None
+    )
 
 
 def evaluate(p: Any) -> list[Condition]:
@@ -159,9 +174,9 @@ def _enterprise(p: Any) -> list[Condition]:
         out.append(Condition("参赛项目已进入市场", "unknown", "未填写发展阶段"))
     ip = (getattr(p, "ip", None) or "").strip()
     if ip:
-        out.append(Condition(
-            "拥有自主知识产权且无产权纠纷", "holds", f"知识产权：{_clip(ip)}（产权纠纷以核查为准）"
-        ))
+        out.append(
+            Condition("拥有自主知识产权且无产权纠纷", "holds", f"知识产权：{_clip(ip)}（产权纠纷以核查为准）")
+        )
     else:
         out.append(Condition("拥有自主知识产权且无产权纠纷", "unknown", "未填写知识产权"))
     out.append(Condition("无不良记录", "unknown", "须在信用中国等平台核查，本系统无记录可依"))
@@ -197,16 +212,16 @@ def _maker(p: Any) -> list[Condition]:
         out.append(Condition("个人或团队参赛", "unknown", "未填写团队或团队负责人"))
     ip = (getattr(p, "ip", None) or "").strip()
     if ip:
-        out.append(Condition(
-            "知识产权归属团队核心成员且无纠纷", "holds", f"知识产权：{_clip(ip)}（归属以核查为准）"
-        ))
+        out.append(
+            Condition("知识产权归属团队核心成员且无纠纷", "holds", f"知识产权：{_clip(ip)}（归属以核查为准）")
+        )
     else:
         out.append(Condition("知识产权归属团队核心成员且无纠纷", "unknown", "未填写知识产权"))
     code = getattr(p, "credit_code", None)
     if code:
-        out.append(Condition(
-            "非企业创新项目", "fails", f"填写了统一社会信用代码 {code}：企业创新项目不得参加创客组"
-        ))
+        out.append(
+            Condition("非企业创新项目", "fails", f"填写了统一社会信用代码 {code}：企业创新项目不得参加创客组")
+        )
     else:
         out.append(Condition("非企业创新项目", "holds", "未登记为企业（无统一社会信用代码）"))
     return out

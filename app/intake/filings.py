@@ -14,16 +14,30 @@ from models.enums import ContestKind
 
 #: 赛事类型 as the form offers it; the overseas contest files as 境外区域赛决赛.
 FILING_KINDS: dict[str, ContestKind] = {
-    "区域赛": ContestKind.REGIONAL, "专题赛": ContestKind.THEMATIC, "赛道赛": ContestKind.TRACK,
+    "区域赛": ContestKind.REGIONAL,
+    "专题赛": ContestKind.THEMATIC,
+    "赛道赛": ContestKind.TRACK,
     "境外区域赛决赛": ContestKind.OVERSEAS,
 }
 PLAN_MAX = 500
 LABELS = {
-    "filing_unit": "填表单位", "filed_on": "填表日期", "name": "赛事名称", "kind": "赛事类型",
-    "field": "行业领域/产业链", "starts_on": "开始日期", "ends_on": "结束日期", "organisers": "组织机构",
-    "final_venue": "决赛地点", "plan": "赛事方案", "declaration": "举办单位声明", "liaison": "联络员及处室（部门）",
-    "liaison_phone": "联络员电话", "liaison_email": "联络员邮箱", "site_admin": "大赛官网赛事管理员",
-    "site_admin_phone": "管理员电话", "site_admin_email": "管理员邮箱",
+    "filing_unit": "填表单位",
+    "filed_on": "填表日期",
+    "name": "赛事名称",
+    "kind": "赛事类型",
+    "field": "行业领域/产业链",
+    "starts_on": "开始日期",
+    "ends_on": "结束日期",
+    "organisers": "组织机构",
+    "final_venue": "决赛地点",
+    "plan": "赛事方案",
+    "declaration": "举办单位声明",
+    "liaison": "联络员及处室（部门）",
+    "liaison_phone": "联络员电话",
+    "liaison_email": "联络员邮箱",
+    "site_admin": "大赛官网赛事管理员",
+    "site_admin_phone": "管理员电话",
+    "site_admin_email": "管理员邮箱",
 }
 
 
@@ -130,13 +144,23 @@ def filed_plans(session: Any, contest_ids: set[int] | None = None) -> list[dict[
     """Return each filed contest's code, name, dates, venue and plan (for the quarterly report)."""
     from sqlalchemy import select
 
-    stmt = select(ContestFiling, Contest).join(Contest, Contest.id == ContestFiling.contest_id).order_by(Contest.code)
+    stmt = (
+        select(ContestFiling, Contest)
+        .join(Contest, Contest.id == ContestFiling.contest_id)
+        .order_by(Contest.code)
+    )
     if contest_ids is not None:
         stmt = stmt.where(ContestFiling.contest_id.in_(contest_ids or {-1}))
     return [
         {
-            "code": c.code, "name": c.name, "kind": f.kind, "dates": f"{f.starts_on.isoformat()} 至 {f.ends_on.isoformat()}",
-            "venue": f.final_venue, "organisers": f.organisers, "plan": f.plan, "filed_on": f.filed_on.isoformat(),
+            "code": c.code,
+            "name": c.name,
+            "kind": f.kind,
+            "dates": f"{f.starts_on.isoformat()} 至 {f.ends_on.isoformat()}",
+            "venue": f.final_venue,
+            "organisers": f.organisers,
+            "plan": f.plan,
+            "filed_on": f.filed_on.isoformat(),
         }
         for f, c in session.execute(stmt)
     ]

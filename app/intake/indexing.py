@@ -48,10 +48,14 @@ def index_rows(
         }
         texts = {r.id: text_of(r) for r in chunk}
         todo = [
-            (r.id, texts[r.id]) for r in chunk
-            if r.id not in stored or (stored[r.id].model, stored[r.id].text_hash) != (embedder.name, text_hash(texts[r.id]))
+            (r.id, texts[r.id])
+            for r in chunk
+            if r.id not in stored
+            or (stored[r.id].model, stored[r.id].text_hash) != (embedder.name, text_hash(texts[r.id]))
         ]
-        vecs = dict(zip([i for i, _ in todo], services.store_vectors(session, kind, todo, embedder), strict=True))
+        vecs = dict(
+            zip([i for i, _ in todo], services.store_vectors(session, kind, todo, embedder), strict=True)
+        )
         session.commit()
         encoded += len(todo)
         if service is not None:

@@ -103,7 +103,11 @@ def anchors(text: str) -> frozenset[str]:
 
 
 def judge(
-    embedding: float | None, text: float, same_name: bool = False, shared_anchors: int = 0, anchor_overlap: float = 0.0
+    embedding: float | None,
+    text: float,
+    same_name: bool = False,
+    shared_anchors: int = 0,
+    anchor_overlap: float = 0.0,
 ) -> Verdict:
     """Return the verdict on a pair.
 
@@ -114,8 +118,10 @@ def judge(
         shared_anchors: figures and acronyms both texts hold; anchor_overlap: that over the smaller set.
     """
     anchored = (
-        embedding is not None and embedding >= EMBEDDING_ANCHORED
-        and shared_anchors >= ANCHORS_SHARED and anchor_overlap >= ANCHORS_OVERLAP
+        embedding is not None
+        and embedding >= EMBEDDING_ANCHORED
+        and shared_anchors >= ANCHORS_SHARED
+        and anchor_overlap >= ANCHORS_OVERLAP
     )
     score = text
     if anchored:
@@ -139,7 +145,9 @@ def project_text(name: str, description: str) -> str:
     return f"{core_name(name)} {description or ''}"
 
 
-def shared_passages(a: str, b: str, min_overlap: float = 0.5) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+def shared_passages(
+    a: str, b: str, min_overlap: float = 0.5
+) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
     """Return both texts cut into sentences, each marked True when it has a counterpart in the other.
 
     A sentence is shared when at least min_overlap of its shingles occur in one sentence of the other

@@ -36,7 +36,11 @@ def init_app(app: Flask) -> None:
     @app.template_global()
     def intake_flags(project: Project) -> dict[str, Any] | None:
         user = current_user()
-        if user is None or user.role not in (Role.ADMIN, Role.ORGANISER) or not can_see_contacts(user, project):
+        if (
+            user is None
+            or user.role not in (Role.ADMIN, Role.ORGANISER)
+            or not can_see_contacts(user, project)
+        ):
             return None
         conditions = eligibility.evaluate(project)
         return {
@@ -75,7 +79,11 @@ def projects() -> Any:
     contest = request.args.get("contest", "")
     chosen = next((c for c in contests if c.code == contest), None)
     stmt = select(Project).where(Project.archived_at.is_(None)).options(selectinload(Project.contest))
-    stmt = stmt.where(Project.contest_id == chosen.id) if chosen else stmt.where(Project.contest_id.in_(ids or {-1}))
+    stmt = (
+        stmt.where(Project.contest_id == chosen.id)
+        if chosen
+        else stmt.where(Project.contest_id.in_(ids or {-1}))
+    )
     rows = []
     counts = {"holds": 0, "fails": 0, "unknown": 0}
     for p in db.session.scalars(stmt.order_by(Project.id)):
@@ -87,8 +95,15 @@ def projects() -> Any:
     page = max(1, request.args.get("page", 1, type=int) or 1)
     flagged = _flagged_ids([p.id for p, _s, _c in rows[(page - 1) * PAGE : page * PAGE]])
     return render_template(
-        "intake/projects.html", rows=rows[(page - 1) * PAGE : page * PAGE], total=len(rows), page=page,
-        pages=max(1, -(-len(rows) // PAGE)), counts=counts, wanted=wanted, contests=contests, chosen=chosen,
+        "intake/projects.html",
+        rows=rows[(page - 1) * PAGE : page * PAGE],
+        total=len(rows),
+        page=page,
+        pages=max(1, -(-len(rows) // PAGE)),
+        counts=counts,
+        wanted=wanted,
+        contests=contests,
+        chosen=chosen,
         flagged=flagged,
     )
 
@@ -124,7 +139,11 @@ def duplicate_list() -> Any:
     pairs = list(db.session.scalars(stmt.limit(PAGE).offset((page - 1) * PAGE)))
     confirmed = _confirmed_by_contest()
     return render_template(
-        "intake/duplicates.html", pairs=pairs, wanted=wanted, page=page, confirmed=confirmed,
+        "intake/duplicates.html",
+        pairs=pairs,
+        wanted=wanted,
+        page=page,
+        confirmed=confirmed,
         statuses=list(DuplicateStatus),
     )
 
@@ -158,8 +177,11 @@ def duplicate_detail(ident: int) -> Any:
 def duplicate_decide(ident: int) -> Any:
     pair = db.session.get(DuplicatePair, ident) or abort(404)
     action = request.form.get("action", "")
-    status = {"confirm": DuplicateStatus.CONFIRMED, "dismiss": DuplicateStatus.DISMISSED,
-              "reopen": DuplicateStatus.OPEN}.get(action)
+    status = {
+        "confirm": DuplicateStatus.CONFIRMED,
+        "dismiss": DuplicateStatus.DISMISSED,
+        "reopen": DuplicateStatus.OPEN,
+    }.get(action)
     if status is None:
         abort(400, description="操作应为确认重复、排除或重新审核")
     note = (request.form.get("note") or "").strip()[:1000]
@@ -171,7 +193,13 @@ def duplicate_decide(ident: int) -> Any:
     duplicates.decide(db.session, pair, status, user.id if user else None, note)
     audit(f"duplicate.{action}", "duplicate_pair", pair.id, projects=[pair.project_a_id, pair.project_b_id])
     db.session.commit()
-    flash({"confirm": "已确认为重复参赛", "dismiss": "已排除，此对项目不会再被标记", "reopen": "已重新列入待审核"}[action])
+    flash(
+        {
+            "confirm": "已确认为重复参赛",
+            "dismiss": "已排除，此对项目不会再被标记",
+            "reopen": "已重新列入待审核",
+        }[action]
+    )
     return redirect(url_for("intake.duplicate_detail", ident=pair.id))
 
 
@@ -184,7 +212,9 @@ def filing_list() -> Any:
     contests = _contests()
     filed = {
         f.contest_id: f
-        for f in db.session.scalars(select(ContestFiling).where(ContestFiling.contest_id.in_([c.id for c in contests] or [-1])))
+        for f in db.session.scalars(
+            select(ContestFiling).where(ContestFiling.contest_id.in_([c.id for c in contests] or [-1]))
+        )
     }
     return render_template("intake/filings.html", contests=contests, filed=filed)
 
@@ -222,11 +252,22 @@ def filing_form(code: str) -> Any:
     elif row is not None:
         form = {k: getattr(row, k) for k in filings.LABELS}
     else:
-        form = {"name": contest.name, "kind": _default_kind(contest), "field": contest.track or "",
-                "final_venue": contest.place or "", "organisers": contest.organisers or ""}
+        form = {
+            "name": contest.name,
+            "kind": _default_kind(contest),
+            "field": contest.track or "",
+            "final_venue": contest.place or "",
+            "organisers": contest.organisers or "",
+        }
     return render_template(
-        "intake/filing.html", contest=contest, form=form, errors=errors, row=row, kinds=list(filings.FILING_KINDS),
-        labels=filings.LABELS, plan_max=filings.PLAN_MAX,
+        "intake/filing.html",
+        contest=contest,
+        form=form,
+        errors=errors,
+        row=row,
+        kinds=list(filings.FILING_KINDS),
+        labels=filings.LABELS,
+        plan_max=filings.PLAN_MAX,
     ), (422 if errors else 200)
 
 

@@ -157,7 +157,8 @@ def quarterly_workbook(
 
 
 FILING_COLUMNS = [
-    ("code", "赛事编号"), ("name", "赛事名称"), ("kind", "赛事类型"), ("dates", "赛事时间"), ("venue", "决赛地点"),
+    ("code", "赛事编号"), ("name", "赛事名称"), ("kind", "赛事类型"), ("dates", "赛事时间"),
+    ("venue", "决赛地点"),
     ("organisers", "组织机构"), ("plan", "赛事方案（含项目跟踪及对接服务计划）"), ("filed_on", "填表日期"),
 ]
 

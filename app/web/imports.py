@@ -91,7 +91,9 @@ def _uploaded_bytes() -> tuple[bytes | None, str, str | None]:
         head = upload.stream.read(len(OLE_MAGIC))
         upload.stream.seek(0)
         if head == OLE_MAGIC:
-            return None, "", "导入文件：Excel 文件已加密或是旧版 .xls 格式，请取消密码并另存为 .xlsx 文件后导入"
+            return None, "", (
+                "导入文件：Excel 文件已加密或是旧版 .xls 格式，请取消密码并另存为 .xlsx 文件后导入"
+            )
     try:
         data = check_upload(upload, ("csv", "xlsx"), MAX_UPLOAD_BYTES, "file", "导入文件")
     except InputError as exc:
@@ -172,7 +174,10 @@ def _save_pending(kind: str, filename: str, data: bytes) -> str:
     token = secrets.token_urlsafe(16)
     (folder / f"{token}.bin").write_bytes(data)
     user = current_user()
-    meta = {"user_id": user.id if user else None, "kind": kind, "filename": filename, "mapping": None, "contest": None}
+    meta = {
+        "user_id": user.id if user else None, "kind": kind, "filename": filename,
+        "mapping": None, "contest": None,
+    }
     (folder / f"{token}.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     return token
 
@@ -226,7 +231,8 @@ def upload() -> Any:
     if error is None:
         assert data is not None
         try:
-            if not read_rows(filename, data):  # a file that cannot be read is refused now, not after the mapping
+            # a file that cannot be read is refused now, not after the mapping
+            if not read_rows(filename, data):
                 error = "文件中没有数据行"
         except ImportFileError as exc:
             error = exc.message
@@ -273,8 +279,9 @@ def mapping(token: str) -> Any:
 def _mapped_import(meta: dict[str, Any], meta_path: Path, dry_run: bool) -> tuple[Any, list[Any]]:
     kind = meta["kind"]
     rows = _rows(meta, meta_path)
+    mapping = meta.get("mapping") or guess_mapping(kind, list(rows[0]) if rows else [])
     return import_rows(
-        db.session, kind, apply_mapping(rows, meta.get("mapping") or guess_mapping(kind, list(rows[0]) if rows else [])),
+        db.session, kind, apply_mapping(rows, mapping),
         organiser_contest_ids(current_user()), before_commit=_auditor(kind, meta["filename"]),
         default_contest=_default_contest(meta.get("contest")), dry_run=dry_run,
     )

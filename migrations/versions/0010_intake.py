@@ -34,7 +34,11 @@ def upgrade() -> None:
         sa.Column("score", sa.Float(), nullable=False),
         sa.Column("embedding_score", sa.Float(), nullable=True),
         sa.Column("text_score", sa.Float(), nullable=True),
-        sa.Column("kind", sa.Enum("SAME", "SIMILAR", name="duplicatekind", native_enum=False, length=32), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("SAME", "SIMILAR", name="duplicatekind", native_enum=False, length=32),
+            nullable=False,
+        ),
         sa.Column(
             "status",
             sa.Enum("OPEN", "CONFIRMED", "DISMISSED", name="duplicatestatus", native_enum=False, length=32),
@@ -46,10 +50,16 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=True),
         sa.CheckConstraint("project_a_id < project_b_id", name=op.f("ck_duplicate_pair_ordered")),
         sa.ForeignKeyConstraint(
-            ["project_a_id"], ["project.id"], name=op.f("fk_duplicate_pair_project_a_id_project"), ondelete="CASCADE"
+            ["project_a_id"],
+            ["project.id"],
+            name=op.f("fk_duplicate_pair_project_a_id_project"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["project_b_id"], ["project.id"], name=op.f("fk_duplicate_pair_project_b_id_project"), ondelete="CASCADE"
+            ["project_b_id"],
+            ["project.id"],
+            name=op.f("fk_duplicate_pair_project_b_id_project"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_duplicate_pair")),
         sa.UniqueConstraint("project_a_id", "project_b_id", name="uq_duplicate_pair_projects"),
@@ -82,7 +92,10 @@ def upgrade() -> None:
         sa.Column("filed_by_id", sa.Integer(), nullable=True),
         sa.Column("updated_at", models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["contest_id"], ["contest.id"], name=op.f("fk_contest_filing_contest_id_contest"), ondelete="CASCADE"
+            ["contest_id"],
+            ["contest.id"],
+            name=op.f("fk_contest_filing_contest_id_contest"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contest_filing")),
         sa.UniqueConstraint("contest_id", name=op.f("uq_contest_filing_contest_id")),

@@ -14,8 +14,19 @@ from models import Project
 
 
 def _p(**kw):  # type: ignore[no-untyped-def]
-    base = dict(group="企业组", industry="新材料", sme_industry=None, stage="成长期", ip="发明专利 2 项", team=None,
-                team_lead=None, credit_code="91540100MA6T000019", employees=None, revenue_wan=None, assets_wan=None)
+    base = dict(
+        group="企业组",
+        industry="新材料",
+        sme_industry=None,
+        stage="成长期",
+        ip="发明专利 2 项",
+        team=None,
+        team_lead=None,
+        credit_code="91540100MA6T000019",
+        employees=None,
+        revenue_wan=None,
+        assets_wan=None,
+    )
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -55,7 +66,10 @@ def test_enterprise_conditions_hold_fail_or_stay_unknown_with_reasons() -> None:
     assert large["符合《中小企业划型标准规定》的中小微企业"].status == "fails"
     early = _by_name(evaluate(_p(stage="研发样机", credit_code=None, ip=None)))
     assert early["参赛项目已进入市场"].status == "fails"
-    assert early["在中国境内注册"].status == "unknown" and early["拥有自主知识产权且无产权纠纷"].status == "unknown"
+    assert (
+        early["在中国境内注册"].status == "unknown"
+        and early["拥有自主知识产权且无产权纠纷"].status == "unknown"
+    )
     assert summary(list(early.values())) == "fails"
 
 

@@ -16,10 +16,17 @@ from models.accounts import User
 
 #: A row as an organiser's own sheet has it: variant headers, no contest column for an organiser.
 ROW = {
-    "项目名称": "高原青稞精深加工", "参赛组别": "企业组", "所属行业": "现代农业", "省": "西藏自治区",
-    "发展阶段": "成长期", "拟融资金额（万元）": "800",
+    "项目名称": "高原青稞精深加工",
+    "参赛组别": "企业组",
+    "所属行业": "现代农业",
+    "省": "西藏自治区",
+    "发展阶段": "成长期",
+    "拟融资金额（万元）": "800",
     "项目简介": "以高原青稞为原料开发低升糖主食与饮品，建有两条自动化产线，产品进入区内连锁商超。",
-    "项目编号": "XZ-001", "从业人员（人）": "35", "营业收入（万元）": "1200", "知识产权": "发明专利 2 项",
+    "项目编号": "XZ-001",
+    "从业人员（人）": "35",
+    "营业收入（万元）": "1200",
+    "知识产权": "发明专利 2 项",
 }
 
 
@@ -84,7 +91,9 @@ def test_headers_are_guessed_from_chinese_variants() -> None:
 
 
 @pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-8", "utf-8-sig"])
-def test_an_organiser_imports_a_csv_in_any_chinese_encoding_into_its_own_contest(client, auth, session, encoding):
+def test_an_organiser_imports_a_csv_in_any_chinese_encoding_into_its_own_contest(
+    client, auth, session, encoding
+):
     auth.login("organiser")
     contest = _organiser_contest(session)
     before = _count(session, contest.id)
@@ -111,16 +120,24 @@ def test_the_same_file_again_creates_nothing_and_a_changed_row_updates(client, a
     encoded: list[str] = []
     store = services.store_vectors
     monkeypatch.setattr(
-        services, "store_vectors", lambda s, k, items, e: encoded.extend(t for _i, t in items) or store(s, k, items, e)
+        services,
+        "store_vectors",
+        lambda s, k, items, e: encoded.extend(t for _i, t in items) or store(s, k, items, e),
     )
-    preview, done = _browser_import(client, _xlsx(rows), "again.xlsx")
-    assert re.search(r"新增 <strong>0</strong> 条.*更新 <strong>0</strong> 条.*未变化 <strong>2</strong> 条",
-                     preview.get_data(as_text=True), re.S)
+    preview, _done = _browser_import(client, _xlsx(rows), "again.xlsx")
+    assert re.search(
+        r"新增 <strong>0</strong> 条.*更新 <strong>0</strong> 条.*未变化 <strong>2</strong> 条",
+        preview.get_data(as_text=True),
+        re.S,
+    )
     assert _count(session, contest.id) == after_first and encoded == []
 
     # a changed head count (no text change) updates the project without encoding; a new text re-encodes
-    changed = [{**ROW, "从业人员（人）": "40"}, {**rows[1], "项目简介": rows[1]["项目简介"] + "新增一条冷链配送线。"}]
-    preview, done = _browser_import(client, _xlsx(changed), "changed.xlsx")
+    changed = [
+        {**ROW, "从业人员（人）": "40"},
+        {**rows[1], "项目简介": rows[1]["项目简介"] + "新增一条冷链配送线。"},
+    ]
+    preview, _done = _browser_import(client, _xlsx(changed), "changed.xlsx")
     assert re.search(r"更新 <strong>2</strong> 条", preview.get_data(as_text=True))
     assert _count(session, contest.id) == after_first
     assert session.scalar(select(Project).where(Project.ref == "XZ-001")).employees == 40
@@ -149,8 +166,13 @@ def test_two_rows_with_one_key_are_a_row_error(client, auth):
 
 @pytest.mark.parametrize(
     "contest",
-    ["7-R25", "7-r25", "第七届“创客中国”西藏自治区中小企业创新创业大赛", '第七届"创客中国"西藏自治区中小企业创新创业大赛',
-     "7-R25 第七届“创客中国”西藏自治区中小企业创新创业大赛"],
+    [
+        "7-R25",
+        "7-r25",
+        "第七届“创客中国”西藏自治区中小企业创新创业大赛",
+        '第七届"创客中国"西藏自治区中小企业创新创业大赛',
+        "7-R25 第七届“创客中国”西藏自治区中小企业创新创业大赛",
+    ],
 )
 def test_contest_codes_and_names_are_accepted_with_straight_or_curly_quotes(client, auth, contest):
     auth.login("admin")
@@ -168,7 +190,8 @@ def test_the_upload_page_shows_contest_codes_and_hides_institutions_from_an_orga
     assert "kind=institutions" not in page
     assert client.get("/imports/?kind=institutions").status_code == 403
     r = client.post(
-        "/imports/", data={"kind": "institutions", "file": (io.BytesIO(_csv([ROW])), "a.csv")},
+        "/imports/",
+        data={"kind": "institutions", "file": (io.BytesIO(_csv([ROW])), "a.csv")},
         content_type="multipart/form-data",
     )
     assert r.status_code == 403
@@ -213,15 +236,31 @@ def test_the_xlsx_template_has_an_example_row_and_drop_downs_and_imports_as_fill
     assert headers == header_labels("projects")
     example = dict(zip(headers, [c.value for c in ws[2]], strict=True))
     assert example["名称"] == EXAMPLE_PROJECT["name"] and example["所属赛事"] == contest.code
-    rules = {str(dv.sqref).split(":")[0].rstrip("0123456789"): dv for dv in ws.data_validations.dataValidation}
+    rules = {
+        str(dv.sqref).split(":")[0].rstrip("0123456789"): dv for dv in ws.data_validations.dataValidation
+    }
     group_col = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[headers.index("组别")]
     assert rules[group_col].type == "list" and "取值" in rules[group_col].formula1
     lists = wb["取值"]
     assert lists.sheet_state == "hidden"
-    values = {lists.cell(1, c).value: [lists.cell(r, c).value for r in range(2, lists.max_row + 1)] for c in range(1, lists.max_column + 1)}
-    assert "企业组" in values["组别"] and "工业" in values["划型行业"] and values["所属赛事"][0] == contest.code
+    values = {
+        lists.cell(1, c).value: [lists.cell(r, c).value for r in range(2, lists.max_row + 1)]
+        for c in range(1, lists.max_column + 1)
+    }
+    assert (
+        "企业组" in values["组别"] and "工业" in values["划型行业"] and values["所属赛事"][0] == contest.code
+    )
     # the organiser adds a row under the example and imports the file as it is
-    ws.append([{"名称": "牦牛乳冻干粉", "简介": "牦牛乳低温冻干成粉，保留活性蛋白，已在区内药店和电商销售。", "项目编号": "XZ-9"}.get(h, example[h]) for h in headers])
+    ws.append(
+        [
+            {
+                "名称": "牦牛乳冻干粉",
+                "简介": "牦牛乳低温冻干成粉，保留活性蛋白，已在区内药店和电商销售。",
+                "项目编号": "XZ-9",
+            }.get(h, example[h])
+            for h in headers
+        ]
+    )
     buf = io.BytesIO()
     wb.save(buf)
     before = _count(session, contest.id)
@@ -233,11 +272,18 @@ def test_the_xlsx_template_has_an_example_row_and_drop_downs_and_imports_as_fill
 
 def test_preview_warns_about_entry_conditions_per_row(client, auth):
     auth.login("organiser")
-    big = {**ROW, "项目编号": "XZ-3", "所属行业": "新材料", "从业人员（人）": "5000", "营业收入（万元）": "900000"}
+    big = {
+        **ROW,
+        "项目编号": "XZ-3",
+        "所属行业": "新材料",
+        "从业人员（人）": "5000",
+        "营业收入（万元）": "900000",
+    }
     token = _upload(client, _csv([ROW, big]), "a.csv")
-    client.post(f"/imports/{token}/mapping", data={
-        f"col{i}": c for i, c in enumerate(guess_mapping("projects", list(ROW)).values())
-    })
+    client.post(
+        f"/imports/{token}/mapping",
+        data={f"col{i}": c for i, c in enumerate(guess_mapping("projects", list(ROW)).values())},
+    )
     page = client.get(f"/imports/{token}/preview").get_data(as_text=True)
     assert "参赛条件提示" in page and "第 3 行" in page and "达到大型企业标准" in page
 
@@ -253,7 +299,9 @@ def test_cli_imports_with_progress_then_reimports_nothing(runner, session, tmp_p
     r = runner.invoke(args=["import", "projects", str(path), "--contest", "7-R25", "--dry-run"])
     assert r.exit_code == 0, r.output
     assert "would import 2 rows: 2 new" in r.output and _count(session, contest.id) == before
-    r = runner.invoke(args=["import", "projects", str(path), "--contest", "第七届“创客中国”西藏自治区中小企业创新创业大赛"])
+    r = runner.invoke(
+        args=["import", "projects", str(path), "--contest", "第七届“创客中国”西藏自治区中小企业创新创业大赛"]
+    )
     assert r.exit_code == 0, r.output
     assert "2 new, 0 changed, 0 unchanged" in r.output and "2 texts encoded" in r.output
     assert _count(session, contest.id) == before + 2
@@ -279,6 +327,11 @@ def test_stored_vectors_exist_for_imported_rows(runner, session, tmp_path):
     path.write_bytes(_csv([{**ROW, "项目编号": "V-1"}]))
     assert runner.invoke(args=["import", "projects", str(path), "--contest", "7-R25"]).exit_code == 0
     pid = session.scalar(select(Project.id).where(Project.ref == "V-1"))
-    assert session.scalar(
-        select(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == pid)
-    ) is not None
+    assert (
+        session.scalar(
+            select(EmbeddingRecord).where(
+                EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == pid
+            )
+        )
+        is not None
+    )

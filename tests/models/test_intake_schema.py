@@ -17,14 +17,18 @@ def test_intake_columns_and_tables_upgrade_and_downgrade(migrated_db, migrate) -
     assert "duplicate_pair" not in names and "contest_filing" not in names
     assert "credit_code" not in {c["name"] for c in inspect(engine).get_columns("project")}
     with engine.begin() as con:
-        con.execute(text(
-            "INSERT INTO contest (code, edition, kind, name) VALUES ('7-R25', 7, 'REGIONAL', '西藏')"
-        ))
-        con.execute(text(
-            "INSERT INTO project (name, \"group\", contest_id, award, industry, description, needs, created_at,"
-            " updated_at) VALUES ('旧项目', 'ENTERPRISE', 1, 'NONE', '现代农业', '已有的项目简介文字', '[]',"
-            " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-        ))
+        con.execute(
+            text("INSERT INTO contest (code, edition, kind, name) VALUES ('7-R25', 7, 'REGIONAL', '西藏')")
+        )
+        con.execute(
+            text(
+                'INSERT INTO project (name, "group", contest_id, award, industry, description, needs,'
+                " created_at,"
+                " updated_at) VALUES ('旧项目', 'ENTERPRISE', "
+                "1, 'NONE', '现代农业', '已有的项目简介文字', '[]',"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
     migrate(engine, url, "head")
     inspector = inspect(engine)
     assert {"ref", "credit_code", "team_lead", "assets_wan", "sme_industry"} <= {
