@@ -77,6 +77,39 @@ def build_csv(rows: int) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
+def kill_midway(url: str, folder: Path, rows: int, after: float) -> None:
+    """Run `flask import projects` on another file in a child process, SIGKILL it half-way, count rows."""
+    import signal
+    import subprocess
+
+    from sqlalchemy import create_engine, func, select
+
+    from models import Project
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        before = conn.scalar(select(func.count(Project.id)))
+    path = folder / "second.csv"
+    path.write_bytes(build_csv(rows).replace(b"B-", b"K-"))
+    env = {**os.environ, "MATCH_DATABASE_URL": url, "MATCH_MATCHING_EAGER": "false"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "import", "projects", str(path)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(after)
+    if child.poll() is not None:
+        print(f"the child import ended (exit {child.returncode}) before the kill: no mid-way check")
+        return
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with engine.connect() as conn:
+        after_kill = conn.scalar(select(func.count(Project.id)))
+    engine.dispose()
+    verdict = "unchanged" if after_kill == before else f"CHANGED by {after_kill - before}"
+    print(f"`flask import projects` of another {rows} rows killed (SIGKILL) after {after:.0f} s: "
+          f"projects {before} -> {after_kill} ({verdict})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000)
@@ -85,6 +118,10 @@ def main() -> None:
     )
     parser.add_argument("--model", default="e5", help="Embedding model spec for the encoding sample.")
     parser.add_argument("--database-url", default=None, help="Default: SQLite in a temporary folder.")
+    parser.add_argument(
+        "--no-kill", dest="kill", action="store_false",
+        help="Skip the check that a `flask import` killed half-way leaves the database as it was.",
+    )
     args = parser.parse_args()
 
     from app import create_app
@@ -125,9 +162,13 @@ def main() -> None:
             app.extensions["db"]["session"].remove()
             return ids
 
+    start = time.perf_counter()
     new_ids = run("import")
+    import_seconds = time.perf_counter() - start
     again = run("same file again")
     assert not again, "a re-import created or changed rows"
+    if args.kill:
+        kill_midway(url, folder, args.rows, import_seconds * 0.9)
 
     if args.encode and new_ids:
         from sqlalchemy import select
