@@ -493,6 +493,31 @@ def _existing_projects(session: Session, contest_ids: set[int]) -> dict[tuple[An
     return out
 
 
+def _fallback_match(
+    existing: Mapping[tuple[Any, ...], Project], contest_id: int, given: Mapping[str, Any]
+) -> Project | None:
+    """Return the stored project a row names by a weaker key, when that project lacks the stronger one.
+
+    A file that now carries project numbers (or credit codes) still finds the projects imported before
+    without them; a stored project with a different number is another project.
+    """
+    weaker = []
+    if given.get("ref"):
+        weaker.append({**given, "ref": None})
+    if given.get("ref") or given.get("credit_code"):
+        weaker.append({**given, "ref": None, "credit_code": None})
+    for values in weaker:
+        found = existing.get(project_key(contest_id, values))
+        if found is None:
+            continue
+        if given.get("ref") and found.ref:
+            continue
+        if given.get("credit_code") and found.credit_code and found.credit_code != given["credit_code"]:
+            continue
+        return found
+    return None
+
+
 #: The template's example row, skipped when an organiser leaves it in the file.
 EXAMPLE_PROJECT: dict[str, Any] = {
     "name": "示例：高原青稞精深加工", "group": "企业组", "contest": "7-R25", "award": "无",
@@ -600,7 +625,7 @@ def import_rows(
         conditions = [c for c in evaluate(values) if c.status != "holds"]
         if conditions:
             report.warnings.append((number, conditions))
-        project = existing.get(key)
+        project = existing.get(key) or _fallback_match(existing, values.contest_id, given)
         if project is None:
             new.append(Project(**values.model_dump()))
             continue

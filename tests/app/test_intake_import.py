@@ -156,6 +156,23 @@ def test_without_a_project_number_the_key_is_name_contest_and_team_lead(client, 
     assert r.get_json()["created"] == 1
 
 
+def test_adding_project_numbers_later_updates_the_projects_imported_without(client, auth):
+    auth.login("admin")
+    rows = [{k: v for k, v in ROW.items() if k != "项目编号"} | {"所属赛事": "7-R25", "联系人": "卓玛"}]
+    r = client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv(rows)), "a.csv")})
+    assert r.get_json()["created"] == 1
+    numbered = [{**rows[0], "项目编号": "XZ-100"}]
+    r = client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv(numbered)), "a.csv")})
+    assert r.status_code == 200 and r.get_json()["created"] == 0 and r.get_json()["updated"] == 1
+    r = client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv(numbered)), "a.csv")})
+    assert r.get_json()["unchanged"] == 1
+    # another number on the same name is another project
+    other = [{**rows[0], "项目编号": "XZ-101"}]
+    assert client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv(other)), "a.csv")}).get_json()[
+        "created"
+    ] == 1
+
+
 def test_two_rows_with_one_key_are_a_row_error(client, auth):
     auth.login("admin")
     rows = [{**ROW, "所属赛事": "7-R25"}, {**ROW, "所属赛事": "7-R25", "项目名称": "别的名字"}]
