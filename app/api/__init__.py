@@ -408,4 +408,4 @@ def import_file(kind: str) -> Any:
         "eligibility_warnings": [
             {"row": r, "conditions": [c.as_json() for c in conditions]} for r, conditions in report.warnings
         ],
-    }), 201 if report.created else 200
+    }), 201

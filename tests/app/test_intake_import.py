@@ -150,7 +150,7 @@ def test_without_a_project_number_the_key_is_name_contest_and_team_lead(client, 
     r = client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv([row])), "a.csv")})
     assert r.status_code == 201 and r.get_json()["created"] == 1
     r = client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv([row])), "a.csv")})
-    assert r.status_code == 200 and r.get_json()["created"] == 0 and r.get_json()["unchanged"] == 1
+    assert r.status_code == 201 and r.get_json()["created"] == 0 and r.get_json()["unchanged"] == 1
     other_lead = {**row, "团队负责人": "扎西"}
     r = client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv([other_lead])), "a.csv")})
     assert r.get_json()["created"] == 1
@@ -163,7 +163,7 @@ def test_adding_project_numbers_later_updates_the_projects_imported_without(clie
     assert r.get_json()["created"] == 1
     numbered = [{**rows[0], "项目编号": "XZ-100"}]
     r = client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv(numbered)), "a.csv")})
-    assert r.status_code == 200 and r.get_json()["created"] == 0 and r.get_json()["updated"] == 1
+    assert r.status_code == 201 and r.get_json()["created"] == 0 and r.get_json()["updated"] == 1
     r = client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv(numbered)), "a.csv")})
     assert r.get_json()["unchanged"] == 1
     # another number on the same name is another project
