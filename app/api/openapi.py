@@ -120,7 +120,7 @@ PROJECT_OUT = {
         "team_lead": _nullable(_STR),
         "eligibility": {
             "type": "array",
-            "description": "Entry conditions of the project's group (app.intake.eligibility); private fields.",
+            "description": "Entry conditions of its group (app.intake.eligibility); a private field.",
             "items": {
                 "type": "object",
                 "required": ["condition", "status", "reason"],
