@@ -418,6 +418,7 @@ def report_page() -> Any:
         "pipeline/report.html",
         fig=fig,
         rows=[r for r in fig.rows if scope is None or r["requested"]],
+        filings=_filed_plans(scope),
         data=fig.as_json(),
         headline=headline(fig),
         dimensions=DIMENSIONS,
@@ -433,6 +434,13 @@ def report_xlsx() -> Any:
     return send_report()
 
 
+def _filed_plans(scope: set[int] | None) -> list[dict[str, Any]]:
+    """Return the filed 备案表 plans of the contests in scope (their follow-up plans belong in the report)."""
+    from app.intake.filings import filed_plans
+
+    return filed_plans(db.session, scope)
+
+
 def send_report() -> Response:
     """Answer with the period's report workbook (pages and API share this)."""
     scope = rules.report_scope(current_user())
@@ -441,9 +449,7 @@ def send_report() -> Response:
     if errors:
         raise InputError(errors)
     fig = figures(db.session, period, scope, _days())
-    from app.intake.filings import filed_plans
-
-    plans = filed_plans(db.session, scope)
+    plans = _filed_plans(scope)
     body = workbook_bytes(quarterly_workbook(fig, _scope_label(scope), shortlists=scope is None, filings=plans))
     audit("export", "report", None, format="xlsx", period=period.label, bytes=len(body))
     db.session.commit()

@@ -61,6 +61,8 @@ def test_an_organiser_files_its_contest_and_the_secretariat_sees_it_in_the_repor
     auth.login("admin")
     listing = client.get("/intake/filings").get_data(as_text=True)
     assert "已备案" in listing and contest.code in listing
+    page = client.get("/reports/quarterly").get_data(as_text=True)
+    assert 'id="report-filings"' in page and PLAN in page and contest.code in page
     wb = load_workbook(io.BytesIO(client.get("/reports/quarterly.xlsx").data))
     sheet = wb["赛事备案"]
     assert sheet.cell(2, 1).value == contest.code and PLAN in [c.value for c in sheet[2]]
