@@ -661,24 +661,6 @@ def restore_need(session: Session, need: Need) -> None:
         _restore(session, "need", need)
 
 
-def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size: int = 64) -> None:
-    """Encode freshly imported projects or institutions in batches and add them to the index."""
-    embedder = load_embedder(current_app.config["EMBEDDING_MODEL"])
-    service = _matching_if_built()
-    text_of = project_record_text if kind == "project" else institution_record_text
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        vecs = store_vectors(session, kind, [(r.id, text_of(r)) for r in chunk], embedder)
-        session.commit()
-        if service is None:
-            continue
-        for row, vec in zip(chunk, vecs, strict=True):
-            if kind == "project":
-                service.upsert_project(project_profile(row), vec)
-            else:
-                service.upsert_institution(institution_profile(row), vec)
-
-
 # --- queries: filters and ranked matches ------------------------------------------------------------
 
 
