@@ -57,6 +57,8 @@ bench: install
 	$(BIN)/python bench/bench_embeddings.py
 	$(BIN)/python bench/bench_matching.py
 	$(BIN)/python bench/bench_assignment.py
+	$(BIN)/python bench/bench_import.py
+	$(BIN)/python bench/bench_duplicates.py
 
 # HTTP: /api/institutions/<id>/matches?k=10 on a synthetic database of BENCH_PROJECTS projects served by
 # gunicorn with WORKERS workers, next to the bare FAISS HNSW endpoint (../shared/bench/bare_http.py) with

@@ -214,10 +214,11 @@ def init_app(app: Flask) -> None:
     init_event_commands(app)  # flask event solve
 
 
-def _job_with_progress(kind: Any, params: dict[str, Any], enqueue: bool) -> Any:
+def _job_with_progress(kind: Any, params: dict[str, Any], enqueue: bool, job_id: int | None = None) -> Any:
     """Run a job here (or on the workers with enqueue) with a progress bar; return the run (None if enqueued).
 
-    The job is recorded like any other, so the secretariat's pages show it too.
+    The job is recorded like any other, so the secretariat's pages show it too. job_id: a job already
+    recorded (not dispatched) by the caller, run instead of a new one.
     """
     from app.jobs import redis_url, run_job, start_job, wait_for
     from models.jobs import JobStatus
@@ -225,7 +226,8 @@ def _job_with_progress(kind: Any, params: dict[str, Any], enqueue: bool) -> Any:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if enqueue and redis_url(app) is None:
         raise click.ClickException("--enqueue needs MATCH_REDIS_URL (and a running `flask worker`)")
-    job_id = start_job(kind, params, app=app, dispatch=enqueue)
+    if job_id is None:
+        job_id = start_job(kind, params, app=app, dispatch=enqueue)
     click.echo(f"job {job_id}: {kind.value}" + (" queued for the workers" if enqueue else ""))
     started = time.perf_counter()
     with click.progressbar(length=0, label=kind.value, show_pos=True) as bar:

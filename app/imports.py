@@ -16,6 +16,7 @@ import csv
 import io
 import logging
 import re
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -33,22 +34,22 @@ from models import Contest, Institution, Project
 log = logging.getLogger(__name__)
 
 Kind = Literal["projects", "institutions"]
-#: Data rows in one import.
-MAX_ROWS = 5000
+#: Data rows in one import (a contest's whole intake: organisers import every project that did not register).
+MAX_ROWS = 20_000
 #: Rows read from a file, blank ones included (a sheet may declare or hold rows far below its data).
 MAX_SHEET_ROWS = 2 * MAX_ROWS
-#: Columns read from a file (the widest template has 20).
+#: Columns read from a file (the widest template has 25).
 MAX_COLUMNS = 64
 #: Characters in one cell (the longest field takes 5,000).
 MAX_CELL_CHARS = 10_000
 #: An xlsx archive: parts, and uncompressed bytes of any one part (the sheet XML, the shared strings) and
-#: of all parts; a 5 MB upload of real data stays far below, a zip bomb does not.
+#: of all parts; a 30 MB upload of real data stays far below, a zip bomb does not.
 MAX_XLSX_PARTS = 200
-MAX_XLSX_PART_BYTES = 32 * 1024 * 1024
-MAX_XLSX_TOTAL_BYTES = 64 * 1024 * 1024
+MAX_XLSX_PART_BYTES = 128 * 1024 * 1024
+MAX_XLSX_TOTAL_BYTES = 256 * 1024 * 1024
 #: XML elements in one part, counted before parsing (what the parser's work grows with): a full import
-#: of 5,000 rows by 20 columns holds about 200,000 in its sheet (300,000 when the text is inline).
-MAX_XLSX_ELEMENTS = 600_000
+#: of 20,000 rows by 25 columns holds about 1,000,000 in its sheet (1,500,000 when the text is inline).
+MAX_XLSX_ELEMENTS = 2_000_000
 _START_TAG = re.compile(rb"<[A-Za-z_]")
 #: A phone number (+86 ...), a negative number or a lone dash (a common "none") is not a formula, even
 #: though it starts with + or -.
@@ -57,11 +58,11 @@ _NOT_A_FORMULA = re.compile(r"[+＋][\d\s()（）-]+|-\d+(\.\d+)?|[-－]")
 PROJECT_COLUMNS = [
     "name", "group", "contest", "award", "industry", "track", "province", "city", "stage", "amount_wan",
     "funding_round", "description", "team", "ip", "needs", "contact_name", "contact_phone", "contact_email",
-    "employees", "revenue_wan",
+    "employees", "revenue_wan", "assets_wan", "sme_industry", "ref", "credit_code", "team_lead",
 ]
 INSTITUTION_COLUMNS = [
-    "name", "kind", "province", "city", "industries", "stages", "ticket_min_wan", "ticket_max_wan", "services",
-    "space_m2", "capacity", "description", "contact_name", "contact_phone", "contact_email",
+    "name", "kind", "province", "city", "industries", "stages", "ticket_min_wan", "ticket_max_wan",
+    "services", "space_m2", "capacity", "description", "contact_name", "contact_phone", "contact_email",
 ]
 _LABELS = {**FIELD_LABELS, "contest": "所属赛事"}
 
@@ -74,18 +75,6 @@ def columns(kind: Kind) -> list[str]:
 def header_labels(kind: Kind) -> list[str]:
     """Return the Chinese column headers of the import template."""
     return [_LABELS.get(c, c) for c in columns(kind)]
-
-
-@dataclass
-class ImportReport:
-    kind: Kind
-    rows: int = 0
-    created: int = 0
-    errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 class ImportFileError(InputError):
@@ -278,6 +267,112 @@ def formula_like(value: Any) -> bool:
     return not _NOT_A_FORMULA.fullmatch(value.strip())
 
 
+# --- column mapping ----------------------------------------------------------------------------------
+
+#: Header variants organisers use, per column (besides the template's own label). Compared after
+#: normalise_header(): no spaces, brackets, units or punctuation.
+HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+    "name": ("项目名称", "名称", "参赛项目名称", "项目", "项目名"),
+    "group": ("组别", "参赛组别", "分组"),
+    "contest": ("所属赛事", "赛事", "赛事名称", "赛事编号", "参赛赛事", "赛区"),
+    "award": ("获奖等级", "获奖情况", "奖项", "获奖"),
+    "industry": ("行业", "所属行业", "行业领域", "所属领域", "领域"),
+    "track": ("赛道", "所属赛道"),
+    "province": ("省份", "所在省份", "省", "所在地区", "地区"),
+    "city": ("城市", "所在城市", "市", "地市"),
+    "stage": ("发展阶段", "阶段", "项目阶段"),
+    "amount_wan": ("拟融资金额", "融资金额", "拟融资额", "融资需求金额"),
+    "funding_round": ("融资轮次", "轮次"),
+    "description": ("简介", "项目简介", "项目介绍", "项目描述", "描述", "介绍"),
+    "team": ("团队", "团队介绍", "团队情况", "核心团队"),
+    "ip": ("知识产权", "知识产权情况", "专利", "专利情况"),
+    "needs": ("需求", "对接需求", "项目需求"),
+    "contact_name": ("联系人", "联系人姓名"),
+    "contact_phone": ("联系电话", "电话", "手机", "手机号", "联系方式"),
+    "contact_email": ("联系邮箱", "邮箱", "电子邮箱", "email"),
+    "employees": ("从业人员", "从业人数", "员工人数", "人数", "职工人数"),
+    "revenue_wan": ("营业收入", "营收", "年营业收入", "销售收入"),
+    "assets_wan": ("资产总额", "总资产"),
+    "sme_industry": ("划型行业", "所属行业划型", "国民经济行业"),
+    "ref": ("项目编号", "编号", "报名编号", "序号编号"),
+    "credit_code": ("统一社会信用代码", "信用代码", "社会信用代码", "统一代码"),
+    "team_lead": ("团队负责人", "项目负责人", "负责人", "法定代表人"),
+    "kind": ("机构类型", "类型"),
+    "industries": ("关注行业", "投资领域", "行业"),
+    "stages": ("偏好阶段", "投资阶段"),
+    "ticket_min_wan": ("单笔金额下限", "最低金额"),
+    "ticket_max_wan": ("单笔金额上限", "最高金额"),
+    "services": ("提供服务", "服务内容", "服务"),
+    "space_m2": ("可用面积", "面积"),
+    "capacity": ("可入驻企业数", "可入驻数"),
+}
+_HEADER_NOISE = re.compile(r"[\s()（）\[\]【】:：*＊/、,，.。_-]|万元|平方米|人|（必填）|必填")
+
+
+def normalise_header(text: str) -> str:
+    """Return a header cell reduced to what identifies it (no spaces, brackets, units or marks)."""
+    return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", text or "")).lower()
+
+
+def guess_mapping(kind: Kind, headers: Sequence[str]) -> dict[str, str]:
+    """Return {header: column id, or "" when unrecognised}, each column taken by one header at most."""
+    wanted = columns(kind)
+    exact: dict[str, str] = {}
+    for col in wanted:
+        for variant in (_LABELS.get(col, col), col, *HEADER_ALIASES.get(col, ())):
+            exact.setdefault(normalise_header(variant), col)
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for h in headers:
+        col = exact.get(normalise_header(h), "")
+        if not col:  # a longer header naming one column, e.g. 企业（项目）名称
+            norm = normalise_header(h)
+            hits = [c for key, c in exact.items() if len(key) >= 2 and key in norm and c not in taken]
+            longest = {c: max(len(k) for k, v in exact.items() if v == c and k in norm) for c in hits}
+            col = max(hits, key=longest.__getitem__, default="")
+        if col in taken:
+            col = ""
+        out[h] = col
+        if col:
+            taken.add(col)
+    return out
+
+
+def check_mapping(kind: Kind, mapping: Mapping[str, str]) -> dict[str, str]:
+    """Return the mapping when every target is a column of the kind, taken once; raise ImportFileError."""
+    seen: dict[str, str] = {}
+    for header, col in mapping.items():
+        if not col:
+            continue
+        if col not in columns(kind):
+            raise ImportFileError(f"列「{header[:40]}」对应的字段不存在")
+        if col in seen:
+            raise ImportFileError(
+                f"「{seen[col][:40]}」和「{header[:40]}」都对应了「{_LABELS.get(col, col)}」，"
+                "每个字段只能对应一列"
+            )
+        seen[col] = header
+    return dict(mapping)
+
+
+def apply_mapping(
+    rows: Iterable[SheetRow], mapping: Mapping[str, str], ignored: bool = True
+) -> Iterator[SheetRow]:
+    """Yield rows keyed by column id; headers mapped to "" are dropped (or kept to be refused)."""
+    for row in rows:
+        out: dict[str, Any] = {}
+        for header, value in row.items():
+            col = mapping.get(header, "")
+            if col:
+                out[col] = value
+            elif not ignored:
+                out[header] = value
+        yield SheetRow(row.number, out, row.orphans)
+
+
+# --- validation of one row ---------------------------------------------------------------------------
+
+
 def _normalise(kind: Kind, raw: Mapping[str, Any]) -> dict[str, Any]:
     by_label = {label: col for col, label in zip(columns(kind), header_labels(kind), strict=True)}
     out: dict[str, Any] = {}
@@ -298,19 +393,147 @@ def _normalise(kind: Kind, raw: Mapping[str, Any]) -> dict[str, Any]:
         if formula_like(value):
             errors[col] = f"{label}：不能以 = + - @ 开头（电子表格会当作公式执行），请删除开头的符号"
             continue
-        if isinstance(value, float) and value.is_integer() and col in ("employees", "capacity"):
+        if isinstance(value, float) and value.is_integer() and col in ("employees", "capacity", "ref"):
             value = int(value)
+        if col in ("ref", "credit_code", "contact_phone") and isinstance(value, int | float):
+            value = str(value)  # an Excel number cell holding a project number or a phone number
         out[col] = "" if value is None else value
     if errors:
         raise InputError(errors)
     return out
 
 
-def _contest_lookup(session: Session) -> dict[str, int]:
-    lookup: dict[str, int] = {}
-    for c in session.scalars(select(Contest)):
-        lookup[c.code] = lookup[c.name] = lookup[str(c.id)] = c.id
-    return lookup
+# --- contests: codes and names, with straight or curly quotes -------------------------------------------
+
+_QUOTES = str.maketrans({c: '"' for c in "“”„‟＂「」『』〝〞"} | {c: "'" for c in "‘’‚‛＇"})
+
+
+def contest_key(text: str) -> str:
+    """Return a contest code or name as looked up: NFKC, quotes straightened, no spaces, upper case."""
+    text = unicodedata.normalize("NFKC", text or "").translate(_QUOTES)
+    return re.sub(r"\s+", "", text).upper()
+
+
+class ContestLookup:
+    """Find a contest by code (7-R10), full name (any quotes) or "code name", as organisers type it."""
+
+    def __init__(self, session: Session) -> None:
+        self.by_key: dict[str, Contest] = {}
+        for c in session.scalars(select(Contest)):
+            self.by_key[contest_key(c.code)] = c
+            self.by_key[contest_key(c.name)] = c
+
+    def find(self, text: str) -> Contest | None:
+        key = contest_key(text)
+        if key in self.by_key:
+            return self.by_key[key]
+        head = re.split(r"[\s|｜/]", unicodedata.normalize("NFKC", text or "").strip(), maxsplit=1)[0]
+        return self.by_key.get(contest_key(head))
+
+
+def contest_label(c: Contest) -> str:
+    """Return how a contest is named on pages and in files: its code, then its name."""
+    return f"{c.code} {c.name}"
+
+
+# --- the import ----------------------------------------------------------------------------------------
+
+Outcome = Literal["new", "changed", "unchanged"]
+
+
+@dataclass
+class ImportReport:
+    kind: Kind
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped_example: int = 0
+    errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    #: (row number, [(condition, status, reason)]) for rows whose entry conditions fail or are unknown.
+    warnings: list[tuple[int, list[Any]]] = field(default_factory=list)
+    #: (row number, message) for rows that look like a project already entered in another contest.
+    suspects: list[tuple[int, str]] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"new": self.created, "changed": self.updated, "unchanged": self.unchanged}
+
+
+def project_key(contest_id: int, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Return the stable key of a project: its project number, else its credit code, else name + lead.
+
+    All within its contest: the same company entered in two contests is two entries (and a suspected
+    duplicate for the secretariat), never one silently merged record.
+    """
+    if values.get("ref"):
+        return (contest_id, "ref", str(values["ref"]).strip())
+    if values.get("credit_code"):
+        return (contest_id, "code", values["credit_code"])
+    lead = values.get("team_lead") or values.get("contact_name") or ""
+    return (contest_id, "name", values.get("name") or "", lead)
+
+
+def _existing_projects(session: Session, contest_ids: set[int]) -> dict[tuple[Any, ...], Project]:
+    out: dict[tuple[Any, ...], Project] = {}
+    if not contest_ids:
+        return out
+    for p in session.scalars(select(Project).where(Project.contest_id.in_(contest_ids))):
+        values = {c: getattr(p, c) for c in ("ref", "credit_code", "team_lead", "contact_name", "name")}
+        out.setdefault(project_key(p.contest_id, values), p)
+        if p.ref:  # a row that now gives only a credit code or a name still finds the project
+            out.setdefault(project_key(p.contest_id, {**values, "ref": None}), p)
+        if p.credit_code:
+            out.setdefault(project_key(p.contest_id, {**values, "ref": None, "credit_code": None}), p)
+    return out
+
+
+def _fallback_match(
+    existing: Mapping[tuple[Any, ...], Project], contest_id: int, given: Mapping[str, Any]
+) -> Project | None:
+    """Return the stored project a row names by a weaker key, when that project lacks the stronger one.
+
+    A file that now carries project numbers (or credit codes) still finds the projects imported before
+    without them; a stored project with a different number is another project.
+    """
+    weaker = []
+    if given.get("ref"):
+        weaker.append({**given, "ref": None})
+    if given.get("ref") or given.get("credit_code"):
+        weaker.append({**given, "ref": None, "credit_code": None})
+    for values in weaker:
+        found = existing.get(project_key(contest_id, values))
+        if found is None:
+            continue
+        if given.get("ref") and found.ref:
+            continue
+        if given.get("credit_code") and found.credit_code and found.credit_code != given["credit_code"]:
+            continue
+        return found
+    return None
+
+
+#: The template's example row, skipped when an organiser leaves it in the file.
+EXAMPLE_PROJECT: dict[str, Any] = {
+    "name": "示例：高原青稞精深加工", "group": "企业组", "contest": "7-R25", "award": "无",
+    "industry": "现代农业",
+    "track": "", "province": "西藏自治区", "city": "拉萨市", "stage": "成长期", "amount_wan": 800,
+    "funding_round": "A轮",
+    "description": "以高原青稞为原料开发低升糖主食与饮品，建有两条自动化产线，产品进入区内连锁商超。",
+    "team": "创始人从事食品工程十余年，团队 12 人", "ip": "发明专利 2 项", "needs": "融资、检验检测",
+    "contact_name": "张三", "contact_phone": "13800000000", "contact_email": "contact@example.cn",
+    "employees": 35, "revenue_wan": 1200, "assets_wan": 900, "sme_industry": "工业", "ref": "示例-001",
+    "credit_code": "91540100MA6T000019", "team_lead": "张三",
+}
+
+
+def _is_example(data: Mapping[str, Any]) -> bool:
+    return str(data.get("name", "")).strip() == EXAMPLE_PROJECT["name"]
 
 
 def import_rows(
@@ -319,45 +542,159 @@ def import_rows(
     rows: Iterable[dict[str, Any]],
     allowed_contests: set[int] | None = None,
     before_commit: Callable[[ImportReport], None] | None = None,
+    default_contest: int | None = None,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[ImportReport, list[Any]]:
-    """Validate every row, then add them all in one transaction (or none); return the report and rows.
+    """Validate every row, then add new rows and update changed ones in one transaction (or nothing).
+
+    A project row that matches a stored project by its stable key (project_key) updates it, and only in
+    the columns the file has; an identical row changes nothing. Institutions are always added.
 
     Args:
+        allowed_contests: the contests the importer may write to (None: all).
         before_commit: called with the report once every row is valid, inside the transaction (e.g. to
             add the audit line, so that rows and their audit line are stored together or not at all).
+        default_contest: the contest of rows that name none (an organiser's own contest).
+        dry_run: validate and count new/changed/unchanged rows, write nothing (the preview).
+        progress: called with the number of rows read so far, every 500 rows.
+    Returns:
+        The report and the rows to (re-)encode: the new ones and those whose fields changed.
     """
-    report = ImportReport(kind)
-    records: list[Any] = []
-    contests = _contest_lookup(session) if kind == "projects" else {}
+    from app.intake.eligibility import evaluate
+
+    report = ImportReport(kind, dry_run=dry_run)
+    parsed: list[tuple[int, Any, dict[str, Any]]] = []
+    contests = ContestLookup(session) if kind == "projects" else None
     for position, raw in enumerate(rows, start=2):  # row 1 is the header
         number = getattr(raw, "number", position)
         report.rows += 1
         if report.rows > MAX_ROWS:
             raise ImportFileError(f"一次最多导入 {MAX_ROWS} 行")
+        if progress is not None and report.rows % 500 == 0:
+            progress(report.rows)
         try:
             data = _normalise(kind, raw)
             if kind == "projects":
-                contest = str(data.pop("contest", "") or "").strip()
-                if contest not in contests:
-                    raise InputError({"contest": f"所属赛事：找不到赛事「{contest[:40]}」（填写赛事编号或完整名称）"})
-                data["contest_id"] = contests[contest]
-                if allowed_contests is not None and data["contest_id"] not in allowed_contests:
+                assert contests is not None
+                if _is_example(data):
+                    report.skipped_example += 1
+                    report.rows -= 1
+                    continue
+                text = str(data.pop("contest", "") or "").strip()
+                contest = contests.find(text) if text else None
+                if text and contest is None:
+                    raise InputError({
+                        "contest": f"所属赛事：找不到赛事「{text[:40]}」"
+                        "（填写赛事编号如 7-R10，或完整赛事名称）"
+                    })
+                contest_id = contest.id if contest is not None else default_contest
+                if contest_id is None:
+                    raise InputError({"contest": "所属赛事：必填（填写赛事编号如 7-R10，或完整赛事名称）"})
+                data["contest_id"] = contest_id
+                if allowed_contests is not None and contest_id not in allowed_contests:
                     raise InputError({"contest": "所属赛事：只能导入本单位负责赛事的项目"})
-                records.append(Project(**validate(ProjectIn, data).model_dump()))
+                values = validate(ProjectIn, data)
+                given = set(data) | {"contest_id"}
+                parsed.append((number, values, {k: v for k, v in values.model_dump().items() if k in given}))
             else:
-                records.append(Institution(**validate(InstitutionIn, data).model_dump()))
+                parsed.append((number, validate(InstitutionIn, data), {}))
         except InputError as exc:
             report.errors.append((number, exc.fields))
     if report.rows == 0:
         raise ImportFileError("文件中没有数据行")
-    if report.errors:
+    if progress is not None:
+        progress(report.rows)
+    if kind == "institutions":
+        records = [Institution(**values.model_dump()) for _n, values, _g in parsed]
+        report.created = len(records)
+        return _finish(session, report, records, [], before_commit)
+
+    existing = _existing_projects(session, {v.contest_id for _n, v, _g in parsed})
+    seen: dict[tuple[Any, ...], int] = {}
+    new: list[Project] = []
+    changed: list[Project] = []
+    for number, values, given in parsed:
+        key = project_key(values.contest_id, given)
+        if key in seen:
+            what = {"ref": "项目编号", "code": "统一社会信用代码", "name": "名称和团队负责人"}[key[1]]
+            message = f"与第 {seen[key]} 行是同一项目（{what}相同），请合并或删除一行"
+            report.errors.append((number, {"_key": message}))
+            continue
+        seen[key] = number
+        conditions = [c for c in evaluate(values) if c.status != "holds"]
+        if conditions:
+            report.warnings.append((number, conditions))
+        project = existing.get(key) or _fallback_match(existing, values.contest_id, given)
+        if project is None:
+            new.append(Project(**values.model_dump()))
+            continue
+        diff = {k: v for k, v in given.items() if getattr(project, k) != v}
+        if not diff:
+            report.unchanged += 1
+            continue
+        if not dry_run:
+            for k, v in diff.items():
+                setattr(project, k, v)
+        changed.append(project)
+    report.errors.sort(key=lambda e: e[0])
+    report.created, report.updated = len(new), len(changed)
+    _cross_contest_suspects(session, report, parsed)
+    if dry_run:
+        session.rollback()
         return report, []
-    session.add_all(records)
-    report.created = len(records)
+    return _finish(session, report, new, changed, before_commit)
+
+
+def _finish(
+    session: Session,
+    report: ImportReport,
+    new: list[Any],
+    changed: list[Any],
+    before_commit: Callable[[ImportReport], None] | None,
+) -> tuple[ImportReport, list[Any]]:
+    if report.errors or report.dry_run:
+        session.rollback()
+        return report, []
+    session.add_all(new)
     if before_commit is not None:
         before_commit(report)
     session.commit()
-    return report, records
+    return report, new + changed
+
+
+def _cross_contest_suspects(
+    session: Session, report: ImportReport, parsed: list[tuple[int, Any, dict[str, Any]]]
+) -> None:
+    """Note rows whose credit code or name is already entered in another contest (the plan forbids it)."""
+    codes = {v.credit_code for _n, v, _g in parsed if v.credit_code}
+    names = {v.name for _n, v, _g in parsed}
+    found: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for chunk in _chunks(sorted(codes), 500):
+        for pid, contest_id, code in session.execute(
+            select(Project.id, Project.contest_id, Project.credit_code).where(Project.credit_code.in_(chunk))
+        ):
+            found.setdefault(("code", code), []).append((contest_id, f"项目 {pid}"))
+    for chunk in _chunks(sorted(names), 500):
+        for pid, contest_id, name in session.execute(
+            select(Project.id, Project.contest_id, Project.name).where(Project.name.in_(chunk))
+        ):
+            found.setdefault(("name", name), []).append((contest_id, f"项目 {pid}"))
+    codes_of = dict(session.execute(select(Contest.id, Contest.code)).all())
+    for number, values, _g in parsed:
+        hits = found.get(("code", values.credit_code), []) if values.credit_code else []
+        hits = hits + found.get(("name", values.name), [])
+        others = sorted({f"{codes_of.get(c, c)}（{what}）" for c, what in hits if c != values.contest_id})
+        if others:
+            report.suspects.append((number, "已在其他赛事参赛：" + "、".join(others[:5])))
+
+
+def _chunks(items: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), n):
+        yield items[start : start + n]
+
+
+# --- templates -------------------------------------------------------------------------------------------
 
 
 def template_csv(kind: Kind) -> bytes:
@@ -365,14 +702,65 @@ def template_csv(kind: Kind) -> bytes:
     return csv_bytes([header_labels(kind)])
 
 
-def template_xlsx(kind: Kind) -> bytes:
-    """Return an Excel template with Chinese headers."""
+def allowed_values(kind: Kind, contests: Sequence[Contest] = ()) -> dict[str, list[str]]:
+    """Return the allowed values of the columns that take a fixed list (the template's drop-downs)."""
+    from app.intake.eligibility import SME_INDUSTRIES
+    from models.enums import INDUSTRIES, PROVINCES, Award, FundingRound, InstitutionKind, ProjectGroup, Stage
+
+    if kind == "institutions":
+        return {"kind": InstitutionKind.labels(), "province": list(PROVINCES)}
+    out = {
+        "group": ProjectGroup.labels(), "award": Award.labels(), "industry": list(INDUSTRIES),
+        "province": list(PROVINCES), "stage": Stage.labels(), "funding_round": FundingRound.labels(),
+        "sme_industry": list(SME_INDUSTRIES),
+    }
+    if contests:
+        out["contest"] = [c.code for c in contests]
+    return out
+
+
+def template_xlsx(kind: Kind, contests: Sequence[Contest] = ()) -> bytes:
+    """Return an Excel template: Chinese headers, an example row, drop-down lists of allowed values.
+
+    The lists live on a hidden sheet (a list typed into the rule itself may hold only 255 characters);
+    a 赛事 sheet names each contest beside its code.
+    """
     from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter, quote_sheetname
+    from openpyxl.worksheet.datavalidation import DataValidation
 
     wb = Workbook()
     ws = wb.active
     ws.title = "项目" if kind == "projects" else "机构"
+    cols = columns(kind)
     append_row(ws, header_labels(kind))
+    if kind == "projects":
+        example = dict(EXAMPLE_PROJECT)
+        if contests:
+            example["contest"] = contests[0].code
+        append_row(ws, [example.get(c, "") for c in cols])
+    lists = wb.create_sheet("取值")
+    last = MAX_ROWS + 1
+    for i, (col, values) in enumerate(allowed_values(kind, contests).items(), start=1):
+        letter = get_column_letter(i)
+        append_cell = lists.cell(row=1, column=i, value=_LABELS.get(col, col))
+        append_cell.data_type = "s"
+        for r, v in enumerate(values, start=2):
+            lists.cell(row=r, column=i, value=v).data_type = "s"
+        target = get_column_letter(cols.index(col) + 1)
+        dv = DataValidation(
+            type="list", formula1=f"{quote_sheetname(lists.title)}!${letter}$2:${letter}${len(values) + 1}",
+            allow_blank=True, showErrorMessage=True, errorTitle="取值不在可选范围内",
+            error=f"{_LABELS.get(col, col)}请从下拉列表中选择",
+        )
+        dv.add(f"{target}2:{target}{last}")
+        ws.add_data_validation(dv)
+    lists.sheet_state = "hidden"
+    if contests:
+        named = wb.create_sheet("赛事")
+        append_row(named, ["赛事编号", "赛事名称", "赛事类型"])
+        for c in contests:
+            append_row(named, [c.code, c.name, c.kind.value])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

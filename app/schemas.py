@@ -38,7 +38,8 @@ FIELD_LABELS: dict[str, str] = {
     "track": "赛道", "province": "省份", "city": "城市", "stage": "发展阶段", "amount_wan": "拟融资金额（万元）",
     "funding_round": "融资轮次", "description": "简介", "team": "团队", "ip": "知识产权", "needs": "需求",
     "contact_name": "联系人", "contact_phone": "联系电话", "contact_email": "联系邮箱", "employees": "从业人员",
-    "revenue_wan": "营业收入（万元）", "kind": "机构类型", "industries": "关注行业", "stages": "偏好阶段",
+    "revenue_wan": "营业收入（万元）", "ref": "项目编号", "credit_code": "统一社会信用代码",
+    "team_lead": "团队负责人", "assets_wan": "资产总额（万元）", "sme_industry": "划型行业", "kind": "机构类型", "industries": "关注行业", "stages": "偏好阶段",
     "ticket_min_wan": "单笔金额下限（万元）", "ticket_max_wan": "单笔金额上限（万元）", "services": "提供服务",
     "space_m2": "可用面积（平方米）", "capacity": "可入驻企业数", "institution_id": "发布机构", "title": "标题",
     "quota": "征集数量", "deadline": "截止日期", "k": "返回条数", "page": "页码", "per_page": "每页条数",
@@ -186,6 +187,11 @@ class ProjectIn(_Strict):
     contact_email: OptStr = Field(default=None, max_length=120)
     employees: int | None = Field(default=None, ge=0, le=10_000_000)
     revenue_wan: float | None = Field(default=None, ge=0, le=100_000_000)
+    ref: OptStr = Field(default=None, max_length=64)
+    credit_code: OptStr = None
+    team_lead: OptStr = Field(default=None, max_length=64)
+    assets_wan: float | None = Field(default=None, ge=0, le=100_000_000)
+    sme_industry: OptStr = None
 
     _group = field_validator("group", mode="before")(lambda v: _label(ProjectGroup, v, "group"))
     _award = field_validator("award", mode="before")(
@@ -195,9 +201,23 @@ class ProjectIn(_Strict):
     _round = field_validator("funding_round", mode="before")(
         lambda v: _label(FundingRound, _blank_to_none(v), "funding_round")
     )
-    _amount = field_validator("amount_wan", "revenue_wan", "employees", mode="before")(
+    _amount = field_validator("amount_wan", "revenue_wan", "employees", "assets_wan", mode="before")(
         _blank_to_none
     )
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code(cls, v: str | None) -> str | None:
+        from app.intake.eligibility import check_credit_code
+
+        return None if v is None else check_credit_code(v)
+
+    @field_validator("sme_industry")
+    @classmethod
+    def _sme_industry(cls, v: str | None) -> str | None:
+        from app.intake.eligibility import SME_INDUSTRIES
+
+        return None if v is None else _check_members([v], SME_INDUSTRIES)[0]
 
     @field_validator("industry")
     @classmethod

@@ -40,6 +40,11 @@ def project_json(p: Project) -> dict[str, Any]:
         "contact_email": p.contact_email,
         "employees": p.employees,
         "revenue_wan": p.revenue_wan,
+        "assets_wan": p.assets_wan,
+        "sme_industry": p.sme_industry,
+        "ref": p.ref,
+        "credit_code": p.credit_code,
+        "team_lead": p.team_lead,
         "created_at": p.created_at.isoformat() if p.created_at else None,
         "updated_at": p.updated_at.isoformat() if p.updated_at else None,
     }
@@ -122,6 +127,12 @@ def project_view_json(p: Project, level: str) -> dict[str, Any]:
     data = project_json(p)
     out = {k: v for k, v in data.items() if k in allowed}
     out["hidden"] = sorted(k for k in data if k not in allowed)
+    if "eligibility" in allowed:  # the entry conditions read private figures (head count, revenue, IP)
+        from app.intake.eligibility import evaluate
+
+        out["eligibility"] = [c.as_json() for c in evaluate(p)]
+    else:
+        out["hidden"].append("eligibility")
     return out
 
 

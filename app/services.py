@@ -499,13 +499,33 @@ def save_project(session: Session, data: ProjectIn | Mapping[str, Any], project:
     """
     values = _validated(ProjectIn, data)
     _check_contest(session, values.contest_id)
+    if project is not None:  # a form or API call that does not send the intake fields keeps them
+        for name in INTAKE_FIELDS:
+            if name not in values.model_fields_set:
+                setattr(values, name, getattr(project, name))
     project, vec = _write(session, "project", project, Project, values, project_record_text)
     service = _matching_if_built()
     if service is not None:
         session.refresh(project)
         service.upsert_project(project_profile(project), vec)
     projects_changed()
+    _flag_duplicates(session, project)
     return project  # type: ignore[no-any-return]
+
+
+#: Project fields filled by organisers' imports (app.imports), kept when an edit does not send them.
+INTAKE_FIELDS = ("ref", "credit_code", "team_lead", "assets_wan", "sme_industry")
+
+
+def _flag_duplicates(session: Session, project: Project) -> None:
+    """Flag suspected duplicates of a created or edited project (never refuses it; the secretariat decides)."""
+    from app.intake.duplicates import flag_projects
+
+    try:
+        flag_projects(session, [project.id], load_embedder(current_app.config["EMBEDDING_MODEL"]).name)
+    except Exception:  # the project is saved; a failed check is logged and `flask duplicates scan` redoes it
+        session.rollback()
+        log.exception("duplicate check of project %s failed", project.id)
 
 
 #: What a delete did: "archived" (the record has history and is kept, hidden) or "deleted" (gone).
@@ -732,11 +752,15 @@ def restore_need(session: Session, need: Need) -> None:
         _restore(session, "need", need)
 
 
-def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size: int = 64) -> int:
+def index_imported(
+    session: Session, kind: str, rows: Sequence[Any], batch_size: int = 64, dispatch: bool = True
+) -> int:
     """Make freshly imported projects or institutions searchable at once (lexically) and start their encoding.
 
     The vectors are encoded in batches by a background job (app.jobs: an RQ worker, or a thread of this
-    process without Redis), which adds them to the index as they arrive. Returns the job's id.
+    process without Redis), which adds them to the index as they arrive and then flags suspected
+    duplicate projects (app.intake.duplicates). Only texts whose (model, SHA-256) changed are encoded.
+    Returns the job's id; dispatch=False records the job for the caller to run in the foreground.
     """
     from app.jobs import start_job
     from models.jobs import JobKind
@@ -754,8 +778,12 @@ def index_imported(session: Session, kind: str, rows: Sequence[Any], batch_size:
     if kind == "project" and rows:
         projects_changed()  # lexically at once; again when the vectors arrive (index_encoded)
     user = current_user()
-    params = {"only": {kind: [r.id for r in rows]}, "batch_size": batch_size}
-    return start_job(JobKind.ENCODE, params, user_id=user.id if user is not None else None)
+    params = {
+        "only": {kind: [r.id for r in rows]},
+        "batch_size": batch_size,
+        "flag_duplicates": kind == "project",
+    }
+    return start_job(JobKind.ENCODE, params, user_id=user.id if user is not None else None, dispatch=dispatch)
 
 
 def index_encoded(session: Session, kind: str, ids: Sequence[int], vectors: Sequence[np.ndarray]) -> None:

@@ -25,6 +25,7 @@ from models.events import (
 )
 from models.jobs import Job, JobKind, JobStatus
 from models.index_changes import IndexChange
+from models.intake import ContestFiling, DuplicateKind, DuplicatePair, DuplicateStatus
 
 __all__ = [
     "Award",
@@ -33,7 +34,11 @@ __all__ = [
     "Connection",
     "ConnectionStage",
     "Contest",
+    "ContestFiling",
     "ContestKind",
+    "DuplicateKind",
+    "DuplicatePair",
+    "DuplicateStatus",
     "EmbeddingRecord",
     "Event",
     "EventContest",

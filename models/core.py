@@ -98,6 +98,13 @@ class Project(Timestamped, Archivable, Base):
     contact_email: Mapped[str | None] = mapped_column(String(120))
     employees: Mapped[int | None] = mapped_column(Integer)
     revenue_wan: Mapped[float | None] = mapped_column(Float)
+    # Intake (0010_intake): the organiser's own project number, the company's unified social credit code,
+    # the team lead (the import's stable key), total assets and the 划型 industry (eligibility).
+    ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    credit_code: Mapped[str | None] = mapped_column(String(18), index=True)
+    team_lead: Mapped[str | None] = mapped_column(String(64))
+    assets_wan: Mapped[float | None] = mapped_column(Float)
+    sme_industry: Mapped[str | None] = mapped_column(String(32))
 
     contest: Mapped[Contest] = relationship(back_populates="projects")
     # Never cascaded: a connection and its history outlive any edit of either side. Deleting a project

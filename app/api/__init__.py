@@ -6,13 +6,10 @@ from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
 from sqlalchemy import func, select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import services
-from app.extensions import db
-from app.params import institution_filter, int_param, k_param, project_filter, side_param
-from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from app.access import (
     can_delete_project,
     can_edit_institution,
@@ -35,6 +32,9 @@ from app.access import (
     roles_required,
     visible_reasons,
 )
+from app.extensions import db
+from app.params import institution_filter, int_param, k_param, project_filter, side_param
+from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from app.serialize import (
     contest_json,
     institution_json,
@@ -125,7 +125,7 @@ def _merged(current: dict[str, Any], patch: dict[str, Any], fields: list[str]) -
 PROJECT_FIELDS = [
     "name", "group", "contest_id", "award", "industry", "track", "province", "city", "stage", "amount_wan",
     "funding_round", "description", "team", "ip", "needs", "contact_name", "contact_phone", "contact_email",
-    "employees", "revenue_wan",
+    "employees", "revenue_wan", "assets_wan", "sme_industry", "ref", "credit_code", "team_lead",
 ]
 INSTITUTION_FIELDS = [
     "name", "kind", "province", "city", "industries", "stages", "ticket_min_wan", "ticket_max_wan", "services",
@@ -402,4 +402,10 @@ def import_file(kind: str) -> Any:
                 "rows": [{"row": row, "fields": fields} for row, fields in report.errors],
             }
         }), 422
-    return jsonify({"kind": kind, "rows": report.rows, "created": report.created}), 201
+    return jsonify({
+        "kind": kind, "rows": report.rows, "created": report.created, "updated": report.updated,
+        "unchanged": report.unchanged, "suspected_duplicates": [{"row": r, "message": m} for r, m in report.suspects],
+        "eligibility_warnings": [
+            {"row": r, "conditions": [c.as_json() for c in conditions]} for r, conditions in report.warnings
+        ],
+    }), 201

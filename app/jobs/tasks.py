@@ -55,6 +55,11 @@ def encode(run: JobRun, session: Session) -> None:
     run.outcome = sync_embeddings(
         session, embedder, batch_size, progress=progress, on_start=on_start, only=only, on_batch=on_batch
     )
+    if run.params.get("flag_duplicates") and only and only.get("project"):
+        from app.intake.duplicates import flag_projects
+
+        run.beat(session, "检查疑似重复项目")
+        flag_projects(session, only["project"], embedder.name)
 
 
 def index_rebuild(run: JobRun, session: Session) -> None:

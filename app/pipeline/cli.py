@@ -43,8 +43,11 @@ def init_app(app: Flask) -> None:
         session = db.new_session(current_app)
         try:
             fig = figures(session, period, set(contests) or None, int(current_app.config["FOLLOW_UP_DAYS"]))
+            from app.intake.filings import filed_plans
+
             wb = quarterly_workbook(
-                fig, "指定赛事 " + ", ".join(map(str, contests)) if contests else "全部赛事"
+                fig, "指定赛事 " + ", ".join(map(str, contests)) if contests else "全部赛事",
+                filings=filed_plans(session, set(contests) or None),
             )
         finally:
             session.close()

@@ -7,7 +7,7 @@ formulas, and a control character left in an old row cannot make the report fail
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openpyxl import Workbook
@@ -20,7 +20,7 @@ from app.pipeline.states import CHINA_TZ
 from app.sheets import append_row
 
 TITLE = "“创客中国”赛后对接服务 赛事专报"
-SHEETS = ("汇总", "分赛事", "分维度", "月度趋势", "对接清单", "成功案例")
+SHEETS = ("汇总", "分赛事", "分维度", "月度趋势", "对接清单", "成功案例", "赛事备案")
 #: Columns of a breakdown table: key in Tally.as_json() -> heading.
 TALLY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("opened", "新建对接"),
@@ -83,13 +83,16 @@ def headline(fig: Figures) -> list[tuple[str, Any]]:
     return [(label, totals[key]) for label, key in HEADLINE]
 
 
-def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事", shortlists: bool = True) -> Workbook:
+def quarterly_workbook(
+    fig: Figures, scope_label: str = "全部赛事", shortlists: bool = True, filings: Sequence[Mapping[str, Any]] = ()
+) -> Workbook:
     """Return the report workbook: summary, per contest, per dimension, trend, connections, success cases.
 
     Args:
         fig: the period's figures.
         scope_label: which contests the figures cover, as the reader should see it.
         shortlists: list connections never requested (institutions' private shortlists); secretariat only.
+        filings: each filed contest's 备案表 plan (app.intake.filings.filed_plans), for follow-up.
     """
     data = fig.as_json()
     wb = Workbook()
@@ -146,7 +149,18 @@ def quarterly_workbook(fig: Figures, scope_label: str = "全部赛事", shortlis
     ws = wb.create_sheet(SHEETS[5])
     _rows(ws, CASE_COLUMNS, data["success_cases"])
     _widths(ws, [12, 30, 22, 10, 14, 14, 30, 20, 10, 34, 16, 10, 14, 12])
+
+    ws = wb.create_sheet(SHEETS[6])  # each filed 备案表 plan: its 项目跟踪及对接服务计划 is what to follow up
+    _rows(ws, FILING_COLUMNS, list(filings))
+    _widths(ws, [10, 40, 12, 26, 16, 40, 80, 12])
     return wb
+
+
+FILING_COLUMNS = [
+    ("code", "赛事编号"), ("name", "赛事名称"), ("kind", "赛事类型"), ("dates", "赛事时间"),
+    ("venue", "决赛地点"),
+    ("organisers", "组织机构"), ("plan", "赛事方案（含项目跟踪及对接服务计划）"), ("filed_on", "填表日期"),
+]
 
 
 def workbook_bytes(wb: Workbook) -> bytes:

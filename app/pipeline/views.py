@@ -772,6 +772,7 @@ def report_page() -> Any:
         data=data,
         charts=_charts(data),
         top=10,
+        filings=_filed_plans(scope),
         headline=headline(fig),
         dimensions=DIMENSIONS,
         columns=TALLY_COLUMNS,
@@ -786,6 +787,13 @@ def report_xlsx() -> Any:
     return send_report()
 
 
+def _filed_plans(scope: set[int] | None) -> list[dict[str, Any]]:
+    """Return the filed 备案表 plans of the contests in scope (their follow-up plans belong in the report)."""
+    from app.intake.filings import filed_plans
+
+    return filed_plans(db.session, scope)
+
+
 def send_report() -> Response:
     """Answer with the period's report workbook (pages and API share this)."""
     scope = rules.report_scope(current_user())
@@ -794,7 +802,8 @@ def send_report() -> Response:
     if errors:
         raise InputError(errors)
     fig = figures(db.session, period, scope, _days())
-    body = workbook_bytes(quarterly_workbook(fig, _scope_label(scope), shortlists=scope is None))
+    plans = _filed_plans(scope)
+    body = workbook_bytes(quarterly_workbook(fig, _scope_label(scope), shortlists=scope is None, filings=plans))
     audit("export", "report", None, format="xlsx", period=period.label, bytes=len(body))
     db.session.commit()
     name = f"赛事专报-{period.quarter or period.start.isoformat() + '_' + period.last_day.isoformat()}.xlsx"

@@ -1,7 +1,7 @@
 """saved searches, alert notifications and each account's alert e-mail settings
 
 Revision ID: 0011_alerts
-Revises: 0009_index_changes
+Revises: 0010_intake
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import models.base
 
 revision = "0011_alerts"
-down_revision = "0009_index_changes"
+down_revision = "0010_intake"
 branch_labels = None
 depends_on = None
 

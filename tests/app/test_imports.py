@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import csv
 import io
 
+import pytest
 from openpyxl import Workbook, load_workbook
 
 from app.imports import header_labels
@@ -94,5 +93,8 @@ def test_import_page_lists_row_errors_in_chinese(client):
         "/imports/", data={"kind": "projects", "file": (io.BytesIO(_csv([{**ROW, "组别": "大企业组"}])), "a.csv")},
         content_type="multipart/form-data",
     )
+    assert r.status_code == 302 and "/mapping" in r.headers["Location"]
+    token = r.headers["Location"].split("/")[-2]
+    r = client.get(f"/imports/{token}/preview")
     assert r.status_code == 422
     assert "第 2 行" in r.get_data(as_text=True) and "组别：应为以下之一" in r.get_data(as_text=True)
