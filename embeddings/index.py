@@ -2,7 +2,9 @@
 
 Vectors are expected L2-normalised, so inner product is cosine similarity. The index file goes
 with a manifest (model, dim, count, checksums); :meth:`VectorIndex.load` returns None whenever
-the pair cannot be trusted, and the caller rebuilds from the vectors stored in the database.
+the pair cannot be trusted, and the caller rebuilds from the vectors stored in the database. A
+loaded index is memory-mapped: worker processes opening the same file share one copy of the
+vectors in the page cache; the first edit in a process makes it a private copy.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class VectorIndex:
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(self._dim))
         self._id_set: set[int] = set()
         self._sorted_ids: NDArray[np.int64] | None = None  # cache for filtering; None = stale
+        self._mapped = False  # vectors read from a memory-mapped file (see open)
         self._lock = threading.RLock()
 
     @property
@@ -136,6 +139,7 @@ class VectorIndex:
         if len(np.unique(id_arr)) != len(id_arr):
             raise ValueError("ids must not repeat within one add")
         with self._lock:
+            self._own()
             existing = [i for i in id_arr.tolist() if i in self._id_set]
             if existing:
                 self._remove_present(np.asarray(existing, dtype=np.int64))
@@ -144,6 +148,7 @@ class VectorIndex:
             self._sorted_ids = None
 
     def _remove_present(self, id_arr: NDArray[np.int64]) -> int:
+        self._own()
         removed = int(self._index.remove_ids(faiss.IDSelectorBatch(id_arr)))
         self._id_set.difference_update(id_arr.tolist())
         self._sorted_ids = None
@@ -331,7 +336,8 @@ class VectorIndex:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             if not isinstance(manifest, dict):
                 raise ValueError("manifest is not a JSON object")
-            data = index_path.read_bytes()
+            with index_path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()  # streamed, nothing kept
         except (OSError, ValueError) as exc:
             logger.warning("cannot read saved index %r: %s", name, exc)
             return None, "unreadable manifest or index file"
@@ -346,11 +352,11 @@ class VectorIndex:
                     value,
                 )
                 return None, f"{key} differs"
-        if hashlib.sha256(data).hexdigest() != manifest.get("index_sha256"):
+        if digest != manifest.get("index_sha256"):
             logger.warning("saved index %r does not match its manifest checksum: rebuild", name)
             return None, "checksum differs"
         try:
-            raw = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            raw = _read_mapped(index_path)
             if not isinstance(raw, faiss.IndexIDMap2) or raw.d != dim:
                 raise ValueError(f"unexpected index type {type(raw).__name__} or dim {raw.d}")
             ids = faiss.vector_to_array(raw.id_map).astype(np.int64)
@@ -365,9 +371,36 @@ class VectorIndex:
             return None, f"unusable: {exc}"
         index = cls(dim)
         index._index = raw
+        index._mapped = True
         index._id_set = set(ids.tolist())
         index._sorted_ids = None
         return index, None
+
+    @property
+    def mapped(self) -> bool:
+        """Return True while the vectors are read from the memory-mapped saved file (shared, not copied)."""
+        return self._mapped
+
+    def _own(self) -> None:
+        """Copy a memory-mapped index into this process's memory before its first edit (under the lock).
+
+        A mapped index is read-only (FAISS aborts on a resize of a mapped buffer): edits work on
+        a private copy, and the next save writes it for every process to map again.
+        """
+        if self._mapped:
+            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+            self._mapped = False
+
+
+def _read_mapped(path: Path) -> Any:
+    """Return the index saved at path with its vectors memory-mapped (shared by every process).
+
+    Falls back to reading it into memory where the installed FAISS cannot map this index type.
+    """
+    try:
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+    except (RuntimeError, AttributeError):
+        return faiss.read_index(str(path))
 
 
 def set_search_threads(n: int) -> None:

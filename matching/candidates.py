@@ -21,13 +21,16 @@ from embeddings import VectorIndex
 from matching.lexical import LexicalIndex
 from matching.types import Filters
 
-__all__ = ["ANN_MIN_SIZE", "AnnIndex", "institution_pool", "project_pool", "restrict"]
+__all__ = ["ANN_MIN_SIZE", "AnnIndex", "institution_pool", "project_pool", "recall_at", "restrict"]
 
 #: Below this many vectors the exact flat search is used (fast enough, and exact).
 ANN_MIN_SIZE = 50_000
-#: Inverted lists probed per query, as a share of all lists (at least ANN_MIN_PROBE).
-ANN_PROBE_SHARE = 0.06
-ANN_MIN_PROBE = 16
+#: Candidate recall@50 against the exact search the IVF index is tuned to reach (see AnnIndex).
+ANN_TARGET_RECALL = 0.98
+#: Stored vectors used as queries when the number of probed lists is tuned.
+ANN_CALIBRATION_QUERIES = 64
+#: Probing more than this share of the lists costs about as much as the exact scan: use that.
+ANN_MAX_PROBE_SHARE = 0.5
 
 
 def restrict(ids: Iterable[int], filters: Filters | None) -> set[int]:
@@ -42,15 +45,24 @@ class AnnIndex:
     """An approximate copy of a :class:`VectorIndex` for unfiltered top-k searches at scale.
 
     Below ``min_size`` vectors it holds nothing and searches fall through to the exact index.
-    Above, it is an IVF-flat inner-product index (``nlist`` = sqrt(n), ``nprobe`` = 6 % of the
-    lists) trained on a sample of the vectors; edits are applied to it like to the exact index.
+    Above, it is an IVF-flat inner-product index (``nlist`` = sqrt(n)) trained on a sample of the
+    vectors. The number of lists probed is not assumed but measured when it is built: the smallest
+    ``nprobe`` whose recall@50 against the exact search reaches ``target_recall`` on stored vectors
+    used as queries. When that takes more than ``ANN_MAX_PROBE_SHARE`` of the lists (vectors
+    without neighbourhood structure) the exact scan is as fast, and it is used instead. Edits are
+    applied to the IVF index like to the exact one.
     """
 
-    def __init__(self, exact: VectorIndex, min_size: int = ANN_MIN_SIZE) -> None:
+    def __init__(
+        self, exact: VectorIndex, min_size: int = ANN_MIN_SIZE, target_recall: float = ANN_TARGET_RECALL
+    ) -> None:
         self.exact = exact
         self.min_size = min_size
+        self.target_recall = target_recall
         self._ivf: faiss.IndexIVFFlat | None = None
         self._params: faiss.SearchParametersIVF | None = None
+        #: The recall@50 measured for the chosen nprobe when built (None: exact search in use).
+        self.measured_recall: float | None = None
         self._lock = threading.RLock()
 
     @property
@@ -58,12 +70,17 @@ class AnnIndex:
         """Return "ivf" when the approximate index is in use, else "flat"."""
         return "ivf" if self._ivf is not None else "flat"
 
+    @property
+    def nprobe(self) -> int | None:
+        """Return the inverted lists probed per query (None when the exact search is in use)."""
+        return None if self._params is None else int(self._params.nprobe)
+
     def rebuild(self, seed: int = 0) -> None:
         """(Re)build from the exact index: IVF when it holds at least min_size vectors."""
         with self._lock:
             ids = self.exact.ids()
+            self._ivf, self._params, self.measured_recall = None, None, None
             if len(ids) < self.min_size:
-                self._ivf = None
                 return
             vectors = self.exact.vectors_for(ids)
             dim = vectors.shape[1]
@@ -74,11 +91,18 @@ class AnnIndex:
             sample = vectors[rng.choice(len(ids), size=min(len(ids), 40 * nlist), replace=False)]
             ivf.train(np.ascontiguousarray(sample))
             ivf.add_with_ids(vectors, ids.astype(np.int64))
+            queries = vectors[
+                rng.choice(len(ids), size=min(len(ids), ANN_CALIBRATION_QUERIES), replace=False)
+            ]
+            nprobe, recall = _tune_nprobe(ivf, self.exact, queries, self.target_recall)
+            if nprobe > ANN_MAX_PROBE_SHARE * nlist:
+                return
             self._quantizer = quantizer  # the IVF index borrows it
             self._ivf = ivf
             params = faiss.SearchParametersIVF()
-            params.nprobe = min(nlist, max(ANN_MIN_PROBE, round(ANN_PROBE_SHARE * nlist)))
+            params.nprobe = nprobe
             self._params = params
+            self.measured_recall = recall
 
     def upsert(self, ids: Sequence[int], vectors: NDArray[np.float32]) -> None:
         with self._lock:
@@ -104,6 +128,46 @@ class AnnIndex:
                 return np.empty((q.shape[0], 0), dtype=np.float32), np.empty((q.shape[0], 0), dtype=np.int64)
             scores, found = self._ivf.search(q, k_eff, params=self._params)
             return np.asarray(scores, dtype=np.float32), np.asarray(found, dtype=np.int64)
+
+
+def recall_at(exact: NDArray[np.int64], approx: NDArray[np.int64]) -> float:
+    """Return the mean share of each row of exact ids that the same row of approx holds."""
+    k = exact.shape[1]
+    if k == 0:
+        return 1.0
+    hits = [
+        len(set(e[e >= 0].tolist()) & set(a.tolist())) / max(1, int((e >= 0).sum()))
+        for e, a in zip(exact, approx, strict=True)
+    ]
+    return float(np.mean(hits))
+
+
+def _tune_nprobe(
+    ivf: faiss.IndexIVFFlat, exact: VectorIndex, queries: NDArray[np.float32], target: float, k: int = 50
+) -> tuple[int, float]:
+    """Return the smallest nprobe whose recall@k on queries reaches target, and that recall."""
+    _s, truth = exact.search(queries, k)
+    params = faiss.SearchParametersIVF()
+
+    def recall(nprobe: int) -> float:
+        params.nprobe = nprobe
+        _d, found = ivf.search(queries, k, params=params)
+        return recall_at(truth, found)
+
+    nlist = int(ivf.nlist)
+    lo, hi = 0, 8  # invariant: recall(lo) < target (or lo == 0); find the first hi reaching it
+    best = recall(min(hi, nlist))
+    while best < target and hi < nlist:
+        lo, hi = hi, min(nlist, 2 * hi)
+        best = recall(hi)
+    while hi - lo > max(1, hi // 16):  # refine to about 6 % of the probe count
+        mid = (lo + hi) // 2
+        r = recall(mid)
+        if r >= target:
+            hi, best = mid, r
+        else:
+            lo = mid
+    return min(hi, nlist), best
 
 
 def institution_pool(
@@ -132,7 +196,7 @@ def project_pool(
     ann: AnnIndex,
     lexical: LexicalIndex,
     queries: NDArray[np.float32] | None,
-    lexical_doc: str,
+    lexical_doc: str | Sequence[str],
     cands: Collection[int] | None,
     all_ids: Collection[int],
     known: Collection[int],
@@ -149,7 +213,7 @@ def project_pool(
     allowed ids go into the exact index's selector and the BM25 scorer; without one, the ANN
     index is searched for k + |known| and the known links are dropped.
     """
-    n_cands = len(cands) if cands is not None else len(all_ids) - len(set(known).intersection(all_ids))
+    n_cands = len(cands) if cands is not None else len(all_ids) - sum(1 for i in set(known) if i in all_ids)
     if n_cands <= pool_size:
         return sorted(cands) if cands is not None else sorted(set(all_ids) - set(known))
     n = pool_size

@@ -29,7 +29,9 @@ __all__ = [
     "FIELD_LABELS",
     "GENERIC_TERMS",
     "PairContext",
+    "clause_tokens",
     "closest_phrases",
+    "description_clauses",
     "description_part",
     "distinctive_terms",
     "pair_reasons",
@@ -116,6 +118,16 @@ def _bigrams(text: str) -> set[str]:
     return {compact[i : i + 2] for i in range(len(compact) - 1)}
 
 
+def description_clauses(text: str, max_clauses: int = 40) -> list[str]:
+    """Return the clauses of a profile's description that phrase matching compares (at most max_clauses)."""
+    return split_clauses(description_part(text), MIN_CLAUSE_CHARS)[:max_clauses]
+
+
+def clause_tokens(clauses: Sequence[str], tokenize: Callable[[str], list[str]]) -> list[tuple[str, ...]]:
+    """Return the distinct quotable tokens of each clause in text order (what phrase matching weighs)."""
+    return [tuple(dict.fromkeys(t for t in tokenize(c) if _quotable(t))) for c in clauses]
+
+
 def closest_phrases(
     text_a: str,
     text_b: str,
@@ -124,8 +136,13 @@ def closest_phrases(
     max_clauses: int = 40,
     floor: float = PHRASE_FLOOR,
     min_idf: float = MIN_TERM_IDF,
+    tokens_a: Sequence[Sequence[str]] | None = None,
+    tokens_b: Sequence[Sequence[str]] | None = None,
 ) -> tuple[str, str, tuple[str, ...]] | None:
     """Return the most similar description clause pair of two texts and the terms they share.
+
+    tokens_a/tokens_b: the texts' :func:`clause_tokens` when already known (computed once per
+    record when it is indexed), so a shown pair costs no tokenizing.
 
     Only the descriptions are compared (the labelled fields block is dropped), clauses shorter than
     MIN_CLAUSE_CHARS or made of generic words only are skipped, and generic words (listed, or with
@@ -133,12 +150,17 @@ def closest_phrases(
     Clause pairs are scored by IDF-weighted token overlap normalised by both clauses' weight (a
     cosine over binary IDF-weighted token sets). Returns None when no pair reaches ``floor``.
     """
-    clauses_a = split_clauses(description_part(text_a), MIN_CLAUSE_CHARS)[:max_clauses]
-    clauses_b = split_clauses(description_part(text_b), MIN_CLAUSE_CHARS)[:max_clauses]
+    clauses_a = description_clauses(text_a, max_clauses)
+    clauses_b = description_clauses(text_b, max_clauses)
     if not clauses_a or not clauses_b:
         return None
-    toks_a = [{t for t in tokenize(c) if _quotable(t)} for c in clauses_a]
-    toks_b = [{t for t in tokenize(c) if _quotable(t)} for c in clauses_b]
+    # Sets built in token order, as from the tokenizer: ties below are broken the same way.
+    if tokens_a is None:
+        tokens_a = clause_tokens(clauses_a, tokenize)
+    if tokens_b is None:
+        tokens_b = clause_tokens(clauses_b, tokenize)
+    toks_a = [set(ts) for ts in tokens_a]
+    toks_b = [set(ts) for ts in tokens_b]
     weight: dict[str, float] = {}
 
     def w(tokens: set[str]) -> float:

@@ -68,6 +68,7 @@ class LexicalIndex:
         self._postings: dict[str, dict[int, int]] = {}
         self._docs: dict[int, Counter[str]] = {}
         self._lengths: dict[int, int] = {}
+        self._hashes: dict[int, int] = {}  # hash of the text each document was indexed from
         self._total_len = 0
         self._arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]] = {}
         # Dense rows of the documents: scores accumulate in one array indexed by row (no sort).
@@ -86,11 +87,16 @@ class LexicalIndex:
         #: Unique per index in this process (an id() can be reused after collection).
         self.serial = next(_SERIALS)
 
-    def tokenize(self, text: str) -> list[str]:
-        """Return the cleaned tokens of a text (cached: profiles are tokenized again at query time)."""
+    def tokenize(self, text: str, *, cache: bool = True) -> list[str]:
+        """Return the cleaned tokens of a text (cached: profiles are tokenized again at query time).
+
+        cache=False leaves the cache as it is (bulk work such as indexing every record at load).
+        """
         cached = self._token_cache.get(text)
         if cached is None:
             cached = tuple(clean_tokens(self._tokenize_fn(text or "")))
+            if not cache:
+                return list(cached)
             with self._lock:
                 if len(self._token_cache) >= _TOKEN_CACHE_SIZE:
                     self._token_cache.pop(next(iter(self._token_cache)), None)
@@ -111,12 +117,31 @@ class LexicalIndex:
         """Return the term counts of one document (empty when absent)."""
         return Counter(self._docs.get(doc_id, {}))
 
+    def doc_tokens(self, doc_id: int, text: str) -> tuple[str, ...] | None:
+        """Return the distinct tokens of a document in first-occurrence order, when indexed from text.
+
+        The same as ``dict.fromkeys(self.tokenize(text))`` without tokenizing again (a record's own
+        document is a ranking query and a reason's source); None when doc_id holds another text.
+        """
+        with self._lock:
+            counts = self._docs.get(doc_id)
+            if counts is None or self._hashes.get(doc_id) != hash(text):
+                return None
+            return tuple(counts)
+
+    def as_query(self, doc_id: int, text: str) -> str | tuple[str, ...]:
+        """Return a document's text as a query: its stored tokens when indexed from it, else the text."""
+        tokens = self.doc_tokens(doc_id, text)
+        return text if tokens is None else tokens
+
     def upsert(self, doc_id: int, text: str | Sequence[str]) -> None:
         """Index a document under doc_id, replacing any previous version."""
         tokens = self.tokenize(text) if isinstance(text, str) else clean_tokens(text)
         counts = Counter(tokens)
         with self._lock:
             self._remove_locked(doc_id)
+            if isinstance(text, str):
+                self._hashes[doc_id] = hash(text)
             self._idf_cache.clear()
             self._weights.clear()
             self.generation += 1
@@ -157,6 +182,7 @@ class LexicalIndex:
         self._row_ids[row] = -1
         self._free_rows.append(row)
         self._total_len -= self._lengths.pop(doc_id, 0)
+        self._hashes.pop(doc_id, None)
         for term in old:
             posting = self._postings.get(term)
             if posting is not None:

@@ -44,7 +44,7 @@ from matching.features import FEATURES, Evidence
 from matching.lexical import LexicalIndex, Tokenizer
 from matching.normalize import bm25_scaled, rescale_0_100, zscore_known, zscore_rows
 from matching.ranker import HandWeightedRanker, Ranker
-from matching.scoring import InstitutionTable, block_features
+from matching.scoring import InstitutionTable, block_features, linear_form, linear_scores
 from matching.store import MatchingStore
 from matching.types import (
     Filters,
@@ -241,7 +241,7 @@ class MatchingService(MatchingStore):
             lex = self._inst_lex_own
             derived = [j for j, i in enumerate(inst_ids) if i not in self._own_vector]
             dense[derived] = np.nan  # a derived vector is the mean of a portfolio
-        bm = lex.score(self._project_doc(proj), inst_ids)
+        bm = lex.score(self._proj_lex.as_query(project_id, self._project_doc(proj)), inst_ids)
         bm_raw = np.array([bm.get(i, 0.0) for i in inst_ids])
         sims = {
             "dense": zscore_known(dense),
@@ -361,6 +361,8 @@ class MatchingService(MatchingStore):
             project_lex=self._proj_lex,
             institution_lex=self._inst_lex if evidence else self._inst_lex_own,
             coinvest_partners=partners,
+            project_clauses=self._proj_clauses,
+            institution_clauses=self._inst_clauses,
         )
 
     # ------------------------------------------------------------------ public ranking
@@ -586,8 +588,16 @@ class MatchingService(MatchingStore):
             "bm25": bm25_scaled(bm, axis=1),
             "coinvest": np.where(mask, coinvest, 0.0),
         }
-        X = block_features(self._ptab, self._ptab.rows(pids), itab, irows, sims_z, public=public)
-        raw = self.ranker.score(X).reshape(n_p, n_i)
+        form = linear_form(self.ranker)
+        if form is not None:
+            # A linear ranker: float32 features and one matrix-vector product (within 0.001 points).
+            X = block_features(
+                self._ptab, self._ptab.rows(pids), itab, irows, sims_z, public=public, dtype=np.float32
+            )
+            raw = linear_scores(X, form).reshape(n_p, n_i)
+        else:
+            X = block_features(self._ptab, self._ptab.rows(pids), itab, irows, sims_z, public=public)
+            raw = self.ranker.score(X).reshape(n_p, n_i)
         lo = np.where(mask, raw, np.inf).min(axis=1, keepdims=True)
         hi = np.where(mask, raw, -np.inf).max(axis=1, keepdims=True)
         return np.where(mask, rescale_0_100(raw, lo, hi), np.nan)
@@ -596,7 +606,7 @@ class MatchingService(MatchingStore):
         self,
         inst: InstitutionProfile,
         query_vectors: NDArray[np.float32] | None,
-        lexical_doc: str,
+        lexical_doc: str | Sequence[str],
         text_for_phrases: str,
         k: int,
         filters: Filters | None,
@@ -694,7 +704,10 @@ class MatchingService(MatchingStore):
                 if pv is not None:
                     queries.append(pv)
             qm = np.vstack(queries).astype(np.float32) if queries else None
-            doc = self._institution_doc(inst) if evidence else self._institution_own_doc(inst)
+            if evidence:
+                doc = self._inst_lex.as_query(inst.id, self._institution_doc(inst))
+            else:
+                doc = self._inst_lex_own.as_query(inst.id, self._institution_own_doc(inst))
             return self._projects_for(inst, qm, doc, inst.text, k, filters, explain)
 
     def match_need(

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from embeddings import Embedder, VectorIndex
 from matching.candidates import ANN_MIN_SIZE, AnnIndex
 from matching.evidence import PortfolioMatrix
+from matching.explanation import ClauseTokens
 from matching.features import Evidence
 from matching.lexical import LexicalIndex, Tokenizer
 from matching.scoring import InstitutionTable, ProjectTable, Vocabs
@@ -105,6 +106,9 @@ class MatchingStore:
         self._proj_lex = LexicalIndex(self._tokenizer)
         self._inst_lex = LexicalIndex(self._tokenizer)
         self._inst_lex_own = LexicalIndex(self._tokenizer)  # own texts only: rankings without evidence
+        # Clause tokens of every description, for the reasons of shown pairs (no tokenizing then).
+        self._proj_clauses = ClauseTokens(lambda text: self._proj_lex.tokenize(text, cache=False))
+        self._inst_clauses = ClauseTokens(lambda text: self._proj_lex.tokenize(text, cache=False))
         self._own_vector: set[int] = set()  # institutions whose vector came from their own text
         self._portfolio: dict[int, tuple[int, ...]] = {}
         self._backers: dict[int, set[int]] = {}
@@ -213,6 +217,7 @@ class MatchingStore:
                 self._projects[p.id] = p
                 self._ptab.upsert(p)
                 self._proj_lex.upsert(p.id, self._project_doc(p))
+                self._proj_clauses.put(p.id, p.text)
             pids = sorted(i for i in project_vectors if i in self._projects)
             insts = list(institutions)
             for inst in insts:
@@ -223,6 +228,7 @@ class MatchingStore:
                 if institution_vectors.get(inst.id) is not None
             }
             for inst in insts:
+                self._inst_clauses.put(inst.id, inst.text)
                 self._inst_lex.upsert(inst.id, self._institution_doc(inst))
                 self._inst_lex_own.upsert(inst.id, self._institution_own_doc(inst))
             self._evidence_dirty = True
@@ -400,6 +406,7 @@ class MatchingStore:
             self._projects[profile.id] = profile
             self._ptab.upsert(profile)
             self._proj_lex.upsert(profile.id, self._project_doc(profile))
+            self._proj_clauses.put(profile.id, profile.text)
             if self._pending is not None:
                 self._pend(_PROJECTS, profile.id, vector)
             elif vector is not None:
@@ -420,6 +427,7 @@ class MatchingStore:
             self._projects.pop(project_id, None)
             self._ptab.remove(project_id)
             self._proj_lex.remove(project_id)
+            self._proj_clauses.remove(project_id)
             if self._pending is not None:
                 self._pend(_PROJECTS, project_id, None)
             self._proj_index.remove([project_id])
@@ -466,6 +474,7 @@ class MatchingStore:
             else:
                 self._own_vector.discard(profile.id)
                 self._set_derived_vector(profile.id)
+            self._inst_clauses.put(profile.id, profile.text)
             self._inst_lex.upsert(profile.id, self._institution_doc(profile))
             self._inst_lex_own.upsert(profile.id, self._institution_own_doc(profile))
             self._evidence_dirty = True
@@ -482,6 +491,7 @@ class MatchingStore:
             self._inst_index.remove([institution_id])
             self._inst_lex.remove(institution_id)
             self._inst_lex_own.remove(institution_id)
+            self._inst_clauses.remove(institution_id)
             self._evidence_dirty = True
             self._port_matrix = None
             self._schedule_save(_INSTITUTIONS)

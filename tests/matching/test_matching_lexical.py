@@ -72,7 +72,7 @@ def test_phrases_are_remembered_until_the_index_changes(monkeypatch) -> None:  #
 
     calls: list[str] = []
 
-    def fake(a, b, tokenize, idf):  # type: ignore[no-untyped-def]
+    def fake(a, b, tokenize, idf, **_):  # type: ignore[no-untyped-def]
         calls.append(a)
         return (a, b, ())
 
