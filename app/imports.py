@@ -432,8 +432,8 @@ class ContestLookup:
 
 
 def contest_label(c: Contest) -> str:
-    """Return how a contest is named on pages and in files: its code, then its name."""
-    return f"{c.code} {c.name}"
+    """Return how a contest is named on pages and in files: its code, then its name (Contest.label)."""
+    return c.label
 
 
 # --- the import ----------------------------------------------------------------------------------------

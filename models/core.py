@@ -71,6 +71,17 @@ class Contest(Base):
 
     projects: Mapped[list[Project]] = relationship(back_populates="contest")
 
+    @property
+    def label(self) -> str:
+        """How the contest is named on every page and in files: its code, then its name."""
+        return f"{self.code} {self.name}"
+
+    @property
+    def short_label(self) -> str:
+        """The label without the edition's common words, for narrow table columns and menus."""
+        short = self.name.replace("第七届“创客中国”", "").replace("中小企业创新创业大赛", "")
+        return f"{self.code} {short or self.name}"
+
 
 class Project(Timestamped, Archivable, Base):
     """A contest entry (企业组 enterprise or 创客组 maker team)."""

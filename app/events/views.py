@@ -250,11 +250,8 @@ def detail(event_id: int) -> Any:
         ).all()
     )
     conflicts = planning.conflicts_of(db.session, event)
-    contest_names = dict(
-        db.session.execute(
-            select(Contest.id, Contest.name).where(Contest.id.in_([c.contest_id for c in event.contests]))
-        ).all()
-    )
+    ids = [c.contest_id for c in event.contests]
+    contest_names = {c.id: c.label for c in db.session.scalars(select(Contest).where(Contest.id.in_(ids)))}
     return render_template(
         "events/detail.html",
         event=event,

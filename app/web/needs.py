@@ -24,19 +24,55 @@ from app.params import project_filter
 from app.schemas import InputError, NeedIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
-from app.web.lists import paginate, ranked_list
+from app.web.lists import (
+    Column,
+    all_rows,
+    enum_rank,
+    export,
+    order_by,
+    paginate,
+    query_filters,
+    ranked_list,
+    sort_param,
+    wants_export,
+)
 from app.web.projects import _contests
 from models import Institution, Need
-from models.enums import Role
+from models.enums import NeedStatus, Role
 
 bp = Blueprint("needs", __name__, url_prefix="/needs")
+
+
+#: The needs list's columns (what every logged-in account sees on the page; the export holds the same).
+NEED_COLUMNS = [
+    Column("title", "需求", lambda n: n.title, Need.title),
+    Column("institution", "发布机构", lambda n: n.institution.name, Institution.name),
+    Column("industries", "行业 / 服务", lambda n: "、".join([*n.industries[:6], *n.services[:6]]) or None),
+    Column("quota", "数量", lambda n: n.quota, Need.quota, numeric=True),
+    Column("deadline", "截止", lambda n: n.deadline, Need.deadline),
+    Column("status", "状态", lambda n: n.status, enum_rank(NeedStatus, Need.status)),
+]
 
 
 @bp.get("/")
 @login_required
 def list_needs() -> Any:
-    page = paginate(select(Need).where(Need.archived_at.is_(None)), (Need.deadline.desc(), Need.id.desc()))
-    return render_template("needs/list.html", page=page)
+    errors: dict[str, str] = {}
+    try:
+        sort = sort_param(NEED_COLUMNS, "-deadline")
+    except InputError as exc:
+        errors.update(exc.fields)
+        sort = ("deadline", True)
+    stmt = select(Need).join(Need.institution).where(Need.archived_at.is_(None))
+    order = order_by(NEED_COLUMNS, *sort, Need.id.desc())
+    if wants_export() and not errors:
+        return export("对接需求", NEED_COLUMNS, all_rows(stmt, order), "needs", query_filters())
+    try:
+        page = paginate(stmt, order)
+    except InputError as exc:
+        errors.update(exc.fields)
+        page = {"rows": [], "page": 1, "pages": 1, "total": 0}
+    return render_template("needs/list.html", page=page, errors=errors, columns=NEED_COLUMNS, sort=sort)
 
 
 @bp.get("/<int:ident>")

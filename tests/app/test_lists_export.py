@@ -171,3 +171,29 @@ def test_directory_sorts_and_exports_the_published_profile(app, client, auth) ->
     with app.app_context():
         contacts = set(db.session.scalars(select(Institution.contact_name)).all()) - {None}
     assert not contacts & {c for r in body for c in r}
+
+
+def test_needs_list_sorts_pages_and_exports(app, client, auth) -> None:
+    from models import Need
+
+    auth.login("fund")
+    page = client.get("/needs/?sort=quota").get_data(as_text=True)
+    assert 'id="need-list"' in page and 'aria-sort="ascending"' in page
+    bad = client.get("/needs/?sort=contact_phone")
+    assert bad.status_code == 200 and "排序：应为以下之一" in bad.get_data(as_text=True)
+    head, body = _table(_sheet(client.get("/needs/?sort=-deadline&format=xlsx")))
+    assert head == ["需求", "发布机构", "行业 / 服务", "数量", "截止", "状态"]
+    with app.app_context():
+        live = db.session.scalar(select(func.count(Need.id)).where(Need.archived_at.is_(None)))
+    assert len(body) == live
+    deadlines = [r[4] for r in body if r[4] is not None]
+    assert deadlines == sorted(deadlines, reverse=True)
+    assert _exports(app)[-1].obj_kind == "needs"
+
+
+def test_contests_are_named_with_their_codes(app, client, auth) -> None:
+    with app.app_context():
+        project = db.session.scalars(select(Project).where(Project.archived_at.is_(None))).first()
+        code, pid = project.contest.code, project.id
+    assert f"{code} " in client.get(f"/projects/{pid}").get_data(as_text=True)
+    assert f"{code} " in client.get("/projects/").get_data(as_text=True)
