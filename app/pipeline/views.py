@@ -201,6 +201,7 @@ def _drill_down(stmt: Any, args: Any, errors: dict[str, str]) -> tuple[Any, dict
             Connection.institution_id.in_(select(Institution.id).where(Institution.kind.in_(kinds)))
         )
         drill["类别"] = SIDE_NAMES[side]
+    stmt = _drill_dimension(stmt, args, errors, drill)
     has_period = any((args.get(k) or "").strip() for k in ("quarter", "from", "to"))
     if not (event or has_period):
         return stmt, drill
@@ -238,6 +239,45 @@ def _drill_down(stmt: Any, args: Any, errors: dict[str, str]) -> tuple[Any, dict
         )
     drill["口径"] = f"本期{DRILL_EVENTS[event]}"
     return stmt.where(Connection.id.in_(moved)), drill
+
+
+def _drill_dimension(stmt: Any, args: Any, errors: dict[str, str], drill: dict[str, str]) -> Any:
+    """Filter to one row of a dashboard breakdown (?dim=region&key=浙江省): the connections that row counts,
+    keyed exactly as app.pipeline.figures keys them."""
+    from app.pipeline.figures import DIMENSIONS, short_contest
+    from models import Contest
+    from models.enums import Award, ContestKind, InstitutionKind
+
+    dim, key = (args.get("dim") or "").strip(), (args.get("key") or "").strip()[:100]
+    if not dim and not key:
+        return stmt
+    if dim not in DIMENSIONS or not key:
+        errors["dim"] = f"分项：应为以下之一：{'、'.join(DIMENSIONS)}，并给出取值"
+        return stmt
+    project_ids = select(Project.id)
+    try:
+        if dim == "institution_kind":
+            kind = InstitutionKind.from_label(key)
+            drill[DIMENSIONS[dim]] = key
+            return stmt.where(
+                Connection.institution_id.in_(select(Institution.id).where(Institution.kind == kind))
+            )
+        if dim == "contest_kind":
+            contests = select(Contest.id).where(Contest.kind == ContestKind.from_label(key))
+            project_ids = project_ids.where(Project.contest_id.in_(contests))
+        elif dim == "contest":
+            ids = [c.id for c in db.session.scalars(select(Contest)) if short_contest(c.name) == key]
+            project_ids = project_ids.where(Project.contest_id.in_(ids))
+        elif dim == "award":
+            project_ids = project_ids.where(Project.award == Award.from_label(key))
+        else:  # region, industry: a project without one is counted under 未填
+            column = Project.province if dim == "region" else Project.industry
+            project_ids = project_ids.where(column.is_(None) if key == "未填" else column == key)
+    except ValueError:
+        errors["key"] = f"{DIMENSIONS[dim]}：没有“{key}”这一项"
+        return stmt
+    drill[DIMENSIONS[dim]] = key
+    return stmt.where(Connection.project_id.in_(project_ids))
 
 
 @bp.get("/connections/")

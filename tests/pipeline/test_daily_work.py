@@ -186,3 +186,28 @@ def test_dashboard_figures_open_the_connections_they_count(app, world, as_user) 
     org_totals = org.get("/api/dashboard?quarter=2026Q3").get_json()["totals"]
     text = org.get("/connections/?event=opened&quarter=2026Q3").get_data(as_text=True)
     assert int(re.search(r"共 (\d+) 条", text).group(1)) == org_totals["opened"]
+
+
+def test_every_breakdown_row_opens_the_connections_it_counts(app, world, as_user) -> None:
+    """Each row of each breakdown (contest, kind, region, industry, award...) links its opened and signed
+    counts to the connection list, and the list holds exactly that many connections."""
+    sec = as_user("sec")
+    data = sec.get("/api/dashboard?quarter=2026Q3").get_json()
+    page = sec.get("/dashboard?quarter=2026Q3").get_data(as_text=True)
+    checked = 0
+    for dim, rows in data["breakdowns"].items():
+        for row in rows:
+            for event in ("opened", "signed"):
+                if not row[event]:
+                    continue
+                query = {"dim": dim, "key": row["key"], "event": event, "quarter": "2026Q3"}
+                assert f"dim={dim}" in page and "drill-link" in page, query
+                text = sec.get("/connections/", query_string=query).get_data(as_text=True)
+                m = re.search(r"共 (\d+) 条", text)
+                assert m and int(m.group(1)) == row[event], (dim, row["key"], event, text[:200])
+                checked += 1
+    assert checked >= 6
+    bad = sec.get("/connections/?dim=colour&key=red").get_data(as_text=True)
+    assert "分项：应为以下之一" in bad
+    bad = sec.get("/connections/?dim=award&key=金奖").get_data(as_text=True)
+    assert "获奖等级：没有“金奖”这一项" in bad
