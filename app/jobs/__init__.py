@@ -395,6 +395,13 @@ def watch_abandoned(app: Flask, stop: threading.Event) -> threading.Thread:
     return thread
 
 
+def wait_all(app: Flask, timeout: float = 120.0) -> None:
+    """Wait for the jobs this process runs in its own threads (no Redis) to end (tests, commands)."""
+    deadline = time.monotonic() + timeout
+    for thread in list(app.extensions.get("job_threads", {}).values()):
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
 def wait_for(app: Flask, job_id: int, timeout: float = 60.0, poll: float = 0.2) -> Job:
     """Return the job once it is done or failed (tests, and `flask embed --enqueue`); TimeoutError else."""
     deadline = time.monotonic() + timeout

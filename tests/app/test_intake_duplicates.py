@@ -8,6 +8,7 @@ import io
 from sqlalchemy import select
 
 from app.intake.similarity import anchors, core_name, judge, overlap, shared_passages, shingles
+from app.jobs import wait_all
 from models import DuplicatePair, DuplicateStatus, Project
 
 TEXT = (
@@ -81,6 +82,7 @@ def test_an_imported_copy_is_flagged_not_refused_and_a_dismissed_pair_stays_dism
     auth.login("admin")
     r = client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv([row])), "copy.csv")})
     assert r.status_code == 201, r.get_json()
+    wait_all(app)  # suspected duplicates are flagged by the encoding job, once the vectors are in
     with app.app_context():
         copy_id = db.session.scalar(select(Project.id).where(Project.name == row["名称"]))
         pair = db.session.scalar(

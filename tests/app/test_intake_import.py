@@ -11,6 +11,7 @@ from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
 from app.imports import EXAMPLE_PROJECT, guess_mapping, header_labels
+from app.jobs import wait_all
 from models import Contest, EmbeddingRecord, Project
 from models.accounts import User
 
@@ -68,6 +69,7 @@ def _browser_import(client, data: bytes, name: str, contest: str = ""):  # type:
     assert r.status_code == 302, r.get_data(as_text=True)[:800]
     preview = client.get(f"/imports/{token}/preview")
     done = client.post(f"/imports/{token}/commit")
+    wait_all(client.application)  # the encoding job (a thread here, without Redis)
     return preview, done
 
 
@@ -320,7 +322,7 @@ def test_cli_imports_with_progress_then_reimports_nothing(runner, session, tmp_p
         args=["import", "projects", str(path), "--contest", "第七届“创客中国”西藏自治区中小企业创新创业大赛"]
     )
     assert r.exit_code == 0, r.output
-    assert "2 new, 0 changed, 0 unchanged" in r.output and "2 texts encoded" in r.output
+    assert "2 new, 0 changed, 0 unchanged" in r.output and "encoded project 2; unchanged 0" in r.output
     assert _count(session, contest.id) == before + 2
     r = runner.invoke(args=["import", "projects", str(path), "--contest", "7-R25"])
     assert r.exit_code == 0 and "0 new, 0 changed, 2 unchanged" in r.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -263,8 +264,15 @@ def test_the_report_page_offers_the_background_workbook_and_the_import_page_show
     auth.login("admin")
     page = client.get("/reports/quarterly?quarter=2026Q3").get_data(as_text=True)
     assert 'action="/jobs/report"' in page and 'name="quarter" value="2026Q3"' in page
+    # upload, keep the guessed columns, commit: the result page shows the encoding job's bar
     r = client.post("/imports/", data={"kind": "projects", "file": (io.BytesIO(_csv(2)), "c.csv")})
-    assert r.status_code == 200
+    assert r.status_code == 302, r.get_data(as_text=True)[:300]
+    token = r.headers["Location"].split("/")[-2]
+    mapping = client.get(f"/imports/{token}/mapping").get_data(as_text=True)
+    chosen = re.findall(r'<select name="(col\d+)"[^>]*>.*?<option value="([^"]*)" selected', mapping, re.S)
+    assert client.post(f"/imports/{token}/mapping", data=dict(chosen)).status_code == 302
+    r = client.post(f"/imports/{token}/commit")
+    assert r.status_code == 200 and 'id="import-done"' in r.get_data(as_text=True)
     with app.app_context():
         job_id = db.session.scalar(select(func.max(Job.id)))
     assert f'data-job-url="/api/jobs/{job_id}"' in r.get_data(as_text=True)
