@@ -199,9 +199,9 @@ def my_jobs() -> list[Job]:
 
 
 def init_app(app: Flask) -> None:
-    """Register the job pages and the progress strip's template helper."""
-    from app.jobs import follow
+    """Register the job pages and the progress strip's template helper.
 
+    The vectors a worker encodes reach every web process's index through the change log it writes with
+    them (app.index_sync), within MATCH_INDEX_SYNC_SECONDS of a batch's commit."""
     app.register_blueprint(bp)
     app.add_template_global(my_jobs, "my_jobs")
-    follow.init_app(app)

@@ -110,15 +110,13 @@ def test_jobs_go_to_the_queue_and_a_worker_runs_them(make_app: Any, queue_name: 
 
 
 def test_an_import_queued_on_rq_reaches_the_web_index_when_its_job_finishes(
-    make_app: Any, queue_name: str, monkeypatch: pytest.MonkeyPatch
+    make_app: Any, queue_name: str
 ) -> None:
     import io
 
-    from app.jobs import follow
     from app.services import get_matching
 
-    monkeypatch.setattr(follow, "FOLLOW_EVERY_S", 0.0)
-    app = make_app(**_settings(queue_name))
+    app = make_app(**_settings(queue_name), INDEX_SYNC_SECONDS=0.1)
     with app.app_context():
         service = get_matching()
         assert service.wait_until_ready(60) and not service.degraded
@@ -150,7 +148,8 @@ def test_an_import_queued_on_rq_reaches_the_web_index_when_its_job_finishes(
     deadline = time.monotonic() + 30
     while not all(pid in service._proj_index for pid in ids):
         assert time.monotonic() < deadline, "the worker's vectors never reached the web index"
-        client.get("/api/projects?per_page=1")
+        # a ranking applies the change log the worker wrote with the vectors (app.index_sync)
+        assert client.get(f"/api/projects/{ids[0]}/matches?kind=fund&k=1").status_code == 200
         time.sleep(0.2)
 
 
