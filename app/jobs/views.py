@@ -69,11 +69,11 @@ def job_json(job: Job) -> dict[str, Any]:
     }
 
 
-@bp.get("/api/jobs/<int:job_id>")
+@bp.get("/api/jobs/<int:ident>")
 @login_required
-def progress(job_id: int) -> Any:
+def progress(ident: int) -> Any:
     """A job's progress as JSON (polled by static/jobs/progress.js)."""
-    response = current_app.json.response(job_json(_visible_job(job_id)))
+    response = current_app.json.response(job_json(_visible_job(ident)))
     response.headers["Cache-Control"] = "no-store"
     return response
 
