@@ -13,7 +13,7 @@ from app.auth import accounts
 from app.extensions import db
 from app.params import int_param
 from app.schemas import InputError
-from app.web.projects import paginate
+from app.web.lists import paginate
 from models import Contest, Institution
 from models.accounts import AuditLog, Registration, User
 from models.enums import AccountStatus, RegistrationStatus, Role

@@ -22,18 +22,7 @@ from app.params import institution_filter, project_filter
 from app.schemas import InputError, InstitutionIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
-from app.web.lists import (
-    Column,
-    all_rows,
-    enum_rank,
-    export,
-    order_by,
-    paginate,
-    query_filters,
-    ranked_list,
-    sort_param,
-    wants_export,
-)
+from app.web.lists import Column, enum_rank, query_list, ranked_list
 from app.web.projects import _contests
 from models import Institution
 from models.enums import InstitutionKind, Role
@@ -49,20 +38,11 @@ def list_institutions() -> Any:
         f = institution_filter(request.args)
     except InputError as exc:
         f, errors = services.InstitutionFilter(), exc.fields
-    try:
-        sort = sort_param(DIRECTORY, "kind")
-    except InputError as exc:
-        errors.update(exc.fields)
-        sort = ("kind", False)
-    order = order_by(DIRECTORY, *sort, Institution.id)
-    if wants_export() and not errors:
-        rows = all_rows(services.institution_query(f), order)
-        return export("机构名录", DIRECTORY, rows, "institutions", query_filters())
-    try:
-        page = paginate(services.institution_query(f), order)
-    except InputError as exc:
-        errors.update(exc.fields)
-        page = {"rows": [], "page": 1, "pages": 1, "total": 0}
+    sent, page, sort = query_list(
+        services.institution_query(f), DIRECTORY, "kind", Institution.id, "机构名录", "institutions", errors
+    )
+    if sent is not None:
+        return sent
     return render_template(
         "institutions/list.html", page=page, f=f, errors=errors, columns=DIRECTORY, sort=sort
     )

@@ -147,6 +147,31 @@ def export(
     return response
 
 
+def query_list(
+    stmt: Any, columns: Sequence[Column], default_sort: str, tie: Any, name: str, what: str,
+    errors: dict[str, str],
+) -> tuple[Response | None, dict[str, Any], tuple[str, bool]]:
+    """One list page read from a query: ?sort= (a bad one is reported in errors and the default used),
+    ?format=xlsx (the export, when the request has no errors), else one page (?page=).
+
+    Returns (the export response or None, the page, the sort applied).
+    """
+    try:
+        sort = sort_param(columns, default_sort)
+    except InputError as exc:
+        errors.update(exc.fields)
+        sort = (default_sort.lstrip("-"), default_sort.startswith("-"))
+    order = order_by(columns, *sort, tie)
+    if wants_export() and not errors:
+        return export(name, columns, all_rows(stmt, order), what, query_filters()), {}, sort
+    try:
+        page = paginate(stmt, order)
+    except InputError as exc:
+        errors.update(exc.fields)
+        page = {"rows": [], "page": 1, "pages": 1, "total": 0}
+    return None, page, sort
+
+
 def _cell(value: Any) -> Any:
     if hasattr(value, "value") and not isinstance(value, int | float | str):
         return value.value  # a LabelEnum: its Chinese label

@@ -24,18 +24,7 @@ from app.params import project_filter
 from app.schemas import InputError, NeedIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
-from app.web.lists import (
-    Column,
-    all_rows,
-    enum_rank,
-    export,
-    order_by,
-    paginate,
-    query_filters,
-    ranked_list,
-    sort_param,
-    wants_export,
-)
+from app.web.lists import Column, enum_rank, query_list, ranked_list
 from app.web.projects import _contests
 from models import Institution, Need
 from models.enums import NeedStatus, Role
@@ -58,20 +47,12 @@ NEED_COLUMNS = [
 @login_required
 def list_needs() -> Any:
     errors: dict[str, str] = {}
-    try:
-        sort = sort_param(NEED_COLUMNS, "-deadline")
-    except InputError as exc:
-        errors.update(exc.fields)
-        sort = ("deadline", True)
     stmt = select(Need).join(Need.institution).where(Need.archived_at.is_(None))
-    order = order_by(NEED_COLUMNS, *sort, Need.id.desc())
-    if wants_export() and not errors:
-        return export("对接需求", NEED_COLUMNS, all_rows(stmt, order), "needs", query_filters())
-    try:
-        page = paginate(stmt, order)
-    except InputError as exc:
-        errors.update(exc.fields)
-        page = {"rows": [], "page": 1, "pages": 1, "total": 0}
+    sent, page, sort = query_list(
+        stmt, NEED_COLUMNS, "-deadline", Need.id.desc(), "对接需求", "needs", errors
+    )
+    if sent is not None:
+        return sent
     return render_template("needs/list.html", page=page, errors=errors, columns=NEED_COLUMNS, sort=sort)
 
 

@@ -29,16 +29,7 @@ from app.params import institution_filter, project_filter
 from app.schemas import InputError, ProjectIn, validate
 from app.serialize import form_values
 from app.web.forms import form_data
-from app.web.lists import (  # paginate: admin imports it from here
-    all_rows,
-    export,
-    order_by,
-    paginate,
-    project_columns,
-    query_filters,
-    sort_param,
-    wants_export,
-)
+from app.web.lists import project_columns, query_list
 from models import Contest, Project
 from models.enums import Role
 
@@ -61,20 +52,11 @@ def list_projects() -> Any:
         f = project_filter(request.args)
     except InputError as exc:
         f, errors = services.ProjectFilter(), exc.fields
-    try:
-        sort = sort_param(columns, "award")
-    except InputError as exc:
-        errors.update(exc.fields)
-        sort = ("award", False)
-    order = order_by(columns, *sort, Project.id)
-    if wants_export() and not errors:
-        rows = all_rows(services.project_query(f), order)
-        return export("项目展示", columns, rows, "projects", query_filters())
-    try:
-        page = paginate(services.project_query(f), order)
-    except InputError as exc:
-        errors.update(exc.fields)
-        page = {"rows": [], "page": 1, "pages": 1, "total": 0}
+    sent, page, sort = query_list(
+        services.project_query(f), columns, "award", Project.id, "项目展示", "projects", errors
+    )
+    if sent is not None:
+        return sent
     return render_template(
         "projects/list.html", page=page, f=f, errors=errors, contests=_contests(), columns=columns, sort=sort
     )
