@@ -78,7 +78,9 @@ eval: install
 	$(BIN)/python -m evaluation.benchmark eval
 
 lint: install-test
-	$(BIN)/ruff check app models matching embeddings tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 clean:

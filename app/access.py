@@ -86,7 +86,15 @@ def current_user() -> User | None:
         return None
     if "account" not in g:
         g.account, g.auth_via = _resolve()
-    return g.account  # type: ignore[no-any-return]
+    return g.account
+
+
+def signed_in_user() -> User:
+    """Return the account of a request that must be signed in (behind ``login_required``); 401 otherwise."""
+    user = current_user()
+    if user is None:
+        abort(401)
+    return user
 
 
 def auth_via() -> Literal["session", "token"] | None:
@@ -116,7 +124,7 @@ def _resolve() -> tuple[User | None, str | None]:
         return row.user, "token"
     user = flask_login.current_user
     if user is not None and user.is_authenticated and user.is_active:
-        return user._get_current_object(), "session"  # type: ignore[union-attr]
+        return user._get_current_object(), "session"
     return None, None
 
 
@@ -317,7 +325,7 @@ def contact_project_ids(
         if contests is None:
             contests = dict(
                 db.session.execute(select(Project.id, Project.contest_id).where(Project.id.in_(ids))).all()
-            )  # type: ignore[arg-type]
+            )
         return {i for i in ids if contests.get(i) in mine}
     if user.role is Role.INSTITUTION and user.institution_id:
         rows = db.session.scalars(

@@ -236,6 +236,7 @@ def _job_with_progress(kind: Any, params: dict[str, Any], enqueue: bool, job_id:
             bar.length = total or 0
             bar.update(done - bar.pos)
 
+        status: JobStatus | None
         if enqueue:
             job = None
             while job is None:
@@ -390,7 +391,7 @@ def train_ranker(app: Flask, negatives: int = 3, half_life_days: float = 365.0) 
             for pid, insts in answered.items()
         }
         positives = {pid: ids for pid, ids in positives.items() if ids}
-        for pid, iid in sample_negatives(positives, service, side, negatives, random_state=0, exclude=answered):  # type: ignore[arg-type]
+        for pid, iid in sample_negatives(positives, service, side, negatives, random_state=0, exclude=answered):
             pairs.append(LabelledPair(service.project(pid), service.institution(iid), 0, None))
     ranker, report = fit_ranker(pairs, service, half_life_days=half_life_days)
     path = ranker_path(app)

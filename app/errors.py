@@ -38,7 +38,7 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
 
-def error_response(status: int, message: str | None = None, fields: dict[str, str] | None = None, code: str | None = None):  # type: ignore[no-untyped-def]
+def error_response(status: int, message: str | None = None, fields: dict[str, str] | None = None, code: str | None = None):
     """Return a JSON error (API) or the Chinese error page, with the status code."""
     message = message or MESSAGES.get(status, "出错了")
     if wants_json():
@@ -61,17 +61,17 @@ def init_app(app: Flask) -> None:
     """Register the handlers."""
 
     @app.errorhandler(InputError)
-    def _input_error(exc: InputError):  # type: ignore[no-untyped-def]
+    def _input_error(exc: InputError):
         return error_response(422, exc.message, exc.fields)
 
     @app.errorhandler(CSRFError)
-    def _csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
+    def _csrf_error(exc: CSRFError):
         if exc.description and not exc.description.startswith("The "):
             return error_response(400, exc.description, code="csrf_failed")
         return error_response(400, "页面已过期或缺少安全令牌（CSRF），请刷新页面后重新提交", code="csrf_failed")
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(exc: HTTPException):
         status = exc.code or 500
         message = MESSAGES.get(status)
         if exc.description and status in (400, 401, 403, 404, 409, 413, 415, 422) and not exc.description.startswith("The "):
@@ -82,11 +82,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(InterfaceError)
     @app.errorhandler(DisconnectionError)
     @app.errorhandler(PoolTimeoutError)
-    def _database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+    def _database_unavailable(exc: Exception):
         return database_unavailable(exc)
 
     @app.errorhandler(DBAPIError)
-    def _database_error(exc: DBAPIError):  # type: ignore[no-untyped-def]
+    def _database_error(exc: DBAPIError):
         if exc.connection_invalidated:
             return database_unavailable(exc)
         log.exception("database error on %s %s", request.method, request.path)
@@ -94,7 +94,7 @@ def init_app(app: Flask) -> None:
         return error_response(500)
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500)
 
@@ -111,7 +111,7 @@ def _discard_session() -> None:
         log.debug("could not roll back the session of a failed request", exc_info=True)
 
 
-def database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+def database_unavailable(exc: Exception):
     """Answer 503 in Chinese while the database cannot be reached, and recover by itself.
 
     The session is rolled back and removed and the connection pool dropped, so the next request

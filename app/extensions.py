@@ -35,16 +35,16 @@ class Database:
 
     @property
     def engine(self) -> Engine:
-        return current_app.extensions["db"]["engine"]  # type: ignore[no-any-return]
+        return current_app.extensions["db"]["engine"]
 
     @property
     def session(self) -> Session:
-        return current_app.extensions["db"]["session"]()  # type: ignore[no-any-return]
+        return current_app.extensions["db"]["session"]()
 
     def new_session(self, app: Flask | None = None) -> Session:
         """Return a fresh session outside the request scope (background work, commands)."""
         target: Any = app or current_app
-        return target.extensions["db"]["factory"]()  # type: ignore[no-any-return]
+        return target.extensions["db"]["factory"]()
 
 
 db = Database()

@@ -41,6 +41,7 @@ from app.extensions import db
 from matching.service import MatchingService
 from models import EmbeddingRecord, IndexChange, Institution, Project
 from models.base import utcnow
+from models.db import rowcount
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ def prune(session: Session) -> int:
     if old is None:
         return 0
     try:
-        gone = session.execute(delete(IndexChange).where(IndexChange.created_at < horizon)).rowcount
+        gone = rowcount(session.execute(delete(IndexChange).where(IndexChange.created_at < horizon)))
         session.commit()
     except Exception:
         session.rollback()

@@ -289,7 +289,7 @@ class InstitutionIn(_Strict):
     @field_validator("contact_email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
-        return ProjectIn._email(v)  # type: ignore[operator]
+        return ProjectIn._email(v)
 
     @model_validator(mode="after")
     def _ticket_range(self) -> InstitutionIn:

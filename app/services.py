@@ -399,7 +399,7 @@ def get_matching() -> MatchingService:
     index_sync.catch_up(app, service)
     if has_request_context() and service.degraded:
         g.ranking_degraded = service.degraded
-    return service  # type: ignore[no-any-return]
+    return service
 
 
 def _rank(call: Callable[[MatchingService], list[Match]]) -> list[Match]:
@@ -424,7 +424,7 @@ def _all_projects(session: Session) -> Sequence[Project]:
 
 
 def _matching_if_built() -> MatchingService | None:
-    return current_app.extensions.get("matching")  # type: ignore[no-any-return]
+    return current_app.extensions.get("matching")
 
 
 def _embed_one(session: Session, kind: str, owner_id: int, text: str) -> np.ndarray:
@@ -510,7 +510,7 @@ def save_project(session: Session, data: ProjectIn | Mapping[str, Any], project:
         service.upsert_project(project_profile(project), vec)
     projects_changed()
     _flag_duplicates(session, project)
-    return project  # type: ignore[no-any-return]
+    return project
 
 
 #: Project fields filled by organisers' imports (app.imports), kept when an edit does not send them.
@@ -634,7 +634,7 @@ def _restore(session: Session, kind: str, row: Any, text: Any = None) -> np.ndar
     return vec
 
 
-def _index_institution(session: Session, inst: Institution, vec: np.ndarray) -> None:
+def _index_institution(session: Session, inst: Institution, vec: np.ndarray | None) -> None:
     """Send an institution's profile, with its portfolio of signed connections, to the built index."""
     service = _matching_if_built()
     if service is not None:
@@ -660,7 +660,7 @@ def save_institution(
     values = _validated(InstitutionIn, data)
     inst, vec = _write(session, "institution", inst, Institution, values, institution_record_text)
     _index_institution(session, inst, vec)
-    return inst  # type: ignore[no-any-return]
+    return inst
 
 
 def refresh_institution(session: Session, institution_id: int) -> None:
@@ -724,7 +724,7 @@ def save_need(session: Session, data: NeedIn | Mapping[str, Any], need: Need | N
         raise InputError({"institution_id": "发布机构：机构不存在"})
     saved = _write(session, "need", need, Need, values, need_record_text)[0]
     projects_changed()  # a posted need is watched like a saved search: take its list as the baseline soon
-    return saved  # type: ignore[no-any-return]
+    return saved
 
 
 def delete_need(session: Session, need: Need) -> Removal:

@@ -842,7 +842,7 @@ def minmax_two_stage(problem: AssignmentProblem) -> list[tuple[int, int]]:
     )
     # stage 2 only adds pairs that raise the score; non-positive scores stay out as in a max-weight flow
     second &= scores > 0
-    return sorted(zip(*np.nonzero(first | second), strict=True))  # type: ignore[arg-type]
+    return sorted(zip(*np.nonzero(first | second), strict=True))
 
 
 def assign_reviewers(
@@ -974,15 +974,17 @@ def build_timetable(
     when no party has more than T meetings, by Konig's theorem); when that fails, a 0/1 programme
     (HiGHS). Every returned timetable has passed :func:`check_timetable`.
     """
-    unavailable = {r: {t for t in ts if 0 <= t < n_slots} for r, ts in (unavailable or {}).items()}
-    meetings = [tuple(dict.fromkeys(m)) for m in meetings]
-    blockers = _timetable_blockers(meetings, n_slots, n_tables, unavailable)
+    blocked: dict[Hashable, set[int]] = {
+        r: {t for t in ts if 0 <= t < n_slots} for r, ts in (unavailable or {}).items()
+    }
+    parties: list[tuple[Hashable, ...]] = [tuple(dict.fromkeys(m)) for m in meetings]
+    blockers = _timetable_blockers(parties, n_slots, n_tables, blocked)
     if blockers:
         return Timetable("infeasible", blocking=blockers)
-    slots = _greedy_slots(meetings, n_slots, n_tables, unavailable)
+    slots = _greedy_slots(parties, n_slots, n_tables, blocked)
     method = "greedy"
     if slots is None:
-        slots = _milp_slots(meetings, n_slots, n_tables, unavailable, time_limit)
+        slots = _milp_slots(parties, n_slots, n_tables, blocked, time_limit)
         method = "milp"
     if slots is None:
         return Timetable(
@@ -1001,7 +1003,7 @@ def build_timetable(
             method="milp",
         )
     tables = _tables_for(slots)
-    errors = check_timetable(meetings, slots, tables, n_slots, n_tables, unavailable)
+    errors = check_timetable(parties, slots, tables, n_slots, n_tables, blocked)
     if errors:  # never hand out a timetable that fails its own proof
         raise AssertionError("timetable check failed: " + "; ".join(errors[:5]))
     return Timetable("ok", slots=slots, tables=tables, method=method)
@@ -1065,7 +1067,7 @@ def _greedy_slots(
     return slot_of
 
 
-def _kempe(m, meetings, n_slots, unavailable, at, slot_of, fits, place, unplace) -> bool:  # type: ignore[no-untyped-def]
+def _kempe(m, meetings, n_slots, unavailable, at, slot_of, fits, place, unplace) -> bool:
     """Free a slot for two-party meeting m by swapping two slots along an alternating chain."""
     u, v = meetings[m]
     free_u = [t for t in range(n_slots) if (u, t) not in at and t not in unavailable.get(u, ())]
@@ -1152,6 +1154,6 @@ def _milp_slots(
     if res.x is None:
         return None
     slots = [-1] * len(meetings)
-    for j in np.nonzero(res.x > 0.5)[0]:
-        slots[M[j]] = int(Tt[j])
+    for col in np.nonzero(res.x > 0.5)[0]:
+        slots[int(M[col])] = int(Tt[col])
     return slots

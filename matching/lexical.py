@@ -327,9 +327,9 @@ class LexicalIndex:
                 all_scores.append(weights)
             if not all_rows:
                 return np.empty(0, dtype=np.int64), np.empty(0)
-            acc = np.bincount(
+            acc: NDArray[np.float64] = np.bincount(
                 np.concatenate(all_rows), weights=np.concatenate(all_scores), minlength=self._n_rows
-            )
+            ).astype(np.float64, copy=False)
             if allowed is None:
                 self._last = (key, acc)
             hit = np.flatnonzero(acc > 0)

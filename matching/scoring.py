@@ -185,8 +185,8 @@ class InstitutionTable:
             # Register every label first: a project coded later must find the same column.
             for label in (*inst.industries, *(ev.industry_share or {})):
                 vocabs.industry.code(label)
-            for label in (inst.province, *(ev.province_share or {})):
-                vocabs.province.code(label)
+            for place in (inst.province, *(ev.province_share or {})):
+                vocabs.province.code(place)
             vocabs.city.code(inst.city)
             for label in ev.group_share or {}:
                 vocabs.group.code(label)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from alembic import context
-from sqlalchemy import engine_from_config, pool
-
 import importlib
 import pkgutil
+
+from alembic import context
+from sqlalchemy import engine_from_config, pool
 
 import models
 from models.base import Base

@@ -23,9 +23,9 @@ from models.events import (
     InstitutionRegistration,
     Meeting,
 )
-from models.jobs import Job, JobKind, JobStatus
 from models.index_changes import IndexChange
 from models.intake import ContestFiling, DuplicateKind, DuplicatePair, DuplicateStatus
+from models.jobs import Job, JobKind, JobStatus
 
 __all__ = [
     "Award",

@@ -33,7 +33,7 @@ def load_contests(session: Session, path: Path) -> tuple[int, int]:
             else:
                 updated += 1
             contest.edition = int(row["edition"])
-            contest.kind = ContestKind.from_label(row["kind"])  # type: ignore[assignment]
+            contest.kind = ContestKind.from_label(row["kind"])
             contest.name = row["name"]
             contest.place = row.get("place") or None
             contest.province = row.get("province") or None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import sessionmaker
 
 
@@ -26,6 +26,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
+def make_session_factory(engine: Engine) -> sessionmaker:
     """Return a session factory bound to the engine."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Return how many rows an executed UPDATE or DELETE touched (0 when the driver cannot tell)."""
+    return int(cast("CursorResult[Any]", result).rowcount or 0)

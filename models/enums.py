@@ -6,13 +6,14 @@ Values are the Chinese labels users see and the API speaks; names are stored in 
 from __future__ import annotations
 
 from enum import Enum
+from typing import Self
 
 
-class LabelEnum(str, Enum):
+class LabelEnum(str, Enum):  # noqa: UP042  (StrEnum would change str(), which templates and CSVs print)
     """An enum whose value is its Chinese label."""
 
     @classmethod
-    def from_label(cls, label: str) -> LabelEnum:
+    def from_label(cls, label: str) -> Self:
         """Return the member with this label (or this name); raise ValueError otherwise."""
         for member in cls:
             if label in (member.value, member.name):

@@ -94,7 +94,7 @@ def user_status(ident: int) -> Any:
         status = AccountStatus.from_label(request.form.get("status", ""))
     except ValueError:
         abort(400, description="状态：不认识的取值")
-    accounts.set_status(db.session, user, status)  # type: ignore[arg-type]
+    accounts.set_status(db.session, user, status)
     flash(f"账户「{user.username}」已{status.value}", "success")
     return redirect(url_for("admin.users"))
 

@@ -30,6 +30,7 @@ from models import Connection, Contest, Institution, Need, Project
 from models.accounts import User
 from models.alerts import AlertFrequency, AlertSettings, Notification, SavedSearch, SearchKind
 from models.base import utcnow
+from models.db import rowcount
 from models.enums import NeedStatus, Role, Stage
 
 log = logging.getLogger(__name__)
@@ -229,8 +230,9 @@ def may_watch(user: User | None, kind: str, target: Institution | Need) -> bool:
 
 
 def _target(session: Session, kind: str, target_id: int) -> Institution | Need | None:
-    model = Need if kind == "need" else Institution
-    row = session.get(model, target_id)
+    row: Institution | Need | None = (
+        session.get(Need, target_id) if kind == "need" else session.get(Institution, target_id)
+    )
     return None if row is None or row.archived_at is not None else row
 
 
@@ -516,7 +518,7 @@ def mark_viewed(session: Session, user_id: int, project_id: int, now: datetime |
         )
         .values(viewed_at=now or utcnow())
     )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def settings_of(session: Session, user_id: int) -> AlertSettings:
@@ -596,7 +598,7 @@ def project_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
     ids = list(set(ids))
     if not ids:
         return {}
-    return dict(session.execute(select(Project.id, Project.name).where(Project.id.in_(ids))).all())  # type: ignore[arg-type]
+    return dict(session.execute(select(Project.id, Project.name).where(Project.id.in_(ids))).all())
 
 
 def since_days(days: int, now: datetime | None = None) -> datetime:

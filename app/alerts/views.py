@@ -73,7 +73,7 @@ def _form_search() -> SearchIn:
     data["filters"] = {
         k[len("filter_") :]: v for k, v in form.items() if k.startswith("filter_") and v.strip()
     }
-    return service.parse(SearchIn, data)  # type: ignore[no-any-return]
+    return service.parse(SearchIn, data)
 
 
 def _create(values: SearchIn) -> SavedSearch:

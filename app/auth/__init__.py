@@ -18,7 +18,7 @@ from flask import (
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
-from app.access import audit, current_user, login_required, public
+from app.access import audit, current_user, login_required, public, signed_in_user
 from app.api import INSTITUTION_FIELDS, PROJECT_FIELDS
 from app.auth import accounts, passwords, sessions
 from app.extensions import db, limiter
@@ -175,9 +175,9 @@ def account() -> Any:
 def _account_page(
     new_token: str | None = None, errors: dict[str, str] | None = None, status: int = 200
 ) -> Any:
-    user = current_user()
+    user = signed_in_user()
     tokens = db.session.scalars(
-        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())  # type: ignore[union-attr]
+        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
     ).all()
     current = sessions.current(db.session)
     return render_template(
@@ -186,7 +186,7 @@ def _account_page(
         tokens=tokens,
         new_token=new_token,
         errors=errors or {},
-        login_sessions=sessions.active(db.session, user),  # type: ignore[arg-type]
+        login_sessions=sessions.active(db.session, user),
         current_session_id=current.id if current is not None else None,
     ), status
 
@@ -215,11 +215,11 @@ def revoke_token(ident: int) -> Any:
 @bp.post("/account/password")
 @login_required
 def change_password() -> Any:
-    user = current_user()
+    user = signed_in_user()
     try:
         accounts.change_password(
             db.session,
-            user,  # type: ignore[arg-type]
+            user,
             request.form.get("old_password", ""),
             request.form.get("password", ""),
             request.form.get("password2", ""),

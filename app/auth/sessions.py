@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.access import client_ip
 from models.accounts import LoginSession, User, hash_token
 from models.base import utcnow
+from models.db import rowcount
 
 #: The key of the login-session key in Flask's session cookie.
 SESSION_KEY = "sid"
@@ -108,7 +109,7 @@ def revoke_all(db_session: Session, user: User, keep: LoginSession | None = None
     if keep is not None:
         stmt = stmt.where(LoginSession.id != keep.id)
     result = db_session.execute(stmt, execution_options={"synchronize_session": "fetch"})
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def active(db_session: Session, user: User) -> list[LoginSession]:

@@ -16,7 +16,7 @@ DATA = Path(__file__).parent / "data"
 
 
 def _read(name: str) -> list[dict[str, Any]]:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
 def load_demo(session: Session, force: bool = False) -> dict[str, int]:

@@ -48,7 +48,7 @@ def demo_keys() -> set[tuple[str, str]]:
     """Return the (kind, natural key) of every record in the shipped demo data."""
 
     def read(name: str) -> list[dict[str, Any]]:
-        return json.loads((_DATA / name).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        return json.loads((_DATA / name).read_text(encoding="utf-8"))
 
     keys = {("project", r["name"]) for r in read("projects.json")}
     keys |= {("institution", r["name"]) for r in read("institutions.json")}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,8 @@ def conflicts_of(session: Session, event: Event) -> list[PairConflict]:
         )
     ).all()
     for project_id, institution_id, name in judged:
+        if institution_id is None:  # not an employee of any institution
+            continue
         out.append(
             PairConflict(
                 project_id, institution_id, f"该机构人员「{name}」担任该项目评委", ConflictSource.DETECTED
@@ -220,6 +222,7 @@ def run_plan(session: Session, event: Event, service: MatchingService) -> dict[s
     }
     session.execute(delete(Meeting).where(Meeting.event_id == event.id))
     event.meetings = []
+    report: dict[str, Any]
     if not projects or not institutions:
         report = {
             "status": "infeasible",
@@ -242,7 +245,7 @@ def run_plan(session: Session, event: Event, service: MatchingService) -> dict[s
             allowed[prow[c.project_id], icol[c.institution_id]] = False
     found = pair_scores(service, projects, institutions)
     scores = np.array([[round(found.get((p, i), 0.0), 2) for i in institutions] for p in projects])
-    unavailable: dict[tuple[str, int], set[int]] = {}
+    unavailable: dict[Hashable, set[int]] = {}
     caps, free_p = [], {}
     for inv in event.invites:
         bad = {int(t) for t in inv.unavailable_slots or [] if 0 <= int(t) < event.slots}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from matching.service import MatchingService
-from matching.types import Filters
+from matching.types import Filters, Side
 
 
 def pair_scores(
@@ -19,7 +19,7 @@ def pair_scores(
     backs the project, or it fell outside the candidate pool of a very large side) is absent; the
     caller scores it 0.
     """
-    by_side: dict[str, list[int]] = {}
+    by_side: dict[Side, list[int]] = {}
     for i in institution_ids:
         try:
             side = service.institution(i).side
@@ -37,7 +37,7 @@ def pair_scores(
                 side,
                 k=len(ids),
                 filters=Filters(allowed_ids=frozenset(ids)),
-                explain=False,  # type: ignore[arg-type]
+                explain=False,
             )
             for m in matches:
                 out[(p, m.id)] = float(m.score)

@@ -168,10 +168,12 @@ def record_pairs(session: Session, verdicts: dict[tuple[int, int], Verdict]) -> 
     for start in range(0, len(keys), 400):
         chunk = keys[start : start + 400]
         a_ids = {a for a, _b in chunk}
-        for row in session.scalars(select(DuplicatePair).where(DuplicatePair.project_a_id.in_(a_ids))):
-            stored[(row.project_a_id, row.project_b_id)] = row
+        for pair in session.scalars(select(DuplicatePair).where(DuplicatePair.project_a_id.in_(a_ids))):
+            stored[(pair.project_a_id, pair.project_b_id)] = pair
     added = 0
     for (a, b), v in verdicts.items():
+        if v.kind is None:  # not flagged: nothing to record
+            continue
         row = stored.get((a, b))
         if row is None:
             session.add(

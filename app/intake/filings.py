@@ -118,7 +118,7 @@ def check_filing(contest: Contest, data: dict[str, Any]) -> FilingIn:
     if errors:
         raise InputError(errors)
     values.name = contest.name  # stored as the plan spells it
-    return values  # type: ignore[no-any-return]
+    return values
 
 
 def _relabel(key: str, message: str, labels: dict[str, str]) -> str:
@@ -137,7 +137,7 @@ def save_filing(session: Any, contest: Contest, values: FilingIn, user_id: int |
     for key, value in values.model_dump().items():
         setattr(row, key, value)
     row.filed_by_id = user_id
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def filed_plans(session: Any, contest_ids: set[int] | None = None) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from app.extensions import db
 from app.schemas import InputError
 from models.base import utcnow
+from models.db import rowcount
 from models.jobs import Job, JobKind, JobStatus
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class JobRun:
             .where(Job.id == self.job_id, Job.attempt == self.attempt, Job.status == JobStatus.RUNNING)
             .values(heartbeat_at=utcnow(), **values)
         )
-        if session.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(session.execute(stmt)) != 1:
             session.rollback()
             raise JobLost(f"job {self.job_id} attempt {self.attempt} was taken over")
         if self.on_progress is not None:
@@ -168,11 +169,11 @@ def perform(job_id: int) -> str:
 def _claim(session: Session, job_id: int) -> Job | None:
     """Take a queued job (queued -> running, attempt + 1); None when it is not queued (taken or done)."""
     now = utcnow()
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
         .values(status=JobStatus.RUNNING, attempt=Job.attempt + 1, heartbeat_at=now, error=None)
-    ).rowcount  # type: ignore[attr-defined]
+    ))
     if claimed != 1:
         session.rollback()
         return None
@@ -238,7 +239,7 @@ def _pulse(app: Flask, job_id: int, attempt: int, stop: threading.Event) -> None
         session = db.new_session(app)
         try:
             mine = (Job.id == job_id) & (Job.attempt == attempt) & (Job.status == JobStatus.RUNNING)
-            if session.execute(update(Job).where(mine).values(heartbeat_at=utcnow())).rowcount != 1:  # type: ignore[attr-defined]
+            if rowcount(session.execute(update(Job).where(mine).values(heartbeat_at=utcnow()))) != 1:
                 return  # taken over or finished: the run's own next write notices
             session.commit()
         except Exception:  # a busy or absent database: try again at the next beat
@@ -301,7 +302,7 @@ def retry_job(app: Flask, job_id: int) -> bool:
     """Queue a failed or abandoned job again and dispatch it; False when it is neither."""
     session = db.new_session(app)
     try:
-        retried = session.execute(
+        retried = rowcount(session.execute(
             update(Job)
             .where(
                 Job.id == job_id,
@@ -310,7 +311,7 @@ def retry_job(app: Flask, job_id: int) -> bool:
             )
             .values(status=JobStatus.QUEUED, error=None, finished_at=None, message="等待重试")
             .values(heartbeat_at=utcnow())
-        ).rowcount  # type: ignore[attr-defined]
+        ))
         session.commit()
     finally:
         session.close()
@@ -332,11 +333,11 @@ def requeue_abandoned(app: Flask) -> list[int]:
         ids = session.scalars(select(Job.id).where(stale)).all()
         taken = []
         for job_id in ids:
-            n = session.execute(
+            n = rowcount(session.execute(
                 update(Job)
                 .where(Job.id == job_id, stale)
                 .values(status=JobStatus.QUEUED, message="运行中断，已重新排队", heartbeat_at=utcnow())
-            ).rowcount  # type: ignore[attr-defined]
+            ))
             session.commit()
             if n == 1:
                 taken.append(job_id)
@@ -369,9 +370,9 @@ def _lost_in_queue(app: Flask, session: Session, cutoff: Any) -> list[int]:
         if status in waiting:
             continue  # a backlog, not a loss
         same = Job.rq_id.is_(None) if rq_id is None else Job.rq_id == rq_id
-        n = session.execute(
+        n = rowcount(session.execute(
             update(Job).where(Job.id == job_id, old, same).values(heartbeat_at=utcnow(), message="已重新排队")
-        ).rowcount  # type: ignore[attr-defined]
+        ))
         session.commit()
         if n == 1:
             lost.append(job_id)

@@ -9,6 +9,7 @@ demo.py        a year of demo history           labels.py    outcomes as ranking
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, jsonify
@@ -38,7 +39,7 @@ def init_app(app: Flask) -> None:
         return error_response(status, exc.message, exc.fields)
 
     # Globals rather than a context processor: the imported macros (pipeline/macros.html) see them too.
-    for name, value in {
+    helpers: dict[str, Callable[..., Any]] = {
         "pipeline_links": views.nav_links,
         "pipeline_pairs": views.pairs,
         "pipeline_can_connect": views.can_connect,
@@ -47,9 +48,10 @@ def init_app(app: Flask) -> None:
         "pipeline_day": lambda at: china_date(at).isoformat(),
         "pipeline_time": lambda at: at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
         "pipeline_num": _num,
-        "PIPELINE_STAGES": ConnectionStage.labels(),
-    }.items():
+    }
+    for name, value in helpers.items():
         app.add_template_global(value, name)
+    app.jinja_env.globals["PIPELINE_STAGES"] = ConnectionStage.labels()
 
 
 def _num(value: Any) -> str:

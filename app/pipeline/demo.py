@@ -126,7 +126,7 @@ def _outcome(rng: random.Random, p: Project, inst: Institution, on: date) -> dic
     day = (on - timedelta(days=rng.randrange(0, 6))).isoformat()
     if side == "fund":
         asked = p.amount_wan or rng.choice([300, 500, 800, 1500])
-        amount = asked * rng.uniform(0.4, 1.0)
+        amount: float = asked * rng.uniform(0.4, 1.0)
         if inst.ticket_min_wan:
             amount = max(amount, inst.ticket_min_wan)
         if inst.ticket_max_wan:
@@ -138,7 +138,7 @@ def _outcome(rng: random.Random, p: Project, inst: Institution, on: date) -> dic
             rnd = p.funding_round.value if p.funding_round else FundingRound.ANGEL.value
         return {"amount_wan": amount, "round": rnd, "date": day}
     if side == "base":
-        area = rng.choice([120, 180, 240, 300, 450, 600, 800, 1200])
+        area: float = rng.choice([120, 180, 240, 300, 450, 600, 800, 1200])
         if inst.space_m2:
             area = min(area, inst.space_m2)
         return {"base": inst.name, "area_m2": area, "date": day}

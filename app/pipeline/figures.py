@@ -375,7 +375,7 @@ def _signings(c: Connection, events: list[ConnectionEvent], until: datetime) -> 
             Outcome(
                 connection=c,
                 at=e.at,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 amount_wan=float(data.get("amount_wan") or 0),
                 round=data.get("round"),
                 base=data.get("base"),

@@ -121,7 +121,7 @@ def parse_stage(value: S | str, field: str = "to_stage") -> S:
     if isinstance(value, S):
         return value
     try:
-        return S.from_label(str(value).strip())  # type: ignore[return-value]
+        return S.from_label(str(value).strip())
     except ValueError:
         raise TransitionError(
             f"目标阶段：应为以下之一：{'、'.join(S.labels())}", code="unknown_stage", field=field

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def index() -> Any:
         .order_by(Project.award, Project.id)
         .limit(8)
     ).all()
-    needs = []  # posted needs are for logged-in accounts
+    needs: Sequence[Need] = []  # posted needs are for logged-in accounts
     if current_user() is not None:
         live = select(Need).where(Need.archived_at.is_(None))
         needs = s.scalars(live.order_by(Need.deadline.desc(), Need.id.desc()).limit(6)).all()

@@ -254,7 +254,7 @@ def mapping(token: str) -> Any:
         _drop_pending(meta_path)
         return _page(kind, error=exc.message), 422
     headers = list(rows[0]) if rows else []
-    targets = [(c, FIELD_LABELS.get(c, "所属赛事" if c == "contest" else c)) for c in columns(kind)]  # type: ignore[arg-type]
+    targets = [(c, FIELD_LABELS.get(c, "所属赛事" if c == "contest" else c)) for c in columns(kind)]
     error = None
     chosen = meta.get("mapping") or guess_mapping(kind, headers)
     if request.method == "POST":

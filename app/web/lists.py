@@ -122,7 +122,7 @@ def export(
     from app.access import current_user, unauthenticated
 
     if current_user() is None:
-        return unauthenticated()  # type: ignore[no-any-return]  # exports are for accounts (audited)
+        return unauthenticated()  # exports are for accounts (audited)
     wb = Workbook()
     ws = wb.active
     ws.title = safe_text(name)[:31]

@@ -17,6 +17,7 @@ from app.access import (
     need_owner_default,
     redact_ranked,
     roles_required,
+    signed_in_user,
 )
 from app.api import NEED_FIELDS
 from app.extensions import db
@@ -138,9 +139,9 @@ def _form(need: Need | None) -> Any:
             flash("对接需求已发布", "success")
             return redirect(url_for("needs.detail", ident=saved.id))
     stmt = select(Institution).order_by(Institution.name)
-    user = current_user()
+    user = signed_in_user()  # the write checks above refused anyone signed out
     if not is_secretariat(user):
-        stmt = stmt.where(Institution.id == user.institution_id)  # type: ignore[union-attr]
+        stmt = stmt.where(Institution.id == user.institution_id)
     institutions = db.session.scalars(stmt).all()
     return render_template(
         "needs/form.html", need=need, v=values, errors=errors, institutions=institutions

@@ -117,7 +117,7 @@ def edit(ident: int) -> Any:
 
 def _form(p: Project | None) -> Any:
     errors: dict[str, str] = {}
-    values = form_values(p, PROJECT_FIELDS) if p else {"award": "无", "needs": []}
+    values: dict[str, Any] = form_values(p, PROJECT_FIELDS) if p else {"award": "无", "needs": []}
     user = current_user()
     locked = p is not None and user is not None and user.role is Role.PROJECT
     if request.method == "POST":

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 import re
 
+import pytest
 from sqlalchemy import select
 
 from models import Institution, Project, ProjectGroup
-
 
 
 @pytest.fixture(autouse=True)
