@@ -39,6 +39,7 @@ from embeddings.index import VectorIndex, _as_ids
 __all__ = [
     "FaissBackend",
     "FaissStore",
+    "LiteServer",
     "MilvusBackend",
     "MilvusStore",
     "StoreSetting",
@@ -435,7 +436,9 @@ class MilvusBackend:
         schema.add_field("digest", DataType.VARCHAR, max_length=32)
         index = client.prepare_index_params()
         index.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
-        client.create_collection(collection, schema=schema, index_params=index, consistency_level="Strong")
+        client.create_collection(collection, schema=schema, consistency_level="Strong")
+        # FLAT needs no build: do not poll for it (pymilvus' wait asks for a timestamp milvus-lite lacks).
+        client.create_index(collection, index, sync=False)
 
     def _collection_dim(self, collection: str) -> int | None:
         info = self.client.describe_collection(collection)
@@ -507,8 +510,14 @@ class MilvusBackend:
                 self._client = None
 
 
+def _quiet_lite_fallback(record: logging.LogRecord) -> bool:
+    """Drop pymilvus' notice that milvus-lite gives iterators no server timestamp (it uses its own)."""
+    return "mvccTs" not in record.getMessage()
+
+
 def connect_milvus(uri: str) -> Any:
     """Return a ``pymilvus.MilvusClient`` for uri, with a clear error when it cannot be reached."""
+    logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_quiet_lite_fallback)
     try:
         from pymilvus import MilvusClient
     except ImportError as exc:  # pragma: no cover - pymilvus is a dependency
@@ -582,3 +591,71 @@ def make_backend(setting: StoreSetting, index_dir: str | os.PathLike[str] | None
     if setting.lite:
         Path(setting.uri).parent.mkdir(parents=True, exist_ok=True)
     return MilvusBackend(setting.uri)
+
+
+# ------------------------------------------------------------------------------- milvus-lite, shared
+def _child_setup() -> None:
+    """In the server process: interrupts stop it cleanly (even when started from a background shell),
+    and on Linux it ends with the process that started it."""
+    import contextlib
+    import ctypes
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+
+
+class LiteServer:
+    """A milvus-lite server process for one ``.db`` file, reached at :attr:`uri` by any local process.
+
+    milvus-lite lets one process open a database file. Several processes (the web server's workers)
+    share one by talking to this server instead, like to a Milvus server: ``milvus:<uri>``.
+    """
+
+    def __init__(self, path: str, timeout: float = 60.0) -> None:
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.path = path
+        self.uri = f"http://127.0.0.1:{port}"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", path]
+        self.process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C reaches the web server, which then stops this one
+            preexec_fn=_child_setup,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raw = self.process.stderr.read() if self.process.stderr else b""
+                error = raw.decode("utf-8", "replace")
+                last = error.strip().splitlines()[-1:] or ["no message"]
+                raise RuntimeError(f"the milvus-lite server for {path} stopped: {last[0]}")
+            with socket.socket() as conn:
+                conn.settimeout(0.5)
+                if conn.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the milvus-lite server for {path} did not start within {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop the server: an interrupt, on which it finishes its requests and closes the database."""
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except Exception:
+                self.process.kill()
