@@ -617,6 +617,7 @@ class LiteServer:
         import socket
         import subprocess
         import sys
+        import tempfile
         import time
 
         with socket.socket() as probe:
@@ -626,18 +627,20 @@ class LiteServer:
         self.uri = f"http://127.0.0.1:{port}"
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", path]
+        # Its messages go to a file, not a pipe nobody reads (a full pipe would stall the server).
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - open while the server runs
         self.process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(port)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
             start_new_session=True,  # a Ctrl-C reaches the web server, which then stops this one
             preexec_fn=_child_setup,
         )
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raw = self.process.stderr.read() if self.process.stderr else b""
-                error = raw.decode("utf-8", "replace")
+                self._log.seek(0)
+                error = self._log.read().decode("utf-8", "replace")
                 last = error.strip().splitlines()[-1:] or ["no message"]
                 raise RuntimeError(f"the milvus-lite server for {path} stopped: {last[0]}")
             with socket.socket() as conn:
