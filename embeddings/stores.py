@@ -441,11 +441,27 @@ class MilvusBackend:
         client.create_index(collection, index, sync=False)
 
     def _collection_dim(self, collection: str) -> int | None:
-        info = self.client.describe_collection(collection)
-        for field in info.get("fields", []):
-            if field.get("name") == "vector":
-                return int(field.get("params", {}).get("dim", 0)) or None
-        return None
+        """Return the vector width of a collection of this layout (id, vector, digest), else None."""
+        fields = {f.get("name"): f for f in self.client.describe_collection(collection).get("fields", [])}
+        if set(fields) != {"id", "vector", "digest"}:
+            return None
+        return int(fields["vector"].get("params", {}).get("dim", 0)) or None
+
+    def _remote_digests(self, collection: str) -> dict[int, str]:
+        """Return {id: vector digest} of every row of the collection."""
+        remote: dict[int, str] = {}
+        iterator = self.client.query_iterator(
+            collection, batch_size=4096, filter="", output_fields=["id", "digest"]
+        )
+        try:
+            while True:
+                batch = iterator.next()
+                if not batch:
+                    break
+                remote.update((int(r["id"]), str(r["digest"])) for r in batch)
+        finally:
+            iterator.close()
+        return remote
 
     def open(
         self, name: str, model: str, ids: Sequence[int], vectors: NDArray[np.float32]
@@ -457,18 +473,7 @@ class MilvusBackend:
         if not client.has_collection(collection) or self._collection_dim(collection) != dim:
             return self.build(name, model, ids, vectors), None, False
         client.load_collection(collection)
-        remote: dict[int, str] = {}
-        iterator = client.query_iterator(
-            collection, batch_size=4096, filter="", output_fields=["id", "digest"]
-        )
-        try:
-            while True:
-                batch = iterator.next()
-                if not batch:
-                    break
-                remote.update((int(r["id"]), str(r["digest"])) for r in batch)
-        finally:
-            iterator.close()
+        remote = self._remote_digests(collection)
         id_arr = np.asarray(ids, dtype=np.int64)
         wanted = {int(i): _row_digest(v) for i, v in zip(id_arr.tolist(), vectors, strict=True)}
         stale = sorted(set(remote) - set(wanted))
@@ -491,17 +496,27 @@ class MilvusBackend:
     def build(
         self, name: str, model: str, ids: Sequence[int], vectors: NDArray[np.float32], persist: bool = True
     ) -> MilvusStore:
-        """Drop and recreate the collection, then insert every vector (persist is implied)."""
+        """Rewrite the collection from ids/vectors (persist is implied): every row written again, the
+        others deleted, while searches go on; a missing collection or one of another layout is created."""
         collection = collection_name(name, model)
         dim = int(vectors.shape[1])
-        self._create(collection, dim)
         id_arr = np.asarray(ids, dtype=np.int64)
+        matrix = np.asarray(vectors, dtype=np.float32)
         mirror = VectorIndex(dim)
-        mirror.add(id_arr, vectors)  # checks shapes and repeats before anything is written
-        _write_rows(self.client, collection, id_arr, np.asarray(vectors, dtype=np.float32), upsert=False)
-        self.client.load_collection(collection)
+        mirror.add(id_arr, matrix)  # checks shapes and repeats before anything is written
+        client = self.client
+        if client.has_collection(collection) and self._collection_dim(collection) == dim:
+            client.load_collection(collection)
+            stale = sorted(set(self._remote_digests(collection)) - set(id_arr.tolist()))
+            for start in range(0, len(stale), MILVUS_FILTER_CHUNK):
+                client.delete(collection, ids=stale[start : start + MILVUS_FILTER_CHUNK])
+            _write_rows(client, collection, id_arr, matrix, upsert=True)
+        else:
+            self._create(collection, dim)
+            _write_rows(client, collection, id_arr, matrix, upsert=False)
+            client.load_collection(collection)
         logger.info("Milvus collection %s rebuilt from %d stored vectors", collection, len(id_arr))
-        return MilvusStore(self.client, collection, dim, mirror)
+        return MilvusStore(client, collection, dim, mirror)
 
     def close(self) -> None:
         with self._lock:

@@ -237,6 +237,10 @@ def test_open_follows_the_database(backend: VectorBackend, model: str, rng: np.r
     # A rebuild from the database replaces whatever was there.
     rebuilt = backend.build("institutions", model, [7], db_vecs[:1])
     assert rebuilt.ids().tolist() == [7] and rebuilt.search(db_vecs[:1], 5)[1].tolist() == [[7]]
+    # ... even when the width changed (another layout: the collection is created anew)
+    wider = _unit(rng, 2, DIM + 4)
+    rebuilt = backend.build("institutions", model, [8, 9], wider)
+    assert rebuilt.dim == DIM + 4 and rebuilt.search(wider, 1)[1].tolist() == [[8], [9]]
 
 
 def test_same_top10_on_both_stores(milvus_uri: str, tmp_path: Path) -> None:
