@@ -483,6 +483,7 @@ class MilvusBackend:
         if changed:
             _write_rows(client, collection, id_arr[changed], vectors[changed], upsert=True)
         if stale or changed:
+            client.flush(collection)  # seal what was written: searches of unsealed rows are far slower
             logger.info(
                 "Milvus collection %s brought in step with the database: %d written, %d deleted",
                 collection,
@@ -515,6 +516,7 @@ class MilvusBackend:
             self._create(collection, dim)
             _write_rows(client, collection, id_arr, matrix, upsert=False)
             client.load_collection(collection)
+        client.flush(collection)  # seal what was written: searches of unsealed rows are far slower
         logger.info("Milvus collection %s rebuilt from %d stored vectors", collection, len(id_arr))
         return MilvusStore(client, collection, dim, mirror)
 
