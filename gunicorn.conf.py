@@ -36,6 +36,36 @@ accesslog = os.environ.get("ACCESS_LOG", "-") or None
 preload_app = False
 
 
+_lite_server: Any = None
+
+
+def on_starting(server: Any) -> None:
+    """With MATCH_VECTOR_STORE=milvus:<file>.db, start one milvus-lite server for the workers to share.
+
+    milvus-lite opens a database file in one process only: the master runs a milvus-lite server for the
+    file and the workers reach it on a local port (MATCH_VECTOR_STORE=milvus:http://127.0.0.1:<port>).
+    """
+    global _lite_server
+    value = os.environ.get("MATCH_VECTOR_STORE", "").strip()
+    if not value.lower().startswith("milvus:") or "://" in value or value.startswith("milvus:unix:"):
+        return  # FAISS, or a Milvus server the workers reach themselves
+    from pathlib import Path
+
+    from embeddings.stores import LiteServer, parse_store_setting
+
+    setting = parse_store_setting(value, Path(__file__).resolve().parent / "instance")
+    assert setting.uri is not None
+    _lite_server = LiteServer(setting.uri)
+    os.environ["MATCH_VECTOR_STORE"] = f"milvus:{_lite_server.uri}"
+    server.log.info("milvus-lite server for %s at %s", setting.uri, _lite_server.uri)
+
+
+def on_exit(server: Any) -> None:
+    """Stop the milvus-lite server started by on_starting, if any."""
+    if _lite_server is not None:
+        _lite_server.stop()
+
+
 def post_worker_init(worker: Any) -> None:
     """Build the worker's matching service in the background, so the first ranked request finds it ready.
 

@@ -11,6 +11,10 @@ class Config:
     EMBEDDING_MODEL = "e5"
     # Where the FAISS indexes and the learned ranker live; default: <instance>/index
     INDEX_DIR: str | None = None
+    # Where the dense vectors are searched: "faiss" (the FAISS indexes in INDEX_DIR), or "milvus:<uri>": a
+    # milvus-lite file ("milvus:instance/vectors.db", relative to the instance folder) or a Milvus server
+    # ("milvus:http://127.0.0.1:19530"). Rebuilt from the database's vectors by `flask embed`.
+    VECTOR_STORE = "faiss"
     RANKER_PATH: str | None = None
     SECRET_KEY = "dev-only-change-me"
     JSON_AS_ASCII = False

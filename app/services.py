@@ -28,6 +28,7 @@ from app.alerts import projects_changed
 from app.extensions import db
 from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from embeddings import load_embedder, set_search_threads, text_hash
+from embeddings.stores import VectorBackend, make_backend, parse_store_setting
 from embeddings.text import institution_text, need_text, project_text
 from matching.service import MatchingService
 from matching.types import Filters, InstitutionProfile, Match, NeedProfile, PortfolioItem, ProjectProfile
@@ -319,6 +320,15 @@ def index_dir(app: Flask) -> Path:
     return Path(app.config.get("INDEX_DIR") or os.path.join(app.instance_path, "index"))
 
 
+def vector_backend(app: Flask) -> VectorBackend:
+    """Return where the app's dense vectors are searched (MATCH_VECTOR_STORE), one per app and process."""
+    backend = app.extensions.get("vector_backend")
+    if backend is None:
+        setting = parse_store_setting(app.config.get("VECTOR_STORE"), app.instance_path)
+        backend = app.extensions["vector_backend"] = make_backend(setting, index_dir(app))
+    return backend  # type: ignore[no-any-return]
+
+
 def build_matching(app: Flask, rebuild: bool = False, background: bool = False) -> MatchingService:
     """Build the matching service from the stored vectors (encoding what is missing first).
 
@@ -333,7 +343,9 @@ def build_matching(app: Flask, rebuild: bool = False, background: bool = False) 
     set_search_threads(1)
     embedder = load_embedder(app.config["EMBEDDING_MODEL"])
     ranker = _load_ranker(app)
-    service = MatchingService(embedder, index_dir=index_dir(app), ranker=ranker)
+    service = MatchingService(
+        embedder, index_dir=index_dir(app), ranker=ranker, vector_backend=vector_backend(app)
+    )
     session = db.new_session(app)
     try:
         with index_sync.one_process_at_a_time(index_dir(app)):  # workers starting together encode once

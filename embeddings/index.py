@@ -233,6 +233,11 @@ class VectorIndex:
         pos = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
         return np.asarray(wanted[known[pos] == wanted], dtype=np.int64)
 
+    def present(self, ids: ArrayLike | Iterable[int]) -> NDArray[np.int64]:
+        """Return the ids among ids that the index holds, ascending, each once."""
+        with self._lock:
+            return self._present(_as_ids(ids))
+
     def reconstruct(self, id_: int) -> NDArray[np.float32]:
         """Return the stored (dim,) vector of one id.
 

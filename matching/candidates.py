@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from embeddings import VectorIndex
+from embeddings.stores import VectorStore
 from matching.lexical import LexicalIndex
 from matching.types import Filters
 
@@ -42,7 +42,7 @@ def restrict(ids: Iterable[int], filters: Filters | None) -> set[int]:
 
 
 class AnnIndex:
-    """An approximate copy of a :class:`VectorIndex` for unfiltered top-k searches at scale.
+    """An approximate copy of a FAISS :class:`~embeddings.stores.VectorStore` for unfiltered top-k searches.
 
     Below ``min_size`` vectors it holds nothing and searches fall through to the exact index.
     Above, it is an IVF-flat inner-product index (``nlist`` = sqrt(n)) trained on a sample of the
@@ -54,7 +54,7 @@ class AnnIndex:
     """
 
     def __init__(
-        self, exact: VectorIndex, min_size: int = ANN_MIN_SIZE, target_recall: float = ANN_TARGET_RECALL
+        self, exact: VectorStore, min_size: int = ANN_MIN_SIZE, target_recall: float = ANN_TARGET_RECALL
     ) -> None:
         self.exact = exact
         self.min_size = min_size
@@ -143,7 +143,7 @@ def recall_at(exact: NDArray[np.int64], approx: NDArray[np.int64]) -> float:
 
 
 def _tune_nprobe(
-    ivf: faiss.IndexIVFFlat, exact: VectorIndex, queries: NDArray[np.float32], target: float, k: int = 50
+    ivf: faiss.IndexIVFFlat, exact: VectorStore, queries: NDArray[np.float32], target: float, k: int = 50
 ) -> tuple[int, float]:
     """Return the smallest nprobe whose recall@k on queries reaches target, and that recall."""
     _s, truth = exact.search(queries, k)

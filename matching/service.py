@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from embeddings import Embedder, VectorIndex
+from embeddings import Embedder
+from embeddings.stores import VectorBackend, VectorStore
 from matching.candidates import ANN_MIN_SIZE, institution_pool, project_pool, restrict
 from matching.evidence import (
     PortfolioMatrix,
@@ -94,6 +95,7 @@ class MatchingService(MatchingStore):
         search_weights: tuple[float, float] = (1.0, 1.5),
         as_of: str | None = None,
         ann_min_size: int = ANN_MIN_SIZE,
+        vector_backend: VectorBackend | None = None,
     ) -> None:
         self.ranker: Ranker = ranker if ranker is not None else HandWeightedRanker()
         self.pool_size = pool_size
@@ -108,6 +110,7 @@ class MatchingService(MatchingStore):
             tokenizer=tokenizer,
             as_of=as_of,
             ann_min_size=ann_min_size,
+            vector_backend=vector_backend,
         )
 
     @property
@@ -742,7 +745,7 @@ class MatchingService(MatchingStore):
         query: str,
         k: int,
         cands: set[int],
-        index: VectorIndex,
+        index: VectorStore,
         lex: LexicalIndex,
         text_of: Mapping[int, str],
     ) -> list[Match]:

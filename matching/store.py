@@ -10,6 +10,7 @@ Ranking lives in :class:`matching.service.MatchingService`, built on this store.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from embeddings import Embedder, VectorIndex
+from embeddings import Embedder
+from embeddings.stores import FaissBackend, VectorBackend, VectorStore
 from matching.candidates import ANN_MIN_SIZE, AnnIndex
 from matching.evidence import PortfolioMatrix
 from matching.explanation import ClauseTokens
@@ -55,6 +57,8 @@ class MatchingStore:
         tokenizer: text -> tokens for BM25 and phrase matching; default ``embeddings.tokenize``.
         as_of: reference date of recency (None: the newest portfolio date).
         ann_min_size: project count from which candidate search uses the IVF index.
+        vector_backend: where the dense vectors are searched (:mod:`embeddings.stores`); default the
+            FAISS indexes in index_dir.
     """
 
     def __init__(
@@ -67,10 +71,13 @@ class MatchingStore:
         tokenizer: Tokenizer | None = None,
         as_of: str | None = None,
         ann_min_size: int = ANN_MIN_SIZE,
+        vector_backend: VectorBackend | None = None,
     ) -> None:
         self.embedder = embedder
         self.ann_min_size = ann_min_size
         self.index_dir = Path(index_dir) if index_dir is not None else None
+        #: Where the dense vectors live and are searched (FAISS files in index_dir, or Milvus).
+        self.vectors: VectorBackend = vector_backend or FaissBackend(self.index_dir)
         self.half_life_days = half_life_days
         self.save_delay_s = save_delay_s
         self.as_of = as_of
@@ -100,8 +107,8 @@ class MatchingStore:
         dim = int(self.embedder.dim)
         self._projects: dict[int, ProjectProfile] = {}
         self._institutions: dict[int, InstitutionProfile] = {}
-        self._proj_index = VectorIndex(dim)
-        self._inst_index = VectorIndex(dim)
+        self._proj_index: VectorStore = self.vectors.empty(_PROJECTS, dim)
+        self._inst_index: VectorStore = self.vectors.empty(_INSTITUTIONS, dim)
         self._ann: AnnIndex | None = None  # built lazily over _proj_index (see _ann_index)
         self._proj_lex = LexicalIndex(self._tokenizer)
         self._inst_lex = LexicalIndex(self._tokenizer)
@@ -233,7 +240,7 @@ class MatchingStore:
                 self._inst_lex_own.upsert(inst.id, self._institution_own_doc(inst))
             self._evidence_dirty = True
             self._port_matrix = None
-            if background is not None and background is not False and self.index_dir is not None:
+            if background is not None and background is not False and self._persistent():
                 problem = self._adopt_saved(pids, project_vectors, own)
                 if problem is None:
                     return
@@ -262,30 +269,32 @@ class MatchingStore:
         self, pids: Sequence[int], project_vectors: Vectors, own: Mapping[int, NDArray[np.float32]]
     ) -> str | None:
         """Use the saved indexes when both hold exactly the stored vectors; else return why not."""
-        if self.index_dir is None:
+        if not self._persistent():
             return "no index folder"
         dim = int(self.embedder.dim)
-        saved, problem = VectorIndex.open(self.index_dir, _PROJECTS, self.embedder.name, dim)
+        saved, problem, reused = self.vectors.open(
+            _PROJECTS, self.embedder.name, pids, self._matrix(pids, project_vectors)
+        )
         if saved is None:
             return f"{_PROJECTS}: {problem}"
-        if not self._same_content(saved, pids, self._matrix(pids, project_vectors)):
-            return f"{_PROJECTS}: vectors differ from the database"
         self._proj_index = saved
         self._own_vector = set(own)
         inst_vecs = self._institution_vectors(own)
         ids = sorted(inst_vecs)
-        saved_inst, problem = VectorIndex.open(self.index_dir, _INSTITUTIONS, self.embedder.name, dim)
+        saved_inst, problem, reused_inst = self.vectors.open(
+            _INSTITUTIONS, self.embedder.name, ids, self._matrix(ids, inst_vecs)
+        )
         if saved_inst is None:
-            problem = f"{_INSTITUTIONS}: {problem}"
-        elif not self._same_content(saved_inst, ids, self._matrix(ids, inst_vecs)):
-            problem = f"{_INSTITUTIONS}: vectors differ from the database"
-        if problem is not None:
-            self._proj_index = VectorIndex(dim)
+            self._proj_index = self.vectors.empty(_PROJECTS, dim)
             self._own_vector = set()
-            return problem
+            return f"{_INSTITUTIONS}: {problem}"
         self._inst_index = saved_inst
-        self.loaded_from_disk = {_PROJECTS: True, _INSTITUTIONS: True}
+        self.loaded_from_disk = {_PROJECTS: reused, _INSTITUTIONS: reused_inst}
         return None
+
+    def _persistent(self) -> bool:
+        """Return True when the vector stores outlive the process (an index folder, or Milvus)."""
+        return self.index_dir is not None or not self.vectors.local
 
     def _matrix(self, ids: Sequence[int], vectors: Vectors) -> NDArray[np.float32]:
         if not ids:
@@ -340,9 +349,9 @@ class MatchingStore:
                 snapshot = dict(self._pending[_PROJECTS])
                 self._edited = set()
             ids = sorted(snapshot)
-            dim = int(self.embedder.dim)
-            proj_index = VectorIndex(dim)
-            proj_index.add(np.asarray(ids, dtype=np.int64), self._matrix(ids, snapshot))
+            proj_index = self.vectors.build(
+                _PROJECTS, self.embedder.name, ids, self._matrix(ids, snapshot), persist=False
+            )
             with self._lock:
                 if generation != self._generation or self._pending is None or self._edited is None:
                     return
@@ -350,54 +359,42 @@ class MatchingStore:
                 for pid in sorted(self._edited):
                     vec = current.get(pid)
                     if vec is None:
-                        proj_index.remove([pid])
+                        proj_index.delete([pid])
                     else:
-                        proj_index.add([pid], vec.reshape(1, -1))
+                        proj_index.upsert([pid], vec.reshape(1, -1))
                 self._proj_index = proj_index
                 self._own_vector = set(self._pending[_INSTITUTIONS])
                 inst_vecs = self._institution_vectors(self._pending[_INSTITUTIONS])
                 inst_ids = sorted(inst_vecs)
-                self._inst_index = VectorIndex(dim)
-                self._inst_index.add(np.asarray(inst_ids, dtype=np.int64), self._matrix(inst_ids, inst_vecs))
+                self._inst_index = self.vectors.build(
+                    _INSTITUTIONS,
+                    self.embedder.name,
+                    inst_ids,
+                    self._matrix(inst_ids, inst_vecs),
+                    persist=False,
+                )
                 self._evidence_dirty = True
                 self._port_matrix = None
                 self.loaded_from_disk = {_PROJECTS: False, _INSTITUTIONS: False}
-                if self.index_dir is not None:
-                    self._proj_index.save(self.index_dir, _PROJECTS, self.embedder.name)
-                    self._inst_index.save(self.index_dir, _INSTITUTIONS, self.embedder.name)
+                self._proj_index.save()
+                self._inst_index.save()
                 self._set_ready(None)
                 logger.info("indexes rebuilt from %d stored project vectors: dense ranking back", len(ids))
         except Exception:  # the service keeps answering lexical-only; a restart tries again
             logger.exception("background index rebuild failed; ranking stays lexical-only")
 
-    def _index_from(self, name: str, ids: Sequence[int], vectors: Vectors, use_disk: bool) -> VectorIndex:
-        """Return the saved index when it holds exactly these vectors, else build and save one."""
-        dim = int(self.embedder.dim)
-        matrix = (
-            np.vstack([np.asarray(vectors[i], dtype=np.float32).reshape(1, -1) for i in ids])
-            if ids
-            else np.empty((0, dim), dtype=np.float32)
-        )
-        if use_disk and self.index_dir is not None:
-            saved = VectorIndex.load(self.index_dir, name, self.embedder.name, dim)
-            if saved is not None and self._same_content(saved, ids, matrix):
-                self.loaded_from_disk[name] = True
+    def _index_from(self, name: str, ids: Sequence[int], vectors: Vectors, use_disk: bool) -> VectorStore:
+        """Return the saved store when it holds exactly these vectors (Milvus: brought in step with
+        them), else build and save one."""
+        matrix = self._matrix(ids, vectors)
+        if use_disk and self._persistent():
+            saved, _problem, reused = self.vectors.open(name, self.embedder.name, ids, matrix)
+            if saved is not None:
+                self.loaded_from_disk[name] = reused
                 return saved
-        index = VectorIndex(dim)
-        index.add(np.asarray(ids, dtype=np.int64), matrix)
+        store = self.vectors.build(name, self.embedder.name, ids, matrix)
         self.loaded_from_disk[name] = False
-        if self.index_dir is not None:
-            index.save(self.index_dir, name, self.embedder.name)
-        return index
-
-    @staticmethod
-    def _same_content(index: VectorIndex, ids: Sequence[int], matrix: NDArray[np.float32]) -> bool:
-        """Return True when the index holds exactly these ids with these vectors."""
-        if len(index) != len(ids) or not np.array_equal(index.ids(), np.sort(np.asarray(ids))):
-            return False
-        if not ids:
-            return True
-        return bool(np.array_equal(index.vectors_for(ids), matrix))
+        return store
 
     # ------------------------------------------------------------------ edits
     def upsert_project(self, profile: ProjectProfile, vector: NDArray[np.floating] | None) -> None:
@@ -411,11 +408,11 @@ class MatchingStore:
                 self._pend(_PROJECTS, profile.id, vector)
             elif vector is not None:
                 vec = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-                self._proj_index.add([profile.id], vec)
+                self._proj_index.upsert([profile.id], vec)
                 if self._ann is not None and self._ann.exact is self._proj_index:
                     self._ann.upsert([profile.id], vec)
             else:
-                self._proj_index.remove([profile.id])
+                self._proj_index.delete([profile.id])
                 if self._ann is not None:
                     self._ann.remove([profile.id])
             self._project_changed(profile.id)
@@ -430,7 +427,7 @@ class MatchingStore:
             self._proj_clauses.remove(project_id)
             if self._pending is not None:
                 self._pend(_PROJECTS, project_id, None)
-            self._proj_index.remove([project_id])
+            self._proj_index.delete([project_id])
             if self._ann is not None:
                 self._ann.remove([project_id])
             self._project_changed(project_id)
@@ -470,7 +467,7 @@ class MatchingStore:
                 self._pend(_INSTITUTIONS, profile.id, vector)
             elif vector is not None:
                 self._own_vector.add(profile.id)
-                self._inst_index.add([profile.id], np.asarray(vector, dtype=np.float32).reshape(1, -1))
+                self._inst_index.upsert([profile.id], np.asarray(vector, dtype=np.float32).reshape(1, -1))
             else:
                 self._own_vector.discard(profile.id)
                 self._set_derived_vector(profile.id)
@@ -488,7 +485,7 @@ class MatchingStore:
             self._own_vector.discard(institution_id)
             if self._pending is not None:
                 self._pend(_INSTITUTIONS, institution_id, None)
-            self._inst_index.remove([institution_id])
+            self._inst_index.delete([institution_id])
             self._inst_lex.remove(institution_id)
             self._inst_lex_own.remove(institution_id)
             self._inst_clauses.remove(institution_id)
@@ -528,14 +525,14 @@ class MatchingStore:
             return  # the rebuild derives it from the rebuilt project index
         derived = self._derived_vector(institution_id)
         if derived is None:
-            self._inst_index.remove([institution_id])
+            self._inst_index.delete([institution_id])
         else:
-            self._inst_index.add([institution_id], derived.reshape(1, -1))
+            self._inst_index.upsert([institution_id], derived.reshape(1, -1))
         self._schedule_save(_INSTITUTIONS)
 
     # ------------------------------------------------------------------ persistence
     def _schedule_save(self, name: str) -> None:
-        if self.index_dir is None or self._pending is not None:
+        if self.index_dir is None or not self.vectors.local or self._pending is not None:
             return  # while degraded the live indexes are placeholders: the rebuild saves
         self._dirty.add(name)
         if self.save_delay_s <= 0:
@@ -564,7 +561,7 @@ class MatchingStore:
                 return
             for name in sorted(self._dirty):
                 index = self._proj_index if name == _PROJECTS else self._inst_index
-                index.save(self.index_dir, name, self.embedder.name)
+                index.save()
             self._dirty.clear()
 
     def close(self) -> None:
@@ -605,7 +602,9 @@ class MatchingStore:
     def _ann_index(self) -> AnnIndex:
         """Return the candidate ANN index over the current project index, (re)built when replaced."""
         if self._ann is None or self._ann.exact is not self._proj_index:
-            ann = AnnIndex(self._proj_index, self.ann_min_size)
+            # Milvus searches its own collection: the local IVF copy is for FAISS only.
+            min_size = self.ann_min_size if self.vectors.local else sys.maxsize
+            ann = AnnIndex(self._proj_index, min_size)
             ann.rebuild()
             self._ann = ann
         return self._ann
