@@ -348,7 +348,9 @@ def _write(
     session.execute(delete(JobFile).where(JobFile.job_id == run.job_id))  # no longer needed
     _save_state(run, session, state)
     session.commit()
-    if kind == "projects" and numbers:
+    if kind == "projects" and numbers and "matching" in run.app.extensions:
+        # a web process (no Redis) re-runs its saved searches now; on a worker, `flask alerts run` does
+        # (building the whole matching service in every worker for that would cost its memory)
         projects_changed()
 
 
