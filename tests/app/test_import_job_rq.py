@@ -190,3 +190,23 @@ def test_an_import_survives_kill_9_of_its_worker_and_a_second_worker_finishes_it
     assert {h for _m, h in encoded} == set(texts.values())
     page = client.get(f"/imports/jobs/{job_id}").get_data(as_text=True)
     assert f"新增 {ROWS} 条、更新 0 条、未变化 0 条" in page, "the summary of the plan made before the kill"
+
+
+def test_the_command_queues_the_import_for_the_workers_and_follows_it(
+    make_app: Any, queue_name: str, tmp_path: Path
+) -> None:
+    app = make_app(
+        REDIS_URL=REDIS_URL, JOB_QUEUE=queue_name, JOB_STALE_SECONDS=STALE, EMBEDDING_MODEL="synthetic"
+    )
+    path = tmp_path / "queued.csv"
+    path.write_bytes(_csv(50))
+    worker = _worker(app, queue_name, f"{queue_name}-w", tmp_path / "w.log", tmp_path / "w.encoded")
+    try:
+        result = app.test_cli_runner().invoke(args=["import", "projects", str(path), "--enqueue"])
+    finally:
+        _stop(worker, signal.SIGTERM)
+    assert result.exit_code == 0, result.output + (tmp_path / "w.log").read_text("utf-8")
+    assert "queued for the workers" in result.output
+    assert "imported 50 rows: 50 new, 0 changed, 0 unchanged" in result.output
+    assert "encoded project 50; unchanged 0" in result.output
+    assert len(_imported(app)) == 50 and len(read_log(tmp_path / "w.encoded")) == 50, "encoded by the worker"
