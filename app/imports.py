@@ -479,18 +479,24 @@ def project_key(contest_id: int, values: Mapping[str, Any]) -> tuple[Any, ...]:
     return (contest_id, "name", values.get("name") or "", lead)
 
 
-def _existing_projects(session: Session, contest_ids: set[int]) -> dict[tuple[Any, ...], Project]:
+def existing_projects(session: Session, contest_ids: set[int]) -> dict[tuple[Any, ...], Project]:
+    """Return {stable key: stored project} for the projects of these contests (every key each answers to)."""
     out: dict[tuple[Any, ...], Project] = {}
     if not contest_ids:
         return out
     for p in session.scalars(select(Project).where(Project.contest_id.in_(contest_ids))):
-        values = {c: getattr(p, c) for c in ("ref", "credit_code", "team_lead", "contact_name", "name")}
-        out.setdefault(project_key(p.contest_id, values), p)
-        if p.ref:  # a row that now gives only a credit code or a name still finds the project
-            out.setdefault(project_key(p.contest_id, {**values, "ref": None}), p)
-        if p.credit_code:
-            out.setdefault(project_key(p.contest_id, {**values, "ref": None, "credit_code": None}), p)
+        remember_project(out, p)
     return out
+
+
+def remember_project(existing: dict[tuple[Any, ...], Project], p: Project) -> None:
+    """Add a project under every key a row may find it by (see project_key and _fallback_match)."""
+    values = {c: getattr(p, c) for c in ("ref", "credit_code", "team_lead", "contact_name", "name")}
+    existing.setdefault(project_key(p.contest_id, values), p)
+    if p.ref:  # a row that now gives only a credit code or a name still finds the project
+        existing.setdefault(project_key(p.contest_id, {**values, "ref": None}), p)
+    if p.credit_code:
+        existing.setdefault(project_key(p.contest_id, {**values, "ref": None, "credit_code": None}), p)
 
 
 def _fallback_match(
@@ -536,6 +542,11 @@ def _is_example(data: Mapping[str, Any]) -> bool:
     return str(data.get("name", "")).strip() == EXAMPLE_PROJECT["name"]
 
 
+#: One valid row: its number in the file, the validated record (ProjectIn / InstitutionIn) and, for a
+#: project, the fields the file gives (an update writes only these).
+Parsed = tuple[int, Any, dict[str, Any]]
+
+
 def import_rows(
     session: Session,
     kind: Kind,
@@ -549,7 +560,8 @@ def import_rows(
     """Validate every row, then add new rows and update changed ones in one transaction (or nothing).
 
     A project row that matches a stored project by its stable key (project_key) updates it, and only in
-    the columns the file has; an identical row changes nothing. Institutions are always added.
+    the columns the file has; an identical row changes nothing. Institutions are always added. (The
+    pages and `flask import` run the same steps as a background job in chunks: app.intake.importjob.)
 
     Args:
         allowed_contests: the contests the importer may write to (None: all).
@@ -561,10 +573,44 @@ def import_rows(
     Returns:
         The report and the rows to (re-)encode: the new ones and those whose fields changed.
     """
-    from app.intake.eligibility import evaluate
+    report, parsed = parse_rows(session, kind, rows, allowed_contests, default_contest, progress, dry_run)
+    if kind == "institutions":
+        records = [Institution(**values.model_dump()) for _n, values, _g in parsed]
+        report.created = len(records)
+        return _finish(session, report, records, [], before_commit)
+    todo = plan_projects(session, report, parsed)
+    if dry_run:
+        session.rollback()
+        return report, []
+    new: list[Project] = []
+    changed: list[Project] = []
+    for _number, values, given, project in todo:
+        if project is None:
+            new.append(Project(**values.model_dump()))
+            continue
+        for k, v in given.items():
+            if getattr(project, k) != v:
+                setattr(project, k, v)
+        changed.append(project)
+    return _finish(session, report, new, changed, before_commit)
 
+
+def parse_rows(
+    session: Session,
+    kind: Kind,
+    rows: Iterable[dict[str, Any]],
+    allowed_contests: set[int] | None = None,
+    default_contest: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
+) -> tuple[ImportReport, list[Parsed]]:
+    """Validate every row (as the forms do); return the report with the row errors, and the valid rows.
+
+    Raises:
+        ImportFileError: more than MAX_ROWS rows, or none.
+    """
     report = ImportReport(kind, dry_run=dry_run)
-    parsed: list[tuple[int, Any, dict[str, Any]]] = []
+    parsed: list[Parsed] = []
     contests = ContestLookup(session) if kind == "projects" else None
     for position, raw in enumerate(rows, start=2):  # row 1 is the header
         number = getattr(raw, "number", position)
@@ -605,15 +651,26 @@ def import_rows(
         raise ImportFileError("文件中没有数据行")
     if progress is not None:
         progress(report.rows)
-    if kind == "institutions":
-        records = [Institution(**values.model_dump()) for _n, values, _g in parsed]
-        report.created = len(records)
-        return _finish(session, report, records, [], before_commit)
+    return report, parsed
 
-    existing = _existing_projects(session, {v.contest_id for _n, v, _g in parsed})
+
+def plan_projects(
+    session: Session, report: ImportReport, parsed: Sequence[Parsed]
+) -> list[tuple[int, Any, dict[str, Any], Project | None]]:
+    """Match valid project rows to stored projects by their stable keys; count them into the report.
+
+    Adds a row error for two rows with one key, the entry-condition warnings and the rows that look
+    entered in another contest. Changes nothing stored.
+
+    Returns:
+        The rows to write, in file order, as (row number, values, given fields, stored project or None
+        for a new one); rows identical to their stored project are left out (counted unchanged).
+    """
+    from app.intake.eligibility import evaluate
+
+    existing = existing_projects(session, {v.contest_id for _n, v, _g in parsed})
     seen: dict[tuple[Any, ...], int] = {}
-    new: list[Project] = []
-    changed: list[Project] = []
+    todo: list[tuple[int, Any, dict[str, Any], Project | None]] = []
     for number, values, given in parsed:
         key = project_key(values.contest_id, given)
         if key in seen:
@@ -627,23 +684,35 @@ def import_rows(
             report.warnings.append((number, conditions))
         project = existing.get(key) or _fallback_match(existing, values.contest_id, given)
         if project is None:
-            new.append(Project(**values.model_dump()))
-            continue
-        diff = {k: v for k, v in given.items() if getattr(project, k) != v}
-        if not diff:
+            report.created += 1
+            todo.append((number, values, given, None))
+        elif any(getattr(project, k) != v for k, v in given.items()):
+            report.updated += 1
+            todo.append((number, values, given, project))
+        else:
             report.unchanged += 1
-            continue
-        if not dry_run:
-            for k, v in diff.items():
-                setattr(project, k, v)
-        changed.append(project)
     report.errors.sort(key=lambda e: e[0])
-    report.created, report.updated = len(new), len(changed)
-    _cross_contest_suspects(session, report, parsed)
-    if dry_run:
-        session.rollback()
-        return report, []
-    return _finish(session, report, new, changed, before_commit)
+    _cross_contest_suspects(session, report, list(parsed))
+    return todo
+
+
+def write_project(
+    session: Session, existing: dict[tuple[Any, ...], Project], values: Any, given: Mapping[str, Any]
+) -> tuple[Project, Outcome]:
+    """Add or update the project of one valid row, found again by its stable key (so writing a row twice
+    creates nothing twice); return it and what happened. The caller commits."""
+    project = existing.get(project_key(values.contest_id, given)) or _fallback_match(
+        existing, values.contest_id, given
+    )
+    if project is None:
+        project = Project(**values.model_dump())
+        session.add(project)
+        remember_project(existing, project)
+        return project, "new"
+    diff = {k: v for k, v in given.items() if getattr(project, k) != v}
+    for k, v in diff.items():
+        setattr(project, k, v)
+    return project, ("changed" if diff else "unchanged")
 
 
 def _finish(

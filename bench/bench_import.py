@@ -1,12 +1,21 @@
 """Import a contest-scale file (20,000 project rows): rows/s and peak memory, then the same file again.
 
 Builds a CSV from the demo projects (each row a distinct project with its own project number), imports it
-into a fresh database through the same path as the page and `flask import projects` (read, map, validate,
-one transaction), imports it again (nothing created, nothing encoded), then encodes a sample of the new
-rows with the configured model to give the encoding rate (the rows are committed before encoding starts:
-a kill during encoding loses no row, `flask embed` finishes the vectors).
+into a fresh database in one step (read, map, validate, one transaction: the JSON API's path), imports it
+again (nothing created, nothing encoded), then encodes a sample of the new rows with the configured model
+to give the encoding rate.
+
+With --rq the same file goes the way of the import page and `flask import`: an import job (app.intake.
+importjob) on a `flask worker` subprocess (Redis at --redis), which checks the file, writes the rows in
+committed chunks and encodes them; it prints the phases, the time, rows/s and the worker's peak RSS. With
+--kill as well, the first worker is killed with SIGKILL part-way (--kill-phase write: while it writes the
+rows; encode: while it encodes them), a second worker takes the job over once its heartbeat is stale, and
+the outcome is printed: projects stored (each row once?), vectors, and the encoder calls of both workers
+(bench/counting_worker.py logs them: a text encoded twice shows up there).
 
     python bench/bench_import.py [--rows 20000] [--encode 128] [--model e5] [--database-url URL]
+    python bench/bench_import.py --rq [--kill [--kill-phase write|encode] [--kill-at 0.4]]
+                                 [--worker-model synthetic] [--redis URL] [--stale 10]
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,37 +87,157 @@ def build_csv(rows: int) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-def kill_midway(url: str, folder: Path, rows: int, after: float) -> None:
-    """Run `flask import projects` on another file in a child process, SIGKILL it half-way, count rows."""
+def _vm_hwm_mb(pid: int) -> float:
+    """Return a process's peak resident memory so far (VmHWM), in MB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_rq(args: argparse.Namespace) -> None:
+    """Import the file as a job on `flask worker` subprocesses (optionally killing the first); print it."""
     import signal
     import subprocess
+    import uuid
+    from collections import Counter
 
-    from sqlalchemy import create_engine, func, select
+    import redis
+    from counting_worker import read_log
+    from sqlalchemy import func, select
 
-    from models import Project
+    from app import create_app
+    from app.cli import upgrade_database
+    from app.intake.importjob import load_state, queue_import
+    from models import EmbeddingRecord, Job, Project
 
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        before = conn.scalar(select(func.count(Project.id)))
-    path = folder / "second.csv"
-    path.write_bytes(build_csv(rows).replace(b"B-", b"K-"))
-    env = {**os.environ, "MATCH_DATABASE_URL": url, "MATCH_MATCHING_EAGER": "false"}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "import", "projects", str(path)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    time.sleep(after)
-    if child.poll() is not None:
-        print(f"the child import ended (exit {child.returncode}) before the kill: no mid-way check")
-        return
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    with engine.connect() as conn:
-        after_kill = conn.scalar(select(func.count(Project.id)))
-    engine.dispose()
-    verdict = "unchanged" if after_kill == before else f"CHANGED by {after_kill - before}"
-    print(f"`flask import projects` of another {rows} rows killed (SIGKILL) after {after:.0f} s: "
-          f"projects {before} -> {after_kill} ({verdict})")
+    queue = f"bench-import-{uuid.uuid4().hex[:8]}"
+    folder = Path(tempfile.mkdtemp(prefix="bench-import-rq-"))
+    url = args.database_url or f"sqlite:///{folder / 'match.db'}"
+    settings = {
+        "DATABASE_URL": url, "INDEX_DIR": str(folder / "index"), "SECRET_KEY": "bench",
+        "EMBEDDING_MODEL": args.worker_model, "REDIS_URL": args.redis, "JOB_QUEUE": queue,
+        "JOB_STALE_SECONDS": args.stale,
+    }
+    app = create_app(settings)
+    upgrade_database(app)
+    env = {
+        **os.environ, "MATCH_DATABASE_URL": url, "MATCH_INDEX_DIR": settings["INDEX_DIR"],
+        "MATCH_SECRET_KEY": "bench", "MATCH_REDIS_URL": args.redis, "MATCH_JOB_QUEUE": queue,
+        "MATCH_JOB_STALE_SECONDS": str(args.stale), "MATCH_EMBEDDING_MODEL": args.worker_model,
+    }
+    logs = [folder / "first.encoded", folder / "second.encoded"]
+
+    def worker(n: int) -> subprocess.Popen[bytes]:
+        with (folder / f"worker{n}.log").open("wb") as out:
+            script = str(ROOT / "bench" / "counting_worker.py")
+            return subprocess.Popen(
+                [sys.executable, script, str(logs[n]), "--name", queue + str(n)],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def row() -> Job:
+        session = app.extensions["db"]["factory"]()
+        try:
+            job = session.get(Job, job_id)
+            assert job is not None
+            session.expunge(job)
+            return job
+        finally:
+            session.close()
+
+    data = build_csv(args.rows)
+    rows = args.rows
+    print(f"file: {rows} rows, {len(data) / 1024 / 1024:.1f} MB CSV; database {url.split(':')[0]}; "
+          f"RQ queue on {args.redis}; workers encode with {args.worker_model}")
+    workers = [worker(0)]
+    peaks = [0.0, 0.0]
+    start = time.perf_counter()
+    job_id = queue_import(app, "projects", "bench.csv", data)
+    marks: dict[str, float] = {}
+    killed: tuple[float, int, int | None] | None = None
+    shown = -1
+    try:
+        while True:
+            job = row()
+            now = time.perf_counter() - start
+            for i, proc in enumerate(workers):
+                peaks[i] = max(peaks[i], _vm_hwm_mb(proc.pid))
+            if job.total == rows and "checked" not in marks:
+                marks["checked"] = now
+            if job.done >= rows and "written" not in marks:
+                marks["written"] = now
+            step = int(10 * job.done / job.total) if job.total else -1
+            if step != shown:
+                shown = step
+                print(f"  {now:6.1f} s  attempt {job.attempt}  {job.done} / {job.total}  {job.message or ''}")
+            if job.finished:
+                break
+            phase_done = job.done if job.done < rows else job.done - rows
+            in_phase = (job.total == rows) if args.kill_phase == "write" else (job.total or 0) > rows
+            if args.kill and killed is None and in_phase and phase_done >= args.kill_at * rows:
+                os.killpg(workers[0].pid, signal.SIGKILL)
+                workers[0].wait()
+                job = row()
+                killed = (now, job.done, job.total)
+                print(f"  {now:6.1f} s  SIGKILL of the first worker at {job.done} / {job.total}; "
+                      "a second worker starts and takes the job over once its heartbeat is stale")
+                workers.append(worker(1))
+            time.sleep(0.2)
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(60)
+        store = redis.Redis.from_url(args.redis)
+        keys = list(store.scan_iter(f"*{queue}*"))
+        if keys:
+            store.delete(*keys)
+        for registry in ("rq:queues", "rq:workers"):
+            for member in store.smembers(registry):
+                if queue.encode() in member:
+                    store.srem(registry, member)
+    seconds = time.perf_counter() - start
+    job = row()
+    session = app.extensions["db"]["factory"]()
+    try:
+        state = load_state(session, job_id) or {}
+        stored = session.scalar(select(func.count(Project.id)).where(Project.ref.startswith("B-")))
+        numbers = select(func.count(func.distinct(Project.ref))).where(Project.ref.startswith("B-"))
+        distinct = session.scalar(numbers)
+        ids = select(Project.id).where(Project.ref.startswith("B-")).scalar_subquery()
+        vectors = session.scalar(
+            select(func.count(EmbeddingRecord.id)).where(
+                EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(ids),
+                EmbeddingRecord.model == args.worker_model,
+            )
+        )
+    finally:
+        session.close()
+    report = state.get("report", {})
+    print(f"job {job.status.name} after {job.attempt} run(s) in {seconds:.1f} s: "
+          f"{report.get('created')} new, {report.get('updated')} changed, {report.get('unchanged')} unchanged"
+          + (f"; error: {job.error}" if job.error else ""))
+    if "checked" in marks and "written" in marks:
+        write = marks["written"] - marks["checked"]
+        print(f"  checked in {marks['checked']:.1f} s (queue, worker start, read, validate); rows written in "
+              f"{write:.1f} s; end to end {rows / seconds:,.0f} rows/s (rows until written: "
+              f"{rows / marks['written']:,.0f} rows/s)")
+    second = f", second worker {peaks[1]:.0f} MB" if killed else ""
+    print(f"  peak RSS: first worker {peaks[0]:.0f} MB{second}; this process {peak_rss_mb():.0f} MB")
+    calls = [read_log(log) for log in logs]
+    every = calls[0] + calls[1]
+    twice = sum(1 for n in Counter(every).values() if n > 1)
+    print(f"  outcome: projects {stored} for {rows} rows ({distinct} distinct project numbers); "
+          f"vectors {vectors}; encoder calls {len(every)} (first worker {len(calls[0])}, second "
+          f"{len(calls[1])}), distinct texts {len(set(every))}, texts encoded twice {twice}")
+    if killed is not None:
+        encoded = f"{twice} texts encoded twice (the batch in flight)" if twice else "nothing encoded twice"
+        written = "every row once" if stored == distinct == rows else "ROWS DIFFER"
+        print(f"  killed at {killed[1]} / {killed[2]} after {killed[0]:.1f} s; {encoded}; {written}")
 
 
 def main() -> None:
@@ -118,11 +248,17 @@ def main() -> None:
     )
     parser.add_argument("--model", default="e5", help="Embedding model spec for the encoding sample.")
     parser.add_argument("--database-url", default=None, help="Default: SQLite in a temporary folder.")
-    parser.add_argument(
-        "--no-kill", dest="kill", action="store_false",
-        help="Skip the check that a `flask import` killed half-way leaves the database as it was.",
-    )
+    parser.add_argument("--rq", action="store_true", help="Import through a `flask worker` (Redis).")
+    parser.add_argument("--kill", action="store_true", help="With --rq: SIGKILL the first worker part-way.")
+    parser.add_argument("--kill-phase", choices=("write", "encode"), default="write")
+    parser.add_argument("--kill-at", type=float, default=0.4, help="Share of the phase done at the kill.")
+    parser.add_argument("--worker-model", default="synthetic", help="With --rq: the workers' model.")
+    parser.add_argument("--redis", default=os.environ.get("MATCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--stale", type=int, default=10, help="With --rq: MATCH_JOB_STALE_SECONDS.")
     args = parser.parse_args()
+    if args.rq:
+        run_rq(args)
+        return
 
     from app import create_app
     from app.cli import upgrade_database
@@ -167,8 +303,7 @@ def main() -> None:
     import_seconds = time.perf_counter() - start
     again = run("same file again")
     assert not again, "a re-import created or changed rows"
-    if args.kill:
-        kill_midway(url, folder, args.rows, import_seconds * 0.9)
+    print(f"(one-step import {import_seconds:.1f} s; the page's and the command's job: --rq [--kill])")
 
     if args.encode and new_ids:
         from sqlalchemy import select

@@ -23,6 +23,7 @@ class JobKind(LabelEnum):
     ENCODE = "向量编码"
     INDEX_REBUILD = "重建索引"
     REPORT = "赛事专报"
+    IMPORT = "批量导入"
 
 
 class Job(Base):
@@ -70,3 +71,18 @@ class Job(Base):
         if not self.total:
             return 0
         return min(100, int(100 * self.done / self.total))
+
+
+class JobFile(Base):
+    """A file a job reads (an import's uploaded sheet), kept in the database so that a worker on any host
+    reads it; deleted by the job once it no longer needs it, and with its job."""
+
+    __tablename__ = "job_file"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("background_job.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

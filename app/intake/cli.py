@@ -39,19 +39,23 @@ def init_app(app: Flask) -> None:
     @click.option(
         "--dry-run", is_flag=True, help="Validate and count new/changed/unchanged rows; write nothing."
     )
-    def import_projects(file: Path, contest_code: str | None, dry_run: bool) -> None:
+    @click.option("--enqueue", is_flag=True, help="Run the import job on the RQ workers and follow it.")
+    def import_projects(file: Path, contest_code: str | None, dry_run: bool, enqueue: bool) -> None:
         """Import projects: all rows or none; the same file again creates nothing.
 
-        Exit status 0 when the file was imported (or, with --dry-run, would be); 1 with the row errors.
+        Runs the import job (checked, written in chunks, encoded) here with a progress bar, or on the
+        workers with --enqueue. Exit status 0 when the file was imported (or, with --dry-run, would be);
+        1 with the row errors (nothing imported) or when the job failed; 2 when the file cannot be read.
         """
-        _import("projects", file, contest_code, dry_run)
+        _import("projects", file, contest_code, dry_run, enqueue)
 
     @importer.command("institutions")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option("--dry-run", is_flag=True, help="Validate only; write nothing.")
-    def import_institutions(file: Path, dry_run: bool) -> None:
+    @click.option("--enqueue", is_flag=True, help="Run the import job on the RQ workers and follow it.")
+    def import_institutions(file: Path, dry_run: bool, enqueue: bool) -> None:
         """Import service institutions: all rows or none."""
-        _import("institutions", file, None, dry_run)
+        _import("institutions", file, None, dry_run, enqueue)
 
     duplicates = AppGroup("duplicates", help="Suspected duplicate projects.")
     app.cli.add_command(duplicates)
@@ -86,14 +90,14 @@ def init_app(app: Flask) -> None:
         click.echo(f"{added} new suspected pairs; {written} pairs written to {out}")
 
 
-def _import(kind: Any, file: Path, contest_code: str | None, dry_run: bool) -> None:
+def _import(kind: Any, file: Path, contest_code: str | None, dry_run: bool, enqueue: bool = False) -> None:
     from app.imports import ImportFileError, apply_mapping, guess_mapping, import_rows, read_rows
-    from app.intake.indexing import index_rows
 
     session = db.session
     default = _contest_id(contest_code)
+    data = file.read_bytes()
     try:
-        rows = read_rows(file.name, file.read_bytes())
+        rows = read_rows(file.name, data)
     except ImportFileError as exc:
         click.echo(f"无法导入：{exc.message}", err=True)
         sys.exit(2)
@@ -101,6 +105,9 @@ def _import(kind: Any, file: Path, contest_code: str | None, dry_run: bool) -> N
     skipped = [h for h, c in mapping.items() if not c]
     if skipped:
         click.echo("不认识的列：" + "、".join(skipped), err=True)
+    if not dry_run:
+        _run_import_job(kind, file.name, data, mapping, default, enqueue)
+        return
     with click.progressbar(length=len(rows), label="checking rows", show_pos=True, file=sys.stderr) as bar:
         done = [0]
 
@@ -109,14 +116,13 @@ def _import(kind: Any, file: Path, contest_code: str | None, dry_run: bool) -> N
             done[0] = n
 
         try:
-            report, saved = import_rows(
+            report, _ = import_rows(
                 session,
                 kind,
                 apply_mapping(rows, mapping, ignored=False),
                 None,
-                before_commit=_audit(kind, file.name),
                 default_contest=default,
-                dry_run=dry_run,
+                dry_run=True,
                 progress=step,
             )
         except ImportFileError as exc:
@@ -130,38 +136,84 @@ def _import(kind: Any, file: Path, contest_code: str | None, dry_run: bool) -> N
         sys.exit(1)
     for number, text in report.suspects[:50]:
         click.echo(f"  第 {number} 行：疑似重复参赛，{text}", err=True)
-    verb = "would import" if dry_run else "imported"
     click.echo(
-        f"{verb} {report.rows} rows: {report.created} new, "
+        f"would import {report.rows} rows: {report.created} new, "
         f"{report.updated} changed, {report.unchanged} unchanged"
         f"; {len(report.warnings)} rows with entry conditions to check"
     )
-    if saved:
-        from app.cli import _job_with_progress
-        from app.jobs import redis_url
-        from models.jobs import JobKind
-
-        # The rows are committed: encode what changed (and flag duplicates) as a recorded job, here with a
-        # progress bar, or on the workers when a queue runs.
-        enqueue = redis_url(current_app) is not None
-        job_id = index_rows(session, kind.rstrip("s"), saved, dispatch=enqueue)
-        _job_with_progress(JobKind.ENCODE, {}, enqueue, job_id=job_id)
 
 
-def _audit(kind: str, filename: str) -> Any:
-    from app.access import audit
+def _run_import_job(
+    kind: str, filename: str, data: bytes, mapping: dict[str, str], default: int | None, enqueue: bool
+) -> None:
+    """Record the import job (file and mapping in the database) and run it here with a progress bar, or
+    on the workers (--enqueue) following its row; print its summary; exit 1 when it failed."""
+    import time
 
-    def write(report: Any) -> None:
-        audit(
-            f"import.{kind}",
-            kind.rstrip("s"),
-            None,
-            rows=report.rows,
-            created=report.created,
-            updated=report.updated,
-            unchanged=report.unchanged,
-            file=filename[:200],
-            via="cli",
-        )
+    from app.intake.importjob import load_state, queue_import, row_errors
+    from app.jobs import redis_url, run_job, wait_for
+    from models.jobs import Job, JobStatus
 
-    return write
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if enqueue and redis_url(app) is None:
+        raise click.ClickException("--enqueue needs MATCH_REDIS_URL (and a running `flask worker`)")
+    job_id = queue_import(
+        app, kind, filename, data, mapping=mapping, refuse_unmapped=True, default_contest=default,
+        via="cli", dispatch=enqueue,
+    )
+    where = " queued for the workers" if enqueue else ""
+    click.echo(f"job {job_id}: 批量导入 {filename}{where}", err=True)
+    started = time.perf_counter()
+    with click.progressbar(length=0, label="importing", show_pos=True, file=sys.stderr) as bar:
+
+        def show(done: int, total: int | None, message: str | None) -> None:
+            bar.length = total or 0
+            bar.update(done - bar.pos)
+            if message:
+                bar.label = message
+
+        if enqueue:
+            while True:
+                try:
+                    wait_for(app, job_id, timeout=1.0)
+                    break
+                except TimeoutError:
+                    row = db.session.get(Job, job_id)
+                    if row is not None:
+                        db.session.refresh(row)
+                        show(row.done, row.total, row.message)
+                    db.session.rollback()
+        elif run_job(app, job_id, on_progress=show) is None:
+            raise click.ClickException(f"job {job_id} was taken by another run")
+    session = db.new_session(app)
+    try:
+        job = session.get(Job, job_id)
+        assert job is not None
+        status, error = job.status, job.error
+        state = load_state(session, job_id)
+    finally:
+        session.close()
+    report = (state or {}).get("report") or {}
+    if status is not JobStatus.DONE:
+        if (state or {}).get("phase") == "refused":
+            click.echo(f"{report['n_errors']} 行有误，未导入任何数据：", err=True)
+            for number, text in row_errors(report):
+                click.echo(f"  第 {number} 行：{text}", err=True)
+            if report["n_errors"] > len(report["errors"]):
+                click.echo(f"  另有 {report['n_errors'] - len(report['errors'])} 行有误未列出", err=True)
+        else:
+            click.echo(f"job {job_id} failed: {error}", err=True)
+        sys.exit(1)
+    for number, text in report["suspects"][:50]:
+        click.echo(f"  第 {number} 行：疑似重复参赛，{text}", err=True)
+    assert state is not None
+    record = "project" if kind == "projects" else "institution"
+    click.echo(
+        f"imported {report['rows']} rows: {report['created']} new, "
+        f"{report['updated']} changed, {report['unchanged']} unchanged"
+        f"; {report['n_warnings']} rows with entry conditions to check"
+    )
+    click.echo(
+        f"encoded {record} {state.get('encoded', 0)}; unchanged {state.get('encode_unchanged', 0)}"
+        f" ({time.perf_counter() - started:.1f} s, job {job_id})"
+    )

@@ -1,4 +1,4 @@
-"""The bodies of the background jobs: encoding, index rebuilds, the quarterly report.
+"""The bodies of the background jobs: encoding, index rebuilds, the quarterly report, imports.
 
 Each body takes the run (its parameters and progress) and a session of its own, and commits its work
 in whole steps: a run killed between two steps leaves the database as after the last one.
@@ -24,9 +24,6 @@ def encode(run: JobRun, session: Session) -> None:
             the vectors of deleted records).
         batch_size: texts per batch (each batch commits its vectors and the progress together).
     """
-    from app.services import index_encoded, sync_embeddings
-    from embeddings import load_embedder
-
     only = run.params.get("only")
     batch_size = int(run.params.get("batch_size") or 64)
     if only is not None and not (
@@ -34,6 +31,20 @@ def encode(run: JobRun, session: Session) -> None:
         and all(isinstance(i, int) and not isinstance(i, bool) for ids in only.values() for i in ids)
     ):
         raise JobError("参数有误：要编码的记录应为 {类型: [编号]}")
+    encode_records(run, session, only, batch_size, bool(run.params.get("flag_duplicates")))
+
+
+def encode_records(
+    run: JobRun, session: Session, only: dict[str, list[int]] | None, batch_size: int, flag_duplicates: bool
+) -> None:
+    """Encode (all, or only these) records whose (model, text) has no stored vector; count them in the run.
+
+    The total becomes what the run has done already plus the texts to encode (an import's rows written,
+    then its encoding, on one bar). flag_duplicates: then flag suspected duplicates of only's projects.
+    """
+    from app.services import index_encoded, sync_embeddings
+    from embeddings import load_embedder
+
     if not 1 <= batch_size <= 4096:
         raise JobError("参数有误：每批条数应在 1 到 4096 之间")
     run.beat(session, "加载向量模型")
@@ -55,7 +66,7 @@ def encode(run: JobRun, session: Session) -> None:
     run.outcome = sync_embeddings(
         session, embedder, batch_size, progress=progress, on_start=on_start, only=only, on_batch=on_batch
     )
-    if run.params.get("flag_duplicates") and only and only.get("project"):
+    if flag_duplicates and only and only.get("project"):
         from app.intake.duplicates import flag_projects
 
         run.beat(session, "检查疑似重复项目")
@@ -96,4 +107,18 @@ def quarterly_report(run: JobRun, session: Session) -> None:
     session.commit()
 
 
-TASKS.update({JobKind.ENCODE: encode, JobKind.INDEX_REBUILD: index_rebuild, JobKind.REPORT: quarterly_report})
+def import_file(run: JobRun, session: Session) -> None:
+    """Import an uploaded sheet: check it, write its rows in chunks, encode them (app.intake.importjob)."""
+    from app.intake.importjob import import_job
+
+    import_job(run, session)
+
+
+TASKS.update(
+    {
+        JobKind.ENCODE: encode,
+        JobKind.INDEX_REBUILD: index_rebuild,
+        JobKind.REPORT: quarterly_report,
+        JobKind.IMPORT: import_file,
+    }
+)

@@ -1,8 +1,11 @@
 """Bulk import pages for contest organisers: upload → column mapping → preview with row errors → commit.
 
 The uploaded file waits in the instance folder under a random token, readable only by the account that
-uploaded it, until it is imported or a day has passed. The JSON API (`POST /api/imports/<kind>`) and the
-command `flask import projects` run the same import in one step with the automatic column mapping.
+uploaded it, until it is imported or a day has passed. The commit hands the file and the confirmed mapping
+to a background job (app.intake.importjob: on the RQ workers, or in a thread without Redis) and shows its
+page: a progress bar (rows written, then their encoding), then the import's summary. The command
+`flask import projects` runs the same job in the foreground; the JSON API (`POST /api/imports/<kind>`)
+imports in one step within the request (one transaction) with the automatic column mapping.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from app.access import audit, current_user, deny, organiser_contest_ids, roles_required
+from app.access import audit, current_user, deny, is_secretariat, organiser_contest_ids, roles_required
 from app.extensions import db
 from app.imports import (
     MAX_CELL_CHARS,
@@ -39,6 +42,7 @@ from app.schemas import FIELD_LABELS, InputError
 from app.uploads import check_upload
 from models import Contest
 from models.enums import Role
+from models.jobs import JobKind, JobStatus
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -305,20 +309,48 @@ def preview(token: str) -> Any:
 @bp.post("/<token>/commit")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 def commit(token: str) -> Any:
+    """Queue the import of the previewed file with its confirmed mapping; show the job's page."""
+    from app.intake.importjob import queue_import
+
     meta, meta_path = _load_pending(token)
     try:
-        report, saved = _mapped_import(meta, meta_path, dry_run=False)
+        default = _default_contest(meta.get("contest"))
     except ImportFileError as exc:
-        db.session.rollback()
         return _page(meta["kind"], error=exc.message), 422
-    if not report.ok:
-        return render_template(
-            "imports/preview.html", kind=meta["kind"], kinds=KINDS, token=token, meta=meta, report=report,
-            shown=SHOWN_ROWS,
-        ), 422
+    user = current_user()
+    job_id = queue_import(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        meta["kind"],
+        meta["filename"],
+        meta_path.with_suffix(".bin").read_bytes(),
+        mapping=meta.get("mapping"),
+        default_contest=default,
+        allowed_contests=organiser_contest_ids(user),
+        user_id=user.id if user is not None else None,
+    )
     _drop_pending(meta_path)
-    encode_after_import(meta["kind"], saved)
-    return _page(meta["kind"], report=report)
+    return redirect(url_for("imports.job", job_id=job_id))
+
+
+@bp.get("/jobs/<int:job_id>")
+@roles_required(Role.ADMIN, Role.ORGANISER)
+def job(job_id: int) -> Any:
+    """An import's page: its progress bar while it runs, then its summary (or why it failed)."""
+    from app.intake.importjob import row_errors, summary
+    from app.jobs import is_abandoned
+    from app.jobs.views import _visible_job
+
+    found = _visible_job(job_id)
+    if found.kind is not JobKind.IMPORT:
+        abort(404, description="任务不存在")
+    kind = found.params.get("kind", "projects")
+    report = summary(db.session, found)
+    refused = found.status is JobStatus.FAILED and report is not None and report["phase"] == "refused"
+    return render_template(
+        "imports/job.html", job=found, kind=kind, kinds=KINDS, report=report, shown=SHOWN_ROWS,
+        refused=refused, errors=list(row_errors(report or {})),
+        abandoned=is_abandoned(current_app, found), may_retry=is_secretariat(current_user()),
+    ), (422 if refused else 200)
 
 
 @bp.get("/template.<fmt>")

@@ -59,7 +59,7 @@ def _upload(client, data: bytes, name: str, kind: str = "projects"):  # type: ig
 
 
 def _browser_import(client, data: bytes, name: str, contest: str = ""):  # type: ignore[no-untyped-def]
-    """Upload, accept the guessed mapping, preview, commit; return (preview page, result page)."""
+    """Upload, accept the guessed mapping, preview, commit, wait for the job; return (preview, job page)."""
     token = _upload(client, data, name)
     page = client.get(f"/imports/{token}/mapping").get_data(as_text=True)
     selected = re.findall(r'<select name="(col\d+)"[^>]*>.*?<option value="([^"]*)" selected', page, re.S)
@@ -68,8 +68,10 @@ def _browser_import(client, data: bytes, name: str, contest: str = ""):  # type:
     r = client.post(f"/imports/{token}/mapping", data=form)
     assert r.status_code == 302, r.get_data(as_text=True)[:800]
     preview = client.get(f"/imports/{token}/preview")
-    done = client.post(f"/imports/{token}/commit")
-    wait_all(client.application)  # the encoding job (a thread here, without Redis)
+    queued = client.post(f"/imports/{token}/commit")
+    assert queued.status_code == 302 and "/imports/jobs/" in queued.headers["Location"]
+    wait_all(client.application)  # the import job (a thread here, without Redis): rows, then encoding
+    done = client.get(queued.headers["Location"])  # the job's page, once it has finished
     return preview, done
 
 

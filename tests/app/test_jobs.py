@@ -264,7 +264,7 @@ def test_the_report_page_offers_the_background_workbook_and_the_import_page_show
     auth.login("admin")
     page = client.get("/reports/quarterly?quarter=2026Q3").get_data(as_text=True)
     assert 'action="/jobs/report"' in page and 'name="quarter" value="2026Q3"' in page
-    # upload, keep the guessed columns, commit: the result page shows the encoding job's bar
+    # upload, keep the guessed columns, commit: the import job's page shows its bar, then the summary
     r = client.post("/imports/", data={"kind": "projects", "file": (io.BytesIO(_csv(2)), "c.csv")})
     assert r.status_code == 302, r.get_data(as_text=True)[:300]
     token = r.headers["Location"].split("/")[-2]
@@ -272,8 +272,10 @@ def test_the_report_page_offers_the_background_workbook_and_the_import_page_show
     chosen = re.findall(r'<select name="(col\d+)"[^>]*>.*?<option value="([^"]*)" selected', mapping, re.S)
     assert client.post(f"/imports/{token}/mapping", data=dict(chosen)).status_code == 302
     r = client.post(f"/imports/{token}/commit")
-    assert r.status_code == 200 and 'id="import-done"' in r.get_data(as_text=True)
-    with app.app_context():
-        job_id = db.session.scalar(select(func.max(Job.id)))
-    assert f'data-job-url="/api/jobs/{job_id}"' in r.get_data(as_text=True)
+    assert r.status_code == 302
+    job_id = int(r.headers["Location"].rstrip("/").split("/")[-1])
+    page = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert f'data-job-url="/api/jobs/{job_id}"' in page and "imports/job.js" in page
     assert wait_for(app, job_id, timeout=120).status is JobStatus.DONE
+    page = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'id="import-done"' in page and "新增 2 条" in page

@@ -100,13 +100,17 @@ def test_organiser_imports_gbk_csv_and_xlsx_fixes_a_row_and_reimports(
     assert "第 3 行" in text and page.locator("button:has-text('确认导入')").count() == 0
     assert _count(app) == before
 
-    # the organiser fixes the row and uploads again: two new projects, committed in one go
+    # the organiser fixes the row and uploads again: two new projects, written by the import job
     rows[1]["拟融资金额（万元）"] = "300"
     bad.write_bytes(_csv(rows, "gbk"))
     text = _import(page, live_server, bad)
     assert "新增 2 条" in text, text[:600]
     page.click("button:has-text('确认导入')")
     page.wait_for_load_state("domcontentloaded")
+    assert "/imports/jobs/" in page.url, page.content()[:500]
+    # the job's page shows its progress bar, then reloads itself with the summary once the job is done
+    page.wait_for_selector("#import-done", timeout=120_000)
+    assert "新增 2 条" in page.locator("#import-done").inner_text()
     assert _count(app) == before + 2
 
     # the same projects again, now as xlsx, one text changed: nothing new, one changed
@@ -117,6 +121,8 @@ def test_organiser_imports_gbk_csv_and_xlsx_fixes_a_row_and_reimports(
     assert "新增 0 条" in text and "更新 1 条" in text and "未变化 1 条" in text, text[:600]
     page.click("button:has-text('确认导入')")
     page.wait_for_load_state("domcontentloaded")
+    page.wait_for_selector("#import-done", timeout=120_000)
+    assert "更新 1 条" in page.locator("#import-done").inner_text()
     assert _count(app) == before + 2
 
     # the imported project shows its contest code and its entry conditions
