@@ -21,7 +21,8 @@ from flask import Flask, abort, g, has_request_context, redirect, request, url_f
 from sqlalchemy import select
 
 from app.extensions import db, login_manager
-from app.schemas import NeedIn, ProjectIn
+from app.pipeline.states import ACCEPTED_STAGES
+from app.schemas import MAX_ID, NeedIn, ProjectIn
 from models import Connection, ConnectionStage, Institution, Need, Project
 from models.accounts import ApiToken, AuditLog, User, hash_token
 from models.base import utcnow
@@ -31,14 +32,6 @@ from models.pipeline import ConnectionEvent, Party
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Connection stages at which a project has accepted an institution: its contacts open up.
-ACCEPTED_STAGES = (
-    ConnectionStage.ACCEPTED,
-    ConnectionStage.MET,
-    ConnectionStage.DUE_DILIGENCE,
-    ConnectionStage.SIGNED,
-)
 
 #: Project fields anyone may see (the contest's publicity: 宣传展示).
 PROJECT_PUBLIC_FIELDS = frozenset(
@@ -72,9 +65,6 @@ PROJECT_PRIVATE_FIELDS = frozenset(
 INSTITUTION_PRIVATE_FIELDS = frozenset({"contact_name", "contact_phone", "contact_email"})
 
 Level = Literal["public", "member", "private"]
-
-#: Largest primary key (32-bit signed, as in PostgreSQL's integer); larger ids in URLs are simply not found.
-MAX_ID = 2**31 - 1
 
 
 # --- who is asking ---------------------------------------------------------------------------------

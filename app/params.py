@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import current_app
 
-from app.schemas import InputError
+from app.schemas import MAX_ID, InputError
 from app.services import InstitutionFilter, ProjectFilter
 from models.enums import (
     INDUSTRIES,
@@ -80,7 +80,7 @@ def project_filter(args: Mapping[str, Any]) -> ProjectFilter:
             contest_id = int(contest)
         except ValueError:
             raise InputError({"contest": "赛事：应为赛事编号"}) from None
-        if not 1 <= contest_id <= 2**31 - 1:
+        if not 1 <= contest_id <= MAX_ID:
             raise InputError({"contest": "赛事：应为赛事编号"})
     q = _get(args, "q")
     return ProjectFilter(

@@ -1,7 +1,7 @@
 """SQLAlchemy 2.x typed mappings of the matchmaking service (no Flask here)."""
 
 from models.base import Base
-from models.core import Connection, Contest, EmbeddingRecord, Institution, Need, Project
+from models.core import Contest, EmbeddingRecord, Institution, Need, Project
 from models.enums import (
     Award,
     ConnectionStage,
@@ -23,9 +23,10 @@ from models.events import (
     InstitutionRegistration,
     Meeting,
 )
-from models.jobs import Job, JobKind, JobStatus
 from models.index_changes import IndexChange
 from models.intake import ContestFiling, DuplicateKind, DuplicatePair, DuplicateStatus
+from models.jobs import Job, JobKind, JobStatus
+from models.pipeline import Connection
 
 __all__ = [
     "Award",

@@ -34,7 +34,7 @@ from app.api import bp as api_bp
 from app.api.openapi import body_schema, document
 from app.extensions import db
 from app.params import int_param
-from app.schemas import InputError
+from app.schemas import MAX_ID, InputError
 from app.security import safe_target
 from app.web import csrf
 from models import Institution, Need
@@ -45,7 +45,7 @@ from models.enums import Role
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
-_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
 def _own_search(ident: int) -> SavedSearch:

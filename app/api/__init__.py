@@ -34,7 +34,7 @@ from app.access import (
 )
 from app.extensions import db
 from app.params import institution_filter, int_param, k_param, project_filter, side_param
-from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
+from app.schemas import MAX_ID, InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from app.serialize import (
     contest_json,
     institution_json,
@@ -315,7 +315,7 @@ def list_needs() -> Any:
     stmt = select(Need).where(Need.archived_at.is_(None))
     inst = request.args.get("institution_id")
     if inst:
-        stmt = stmt.where(Need.institution_id == int_param(request.args, "institution_id", 0, 1, 2**31 - 1, "发布机构"))
+        stmt = stmt.where(Need.institution_id == int_param(request.args, "institution_id", 0, 1, MAX_ID, "发布机构"))
     return _page(stmt, Need.id, need_json)
 
 

@@ -30,10 +30,11 @@ from app.pipeline.figures import figures, period_from_args
 from app.pipeline.schemas import ConnectionIn, MoveIn, ShortlistIn, validate_in
 from app.pipeline.serialize import connection_json, event_json, history
 from app.pipeline.states import MOVES, OPEN_STAGES, parse_stage
+from app.schemas import MAX_ID
 from models import Connection
 from models.enums import ConnectionStage, Role
 
-_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _PERIOD = [
     {
         "name": "quarter",
@@ -122,7 +123,7 @@ def list_connections() -> Any:
         ("project_id", Connection.project_id, "项目"),
     ):
         if args.get(key):
-            stmt = stmt.where(column == int_param(args, key, 0, 1, 2**31 - 1, label))
+            stmt = stmt.where(column == int_param(args, key, 0, 1, MAX_ID, label))
     if args.get("stage"):
         stmt = stmt.where(Connection.stage == parse_stage(args["stage"], field="stage"))
     if args.get("follow_up") in ("1", "true"):
