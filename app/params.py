@@ -12,6 +12,7 @@ from app.services import InstitutionFilter, ProjectFilter
 from models.enums import (
     INDUSTRIES,
     PROVINCES,
+    SIDES,
     Award,
     ContestKind,
     InstitutionKind,
@@ -19,8 +20,6 @@ from models.enums import (
     ProjectGroup,
     Stage,
 )
-
-SIDES = ("fund", "base", "platform")
 
 
 def _get(args: Mapping[str, Any], key: str) -> str | None:

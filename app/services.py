@@ -23,12 +23,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app import index_sync
-from app.access import audit, current_user, is_secretariat
+from app.access import audit, current_user, institution_record_text, is_secretariat, project_record_text
 from app.alerts import projects_changed
 from app.extensions import db
 from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from embeddings import load_embedder, set_search_threads, text_hash
-from embeddings.text import institution_text, need_text, project_text
+from embeddings.text import need_text
 from matching.service import MatchingService
 from matching.types import Filters, InstitutionProfile, Match, NeedProfile, PortfolioItem, ProjectProfile
 from models import (
@@ -55,21 +55,7 @@ EVIDENCE_STAGES = (ConnectionStage.SIGNED,)
 _build_lock = threading.Lock()
 
 
-# --- translation: rows -> profiles and texts -------------------------------------------------------
-
-
-def project_record_text(p: Project) -> str:
-    """Return the text embedded for a project: its public showcase fields only.
-
-    Team, IP and needs are not public, and rankings shown to anyone must not depend on them (needs
-    still count as a structured feature for logged-in users); a short text also encodes faster.
-    """
-    return project_text(p.name, p.description, p.industry, p.track)
-
-
-def institution_record_text(i: Institution) -> str:
-    """Return the text embedded for an institution."""
-    return institution_text(i.name, i.kind.value, i.description, i.industries, i.stages, i.services)
+# --- translation: rows -> profiles and texts (the project's and institution's texts: app.access) -------
 
 
 def need_record_text(n: Need) -> str:

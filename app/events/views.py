@@ -33,7 +33,7 @@ from app.schemas import CONTROL_MESSAGE, MAX_ID, InputError, has_control
 from app.services import institution_query, project_query
 from app.uploads import check_upload
 from models import Award, Contest, Institution, Project
-from models.enums import PROJECT_NEEDS, FundingRound, InstitutionKind, Role
+from models.enums import PROJECT_NEEDS, SIDES, FundingRound, InstitutionKind, Role
 from models.events import (
     Conflict,
     ConflictSource,
@@ -309,7 +309,7 @@ def invite(event_id: int) -> Any:
             service = get_matching()
             institution_ids = []
             for p in sorted(have_p):
-                for side in ("fund", "base", "platform"):
+                for side in SIDES:
                     try:
                         institution_ids += service.rank_institutions(p, side, k=per)  # type: ignore[arg-type]
                     except KeyError:
