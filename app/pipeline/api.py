@@ -20,7 +20,7 @@ from typing import Any
 from flask import current_app, jsonify, request
 from sqlalchemy import func, select
 
-from app.access import audit, current_user, deny, login_required, roles_required
+from app.access import current_user, deny, login_required, roles_required
 from app.api import _body, bp
 from app.api.openapi import body_schema, document
 from app.extensions import db
@@ -165,25 +165,7 @@ def list_connections() -> Any:
 )
 def create_connection() -> Any:
     values = validate_in(ConnectionIn, _body())
-    user = current_user()
-    if not rules.can_connect(user, values.project_id, values.institution_id, values.action):
-        deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
-    session = db.session
-    prior = service.pair(session, values.project_id, values.institution_id)
-    # 200 "it was there" only when the caller could see it: a project must not learn of a private shortlist.
-    existed = prior is not None and rules.can_view(user, prior)
-    c, ev = service.connect(
-        session,
-        values.project_id,
-        values.institution_id,
-        values.action,
-        rules.actor(user),
-        values.note,
-        values.need_id,
-    )
-    session.flush()
-    audit(f"connection.{values.action}", "connection", c.id, to_stage=ev.to_stage.value)
-    service.commit(session, c, [ev])
+    c, existed = service.connect_action(db.session, current_user(), values)
     return jsonify(_json(c, with_history=True)), (200 if existed else 201)
 
 
@@ -211,16 +193,7 @@ def connection_history(ident: int) -> Any:
 @login_required
 @document("变更阶段：终止须填原因 note，签约须填成果 outcome", body=body_schema(MoveIn))
 def move_connection(ident: int) -> Any:
-    session = db.session
-    c = rules.get_visible(session, ident)
-    user = current_user()
-    if not rules.can_move(user, c):
-        deny(f"move connection {ident} refused", "没有权限变更该对接")
-    values = validate_in(MoveIn, _body())
-    frm = c.stage
-    ev = service.move(session, c, values.to_stage, rules.actor(user), values.note, values.outcome)
-    audit("connection.move", "connection", c.id, from_stage=frm.value, to_stage=ev.to_stage.value)
-    service.commit(session, c, [ev])
+    c = service.move_action(db.session, current_user(), ident, _body())
     return jsonify(_json(c, with_history=True))
 
 
@@ -228,15 +201,7 @@ def move_connection(ident: int) -> Any:
 @login_required
 @document("候选名单标记与机构备注（仅机构与秘书处）", body=body_schema(ShortlistIn))
 def shortlist_connection(ident: int) -> Any:
-    session = db.session
-    c = rules.get_visible(session, ident)
-    user = current_user()
-    if not rules.sees_private(user, c):
-        deny(f"shortlist connection {ident} refused", "候选名单是机构的内部记录")
-    values = validate_in(ShortlistIn, _body())
-    ev = service.shortlist(session, c, values.shortlisted, rules.actor(user), values.note)
-    audit("connection.shortlist", "connection", c.id, shortlisted=values.shortlisted)
-    service.commit(session, c, [ev])
+    c = service.shortlist_action(db.session, current_user(), ident, _body())
     return jsonify(_json(c, with_history=True))
 
 
