@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 from flask import Flask, current_app, g, has_request_context
-from sqlalchemy import Text, cast, delete, select
+from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -822,6 +822,16 @@ class InstitutionFilter:
         return all(v is None for v in self.__dict__.values())
 
 
+def text_match(q: str, *columns: Any) -> Any:
+    """Return the SQL condition "one of the columns contains q", q taken as plain text.
+
+    The one LIKE search of the service (lists, the pipeline, accounts): autoescape makes a user's % and _
+    text rather than wildcards and sets an explicit escape character (PostgreSQL would otherwise read a
+    backslash in q as its own escape).
+    """
+    return or_(*(column.contains(q, autoescape=True) for column in columns))
+
+
 def project_query(f: ProjectFilter, what: Any = Project) -> Any:
     """Return a select of projects (or of `what`, e.g. Project.id) narrowed by the filter."""
     stmt = select(what).where(Project.archived_at.is_(None))
@@ -840,8 +850,7 @@ def project_query(f: ProjectFilter, what: Any = Project) -> Any:
     if f.stage is not None:
         stmt = stmt.where(Project.stage == f.stage)
     if f.q:
-        # autoescape: a user's % or _ is text, not a wildcard
-        stmt = stmt.where(Project.name.contains(f.q, autoescape=True) | Project.description.contains(f.q, autoescape=True))
+        stmt = stmt.where(text_match(f.q, Project.name, Project.description))
     return stmt
 
 
@@ -855,16 +864,11 @@ def institution_query(f: InstitutionFilter, what: Any = Institution) -> Any:
     if f.province:
         stmt = stmt.where(Institution.province == f.province)
     if f.industry:
-        # JSON list membership, portable across SQLite and PostgreSQL: match the quoted label
-        # JSON list membership, portable: match the quoted label as json.dumps wrote it (\u escapes).
-        # autoescape sets an explicit LIKE escape character: PostgreSQL would otherwise read the
-        # backslashes of the escapes as its own.
-        as_text = cast(Institution.industries, Text)
-        stmt = stmt.where(as_text.contains(json.dumps(f.industry), autoescape=True))
+        # JSON list membership, portable across SQLite and PostgreSQL: match the quoted label as
+        # json.dumps wrote it (\u escapes, which text_match's escape character keeps literal).
+        stmt = stmt.where(text_match(json.dumps(f.industry), cast(Institution.industries, Text)))
     if f.q:
-        stmt = stmt.where(
-            Institution.name.contains(f.q, autoescape=True) | Institution.description.contains(f.q, autoescape=True)
-        )
+        stmt = stmt.where(text_match(f.q, Institution.name, Institution.description))
     return stmt
 
 

@@ -13,6 +13,7 @@ from app.auth import accounts
 from app.extensions import db
 from app.params import int_param
 from app.schemas import MAX_ID, InputError
+from app.services import text_match
 from app.web.lists import paginate
 from models import Contest, Institution
 from models.accounts import AuditLog, Registration, User
@@ -40,7 +41,7 @@ def users() -> Any:
             abort(400, description="角色：不认识的取值")
     q = (request.args.get("q") or "").strip()[:64]
     if q:
-        stmt = stmt.where(User.username.contains(q) | User.display_name.contains(q))
+        stmt = stmt.where(text_match(q, User.username, User.display_name))
     page = paginate(stmt, (User.role, User.username))
     return render_template("admin/users.html", page=page, role=role, q=q, ROLES=Role.labels())
 

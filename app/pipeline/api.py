@@ -18,10 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app, jsonify, request
-from sqlalchemy import func, select
 
 from app.access import current_user, deny, login_required, roles_required
-from app.api import _body, bp
+from app.api import _body, _page, bp
 from app.api.openapi import body_schema, document
 from app.extensions import db
 from app.params import int_param
@@ -129,31 +128,7 @@ def list_connections() -> Any:
     if args.get("follow_up") in ("1", "true"):
         cutoff = _now() - timedelta(days=_days())
         stmt = stmt.where(Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < cutoff)
-    per_page = int_param(
-        args,
-        "per_page",
-        int(current_app.config["PAGE_SIZE"]),
-        1,
-        int(current_app.config["API_MAX_PAGE_SIZE"]),
-        "每页条数",
-    )
-    page = int_param(args, "page", 1, 1, 1_000_000, "页码")
-    session = db.session
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(
-        stmt.order_by(Connection.last_activity_at.desc(), Connection.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    ).all()
-    return jsonify(
-        {
-            "items": [_json(c) for c in rows],
-            "page": page,
-            "per_page": per_page,
-            "total": total,
-            "pages": (total + per_page - 1) // per_page,
-        }
-    )
+    return _page(stmt, (Connection.last_activity_at.desc(), Connection.id.desc()), _json)
 
 
 @bp.post("/connections")

@@ -48,6 +48,7 @@ from app.pipeline.states import (
 )
 from app.schemas import InputError
 from app.security import safe_target
+from app.services import text_match
 from app.web.lists import (
     Column,
     all_rows,
@@ -315,12 +316,9 @@ def index() -> Any:
         )
     q = (args.get("q") or "").strip()[:100]
     if q:
-        # autoescape: a user's % or _ is text, not a wildcard
         stmt = stmt.where(
-            Connection.project_id.in_(select(Project.id).where(Project.name.contains(q, autoescape=True)))
-            | Connection.institution_id.in_(
-                select(Institution.id).where(Institution.name.contains(q, autoescape=True))
-            )
+            Connection.project_id.in_(select(Project.id).where(text_match(q, Project.name)))
+            | Connection.institution_id.in_(select(Institution.id).where(text_match(q, Institution.name)))
         )
     columns = connection_columns("all")
     sort = _sorted(columns, "-activity", errors)
