@@ -1,4 +1,9 @@
-"""The JSON API under /api: same operations as the pages, JSON in and out, errors as JSON."""
+"""The JSON API under /api: same operations as the pages, JSON in and out, errors as JSON.
+
+The routes call the same services as the pages (app.services, app.pipeline.service) and show records
+through app.serialize at the viewer's level (app/access.py). openapi.py is the OpenAPI document;
+app/pipeline/api.py adds the connection routes to this blueprint.
+"""
 
 from __future__ import annotations
 
