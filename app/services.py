@@ -793,8 +793,14 @@ def index_encoded(session: Session, kind: str, ids: Sequence[int], vectors: Sequ
 # --- queries: filters and ranked matches ------------------------------------------------------------
 
 
+class _Filter:
+    def is_empty(self) -> bool:
+        """True when no filter is set."""
+        return all(v is None for v in self.__dict__.values())
+
+
 @dataclass(frozen=True)
-class ProjectFilter:
+class ProjectFilter(_Filter):
     """Filters on projects, as a user sets them on a list or a match page."""
 
     contest_id: int | None = None
@@ -806,20 +812,16 @@ class ProjectFilter:
     stage: Stage | None = None
     q: str | None = None
 
-    def is_empty(self) -> bool:
-        return all(v is None for v in self.__dict__.values())
-
 
 @dataclass(frozen=True)
-class InstitutionFilter:
+class InstitutionFilter(_Filter):
+    """Filters on institutions (side: fund, base or platform)."""
+
     kind: InstitutionKind | None = None
     side: str | None = None
     industry: str | None = None
     province: str | None = None
     q: str | None = None
-
-    def is_empty(self) -> bool:
-        return all(v is None for v in self.__dict__.values())
 
 
 def text_match(q: str, *columns: Any) -> Any:

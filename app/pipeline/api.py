@@ -14,7 +14,7 @@ GET  /api/reports/quarterly.xlsx       the quarterly report workbook
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, jsonify, request
@@ -126,8 +126,7 @@ def list_connections() -> Any:
     if args.get("stage"):
         stmt = stmt.where(Connection.stage == parse_stage(args["stage"], field="stage"))
     if args.get("follow_up") in ("1", "true"):
-        cutoff = _now() - timedelta(days=_days())
-        stmt = stmt.where(Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < cutoff)
+        stmt = stmt.where(service.idle_condition(_now(), _days()))
     return _page(stmt, (Connection.last_activity_at.desc(), Connection.id.desc()), _json)
 
 

@@ -7,15 +7,16 @@ through `app.access.deny` (audited 403/404, a Chinese page or JSON from the app'
 or an illegal move raises `InputError` (`TransitionError` for moves) with nothing written, which the page
 shows in Chinese and the API answers as structured JSON.
 
-The steps (`connect`, `move`, `shortlist`, `note`, `commit`) need no request: they take an Actor and return
-the connection and the event recorded, for the demo history and the event planner.
+The steps need no request: `connect` opens or requests a connection for an Actor, the moves themselves are
+app/pipeline/states.py's (`transition`, `set_shortlist`, `add_note`), and `commit` commits and keeps the
+ranking evidence in step; the event planner uses them directly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -25,6 +26,7 @@ from app.access import audit, deny
 from app.pipeline import rules
 from app.pipeline.schemas import ConnectionIn, MoveIn, ShortlistIn, validate_in
 from app.pipeline.states import (
+    OPEN_STAGES,
     Actor,
     TransitionError,
     add_note,
@@ -111,31 +113,10 @@ def connect(
     )
 
 
-def move(
-    session: Session,
-    connection: Connection,
-    to_stage: S | str,
-    actor: Actor,
-    note: str | None = None,
-    outcome: Mapping[str, Any] | None = None,
-    at: datetime | None = None,
-) -> ConnectionEvent:
-    """Move a connection (see states.transition); nothing is written when it is refused."""
-    return transition(connection, to_stage, actor, note, outcome, at)
-
-
-def shortlist(
-    session: Session, connection: Connection, flag: bool, actor: Actor, note: str | None = None
-) -> ConnectionEvent:
-    """Flag or unflag a connection on the institution's shortlist, with its private note."""
-    return set_shortlist(connection, flag, actor, note)
-
-
-def note(
-    session: Session, connection: Connection, actor: Actor, text: str, private: bool = False
-) -> ConnectionEvent:
-    """Record a note; it counts as activity (clears 待跟进)."""
-    return add_note(connection, actor, text, private)
+def idle_condition(now: datetime, days: int) -> Any:
+    """Return the SQL condition "flagged 待跟进": open and without activity for more than `days` (the
+    institution's view; states.is_idle is the same rule on one loaded connection)."""
+    return Connection.stage.in_(OPEN_STAGES) & (Connection.last_activity_at < now - timedelta(days=days))
 
 
 def commit(session: Session, connection: Connection, events: list[ConnectionEvent]) -> None:
@@ -199,7 +180,7 @@ def move_action(session: Session, user: User, ident: int, data: Mapping[str, Any
     values = validate_in(MoveIn, dict(data))
     frm = c.stage
     with _undone_on_error(session):
-        ev = move(session, c, values.to_stage, rules.actor(user), values.note, values.outcome)
+        ev = transition(c, values.to_stage, rules.actor(user), values.note, values.outcome)
         audit("connection.move", "connection", c.id, from_stage=frm.value, to_stage=ev.to_stage.value)
         commit(session, c, [ev])
     return c
@@ -212,7 +193,7 @@ def shortlist_action(session: Session, user: User, ident: int, data: Mapping[str
         deny(f"shortlist connection {ident} refused", "候选名单是机构的内部记录")
     values = validate_in(ShortlistIn, dict(data))
     with _undone_on_error(session):
-        ev = shortlist(session, c, values.shortlisted, rules.actor(user), values.note)
+        ev = set_shortlist(c, values.shortlisted, rules.actor(user), values.note)
         audit("connection.shortlist", "connection", c.id, shortlisted=values.shortlisted)
         commit(session, c, [ev])
     return c
@@ -225,7 +206,7 @@ def note_action(session: Session, user: User, ident: int, text: str, private: bo
         deny(f"note on connection {ident} refused", "没有权限记录该对接")
     private = private and rules.sees_private(user, c)
     with _undone_on_error(session):
-        ev = note(session, c, rules.actor(user), text, private)
+        ev = add_note(c, rules.actor(user), text, private)
         audit("connection.note", "connection", c.id, private=private)
         commit(session, c, [ev])
     return c

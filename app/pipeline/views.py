@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -39,7 +39,6 @@ from app.pipeline.schemas import ConnectionIn, validate_in
 from app.pipeline.serialize import history, idle_since, public_activity
 from app.pipeline.states import (
     FUNNEL,
-    OPEN_STAGES,
     china_date,
     is_idle,
     moves_for,
@@ -298,9 +297,10 @@ def index() -> Any:
     scope = rules.report_scope(user)
     args = request.args
     errors: dict[str, str] = {}
+    in_scope = Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope or ())))
     stmt = select(Connection)
     if scope is not None:
-        stmt = stmt.where(Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope))))
+        stmt = stmt.where(in_scope)
     stmt, drill = _drill_down(stmt, args, errors)
     stage = None
     if args.get("stage"):
@@ -311,9 +311,7 @@ def index() -> Any:
             errors["stage"] = f"阶段：应为以下之一：{'、'.join(S.labels())}"
     follow_up = args.get("follow_up") == "1"
     if follow_up:
-        stmt = stmt.where(
-            Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < _now() - timedelta(days=_days())
-        )
+        stmt = stmt.where(service.idle_condition(_now(), _days()))
     q = (args.get("q") or "").strip()[:100]
     if q:
         stmt = stmt.where(
@@ -332,13 +330,9 @@ def index() -> Any:
         errors.update(exc.fields)
         page = {"rows": [], "page": 1, "pages": 1, "total": 0}
     rows = page["rows"]
-    idle_stmt = select(func.count(Connection.id)).where(
-        Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < _now() - timedelta(days=_days())
-    )
+    idle_stmt = select(func.count(Connection.id)).where(service.idle_condition(_now(), _days()))
     if scope is not None:
-        idle_stmt = idle_stmt.where(
-            Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope)))
-        )
+        idle_stmt = idle_stmt.where(in_scope)
     idle_total = db.session.scalar(idle_stmt)
     return render_template(
         "pipeline/list.html",
