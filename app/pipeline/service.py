@@ -140,7 +140,7 @@ def commit(session: Session, connection: Connection, events: list[ConnectionEven
 # --- actions: the one call of a page and its API route ---------------------------------------------------
 
 
-def connect_action(session: Session, user: User, values: ConnectionIn) -> tuple[Connection, bool]:
+def connect_action(session: Session, user: User | None, values: ConnectionIn) -> tuple[Connection, bool]:
     """Shortlist or request for an account (see `connect`): check, connect, audit, commit.
 
     Returns the connection and whether the account could already see it (an API answers 200, not 201;
@@ -165,13 +165,13 @@ def connect_action(session: Session, user: User, values: ConnectionIn) -> tuple[
     return c, existed
 
 
-def check_connect(user: User, values: ConnectionIn) -> None:
+def check_connect(user: User | None, values: ConnectionIn) -> None:
     """Refuse (audited 403) a shortlist or request the account may not make (also the confirmation page's)."""
     if not rules.can_connect(user, values.project_id, values.institution_id, values.action):
         deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
 
 
-def move_action(session: Session, user: User, ident: int, data: Mapping[str, Any]) -> Connection:
+def move_action(session: Session, user: User | None, ident: int, data: Mapping[str, Any]) -> Connection:
     """Move a connection the account may move ({to_stage, note?, outcome?}, as MoveIn): check, move, audit,
     commit."""
     c = rules.get_visible(session, ident)
@@ -186,7 +186,7 @@ def move_action(session: Session, user: User, ident: int, data: Mapping[str, Any
     return c
 
 
-def shortlist_action(session: Session, user: User, ident: int, data: Mapping[str, Any]) -> Connection:
+def shortlist_action(session: Session, user: User | None, ident: int, data: Mapping[str, Any]) -> Connection:
     """Flag or unflag a connection on the institution's shortlist ({shortlisted, note?}, as ShortlistIn)."""
     c = rules.get_visible(session, ident)
     if not rules.sees_private(user, c):
@@ -199,7 +199,9 @@ def shortlist_action(session: Session, user: User, ident: int, data: Mapping[str
     return c
 
 
-def note_action(session: Session, user: User, ident: int, text: str, private: bool = False) -> Connection:
+def note_action(
+    session: Session, user: User | None, ident: int, text: str, private: bool = False
+) -> Connection:
     """Record a follow-up note; `private` (the institution's own) only for those who see private notes."""
     c = rules.get_visible(session, ident)
     if not rules.can_move(user, c):
