@@ -144,9 +144,7 @@ class Institution(Timestamped, Archivable, Base):
     contact_phone: Mapped[str | None] = mapped_column(String(32))
     contact_email: Mapped[str | None] = mapped_column(String(120))
 
-    needs: Mapped[list[Need]] = relationship(
-        back_populates="institution", cascade="all, delete-orphan"
-    )
+    needs: Mapped[list[Need]] = relationship(back_populates="institution", cascade="all, delete-orphan")
 
 
 class Need(Timestamped, Archivable, Base):

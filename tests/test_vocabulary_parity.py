@@ -23,7 +23,7 @@ from models.pipeline import SIDE_OUTCOME
 
 
 def test_institution_kinds_and_their_sides() -> None:
-    assert types.KIND_SIDE == {k.value: k.side for k in InstitutionKind}
+    assert {k.value: k.side for k in InstitutionKind} == types.KIND_SIDE
     assert list(types.KIND_SIDE) == InstitutionKind.labels()  # same order: lists and menus follow it
 
 
@@ -37,15 +37,15 @@ def test_the_three_sides() -> None:
 
 def test_stages_in_order() -> None:
     # the order matters: the core measures stage distance by the index
-    assert types.STAGES == tuple(Stage.labels())
+    assert tuple(Stage.labels()) == types.STAGES
 
 
 def test_awards_best_first() -> None:
     # the order matters: the award feature scores by the index, the last one (无) scores nothing
-    assert types.AWARDS == tuple(Award.labels())
+    assert tuple(Award.labels()) == types.AWARDS
     assert types.AWARDS[-1] == Award.NONE.value
 
 
 def test_services_and_needs() -> None:
-    assert types.SERVICE_KINDS == tuple(ServiceKind.labels())
+    assert tuple(ServiceKind.labels()) == types.SERVICE_KINDS
     assert (types.NEED_FINANCING, types.NEED_LANDING, *types.SERVICE_KINDS) == PROJECT_NEEDS

@@ -12,7 +12,9 @@ from models.accounts import User
 def test_wildcards_are_text(session) -> None:
     assert session.scalars(select(User).where(text_match("adm", User.username))).first().username == "admin"
     for q in ("%", "_", "ad%n", "a_min", "\\"):
-        assert session.scalars(select(User).where(text_match(q, User.username, User.display_name))).all() == []
+        assert (
+            session.scalars(select(User).where(text_match(q, User.username, User.display_name))).all() == []
+        )
     name = session.scalars(select(Project.name)).first()
     for q in (f"{name[0]}%{name[-1]}", f"{name[0]}_{name[2:]}"):  # as wildcards they would match `name`
         assert name not in [p.name for p in session.scalars(project_query(ProjectFilter(q=q)))]
