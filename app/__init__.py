@@ -1,4 +1,20 @@
-"""The Flask application: create_app() is the only way in (flask --app app, gunicorn "app:create_app()")."""
+"""The Flask application: create_app() is the only way in (flask --app app, gunicorn "app:create_app()").
+
+What lives where (one place for each concept):
+
+access.py     the privacy policy and every permission: field tiers, who sees contacts, record texts,
+              which match reasons a viewer reads, view decorators, the audit log
+services.py   every write to a project, institution or need (vectors and indexes kept in step), the
+              row <-> ranking-core translation, list filters (text_match: the one LIKE search)
+schemas.py    validated input (pydantic, Chinese messages); MAX_ID, the one id bound
+params.py     query-string parameters; serialize.py  records as JSON at the viewer's level
+web/          pages (web/lists.py: the one paginator, sort and xlsx export of every list)
+api/          the JSON API; pipeline/ connections and their history, dashboard, report
+events/       matchmaking events; intake/ organisers' imports and duplicates; alerts/ saved searches
+auth/, admin/ accounts, logins, tokens; the secretariat's pages.   jobs/ background jobs
+demo/         loads the shipped demo data (its generator is tools/generate_demo.py)
+sheets.py     every spreadsheet cell written; backup.py the backup format; index_sync.py workers' indexes
+"""
 
 from __future__ import annotations
 

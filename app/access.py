@@ -1,5 +1,14 @@
 """Who may see and change what: the one access API every page, API route and service uses.
 
+This module is the privacy policy. What each viewer sees of a project is one of three tiers
+(PROJECT_PUBLIC_FIELDS, PROJECT_MEMBER_FIELDS, PROJECT_PRIVATE_FIELDS, chosen by `project_level`); who sees
+a project's contacts is `can_see_contacts` / `contact_project_ids` (the project accepted the institution,
+or asked for it); an institution's contacts are for logged-in accounts (INSTITUTION_PRIVATE_FIELDS); the
+text a record is ranked on holds only public fields (`project_record_text`, `institution_record_text`);
+which reasons of a ranked match a viewer may read is `visible_reasons`. The ranking core's public view
+of a project (matching.types.PUBLIC_HIDDEN_FIELDS) is a copy of the member tier, kept equal by
+tests/app/test_privacy_policy.py.
+
 Accounts log in with a session cookie (pages, and same-origin API calls that carry the CSRF header)
 or with `Authorization: Bearer <token>` (the JSON API). Views declare their rule with `public`,
 `login_required` or `roles_required(...)`; a view that declares nothing needs a login, and the access
@@ -21,24 +30,18 @@ from flask import Flask, abort, g, has_request_context, redirect, request, url_f
 from sqlalchemy import select
 
 from app.extensions import db, login_manager
-from app.schemas import NeedIn, ProjectIn
+from app.pipeline.states import ACCEPTED_STAGES
+from app.schemas import MAX_ID, NeedIn, ProjectIn
+from embeddings.text import institution_text, project_text
 from models import Connection, ConnectionStage, Institution, Need, Project
 from models.accounts import ApiToken, AuditLog, User, hash_token
 from models.base import utcnow
-from models.enums import Role
+from models.enums import LabelEnum, Role
 from models.pipeline import ConnectionEvent, Party
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Connection stages at which a project has accepted an institution: its contacts open up.
-ACCEPTED_STAGES = (
-    ConnectionStage.ACCEPTED,
-    ConnectionStage.MET,
-    ConnectionStage.DUE_DILIGENCE,
-    ConnectionStage.SIGNED,
-)
 
 #: Project fields anyone may see (the contest's publicity: 宣传展示).
 PROJECT_PUBLIC_FIELDS = frozenset(
@@ -71,10 +74,13 @@ PROJECT_PRIVATE_FIELDS = frozenset(
 #: Institution fields that need a login.
 INSTITUTION_PRIVATE_FIELDS = frozenset({"contact_name", "contact_phone", "contact_email"})
 
-Level = Literal["public", "member", "private"]
+#: The project fields its ranking text is made of (embedded, indexed for BM25, quoted by match reasons):
+#: showcase fields only, so that a public ranking and the quotes of its reasons draw on nothing private.
+PROJECT_TEXT_FIELDS = ("name", "description", "industry", "track")
+#: The institution fields its ranking text is made of (none of INSTITUTION_PRIVATE_FIELDS).
+INSTITUTION_TEXT_FIELDS = ("name", "kind", "description", "industries", "stages", "services")
 
-#: Largest primary key (32-bit signed, as in PostgreSQL's integer); larger ids in URLs are simply not found.
-MAX_ID = 2**31 - 1
+Level = Literal["public", "member", "private"]
 
 
 # --- who is asking ---------------------------------------------------------------------------------
@@ -466,23 +472,23 @@ MEMBER_REASON_FEATURES = frozenset({"stage", "amount", "services", "need_side"})
 _QUOTE = re.compile(r"「(?:项目|机构|基地|平台|案例)?：?([^」]*)」")
 
 
-def _project_public_text(project: Project) -> str:
-    return " ".join(
-        x for x in (project.name, project.description, project.industry, project.province, project.city) if x
-    )
+def _fields(row: Any, names: Iterable[str]) -> dict[str, Any]:
+    values = {n: getattr(row, n) for n in names}
+    return {n: v.value if isinstance(v, LabelEnum) else v for n, v in values.items()}  # an enum: its label
 
 
-def _institution_public_text(inst: Institution) -> str:
-    return " ".join(
-        [
-            inst.name,
-            inst.kind.value,
-            inst.description or "",
-            *(inst.industries or ()),
-            *(inst.stages or ()),
-            *(inst.services or ()),
-        ]
-    )
+def project_record_text(project: Project) -> str:
+    """Return the text a project is ranked on (embedded, BM25): its PROJECT_TEXT_FIELDS only.
+
+    Team, IP and needs are not public, and rankings shown to anyone must not depend on them (needs still
+    count as a structured feature for logged-in viewers); a short text also encodes faster.
+    """
+    return project_text(**_fields(project, PROJECT_TEXT_FIELDS))
+
+
+def institution_record_text(inst: Institution) -> str:
+    """Return the text an institution is ranked on: its INSTITUTION_TEXT_FIELDS."""
+    return institution_text(**_fields(inst, INSTITUTION_TEXT_FIELDS))
 
 
 def visible_reasons(
@@ -515,8 +521,8 @@ def visible_reasons(
             if contacts:
                 ok = True
             else:
-                if public_text is None:
-                    public_text = _project_public_text(project) + " " + _institution_public_text(inst)
+                if public_text is None:  # what the two records are ranked on: public fields only
+                    public_text = project_record_text(project) + " " + institution_record_text(inst)
                 fragments = [f.rstrip("…").strip() for f in _QUOTE.findall(r.text)]
                 ok = all(f in public_text for f in fragments if f)
         else:

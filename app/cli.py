@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.extensions import db
+from models.enums import SIDES
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -385,7 +386,7 @@ def train_ranker(app: Flask, negatives: int = 3, half_life_days: float = 365.0) 
     answered: dict[int, set[int]] = {}
     for pair in pairs:
         answered.setdefault(pair.project.id, set()).add(pair.institution.id)
-    for side in ("fund", "base", "platform"):
+    for side in SIDES:
         positives = {
             pid: {i for i in insts if service.institution(i).side == side}
             for pid, insts in answered.items()

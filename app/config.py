@@ -22,7 +22,8 @@ class Config:
     PAGE_SIZE = 20
     API_MAX_PAGE_SIZE = 100
     MAX_K = 100
-    # Build the matching service at start-up (off in tests that do not need it).
+    # gunicorn.conf.py builds each worker's matching service as the worker starts; false leaves it to the
+    # first ranked request (the import and alert benches start workers that never rank).
     MATCHING_EAGER = True
     # Each gunicorn worker applies records changed in other workers (app.index_sync) before a ranking,
     # checking the change log at most this often: the longest a change stays unseen by another worker.

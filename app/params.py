@@ -7,11 +7,12 @@ from typing import Any
 
 from flask import current_app
 
-from app.schemas import InputError
+from app.schemas import MAX_ID, InputError
 from app.services import InstitutionFilter, ProjectFilter
 from models.enums import (
     INDUSTRIES,
     PROVINCES,
+    SIDES,
     Award,
     ContestKind,
     InstitutionKind,
@@ -19,8 +20,6 @@ from models.enums import (
     ProjectGroup,
     Stage,
 )
-
-SIDES = ("fund", "base", "platform")
 
 
 def _get(args: Mapping[str, Any], key: str) -> str | None:
@@ -80,7 +79,7 @@ def project_filter(args: Mapping[str, Any]) -> ProjectFilter:
             contest_id = int(contest)
         except ValueError:
             raise InputError({"contest": "赛事：应为赛事编号"}) from None
-        if not 1 <= contest_id <= 2**31 - 1:
+        if not 1 <= contest_id <= MAX_ID:
             raise InputError({"contest": "赛事：应为赛事编号"})
     q = _get(args, "q")
     return ProjectFilter(

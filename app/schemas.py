@@ -46,7 +46,8 @@ FIELD_LABELS: dict[str, str] = {
 }
 
 
-#: Largest id (PostgreSQL's 32-bit integer).
+#: Largest record id (a primary key is a 32-bit signed integer, as in PostgreSQL): the one bound every id
+#: parameter, field and URL is checked against (larger ids are simply not found).
 MAX_ID = 2**31 - 1
 #: Text fields that may span lines (tab, line feed and carriage return allowed).
 MULTILINE_FIELDS = frozenset({"description", "team", "ip", "note"})

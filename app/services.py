@@ -18,18 +18,18 @@ from typing import Any, Literal
 
 import numpy as np
 from flask import Flask, current_app, g, has_request_context
-from sqlalchemy import Text, cast, delete, select
+from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app import index_sync
-from app.access import audit, current_user, is_secretariat
+from app.access import audit, current_user, institution_record_text, is_secretariat, project_record_text
 from app.alerts import projects_changed
 from app.extensions import db
 from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from embeddings import load_embedder, set_search_threads, text_hash
 from embeddings.stores import VectorBackend, make_backend, parse_store_setting
-from embeddings.text import institution_text, need_text, project_text
+from embeddings.text import need_text
 from matching.service import MatchingService
 from matching.types import Filters, InstitutionProfile, Match, NeedProfile, PortfolioItem, ProjectProfile
 from models import (
@@ -56,21 +56,7 @@ EVIDENCE_STAGES = (ConnectionStage.SIGNED,)
 _build_lock = threading.Lock()
 
 
-# --- translation: rows -> profiles and texts -------------------------------------------------------
-
-
-def project_record_text(p: Project) -> str:
-    """Return the text embedded for a project: its public showcase fields only.
-
-    Team, IP and needs are not public, and rankings shown to anyone must not depend on them (needs
-    still count as a structured feature for logged-in users); a short text also encodes faster.
-    """
-    return project_text(p.name, p.description, p.industry, p.track)
-
-
-def institution_record_text(i: Institution) -> str:
-    """Return the text embedded for an institution."""
-    return institution_text(i.name, i.kind.value, i.description, i.industries, i.stages, i.services)
+# --- translation: rows -> profiles and texts (the project's and institution's texts: app.access) -------
 
 
 def need_record_text(n: Need) -> str:
@@ -819,8 +805,14 @@ def index_encoded(session: Session, kind: str, ids: Sequence[int], vectors: Sequ
 # --- queries: filters and ranked matches ------------------------------------------------------------
 
 
+class _Filter:
+    def is_empty(self) -> bool:
+        """True when no filter is set."""
+        return all(v is None for v in self.__dict__.values())
+
+
 @dataclass(frozen=True)
-class ProjectFilter:
+class ProjectFilter(_Filter):
     """Filters on projects, as a user sets them on a list or a match page."""
 
     contest_id: int | None = None
@@ -832,20 +824,26 @@ class ProjectFilter:
     stage: Stage | None = None
     q: str | None = None
 
-    def is_empty(self) -> bool:
-        return all(v is None for v in self.__dict__.values())
-
 
 @dataclass(frozen=True)
-class InstitutionFilter:
+class InstitutionFilter(_Filter):
+    """Filters on institutions (side: fund, base or platform)."""
+
     kind: InstitutionKind | None = None
     side: str | None = None
     industry: str | None = None
     province: str | None = None
     q: str | None = None
 
-    def is_empty(self) -> bool:
-        return all(v is None for v in self.__dict__.values())
+
+def text_match(q: str, *columns: Any) -> Any:
+    """Return the SQL condition "one of the columns contains q", q taken as plain text.
+
+    The one LIKE search of the service (lists, the pipeline, accounts): autoescape makes a user's % and _
+    text rather than wildcards and sets an explicit escape character (PostgreSQL would otherwise read a
+    backslash in q as its own escape).
+    """
+    return or_(*(column.contains(q, autoescape=True) for column in columns))
 
 
 def project_query(f: ProjectFilter, what: Any = Project) -> Any:
@@ -866,8 +864,7 @@ def project_query(f: ProjectFilter, what: Any = Project) -> Any:
     if f.stage is not None:
         stmt = stmt.where(Project.stage == f.stage)
     if f.q:
-        # autoescape: a user's % or _ is text, not a wildcard
-        stmt = stmt.where(Project.name.contains(f.q, autoescape=True) | Project.description.contains(f.q, autoescape=True))
+        stmt = stmt.where(text_match(f.q, Project.name, Project.description))
     return stmt
 
 
@@ -881,16 +878,11 @@ def institution_query(f: InstitutionFilter, what: Any = Institution) -> Any:
     if f.province:
         stmt = stmt.where(Institution.province == f.province)
     if f.industry:
-        # JSON list membership, portable across SQLite and PostgreSQL: match the quoted label
-        # JSON list membership, portable: match the quoted label as json.dumps wrote it (\u escapes).
-        # autoescape sets an explicit LIKE escape character: PostgreSQL would otherwise read the
-        # backslashes of the escapes as its own.
-        as_text = cast(Institution.industries, Text)
-        stmt = stmt.where(as_text.contains(json.dumps(f.industry), autoescape=True))
+        # JSON list membership, portable across SQLite and PostgreSQL: match the quoted label as
+        # json.dumps wrote it (\u escapes, which text_match's escape character keeps literal).
+        stmt = stmt.where(text_match(json.dumps(f.industry), cast(Institution.industries, Text)))
     if f.q:
-        stmt = stmt.where(
-            Institution.name.contains(f.q, autoescape=True) | Institution.description.contains(f.q, autoescape=True)
-        )
+        stmt = stmt.where(text_match(f.q, Institution.name, Institution.description))
     return stmt
 
 

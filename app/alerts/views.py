@@ -24,7 +24,7 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from app.access import current_user, deny, login_required, public, roles_required
 from app.alerts import mail, service
@@ -34,9 +34,10 @@ from app.api import bp as api_bp
 from app.api.openapi import body_schema, document
 from app.extensions import db
 from app.params import int_param
-from app.schemas import InputError
+from app.schemas import MAX_ID, InputError
 from app.security import safe_target
 from app.web import csrf
+from app.web.lists import paginate
 from models import Institution, Need
 from models.accounts import User
 from models.alerts import AlertFrequency, AlertSettings, Notification, SavedSearch
@@ -45,7 +46,7 @@ from models.enums import Role
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
-_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
 def _own_search(ident: int) -> SavedSearch:
@@ -96,24 +97,20 @@ def centre() -> Any:
     user = current_user()
     assert user is not None
     unread_only = request.args.get("unread") == "1"
-    per_page = int(current_app.config["PAGE_SIZE"])
-    page = int_param(request.args, "page", 1, 1, 1_000_000, "页码")
     stmt = select(Notification).where(Notification.user_id == user.id)
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = db.session.scalars(
-        stmt.order_by(Notification.id.desc()).offset((page - 1) * per_page).limit(per_page)
-    ).all()
+    page = paginate(stmt, (Notification.id.desc(),))
+    rows = page["rows"]
     names = service.project_names(db.session, [n.project_id for n in rows])
     return render_template(
         "alerts/centre.html",
         notes=rows,
         names=names,
         unread_only=unread_only,
-        page=page,
-        pages=max(1, (total + per_page - 1) // per_page),
-        total=total,
+        page=page["page"],
+        pages=page["pages"],
+        total=page["total"],
     )
 
 

@@ -1,4 +1,9 @@
-"""The JSON API under /api: same operations as the pages, JSON in and out, errors as JSON."""
+"""The JSON API under /api: same operations as the pages, JSON in and out, errors as JSON.
+
+The routes call the same services as the pages (app.services, app.pipeline.service) and show records
+through app.serialize at the viewer's level (app/access.py). openapi.py is the OpenAPI document;
+app/pipeline/api.py adds the connection routes to this blueprint.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import services
@@ -34,7 +39,7 @@ from app.access import (
 )
 from app.extensions import db
 from app.params import institution_filter, int_param, k_param, project_filter, side_param
-from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
+from app.schemas import MAX_ID, InputError, InstitutionIn, NeedIn, ProjectIn, validate
 from app.serialize import (
     contest_json,
     institution_json,
@@ -44,6 +49,7 @@ from app.serialize import (
     project_json,
     project_view_json,
 )
+from app.web.lists import paginate
 from models import Contest, Institution, Need, Project
 from models.enums import Role
 
@@ -66,21 +72,28 @@ def _body() -> dict[str, Any]:
 
 
 def _page(stmt: Any, order: Any, to_json: Any, prepare: Any = None) -> Any:
-    args = request.args
-    per_page = int_param(args, "per_page", int(current_app.config["PAGE_SIZE"]), 1, int(current_app.config["API_MAX_PAGE_SIZE"]), "每页条数")
-    page = int_param(args, "page", 1, 1, 1_000_000, "页码")
-    session = db.session
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(stmt.order_by(order).offset((page - 1) * per_page).limit(per_page)).all()
+    """Answer one page of a list (?page=, ?per_page= up to API_MAX_PAGE_SIZE) as {items, page, per_page,
+    total, pages}, read by the one paginator (app.web.lists.paginate).
+
+    Args:
+        order: an ORDER BY expression, or a tuple of them.
+        to_json: row -> JSON object; or None with `prepare`: rows -> such a function (one query per page).
+    """
+    config = current_app.config
+    per_page = int_param(
+        request.args, "per_page", int(config["PAGE_SIZE"]), 1, int(config["API_MAX_PAGE_SIZE"]), "每页条数"
+    )
+    page = paginate(stmt, order if isinstance(order, tuple) else (order,), per_page)
+    rows = page["rows"]
     if prepare is not None:
         to_json = prepare(rows)
     return jsonify(
         {
             "items": [to_json(r) for r in rows],
-            "page": page,
+            "page": page["page"],
             "per_page": per_page,
-            "total": total,
-            "pages": (total + per_page - 1) // per_page,
+            "total": page["total"],
+            "pages": page["pages"],
         }
     )
 
@@ -315,7 +328,7 @@ def list_needs() -> Any:
     stmt = select(Need).where(Need.archived_at.is_(None))
     inst = request.args.get("institution_id")
     if inst:
-        stmt = stmt.where(Need.institution_id == int_param(request.args, "institution_id", 0, 1, 2**31 - 1, "发布机构"))
+        stmt = stmt.where(Need.institution_id == int_param(request.args, "institution_id", 0, 1, MAX_ID, "发布机构"))
     return _page(stmt, Need.id, need_json)
 
 

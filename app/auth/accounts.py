@@ -10,10 +10,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.access import ACCEPTED_STAGES, audit
+from app.access import audit
 from app.auth import passwords
 from app.auth import sessions as login_sessions
 from app.events import registration as event_registration
+from app.pipeline.states import ACCEPTED_STAGES
 from app.schemas import FIELD_LABELS, InputError, InstitutionIn, ProjectIn, _Strict, validate
 from models import Connection, Contest, Institution, InstitutionKind, Project
 from models.accounts import ApiToken, Registration, User, new_stamp

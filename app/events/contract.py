@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from app.schemas import MAX_ID
 from matching.assignment import AssignmentProblem, build_timetable, solve_assignment
 
-MAX_ID = 2**31 - 1
 MAX_SLOTS = 500
 MAX_COUNT = 100_000
 MAX_PROJECTS = 20_000

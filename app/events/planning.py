@@ -355,7 +355,8 @@ def mark_held(session: Session, event: Event, actor: Any) -> dict[str, int]:
     A pair with no connection is opened (已申请对接 by the contest), accepted and met; one further back is
     moved forward to 已会谈; one at or past 已会谈 is only linked. Returns counts by what happened.
     """
-    from app.pipeline.service import connect, move, pair
+    from app.pipeline.service import connect, pair
+    from app.pipeline.states import transition
 
     counts = {"created": 0, "moved": 0, "linked": 0, "skipped": 0}
     note = f"对接活动「{event.name}」会谈"
@@ -373,9 +374,9 @@ def mark_held(session: Session, event: Event, actor: Any) -> dict[str, int]:
         else:
             counts["linked"] += 1
         if c.stage is S.REQUESTED:
-            move(session, c, S.ACCEPTED, actor, note)
+            transition(c, S.ACCEPTED, actor, note)
         if c.stage is S.ACCEPTED:
-            move(session, c, S.MET, actor, note)
+            transition(c, S.MET, actor, note)
         m.connection_id = c.id
         session.flush()
     event.status = EventStatus.HELD

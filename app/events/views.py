@@ -29,11 +29,11 @@ from app.events import registration as event_registration
 from app.extensions import db
 from app.imports import read_rows
 from app.params import institution_filter, project_filter
-from app.schemas import CONTROL_MESSAGE, InputError, has_control
+from app.schemas import CONTROL_MESSAGE, MAX_ID, InputError, has_control
 from app.services import institution_query, project_query
 from app.uploads import check_upload
 from models import Award, Contest, Institution, Project
-from models.enums import PROJECT_NEEDS, FundingRound, InstitutionKind, Role
+from models.enums import PROJECT_NEEDS, SIDES, FundingRound, InstitutionKind, Role
 from models.events import (
     Conflict,
     ConflictSource,
@@ -309,7 +309,7 @@ def invite(event_id: int) -> Any:
             service = get_matching()
             institution_ids = []
             for p in sorted(have_p):
-                for side in ("fund", "base", "platform"):
+                for side in SIDES:
                     try:
                         institution_ids += service.rank_institutions(p, side, k=per)  # type: ignore[arg-type]
                     except KeyError:
@@ -400,8 +400,8 @@ def update_invite(event_id: int, invite_id: int) -> Any:
 
 def _pair_form(event: Event) -> tuple[int, int]:
     projects, institutions = planning.invited(event)
-    p = _int(request.form, "project_id", "项目编号", 1, 2**31 - 1)
-    i = _int(request.form, "institution_id", "机构编号", 1, 2**31 - 1)
+    p = _int(request.form, "project_id", "项目编号", 1, MAX_ID)
+    i = _int(request.form, "institution_id", "机构编号", 1, MAX_ID)
     if p is None or p not in projects:
         raise FormError({"project_id": "项目编号：应为本活动已邀请的项目"})
     if i is None or i not in institutions:
@@ -623,7 +623,7 @@ def experts() -> Any:
         if not name or len(name) > 80:
             errors["name"] = "姓名：必填，最多 80 字"
         try:
-            employer_id = _int(request.form, "employer_institution_id", "所在机构编号", 1, 2**31 - 1)
+            employer_id = _int(request.form, "employer_institution_id", "所在机构编号", 1, MAX_ID)
             capacity = _int(request.form, "capacity", "最多负责项目数", 1, 500, 5)
         except FormError as exc:
             errors.update(exc.errors)
@@ -704,7 +704,7 @@ def assign() -> Any:
     if request.method == "POST":
         values = {k: request.form.get(k, "") for k in values}
         try:
-            contest_id = _int(request.form, "contest_id", "赛事", 1, 2**31 - 1)
+            contest_id = _int(request.form, "contest_id", "赛事", 1, MAX_ID)
             coverage = _int(request.form, "coverage", "每个项目的评委/导师人数", 1, 20, 3)
             if contest_id is None or contest_id not in {c.id for c in contests}:
                 raise FormError({"contest_id": "赛事：请选择本人负责的赛事"})

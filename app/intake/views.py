@@ -21,6 +21,7 @@ from app.extensions import db
 from app.intake import duplicates, eligibility, filings
 from app.intake.similarity import shared_passages
 from app.schemas import InputError
+from app.web.lists import paginate
 from models import Contest, ContestFiling, DuplicatePair, DuplicateStatus, Project
 from models.enums import Role
 from models.intake import DUPLICATE_KIND_LABELS, DUPLICATE_STATUS_LABELS
@@ -131,18 +132,18 @@ def duplicate_list() -> Any:
         wanted = DuplicateStatus(status)
     except ValueError:
         wanted = DuplicateStatus.OPEN
-    page = max(1, request.args.get("page", 1, type=int) or 1)
     stmt = duplicates.pairs_query(None, wanted).options(
         selectinload(DuplicatePair.project_a).selectinload(Project.contest),
         selectinload(DuplicatePair.project_b).selectinload(Project.contest),
     )
-    pairs = list(db.session.scalars(stmt.limit(PAGE).offset((page - 1) * PAGE)))
+    page = paginate(stmt, (), PAGE)  # the query's own order (best score first)
+    pairs = list(page["rows"])
     confirmed = _confirmed_by_contest()
     return render_template(
         "intake/duplicates.html",
         pairs=pairs,
         wanted=wanted,
-        page=page,
+        page=page["page"],
         confirmed=confirmed,
         statuses=list(DuplicateStatus),
     )

@@ -1,9 +1,10 @@
 """The follow-up pipeline: connections from introduction to outcome, the dashboard and the quarterly report.
 
-models/pipeline.py + models.core.Connection   the tables (history append-only)
-states.py      the pure state machine           figures.py   the one aggregation
-service.py     operations on a session          report.py    the Excel workbook
-rules.py       who may see and move what        views.py     pages; api.py the JSON API
+models/pipeline.py  the tables: Connection and its append-only history
+states.py      the pure state machine (stage groups: FUNNEL, OPEN_STAGES, ACCEPTED_STAGES)
+service.py     one action per thing a person does (check, change, audit, commit), for pages and API alike
+rules.py       who may see and move what        figures.py   the one aggregation
+views.py       pages; api.py the JSON API       report.py    the Excel workbook
 demo.py        a year of demo history           labels.py    outcomes as ranking labels
 """
 

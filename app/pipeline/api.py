@@ -14,14 +14,13 @@ GET  /api/reports/quarterly.xlsx       the quarterly report workbook
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, jsonify, request
-from sqlalchemy import func, select
 
-from app.access import audit, current_user, deny, login_required, roles_required
-from app.api import _body, bp
+from app.access import current_user, deny, login_required, roles_required
+from app.api import _body, _page, bp
 from app.api.openapi import body_schema, document
 from app.extensions import db
 from app.params import int_param
@@ -30,10 +29,11 @@ from app.pipeline.figures import figures, period_from_args
 from app.pipeline.schemas import ConnectionIn, MoveIn, ShortlistIn, validate_in
 from app.pipeline.serialize import connection_json, event_json, history
 from app.pipeline.states import MOVES, OPEN_STAGES, parse_stage
+from app.schemas import MAX_ID
 from models import Connection
 from models.enums import ConnectionStage, Role
 
-_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _PERIOD = [
     {
         "name": "quarter",
@@ -122,37 +122,12 @@ def list_connections() -> Any:
         ("project_id", Connection.project_id, "项目"),
     ):
         if args.get(key):
-            stmt = stmt.where(column == int_param(args, key, 0, 1, 2**31 - 1, label))
+            stmt = stmt.where(column == int_param(args, key, 0, 1, MAX_ID, label))
     if args.get("stage"):
         stmt = stmt.where(Connection.stage == parse_stage(args["stage"], field="stage"))
     if args.get("follow_up") in ("1", "true"):
-        cutoff = _now() - timedelta(days=_days())
-        stmt = stmt.where(Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < cutoff)
-    per_page = int_param(
-        args,
-        "per_page",
-        int(current_app.config["PAGE_SIZE"]),
-        1,
-        int(current_app.config["API_MAX_PAGE_SIZE"]),
-        "每页条数",
-    )
-    page = int_param(args, "page", 1, 1, 1_000_000, "页码")
-    session = db.session
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(
-        stmt.order_by(Connection.last_activity_at.desc(), Connection.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    ).all()
-    return jsonify(
-        {
-            "items": [_json(c) for c in rows],
-            "page": page,
-            "per_page": per_page,
-            "total": total,
-            "pages": (total + per_page - 1) // per_page,
-        }
-    )
+        stmt = stmt.where(service.idle_condition(_now(), _days()))
+    return _page(stmt, (Connection.last_activity_at.desc(), Connection.id.desc()), _json)
 
 
 @bp.post("/connections")
@@ -164,25 +139,7 @@ def list_connections() -> Any:
 )
 def create_connection() -> Any:
     values = validate_in(ConnectionIn, _body())
-    user = current_user()
-    if not rules.can_connect(user, values.project_id, values.institution_id, values.action):
-        deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
-    session = db.session
-    prior = service.pair(session, values.project_id, values.institution_id)
-    # 200 "it was there" only when the caller could see it: a project must not learn of a private shortlist.
-    existed = prior is not None and rules.can_view(user, prior)
-    c, ev = service.connect(
-        session,
-        values.project_id,
-        values.institution_id,
-        values.action,
-        rules.actor(user),
-        values.note,
-        values.need_id,
-    )
-    session.flush()
-    audit(f"connection.{values.action}", "connection", c.id, to_stage=ev.to_stage.value)
-    service.commit(session, c, [ev])
+    c, existed = service.connect_action(db.session, current_user(), values)
     return jsonify(_json(c, with_history=True)), (200 if existed else 201)
 
 
@@ -210,16 +167,7 @@ def connection_history(ident: int) -> Any:
 @login_required
 @document("变更阶段：终止须填原因 note，签约须填成果 outcome", body=body_schema(MoveIn))
 def move_connection(ident: int) -> Any:
-    session = db.session
-    c = rules.get_visible(session, ident)
-    user = current_user()
-    if not rules.can_move(user, c):
-        deny(f"move connection {ident} refused", "没有权限变更该对接")
-    values = validate_in(MoveIn, _body())
-    frm = c.stage
-    ev = service.move(session, c, values.to_stage, rules.actor(user), values.note, values.outcome)
-    audit("connection.move", "connection", c.id, from_stage=frm.value, to_stage=ev.to_stage.value)
-    service.commit(session, c, [ev])
+    c = service.move_action(db.session, current_user(), ident, _body())
     return jsonify(_json(c, with_history=True))
 
 
@@ -227,15 +175,7 @@ def move_connection(ident: int) -> Any:
 @login_required
 @document("候选名单标记与机构备注（仅机构与秘书处）", body=body_schema(ShortlistIn))
 def shortlist_connection(ident: int) -> Any:
-    session = db.session
-    c = rules.get_visible(session, ident)
-    user = current_user()
-    if not rules.sees_private(user, c):
-        deny(f"shortlist connection {ident} refused", "候选名单是机构的内部记录")
-    values = validate_in(ShortlistIn, _body())
-    ev = service.shortlist(session, c, values.shortlisted, rules.actor(user), values.note)
-    audit("connection.shortlist", "connection", c.id, shortlisted=values.shortlisted)
-    service.commit(session, c, [ev])
+    c = service.shortlist_action(db.session, current_user(), ident, _body())
     return jsonify(_json(c, with_history=True))
 
 

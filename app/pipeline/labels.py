@@ -1,6 +1,6 @@
 """Outcomes of past connections as training labels for the learned ranker.
 
-A pair the institution accepted (or that went on to be signed) is a positive; a refused pair is a
+A pair that reached one of the ACCEPTED_STAGES (app/pipeline/states.py) is a positive; a refused pair is a
 negative. Connections that never got an answer (still 推荐 or 已申请对接, or closed before one) say
 nothing about fit and are left out.
 """
@@ -12,13 +12,10 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.pipeline.states import china_date
+from app.pipeline.states import ACCEPTED_STAGES, china_date
 from models import Connection
 from models.enums import ConnectionStage as S
 from models.pipeline import ConnectionEvent, EventAction
-
-#: A move into one of these stages is a positive answer.
-POSITIVE = (S.ACCEPTED, S.MET, S.DUE_DILIGENCE, S.SIGNED)
 
 
 def outcome_labels(session: Session) -> list[tuple[int, int, int, date]]:
@@ -32,7 +29,7 @@ def outcome_labels(session: Session) -> list[tuple[int, int, int, date]]:
         select(Connection.project_id, Connection.institution_id, ConnectionEvent.to_stage, ConnectionEvent.at)
         .join(ConnectionEvent, ConnectionEvent.connection_id == Connection.id)
         .where(
-            ConnectionEvent.action == EventAction.MOVED, ConnectionEvent.to_stage.in_((*POSITIVE, S.REFUSED))
+            ConnectionEvent.action == EventAction.MOVED, ConnectionEvent.to_stage.in_((*ACCEPTED_STAGES, S.REFUSED))
         )
         .order_by(ConnectionEvent.at, ConnectionEvent.id)
     ).all()

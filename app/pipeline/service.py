@@ -1,19 +1,32 @@
-"""Pipeline operations on a session: open, request, shortlist, move; commit and keep the ranking in step.
+"""Pipeline operations: what a page and its API route do to a connection, and the steps they are made of.
 
-Views and the API call these with an Actor; each returns the connection and the event it recorded. The
-caller audits and then calls `commit()`, so the change and its audit line land in one transaction.
+The actions (`connect_action`, `move_action`, `shortlist_action`, `note_action`) are the one call a page
+and its API route make for each thing a person does: check who may, validate the input, change the
+connection (app/pipeline/states.py), write the audit line and commit, in that order. A refusal aborts
+through `app.access.deny` (audited 403/404, a Chinese page or JSON from the app's error handlers); bad input
+or an illegal move raises `InputError` (`TransitionError` for moves) with nothing written, which the page
+shows in Chinese and the API answers as structured JSON.
+
+The steps need no request: `connect` opens or requests a connection for an Actor, the moves themselves are
+app/pipeline/states.py's (`transition`, `set_shortlist`, `add_note`), and `commit` commits and keeps the
+ranking evidence in step; the event planner uses them directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.access import audit, deny
+from app.pipeline import rules
+from app.pipeline.schemas import ConnectionIn, MoveIn, ShortlistIn, validate_in
 from app.pipeline.states import (
+    OPEN_STAGES,
     Actor,
     TransitionError,
     add_note,
@@ -25,6 +38,7 @@ from app.pipeline.states import (
 )
 from app.schemas import InputError
 from models import Connection, Institution, Need, Project
+from models.accounts import User
 from models.enums import ConnectionStage as S
 from models.pipeline import ConnectionEvent
 
@@ -99,31 +113,10 @@ def connect(
     )
 
 
-def move(
-    session: Session,
-    connection: Connection,
-    to_stage: S | str,
-    actor: Actor,
-    note: str | None = None,
-    outcome: Mapping[str, Any] | None = None,
-    at: datetime | None = None,
-) -> ConnectionEvent:
-    """Move a connection (see states.transition); nothing is written when it is refused."""
-    return transition(connection, to_stage, actor, note, outcome, at)
-
-
-def shortlist(
-    session: Session, connection: Connection, flag: bool, actor: Actor, note: str | None = None
-) -> ConnectionEvent:
-    """Flag or unflag a connection on the institution's shortlist, with its private note."""
-    return set_shortlist(connection, flag, actor, note)
-
-
-def note(
-    session: Session, connection: Connection, actor: Actor, text: str, private: bool = False
-) -> ConnectionEvent:
-    """Record a note; it counts as activity (clears 待跟进)."""
-    return add_note(connection, actor, text, private)
+def idle_condition(now: datetime, days: int) -> Any:
+    """Return the SQL condition "flagged 待跟进": open and without activity for more than `days` (the
+    institution's view; states.is_idle is the same rule on one loaded connection)."""
+    return Connection.stage.in_(OPEN_STAGES) & (Connection.last_activity_at < now - timedelta(days=days))
 
 
 def commit(session: Session, connection: Connection, events: list[ConnectionEvent]) -> None:
@@ -142,3 +135,90 @@ def commit(session: Session, connection: Connection, events: list[ConnectionEven
         from app.services import refresh_institution
 
         refresh_institution(session, connection.institution_id)
+
+
+# --- actions: the one call of a page and its API route ---------------------------------------------------
+
+
+def connect_action(session: Session, user: User | None, values: ConnectionIn) -> tuple[Connection, bool]:
+    """Shortlist or request for an account (see `connect`): check, connect, audit, commit.
+
+    Returns the connection and whether the account could already see it (an API answers 200, not 201;
+    a project must not learn of an institution's private shortlist).
+    """
+    check_connect(user, values)
+    prior = pair(session, values.project_id, values.institution_id)
+    existed = prior is not None and rules.can_view(user, prior)
+    with _undone_on_error(session):
+        c, ev = connect(
+            session,
+            values.project_id,
+            values.institution_id,
+            values.action,
+            rules.actor(user),
+            values.note,
+            values.need_id,
+        )
+        session.flush()
+        audit(f"connection.{values.action}", "connection", c.id, to_stage=ev.to_stage.value)
+        commit(session, c, [ev])
+    return c, existed
+
+
+def check_connect(user: User | None, values: ConnectionIn) -> None:
+    """Refuse (audited 403) a shortlist or request the account may not make (also the confirmation page's)."""
+    if not rules.can_connect(user, values.project_id, values.institution_id, values.action):
+        deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
+
+
+def move_action(session: Session, user: User | None, ident: int, data: Mapping[str, Any]) -> Connection:
+    """Move a connection the account may move ({to_stage, note?, outcome?}, as MoveIn): check, move, audit,
+    commit."""
+    c = rules.get_visible(session, ident)
+    if not rules.can_move(user, c):
+        deny(f"move connection {ident} refused", "没有权限变更该对接")
+    values = validate_in(MoveIn, dict(data))
+    frm = c.stage
+    with _undone_on_error(session):
+        ev = transition(c, values.to_stage, rules.actor(user), values.note, values.outcome)
+        audit("connection.move", "connection", c.id, from_stage=frm.value, to_stage=ev.to_stage.value)
+        commit(session, c, [ev])
+    return c
+
+
+def shortlist_action(session: Session, user: User | None, ident: int, data: Mapping[str, Any]) -> Connection:
+    """Flag or unflag a connection on the institution's shortlist ({shortlisted, note?}, as ShortlistIn)."""
+    c = rules.get_visible(session, ident)
+    if not rules.sees_private(user, c):
+        deny(f"shortlist connection {ident} refused", "候选名单是机构的内部记录")
+    values = validate_in(ShortlistIn, dict(data))
+    with _undone_on_error(session):
+        ev = set_shortlist(c, values.shortlisted, rules.actor(user), values.note)
+        audit("connection.shortlist", "connection", c.id, shortlisted=values.shortlisted)
+        commit(session, c, [ev])
+    return c
+
+
+def note_action(
+    session: Session, user: User | None, ident: int, text: str, private: bool = False
+) -> Connection:
+    """Record a follow-up note; `private` (the institution's own) only for those who see private notes."""
+    c = rules.get_visible(session, ident)
+    if not rules.can_move(user, c):
+        deny(f"note on connection {ident} refused", "没有权限记录该对接")
+    private = private and rules.sees_private(user, c)
+    with _undone_on_error(session):
+        ev = add_note(c, rules.actor(user), text, private)
+        audit("connection.note", "connection", c.id, private=private)
+        commit(session, c, [ev])
+    return c
+
+
+@contextmanager
+def _undone_on_error(session: Session) -> Iterator[None]:
+    """Roll back whatever the block wrote when it raises: a refused change leaves nothing behind."""
+    try:
+        yield
+    except Exception:
+        session.rollback()
+        raise

@@ -26,6 +26,9 @@ CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 #: The happy path, in order; 尽职调查 applies to funds only.
 FUNNEL: tuple[S, ...] = (S.RECOMMENDED, S.REQUESTED, S.ACCEPTED, S.MET, S.DUE_DILIGENCE, S.SIGNED)
+#: Stages at which the project has said yes: its contacts open up to the institution (app/access.py) and
+#: the pair is a positive ranking label (app/pipeline/labels.py).
+ACCEPTED_STAGES: tuple[S, ...] = (S.ACCEPTED, S.MET, S.DUE_DILIGENCE, S.SIGNED)
 #: Stages where something is still expected to happen (idle ones are flagged 待跟进).
 OPEN_STAGES: frozenset[S] = frozenset({S.RECOMMENDED, S.REQUESTED, S.ACCEPTED, S.MET, S.DUE_DILIGENCE})
 #: Every stage that may follow a stage, before the side rule (尽职调查 for funds only) is applied.

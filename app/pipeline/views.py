@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -39,7 +39,6 @@ from app.pipeline.schemas import ConnectionIn, validate_in
 from app.pipeline.serialize import history, idle_since, public_activity
 from app.pipeline.states import (
     FUNNEL,
-    OPEN_STAGES,
     china_date,
     is_idle,
     moves_for,
@@ -48,6 +47,7 @@ from app.pipeline.states import (
 )
 from app.schemas import InputError
 from app.security import safe_target
+from app.services import text_match
 from app.web.lists import (
     Column,
     all_rows,
@@ -297,9 +297,10 @@ def index() -> Any:
     scope = rules.report_scope(user)
     args = request.args
     errors: dict[str, str] = {}
+    in_scope = Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope or ())))
     stmt = select(Connection)
     if scope is not None:
-        stmt = stmt.where(Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope))))
+        stmt = stmt.where(in_scope)
     stmt, drill = _drill_down(stmt, args, errors)
     stage = None
     if args.get("stage"):
@@ -310,17 +311,12 @@ def index() -> Any:
             errors["stage"] = f"阶段：应为以下之一：{'、'.join(S.labels())}"
     follow_up = args.get("follow_up") == "1"
     if follow_up:
-        stmt = stmt.where(
-            Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < _now() - timedelta(days=_days())
-        )
+        stmt = stmt.where(service.idle_condition(_now(), _days()))
     q = (args.get("q") or "").strip()[:100]
     if q:
-        # autoescape: a user's % or _ is text, not a wildcard
         stmt = stmt.where(
-            Connection.project_id.in_(select(Project.id).where(Project.name.contains(q, autoescape=True)))
-            | Connection.institution_id.in_(
-                select(Institution.id).where(Institution.name.contains(q, autoescape=True))
-            )
+            Connection.project_id.in_(select(Project.id).where(text_match(q, Project.name)))
+            | Connection.institution_id.in_(select(Institution.id).where(text_match(q, Institution.name)))
         )
     columns = connection_columns("all")
     sort = _sorted(columns, "-activity", errors)
@@ -334,13 +330,9 @@ def index() -> Any:
         errors.update(exc.fields)
         page = {"rows": [], "page": 1, "pages": 1, "total": 0}
     rows = page["rows"]
-    idle_stmt = select(func.count(Connection.id)).where(
-        Connection.stage.in_(OPEN_STAGES), Connection.last_activity_at < _now() - timedelta(days=_days())
-    )
+    idle_stmt = select(func.count(Connection.id)).where(service.idle_condition(_now(), _days()))
     if scope is not None:
-        idle_stmt = idle_stmt.where(
-            Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope)))
-        )
+        idle_stmt = idle_stmt.where(in_scope)
     idle_total = db.session.scalar(idle_stmt)
     return render_template(
         "pipeline/list.html",
@@ -549,11 +541,6 @@ def _connect_values(source: Any) -> Any:
     return validate_in(ConnectionIn, data)
 
 
-def _may_connect(values: Any) -> None:
-    if not rules.can_connect(current_user(), values.project_id, values.institution_id, values.action):
-        deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
-
-
 @bp.get("/connections/new")
 @login_required
 def confirm() -> Any:
@@ -563,7 +550,7 @@ def confirm() -> Any:
     except InputError as exc:
         flash("；".join(exc.fields.values()) or exc.message, "error")
         return redirect(_safe_next(url_for("pipeline.index")))
-    _may_connect(values)
+    service.check_connect(current_user(), values)
     project = db.session.get(Project, values.project_id)
     inst = db.session.get(Institution, values.institution_id)
     need = db.session.get(Need, values.need_id) if values.need_id else None
@@ -594,24 +581,10 @@ def confirm() -> Any:
 @login_required
 def create() -> Any:
     """Shortlist a ranked project or request an introduction (from an institution's or a project's page)."""
-    user = current_user()
     try:
         values = _connect_values(request.form)
-        _may_connect(values)
-        c, ev = service.connect(
-            db.session,
-            values.project_id,
-            values.institution_id,
-            values.action,
-            rules.actor(user),
-            values.note,
-            need_id=values.need_id,
-        )
-        db.session.flush()
-        audit(f"connection.{values.action}", "connection", c.id, to_stage=ev.to_stage.value)
-        service.commit(db.session, c, [ev])
+        c, _existed = service.connect_action(db.session, current_user(), values)
     except InputError as exc:
-        db.session.rollback()
         flash("；".join(exc.fields.values()) or exc.message, "error")
         return redirect(_safe_next(url_for("pipeline.index")))
     flash("已加入候选名单" if values.action == "shortlist" else "已发出对接申请", "success")
@@ -625,22 +598,14 @@ OUTCOME_FIELDS = ("amount_wan", "round", "date", "base", "area_m2", "service_kin
 @login_required
 def move(ident: int) -> Any:
     session = db.session
-    c = rules.get_visible(session, ident)
-    user = current_user()
-    if not rules.can_move(user, c):
-        deny(f"move connection {ident} refused", "没有权限变更该对接")
     form = request.form
     to = form.get("to_stage", "")
-    note = form.get("note") or None
     outcome = {k: form.get(k) for k in OUTCOME_FIELDS if (form.get(k) or "").strip()}
-    frm = c.stage
+    signing = to.strip() in (S.SIGNED.value, S.SIGNED.name)  # a bare signature: name the missing outcome
+    data = {"to_stage": to, "note": form.get("note"), "outcome": outcome if (outcome or signing) else None}
     try:
-        signing = to.strip() in (S.SIGNED.value, S.SIGNED.name)
-        ev = service.move(session, c, to, rules.actor(user), note, outcome if (outcome or signing) else None)
-        audit("connection.move", "connection", c.id, from_stage=frm.value, to_stage=ev.to_stage.value)
-        service.commit(session, c, [ev])
+        c = service.move_action(session, current_user(), ident, data)
     except InputError as exc:
-        session.rollback()
         fields = {k.removeprefix("outcome."): v for k, v in exc.fields.items()}
         return _detail(session.get(Connection, ident), fields, dict(form), 422)  # type: ignore[arg-type]
     flash(f"已变更为「{c.stage.value}」", "success")
@@ -651,17 +616,10 @@ def move(ident: int) -> Any:
 @login_required
 def shortlist(ident: int) -> Any:
     session = db.session
-    c = rules.get_visible(session, ident)
-    user = current_user()
-    if not rules.sees_private(user, c):
-        deny(f"shortlist connection {ident} refused", "候选名单是机构的内部记录")
-    flag = request.form.get("shortlisted", "1") == "1"
+    data = {"shortlisted": request.form.get("shortlisted", "1") == "1", "note": request.form.get("note")}
     try:
-        ev = service.shortlist(session, c, flag, rules.actor(user), request.form.get("note"))
-        audit("connection.shortlist", "connection", c.id, shortlisted=flag)
-        service.commit(session, c, [ev])
+        c = service.shortlist_action(session, current_user(), ident, data)
     except InputError as exc:
-        session.rollback()
         return _detail(session.get(Connection, ident), exc.fields, dict(request.form), 422)  # type: ignore[arg-type]
     flash("候选名单已更新", "success")
     return redirect(_safe_next(url_for("pipeline.detail", ident=c.id)))
@@ -671,17 +629,10 @@ def shortlist(ident: int) -> Any:
 @login_required
 def note(ident: int) -> Any:
     session = db.session
-    c = rules.get_visible(session, ident)
-    user = current_user()
-    if not rules.can_move(user, c):
-        deny(f"note on connection {ident} refused", "没有权限记录该对接")
-    private = request.form.get("private") == "1" and rules.sees_private(user, c)
+    private = request.form.get("private") == "1"
     try:
-        ev = service.note(session, c, rules.actor(user), request.form.get("note") or "", private)
-        audit("connection.note", "connection", c.id, private=private)
-        service.commit(session, c, [ev])
+        c = service.note_action(session, current_user(), ident, request.form.get("note") or "", private)
     except InputError as exc:
-        session.rollback()
         return _detail(session.get(Connection, ident), exc.fields, dict(request.form), 422)  # type: ignore[arg-type]
     flash("已记录跟进情况", "success")
     return redirect(url_for("pipeline.detail", ident=c.id))

@@ -1,4 +1,10 @@
-"""Web pages (zh-CN): one blueprint per user area."""
+"""Web pages (zh-CN): one blueprint per user area.
+
+home.py the front page; projects.py, institutions.py, needs.py the lists, detail pages (with ranked
+matches) and forms; imports.py the organisers' import pages; forms.py form helpers; lists.py what every
+list page shares: the one paginator (`paginate`, also behind the API lists), ?sort=, the xlsx export.
+What a viewer may see on any of them is decided in app/access.py.
+"""
 
 from __future__ import annotations
 

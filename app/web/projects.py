@@ -31,7 +31,7 @@ from app.serialize import form_values
 from app.web.forms import form_data
 from app.web.lists import project_columns, query_list
 from models import Contest, Project
-from models.enums import Role
+from models.enums import SIDES, Role
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
 
@@ -91,7 +91,7 @@ def detail(ident: int) -> Any:
             ),
             project=p,
         )
-        for side in ("fund", "base", "platform")
+        for side in SIDES
     }
     return render_template(
         "projects/detail.html", p=p, lists=lists, f=f, errors=errors, level=project_level(user, p)

@@ -226,19 +226,18 @@ def test_saved_search_alerts_once_and_mails_a_chinese_digest(alerts_app: Flask, 
     )
     assert r.status_code == 201, r.get_json()
     with app.app_context():
-        from app.pipeline import service as pipeline
-        from app.pipeline.states import SYSTEM
+        from app.pipeline.states import SYSTEM, transition
         from models.enums import ConnectionStage as S
 
         c = db.session.scalar(select(Connection).where(Connection.project_id == new_id))
         assert c is not None
         kind = c.institution.kind.side
         for stage in (S.ACCEPTED, S.MET, *((S.DUE_DILIGENCE,) if kind == "fund" else ())):
-            pipeline.move(db.session, c, stage, SYSTEM)
+            transition(c, stage, SYSTEM)
         outcome = {"date": utcnow().date().isoformat()}
         if kind == "fund":
             outcome.update(amount_wan="500", round="天使轮")
-        pipeline.move(db.session, c, S.SIGNED, SYSTEM, outcome=outcome)
+        transition(c, S.SIGNED, SYSTEM, outcome=outcome)
         db.session.commit()
     admin = _login(app, "admin")
     funnel = admin.get("/alerts/funnel")

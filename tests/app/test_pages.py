@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from models import Institution, Project, ProjectGroup
+from models import Contest, Institution, Need, Project, ProjectGroup
+from models.base import utcnow
 
 
 @pytest.fixture(autouse=True)
@@ -19,11 +20,30 @@ def text(resp) -> str:
     return resp.get_data(as_text=True)
 
 
-def test_home_shows_counts_and_links(client):
+def _home_counts(client) -> dict[str, int]:
     r = client.get("/")
     assert r.status_code == 200
     body = text(r)
-    assert 'lang="zh-CN"' in body and "参赛项目" in body and "服务机构" in body
+    assert 'lang="zh-CN"' in body
+    found = dict(re.findall(r"<strong>(\d+)</strong>(参赛项目|服务机构|对接需求|场赛事)", body))
+    return {label: int(n) for n, label in found.items()}
+
+
+def test_home_shows_counts_and_links(client, session):
+    live = {"参赛项目": Project, "服务机构": Institution, "对接需求": Need}
+    expected = {
+        label: session.scalar(select(func.count(m.id)).where(m.archived_at.is_(None))) for label, m in live.items()
+    }
+    expected["场赛事"] = session.scalar(select(func.count(Contest.id)))
+    assert min(expected.values()) > 0  # the demo has some of each
+    assert _home_counts(client) == expected
+    body = text(client.get("/"))
+    assert 'href="/projects/"' in body and 'href="/institutions/"' in body and 'href="/needs/"' in body
+    # an archived project (kept for its history) no longer counts
+    p = session.scalars(select(Project).where(Project.archived_at.is_(None))).first()
+    p.archived_at = utcnow()
+    session.commit()
+    assert _home_counts(client)["参赛项目"] == expected["参赛项目"] - 1
 
 
 def test_project_list_search_and_filters(client, session):

@@ -391,12 +391,12 @@ def test_private_notes_are_no_activity_the_project_can_see(app) -> None:
     cid, seen = r.get_json()["id"], r.get_json()["last_activity_at"]
     later = datetime.now(UTC) + timedelta(days=2)
     with app.app_context():
-        from app.pipeline import service
         from app.pipeline.rules import actor
+        from app.pipeline.states import add_note
 
         c = db.session.get(Connection, cid)
         assert c is not None
-        service.note(db.session, c, actor(_user("fund")), "内部评估：团队待补强", private=True)
+        add_note(c, actor(_user("fund")), "内部评估：团队待补强", private=True)
         c.events[-1].at = c.last_activity_at = later  # two days on, so the day shown would change
         db.session.commit()
     assert fund.get(f"/api/connections/{cid}").get_json()["last_activity_at"] == later.isoformat()

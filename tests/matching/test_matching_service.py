@@ -153,10 +153,8 @@ def test_upsert_and_remove_keep_results_in_step(service: MatchingService, embedd
     )
     service.upsert_project(proj, embedder.encode_documents([proj.text])[0])
     assert 7 in {m.id for m in service.match_institution(102, 3)}
-    assert service.search_projects("碳纤维无人机", 1)[0].id == 7
     service.remove_project(7)
     assert 7 not in {m.id for m in service.match_institution(102, 10)}
-    assert all(m.id != 7 for m in service.search_projects("碳纤维无人机", 10))
 
 
 def test_portfolio_edits_update_evidence(
@@ -224,16 +222,6 @@ def test_match_need(service: MatchingService, embedder: Embedder) -> None:
     matches = service.match_need(need, embedder.encode_queries([need.text])[0], 3)
     assert matches and matches[0].id in {1, 5}
     assert any(r.feature == "industry" for r in matches[0].reasons)
-
-
-def test_search(service: MatchingService) -> None:
-    hits = service.search_projects("医学影像 诊断", 3)
-    assert hits[0].id == 1 and hits[0].score == 100.0
-    assert any("关键词" in r.text for r in hits[0].reasons)
-    only = service.search_projects("医学影像 诊断", 3, Filters(allowed_ids=frozenset({2, 3})))
-    assert {m.id for m in only} <= {2, 3}
-    insts = service.search_institutions("检验检测 知识产权", 2, side="platform")
-    assert insts[0].id == 301
 
 
 def test_unknown_ids_raise(service: MatchingService) -> None:

@@ -18,6 +18,7 @@ from app.pipeline.states import (
     set_shortlist,
     transition,
 )
+from app.schemas import InputError
 from models import Institution, InstitutionKind, Project
 from models.enums import ConnectionStage as S
 from models.pipeline import EventAction, OutcomeKind, Party
@@ -180,14 +181,14 @@ def test_signing_requires_the_outcome_of_the_institutions_kind(side: str) -> Non
     with pytest.raises(TransitionError, match="签约须填写"):
         transition(make(side, stage), S.SIGNED, SECRETARIAT)
     other = {"fund": "base", "base": "platform", "platform": "fund"}[side]
-    with pytest.raises(Exception) as err:
+    with pytest.raises(InputError) as err:
         transition(make(side, stage), S.SIGNED, SECRETARIAT, outcome=OUTCOME[other])
     assert any(k.startswith("outcome.") for k in err.value.fields)
 
 
 def test_outcome_fields_are_checked_one_by_one() -> None:
     c = make("fund", S.DUE_DILIGENCE)
-    with pytest.raises(Exception) as err:
+    with pytest.raises(InputError) as err:
         transition(
             c, S.SIGNED, SECRETARIAT, at=T0, outcome={"amount_wan": -5, "round": "Z轮", "date": "2026-13-01"}
         )
@@ -195,7 +196,7 @@ def test_outcome_fields_are_checked_one_by_one() -> None:
     assert "不能小于" in fields["outcome.amount_wan"] or "应大于" in fields["outcome.amount_wan"]
     assert "应为以下之一" in fields["outcome.round"]
     assert "日期" in fields["outcome.date"]
-    with pytest.raises(Exception) as err:
+    with pytest.raises(InputError) as err:
         transition(
             c, S.SIGNED, SECRETARIAT, at=T0, outcome={"amount_wan": 5, "round": "A轮", "date": "2027-01-01"}
         )
