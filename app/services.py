@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 from flask import Flask, current_app, g, has_request_context
+from numpy.typing import NDArray
 from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -170,20 +171,70 @@ def store_vectors(session: Session, kind: str, items: Sequence[tuple[int, str]],
     if not items:
         return np.zeros((0, embedder.dim), dtype=np.float32)
     vecs = embedder.encode_documents([t for _, t in items])
-    existing = {
-        r.owner_id: r
-        for r in session.scalars(
-            select(EmbeddingRecord).where(
-                EmbeddingRecord.owner_kind == kind, EmbeddingRecord.owner_id.in_([i for i, _ in items])
-            )
-        )
-    }
-    for (owner_id, text), vec in zip(items, vecs, strict=True):
-        rec = existing.get(owner_id) or EmbeddingRecord(owner_kind=kind, owner_id=owner_id)
-        rec.model, rec.dim, rec.text_hash = embedder.name, embedder.dim, text_hash(text)
-        rec.vector = np.asarray(vec, dtype=np.float32).tobytes()
-        session.add(rec)
+    upsert_vectors(
+        session,
+        kind,
+        [(owner_id, embedder.name, text_hash(text), vec) for (owner_id, text), vec in zip(items, vecs, strict=True)],
+    )
     return vecs
+
+
+def upsert_vectors(
+    session: Session, kind: str, rows: Sequence[tuple[int, str, str, NDArray[np.floating]]]
+) -> None:
+    """Insert or replace the stored vectors of (owner id, model, text SHA-256, vector) rows.
+
+    One INSERT ... ON CONFLICT DO UPDATE on the (owner_kind, owner_id) key, so a web request encoding a
+    record on demand and a background job encoding the same record at the same moment both succeed (the
+    later write wins) instead of one failing on the unique constraint. Objects of these rows already in
+    the session are refreshed from the database afterwards.
+    """
+    if not rows:
+        return
+    values = [
+        {
+            "owner_kind": kind,
+            "owner_id": int(owner_id),
+            "model": model,
+            "dim": int(np.asarray(vec).shape[-1]),
+            "text_hash": digest,
+            "vector": np.asarray(vec, dtype=np.float32).tobytes(),
+            "updated_at": utcnow(),
+        }
+        for owner_id, model, digest, vec in rows
+    ]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # another database: the ORM path (no concurrent-writer guarantee)
+        owners = [v["owner_id"] for v in values]
+        stored = {
+            r.owner_id: r
+            for r in session.scalars(
+                select(EmbeddingRecord).where(
+                    EmbeddingRecord.owner_kind == kind, EmbeddingRecord.owner_id.in_(owners)
+                )
+            )
+        }
+        for v in values:
+            rec = stored.get(v["owner_id"]) or EmbeddingRecord(owner_kind=kind, owner_id=v["owner_id"])
+            rec.model, rec.dim, rec.text_hash, rec.vector = v["model"], v["dim"], v["text_hash"], v["vector"]
+            session.add(rec)
+        return
+    stmt = dialect_insert(EmbeddingRecord.__table__)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["owner_kind", "owner_id"],
+        set_={c: stmt.excluded[c] for c in ("model", "dim", "text_hash", "vector", "updated_at")},
+    )
+    session.flush()  # pending ORM writes first, in their order
+    session.execute(stmt, values)
+    session.scalars(
+        select(EmbeddingRecord)
+        .where(EmbeddingRecord.owner_kind == kind, EmbeddingRecord.owner_id.in_([v["owner_id"] for v in values]))
+        .execution_options(populate_existing=True)
+    ).all()
 
 
 @dataclass
