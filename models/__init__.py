@@ -23,11 +23,13 @@ from models.events import (
     InstitutionRegistration,
     Meeting,
 )
+from models.feedback import ActionKind, FeedbackAction, Impression
 from models.jobs import Job, JobKind, JobStatus
 from models.index_changes import IndexChange
 from models.intake import ContestFiling, DuplicateKind, DuplicatePair, DuplicateStatus
 
 __all__ = [
+    "ActionKind",
     "Award",
     "Base",
     "Conflict",
@@ -45,7 +47,9 @@ __all__ = [
     "EventInvite",
     "Expert",
     "ExpertAssignment",
+    "FeedbackAction",
     "FundingRound",
+    "Impression",
     "IndexChange",
     "Institution",
     "InstitutionKind",

@@ -81,6 +81,7 @@ def detail(ident: int) -> Any:
     sent, listing = ranked_list(ranked, True, f"需求匹配项目-{need.title}", "ranked_projects")
     if sent is not None:
         return sent
+    feedback.log_listing("need", ident, listing, institution_id=need.institution_id)
     return render_template(
         "needs/detail.html", need=need, f=f, errors=errors, contests=_contests(), **listing
     )
