@@ -117,9 +117,12 @@ def log_shown(
                     "demo": False,
                 }
             )
-        with db.engine.begin() as conn:
-            conn.execute(insert(Impression), records)
+        # The request's own session: a GET view has nothing else pending, and on SQLite a second
+        # connection would wait for this one's lock.
+        db.session.execute(insert(Impression), records)
+        db.session.commit()
     except Exception:  # the log must never break a page
+        db.session.rollback()
         log.warning("could not log a ranked list of %s %s", query_kind, query_id, exc_info=True)
         return None
     shown = g.setdefault("feedback_shown", {})
@@ -151,41 +154,43 @@ def record_opened() -> None:
         ident = (request.view_args or {}).get("ident")
         if user is None or ident is None:
             return None
-        with db.engine.begin() as conn:
-            shown = conn.execute(
-                select(Impression.id, Impression.project_id, Impression.institution_id, Impression.query_kind)
-                .where(
-                    Impression.list_id == list_id,
-                    Impression.position == int(pos),
-                    Impression.viewer_user_id == user.id,
-                )
-                .limit(1)
-            ).first()
-            if shown is None:
-                return None
-            item = shown.institution_id if shown.query_kind == "project" else shown.project_id
-            if (kind == "institution") != (shown.query_kind == "project") or item != ident:
-                return None
-            done = conn.scalar(
-                select(FeedbackAction.id).where(
-                    FeedbackAction.impression_id == shown.id, FeedbackAction.action == ActionKind.OPENED
+        session = db.session
+        shown = session.execute(
+            select(Impression.id, Impression.project_id, Impression.institution_id, Impression.query_kind)
+            .where(
+                Impression.list_id == list_id,
+                Impression.position == int(pos),
+                Impression.viewer_user_id == user.id,
+            )
+            .limit(1)
+        ).first()
+        if shown is None:
+            return None
+        item = shown.institution_id if shown.query_kind == "project" else shown.project_id
+        if (kind == "institution") != (shown.query_kind == "project") or item != ident:
+            return None
+        done = session.scalar(
+            select(FeedbackAction.id).where(
+                FeedbackAction.impression_id == shown.id, FeedbackAction.action == ActionKind.OPENED
+            )
+        )
+        if done is None:
+            session.execute(
+                insert(FeedbackAction).values(
+                    at=utcnow(),
+                    action=ActionKind.OPENED,
+                    project_id=shown.project_id,
+                    institution_id=shown.institution_id,
+                    user_id=user.id,
+                    impression_id=shown.id,
+                    list_id=list_id,
+                    position=int(pos),
+                    demo=False,
                 )
             )
-            if done is None:
-                conn.execute(
-                    insert(FeedbackAction).values(
-                        at=utcnow(),
-                        action=ActionKind.OPENED,
-                        project_id=shown.project_id,
-                        institution_id=shown.institution_id,
-                        user_id=user.id,
-                        impression_id=shown.id,
-                        list_id=list_id,
-                        position=int(pos),
-                        demo=False,
-                    )
-                )
+            session.commit()
     except Exception:
+        db.session.rollback()
         log.warning("could not record an opened link of list %s", list_id, exc_info=True)
     return None
 
@@ -208,8 +213,9 @@ def link_for(
 ) -> tuple[int | None, str | None, int | None]:
     """Return (impression id, list id, position) of the list a pair's action comes from.
 
-    A pair keeps the list that started it (its first linked action); otherwise the latest list that
-    showed the pair in the last :data:`LINK_WINDOW`, the actor's own lists first.
+    A pair keeps the list that started its connection (its first linked pipeline action: an accept or a
+    signature months later is credited to that list); otherwise the latest list that showed the pair in
+    the last :data:`LINK_WINDOW`, the actor's own lists first.
     """
     first = session.execute(
         select(FeedbackAction.impression_id, FeedbackAction.list_id, FeedbackAction.position)
@@ -217,6 +223,7 @@ def link_for(
             FeedbackAction.project_id == project_id,
             FeedbackAction.institution_id == institution_id,
             FeedbackAction.impression_id.is_not(None),
+            FeedbackAction.action != ActionKind.OPENED,
         )
         .order_by(FeedbackAction.at, FeedbackAction.id)
         .limit(1)
