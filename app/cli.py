@@ -185,9 +185,15 @@ def init_app(app: Flask) -> None:
         help="feedback: the logged ranked lists and what users did with them (position-debiased); "
         "outcomes: accepted/signed versus refused connections.",
     )
-    @click.option("--model", type=click.Choice(["logistic", "pairwise", "hgb"]), default="logistic", show_default=True)
-    @click.option("--negatives", default=3, show_default=True, help="outcomes: sampled non-connected institutions per project.")
-    @click.option("--half-life-days", default=365.0, show_default=True, help="outcomes: newer outcomes weigh more.")
+    @click.option(
+        "--model", type=click.Choice(["logistic", "pairwise", "hgb"]), default="logistic", show_default=True
+    )
+    @click.option(
+        "--negatives", default=3, show_default=True, help="outcomes: unconnected institutions drawn per project."
+    )
+    @click.option(
+        "--half-life-days", default=365.0, show_default=True, help="outcomes: newer outcomes weigh more."
+    )
     def ranker_train(source: str, model: str, negatives: int, half_life_days: float) -> None:
         """Retrain the ranking model from the feedback log (default) or from connection outcomes."""
         if source == "feedback":

@@ -106,7 +106,9 @@ def replay_demo(folder: Path | None = None) -> dict[str, Any]:
             sample_weight=ts.weights,
             groups=ts.groups,
         )
-        naive = training_set(train, props, clip=1.0)  # no position correction: every action weighs its gain only
+        naive = training_set(
+            train, props, clip=1.0
+        )  # no position correction: every action weighs its gain only
         naive_ranker, _ = fit_rows(
             X[[row_of[id(r)] for r in naive.items]],
             naive.labels,
@@ -141,7 +143,8 @@ def format_replay(res: dict[str, Any]) -> str:
     lines = [
         "",
         f"Replay of the demo's own history (synthetic logs, marked demo): {res['rows']} shown rows in "
-        f"{res['lists']} lists, {res['acted_lists']} with an action; held out: the newest {res['test_lists']}.",
+        f"{res['lists']} lists, {res['acted_lists']} with an action; "
+        f"held out: the newest {res['test_lists']}.",
         "Position bias (theta by position, EM on the logs): "
         + " ".join(f"{t:.2f}" for t in res["theta"][:10]),
         "",

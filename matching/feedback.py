@@ -91,7 +91,9 @@ class Propensities:
         idx = np.clip(np.asarray(positions, dtype=np.int64), 1, len(self.theta)) - 1
         return self.theta[idx]
 
-    def weights(self, positions: Sequence[int] | NDArray[np.int64], clip: float = 10.0) -> NDArray[np.float64]:
+    def weights(
+        self, positions: Sequence[int] | NDArray[np.int64], clip: float = 10.0
+    ) -> NDArray[np.float64]:
         """Return the inverse propensity 1/theta per position, clipped at `clip` (variance control)."""
         return np.minimum(1.0 / np.maximum(self.at(positions), 1e-9), clip)
 
@@ -133,7 +135,8 @@ def estimate_propensities(
     gamma = np.full(n_pairs, min(mean_rel * 2, 0.9))
     pair_n = np.bincount(pair, minlength=n_pairs).astype(np.float64)
     done = 0
-    for done in range(1, iterations + 1):
+    for step in range(1, iterations + 1):
+        done = step
         t, g = theta[pos], gamma[pair]
         denom = np.maximum(1.0 - t * g, 1e-12)
         exam_not_rel = t * (1.0 - g) / denom  # P(E=1, R=0 | no action)
@@ -212,16 +215,18 @@ def lists_of(items: Iterable[LoggedItem]) -> dict[str, list[LoggedItem]]:
     return {k: sorted(v, key=lambda r: r.position) for k, v in out.items()}
 
 
-def split_by_time(items: Sequence[LoggedItem], holdout: float = 0.2) -> tuple[list[LoggedItem], list[LoggedItem]]:
+def split_by_time(
+    items: Sequence[LoggedItem], holdout: float = 0.2
+) -> tuple[list[LoggedItem], list[LoggedItem]]:
     """Split whole lists by time: the newest `holdout` share of the acted-on lists (and every list shown
     after the first of them) is held out."""
     lists = lists_of(items)
     acted = sorted((v[0].at, k) for k, v in lists.items() if any(r.grade > 0 for r in v))
     if len(acted) < 2:
         return list(items), []
-    cut = acted[max(1, int(round(len(acted) * (1 - holdout))))][0] if holdout > 0 else None
-    if cut is None:
+    if holdout <= 0:
         return list(items), []
+    cut = acted[min(len(acted) - 1, max(1, round(len(acted) * (1 - holdout))))][0]
     train = [r for v in lists.values() if v[0].at < cut for r in v]
     test = [r for v in lists.values() if v[0].at >= cut for r in v]
     return train, test

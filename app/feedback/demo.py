@@ -64,7 +64,7 @@ def _place(rng: random.Random, scored: dict[int, float], size: int, item: int) -
     shown = [i for i in _ranked(rng, scored, size) if i != item][: size - 1]
     weights = EXAMINATION[: len(shown) + 1]
     k = rng.choices(range(len(weights)), weights=weights)[0]
-    return shown[:k] + [item] + shown[k:]
+    return [*shown[:k], item, *shown[k:]]
 
 
 def load_demo_feedback(session: Session, seed: int = SEED) -> dict[str, int]:
@@ -80,7 +80,8 @@ def load_demo_feedback(session: Session, seed: int = SEED) -> dict[str, int]:
     if not conns:
         return {}
     fits: dict[int, dict[int, float]] = {
-        iid: {pid: f for pid, p in projects.items() if (f := _fit(p, inst)) > 0} for iid, inst in institutions.items()
+        iid: {pid: f for pid, p in projects.items() if (f := _fit(p, inst)) > 0}
+        for iid, inst in institutions.items()
     }
     by_side: dict[str, list[int]] = defaultdict(list)
     for iid, inst in institutions.items():
@@ -91,7 +92,9 @@ def load_demo_feedback(session: Session, seed: int = SEED) -> dict[str, int]:
     actions: list[dict[str, Any]] = []
     n_lists = 0
 
-    def write_list(query_kind: str, query_id: int, side: str | None, shown: list[int], at: datetime) -> dict[int, int]:
+    def write_list(
+        query_kind: str, query_id: int, side: str | None, shown: list[int], at: datetime
+    ) -> dict[int, int]:
         nonlocal n_lists
         n_lists += 1
         list_id = f"{rng.getrandbits(64):016x}"
@@ -100,12 +103,22 @@ def load_demo_feedback(session: Session, seed: int = SEED) -> dict[str, int]:
             pid, iid = (query_id, item) if query_kind == "project" else (item, query_id)
             impressions.append(
                 {
-                    "list_id": list_id, "at": at, "viewer_user_id": None,
+                    "list_id": list_id,
+                    "at": at,
+                    "viewer_user_id": None,
                     "viewer_institution_id": iid if query_kind == "institution" else None,
                     "viewer_project_id": pid if query_kind == "project" else None,
-                    "query_kind": query_kind, "query_id": query_id, "side": side,
-                    "project_id": pid, "institution_id": iid, "position": pos, "rank": pos,
-                    "score": None, "model": MODEL, "surface": "page", "demo": True,
+                    "query_kind": query_kind,
+                    "query_id": query_id,
+                    "side": side,
+                    "project_id": pid,
+                    "institution_id": iid,
+                    "position": pos,
+                    "rank": pos,
+                    "score": None,
+                    "model": MODEL,
+                    "surface": "page",
+                    "demo": True,
                 }
             )
             ids[item] = len(impressions) - 1  # the row's index until the insert returns its id
@@ -113,14 +126,29 @@ def load_demo_feedback(session: Session, seed: int = SEED) -> dict[str, int]:
         for pos, item in enumerate(shown, start=1):
             pid, iid = (query_id, item) if query_kind == "project" else (item, query_id)
             if rng.random() < EXAMINATION[pos - 1] * _relevance(fits[iid].get(pid, 0.0)):
-                act(ActionKind.OPENED, pid, iid, at + timedelta(minutes=rng.randint(1, 20)), ids[item], list_id, pos)
+                act(
+                    ActionKind.OPENED,
+                    pid,
+                    iid,
+                    at + timedelta(minutes=rng.randint(1, 20)),
+                    ids[item],
+                    list_id,
+                    pos,
+                )
         return ids
 
     def act(kind: ActionKind, pid: int, iid: int, at: datetime, imp: int, list_id: str, pos: int) -> None:
         actions.append(
             {
-                "at": at, "action": kind, "project_id": pid, "institution_id": iid, "user_id": None,
-                "impression_id": imp, "list_id": list_id, "position": pos, "demo": True,
+                "at": at,
+                "action": kind,
+                "project_id": pid,
+                "institution_id": iid,
+                "user_id": None,
+                "impression_id": imp,
+                "list_id": list_id,
+                "position": pos,
+                "demo": True,
             }
         )
 
@@ -146,7 +174,15 @@ def load_demo_feedback(session: Session, seed: int = SEED) -> dict[str, int]:
         pos = shown.index(item) + 1
         list_id = impressions[-1]["list_id"]
         if not any(a["impression_id"] == ids[item] for a in actions[before:]):
-            act(ActionKind.OPENED, c.project_id, c.institution_id, at + timedelta(minutes=2), ids[item], list_id, pos)
+            act(
+                ActionKind.OPENED,
+                c.project_id,
+                c.institution_id,
+                at + timedelta(minutes=2),
+                ids[item],
+                list_id,
+                pos,
+            )
         for ev in c.events:
             kind = action_of(ev.action, ev.to_stage)
             if kind is not None:

@@ -283,7 +283,9 @@ def record_pipeline_actions(session: Session, connection: Any, events: Sequence[
             session.commit()
     except Exception:
         session.rollback()
-        log.warning("could not record the feedback of connection %s", getattr(connection, "id", None), exc_info=True)
+        log.warning(
+            "could not record the feedback of connection %s", getattr(connection, "id", None), exc_info=True
+        )
 
 
 def log_listing(query_kind: str, query_id: int, listing: dict[str, Any], **kwargs: Any) -> str | None:

@@ -31,7 +31,8 @@ def echo_report(r: FeedbackReport) -> None:
     click.echo("    raw rate   " + " ".join(f"{rates[k] / top:5.2f}" for k in shown))
     if r.before:
         click.echo(
-            f"  held-out replay (newest {r.held_out_lists} acted-on lists, IPS-weighted; trained on older lists):"
+            f"  held-out replay (newest {r.held_out_lists} acted-on lists, IPS-weighted; "
+            "trained on the older lists):"
         )
         click.echo(f"    logged order     {_metrics(r.logged)}")
         click.echo(f"    ranker in use    {_metrics(r.before)}")

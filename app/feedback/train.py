@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 from flask import Flask
 from numpy.typing import NDArray
@@ -25,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
+from matching.features import FEATURES
 from matching.feedback import (
     LoggedItem,
     Propensities,
@@ -34,7 +36,6 @@ from matching.feedback import (
     split_by_time,
     training_set,
 )
-from matching.features import FEATURES
 from matching.learn import fit_rows
 from matching.ranker import LearnedRanker, Ranker
 from matching.service import MatchingService
@@ -58,7 +59,9 @@ def load_log(session: Session, demo: bool | None = None) -> list[LoggedItem]:
     """
     grades: dict[int, int] = {}
     for imp_id, action in session.execute(
-        select(FeedbackAction.impression_id, FeedbackAction.action).where(FeedbackAction.impression_id.is_not(None))
+        select(FeedbackAction.impression_id, FeedbackAction.action).where(
+            FeedbackAction.impression_id.is_not(None)
+        )
     ):
         grades[imp_id] = max(grades.get(imp_id, 0), action.grade)
     stmt = select(
@@ -74,14 +77,26 @@ def load_log(session: Session, demo: bool | None = None) -> list[LoggedItem]:
     if demo is not None:
         stmt = stmt.where(Impression.demo.is_(demo))
     return [
-        LoggedItem(r.list_id, r.at, r.query_kind, r.query_id, r.project_id, r.institution_id, r.position, grades.get(r.id, 0))
+        LoggedItem(
+            r.list_id,
+            r.at,
+            r.query_kind,
+            r.query_id,
+            r.project_id,
+            r.institution_id,
+            r.position,
+            grades.get(r.id, 0),
+        )
         for r in session.execute(stmt)
     ]
 
 
 def count_actions(session: Session) -> int:
     """Return how many logged actions are linked to a shown row."""
-    return int(session.scalar(select(func.count(FeedbackAction.id)).where(FeedbackAction.impression_id.is_not(None))) or 0)
+    return int(
+        session.scalar(select(func.count(FeedbackAction.id)).where(FeedbackAction.impression_id.is_not(None)))
+        or 0
+    )
 
 
 def known_items(service: MatchingService, items: Sequence[LoggedItem]) -> list[LoggedItem]:

@@ -39,11 +39,15 @@ def summary() -> Any:
     lists = s.scalar(select(func.count(func.distinct(Impression.list_id)))) or 0
     shown = s.scalar(select(func.count(Impression.id))) or 0
     demo = s.scalar(select(func.count(Impression.id)).where(Impression.demo.is_(True))) or 0
-    actions = dict(s.execute(select(FeedbackAction.action, func.count()).group_by(FeedbackAction.action)).all())
+    actions = dict(
+        s.execute(select(FeedbackAction.action, func.count()).group_by(FeedbackAction.action)).all()
+    )
     linked = s.scalar(select(func.count(FeedbackAction.id)).where(FeedbackAction.impression_id.is_not(None)))
     per_pos = dict(
         s.execute(
-            select(Impression.position, func.count()).where(Impression.position <= 20).group_by(Impression.position)
+            select(Impression.position, func.count())
+            .where(Impression.position <= 20)
+            .group_by(Impression.position)
         ).all()
     )
     acted = dict(
@@ -62,7 +66,12 @@ def summary() -> Any:
             "actions": {k.name.lower(): int(actions.get(k, 0)) for k in ActionKind},
             "linked_actions": int(linked or 0),
             "by_position": [
-                {"position": p, "shown": int(n), "acted": int(acted.get(p, 0)), "rate": round(acted.get(p, 0) / n, 4)}
+                {
+                    "position": p,
+                    "shown": int(n),
+                    "acted": int(acted.get(p, 0)),
+                    "rate": round(acted.get(p, 0) / n, 4),
+                }
                 for p, n in sorted(per_pos.items())
             ],
         }

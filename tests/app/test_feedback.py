@@ -1,4 +1,4 @@
-"""The feedback loop: impressions logged for signed-in viewers, actions linked back, training from the logs."""
+"""The feedback loop: impressions logged for signed-in viewers, actions linked back, training on the logs."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def _rows(session, **where):
 
 
 def _fund_id(session) -> int:
-    return session.scalar(select(Institution.id).where(Institution.kind == InstitutionKind.VC).order_by(Institution.id))
+    return session.scalar(
+        select(Institution.id).where(Institution.kind == InstitutionKind.VC).order_by(Institution.id)
+    )
 
 
 def test_demo_history_comes_with_marked_logs(session):
@@ -37,7 +39,8 @@ def test_demo_history_comes_with_marked_logs(session):
         .where(FeedbackAction.action == ActionKind.SIGNED)
     ).all()
     assert signed and all(
-        (a.project_id, a.institution_id, a.position) == (i.project_id, i.institution_id, i.position) for a, i in signed
+        (a.project_id, a.institution_id, a.position) == (i.project_id, i.institution_id, i.position)
+        for a, i in signed
     )
 
 
@@ -75,8 +78,12 @@ def test_api_lists_are_logged_and_return_their_id(client, auth, session):
     assert [r.score for r in rows] == pytest.approx([i["score"] for i in body["items"]])
     assert all(r.side == "fund" and r.surface == "api" for r in rows)
     first = rows[0]
-    assert client.get(f"/api/institutions/{first.institution_id}?from={first.list_id}&pos=1").status_code == 200
-    assert session.scalar(select(FeedbackAction.impression_id).where(FeedbackAction.demo.is_(False))) == first.id
+    assert (
+        client.get(f"/api/institutions/{first.institution_id}?from={first.list_id}&pos=1").status_code == 200
+    )
+    assert (
+        session.scalar(select(FeedbackAction.impression_id).where(FeedbackAction.demo.is_(False))) == first.id
+    )
 
 
 def test_anonymous_visitors_and_bots_are_not_logged(client, auth, session):
@@ -113,7 +120,8 @@ def test_pipeline_actions_link_to_the_list_that_showed_the_pair(app, client, aut
     rows = [r for r in _rows(session, query_kind="institution", query_id=fund) if r.project_id not in linked]
     target = rows[4]
     r = client.post(
-        "/api/connections", json={"project_id": target.project_id, "institution_id": fund, "action": "request"}
+        "/api/connections",
+        json={"project_id": target.project_id, "institution_id": fund, "action": "request"},
     )
     assert r.status_code == 201, r.get_json()
     acts = list(session.scalars(select(FeedbackAction).where(FeedbackAction.demo.is_(False))))
@@ -150,7 +158,9 @@ def test_ranker_train_learns_from_the_demo_logs_and_the_service_uses_it(app, run
     assert getattr(service.ranker, "version_", "").startswith("feedback-logistic-")
     # The next list is served by the new model and records its version.
     client.get(f"/api/institutions/{fund}/matches?k=5")
-    assert {r.model for r in _rows(session, query_kind="institution", query_id=fund)} >= {service.ranker.version_}
+    assert {r.model for r in _rows(session, query_kind="institution", query_id=fund)} >= {
+        service.ranker.version_
+    }
     # What it learned points the way the logs do: acted-on rows score above shown-only rows.
     items = [i for i in load_log(session) if i.institution_id in set(service.institution_ids())][:4000]
     X = item_features(service, items)
