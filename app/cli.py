@@ -189,7 +189,7 @@ def init_app(app: Flask) -> None:
         "--model", type=click.Choice(["logistic", "pairwise", "hgb"]), default="logistic", show_default=True
     )
     @click.option(
-        "--negatives", default=3, show_default=True, help="outcomes: unconnected institutions drawn per project."
+        "--negatives", default=3, show_default=True, help="outcomes: unconnected institutions per project."
     )
     @click.option(
         "--half-life-days", default=365.0, show_default=True, help="outcomes: newer outcomes weigh more."
