@@ -184,3 +184,47 @@ def test_ranker_train_refuses_with_too_little_feedback(app, runner, session):
     assert not ranker_path(app).exists()
     r = runner.invoke(args=["ranker", "train", "--source", "outcomes"])
     assert r.exit_code == 0 and "trained logistic ranker" in r.output
+
+
+def _inject_preference(session, fund: int, shown: list[int], preferred: int, lists: int = 80) -> None:
+    """Log `lists` recent lists of the fund showing `shown`, the preferred project at the bottom, signed."""
+    from datetime import timedelta
+
+    from models.base import utcnow
+
+    now = utcnow()
+    for n in range(lists):
+        at = now - timedelta(days=60) + timedelta(hours=n * 12)
+        order = [p for p in shown if p != preferred][:19] + [preferred]
+        rows = [
+            Impression(
+                list_id=f"{n:016x}", at=at, viewer_user_id=None, query_kind="institution", query_id=fund,
+                project_id=pid, institution_id=fund, position=pos, rank=pos, score=None, model="test",
+                surface="page", demo=False,
+            )
+            for pos, pid in enumerate(order, start=1)
+        ]
+        session.add_all(rows)
+        session.flush()
+        for step, kind in enumerate(ActionKind):
+            session.add(
+                FeedbackAction(
+                    at=at + timedelta(days=step), action=kind, project_id=preferred, institution_id=fund,
+                    impression_id=rows[-1].id, list_id=rows[-1].list_id, position=20, demo=False,
+                )
+            )
+    session.commit()
+
+
+def test_a_clearly_preferred_item_moves_up_after_training(app, runner, client, auth, session):
+    fund = _fund_id(session)
+    auth.login("admin")
+    before = [i["id"] for i in client.get(f"/api/institutions/{fund}/matches?k=100").get_json()["items"]]
+    preferred = before[59]
+    _inject_preference(session, fund, before[30:60], preferred)
+    r = runner.invoke(args=["ranker", "train"])
+    assert r.exit_code == 0, r.output
+    after = [i["id"] for i in client.get(f"/api/institutions/{fund}/matches?k=100").get_json()["items"]]
+    assert preferred in after and after.index(preferred) < before.index(preferred) - 10, (
+        before.index(preferred), after.index(preferred) if preferred in after else None
+    )
