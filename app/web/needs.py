@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from app import services
+from app import feedback, services
 from app.access import (
     can_view_institution_private,
     check_need_write,

@@ -228,3 +228,17 @@ def test_a_clearly_preferred_item_moves_up_after_training(app, runner, client, a
     assert preferred in after and after.index(preferred) < before.index(preferred) - 10, (
         before.index(preferred), after.index(preferred) if preferred in after else None
     )
+
+
+def test_need_page_and_api_lists_are_logged_for_the_needs_institution(client, auth, session):
+    from models import Need
+
+    need = session.scalar(select(Need).order_by(Need.id))
+    auth.login("admin")
+    assert client.get(f"/needs/{need.id}").status_code == 200
+    body = client.get(f"/api/needs/{need.id}/matches?k=5").get_json()
+    rows = _rows(session, query_kind="need", query_id=need.id)
+    assert len({r.list_id for r in rows}) == 2 and body["list_id"] in {r.list_id for r in rows}
+    assert all(r.institution_id == need.institution_id for r in rows)
+    page = [r for r in rows if r.surface == "page"]
+    assert [r.position for r in page] == list(range(1, len(page) + 1))
