@@ -195,7 +195,7 @@ def _inject_preference(session, fund: int, shown: list[int], preferred: int, lis
     now = utcnow()
     for n in range(lists):
         at = now - timedelta(days=60) + timedelta(hours=n * 12)
-        order = [p for p in shown if p != preferred][:19] + [preferred]
+        order = [*[p for p in shown if p != preferred][:19], preferred]
         rows = [
             Impression(
                 list_id=f"{n:016x}", at=at, viewer_user_id=None, query_kind="institution", query_id=fund,

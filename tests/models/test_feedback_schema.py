@@ -1,4 +1,4 @@
-"""The 0015_impressions migration on SQLite and PostgreSQL: both tables, a bulk insert, the link, downgrade."""
+"""The 0015_impressions migration on SQLite and PostgreSQL: tables, bulk insert, link, downgrade."""
 
 from __future__ import annotations
 
