@@ -1,7 +1,8 @@
 """The feedback log: impressions of the ranked lists signed-in users see, and what they do with them.
 
-log.py      one bulk insert per served list (pages and API), the ``?from=<list>&pos=<n>`` opened
-            action, and the pipeline's actions linked back to the impression that showed the pair
+log.py      the lists a request served (pages and API: one bulk insert after the view), the opened
+            action of a ``?from=<list>&pos=<n>`` link, and the pipeline's actions linked back to the
+            impression that showed the pair
 train.py    ``flask ranker train``: position-debiased training from the logs (matching.feedback)
 demo.py     plausible logs for the demo's own connection history (marked demo)
 views.py    aggregate figures for the secretariat only
@@ -14,7 +15,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.feedback.log import log_listing, log_shown, record_opened, record_pipeline_actions, shown_link
+from app.feedback.log import (
+    flush_pending,
+    log_listing,
+    log_shown,
+    record_opened,
+    record_pipeline_actions,
+    shown_link,
+)
 
 __all__ = ["init_app", "log_listing", "log_shown", "record_opened", "record_pipeline_actions", "shown_link"]
 
@@ -25,5 +33,6 @@ def init_app(app: Flask) -> None:
 
     app.config.setdefault("FEEDBACK_LOG", True)
     app.before_request(record_opened)
+    app.after_request(flush_pending)
     app.add_template_global(shown_link, "shown_link")
     views.init_app(app)

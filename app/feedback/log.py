@@ -72,7 +72,9 @@ def log_shown(
     surface: str = "page",
     offset: int = 0,
 ) -> str | None:
-    """Record one served ranked list in one bulk insert; return its list id (None when not logged).
+    """Record one served ranked list (written after the view, see flush_pending); return its list id.
+
+    Returns None when the list is not logged (anonymous, bot, prefetch, logging off, nothing shown).
 
     Args:
         query_kind: "project" (its institutions of one side), "institution" or "need" (their projects).
@@ -117,20 +119,33 @@ def log_shown(
                     "demo": False,
                 }
             )
-        # The request's own session: a GET view has nothing else pending, and on SQLite a second
-        # connection would wait for this one's lock.
-        db.session.execute(insert(Impression), records)
-        db.session.commit()
     except Exception:  # the log must never break a page
-        db.session.rollback()
         log.warning("could not log a ranked list of %s %s", query_kind, query_id, exc_info=True)
         return None
+    g.setdefault("feedback_pending", []).extend(records)  # written once per request (flush_pending)
     shown = g.setdefault("feedback_shown", {})
     item_kind = "institution" if query_kind == "project" else "project"
     for rec in records:
         key = (item_kind, rec["institution_id"] if item_kind == "institution" else rec["project_id"])
         shown.setdefault(key, (list_id, rec["position"]))
     return list_id
+
+
+def flush_pending(response: Any) -> Any:
+    """After a view: write every list it logged in one bulk insert and one commit (never raises).
+
+    The request's own session: a GET view has nothing else pending, and on SQLite a second connection
+    would wait for this one's lock.
+    """
+    pending = g.pop("feedback_pending", None)
+    if pending:
+        try:
+            db.session.execute(insert(Impression.__table__), pending)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.warning("could not log a ranked list (%d rows)", len(pending), exc_info=True)
+    return response
 
 
 def shown_link(kind: str, ident: int) -> dict[str, Any]:
