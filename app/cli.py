@@ -194,14 +194,15 @@ def init_app(app: Flask) -> None:
     @click.option(
         "--half-life-days", default=365.0, show_default=True, help="outcomes: newer outcomes weigh more."
     )
-    def ranker_train(source: str, model: str, negatives: int, half_life_days: float) -> None:
+    @click.option("--days", default=730.0, show_default=True, help="feedback: lists of the last N days.")
+    def ranker_train(source: str, model: str, negatives: int, half_life_days: float, days: float) -> None:
         """Retrain the ranking model from the feedback log (default) or from connection outcomes."""
         if source == "feedback":
             from app.feedback.report import echo_report
             from app.feedback.train import TooLittleFeedback, train_from_feedback
 
             try:
-                echo_report(train_from_feedback(current_app, model=model))
+                echo_report(train_from_feedback(current_app, model=model, days=days))
             except TooLittleFeedback as exc:
                 raise click.ClickException(str(exc)) from None
             return

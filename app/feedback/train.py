@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +52,12 @@ class TooLittleFeedback(RuntimeError):
     """The logs hold too few actions to learn from."""
 
 
-def load_log(session: Session, demo: bool | None = None) -> list[LoggedItem]:
+def load_log(session: Session, demo: bool | None = None, since: datetime | None = None) -> list[LoggedItem]:
     """Return every logged row with the grade of the deepest action linked to it, oldest list first.
 
     Args:
         demo: True for the demo's generated rows only, False for real ones only, None for all.
+        since: only rows shown at or after this time.
     """
     grades: dict[int, int] = {}
     for imp_id, action in session.execute(
@@ -76,6 +78,8 @@ def load_log(session: Session, demo: bool | None = None) -> list[LoggedItem]:
     ).order_by(Impression.at, Impression.list_id, Impression.position)
     if demo is not None:
         stmt = stmt.where(Impression.demo.is_(demo))
+    if since is not None:
+        stmt = stmt.where(Impression.at >= since)
     return [
         LoggedItem(
             r.list_id,
@@ -217,13 +221,21 @@ def clip_position(items: Sequence[LoggedItem], cap: int = 20) -> int:
     return max(1, min(cap, max((r.position for r in items), default=1)))
 
 
-def train_from_feedback(app: Flask, model: str = "logistic", holdout: float = 0.2) -> FeedbackReport:
-    """Learn the ranker from the app's feedback log, save it where the service loads it and use it now."""
+def train_from_feedback(
+    app: Flask, model: str = "logistic", holdout: float = 0.2, days: float | None = 730.0
+) -> FeedbackReport:
+    """Learn the ranker from the app's feedback log, save it where the service loads it and use it now.
+
+    Args:
+        days: learn from the lists shown in this many days before the newest one (None: all).
+    """
     from app.services import build_matching, ranker_path
 
     session = db.new_session(app)
     try:
-        items = load_log(session)
+        newest = session.scalar(select(func.max(Impression.at)))
+        since = newest - timedelta(days=days) if newest is not None and days is not None else None
+        items = load_log(session, since=since)
     finally:
         session.close()
     acted = sum(1 for r in items if r.grade > 0)
