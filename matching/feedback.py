@@ -13,7 +13,10 @@ position k is examined, with probability theta_k, and relevant, with probability
 (query, item) pair: P(action) = theta_k * gamma. :func:`estimate_propensities` fits theta by
 expectation-maximisation on the logs themselves (Wang et al., WSDM 2018, "Position bias estimation for
 unbiased learning to rank in personal search"): the same pair shown at different positions over time
-separates how much is position from how much is the item. theta is scaled so that theta_1 = 1.
+separates how much is position from how much is the item. Each pair's relevance is pulled towards the
+mean by a prior whose strength is chosen by the held-out likelihood of every fifth list (sparse logs,
+where a pair is seen at few positions, need a strong one). theta is scaled so that theta_1 = 1 and kept
+non-increasing.
 
 Debiasing (inverse propensity weighting, Joachims et al., WSDM 2017): every acted-on row weighs
 gain(grade) / theta_k, with gain = 2**grade - 1 and 1/theta_k clipped; shown-only rows are the
@@ -85,6 +88,7 @@ class Propensities:
     iterations: int
     shown: NDArray[np.int64]  # rows logged per position
     acted: NDArray[np.int64]  # rows with an action per position
+    prior: float = 0.0  # strength of the relevance prior the fit used
 
     def at(self, positions: Sequence[int] | NDArray[np.int64]) -> NDArray[np.float64]:
         """Return theta for 1-based positions."""
@@ -102,34 +106,18 @@ class Propensities:
         return self.acted / np.maximum(self.shown, 1)
 
 
-def estimate_propensities(
-    items: Iterable[LoggedItem],
-    max_position: int = 20,
-    iterations: int = 200,
-    prior: float = 5.0,
-    tol: float = 1e-6,
-) -> Propensities:
-    """Fit the position-based examination model by EM; return theta by position (theta_1 = 1).
-
-    Args:
-        items: logged rows; an action of any grade counts as a click.
-        max_position: positions past this share one bucket.
-        iterations: EM rounds at most.
-        prior: strength of the pull of each pair's relevance towards the mean (pseudo-counts), which
-            keeps pairs seen once from absorbing all of their position's effect.
-        tol: stop when theta moves less than this.
-    """
-    rows = list(items)
-    K = max_position
-    if not rows:
-        return Propensities(np.ones(K), 0, np.zeros(K, dtype=np.int64), np.zeros(K, dtype=np.int64))
-    pos = np.clip(np.array([r.position for r in rows], dtype=np.int64), 1, K) - 1
-    click = np.array([r.grade > 0 for r in rows], dtype=np.float64)
-    keys: dict[Hashable, int] = {}
-    pair = np.array([keys.setdefault((r.query, r.item), len(keys)) for r in rows], dtype=np.int64)
-    n_pairs = len(keys)
+def _em(
+    pos: NDArray[np.int64],
+    click: NDArray[np.float64],
+    pair: NDArray[np.int64],
+    K: int,
+    prior: float,
+    iterations: int,
+    tol: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float, int]:
+    """Run EM of the position-based model; return (theta, gamma per pair, mean relevance, rounds)."""
+    n_pairs = int(pair.max()) + 1 if len(pair) else 0
     shown = np.bincount(pos, minlength=K)
-    acted = np.bincount(pos, weights=click, minlength=K).astype(np.int64)
     theta = 1.0 / (np.arange(K) + 1.0)
     mean_rel = max(float(click.mean()), 1e-3)
     gamma = np.full(n_pairs, min(mean_rel * 2, 0.9))
@@ -144,19 +132,85 @@ def estimate_propensities(
         e_exam = click + (1.0 - click) * exam_not_rel
         e_rel = click + (1.0 - click) * rel_not_exam
         new_theta = np.bincount(pos, weights=e_exam, minlength=K) / np.maximum(shown, 1)
-        new_theta = np.where(shown > 0, new_theta, theta)
+        new_theta = np.clip(np.where(shown > 0, new_theta, theta), 1e-6, 1.0)
         mean_rel = float(e_rel.mean())
         gamma = (np.bincount(pair, weights=e_rel, minlength=n_pairs) + prior * mean_rel) / (pair_n + prior)
         gamma = np.clip(gamma, 1e-6, 1 - 1e-6)
-        new_theta = np.clip(new_theta, 1e-6, 1.0)
         moved = float(np.abs(new_theta - theta).max())
         theta = new_theta
         if moved < tol:
             break
+    return theta, gamma, mean_rel, done
+
+
+#: Candidate strengths of the relevance prior; "auto" picks one by held-out likelihood.
+PRIORS = (1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def _held_out_prior(
+    lists: NDArray[np.int64], pos: NDArray[np.int64], click: NDArray[np.float64], pair: NDArray[np.int64],
+    K: int, iterations: int, tol: float,
+) -> float:
+    """Return the prior whose model best predicts the actions of every fifth list (fitted on the rest)."""
+    test = lists % 5 == 0
+    if test.all() or not test.any():
+        return PRIORS[1]
+    best, best_ll = PRIORS[1], -np.inf
+    for prior in PRIORS:
+        theta, gamma, mean_rel, _ = _em(pos[~test], click[~test], pair[~test], K, prior, iterations, tol)
+        seen = pair[test] < len(gamma)
+        g = np.full(int(test.sum()), mean_rel)
+        known = np.zeros(len(g), dtype=bool)
+        known[seen] = np.isin(pair[test][seen], np.unique(pair[~test]))
+        g[known] = gamma[pair[test][known]]
+        p = np.clip(theta[pos[test]] * g, 1e-6, 1 - 1e-6)
+        ll = float(np.mean(click[test] * np.log(p) + (1 - click[test]) * np.log(1 - p)))
+        if ll > best_ll:
+            best, best_ll = prior, ll
+    return best
+
+
+def estimate_propensities(
+    items: Iterable[LoggedItem],
+    max_position: int = 20,
+    iterations: int = 200,
+    prior: float | str = "auto",
+    tol: float = 1e-6,
+) -> Propensities:
+    """Fit the position-based examination model by EM; return theta by position (theta_1 = 1).
+
+    Args:
+        items: logged rows; an action of any grade counts as a click.
+        max_position: positions past this share one bucket.
+        iterations: EM rounds at most.
+        prior: strength of the pull of each pair's relevance towards the mean (pseudo-counts), which
+            keeps pairs seen once from absorbing all of their position's effect; "auto" picks it from
+            :data:`PRIORS` by the likelihood of every fifth list's actions under a model fitted on the
+            others (logs where pairs recur at many positions afford a weak prior, sparse logs need a
+            strong one).
+        tol: stop when theta moves less than this.
+    """
+    rows = list(items)
+    K = max_position
+    if not rows:
+        return Propensities(np.ones(K), 0, np.zeros(K, dtype=np.int64), np.zeros(K, dtype=np.int64))
+    pos = np.clip(np.array([r.position for r in rows], dtype=np.int64), 1, K) - 1
+    click = np.array([r.grade > 0 for r in rows], dtype=np.float64)
+    keys: dict[Hashable, int] = {}
+    pair = np.array([keys.setdefault((r.query, r.item), len(keys)) for r in rows], dtype=np.int64)
+    list_ids: dict[str, int] = {}
+    lists = np.array([list_ids.setdefault(r.list_id, len(list_ids)) for r in rows], dtype=np.int64)
+    shown = np.bincount(pos, minlength=K)
+    acted = np.bincount(pos, weights=click, minlength=K).astype(np.int64)
+    if prior == "auto":
+        strength = _held_out_prior(lists, pos, click, pair, K, iterations, tol)
+    else:
+        strength = float(prior)
+    theta, _gamma, _mean, done = _em(pos, click, pair, K, strength, iterations, tol)
     theta = theta / theta[0] if theta[0] > 0 else theta
     # Examination cannot rise further down a list: keep theta non-increasing (pool adjacent violators).
     theta = _non_increasing(np.minimum(theta, 1.0), shown)
-    return Propensities(theta, done, shown.astype(np.int64), acted)
+    return Propensities(theta, done, shown.astype(np.int64), acted, strength)
 
 
 def _non_increasing(values: NDArray[np.float64], weights: NDArray[np.int64]) -> NDArray[np.float64]:

@@ -23,7 +23,10 @@ def echo_report(r: FeedbackReport) -> None:
     click.echo("  labels: " + ", ".join(f"{GRADE_NAMES[g]} {n}" for g, n in r.grades.items()))
     p = r.propensities
     shown = [k for k in range(len(p.theta)) if p.shown[k]]
-    click.echo("  position bias (examination model fitted by EM; weight = 1/theta, clipped at 10):")
+    click.echo(
+        f"  position bias (examination model fitted by EM, relevance prior {p.prior:g}; "
+        "weight = 1/theta, clipped at 10):"
+    )
     click.echo("    position   " + " ".join(f"{k + 1:>5}" for k in shown))
     click.echo("    theta      " + " ".join(f"{p.theta[k]:5.2f}" for k in shown))
     rates = p.click_rates()
