@@ -46,7 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
 
-    from app import access, alerts, cli, errors, intake, notices, pipeline, security, web
+    from app import access, alerts, cli, errors, feedback, intake, notices, pipeline, security, web
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
@@ -68,4 +68,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     jobs_views.init_app(app)
     cli.init_app(app)
     intake.init_app(app)  # organisers' intake pages and `flask import` / `flask duplicates`
+    feedback.init_app(app)  # impressions of ranked lists and the actions taken on them
     return app

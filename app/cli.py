@@ -178,10 +178,35 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(ranker)
 
     @ranker.command("train")
-    @click.option("--negatives", default=3, show_default=True, help="Sampled non-connected institutions per project.")
-    @click.option("--half-life-days", default=365.0, show_default=True, help="Newer outcomes weigh more.")
-    def ranker_train(negatives: int, half_life_days: float) -> None:
-        """Retrain the ranking model from connection outcomes (accepted/signed = 1, refused = 0)."""
+    @click.option(
+        "--source",
+        type=click.Choice(["feedback", "outcomes"]),
+        default="feedback",
+        show_default=True,
+        help="feedback: the logged ranked lists and what users did with them (position-debiased); "
+        "outcomes: accepted/signed versus refused connections.",
+    )
+    @click.option(
+        "--model", type=click.Choice(["logistic", "pairwise", "hgb"]), default="logistic", show_default=True
+    )
+    @click.option(
+        "--negatives", default=3, show_default=True, help="outcomes: unconnected institutions per project."
+    )
+    @click.option(
+        "--half-life-days", default=365.0, show_default=True, help="outcomes: newer outcomes weigh more."
+    )
+    @click.option("--days", default=730.0, show_default=True, help="feedback: lists of the last N days.")
+    def ranker_train(source: str, model: str, negatives: int, half_life_days: float, days: float) -> None:
+        """Retrain the ranking model from the feedback log (default) or from connection outcomes."""
+        if source == "feedback":
+            from app.feedback.report import echo_report
+            from app.feedback.train import TooLittleFeedback, train_from_feedback
+
+            try:
+                echo_report(train_from_feedback(current_app, model=model, days=days))
+            except TooLittleFeedback as exc:
+                raise click.ClickException(str(exc)) from None
+            return
         report, path = train_ranker(current_app, negatives, half_life_days)
         click.echo(
             f"trained {report.model} ranker on {report.n_pairs} pairs ({report.n_positive} positive, "

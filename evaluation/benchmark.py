@@ -798,6 +798,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8"
     )
     print(format_table(results))
+    from evaluation.replay import print_replay
+
+    print_replay()  # the demo's own history replayed, next to the real data
     return 0
 
 

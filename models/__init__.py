@@ -31,12 +31,14 @@ from models.events import (
     InstitutionRegistration,
     Meeting,
 )
+from models.feedback import ActionKind, FeedbackAction, Impression
 from models.index_changes import IndexChange
 from models.intake import ContestFiling, DuplicateKind, DuplicatePair, DuplicateStatus
 from models.jobs import Job, JobKind, JobStatus
 from models.pipeline import Connection
 
 __all__ = [
+    "ActionKind",
     "Award",
     "Base",
     "Conflict",
@@ -54,7 +56,9 @@ __all__ = [
     "EventInvite",
     "Expert",
     "ExpertAssignment",
+    "FeedbackAction",
     "FundingRound",
+    "Impression",
     "IndexChange",
     "Institution",
     "InstitutionKind",

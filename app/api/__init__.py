@@ -14,7 +14,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app import services
+from app import feedback, services
 from app.access import (
     can_delete_project,
     can_edit_institution,
@@ -96,6 +96,11 @@ def _page(stmt: Any, order: Any, to_json: Any, prepare: Any = None) -> Any:
             "pages": page["pages"],
         }
     )
+
+
+def _list_id(shown: str | None) -> dict[str, str]:
+    """Return {"list_id": id} of a logged list (open an item with ?from=<list_id>&pos=<n>), else {}."""
+    return {"list_id": shown} if shown else {}
 
 
 def _get_or_404(model: Any, ident: int, archived: bool = False) -> Any:
@@ -252,7 +257,8 @@ def project_matches(ident: int) -> Any:
     )
     contacts = can_see_contacts(current_user(), p)
     items = [_match_out(r.row, r.match, p, r.row, contacts) for r in ranked]
-    return jsonify({"project_id": ident, "kind": side, "k": k, "items": items})
+    shown = feedback.log_shown("project", ident, ranked, side=side, surface="api")
+    return jsonify({"project_id": ident, "kind": side, "k": k, "items": items, **_list_id(shown)})
 
 
 # --- institutions ------------------------------------------------------------------------------------
@@ -316,7 +322,8 @@ def institution_matches(ident: int) -> Any:
     )
     contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
     items = [_match_out(r.row, r.match, r.row, inst, r.row.id in contacts) for r in ranked]
-    return jsonify({"institution_id": ident, "k": k, "items": items})
+    shown = feedback.log_shown("institution", ident, ranked, surface="api")
+    return jsonify({"institution_id": ident, "k": k, "items": items, **_list_id(shown)})
 
 
 # --- needs -------------------------------------------------------------------------------------------
@@ -391,7 +398,8 @@ def need_matches(ident: int) -> Any:
     )
     contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
     items = [_match_out(r.row, r.match, r.row, n.institution, r.row.id in contacts) for r in ranked]
-    return jsonify({"need_id": ident, "k": k, "items": items})
+    shown = feedback.log_shown("need", ident, ranked, institution_id=n.institution_id, surface="api")
+    return jsonify({"need_id": ident, "k": k, "items": items, **_list_id(shown)})
 
 
 # --- bulk import -------------------------------------------------------------------------------------

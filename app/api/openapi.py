@@ -256,6 +256,10 @@ def _ranked(owner: str) -> dict[str, Any]:
             "k": _INT,
             "kind": _STR,
             "items": {"type": "array", "items": _ref("Match")},
+            "list_id": {
+                "type": "string",
+                "description": "本次推荐列表的编号（仅登录用户）；读取某一项详情时可带 ?from=<list_id>&pos=<名次>",
+            },
         },
     }
 

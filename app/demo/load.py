@@ -54,5 +54,8 @@ def load_demo(session: Session, force: bool = False) -> dict[str, int]:
     from app.pipeline.demo import load_history
 
     history = load_history(session)  # a year of connections and their outcomes, for the dashboard
+    from app.feedback.demo import load_demo_feedback
+
+    history.update(load_demo_feedback(session))  # the lists that history came from (marked demo)
     accounts = load_demo_accounts(session)  # one per role, listed in the README
     return {"projects": len(projects), "institutions": len(institutions), "needs": len(needs), **history, **accounts}

@@ -131,6 +131,9 @@ def commit(session: Session, connection: Connection, events: list[ConnectionEven
     except Exception:
         session.rollback()
         raise
+    from app.feedback import record_pipeline_actions
+
+    record_pipeline_actions(session, connection, events)  # linked to the list that showed the pair
     if evidence:
         from app.services import refresh_institution
 

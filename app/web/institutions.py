@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
-from app import services
+from app import feedback, services
 from app.access import (
     can_edit_institution,
     can_view_institution_private,
@@ -103,6 +103,7 @@ def detail(ident: int) -> Any:
     sent, listing = ranked_list(ranked, user is not None, f"推荐项目-{inst.name}", "ranked_projects")
     if sent is not None:
         return sent
+    feedback.log_listing("institution", ident, listing)
     return render_template(
         "institutions/detail.html", inst=inst, f=f, errors=errors, contests=_contests(), **listing
     )

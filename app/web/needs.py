@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from app import services
+from app import feedback, services
 from app.access import (
     can_view_institution_private,
     check_need_write,
@@ -82,6 +82,7 @@ def detail(ident: int) -> Any:
     sent, listing = ranked_list(ranked, True, f"需求匹配项目-{need.title}", "ranked_projects")
     if sent is not None:
         return sent
+    feedback.log_listing("need", ident, listing, institution_id=need.institution_id)
     return render_template(
         "needs/detail.html", need=need, f=f, errors=errors, contests=_contests(), **listing
     )

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from app import services
+from app import feedback, services
 from app.access import (
     can_delete_project,
     can_edit_project,
@@ -93,6 +93,8 @@ def detail(ident: int) -> Any:
         )
         for side in SIDES
     }
+    for side, shown in lists.items():
+        feedback.log_shown("project", ident, shown, side=side)
     return render_template(
         "projects/detail.html", p=p, lists=lists, f=f, errors=errors, level=project_level(user, p)
     )
