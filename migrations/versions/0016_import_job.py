@@ -1,7 +1,7 @@
 """files that jobs read (an import's uploaded sheet), in the database so a worker on any host reads them
 
 Revision ID: 0016_import_job
-Revises: 0012_jobs
+Revises: 0015_impressions
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from models.base import UTCDateTime
 
 revision = "0016_import_job"
-down_revision = "0012_jobs"
+down_revision = "0015_impressions"
 branch_labels = None
 depends_on = None
 
