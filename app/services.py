@@ -116,6 +116,7 @@ def institution_profile(i: Institution, portfolio: Sequence[PortfolioItem] = ())
         space_m2=i.space_m2,
         capacity=i.capacity,
         portfolio=tuple(portfolio),
+        competitor_policy=i.competitor_policy or "avoid",
     )
 
 

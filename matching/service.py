@@ -8,8 +8,15 @@ The web app builds one :class:`MatchingService` from stored profiles and vectors
 - :mod:`matching.candidates`: filters first, then the candidate pool (everything when small;
   else dense ANN, BM25, portfolio-neighbour, co-investment and activity retrieval);
 - :mod:`matching.scoring`: one vectorised feature pass over all candidates, one ranker call;
-- :mod:`matching.normalize`: the shared z-scores, BM25 scaling and 0-100 rescale;
-- :mod:`matching.explanation`: reasons, built only for the k pairs shown.
+- :mod:`matching.normalize`: the shared z-scores, BM25 scaling and the 匹配度 scale;
+- :mod:`matching.explanation`: reasons, built only for the k pairs shown;
+- :mod:`matching.competitors`: candidates that nearly copy a backed project (ranked by the
+  institution's ``competitor_policy``).
+
+The 匹配度 of a pair is one function of the pair (:meth:`MatchingService._pair_scores`): the
+project's raw scores against every institution of that side, placed on the side's reference
+distribution (:class:`matching.normalize.ScoreScale`), so the project's page, the institution's
+page, the API and the exports show the same number for the same pair and view.
 
 :meth:`MatchingService.score_block` scores a whole block of projects x institutions at once.
 """
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,7 @@ from numpy.typing import NDArray
 
 from embeddings import Embedder, VectorIndex
 from matching.candidates import ANN_MIN_SIZE, institution_pool, project_pool, restrict
+from matching.competitors import NearCopies, avoids
 from matching.evidence import (
     PortfolioMatrix,
     all_evidence,
@@ -42,7 +50,7 @@ from matching.explain import PairContext, pair_reasons, search_reasons
 from matching.explanation import pair_context, phrases
 from matching.features import FEATURES, Evidence
 from matching.lexical import LexicalIndex, Tokenizer
-from matching.normalize import bm25_scaled, rescale_0_100, zscore_known, zscore_rows
+from matching.normalize import ScoreScale, bm25_scaled, rescale_0_100, zscore_known, zscore_rows
 from matching.ranker import HandWeightedRanker, Ranker
 from matching.scoring import InstitutionTable, block_features, linear_form, linear_scores
 from matching.store import MatchingStore
@@ -59,6 +67,11 @@ from matching.types import (
 __all__ = ["MatchingService"]
 
 logger = logging.getLogger(__name__)
+
+#: Projects sampled (evenly over the ids) for the reference distribution of raw scores of one side.
+REFERENCE_PROJECTS = 60
+#: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
+_PAIR_CACHE_SIZE = 4096
 
 
 class MatchingService(MatchingStore):
@@ -298,21 +311,33 @@ class MatchingService(MatchingStore):
         explain: Any,
         raw: NDArray[np.float64] | None = None,
         span: tuple[float, float] | None = None,
+        scale: ScoreScale | None = None,
+        rivals: Mapping[int, ProjectProfile] | None = None,
+        demoted: Collection[int] = (),
     ) -> list[Match]:
-        """Rank pool rows by the ranker, scale scores to 0-100 and attach reasons to the top k.
+        """Rank pool rows by the ranker, attach the 匹配度 and the reasons of the top k.
 
-        raw: the ranker's scores of X when already computed; span: the (lowest, highest) raw score
-        of the query's candidates for the 0-100 scale (default: over these rows).
+        raw: the ranker's scores of X when already computed; scale: the 匹配度 scale (else a 0-100
+        rescale over span, the (lowest, highest) raw score of the query's candidates, default these
+        rows); rivals: row -> the backed project that row's candidate nearly copies; demoted: rows
+        ranked below every other (competitors of an institution that avoids them).
         """
         if len(ids) == 0 or k <= 0:
             return []
         if raw is None:
             raw = self.ranker.score(X)
-        order = np.lexsort((np.asarray(ids), -raw))[:k]
-        lo, hi = span if span is not None else (float(raw.min()), float(raw.max()))
-        width = hi - lo
-        points = 100.0 / width if width > 1e-12 else 0.0
-        scores = rescale_0_100(raw[order], lo, hi)
+        rivals = rivals or {}
+        down = np.zeros(len(ids), dtype=bool)
+        down[sorted(demoted)] = True
+        order = np.lexsort((np.asarray(ids), -raw, down))[:k]
+        if scale is not None:
+            points = 100.0 / scale.spread
+            scores = np.array([scale.shown(float(r)) for r in raw[order]])
+        else:
+            lo, hi = span if span is not None else (float(raw.min()), float(raw.max()))
+            width = hi - lo
+            points = 100.0 / width if width > 1e-12 else 0.0
+            scores = rescale_0_100(raw[order], lo, hi)
         contrib = self.ranker.contributions(X[order]) * points if explain is not None else None
         out = []
         for rank, row in enumerate(order):
@@ -321,10 +346,130 @@ class MatchingService(MatchingStore):
             if contrib is not None:
                 c = {name: float(contrib[rank, j]) for j, name in enumerate(FEATURES)}
                 reasons = explain(int(row), feats, c)
+            rival = rivals.get(int(row))
             out.append(
-                Match(id=int(ids[row]), score=round(float(scores[rank]), 2), reasons=reasons, features=feats)
+                Match(
+                    id=int(ids[row]),
+                    score=round(float(scores[rank]), 2),
+                    reasons=reasons,
+                    features=feats,
+                    competitor_of=rival.name if rival is not None else None,
+                )
             )
         return out
+
+    # ------------------------------------------------------------------ 匹配度 and competitors
+    def _state_key(self) -> tuple[Any, ...]:
+        """Return what pair scores depend on besides the pair (call under the lock, evidence fresh)."""
+        return (
+            id(self.ranker),
+            self._proj_lex.generation,
+            self._inst_lex.generation,
+            self._inst_lex_own.generation,
+            len(self._projects),
+            len(self._institutions),
+            sum(len(v) for v in self._portfolio.values()),
+            getattr(self, "_as_of_used", None),
+        )
+
+    def _pair_cache(self) -> dict[Any, Any]:
+        key = self._state_key()
+        cache: dict[Any, Any] = self.__dict__.setdefault("_pair_scores_cache", {})
+        if cache.get("key") != key:
+            cache.clear()
+            cache["key"] = key
+        return cache
+
+    def _pair_scores(
+        self, project_id: int, side: Side, evidence: bool, public: bool
+    ) -> tuple[list[int], NDArray[np.float64], NDArray[np.float64], dict[str, Any], Any]:
+        """Return one project's pair scores against every institution of a side: the 匹配度's source.
+
+        Returns (institution ids, feature rows, raw scores, info, similarities). The candidates are
+        every institution of the side but the project's own backers (when those are left out), so
+        a pair's raw score does not depend on which list shows it; the 匹配度 is
+        ``self._score_scale(side, evidence, public).shown(raw)``.
+        """
+        self._refresh_evidence()
+        cache = self._pair_cache()
+        ck = ("pair", project_id, side, evidence, public)
+        found = cache.get(ck)
+        if found is not None:
+            return found
+        universe = set(self._side_ids[side])
+        if self.exclude_known and evidence:
+            universe -= self._backers.get(project_id, set())
+        ids = sorted(universe)
+        if not ids:
+            found = (
+                ids,
+                np.empty((0, len(FEATURES))),
+                np.empty(0),
+                {"closest": np.empty(0, np.int64), "dense_raw": np.empty(0)},
+                ({}, {}),
+            )
+        else:
+            computed = self._institution_sims(project_id, ids, leave_out=False, evidence=evidence)
+            X, info = self._institution_features(
+                project_id, ids, computed=computed, public=public, evidence=evidence
+            )
+            found = (ids, X, np.asarray(self.ranker.score(X), dtype=np.float64), info, computed)
+        if len(cache) > _PAIR_CACHE_SIZE:
+            for old in [k for k in cache if k != "key"][: _PAIR_CACHE_SIZE // 4]:
+                cache.pop(old, None)
+        cache[ck] = found
+        return found
+
+    def _score_scale(self, side: Side, evidence: bool, public: bool) -> ScoreScale:
+        """Return the 匹配度 scale of a side and view: raw scores of sampled projects x all of the side.
+
+        Built on first use after any change of the store or the ranker, from projects sampled evenly
+        over the sorted ids (the same data gives the same scale in every process).
+        """
+        self._refresh_evidence()
+        cache = self._pair_cache()
+        ck = ("scale", side, evidence, public)
+        scale = cache.get(ck)
+        if scale is None:
+            pids = sorted(self._projects)
+            step = max(1, len(pids) // REFERENCE_PROJECTS)
+            sample = pids[::step][:REFERENCE_PROJECTS]
+            rows = [self._pair_scores(p, side, evidence, public)[2] for p in sample]
+            scale = ScoreScale(np.concatenate(rows) if rows else np.empty(0))
+            cache = self._pair_cache()
+            cache[ck] = scale
+        return scale
+
+    def match_degree(
+        self, project_id: int, institution_id: int, *, evidence: bool = True, public: bool = False
+    ) -> float | None:
+        """Return the 匹配度 of one pair as every list shows it (None when the pair is never ranked)."""
+        with self._lock:
+            inst = self._institutions.get(institution_id)
+            if inst is None or project_id not in self._projects:
+                raise KeyError(f"unknown pair {project_id}, {institution_id}")
+            ids, _, raw, _, _ = self._pair_scores(project_id, inst.side, evidence, public)
+            if institution_id not in ids:
+                return None
+            return self._score_scale(inst.side, evidence, public).shown(float(raw[ids.index(institution_id)]))
+
+    def _near_copies(self) -> NearCopies:
+        copies = self.__dict__.get("_copies")
+        if copies is None:
+            copies = self.__dict__.setdefault("_copies", NearCopies())
+        return copies
+
+    def _rival(
+        self, project: ProjectProfile, case_id: int, cosine: float | None = None
+    ) -> ProjectProfile | None:
+        """Return the backed project case_id when project nearly copies it (a likely competitor)."""
+        case = self._projects.get(case_id) if case_id >= 0 else None
+        if case is None or case.id == project.id:
+            return None
+        if cosine is None and project.id in self._proj_index and case.id in self._proj_index:
+            v = self._proj_index.vectors_for([project.id, case.id])
+            cosine = float(v[0] @ v[1])
+        return case if self._near_copies().is_copy(project, case, cosine) else None
 
     def _phrases(self, text_a: str, text_b: str) -> tuple[str, str, tuple[str, ...]] | None:
         return phrases(text_a, text_b, self._proj_lex)
@@ -339,6 +484,7 @@ class MatchingService(MatchingStore):
         closest_case: int,
         dense_raw: float | None,
         evidence: bool = True,
+        competitor: str | None = None,
     ) -> PairContext:
         """Return the explanation context of one shown pair (see matching.explanation).
 
@@ -363,6 +509,7 @@ class MatchingService(MatchingStore):
             coinvest_partners=partners,
             project_clauses=self._proj_clauses,
             institution_clauses=self._inst_clauses,
+            competitor=competitor,
         )
 
     # ------------------------------------------------------------------ public ranking
@@ -385,27 +532,32 @@ class MatchingService(MatchingStore):
                 cands -= self._backers.get(project_id, set())
             if not cands:
                 return []
-            self._refresh_evidence()
-            ids = sorted(cands)
-            computed = self._institution_sims(project_id, ids, leave_out=False, evidence=evidence)
+            public = filters is not None and filters.public_only
+            # Every institution of the side is scored (one vectorised pass) whatever the filters, so
+            # a pair's raw score and 匹配度 are the same in every list; the filters pick the rows.
+            universe, X_all, raw_all, info, computed = self._pair_scores(project_id, side, evidence, public)
+            allowed = [j for j, i in enumerate(universe) if i in cands]
+            ids = [universe[j] for j in allowed]
             activity = np.array(
                 [len(self._portfolio.get(i, ())) if evidence else 0 for i in ids], dtype=np.float64
             )
-            rows = institution_pool(ids, computed[0], activity, self.pool_size)
-            pool = [ids[r] for r in rows]
-            public = filters is not None and filters.public_only
-            # Every candidate is scored (one vectorised pass): the 0-100 scale spans them all, so
-            # a pair gets the same number here as in score_block; only the pool is ranked.
-            X_all, info = self._institution_features(
-                project_id, ids, computed=computed, public=public, evidence=evidence
-            )
-            raw_all = self.ranker.score(X_all)
-            span = (float(raw_all.min()), float(raw_all.max()))
+            sub = {key: v[allowed] for key, v in computed[0].items()}
+            rows = [allowed[r] for r in institution_pool(ids, sub, activity, self.pool_size)]
+            pool = [universe[r] for r in rows]
             X, raw = X_all[rows], raw_all[rows]
             proj = public_view(self._projects[project_id]) if public else self._projects[project_id]
+            rivals: dict[int, ProjectProfile] = {}
+            if evidence:
+                for j, r in enumerate(rows):
+                    rival = self._rival(self._projects[project_id], int(info["closest"][r]))
+                    if rival is not None:
+                        rivals[j] = rival
+            # An institution that avoids competitors ranks this project down: the project sees it lower too.
+            demoted = {j for j in rivals if avoids(self._institutions[pool[j]].competitor_policy)}
 
             def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
                 inst_id = pool[row]
+                rival = rivals.get(row)
                 ctx = self._pair_context(
                     proj,
                     self._institutions[inst_id],
@@ -415,10 +567,14 @@ class MatchingService(MatchingStore):
                     int(info["closest"][rows[row]]),
                     float(info["dense_raw"][rows[row]]),
                     evidence,
+                    competitor=rival.name if rival is not None else None,
                 )
                 return pair_reasons(ctx, self.max_reasons)
 
-            return self._finish(pool, X, k, reasons if explain else None, raw=raw, span=span)
+            scale = self._score_scale(side, evidence, public)
+            return self._finish(
+                pool, X, k, reasons if explain else None, raw=raw, scale=scale, rivals=rivals, demoted=demoted
+            )
 
     def rank_institutions(self, project_id: int, side: Side, k: int = 100) -> list[int]:
         """Return the ids of the top-k institutions for a project, without reasons (for evaluation)."""
@@ -611,8 +767,15 @@ class MatchingService(MatchingStore):
         k: int,
         filters: Filters | None,
         explain: bool,
+        pair_scored: bool = False,
     ) -> list[Match]:
-        """Rank projects for an institution-like query (the institution itself or one of its needs)."""
+        """Rank projects for an institution-like query (the institution itself or one of its needs).
+
+        Candidates that nearly copy a project the institution backed are flagged, and ranked below the
+        others when it avoids competitors. pair_scored (the institution's own list): the top k are
+        scored as pairs (:meth:`_pair_scores`), so each shows the 匹配度 and reasons it has on the
+        project's page, and are ordered by it; a need's list keeps its own scores.
+        """
         self._refresh_evidence()
         evidence = filters is None or filters.evidence
         known = set(self._portfolio.get(inst.id, ())) if self.exclude_known and evidence else set()
@@ -667,9 +830,36 @@ class MatchingService(MatchingStore):
             self._ptab, self._ptab.rows(pool), one, np.zeros(1, dtype=np.int64), sims, public=public
         )
         phrase_inst = replace(inst, text=text_for_phrases)
+        raw = np.asarray(self.ranker.score(X), dtype=np.float64)
+        rivals: dict[int, ProjectProfile] = {}
+        if evidence:
+            for j, pid in enumerate(pool):
+                cos = float(pmax[j]) if np.isfinite(pmax[j]) else None
+                rival = self._rival(self._projects[pid], int(parg[j]), cos)
+                if rival is not None:
+                    rivals[j] = rival
+        demoted = set(rivals) if avoids(inst.competitor_policy) else set()
+        if pair_scored:
+            down = np.zeros(len(pool), dtype=bool)
+            down[sorted(demoted)] = True
+            top = np.lexsort((np.asarray(pool), -raw, down))[:k].tolist()
+            X = X[top].copy()
+            raw = raw[top].copy()
+            parg, dense = parg[top].copy(), dense[top].copy()
+            for j, pid in enumerate(pool[i] for i in top):
+                ids_c, X_c, raw_c, info_c, _ = self._pair_scores(pid, inst.side, evidence, public)
+                c = int(np.searchsorted(ids_c, inst.id))
+                if c < len(ids_c) and ids_c[c] == inst.id:
+                    X[j], raw[j] = X_c[c], raw_c[c]
+                    parg[j], dense[j] = info_c["closest"][c], info_c["dense_raw"][c]
+            where = {old: new for new, old in enumerate(top)}
+            rivals = {where[j]: r for j, r in rivals.items() if j in where}
+            demoted = {where[j] for j in demoted if j in where}
+            pool = [pool[i] for i in top]
 
         def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
             proj = self._projects[pool[row]]
+            rival = rivals.get(row)
             ctx = self._pair_context(
                 public_view(proj) if public else proj,
                 phrase_inst,
@@ -679,10 +869,14 @@ class MatchingService(MatchingStore):
                 int(parg[row]),
                 float(dense[row]),
                 evidence,
+                competitor=rival.name if rival is not None else None,
             )
             return pair_reasons(ctx, self.max_reasons)
 
-        return self._finish(pool, X, k, reasons if explain else None)
+        scale = self._score_scale(inst.side, evidence, public)
+        return self._finish(
+            pool, X, k, reasons if explain else None, raw=raw, scale=scale, rivals=rivals, demoted=demoted
+        )
 
     def match_institution(
         self, institution_id: int, k: int = 10, filters: Filters | None = None, *, explain: bool = True
@@ -708,7 +902,7 @@ class MatchingService(MatchingStore):
                 doc = self._inst_lex.as_query(inst.id, self._institution_doc(inst))
             else:
                 doc = self._inst_lex_own.as_query(inst.id, self._institution_own_doc(inst))
-            return self._projects_for(inst, qm, doc, inst.text, k, filters, explain)
+            return self._projects_for(inst, qm, doc, inst.text, k, filters, explain, pair_scored=True)
 
     def match_need(
         self,

@@ -129,7 +129,7 @@ PROJECT_FIELDS = [
 ]
 INSTITUTION_FIELDS = [
     "name", "kind", "province", "city", "industries", "stages", "ticket_min_wan", "ticket_max_wan", "services",
-    "space_m2", "capacity", "description", "contact_name", "contact_phone", "contact_email",
+    "space_m2", "capacity", "description", "contact_name", "contact_phone", "contact_email", "competitor_policy",
 ]
 NEED_FIELDS = ["institution_id", "title", "description", "industries", "stages", "services", "quota", "deadline"]
 
