@@ -1,23 +1,29 @@
 """Which candidate projects nearly copy a project an institution already backed: likely competitors.
 
 A fund that signed a company rarely wants its near-copy: to the fund it is a competitor of its
-portfolio, not a plus. The rule is intake's duplicate rule (:mod:`matching.duplicates`: character
-3-gram overlap of the core name and description, the same core name, or e5 vectors that are the same
-text), applied between the candidate and the backed project closest to it by vector. Whether the
-institution then avoids or welcomes such candidates is its own setting (``competitor_policy``).
+portfolio, not a plus. Two projects compete when intake's duplicate rule (:mod:`matching.duplicates`:
+character 3-gram overlap of core name and description, the same core name, or e5 vectors that are
+the same text; not its shared-figures check for translations) finds them the same or similar; or
+when they make the same product: close by vector (cosine at least :data:`PRODUCT_COSINE`) and the
+same product name once brand, company and project words are dropped (「芃峻全屋智能中控屏」 and
+「全屋智能中控屏产业化项目」 both make 全屋智能中控屏). A sentence in common is no evidence on its own: the
+contest's descriptions share boilerplate sentences across unrelated projects. The rule is applied
+between a candidate and the backed project closest to it by vector. Whether the institution then
+avoids or welcomes such candidates is its own setting (``competitor_policy``).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from matching.duplicates import anchors, core_name, judge, overlap, project_text, shingles
+from matching.duplicates import core_name, judge, overlap, project_text, shingles
 from matching.explain import description_part
 from matching.types import ProjectProfile
 
-__all__ = ["AVOID", "COPY_COSINE_FLOOR", "POLICIES", "WELCOME", "NearCopies", "avoids"]
+__all__ = ["AVOID", "COPY_COSINE_FLOOR", "POLICIES", "WELCOME", "NearCopies", "avoids", "product_name"]
 
 AVOID = "avoid"
 WELCOME = "welcome"
@@ -27,11 +33,32 @@ POLICIES: tuple[str, ...] = (AVOID, WELCOME)
 #: Cosine below which two projects are not compared by text (e5 puts near-copies above 0.9 and
 #: unrelated projects of one field around 0.8): the vector check keeps the text check to a few pairs.
 COPY_COSINE_FLOOR = 0.85
+#: Cosine from which two projects with the same product name or a shared sentence make the same product.
+PRODUCT_COSINE = 0.90
+#: Shingle overlap of two product names (over the shorter) from which they name the same product.
+PRODUCT_NAME_OVERLAP = 0.8
+#: Shortest product name (characters) compared: shorter ones (「机器人」) name a field, not a product.
+MIN_PRODUCT_CHARS = 4
+
+#: Words around a product name in a project title: 「…研发及产业化项目」, 「“芃禾”…」.
+_TITLE_WORDS = re.compile(
+    r"(研发及产业化|产业化|的研发与推广|研发与推广|推广|的研发|研发|原型开发|设计与验证|创新方案|方案|项目|建设|示范|应用|平台|基地)$"
+)
+_QUOTED_BRAND = re.compile(r"[“\"「『][^”\"」』]{1,8}[”\"」』]")
 
 
 def avoids(policy: str | None) -> bool:
     """Return whether an institution's policy ranks competitors down (anything but "welcome")."""
     return policy != WELCOME
+
+
+def product_name(name: str) -> str:
+    """Return a project title without quoted brand, legal suffix and project words (研发及产业化, 项目)."""
+    text = _QUOTED_BRAND.sub("", name or "")
+    previous = None
+    while previous != text:
+        previous, text = text, _TITLE_WORDS.sub("", core_name(text))
+    return text
 
 
 @dataclass(frozen=True)
@@ -40,7 +67,7 @@ class _Shape:
     name: str
     core: str
     grams: frozenset[str]
-    anchors: frozenset[str]
+    product: frozenset[str]
 
 
 class NearCopies:
@@ -57,7 +84,9 @@ class NearCopies:
             return found
         description = description_part(p.text)
         grams = shingles(project_text(p.name, description))
-        shape = _Shape(p.text, p.name, core_name(p.name), grams, anchors(description))
+        product_text_ = product_name(p.name)
+        product = shingles(product_text_) if len(product_text_) >= MIN_PRODUCT_CHARS else frozenset()
+        shape = _Shape(p.text, p.name, core_name(p.name), grams, product)
         with self._lock:
             if len(self._rows) >= self._max:
                 self._rows.pop(next(iter(self._rows)), None)
@@ -71,16 +100,18 @@ class NearCopies:
         if cosine is not None and cosine == cosine and cosine < COPY_COSINE_FLOOR:
             return False
         sa, sb = self._shape(a), self._shape(b)
-        shared = sa.anchors & sb.anchors
-        small = min(len(sa.anchors), len(sb.anchors))
+        # Shared figures (intake's check for a translated filing) are left out: the contest's texts
+        # repeat years and amounts across unrelated projects.
         verdict = judge(
             None if cosine is None or cosine != cosine else float(cosine),
             overlap(sa.grams, sb.grams),
             same_name=bool(sa.core) and sa.core == sb.core,
-            shared_anchors=len(shared),
-            anchor_overlap=len(shared) / small if small else 0.0,
         )
-        return verdict.kind is not None
+        if verdict.kind is not None:
+            return True
+        if cosine is None or cosine != cosine or cosine < PRODUCT_COSINE:
+            return False
+        return bool(sa.product and sb.product) and overlap(sa.product, sb.product) >= PRODUCT_NAME_OVERLAP
 
     def first_copy(
         self, project: ProjectProfile, cases: Iterable[tuple[ProjectProfile, float | None]]

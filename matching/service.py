@@ -70,6 +70,9 @@ logger = logging.getLogger(__name__)
 
 #: Projects sampled (evenly over the ids) for the reference distribution of raw scores of one side.
 REFERENCE_PROJECTS = 60
+#: Each sampled project's best pairs that enter the reference: the 匹配度 compares a pair with the
+#: pairs a ranked list shows first (against every pair, all shown pairs would read 99).
+REFERENCE_TOP = 10
 #: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
 _PAIR_CACHE_SIZE = 4096
 
@@ -320,16 +323,18 @@ class MatchingService(MatchingStore):
         raw: the ranker's scores of X when already computed; scale: the 匹配度 scale (else a 0-100
         rescale over span, the (lowest, highest) raw score of the query's candidates, default these
         rows); rivals: row -> the backed project that row's candidate nearly copies; demoted: rows
-        ranked below every other (competitors of an institution that avoids them).
+        shown after every other row of the top k (competitors of an institution that avoids them).
         """
         if len(ids) == 0 or k <= 0:
             return []
         if raw is None:
             raw = self.ranker.score(X)
         rivals = rivals or {}
-        down = np.zeros(len(ids), dtype=bool)
-        down[sorted(demoted)] = True
-        order = np.lexsort((np.asarray(ids), -raw, down))[:k]
+        order = np.lexsort((np.asarray(ids), -raw))[:k]
+        if demoted:
+            # The top k stay the top k (a competitor is shown, flagged), the demoted ones after the rest.
+            kept = [r for r in order.tolist() if r not in demoted]
+            order = np.asarray(kept + [r for r in order.tolist() if r in demoted], dtype=np.int64)
         if scale is not None:
             points = 100.0 / scale.spread
             scores = np.array([scale.shown(float(r)) for r in raw[order]])
@@ -421,10 +426,12 @@ class MatchingService(MatchingStore):
         return found
 
     def _score_scale(self, side: Side, evidence: bool, public: bool) -> ScoreScale:
-        """Return the 匹配度 scale of a side and view: raw scores of sampled projects x all of the side.
+        """Return the 匹配度 scale of a side and view: the best raw scores of sampled projects on that side.
 
-        Built on first use after any change of the store or the ranker, from projects sampled evenly
-        over the sorted ids (the same data gives the same scale in every process).
+        The reference holds, for projects sampled evenly over the sorted ids, their REFERENCE_TOP best
+        raw scores against every institution of the side: 匹配度 80 means a pair better than 80% of the
+        pairs at the top of a project's list. Built on first use after any change of the store or the
+        ranker (the same data gives the same scale in every process).
         """
         self._refresh_evidence()
         cache = self._pair_cache()
@@ -434,7 +441,7 @@ class MatchingService(MatchingStore):
             pids = sorted(self._projects)
             step = max(1, len(pids) // REFERENCE_PROJECTS)
             sample = pids[::step][:REFERENCE_PROJECTS]
-            rows = [self._pair_scores(p, side, evidence, public)[2] for p in sample]
+            rows = [np.sort(self._pair_scores(p, side, evidence, public)[2])[-REFERENCE_TOP:] for p in sample]
             scale = ScoreScale(np.concatenate(rows) if rows else np.empty(0))
             cache = self._pair_cache()
             cache[ck] = scale
@@ -840,9 +847,7 @@ class MatchingService(MatchingStore):
                     rivals[j] = rival
         demoted = set(rivals) if avoids(inst.competitor_policy) else set()
         if pair_scored:
-            down = np.zeros(len(pool), dtype=bool)
-            down[sorted(demoted)] = True
-            top = np.lexsort((np.asarray(pool), -raw, down))[:k].tolist()
+            top = np.lexsort((np.asarray(pool), -raw))[:k].tolist()
             X = X[top].copy()
             raw = raw[top].copy()
             parg, dense = parg[top].copy(), dense[top].copy()
