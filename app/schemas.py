@@ -41,7 +41,8 @@ FIELD_LABELS: dict[str, str] = {
     "revenue_wan": "营业收入（万元）", "ref": "项目编号", "credit_code": "统一社会信用代码",
     "team_lead": "团队负责人", "assets_wan": "资产总额（万元）", "sme_industry": "划型行业", "kind": "机构类型", "industries": "关注行业", "stages": "偏好阶段",
     "ticket_min_wan": "单笔金额下限（万元）", "ticket_max_wan": "单笔金额上限（万元）", "services": "提供服务",
-    "competitor_policy": "竞争项目处理方式", "space_m2": "可用面积（平方米）", "capacity": "可入驻企业数", "institution_id": "发布机构", "title": "标题",
+    "competitor_policy": "竞争项目处理方式",
+    "space_m2": "可用面积（平方米）", "capacity": "可入驻企业数", "institution_id": "发布机构", "title": "标题",
     "quota": "征集数量", "deadline": "截止日期", "k": "返回条数", "page": "页码", "per_page": "每页条数",
 }
 

@@ -613,16 +613,15 @@ class MatchingService(MatchingStore):
         public: bool = False,
         chunk_pairs: int = 65_536,
     ) -> NDArray[np.float64]:
-        """Return the display scores (0-100) of every project x institution pair as one matrix.
+        """Return the 匹配度 (0-100, unrounded) of every project x institution pair as one matrix.
 
-        The result has shape ``(len(project_ids), len(institution_ids))`` in the order given. Row
-        ``a`` is project ``project_ids[a]`` ranked against ``institution_ids`` as one query, with
-        the same numbers as the one-query path: similarities are z-scored (BM25 scaled) over the
-        row's candidates and 0-100 spans the row's lowest and highest raw ranker score, exactly as
-        ``match_project(pid, side, filters=Filters(allowed_ids=frozenset(institution_ids)))``
-        scores them when the institutions are all of that side (pass one side's institutions, or
-        any filtered subset of them). A pair the project's portfolio links already is NaN when
-        ``exclude_known`` is set (the one-query path never proposes it either).
+        The result has shape ``(len(project_ids), len(institution_ids))`` in the order given. Each
+        pair gets the number the ranked lists show for it (``match_project``, ``match_institution``,
+        rounded there to one decimal): each project is scored against every institution of the
+        institution's side (similarities z-scored, BM25 scaled, over those candidates) and the raw
+        score is placed on the side's scale (:meth:`_score_scale`), whatever subset is asked for.
+        A pair the project's portfolio links already is NaN when ``exclude_known`` is set (the
+        one-query path never proposes it either).
 
         Work is done in chunks of about ``chunk_pairs`` pairs: vector products for the dense
         and portfolio similarities, one sparse product for BM25, one
@@ -637,49 +636,70 @@ class MatchingService(MatchingStore):
             for pid in pids:
                 if pid not in self._projects:
                     raise KeyError(f"unknown project {pid}")
-            itab = self._institution_table()
-            irows = itab.rows(iids)
-            n_i = len(iids)
-            out = np.full((len(pids), n_i), np.nan)
-            if not pids or not n_i:
+            sides: dict[Side, list[int]] = {}
+            for j, i in enumerate(iids):
+                inst = self._institutions.get(i)
+                if inst is None:
+                    raise KeyError(f"unknown institution {i}")
+                sides.setdefault(inst.side, []).append(j)
+            out = np.full((len(pids), len(iids)), np.nan)
+            if not pids:
                 return out
-            col_of = {i: j for j, i in enumerate(iids)}
-            # Institution side, once per block: vectors, portfolio rows, BM25 term weights.
-            has_iv = np.array([i in self._inst_index for i in iids], dtype=bool)
-            iv = self._inst_index.vectors_for([i for i in iids if i in self._inst_index])
-            pm = self._portfolio_matrix()
-            bounds = np.array([pm.segments.get(i, (0, 0)) for i in iids], dtype=np.int64).reshape(-1, 2)
-            lengths = bounds[:, 1] - bounds[:, 0]
-            has_port = lengths > 0
-            port_cols = (
-                np.concatenate([np.arange(a, b) for a, b in bounds[has_port]])
-                if has_port.any()
-                else np.empty(0, dtype=np.int64)
-            )
-            port_vecs = pm.matrix[port_cols]
-            port_starts = np.concatenate(([0], np.cumsum(lengths[has_port])[:-1])).astype(np.int64)
-            terms, weights = self._inst_lex.weight_matrix(iids)
-            weights_t = weights.T.tocsr()
-            chunk = max(1, chunk_pairs // n_i)
-            for start in range(0, len(pids), chunk):
-                part = pids[start : start + chunk]
-                out[start : start + len(part)] = self._score_chunk(
-                    part,
-                    iids,
-                    irows,
-                    itab,
-                    col_of,
-                    has_iv,
-                    iv,
-                    has_port,
-                    port_vecs,
-                    port_starts,
-                    lengths[has_port],
-                    terms,
-                    weights_t,
-                    public,
-                )
+            for side, cols in sides.items():
+                universe = sorted(self._side_ids[side])
+                where = {i: c for c, i in enumerate(universe)}
+                raw = self._raw_block(pids, universe, public, chunk_pairs)
+                picked = raw[:, [where[iids[j]] for j in cols]]
+                out[:, cols] = self._score_scale(side, True, public).degree(picked)
             return out
+
+    def _raw_block(
+        self, pids: list[int], iids: list[int], public: bool, chunk_pairs: int
+    ) -> NDArray[np.float64]:
+        """Return the raw ranker scores of pids x iids, each row one query over iids (see score_block)."""
+        itab = self._institution_table()
+        irows = itab.rows(iids)
+        n_i = len(iids)
+        out = np.full((len(pids), n_i), np.nan)
+        if not pids or not n_i:
+            return out
+        col_of = {i: j for j, i in enumerate(iids)}
+        # Institution side, once per block: vectors, portfolio rows, BM25 term weights.
+        has_iv = np.array([i in self._inst_index for i in iids], dtype=bool)
+        iv = self._inst_index.vectors_for([i for i in iids if i in self._inst_index])
+        pm = self._portfolio_matrix()
+        bounds = np.array([pm.segments.get(i, (0, 0)) for i in iids], dtype=np.int64).reshape(-1, 2)
+        lengths = bounds[:, 1] - bounds[:, 0]
+        has_port = lengths > 0
+        port_cols = (
+            np.concatenate([np.arange(a, b) for a, b in bounds[has_port]])
+            if has_port.any()
+            else np.empty(0, dtype=np.int64)
+        )
+        port_vecs = pm.matrix[port_cols]
+        port_starts = np.concatenate(([0], np.cumsum(lengths[has_port])[:-1])).astype(np.int64)
+        terms, weights = self._inst_lex.weight_matrix(iids)
+        weights_t = weights.T.tocsr()
+        chunk = max(1, chunk_pairs // n_i)
+        for start in range(0, len(pids), chunk):
+            part = pids[start : start + chunk]
+            out[start : start + len(part)] = self._score_chunk(
+                part,
+                iids,
+                irows,
+                itab,
+                col_of,
+                has_iv,
+                iv,
+                has_port,
+                port_vecs,
+                port_starts,
+                lengths[has_port],
+                terms,
+                weights_t,
+                public,
+            )
+        return out
 
     def _score_chunk(
         self,
@@ -698,7 +718,7 @@ class MatchingService(MatchingStore):
         weights_t: Any,
         public: bool,
     ) -> NDArray[np.float64]:
-        """Return the 0-100 scores of some projects against the block's institutions (see score_block)."""
+        """Return the raw scores of some projects against the block's institutions (see score_block)."""
         from scipy.sparse import csr_matrix
 
         n_p, n_i = len(pids), len(iids)
@@ -761,9 +781,7 @@ class MatchingService(MatchingStore):
         else:
             X = block_features(self._ptab, self._ptab.rows(pids), itab, irows, sims_z, public=public)
             raw = self.ranker.score(X).reshape(n_p, n_i)
-        lo = np.where(mask, raw, np.inf).min(axis=1, keepdims=True)
-        hi = np.where(mask, raw, -np.inf).max(axis=1, keepdims=True)
-        return np.where(mask, rescale_0_100(raw, lo, hi), np.nan)
+        return np.where(mask, raw, np.nan)
 
     def _projects_for(
         self,

@@ -232,7 +232,7 @@ MATCH_OUT = {
         "industry": _nullable(_STR),
         "competitor_of": {
             **_nullable(_STR),
-            "description": "Name of the backed project this candidate nearly copies (可能构成竞争), when shown",
+            "description": "The backed project this candidate nearly copies (可能构成竞争), when shown",
         },
     },
 }
