@@ -339,7 +339,7 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
             text = f"与已投项目相近：与该{noun}{verb}的「{case.name}」业务相近"
             quoted = _quoted_pair(ctx.case_phrases)
             if quoted:
-                text += f"（项目「{_quote(quoted[0])}」；「{case.name}」「{_quote(quoted[1])}」）"
+                text += f"（本项目「{_quote(quoted[0])}」；已投项目「{_quote(quoted[1])}」）"
             return text
         return f"与已投项目不同：与该{noun}{verb}的 {ev.n_portfolio} 个项目业务都不太相近"
     if name == "dense_port_mean":
