@@ -1,4 +1,4 @@
-"""The demo as a fund sees it: plain reasons, distinctive keywords, competitors flagged, one 匹配度 per pair."""
+"""The demo as a fund sees it: plain reasons, distinctive keywords, competitors flagged, one 匹配度 a pair."""
 
 from __future__ import annotations
 
