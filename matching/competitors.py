@@ -6,7 +6,8 @@ character 3-gram overlap of core name and description, the same core name, or e5
 the same text; not its shared-figures check for translations) finds them the same or similar; or
 when they make the same product: close by vector (cosine at least :data:`PRODUCT_COSINE`) and the
 same product name once brand, company and project words are dropped (「芃峻全屋智能中控屏」 and
-「全屋智能中控屏产业化项目」 both make 全屋智能中控屏). A sentence in common is no evidence on its own: the
+「全屋智能中控屏产业化项目」 both make 全屋智能中控屏: a run of at least MIN_PRODUCT_CHARS characters in
+common, covering PRODUCT_NAME_SHARE of the shorter name). A sentence in common is no evidence on its own: the
 contest's descriptions share boilerplate sentences across unrelated projects. The rule is applied
 between a candidate and the backed project closest to it by vector. Whether the institution then
 avoids or welcomes such candidates is its own setting (``competitor_policy``).
@@ -18,12 +19,22 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from matching.duplicates import core_name, judge, overlap, project_text, shingles
 from matching.explain import description_part
 from matching.types import ProjectProfile
 
-__all__ = ["AVOID", "COPY_COSINE_FLOOR", "POLICIES", "WELCOME", "NearCopies", "avoids", "product_name"]
+__all__ = [
+    "AVOID",
+    "COPY_COSINE_FLOOR",
+    "POLICIES",
+    "WELCOME",
+    "NearCopies",
+    "avoids",
+    "product_name",
+    "same_product",
+]
 
 AVOID = "avoid"
 WELCOME = "welcome"
@@ -35,16 +46,25 @@ POLICIES: tuple[str, ...] = (AVOID, WELCOME)
 COPY_COSINE_FLOOR = 0.85
 #: Cosine from which two projects with the same product name or a shared sentence make the same product.
 PRODUCT_COSINE = 0.90
-#: Shingle overlap of two product names (over the shorter) from which they name the same product.
-PRODUCT_NAME_OVERLAP = 0.8
-#: Shortest product name (characters) compared: shorter ones (「机器人」) name a field, not a product.
-MIN_PRODUCT_CHARS = 4
+#: Share of the shorter product name that the longest run both names hold must cover: 「禾昶全屋智能中控屏」
+#: and 「芃峻全屋智能中控屏」 share 「全屋智能中控屏」 (7 of 9 characters).
+PRODUCT_NAME_SHARE = 0.6
+#: Shortest shared run (characters) that names a product: shorter ones (「机器人」) name a field.
+MIN_PRODUCT_CHARS = 5
 
 #: Words around a product name in a project title: 「…研发及产业化项目」, 「“芃禾”…」.
 _TITLE_WORDS = re.compile(
     r"(研发及产业化|产业化|的研发与推广|研发与推广|推广|的研发|研发|原型开发|设计与验证|创新方案|方案|项目|建设|示范|应用|平台|基地)$"
 )
 _QUOTED_BRAND = re.compile(r"[“\"「『][^”\"」』]{1,8}[”\"」』]")
+
+
+def same_product(a: str, b: str) -> bool:
+    """Return whether two product names (see product_name) name the same product."""
+    if len(a) < MIN_PRODUCT_CHARS or len(b) < MIN_PRODUCT_CHARS:
+        return False
+    run = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
+    return run >= MIN_PRODUCT_CHARS and run >= PRODUCT_NAME_SHARE * min(len(a), len(b))
 
 
 def avoids(policy: str | None) -> bool:
@@ -67,7 +87,7 @@ class _Shape:
     name: str
     core: str
     grams: frozenset[str]
-    product: frozenset[str]
+    product: str
 
 
 class NearCopies:
@@ -84,9 +104,7 @@ class NearCopies:
             return found
         description = description_part(p.text)
         grams = shingles(project_text(p.name, description))
-        product_text_ = product_name(p.name)
-        product = shingles(product_text_) if len(product_text_) >= MIN_PRODUCT_CHARS else frozenset()
-        shape = _Shape(p.text, p.name, core_name(p.name), grams, product)
+        shape = _Shape(p.text, p.name, core_name(p.name), grams, product_name(p.name))
         with self._lock:
             if len(self._rows) >= self._max:
                 self._rows.pop(next(iter(self._rows)), None)
@@ -111,7 +129,7 @@ class NearCopies:
             return True
         if cosine is None or cosine != cosine or cosine < PRODUCT_COSINE:
             return False
-        return bool(sa.product and sb.product) and overlap(sa.product, sb.product) >= PRODUCT_NAME_OVERLAP
+        return same_product(sa.product, sb.product)
 
     def first_copy(
         self, project: ProjectProfile, cases: Iterable[tuple[ProjectProfile, float | None]]

@@ -41,6 +41,7 @@ __all__ = [
     "description_clauses",
     "description_part",
     "distinctive_terms",
+    "expand_terms",
     "is_quotable",
     "pair_reasons",
     "reason_tone",
@@ -299,14 +300,52 @@ def _same_words(a: str, b: str) -> bool:
     return bool(ga and gb) and len(ga & gb) / min(len(ga), len(gb)) >= 0.6
 
 
+#: Least total length (characters) of the distinctive words two quoted clauses share: one two-character
+#: word in common (「装修」, 「燃气」) does not make two clauses say the same thing.
+MIN_SHARED_CHARS = 3
+
+
 def _quoted_pair(found: tuple[str, str, tuple[str, ...]] | None) -> tuple[str, str] | None:
-    """Return the two clauses worth quoting side by side: they share a distinctive word and differ."""
+    """Return the two clauses worth quoting side by side: they share distinctive words and differ."""
     if found is None:
         return None
     a, b, shared = found
-    if not any(is_quotable(t) for t in shared) or _same_words(a, b):
+    if sum(len(t) for t in shared if is_quotable(t)) < MIN_SHARED_CHARS or _same_words(a, b):
         return None
     return a, b
+
+
+_WORD_CHAR = re.compile(r"[0-9a-z\u4e00-\u9fff]")
+
+
+def expand_terms(terms: Sequence[str], text_a: str, text_b: str, max_chars: int = 8) -> tuple[str, ...]:
+    """Return the shared terms grown to the longest run both texts hold (at most max_chars characters).
+
+    A segmenter cuts 「全屋智能中控屏」 into 「全屋」「智能」「中控」「屏」; quoted alone the pieces read as
+    noise. Each term grows left and right while both texts still contain the run; terms inside a
+    longer one are dropped, the order is kept, and only quotable runs remain.
+    """
+    a = unicodedata.normalize("NFKC", text_a or "").lower()
+    b = unicodedata.normalize("NFKC", text_b or "").lower()
+    out: list[str] = []
+    for term in terms:
+        best = term
+        start = a.find(term)
+        while start >= 0:
+            lo, hi = start, start + len(term)
+            grown = True
+            while grown and hi - lo < max_chars:
+                grown = False
+                if lo > 0 and _WORD_CHAR.match(a[lo - 1]) and a[lo - 1 : hi] in b:
+                    lo, grown = lo - 1, True
+                if hi - lo < max_chars and hi < len(a) and _WORD_CHAR.match(a[hi]) and a[lo : hi + 1] in b:
+                    hi, grown = hi + 1, True
+            if hi - lo > len(best):
+                best = a[lo:hi]
+            start = a.find(term, start + 1)
+        if is_quotable(best) and best not in out:
+            out.append(best)
+    return tuple(t for t in out if not any(t != o and t in o for o in out))
 
 
 def _month(date: str) -> str:

@@ -17,6 +17,7 @@ from matching.explain import (
     closest_phrases,
     description_clauses,
     distinctive_terms,
+    expand_terms,
 )
 from matching.features import Evidence
 from matching.lexical import LexicalIndex
@@ -106,6 +107,7 @@ def pair_context(
     project_clauses: ClauseTokens | None = None,
     institution_clauses: ClauseTokens | None = None,
     competitor: str | None = None,
+    institution_doc: str | None = None,
 ) -> PairContext:
     """Return what the reasons of one (project, institution) pair are written from.
 
@@ -115,6 +117,8 @@ def pair_context(
         coinvest_partners: called only when the pair has a co-investment signal.
         project_clauses, institution_clauses: the records' clause tokens computed when indexed.
         competitor: name of the backed project the project nearly copies (see matching.competitors).
+        institution_doc: the institution's BM25 document; shared keywords are grown to the longest
+            run both documents hold (「全屋智能中控屏」 rather than 「全屋」「控屏」).
 
     Shared keywords must be distinctive for both texts: rare among the institutions' documents and
     among the projects' (at most 20% of either), and quotable (:func:`matching.explain.is_quotable`).
@@ -134,6 +138,8 @@ def pair_context(
         shared = distinctive_terms(
             common, lambda t: max(institution_lex.doc_share(t), project_lex.doc_share(t))
         )[:5]
+        if institution_doc:
+            shared = expand_terms(shared, project_doc, institution_doc)
     return PairContext(
         project=proj,
         institution=inst,

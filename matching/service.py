@@ -517,6 +517,7 @@ class MatchingService(MatchingStore):
             project_clauses=self._proj_clauses,
             institution_clauses=self._inst_clauses,
             competitor=competitor,
+            institution_doc=self._institution_doc(inst) if evidence else self._institution_own_doc(inst),
         )
 
     # ------------------------------------------------------------------ public ranking
