@@ -135,6 +135,7 @@ class MatchingService(MatchingStore):
         """Swap the ranker (None restores the hand-set fallback)."""
         with self._lock:
             self.ranker = ranker if ranker is not None else HandWeightedRanker()
+            self._edits = getattr(self, "_edits", 0) + 1  # every 匹配度 changes with the ranker
 
     def evidence(self, institution_id: int) -> Evidence:
         """Return what the institution's portfolio says about it."""
@@ -153,6 +154,7 @@ class MatchingService(MatchingStore):
         self._itab = InstitutionTable(self._vocabs, insts, [self._evidence[i.id] for i in insts])
         self._itab_plain = None  # rebuilt on demand from the same institutions
         self._evidence_dirty = False
+        self._edits = getattr(self, "_edits", 0) + 1  # pair scores drawn from the old tables are stale
 
     def _evidence_for(self, institution_id: int, leave_out: int | None) -> Evidence:
         """Return an institution's evidence, recomputed without one project when it is in the portfolio."""
@@ -364,9 +366,34 @@ class MatchingService(MatchingStore):
         return out
 
     # ------------------------------------------------------------------ 匹配度 and competitors
+    def upsert_project(self, profile: ProjectProfile, vector: NDArray[np.floating] | None) -> None:
+        with self._lock:
+            self._edits = getattr(self, "_edits", 0) + 1
+            super().upsert_project(profile, vector)
+
+    def remove_project(self, project_id: int) -> None:
+        with self._lock:
+            self._edits = getattr(self, "_edits", 0) + 1
+            super().remove_project(project_id)
+
+    def upsert_institution(self, profile: InstitutionProfile, vector: NDArray[np.floating] | None) -> None:
+        with self._lock:
+            self._edits = getattr(self, "_edits", 0) + 1
+            super().upsert_institution(profile, vector)
+
+    def remove_institution(self, institution_id: int) -> None:
+        with self._lock:
+            self._edits = getattr(self, "_edits", 0) + 1
+            super().remove_institution(institution_id)
+
     def _state_key(self) -> tuple[Any, ...]:
-        """Return what pair scores depend on besides the pair (call under the lock, evidence fresh)."""
+        """Return what pair scores depend on besides the pair (call under the lock, evidence fresh).
+
+        Any edit counts (a profile field outside the texts changes features too), and so does a
+        rebuild of the evidence tables (a load or a background index rebuild marks them stale).
+        """
         return (
+            getattr(self, "_edits", 0),
             id(self.ranker),
             self._proj_lex.generation,
             self._inst_lex.generation,

@@ -134,3 +134,13 @@ def test_product_names_and_copies() -> None:
     assert not copies.is_copy(a, b, cosine=0.80)  # far apart by meaning: not compared
     assert not copies.is_copy(a, c, cosine=0.91)
     assert not copies.is_copy(a, a, cosine=1.0)  # a project does not compete with itself
+
+
+def test_scores_follow_edits(service: MatchingService, embedder: Embedder) -> None:
+    before = service.match_degree(1, 101)
+    p = service.project(1)
+    # A field outside the texts: the stage the fund prefers no longer fits.
+    service.upsert_project(replace(p, stage="创意阶段"), embedder.encode_documents([p.text])[0])
+    after = service.match_degree(1, 101)
+    assert after is not None and before is not None and after < before
+    assert next(m.score for m in service.match_project(1, "fund", 10) if m.id == 101) == after
