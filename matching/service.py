@@ -73,6 +73,8 @@ REFERENCE_PROJECTS = 60
 #: Each sampled project's best pairs that enter the reference: the 匹配度 compares a pair with the
 #: pairs a ranked list shows first (against every pair, all shown pairs would read 99).
 REFERENCE_TOP = 10
+#: Candidates of an institution's list scored as pairs (its 匹配度 and order), whatever k is asked for.
+PAIR_SCORED_TOP = 100
 #: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
 _PAIR_CACHE_SIZE = 4096
 
@@ -325,18 +327,17 @@ class MatchingService(MatchingStore):
         raw: the ranker's scores of X when already computed; scale: the 匹配度 scale (else a 0-100
         rescale over span, the (lowest, highest) raw score of the query's candidates, default these
         rows); rivals: row -> the backed project that row's candidate nearly copies; demoted: rows
-        shown after every other row of the top k (competitors of an institution that avoids them).
+        ranked after every other row (competitors of an institution that avoids them).
         """
         if len(ids) == 0 or k <= 0:
             return []
         if raw is None:
             raw = self.ranker.score(X)
         rivals = rivals or {}
-        order = np.lexsort((np.asarray(ids), -raw))[:k]
-        if demoted:
-            # The top k stay the top k (a competitor is shown, flagged), the demoted ones after the rest.
-            kept = [r for r in order.tolist() if r not in demoted]
-            order = np.asarray(kept + [r for r in order.tolist() if r in demoted], dtype=np.int64)
+        down = np.zeros(len(ids), dtype=bool)
+        down[sorted(demoted)] = True
+        # Demoted rows after every other row, then the first k: a shorter list is a prefix of a longer one.
+        order = np.lexsort((np.asarray(ids), -raw, down))[:k]
         if scale is not None:
             points = 100.0 / scale.spread
             scores = np.array([scale.shown(float(r)) for r in raw[order]])
@@ -893,7 +894,9 @@ class MatchingService(MatchingStore):
                     rivals[j] = rival
         demoted = set(rivals) if avoids(inst.competitor_policy) else set()
         if pair_scored:
-            top = np.lexsort((np.asarray(pool), -raw))[:k].tolist()
+            # A fixed number of the best candidates are scored as pairs and ranked by that score, so the
+            # list for k = 10 is the first ten of the list for k = 100.
+            top = np.lexsort((np.asarray(pool), -raw))[: max(k, PAIR_SCORED_TOP)].tolist()
             X = X[top].copy()
             raw = raw[top].copy()
             parg, dense = parg[top].copy(), dense[top].copy()

@@ -149,3 +149,17 @@ def test_same_pair_same_score_on_both_pages(app, client, auth) -> None:
     for item in listed:
         on_project = client.get(f"/api/projects/{item['id']}/matches?kind=fund&k=60").get_json()["items"]
         assert next(i["score"] for i in on_project if i["id"] == fund) == item["score"]
+
+
+def test_a_shorter_list_is_the_start_of_a_longer_one(app) -> None:
+    fund = _fund_id(app)
+    with app.app_context():
+        service = get_matching()
+        long = service.match_institution(fund, 100, explain=False)
+        short = service.match_institution(fund, 10, explain=False)
+        assert [(m.id, m.score) for m in short] == [(m.id, m.score) for m in long[:10]]
+        assert all(m.competitor_of is None for m in short)  # 回避竞争: competitors come after the rest
+        pid = long[0].id
+        assert [m.id for m in service.match_project(pid, "fund", 5)] == [
+            m.id for m in service.match_project(pid, "fund", 20)
+        ][:5]
