@@ -279,7 +279,11 @@ class InstitutionIn(_Strict):
     contact_name: OptStr = Field(default=None, max_length=64)
     contact_phone: OptStr = Field(default=None, max_length=32)
     contact_email: OptStr = Field(default=None, max_length=120)
-    competitor_policy: str = "avoid"
+    competitor_policy: str = Field(
+        default="avoid",
+        description="竞争项目处理方式: avoid (回避竞争) or welcome (欢迎同类)",
+        json_schema_extra={"enum": ["avoid", "welcome", "回避竞争", "欢迎同类"]},
+    )
 
     _kind = field_validator("kind", mode="before")(lambda v: _label(InstitutionKind, v, "kind"))
 
