@@ -41,6 +41,7 @@ FIELD_LABELS: dict[str, str] = {
     "revenue_wan": "营业收入（万元）", "ref": "项目编号", "credit_code": "统一社会信用代码",
     "team_lead": "团队负责人", "assets_wan": "资产总额（万元）", "sme_industry": "划型行业", "kind": "机构类型", "industries": "关注行业", "stages": "偏好阶段",
     "ticket_min_wan": "单笔金额下限（万元）", "ticket_max_wan": "单笔金额上限（万元）", "services": "提供服务",
+    "competitor_policy": "竞争项目处理方式",
     "space_m2": "可用面积（平方米）", "capacity": "可入驻企业数", "institution_id": "发布机构", "title": "标题",
     "quota": "征集数量", "deadline": "截止日期", "k": "返回条数", "page": "页码", "per_page": "每页条数",
 }
@@ -243,6 +244,24 @@ class ProjectIn(_Strict):
         return v
 
 
+#: An institution's choice about candidates that nearly copy a project it backed: value -> label.
+COMPETITOR_POLICIES: dict[str, str] = {"avoid": "回避竞争", "welcome": "欢迎同类"}
+
+
+def competitor_policy_value(v: Any) -> str:
+    """Return "avoid" or "welcome" from the value or its Chinese label (blank: the default, avoid)."""
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return "avoid"
+    if isinstance(v, str):
+        text = v.strip()
+        if text in COMPETITOR_POLICIES:
+            return text
+        for value, label in COMPETITOR_POLICIES.items():
+            if text == label:
+                return value
+    raise ValueError("竞争项目处理方式只能是「回避竞争」(avoid) 或「欢迎同类」(welcome)")
+
+
 class InstitutionIn(_Strict):
     """An institution profile."""
 
@@ -261,8 +280,18 @@ class InstitutionIn(_Strict):
     contact_name: OptStr = Field(default=None, max_length=64)
     contact_phone: OptStr = Field(default=None, max_length=32)
     contact_email: OptStr = Field(default=None, max_length=120)
+    competitor_policy: str = Field(
+        default="avoid",
+        description="竞争项目处理方式: avoid (回避竞争) or welcome (欢迎同类)",
+        json_schema_extra={"enum": ["avoid", "welcome", "回避竞争", "欢迎同类"]},
+    )
 
     _kind = field_validator("kind", mode="before")(lambda v: _label(InstitutionKind, v, "kind"))
+
+    @field_validator("competitor_policy", mode="before")
+    @classmethod
+    def _competitor_policy(cls, v: Any) -> str:
+        return competitor_policy_value(v)
     _numbers = field_validator(
         "ticket_min_wan", "ticket_max_wan", "space_m2", "capacity", mode="before"
     )(_blank_to_none)

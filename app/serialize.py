@@ -69,6 +69,7 @@ def institution_json(i: Institution) -> dict[str, Any]:
         "contact_name": i.contact_name,
         "contact_phone": i.contact_phone,
         "contact_email": i.contact_email,
+        "competitor_policy": i.competitor_policy or "avoid",
         "created_at": i.created_at.isoformat() if i.created_at else None,
         "updated_at": i.updated_at.isoformat() if i.updated_at else None,
     }
@@ -102,6 +103,8 @@ def match_json(row: Any, m: Match) -> dict[str, Any]:
         "kind": row.kind.value if isinstance(row, Institution) else None,
         "province": row.province,
         "industry": getattr(row, "industry", None),
+        # Only when the competition reason is shown (it draws on the institution's signed projects).
+        "competitor_of": m.competitor_of if any(r.feature == "competitor" for r in m.reasons) else None,
     }
 
 

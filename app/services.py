@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -104,6 +104,7 @@ def institution_profile(i: Institution, portfolio: Sequence[PortfolioItem] = ())
         space_m2=i.space_m2,
         capacity=i.capacity,
         portfolio=tuple(portfolio),
+        competitor_policy=i.competitor_policy or "avoid",
     )
 
 
@@ -981,6 +982,7 @@ def matches_for_project(
     public: bool = False,
     private: bool = False,
     own: bool = False,
+    member_of: int | None = None,
 ) -> list[RankedRow]:
     """Return the top-k institutions of one side for a project, rows in rank order.
 
@@ -990,12 +992,20 @@ def matches_for_project(
             count as evidence and refused pairs are left out. Otherwise the ranking depends on no
             pipeline at all, so it cannot reveal one.
         own: the viewer is the project itself, which knows its own refusals: those are left out too.
+        member_of: the viewer's institution, whose pipeline it may see: its row shows the 匹配度 of its
+            own list (with its signed connections), so the pair reads the same on both pages.
     """
     f = f or InstitutionFilter()
     refused = _declined(project_id=project_id) if private or own else None
     allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty(), refused)
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
     matches = _rank(lambda m: m.match_project(project_id, side, k=k, filters=filters))  # type: ignore[arg-type]
+    if member_of is not None and not private:
+        for j, m in enumerate(matches):
+            if m.id == member_of:
+                degree = get_matching().match_degree(project_id, member_of, evidence=True, public=public)
+                if degree is not None:
+                    matches[j] = replace(m, score=degree)
     return _in_rank_order(session, Institution, matches)
 
 

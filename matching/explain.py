@@ -1,17 +1,22 @@
 """Readable Chinese reasons computed from a pair's real feature values and contributions.
 
-Each reason quotes the values behind it (the industries, stages, amounts, places, services that
-matched or clashed) and the signed contribution in score points, so two pairs with different
-features never read the same. Semantic closeness is shown by quoting the closest clauses of the
-two texts, found by IDF-weighted token overlap (no model call at query time).
+Each reason states in plain words the facts behind it (the industries, stages, amounts, places,
+services that matched or clashed), so two pairs with different features never read the same. No
+reason names a statistic or an algorithm: closeness of two texts reads 业务方向相近, and a quote or a
+keyword is shown only when it is distinctive for both texts (rare in the corpus and not on the
+stop-list of function words, numbers and boilerplate in ``data/quote_stopwords.txt``). The signed
+contribution stays on :class:`~matching.types.Reason` (the list orders by it) and is not written into
+the text. A near-copy of what the institution already backed reads 可能与已投企业「X」构成竞争.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 from matching.features import Evidence, project_stage_index
 from matching.types import (
@@ -28,23 +33,30 @@ from matching.types import (
 __all__ = [
     "FIELD_LABELS",
     "GENERIC_TERMS",
+    "JARGON",
     "PairContext",
     "clause_tokens",
     "closest_phrases",
+    "competitor_text",
     "description_clauses",
     "description_part",
     "distinctive_terms",
+    "expand_terms",
+    "is_quotable",
     "pair_reasons",
     "reason_tone",
-    "search_reasons",
     "split_clauses",
 ]
 
 _CLAUSE_SPLIT = re.compile(r"[，。；、,;!！?？\n\r\t：:（）()【】\[\]《》“”\"|/]+|(?<=[a-z])\.\s")
 _MAX_QUOTE = 36
+#: Keywords quoted at most per reason.
+_MAX_TERMS = 3
 _SIDE_NOUN = {"fund": "机构", "base": "基地", "platform": "平台"}
 _CASE_VERB = {"fund": "已投", "base": "已落地", "platform": "已服务"}
 _SIDE_OFFER = {"fund": NEED_FINANCING, "base": NEED_LANDING, "platform": "专业服务"}
+_CASE_NOUN = {"fund": "投资", "base": "落地", "platform": "服务"}
+_COMPETITOR_OF = {"fund": "已投企业", "base": "已落地企业", "platform": "已服务企业"}
 
 #: Labels of the fields block that :mod:`embeddings.text` appends after the description
 #: ("项目：…；行业：A、B"). Those lines repeat structured fields that other reasons already quote;
@@ -55,8 +67,10 @@ FIELD_LABELS: frozenset[str] = frozenset(
 _FIELD_LINE = re.compile(r"^\s*(?:" + "|".join(sorted(FIELD_LABELS, key=len, reverse=True)) + r")\s*[：:]")
 
 #: Words too common in business descriptions to show as evidence of a match: places, deal words,
-#: company boilerplate and fillers. They still count in BM25; they are only never quoted.
-GENERIC_TERMS: frozenset[str] = frozenset(
+#: company boilerplate and fillers, plus the stop-list file ``data/quote_stopwords.txt`` (function
+#: words, numbers and ordinals, report boilerplate). They still count in ranking; they are only never
+#: quoted, and weigh nothing when the clauses of two texts are compared.
+_BUILT_IN = frozenset(
     """
     北京 上海 深圳 广州 杭州 南京 苏州 成都 武汉 西安 天津 重庆 中国 全国 国内 国外 全球 国际 海外
     完成 投资 融资 万元 亿元 千万 数千万 数百万 人民币 美元 元 轮 天使轮 估值 领投 跟投 获得 获 资金
@@ -72,6 +86,30 @@ GENERIC_TERMS: frozenset[str] = frozenset(
     market customers users provide provides help helps new based
     """.split()  # noqa: SIM905 - a word list reads better than quoted items
 )
+
+
+def _stop_list() -> frozenset[str]:
+    text = resources.files("matching").joinpath("data/quote_stopwords.txt").read_text(encoding="utf-8")
+    words = (w for line in text.splitlines() for w in line.split("#", 1)[0].split())
+    return frozenset(unicodedata.normalize("NFKC", w).lower() for w in words)
+
+
+GENERIC_TERMS: frozenset[str] = _BUILT_IN | _stop_list()
+
+#: Statistics and algorithm words no reason may contain (a test reads every reason of the demo).
+JARGON: tuple[str, ...] = tuple(
+    "标准差 BM25 bm25 z-score z值 z分 向量 余弦 相对得分 相似度 cosine IDF 归一 分位 权重 特征 加权".split()  # noqa: SIM905
+)
+
+#: Numbers, ordinals and counted amounts: 1300, 第二, 三家, 1300万元, 50%, 2019年, 十余个.
+_NUMERIC = re.compile(
+    r"^(?:第?[\d０-９.,%％]*[零〇一二两三四五六七八九十百千万亿几数多余]*[\d.,%％]*"
+    r"(?:万元|亿元|万|亿|元|年|月|日|天|个|家|款|项|台|套|次|倍|人|位|名|件|吨|亩|平米|平方米|km|kg|m|%)?)$",
+    re.IGNORECASE,
+)
+_HAS_WORD = re.compile(r"[a-zA-Z\u4e00-\u9fff]")
+
+
 #: Least IDF-weighted cosine at which two clauses count as saying the same thing; below it the
 #: semantic reason is given without a quote rather than with an unconvincing pair.
 PHRASE_FLOOR = 0.15
@@ -109,8 +147,16 @@ def distinctive_terms(
     return tuple(t for t in kept if not any(t != o and t in o for o in kept))
 
 
-def _quotable(token: str) -> bool:
-    return token.lower() not in GENERIC_TERMS and token not in FIELD_LABELS and len(token) >= 2
+def is_quotable(token: str) -> bool:
+    """Return whether a token may be quoted as evidence: two characters or more, a word (not a number,
+    ordinal or amount), and on no stop-list."""
+    t = unicodedata.normalize("NFKC", token or "").strip().lower()
+    if len(t) < 2 or t in GENERIC_TERMS or t in FIELD_LABELS or not _HAS_WORD.search(t):
+        return False
+    return not _NUMERIC.match(t)
+
+
+_quotable = is_quotable
 
 
 def _bigrams(text: str) -> set[str]:
@@ -238,11 +284,73 @@ class PairContext:
     coinvest_partners: tuple[str, ...] = ()
     shared_terms: tuple[str, ...] = ()
     dense_raw: float | None = None
+    #: Name of the backed project this one nearly copies (a likely competitor), if any.
+    competitor: str | None = None
 
 
 def _stage_name(project: ProjectProfile) -> str | None:
     idx = project_stage_index(project)
     return STAGES[idx] if idx is not None else None
+
+
+def _same_words(a: str, b: str) -> bool:
+    """Return whether two clauses say nearly the same words (a copied sentence is no evidence of fit)."""
+    ga, gb = _bigrams(a), _bigrams(b)
+    return bool(ga and gb) and len(ga & gb) / min(len(ga), len(gb)) >= 0.6
+
+
+#: Least total length (characters) of the distinctive words two quoted clauses share: one two-character
+#: word in common (「装修」, 「燃气」) does not make two clauses say the same thing.
+MIN_SHARED_CHARS = 3
+
+
+def _quoted_pair(found: tuple[str, str, tuple[str, ...]] | None) -> tuple[str, str] | None:
+    """Return the two clauses worth quoting side by side: they share distinctive words and differ."""
+    if found is None:
+        return None
+    a, b, shared = found
+    if sum(len(t) for t in shared if is_quotable(t)) < MIN_SHARED_CHARS or _same_words(a, b):
+        return None
+    return a, b
+
+
+_WORD_CHAR = re.compile(r"[0-9a-z\u4e00-\u9fff]")
+
+
+def expand_terms(terms: Sequence[str], text_a: str, text_b: str, max_chars: int = 8) -> tuple[str, ...]:
+    """Return the shared terms grown to the longest run both texts hold (at most max_chars characters).
+
+    A segmenter cuts 「全屋智能中控屏」 into 「全屋」「智能」「中控」「屏」; quoted alone the pieces read as
+    noise. Each term grows left and right while both texts still contain the run; terms inside a
+    longer one are dropped, the order is kept, and only quotable runs remain.
+    """
+    a = unicodedata.normalize("NFKC", text_a or "").lower()
+    b = unicodedata.normalize("NFKC", text_b or "").lower()
+    out: list[str] = []
+    for term in terms:
+        best = term
+        start = a.find(term)
+        while start >= 0:
+            lo, hi = start, start + len(term)
+            grown = True
+            while grown and hi - lo < max_chars:
+                grown = False
+                if lo > 0 and _WORD_CHAR.match(a[lo - 1]) and a[lo - 1 : hi] in b:
+                    lo, grown = lo - 1, True
+                if hi - lo < max_chars and hi < len(a) and _WORD_CHAR.match(a[hi]) and a[lo : hi + 1] in b:
+                    hi, grown = hi + 1, True
+            if hi - lo > len(best):
+                best = a[lo:hi]
+            start = a.find(term, start + 1)
+        if is_quotable(best) and best not in out:
+            out.append(best)
+    return tuple(t for t in out if not any(t != o and t in o for o in out))
+
+
+def _month(date: str) -> str:
+    year, _, rest = date.partition("-")
+    month = rest[:2].lstrip("0")
+    return f"{year} 年 {month} 月" if month else f"{year} 年"
 
 
 def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
@@ -252,44 +360,43 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
     noun = _SIDE_NOUN[side]
     verb = _CASE_VERB[side]
     if name == "dense":
-        head = (
-            f"语义相近：项目与{noun}简介的相似度高于其余候选 {value:.1f} 个标准差"
-            if value >= 0
-            else f"语义偏远：项目与{noun}简介的相似度低于其余候选 {-value:.1f} 个标准差"
-        )
-        if ctx.phrases and value >= 0:
-            a, b, _ = ctx.phrases
-            head += f"；最接近的表述：项目「{_quote(a)}」↔ {noun}「{_quote(b)}」"
+        if value < 0:
+            return f"业务方向较远：项目介绍与该{noun}关注的方向差别较大"
+        head = f"业务方向相近：项目介绍与该{noun}关注的方向接近"
+        quoted = _quoted_pair(ctx.phrases)
+        if quoted:
+            head += f"（项目「{_quote(quoted[0])}」；{noun}「{_quote(quoted[1])}」）"
         return head
     if name == "dense_port_max":
         if ev.n_portfolio == 0:
             return None
         case = ctx.closest_case
         if value >= 0 and case is not None:
-            text = f"相近案例：与该{noun}{verb}的「{case.name}」最相近"
-            if ctx.case_phrases:
-                a, b, _ = ctx.case_phrases
-                text += f"（项目「{_quote(a)}」↔ 案例「{_quote(b)}」）"
+            if ctx.competitor is not None:
+                return None  # the competition flag says more about the same case
+            text = f"与已投项目相近：与该{noun}{verb}的「{case.name}」业务相近"
+            quoted = _quoted_pair(ctx.case_phrases)
+            if quoted:
+                text += f"（本项目「{_quote(quoted[0])}」；已投项目「{_quote(quoted[1])}」）"
             return text
-        return f"案例偏远：与该{noun}{verb}的 {ev.n_portfolio} 个项目都不太相近"
+        return f"与已投项目不同：与该{noun}{verb}的 {ev.n_portfolio} 个项目业务都不太相近"
     if name == "dense_port_mean":
         if ev.n_portfolio == 0:
             return None
-        word, level = ("整体相近", "较高") if value >= 0 else ("整体偏远", "较低")
-        return f"案例{word}：与该{noun}{verb}全部 {ev.n_portfolio} 个项目的平均相似度{level}"
+        if value >= 0:
+            return f"已投组合整体相近：与该{noun}{verb}的 {ev.n_portfolio} 个项目总体方向一致"
+        return f"已投组合整体较远：与该{noun}{verb}的 {ev.n_portfolio} 个项目总体方向不同"
     if name == "bm25":
-        if value <= 0:
+        terms = [t for t in ctx.shared_terms if is_quotable(t)]
+        if value <= 0 or not terms:
             return None
-        terms = ctx.shared_terms
-        if terms:
-            return "关键词重合：" + "".join(f"「{t}」" for t in terms[:5])
-        return f"关键词重合：BM25 相对得分 {value:.2f}"
+        return "共同关键词：" + "".join(f"「{t}」" for t in terms[:_MAX_TERMS])
     if name == "industry":
         if value == 0:
             return None
         primary = p.industries[0] if p.industries else ""
         if value >= 1:
-            return f"行业契合：项目所属「{primary}」在该{noun}关注领域内"
+            return f"行业一致：项目所属「{primary}」正是该{noun}关注的领域"
         if value > 0:
             hit = [i for i in p.industries[1:] if i in inst.industries]
             return f"行业相关：项目涉及的「{_list(hit)}」在该{noun}关注领域内"
@@ -300,9 +407,9 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
         if not hit:
             if ev.n_portfolio == 0 or not p.industries:
                 return None
-            return f"案例行业不同：该{noun}{verb}的 {ev.n_portfolio} 个项目中没有「{p.industries[0]}」"
+            return f"已投行业不同：该{noun}{verb}的 {ev.n_portfolio} 个项目中没有「{p.industries[0]}」"
         best = max(hit, key=lambda i: share.get(i, 0.0))
-        return f"行业偏好（据案例推断）：该{noun}{verb}项目中 {_pct(share[best])} 属于「{best}」"
+        return f"常投行业：该{noun}{verb}的项目中 {_pct(share[best])} 属于「{best}」"
     if name == "industry_count":
         share = ev.industry_share or {}
         hit = [i for i in p.industries if share.get(i)]
@@ -314,32 +421,32 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
         stage = _stage_name(p)
         if stage is None or value <= 0:
             return None
-        return f"同阶段案例：该{noun}有 {round(math.expm1(value))} 笔{verb}处于{stage}前后"
+        return f"同阶段案例：该{noun}有 {round(math.expm1(value))} 个{verb}项目处于{stage}前后"
     if name == "stage_round":
         stage = _stage_name(p)
         idx = STAGES.index(stage) if stage in STAGES else None
         n = ev.round_counts[idx] if idx is not None else 0
         if n == 0 or value <= 0:
             return None
-        return f"同轮次案例：该{noun}有 {n} 笔{verb}的轮次处于{stage}"
+        return f"同轮次案例：该{noun}有 {n} 个{verb}项目的轮次处于{stage}"
     if name == "stage":
         stage = _stage_name(p)
         if value == 0 or stage is None:
             return None
         prefs = _list([s for s in STAGES if s in inst.stages])
         if value >= 1:
-            return f"阶段匹配：项目处于{stage}，{noun}偏好{prefs}"
+            return f"阶段契合：项目处于{stage}，该{noun}偏好{prefs}"
         if value > 0:
-            return f"阶段相近：项目处于{stage}，{noun}偏好{prefs}"
-        return f"阶段偏离：项目处于{stage}，{noun}偏好{prefs}"
+            return f"阶段相近：项目处于{stage}，该{noun}偏好{prefs}"
+        return f"阶段不符：项目处于{stage}，该{noun}偏好{prefs}"
     if name == "stage_portfolio":
         stage = _stage_name(p)
         if stage is None or ev.n_with_stage == 0:
             return None
         if value <= 0:
             top = _list(ev.top_stages())
-            return f"轮次不同：该{noun}{verb}项目多处于{top or '其他阶段'}，项目处于{stage}"
-        return f"轮次偏好（据案例推断）：该{noun} {_pct(value)} 的{verb}轮次处于{stage}前后"
+            return f"常投阶段不同：该{noun}{verb}的项目多处于{top or '其他阶段'}，本项目处于{stage}"
+        return f"常投阶段：该{noun} {_pct(value)} 的{verb}项目处于{stage}前后"
     if name == "amount":
         amt = p.amount_wan
         lo, hi = inst.ticket_min_wan, inst.ticket_max_wan
@@ -347,21 +454,21 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
             return None
         if value > 0:
             if lo and hi:
-                return f"金额匹配：拟融资 {_wan(amt)} 万元，在{noun}单笔 {_wan(lo)}–{_wan(hi)} 万元区间内"
+                return f"金额合适：拟融资 {_wan(amt)} 万元，在该{noun}单笔 {_wan(lo)}–{_wan(hi)} 万元范围内"
             bound = f"起投 {_wan(lo)} 万元以上" if lo else f"单笔 {_wan(hi or 0)} 万元以内"
-            return f"金额匹配：拟融资 {_wan(amt)} 万元，符合{noun}{bound}"
+            return f"金额合适：拟融资 {_wan(amt)} 万元，符合该{noun}{bound}"
         if lo and amt < lo:
-            return f"金额偏低：拟融资 {_wan(amt)} 万元，低于{noun}起投 {_wan(lo)} 万元"
-        return f"金额偏高：拟融资 {_wan(amt)} 万元，高于{noun}单笔上限 {_wan(hi or 0)} 万元"
+            return f"金额偏低：拟融资 {_wan(amt)} 万元，低于该{noun}起投 {_wan(lo)} 万元"
+        return f"金额偏高：拟融资 {_wan(amt)} 万元，高于该{noun}单笔上限 {_wan(hi or 0)} 万元"
     if name in ("region", "region_base"):
         if value <= 0:
             return None
         place = p.city if value > 1 else p.province
-        return f"地域：项目与{noun}同在{place}"
+        return f"所在地区：项目与该{noun}同在{place}"
     if name == "region_portfolio":
         if value <= 0 or not p.province:
             return None
-        return f"地域偏好（据案例推断）：该{noun} {_pct(value)} 的{verb}项目在{p.province}"
+        return f"常投地区：该{noun} {_pct(value)} 的{verb}项目在{p.province}"
     if name == "services":
         wanted = [n for n in p.needs if n in SERVICE_KINDS]
         if not wanted or side == "fund":
@@ -369,10 +476,10 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
         have = [n for n in wanted if n in inst.services]
         lack = [n for n in wanted if n not in inst.services]
         if not have:
-            return f"服务缺口：项目需要{_list(wanted)}，该{noun}均不提供"
+            return f"服务不对口：项目需要{_list(wanted)}，该{noun}均不提供"
         if not lack:
-            return f"服务匹配：项目需要{_list(wanted)}，该{noun}均可提供"
-        return f"服务部分匹配：可提供{_list(have)}，不提供{_list(lack)}"
+            return f"服务对口：项目需要{_list(wanted)}，该{noun}均可提供"
+        return f"服务部分对口：可提供{_list(have)}，不提供{_list(lack)}"
     if name == "need_side":
         if value == 0:
             return None
@@ -381,18 +488,18 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
         return f"需求不对口：项目需要的是{_list(list(p.needs))}，而非{_SIDE_OFFER[side]}"
     if name == "activity":
         if ev.n_portfolio == 0:
-            return f"活跃度：该{noun}尚无{verb}案例"
-        return f"活跃度：该{noun}已有 {ev.n_portfolio} 个{verb}案例"
+            return f"活跃程度：该{noun}尚无{verb}项目"
+        return f"活跃程度：该{noun}已有 {ev.n_portfolio} 个{verb}项目"
     if name == "recency":
         if ev.last_date is None:
             return None
-        return f"最近动态：最近一次{verb}在 {ev.last_date[:7]}，近期加权案例数 {ev.recency:.1f}"
+        return f"最近动态：该{noun}最近一次{_CASE_NOUN[side]}在 {_month(ev.last_date)}"
     if name == "coinvest":
         if value <= 0:
             return None
         partners = _list(list(ctx.coinvest_partners), 3)
         who = f"「{partners}」" if partners else ""
-        return f"共同投资：与项目现有投资方{who}有 {math.expm1(value):.0f} 次共同投资"
+        return f"共同投资：该{noun}与项目现有投资方{who}合作投资过 {math.expm1(value):.0f} 次"
     if name == "award":
         if value <= 0 or not p.award:
             return None
@@ -404,28 +511,38 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
     return None
 
 
+def competitor_text(ctx: PairContext) -> str | None:
+    """Return the competition flag of a pair: the project nearly copies one the institution backed."""
+    if ctx.competitor is None:
+        return None
+    side = KIND_SIDE.get(ctx.institution.kind, "fund")
+    return f"可能与{_COMPETITOR_OF[side]}「{ctx.competitor}」构成竞争"
+
+
 #: Heads of reasons that state a fit, and of reasons that state a mismatch. A reason is shown only
 #: when its contribution has the sign its wording implies: a learned model can weigh a fact that
-#: sounds good below the average candidate (collinear features share credit), and "行业偏好 … (-12.8)"
-#: would read as a contradiction. Neutral heads (活跃度, 最近动态, 服务部分匹配) go with either sign.
+#: sounds good below the average candidate (collinear features share credit), and "常投行业 …" shown
+#: as a minus would read as a contradiction. Neutral heads (活跃程度, 最近动态, 服务部分对口) go with
+#: either sign.
 _FIT_HEADS = frozenset(
     [
-        "语义相近",
-        "相近案例",
-        "案例整体相近",
-        "关键词重合",
-        "行业契合",
+        "业务方向相近",
+        "与已投项目相近",
+        "已投组合整体相近",
+        "共同关键词",
+        "行业一致",
         "行业相关",
-        "行业偏好",
+        "常投行业",
         "同行业案例",
         "同阶段案例",
-        "阶段匹配",
+        "同轮次案例",
+        "阶段契合",
         "阶段相近",
-        "轮次偏好",
-        "金额匹配",
-        "地域",
-        "地域偏好",
-        "服务匹配",
+        "常投阶段",
+        "金额合适",
+        "所在地区",
+        "常投地区",
+        "服务对口",
         "需求对口",
         "共同投资",
         "获奖",
@@ -434,16 +551,16 @@ _FIT_HEADS = frozenset(
 )
 _MISFIT_HEADS = frozenset(
     [
-        "语义偏远",
-        "案例偏远",
-        "案例整体偏远",
-        "案例行业不同",
+        "业务方向较远",
+        "与已投项目不同",
+        "已投组合整体较远",
+        "已投行业不同",
         "行业不符",
-        "阶段偏离",
-        "轮次不同",
+        "阶段不符",
+        "常投阶段不同",
         "金额偏低",
         "金额偏高",
-        "服务缺口",
+        "服务不对口",
         "需求不对口",
     ]
 )
@@ -455,11 +572,18 @@ def reason_tone(text: str) -> int:
     return 1 if head in _FIT_HEADS else -1 if head in _MISFIT_HEADS else 0
 
 
+#: Contribution given to the competition flag under the "avoid" policy (it orders the reasons only:
+#: the list itself is reordered by the service).
+COMPETITOR_POINTS = -100.0
+
+
 def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.05) -> tuple[Reason, ...]:
-    """Return the pair's reasons, largest absolute contribution first, each with its points.
+    """Return the pair's reasons, largest absolute contribution first.
 
     A reason whose wording contradicts the sign of its contribution is left out, so the list keeps
-    the strongest fits and the real mismatches.
+    the strongest fits and the real mismatches. The competition flag, when the project nearly
+    copies one the institution backed, always comes first (negative when the institution avoids
+    competitors, neutral when it welcomes them).
     """
     found: list[Reason] = []
     contributions = dict(ctx.contributions)
@@ -476,27 +600,12 @@ def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.0
         text = _reason_text(name, float(ctx.features.get(name, 0.0)), ctx)
         if text is None or reason_tone(text) * points < 0:
             continue
-        found.append(Reason(text=f"{text} ({points:+.1f})", contribution=float(points), feature=name))
+        found.append(Reason(text=text, contribution=float(points), feature=name))
     found.sort(key=lambda r: -abs(r.contribution))
+    flag = competitor_text(ctx)
+    if flag is not None:
+        avoid = getattr(ctx.institution, "competitor_policy", "avoid") != "welcome"
+        first = Reason(text=flag, contribution=COMPETITOR_POINTS if avoid else 0.0, feature="competitor")
+        return (first, *found[: max_reasons - 1])
     return tuple(found[:max_reasons])
 
-
-def search_reasons(
-    dense_z: float,
-    dense_points: float,
-    shared_terms: Sequence[str],
-    lexical_points: float,
-    phrases: tuple[str, str, tuple[str, ...]] | None,
-) -> tuple[Reason, ...]:
-    """Return the reasons of one free-text search hit."""
-    reasons = []
-    word = "高于" if dense_z >= 0 else "低于"
-    text = f"语义相近：与查询的相似度{word}其余结果 {abs(dense_z):.1f} 个标准差"
-    if phrases is not None:
-        text += f"；最接近的表述：「{_quote(phrases[1])}」"
-    reasons.append(Reason(f"{text} ({dense_points:+.1f})", float(dense_points), "dense"))
-    if shared_terms:
-        terms = "".join(f"「{t}」" for t in shared_terms[:5])
-        reasons.append(Reason(f"关键词：命中{terms} ({lexical_points:+.1f})", float(lexical_points), "bm25"))
-    reasons.sort(key=lambda r: -abs(r.contribution))
-    return tuple(reasons)

@@ -17,6 +17,7 @@ from matching.explain import (
     closest_phrases,
     description_clauses,
     distinctive_terms,
+    expand_terms,
 )
 from matching.features import Evidence
 from matching.lexical import LexicalIndex
@@ -105,6 +106,8 @@ def pair_context(
     coinvest_partners: Callable[[], tuple[str, ...]],
     project_clauses: ClauseTokens | None = None,
     institution_clauses: ClauseTokens | None = None,
+    competitor: str | None = None,
+    institution_doc: str | None = None,
 ) -> PairContext:
     """Return what the reasons of one (project, institution) pair are written from.
 
@@ -113,6 +116,12 @@ def pair_context(
         project_doc: the project's BM25 document (its shared terms with the institution are quoted).
         coinvest_partners: called only when the pair has a co-investment signal.
         project_clauses, institution_clauses: the records' clause tokens computed when indexed.
+        competitor: name of the backed project the project nearly copies (see matching.competitors).
+        institution_doc: the institution's BM25 document; shared keywords are grown to the longest
+            run both documents hold (「全屋智能中控屏」 rather than 「全屋」「控屏」).
+
+    Shared keywords must be distinctive for both texts: rare among the institutions' documents and
+    among the projects' (at most 20% of either), and quotable (:func:`matching.explain.is_quotable`).
     """
     own = project_clauses.get(proj.id, proj.text) if project_clauses is not None else None
     theirs = institution_clauses.get(inst.id, inst.text) if institution_clauses is not None else None
@@ -126,7 +135,11 @@ def pair_context(
         if toks is None:
             toks = tuple(dict.fromkeys(project_lex.tokenize(project_doc)))
         common = sorted((t for t in toks if t in inst_terms), key=lambda t: -institution_lex.idf(t))
-        shared = distinctive_terms(common, institution_lex.doc_share)[:5]
+        shared = distinctive_terms(
+            common, lambda t: max(institution_lex.doc_share(t), project_lex.doc_share(t))
+        )[:5]
+        if institution_doc:
+            shared = expand_terms(shared, project_doc, institution_doc)
     return PairContext(
         project=proj,
         institution=inst,
@@ -139,4 +152,5 @@ def pair_context(
         coinvest_partners=coinvest_partners() if feats.get("coinvest", 0.0) > 0 else (),
         shared_terms=shared,
         dense_raw=dense_raw,
+        competitor=competitor,
     )

@@ -1,9 +1,14 @@
 """The shared normalisations of the ranking core, in one place.
 
 Every similarity is rescaled per query over that query's candidates (e5 cosines live in a narrow
-band, BM25 has no fixed range) and every displayed score is a 0-100 rescale of the ranker's raw
-output over the candidates. The one-query path and the bulk path both call these, so the same pair
+band, BM25 has no fixed range). The one-query path and the bulk path both call these, so the same pair
 gets the same numbers on either.
+
+The score a person sees, the 匹配度, is :class:`ScoreScale`: the percentile of a pair's raw ranker
+score among a reference set of raw scores of the same kind of institution (fund, base or platform),
+so it says "better than this share of pairs" on every page, does not depend on the rest of the list,
+and reaches 100 for no pair. :func:`rescale_0_100` (lowest to highest candidate of one query) remains
+for bulk tables that compare within a query.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["bm25_scaled", "rescale_0_100", "zscore", "zscore_known", "zscore_rows"]
+__all__ = ["ScoreScale", "bm25_scaled", "rescale_0_100", "zscore", "zscore_known", "zscore_rows"]
 
 _EPS_STD = 1e-9
 _EPS_SPAN = 1e-12
@@ -78,3 +83,50 @@ def rescale_0_100(
     with np.errstate(invalid="ignore", divide="ignore"):
         out = 100.0 * (raw - lo) / np.where(flat, 1.0, span)
     return np.where(flat, 100.0, out)
+
+
+class ScoreScale:
+    """Raw ranker scores -> 匹配度 (0-100): the percentile among a reference set of raw scores.
+
+    Inside the reference range the percentile is interpolated linearly between the mid-ranks of the
+    sorted distinct reference values; beyond it, it approaches 0 or 100 exponentially (over the
+    reference's spread). The map is continuous and strictly increasing, so ranking by the 匹配度 and by
+    the raw score is the same, and no raw score reaches 100 (nor 0).
+
+    Args:
+        reference: raw scores of sampled pairs (NaN and infinities are ignored).
+    """
+
+    def __init__(self, reference: NDArray[np.float64] | list[float]) -> None:
+        ref = np.asarray(reference, dtype=np.float64)
+        ref = np.sort(ref[np.isfinite(ref)])
+        self.size = int(ref.size)
+        if ref.size == 0:
+            self._x = np.zeros(1)
+            self._q = np.full(1, 50.0)
+            self.spread = 1.0
+            return
+        values, first, counts = np.unique(ref, return_index=True, return_counts=True)
+        # Mid-rank percentile of each distinct value: (values below + half of its ties) / n.
+        self._x = values
+        self._q = 100.0 * (first + 0.5 * counts) / ref.size
+        spread = float(np.subtract(*np.percentile(ref, [90, 10])))
+        self.spread = spread if spread > _EPS_SPAN else max(float(abs(ref).mean()), 1.0)
+
+    def degree(self, raw: NDArray[np.float64] | float) -> NDArray[np.float64]:
+        """Return the 匹配度 of raw scores (same shape; NaN stays NaN)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        x, q, s = self._x, self._q, self.spread
+        inside = np.interp(raw, x, q)
+        with np.errstate(over="ignore", invalid="ignore"):
+            low = q[0] * np.exp(np.minimum(0.0, raw - x[0]) / s)
+            high = 100.0 - (100.0 - q[-1]) * np.exp(-np.maximum(0.0, raw - x[-1]) / s)
+        out = np.where(raw < x[0], low, np.where(raw > x[-1], high, inside))
+        if x.size == 1:
+            out = np.where(raw == x[0], q[0], out)
+        return np.where(np.isnan(raw), np.nan, out)
+
+    def shown(self, raw: float) -> float:
+        """Return the 匹配度 as shown (one decimal; at most 99.9, at least 0.1)."""
+        value = float(self.degree(raw))
+        return min(99.9, max(0.1, round(value, 1))) if value == value else 0.0

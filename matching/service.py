@@ -8,8 +8,15 @@ The web app builds one :class:`MatchingService` from stored profiles and vectors
 - :mod:`matching.candidates`: filters first, then the candidate pool (everything when small;
   else dense ANN, BM25, portfolio-neighbour, co-investment and activity retrieval);
 - :mod:`matching.scoring`: one vectorised feature pass over all candidates, one ranker call;
-- :mod:`matching.normalize`: the shared z-scores, BM25 scaling and 0-100 rescale;
-- :mod:`matching.explanation`: reasons, built only for the k pairs shown.
+- :mod:`matching.normalize`: the shared z-scores, BM25 scaling and the 匹配度 scale;
+- :mod:`matching.explanation`: reasons, built only for the k pairs shown;
+- :mod:`matching.competitors`: candidates that nearly copy a backed project (ranked by the
+  institution's ``competitor_policy``).
+
+The 匹配度 of a pair is one function of the pair (:meth:`MatchingService._pair_scores`): the
+project's raw scores against every institution of that side, placed on the side's reference
+distribution (:class:`matching.normalize.ScoreScale`), so the project's page, the institution's
+page, the API and the exports show the same number for the same pair and view.
 
 :meth:`MatchingService.score_block` scores a whole block of projects x institutions at once.
 """
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,7 @@ from numpy.typing import NDArray
 from embeddings import Embedder
 from embeddings.stores import VectorBackend
 from matching.candidates import ANN_MIN_SIZE, institution_pool, project_pool, restrict
+from matching.competitors import NearCopies, avoids
 from matching.evidence import (
     PortfolioMatrix,
     all_evidence,
@@ -43,7 +51,7 @@ from matching.explain import PairContext, pair_reasons
 from matching.explanation import pair_context
 from matching.features import FEATURES, Evidence
 from matching.lexical import Tokenizer
-from matching.normalize import bm25_scaled, rescale_0_100, zscore_known, zscore_rows
+from matching.normalize import ScoreScale, bm25_scaled, rescale_0_100, zscore_known, zscore_rows
 from matching.ranker import HandWeightedRanker, Ranker
 from matching.scoring import InstitutionTable, block_features, linear_form, linear_scores
 from matching.store import MatchingStore
@@ -60,6 +68,16 @@ from matching.types import (
 __all__ = ["MatchingService"]
 
 logger = logging.getLogger(__name__)
+
+#: Projects sampled (evenly over the ids) for the reference distribution of raw scores of one side.
+REFERENCE_PROJECTS = 60
+#: Each sampled project's best pairs that enter the reference: the 匹配度 compares a pair with the
+#: pairs a ranked list shows first (against every pair, all shown pairs would read 99).
+REFERENCE_TOP = 10
+#: Candidates of an institution's list scored as pairs (its 匹配度 and order), whatever k is asked for.
+PAIR_SCORED_TOP = 100
+#: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
+_PAIR_CACHE_SIZE = 4096
 
 
 class MatchingService(MatchingStore):
@@ -114,6 +132,7 @@ class MatchingService(MatchingStore):
         """Swap the ranker (None restores the hand-set fallback)."""
         with self._lock:
             self.ranker = ranker if ranker is not None else HandWeightedRanker()
+            self._edits = getattr(self, "_edits", 0) + 1  # every 匹配度 changes with the ranker
 
     def evidence(self, institution_id: int) -> Evidence:
         """Return what the institution's portfolio says about it."""
@@ -132,6 +151,7 @@ class MatchingService(MatchingStore):
         self._itab = InstitutionTable(self._vocabs, insts, [self._evidence[i.id] for i in insts])
         self._itab_plain = None  # rebuilt on demand from the same institutions
         self._evidence_dirty = False
+        self._edits = getattr(self, "_edits", 0) + 1  # pair scores drawn from the old tables are stale
 
     def _evidence_for(self, institution_id: int, leave_out: int | None) -> Evidence:
         """Return an institution's evidence, recomputed without one project when it is in the portfolio."""
@@ -293,21 +313,34 @@ class MatchingService(MatchingStore):
         explain: Any,
         raw: NDArray[np.float64] | None = None,
         span: tuple[float, float] | None = None,
+        scale: ScoreScale | None = None,
+        rivals: Mapping[int, ProjectProfile] | None = None,
+        demoted: Collection[int] = (),
     ) -> list[Match]:
-        """Rank pool rows by the ranker, scale scores to 0-100 and attach reasons to the top k.
+        """Rank pool rows by the ranker, attach the 匹配度 and the reasons of the top k.
 
-        raw: the ranker's scores of X when already computed; span: the (lowest, highest) raw score
-        of the query's candidates for the 0-100 scale (default: over these rows).
+        raw: the ranker's scores of X when already computed; scale: the 匹配度 scale (else a 0-100
+        rescale over span, the (lowest, highest) raw score of the query's candidates, default these
+        rows); rivals: row -> the backed project that row's candidate nearly copies; demoted: rows
+        ranked after every other row (competitors of an institution that avoids them).
         """
         if len(ids) == 0 or k <= 0:
             return []
         if raw is None:
             raw = self.ranker.score(X)
-        order = np.lexsort((np.asarray(ids), -raw))[:k]
-        lo, hi = span if span is not None else (float(raw.min()), float(raw.max()))
-        width = hi - lo
-        points = 100.0 / width if width > 1e-12 else 0.0
-        scores = rescale_0_100(raw[order], lo, hi)
+        rivals = rivals or {}
+        down = np.zeros(len(ids), dtype=bool)
+        down[sorted(demoted)] = True
+        # Demoted rows after every other row, then the first k: a shorter list is a prefix of a longer one.
+        order = np.lexsort((np.asarray(ids), -raw, down))[:k]
+        if scale is not None:
+            points = 100.0 / scale.spread
+            scores = np.array([scale.shown(float(r)) for r in raw[order]])
+        else:
+            lo, hi = span if span is not None else (float(raw.min()), float(raw.max()))
+            width = hi - lo
+            points = 100.0 / width if width > 1e-12 else 0.0
+            scores = rescale_0_100(raw[order], lo, hi)
         contrib = self.ranker.contributions(X[order]) * points if explain is not None else None
         out = []
         for rank, row in enumerate(order):
@@ -316,10 +349,157 @@ class MatchingService(MatchingStore):
             if contrib is not None:
                 c = {name: float(contrib[rank, j]) for j, name in enumerate(FEATURES)}
                 reasons = explain(int(row), feats, c)
+            rival = rivals.get(int(row))
             out.append(
-                Match(id=int(ids[row]), score=round(float(scores[rank]), 2), reasons=reasons, features=feats)
+                Match(
+                    id=int(ids[row]),
+                    score=round(float(scores[rank]), 2),
+                    reasons=reasons,
+                    features=feats,
+                    competitor_of=rival.name if rival is not None else None,
+                )
             )
         return out
+
+    # ------------------------------------------------------------------ 匹配度 and competitors
+    def upsert_project(self, profile: ProjectProfile, vector: NDArray[np.floating] | None) -> None:
+        with self._lock:
+            self._edits = getattr(self, "_edits", 0) + 1
+            super().upsert_project(profile, vector)
+
+    def remove_project(self, project_id: int) -> None:
+        with self._lock:
+            self._edits = getattr(self, "_edits", 0) + 1
+            super().remove_project(project_id)
+
+    def upsert_institution(self, profile: InstitutionProfile, vector: NDArray[np.floating] | None) -> None:
+        with self._lock:
+            self._edits = getattr(self, "_edits", 0) + 1
+            super().upsert_institution(profile, vector)
+
+    def remove_institution(self, institution_id: int) -> None:
+        with self._lock:
+            self._edits = getattr(self, "_edits", 0) + 1
+            super().remove_institution(institution_id)
+
+    def _state_key(self) -> tuple[Any, ...]:
+        """Return what pair scores depend on besides the pair (call under the lock, evidence fresh).
+
+        Any edit counts (a profile field outside the texts changes features too), and so does a
+        rebuild of the evidence tables (a load or a background index rebuild marks them stale).
+        """
+        return (
+            getattr(self, "_edits", 0),
+            id(self.ranker),
+            self._proj_lex.generation,
+            self._inst_lex.generation,
+            self._inst_lex_own.generation,
+            len(self._projects),
+            len(self._institutions),
+            sum(len(v) for v in self._portfolio.values()),
+            getattr(self, "_as_of_used", None),
+        )
+
+    def _pair_cache(self) -> dict[Any, Any]:
+        key = self._state_key()
+        cache: dict[Any, Any] = self.__dict__.setdefault("_pair_scores_cache", {})
+        if cache.get("key") != key:
+            cache.clear()
+            cache["key"] = key
+        return cache
+
+    def _pair_scores(
+        self, project_id: int, side: Side, evidence: bool, public: bool
+    ) -> tuple[list[int], NDArray[np.float64], NDArray[np.float64], dict[str, Any], Any]:
+        """Return one project's pair scores against every institution of a side: the 匹配度's source.
+
+        Returns (institution ids, feature rows, raw scores, info, similarities). The candidates are
+        every institution of the side but the project's own backers (when those are left out), so
+        a pair's raw score does not depend on which list shows it; the 匹配度 is
+        ``self._score_scale(side, evidence, public).shown(raw)``.
+        """
+        self._refresh_evidence()
+        cache = self._pair_cache()
+        ck = ("pair", project_id, side, evidence, public)
+        found = cache.get(ck)
+        if found is not None:
+            return found
+        universe = set(self._side_ids[side])
+        if self.exclude_known and evidence:
+            universe -= self._backers.get(project_id, set())
+        ids = sorted(universe)
+        if not ids:
+            found = (
+                ids,
+                np.empty((0, len(FEATURES))),
+                np.empty(0),
+                {"closest": np.empty(0, np.int64), "dense_raw": np.empty(0)},
+                ({}, {}),
+            )
+        else:
+            computed = self._institution_sims(project_id, ids, leave_out=False, evidence=evidence)
+            X, info = self._institution_features(
+                project_id, ids, computed=computed, public=public, evidence=evidence
+            )
+            found = (ids, X, np.asarray(self.ranker.score(X), dtype=np.float64), info, computed)
+        if len(cache) > _PAIR_CACHE_SIZE:
+            for old in [k for k in cache if k != "key"][: _PAIR_CACHE_SIZE // 4]:
+                cache.pop(old, None)
+        cache[ck] = found
+        return found
+
+    def _score_scale(self, side: Side, evidence: bool, public: bool) -> ScoreScale:
+        """Return the 匹配度 scale of a side and view: the best raw scores of sampled projects on that side.
+
+        The reference holds, for projects sampled evenly over the sorted ids, their REFERENCE_TOP best
+        raw scores against every institution of the side: 匹配度 80 means a pair better than 80% of the
+        pairs at the top of a project's list. Built on first use after any change of the store or the
+        ranker (the same data gives the same scale in every process).
+        """
+        self._refresh_evidence()
+        cache = self._pair_cache()
+        ck = ("scale", side, evidence, public)
+        scale = cache.get(ck)
+        if scale is None:
+            pids = sorted(self._projects)
+            step = max(1, len(pids) // REFERENCE_PROJECTS)
+            sample = pids[::step][:REFERENCE_PROJECTS]
+            rows = [np.sort(self._pair_scores(p, side, evidence, public)[2])[-REFERENCE_TOP:] for p in sample]
+            scale = ScoreScale(np.concatenate(rows) if rows else np.empty(0))
+            cache = self._pair_cache()
+            cache[ck] = scale
+        return scale
+
+    def match_degree(
+        self, project_id: int, institution_id: int, *, evidence: bool = True, public: bool = False
+    ) -> float | None:
+        """Return the 匹配度 of one pair as every list shows it (None when the pair is never ranked)."""
+        with self._lock:
+            inst = self._institutions.get(institution_id)
+            if inst is None or project_id not in self._projects:
+                raise KeyError(f"unknown pair {project_id}, {institution_id}")
+            ids, _, raw, _, _ = self._pair_scores(project_id, inst.side, evidence, public)
+            if institution_id not in ids:
+                return None
+            return self._score_scale(inst.side, evidence, public).shown(float(raw[ids.index(institution_id)]))
+
+    def _near_copies(self) -> NearCopies:
+        copies = self.__dict__.get("_copies")
+        if copies is None:
+            copies = self.__dict__.setdefault("_copies", NearCopies())
+        return copies
+
+    def _rival(
+        self, project: ProjectProfile, case_id: int, cosine: float | None = None
+    ) -> ProjectProfile | None:
+        """Return the backed project case_id when project nearly copies it (a likely competitor)."""
+        case = self._projects.get(case_id) if case_id >= 0 else None
+        if case is None or case.id == project.id:
+            return None
+        if cosine is None and project.id in self._proj_index and case.id in self._proj_index:
+            v = self._proj_index.vectors_for([project.id, case.id])
+            cosine = float(v[0] @ v[1])
+        return case if self._near_copies().is_copy(project, case, cosine) else None
 
     def _pair_context(
         self,
@@ -331,6 +511,7 @@ class MatchingService(MatchingStore):
         closest_case: int,
         dense_raw: float | None,
         evidence: bool = True,
+        competitor: str | None = None,
     ) -> PairContext:
         """Return the explanation context of one shown pair (see matching.explanation).
 
@@ -355,6 +536,8 @@ class MatchingService(MatchingStore):
             coinvest_partners=partners,
             project_clauses=self._proj_clauses,
             institution_clauses=self._inst_clauses,
+            competitor=competitor,
+            institution_doc=self._institution_doc(inst) if evidence else self._institution_own_doc(inst),
         )
 
     # ------------------------------------------------------------------ public ranking
@@ -377,27 +560,32 @@ class MatchingService(MatchingStore):
                 cands -= self._backers.get(project_id, set())
             if not cands:
                 return []
-            self._refresh_evidence()
-            ids = sorted(cands)
-            computed = self._institution_sims(project_id, ids, leave_out=False, evidence=evidence)
+            public = filters is not None and filters.public_only
+            # Every institution of the side is scored (one vectorised pass) whatever the filters, so
+            # a pair's raw score and 匹配度 are the same in every list; the filters pick the rows.
+            universe, X_all, raw_all, info, computed = self._pair_scores(project_id, side, evidence, public)
+            allowed = [j for j, i in enumerate(universe) if i in cands]
+            ids = [universe[j] for j in allowed]
             activity = np.array(
                 [len(self._portfolio.get(i, ())) if evidence else 0 for i in ids], dtype=np.float64
             )
-            rows = institution_pool(ids, computed[0], activity, self.pool_size)
-            pool = [ids[r] for r in rows]
-            public = filters is not None and filters.public_only
-            # Every candidate is scored (one vectorised pass): the 0-100 scale spans them all, so
-            # a pair gets the same number here as in score_block; only the pool is ranked.
-            X_all, info = self._institution_features(
-                project_id, ids, computed=computed, public=public, evidence=evidence
-            )
-            raw_all = self.ranker.score(X_all)
-            span = (float(raw_all.min()), float(raw_all.max()))
+            sub = {key: v[allowed] for key, v in computed[0].items()}
+            rows = [allowed[r] for r in institution_pool(ids, sub, activity, self.pool_size)]
+            pool = [universe[r] for r in rows]
             X, raw = X_all[rows], raw_all[rows]
             proj = public_view(self._projects[project_id]) if public else self._projects[project_id]
+            rivals: dict[int, ProjectProfile] = {}
+            if evidence:
+                for j, r in enumerate(rows):
+                    rival = self._rival(self._projects[project_id], int(info["closest"][r]))
+                    if rival is not None:
+                        rivals[j] = rival
+            # An institution that avoids competitors ranks this project down: the project sees it lower too.
+            demoted = {j for j in rivals if avoids(self._institutions[pool[j]].competitor_policy)}
 
             def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
                 inst_id = pool[row]
+                rival = rivals.get(row)
                 ctx = self._pair_context(
                     proj,
                     self._institutions[inst_id],
@@ -407,10 +595,14 @@ class MatchingService(MatchingStore):
                     int(info["closest"][rows[row]]),
                     float(info["dense_raw"][rows[row]]),
                     evidence,
+                    competitor=rival.name if rival is not None else None,
                 )
                 return pair_reasons(ctx, self.max_reasons)
 
-            return self._finish(pool, X, k, reasons if explain else None, raw=raw, span=span)
+            scale = self._score_scale(side, evidence, public)
+            return self._finish(
+                pool, X, k, reasons if explain else None, raw=raw, scale=scale, rivals=rivals, demoted=demoted
+            )
 
     def rank_institutions(self, project_id: int, side: Side, k: int = 100) -> list[int]:
         """Return the ids of the top-k institutions for a project, without reasons (for evaluation)."""
@@ -442,16 +634,15 @@ class MatchingService(MatchingStore):
         public: bool = False,
         chunk_pairs: int = 65_536,
     ) -> NDArray[np.float64]:
-        """Return the display scores (0-100) of every project x institution pair as one matrix.
+        """Return the 匹配度 (0-100, unrounded) of every project x institution pair as one matrix.
 
-        The result has shape ``(len(project_ids), len(institution_ids))`` in the order given. Row
-        ``a`` is project ``project_ids[a]`` ranked against ``institution_ids`` as one query, with
-        the same numbers as the one-query path: similarities are z-scored (BM25 scaled) over the
-        row's candidates and 0-100 spans the row's lowest and highest raw ranker score, exactly as
-        ``match_project(pid, side, filters=Filters(allowed_ids=frozenset(institution_ids)))``
-        scores them when the institutions are all of that side (pass one side's institutions, or
-        any filtered subset of them). A pair the project's portfolio links already is NaN when
-        ``exclude_known`` is set (the one-query path never proposes it either).
+        The result has shape ``(len(project_ids), len(institution_ids))`` in the order given. Each
+        pair gets the number the ranked lists show for it (``match_project``, ``match_institution``,
+        rounded there to one decimal): each project is scored against every institution of the
+        institution's side (similarities z-scored, BM25 scaled, over those candidates) and the raw
+        score is placed on the side's scale (:meth:`_score_scale`), whatever subset is asked for.
+        A pair the project's portfolio links already is NaN when ``exclude_known`` is set (the
+        one-query path never proposes it either).
 
         Work is done in chunks of about ``chunk_pairs`` pairs: vector products for the dense
         and portfolio similarities, one sparse product for BM25, one
@@ -466,49 +657,70 @@ class MatchingService(MatchingStore):
             for pid in pids:
                 if pid not in self._projects:
                     raise KeyError(f"unknown project {pid}")
-            itab = self._institution_table()
-            irows = itab.rows(iids)
-            n_i = len(iids)
-            out = np.full((len(pids), n_i), np.nan)
-            if not pids or not n_i:
+            sides: dict[Side, list[int]] = {}
+            for j, i in enumerate(iids):
+                inst = self._institutions.get(i)
+                if inst is None:
+                    raise KeyError(f"unknown institution {i}")
+                sides.setdefault(inst.side, []).append(j)
+            out = np.full((len(pids), len(iids)), np.nan)
+            if not pids:
                 return out
-            col_of = {i: j for j, i in enumerate(iids)}
-            # Institution side, once per block: vectors, portfolio rows, BM25 term weights.
-            has_iv = np.array([i in self._inst_index for i in iids], dtype=bool)
-            iv = self._inst_index.vectors_for([i for i in iids if i in self._inst_index])
-            pm = self._portfolio_matrix()
-            bounds = np.array([pm.segments.get(i, (0, 0)) for i in iids], dtype=np.int64).reshape(-1, 2)
-            lengths = bounds[:, 1] - bounds[:, 0]
-            has_port = lengths > 0
-            port_cols = (
-                np.concatenate([np.arange(a, b) for a, b in bounds[has_port]])
-                if has_port.any()
-                else np.empty(0, dtype=np.int64)
-            )
-            port_vecs = pm.matrix[port_cols]
-            port_starts = np.concatenate(([0], np.cumsum(lengths[has_port])[:-1])).astype(np.int64)
-            terms, weights = self._inst_lex.weight_matrix(iids)
-            weights_t = weights.T.tocsr()
-            chunk = max(1, chunk_pairs // n_i)
-            for start in range(0, len(pids), chunk):
-                part = pids[start : start + chunk]
-                out[start : start + len(part)] = self._score_chunk(
-                    part,
-                    iids,
-                    irows,
-                    itab,
-                    col_of,
-                    has_iv,
-                    iv,
-                    has_port,
-                    port_vecs,
-                    port_starts,
-                    lengths[has_port],
-                    terms,
-                    weights_t,
-                    public,
-                )
+            for side, cols in sides.items():
+                universe = sorted(self._side_ids[side])
+                where = {i: c for c, i in enumerate(universe)}
+                raw = self._raw_block(pids, universe, public, chunk_pairs)
+                picked = raw[:, [where[iids[j]] for j in cols]]
+                out[:, cols] = self._score_scale(side, True, public).degree(picked)
             return out
+
+    def _raw_block(
+        self, pids: list[int], iids: list[int], public: bool, chunk_pairs: int
+    ) -> NDArray[np.float64]:
+        """Return the raw ranker scores of pids x iids, each row one query over iids (see score_block)."""
+        itab = self._institution_table()
+        irows = itab.rows(iids)
+        n_i = len(iids)
+        out = np.full((len(pids), n_i), np.nan)
+        if not pids or not n_i:
+            return out
+        col_of = {i: j for j, i in enumerate(iids)}
+        # Institution side, once per block: vectors, portfolio rows, BM25 term weights.
+        has_iv = np.array([i in self._inst_index for i in iids], dtype=bool)
+        iv = self._inst_index.vectors_for([i for i in iids if i in self._inst_index])
+        pm = self._portfolio_matrix()
+        bounds = np.array([pm.segments.get(i, (0, 0)) for i in iids], dtype=np.int64).reshape(-1, 2)
+        lengths = bounds[:, 1] - bounds[:, 0]
+        has_port = lengths > 0
+        port_cols = (
+            np.concatenate([np.arange(a, b) for a, b in bounds[has_port]])
+            if has_port.any()
+            else np.empty(0, dtype=np.int64)
+        )
+        port_vecs = pm.matrix[port_cols]
+        port_starts = np.concatenate(([0], np.cumsum(lengths[has_port])[:-1])).astype(np.int64)
+        terms, weights = self._inst_lex.weight_matrix(iids)
+        weights_t = weights.T.tocsr()
+        chunk = max(1, chunk_pairs // n_i)
+        for start in range(0, len(pids), chunk):
+            part = pids[start : start + chunk]
+            out[start : start + len(part)] = self._score_chunk(
+                part,
+                iids,
+                irows,
+                itab,
+                col_of,
+                has_iv,
+                iv,
+                has_port,
+                port_vecs,
+                port_starts,
+                lengths[has_port],
+                terms,
+                weights_t,
+                public,
+            )
+        return out
 
     def _score_chunk(
         self,
@@ -527,7 +739,7 @@ class MatchingService(MatchingStore):
         weights_t: Any,
         public: bool,
     ) -> NDArray[np.float64]:
-        """Return the 0-100 scores of some projects against the block's institutions (see score_block)."""
+        """Return the raw scores of some projects against the block's institutions (see score_block)."""
         from scipy.sparse import csr_matrix
 
         n_p, n_i = len(pids), len(iids)
@@ -590,9 +802,7 @@ class MatchingService(MatchingStore):
         else:
             X = block_features(self._ptab, self._ptab.rows(pids), itab, irows, sims_z, public=public)
             raw = self.ranker.score(X).reshape(n_p, n_i)
-        lo = np.where(mask, raw, np.inf).min(axis=1, keepdims=True)
-        hi = np.where(mask, raw, -np.inf).max(axis=1, keepdims=True)
-        return np.where(mask, rescale_0_100(raw, lo, hi), np.nan)
+        return np.where(mask, raw, np.nan)
 
     def _projects_for(
         self,
@@ -603,8 +813,15 @@ class MatchingService(MatchingStore):
         k: int,
         filters: Filters | None,
         explain: bool,
+        pair_scored: bool = False,
     ) -> list[Match]:
-        """Rank projects for an institution-like query (the institution itself or one of its needs)."""
+        """Rank projects for an institution-like query (the institution itself or one of its needs).
+
+        Candidates that nearly copy a project the institution backed are flagged, and ranked below the
+        others when it avoids competitors. pair_scored (the institution's own list): the top k are
+        scored as pairs (:meth:`_pair_scores`), so each shows the 匹配度 and reasons it has on the
+        project's page, and are ordered by it; a need's list keeps its own scores.
+        """
         self._refresh_evidence()
         evidence = filters is None or filters.evidence
         known = set(self._portfolio.get(inst.id, ())) if self.exclude_known and evidence else set()
@@ -659,9 +876,36 @@ class MatchingService(MatchingStore):
             self._ptab, self._ptab.rows(pool), one, np.zeros(1, dtype=np.int64), sims, public=public
         )
         phrase_inst = replace(inst, text=text_for_phrases)
+        raw = np.asarray(self.ranker.score(X), dtype=np.float64)
+        rivals: dict[int, ProjectProfile] = {}
+        if evidence:
+            for j, pid in enumerate(pool):
+                cos = float(pmax[j]) if np.isfinite(pmax[j]) else None
+                rival = self._rival(self._projects[pid], int(parg[j]), cos)
+                if rival is not None:
+                    rivals[j] = rival
+        demoted = set(rivals) if avoids(inst.competitor_policy) else set()
+        if pair_scored:
+            # A fixed number of the best candidates are scored as pairs and ranked by that score, so the
+            # list for k = 10 is the first ten of the list for k = 100.
+            top = np.lexsort((np.asarray(pool), -raw))[: max(k, PAIR_SCORED_TOP)].tolist()
+            X = X[top].copy()
+            raw = raw[top].copy()
+            parg, dense = parg[top].copy(), dense[top].copy()
+            for j, pid in enumerate(pool[i] for i in top):
+                ids_c, X_c, raw_c, info_c, _ = self._pair_scores(pid, inst.side, evidence, public)
+                c = int(np.searchsorted(ids_c, inst.id))
+                if c < len(ids_c) and ids_c[c] == inst.id:
+                    X[j], raw[j] = X_c[c], raw_c[c]
+                    parg[j], dense[j] = info_c["closest"][c], info_c["dense_raw"][c]
+            where = {old: new for new, old in enumerate(top)}
+            rivals = {where[j]: r for j, r in rivals.items() if j in where}
+            demoted = {where[j] for j in demoted if j in where}
+            pool = [pool[i] for i in top]
 
         def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
             proj = self._projects[pool[row]]
+            rival = rivals.get(row)
             ctx = self._pair_context(
                 public_view(proj) if public else proj,
                 phrase_inst,
@@ -671,10 +915,14 @@ class MatchingService(MatchingStore):
                 int(parg[row]),
                 float(dense[row]),
                 evidence,
+                competitor=rival.name if rival is not None else None,
             )
             return pair_reasons(ctx, self.max_reasons)
 
-        return self._finish(pool, X, k, reasons if explain else None)
+        scale = self._score_scale(inst.side, evidence, public)
+        return self._finish(
+            pool, X, k, reasons if explain else None, raw=raw, scale=scale, rivals=rivals, demoted=demoted
+        )
 
     def match_institution(
         self, institution_id: int, k: int = 10, filters: Filters | None = None, *, explain: bool = True
@@ -700,7 +948,7 @@ class MatchingService(MatchingStore):
                 doc = self._inst_lex.as_query(inst.id, self._institution_doc(inst))
             else:
                 doc = self._inst_lex_own.as_query(inst.id, self._institution_own_doc(inst))
-            return self._projects_for(inst, qm, doc, inst.text, k, filters, explain)
+            return self._projects_for(inst, qm, doc, inst.text, k, filters, explain, pair_scored=True)
 
     def match_need(
         self,

@@ -101,6 +101,9 @@ class InstitutionProfile:
     space_m2: float | None = None
     capacity: int | None = None
     portfolio: tuple[PortfolioItem, ...] = ()
+    #: "avoid" ranks a candidate that nearly copies a backed project below the others; "welcome"
+    #: keeps its rank (both flag it). See matching.competitors.
+    competitor_policy: str = "avoid"
 
     @property
     def side(self) -> Side:
@@ -158,9 +161,13 @@ class Reason:
 
 @dataclass(frozen=True)
 class Match:
-    """One ranked candidate: the id, a 0-100 score and the reasons behind it."""
+    """One ranked candidate: the id, its 匹配度 (0-100) and the reasons behind it.
+
+    competitor_of: name of the backed project the candidate nearly copies (a likely competitor).
+    """
 
     id: int
     score: float
     reasons: tuple[Reason, ...] = ()
     features: dict[str, float] = field(default_factory=dict)
+    competitor_of: str | None = None

@@ -143,6 +143,9 @@ class Institution(Timestamped, Archivable, Base):
     contact_name: Mapped[str | None] = mapped_column(String(64))
     contact_phone: Mapped[str | None] = mapped_column(String(32))
     contact_email: Mapped[str | None] = mapped_column(String(120))
+    #: What the ranking does with a candidate that nearly copies a project this institution backed:
+    #: "avoid" (回避竞争, the default) ranks it below the others, "welcome" (欢迎同类) keeps its rank.
+    competitor_policy: Mapped[str] = mapped_column(String(16), default="avoid", server_default="avoid")
 
     needs: Mapped[list[Need]] = relationship(back_populates="institution", cascade="all, delete-orphan")
 

@@ -148,6 +148,7 @@ PROJECT_FIELDS = [
 INSTITUTION_FIELDS = [
     "name", "kind", "province", "city", "industries", "stages", "ticket_min_wan", "ticket_max_wan", "services",
     "space_m2", "capacity", "description", "contact_name", "contact_phone", "contact_email",
+    "competitor_policy",
 ]
 NEED_FIELDS = ["institution_id", "title", "description", "industries", "stages", "services", "quota", "deadline"]
 
@@ -254,6 +255,7 @@ def project_matches(ident: int) -> Any:
     ranked = services.matches_for_project(
         db.session, ident, side, k, institution_filter(request.args, kind_key="institution_kind"),
         public=user is None, private=is_secretariat(user), own=is_project_member(user, ident),
+        member_of=user.institution_id if user is not None else None,
     )
     contacts = can_see_contacts(current_user(), p)
     items = [_match_out(r.row, r.match, p, r.row, contacts) for r in ranked]

@@ -162,6 +162,7 @@ INSTITUTION_OUT = {
         "contact_name": _nullable(_STR),
         "contact_phone": _nullable(_STR),
         "contact_email": _nullable(_STR),
+        "competitor_policy": {"enum": ["avoid", "welcome"]},
         "created_at": _nullable(_TIME),
         "updated_at": _nullable(_TIME),
         "archived_at": _ARCHIVED_AT,
@@ -212,7 +213,11 @@ MATCH_OUT = {
     "properties": {
         "id": _INT,
         "name": _STR,
-        "score": _NUM,
+        "score": {
+            **_NUM,
+            "description": "匹配度 0-100: the pair's percentile among pairs of the same kind of institution; "
+            "the same for the same pair and view on every list",
+        },
         "reasons": {
             "type": "array",
             "items": {
@@ -225,6 +230,10 @@ MATCH_OUT = {
         "kind": _nullable(_STR),
         "province": _nullable(_STR),
         "industry": _nullable(_STR),
+        "competitor_of": {
+            **_nullable(_STR),
+            "description": "The backed project this candidate nearly copies (可能构成竞争), when shown",
+        },
     },
 }
 

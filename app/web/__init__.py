@@ -29,9 +29,13 @@ from models.enums import (
 
 csrf = CSRFProtect()
 
+#: What each competitor policy does, as the institution's form and page explain it.
+_POLICY_HINTS = {"avoid": "排在其他推荐之后", "welcome": "照常排序，仅作提示"}
+
 
 def init_app(app: Flask) -> None:
     """Register the page blueprints, CSRF protection and template helpers."""
+    from app.schemas import COMPETITOR_POLICIES
     from app.web import home, imports, institutions, needs, projects
 
     csrf.init_app(app)
@@ -52,6 +56,10 @@ def init_app(app: Flask) -> None:
             "INSTITUTION_KINDS": InstitutionKind.labels(),
             "CONTEST_KINDS": ContestKind.labels(),
             "SERVICE_KINDS": ServiceKind.labels(),
+            "COMPETITOR_POLICY_OPTIONS": [
+                (v, f"{label}（{_POLICY_HINTS[v]}）") for v, label in COMPETITOR_POLICIES.items()
+            ],
+            "COMPETITOR_POLICIES": COMPETITOR_POLICIES,
         }
     )
 

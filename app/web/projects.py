@@ -88,6 +88,7 @@ def detail(ident: int) -> Any:
                 public=user is None,
                 private=is_secretariat(user),
                 own=is_project_member(user, ident),
+                member_of=user.institution_id if user is not None else None,
             ),
             project=p,
         )

@@ -1,7 +1,7 @@
 """feedback log: ranked-list impressions and the actions taken on shown pairs
 
 Revision ID: 0015_impressions
-Revises: 0012_jobs
+Revises: 0014_competitor_policy
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from models.base import UTCDateTime
 
 revision = "0015_impressions"
-down_revision = "0012_jobs"
+down_revision = "0014_competitor_policy"
 branch_labels = None
 depends_on = None
 

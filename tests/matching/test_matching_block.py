@@ -31,14 +31,16 @@ def _assert_block_matches_one_query(
         filters = Filters(allowed_ids=frozenset(inst_ids), public_only=public)
         shown = svc.match_project(pid, side, k=len(inst_ids), filters=filters, explain=False)
         for m in shown:
-            assert block[a, col[m.id]] == pytest.approx(m.score, abs=0.006), (pid, m.id)
+            # Lists show the 匹配度 to one decimal (within 0.1 and 99.9); the block keeps it unrounded.
+            shown_here = min(99.9, max(0.1, round(float(block[a, col[m.id]]), 1)))
+            assert shown_here == pytest.approx(m.score, abs=0.1001), (pid, m.id)
             compared += 1
         known = {i for i in inst_ids if pid in {it.project_id for it in svc.institution(i).portfolio}}
         for i in known:
             assert np.isnan(block[a, col[i]])  # never proposed by the one-query path either
         ok = block[a][~np.isnan(block[a])]
-        if ok.size:
-            assert ok.min() >= 0.0 and ok.max() == pytest.approx(100.0)
+        if ok.size:  # a percentile: the best pair is not pinned to 100
+            assert ok.min() > 0.0 and ok.max() < 100.0
     return compared
 
 
@@ -55,7 +57,8 @@ def test_score_block_equals_match_project(
 def test_score_block_pooled_subset_and_public(
     embedder: Embedder, vectors, projects, institutions, tokenizer
 ) -> None:
-    # A pool of one per channel: the one-query path ranks fewer rows, but scales over every candidate.
+    # A pool of one per channel: the one-query path ranks fewer rows, but scores over every candidate;
+    # a subset of the funds gets the numbers the full side gives (a pair's 匹配度 is the pair's own).
     svc = MatchingService(embedder, tokenizer=tokenizer, pool_size=1)
     svc.load(projects, institutions, *vectors)
     funds = svc.institution_ids("fund")

@@ -1,0 +1,27 @@
+"""institution.competitor_policy: avoid or welcome candidates that nearly copy a backed project
+
+Revision ID: 0014_competitor_policy
+Revises: 0012_jobs
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0014_competitor_policy"
+down_revision = "0012_jobs"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("institution") as batch:
+        batch.add_column(
+            sa.Column("competitor_policy", sa.String(length=16), nullable=False, server_default="avoid")
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("institution") as batch:
+        batch.drop_column("competitor_policy")
