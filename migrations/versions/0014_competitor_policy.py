@@ -23,5 +23,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("institution") as batch:
+    # ALTER TABLE … DROP COLUMN in place: recreating the table would break the foreign keys to it on SQLite
+    with op.batch_alter_table("institution", recreate="never") as batch:
         batch.drop_column("competitor_policy")
