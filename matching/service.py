@@ -74,6 +74,9 @@ REFERENCE_PROJECTS = 60
 #: Each sampled project's best pairs that enter the reference: the 匹配度 compares a pair with the
 #: pairs a ranked list shows first (against every pair, all shown pairs would read 99).
 REFERENCE_TOP = 10
+#: Share of the records that may change (edits applied since the reference was drawn) before the 匹配度
+#: reference is drawn again; below it the reference moves by less than its own sampling noise.
+SCALE_TOLERANCE = 0.02
 #: Candidates of an institution's list scored as pairs (its 匹配度 and order), whatever k is asked for.
 PAIR_SCORED_TOP = 100
 #: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
@@ -453,21 +456,27 @@ class MatchingService(MatchingStore):
 
         The reference holds, for projects sampled evenly over the sorted ids, their REFERENCE_TOP best
         raw scores against every institution of the side: 匹配度 80 means a pair better than 80% of the
-        pairs at the top of a project's list. Built on first use after any change of the store or the
-        ranker (the same data gives the same scale in every process).
+        pairs at the top of a project's list. Built on first use, and again after a ranker change or
+        once the records changed by more than SCALE_TOLERANCE (every page of a process uses the same
+        scale at any moment, so a pair shows the same 匹配度 on all of them).
         """
         self._refresh_evidence()
-        cache = self._pair_cache()
-        ck = ("scale", side, evidence, public)
-        scale = cache.get(ck)
-        if scale is None:
-            pids = sorted(self._projects)
-            step = max(1, len(pids) // REFERENCE_PROJECTS)
-            sample = pids[::step][:REFERENCE_PROJECTS]
-            rows = [np.sort(self._pair_scores(p, side, evidence, public)[2])[-REFERENCE_TOP:] for p in sample]
-            scale = ScoreScale(np.concatenate(rows) if rows else np.empty(0))
-            cache = self._pair_cache()
-            cache[ck] = scale
+        scales: dict[Any, Any] = self.__dict__.setdefault("_score_scales", {})
+        ck = ("scale", side, evidence, public, id(self.ranker))
+        edits = getattr(self, "_edits", 0)
+        size = len(self._projects) + len(self._institutions)
+        found = scales.get(ck)
+        # A reference drawn from dozens of lists hardly moves with one edit: it is rebuilt when the ranker
+        # changed or when the records changed by more than SCALE_TOLERANCE since it was drawn, not on every
+        # edit (which would make the next ranked page after any save pay for the whole reference).
+        if found is not None and abs(edits - found[0]) <= max(20, SCALE_TOLERANCE * size):
+            return found[1]
+        pids = sorted(self._projects)
+        step = max(1, len(pids) // REFERENCE_PROJECTS)
+        sample = pids[::step][:REFERENCE_PROJECTS]
+        rows = [np.sort(self._pair_scores(p, side, evidence, public)[2])[-REFERENCE_TOP:] for p in sample]
+        scale = ScoreScale(np.concatenate(rows) if rows else np.empty(0))
+        scales[ck] = (edits, scale)
         return scale
 
     def match_degree(
