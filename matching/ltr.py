@@ -41,6 +41,7 @@ __all__ = [
     "Selection",
     "TrainingSet",
     "fit_final",
+    "lgbm_ranker",
     "ndcg10",
     "rank_queries",
     "select_model",
@@ -78,6 +79,30 @@ ITERATIONS: tuple[int, ...] = (25, 50, 100, 200)
 SIMPLE_SCORERS: tuple[str, ...] = ("act_recent_slow", "act_log_count", "sim_mean", "sim_top3")
 
 
+def lgbm_ranker(params: Mapping[str, Any], n_estimators: int, seed: int = 0) -> Any:
+    """Return an unfitted ``lightgbm.LGBMRanker`` (lambdarank), seeded and single-threaded.
+
+    The one constructor every LambdaMART here uses (the evaluation's and the product's): row
+    and column subsampling are seeded and ``deterministic`` with one thread makes refits equal.
+    """
+    from lightgbm import LGBMRanker
+
+    return LGBMRanker(
+        objective="lambdarank",
+        n_estimators=n_estimators,
+        random_state=seed,
+        n_jobs=1,
+        deterministic=True,
+        force_row_wise=True,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        lambdarank_truncation_level=20,
+        verbose=-1,
+        **dict(params),
+    )
+
+
 class LambdaMART:
     """A LightGBM lambdarank model over chosen LTR_FEATURES columns (seeded, one thread)."""
 
@@ -100,22 +125,7 @@ class LambdaMART:
 
     def fit(self, X: NDArray[np.float32], y: NDArray[np.int64], group: NDArray[np.int64]) -> LambdaMART:
         """Fit on rows X (n, len(LTR_FEATURES)), 0/1 labels y and query group sizes."""
-        from lightgbm import LGBMRanker
-
-        self.model_ = LGBMRanker(
-            objective="lambdarank",
-            n_estimators=self.n_estimators,
-            random_state=self.seed,
-            n_jobs=1,
-            deterministic=True,
-            force_row_wise=True,
-            subsample=0.8,
-            subsample_freq=1,
-            colsample_bytree=0.8,
-            lambdarank_truncation_level=20,
-            verbose=-1,
-            **self.params,
-        )
+        self.model_ = lgbm_ranker(self.params, self.n_estimators, self.seed)
         self.model_.fit(
             X[:, self.columns], y, group=group, feature_name=list(self.feature_names), init_score=self._prior(X)
         )
