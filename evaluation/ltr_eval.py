@@ -87,7 +87,11 @@ def set_inputs(
                 if v is not None:
                     vectors[n] = v / max(float(np.linalg.norm(v)), 1e-12)
     texts = [
-        " ".join(x for x in ((data.projects[p].get("description") or ""), data.projects[p].get("category") or "") if x)
+        " ".join(
+            x
+            for x in ((data.projects[p].get("description") or ""), data.projects[p].get("category") or "")
+            if x
+        )
         for p in pids
     ]
     if any(t.strip() for t in texts):
@@ -102,9 +106,7 @@ def set_inputs(
     vocab = {c: n for n, c in enumerate(sorted({c for cs in cats for c in cs}))}
     rows = [r for r, cs in enumerate(cats) for _ in cs]
     cols = [vocab[c] for cs in cats for c in cs]
-    categories = sp.csr_matrix(
-        (np.ones(len(rows)), (rows, cols)), shape=(len(pids), max(len(vocab), 1))
-    )
+    categories = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(pids), max(len(vocab), 1)))
     categories.data[:] = 1.0
     end = int(log.day.max()) + 1 if log.day.size else 0
     return log, ProjectContent(vectors, tfidf, categories.tocsr()), pids, iids, end
@@ -112,7 +114,16 @@ def set_inputs(
 
 def _baselines(bench: Path, data_dir: Path, test: Path, out: Path) -> dict[str, Path]:
     subprocess.run(
-        [sys.executable, str(bench / "baselines.py"), "--data", str(data_dir), "--test", str(test), "--outdir", str(out)],
+        [
+            sys.executable,
+            str(bench / "baselines.py"),
+            "--data",
+            str(data_dir),
+            "--test",
+            str(test),
+            "--outdir",
+            str(out),
+        ],
         check=True,
         capture_output=True,
     )
@@ -133,9 +144,10 @@ def evaluate_set(
     out_dir: Path,
     embedder: Embedder | None,
     cache_dir: Path,
-    settings: LTRSettings = LTRSettings(),
+    settings: LTRSettings | None = None,
 ) -> dict[str, Any]:
     """Choose, fit, rank dev_test, score against the baselines; return the set's results."""
+    settings = settings or LTRSettings()
     t0 = time.perf_counter()
     ev = load_eval_module(bench)
     log, content, pids, iids, end = set_inputs(data, embedder, cache_dir)
@@ -219,8 +231,9 @@ def format_report(results: Mapping[str, Any]) -> str:
     """Return the dev_test tables, the intervals and the ablations as text."""
     lines: list[str] = []
     for name, res in results.items():
-        lines.append(f"\n== {name}: chosen on the newest history slice: {res['model']} "
-                     f"({res['seconds']['total']}s)")
+        lines.append(
+            f"\n== {name}: chosen on the newest history slice: {res['model']} ({res['seconds']['total']}s)"
+        )
         lines.append(f"{'method':<14} {'NDCG@10':>8} {'R@10':>7}   cold N/R        warm N/R")
         for method, subsets in res["table"].items():
             a = subsets.get("all", {})
@@ -228,13 +241,19 @@ def format_report(results: Mapping[str, Any]) -> str:
             w = subsets.get("warm")
             cell = lambda m: f"{m['ndcg@10']:.3f}/{m['recall@10']:.3f}" if m else "   –       "  # noqa: E731
             label = "ours (LTR)" if method == "ours" else method
-            lines.append(f"{label:<14} {a.get('ndcg@10', 0):8.3f} {a.get('recall@10', 0):7.3f}   "
-                         f"{cell(c):<15} {cell(w)}")
+            lines.append(
+                f"{label:<14} {a.get('ndcg@10', 0):8.3f} {a.get('recall@10', 0):7.3f}   "
+                f"{cell(c):<15} {cell(w)}"
+            )
         for metric, v in res["versus_best_baseline"].items():
             lo, hi = v["ci95"]
             verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"
-            lines.append(f"ours − {v['baseline']} {metric}: {v['diff']:+.4f}  95% [{lo:+.4f}, {hi:+.4f}] ({verdict})")
-        lines.append("ablations (LambdaMART with all groups minus retrained without the group; + = the group helps):")
+            lines.append(
+                f"ours − {v['baseline']} {metric}: {v['diff']:+.4f}  95% [{lo:+.4f}, {hi:+.4f}] ({verdict})"
+            )
+        lines.append(
+            "ablations (LambdaMART with all groups minus retrained without the group; + = the group helps):"
+        )
         for group, row in res["ablations"].items():
             n, r = row["ndcg@10"], row["recall@10"]
             lines.append(

@@ -23,7 +23,15 @@ from matching.ranker import HandWeightedRanker, LearnedRanker, Ranker
 from matching.service import MatchingService
 from matching.types import InstitutionProfile, ProjectProfile, Side
 
-__all__ = ["PRODUCT_RANKER", "LabelledPair", "TrainingReport", "feature_rows", "fit_ranker", "fit_rows", "sample_negatives"]
+__all__ = [
+    "PRODUCT_RANKER",
+    "LabelledPair",
+    "TrainingReport",
+    "feature_rows",
+    "fit_ranker",
+    "fit_rows",
+    "sample_negatives",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ ending at the end of the history. Everything is seeded and single-threaded, so t
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,12 +58,12 @@ logger = logging.getLogger(__name__)
 class LTRSettings:
     """Settings shared by every set (nothing here is tuned per set)."""
 
-    windows: int = 4  # rolling target windows
-    train_fraction: float = 0.5  # latest share of the events (before the cut) used as window targets
+    windows: int = 6  # rolling target windows
+    train_fraction: float = 0.8  # latest share of the events (before the cut) used as window targets
     validation_fraction: float = 0.15  # newest share of history that picks the model
-    negatives: int = 100  # sampled negatives per query group
-    hard_share: float = 0.3  # share of negatives taken from the top of the candidate score
-    max_queries: int = 500  # per window and on the validation slice (seeded sample beyond)
+    negatives: int = 200  # sampled negatives per query group
+    hard_share: float = 0.1  # share of negatives taken from the top of the candidate score
+    max_queries: int = 300  # per window and on the validation slice (seeded sample beyond)
     chunk: int = 96  # query projects per feature block
     seed: int = 0
 
@@ -74,7 +75,7 @@ DEFAULT_GRID: tuple[dict[str, Any], ...] = tuple(
     for leaves in (4, 15)
 )
 _PRIOR_COL = LTR_FEATURES.index("act_recent_slow")
-ITERATIONS: tuple[int, ...] = (25, 50, 100, 200)
+ITERATIONS: tuple[int, ...] = (25, 50, 100)
 #: Single-feature rankers that compete with the learned model on the validation slice.
 SIMPLE_SCORERS: tuple[str, ...] = ("act_recent_slow", "act_log_count", "sim_mean", "sim_top3")
 
@@ -127,7 +128,11 @@ class LambdaMART:
         """Fit on rows X (n, len(LTR_FEATURES)), 0/1 labels y and query group sizes."""
         self.model_ = lgbm_ranker(self.params, self.n_estimators, self.seed)
         self.model_.fit(
-            X[:, self.columns], y, group=group, feature_name=list(self.feature_names), init_score=self._prior(X)
+            X[:, self.columns],
+            y,
+            group=group,
+            feature_name=list(self.feature_names),
+            init_score=self._prior(X),
         )
         return self
 
@@ -188,18 +193,20 @@ def window_bounds(day: NDArray[np.int64], end: int, fraction: float, windows: in
     days = np.sort(day[day < end])
     if days.size == 0:
         return []
-    cuts = [int(days[min(int(days.size * (1.0 - fraction * (windows - k) / windows)), days.size - 1)])
-            for k in range(windows)]
+    cuts = [
+        int(days[min(int(days.size * (1.0 - fraction * (windows - k) / windows)), days.size - 1)])
+        for k in range(windows)
+    ]
     cuts.append(end)
     out = []
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+    for a, b in itertools.pairwise(cuts):
         if b > a and (not out or a >= out[-1][1]):
             out.append((a, b))
     return out
 
 
 def window_targets(log: InvestmentLog, start: int, stop: int) -> dict[int, set[int]]:
-    """Return project -> institutions newly linked in [start, stop) (active before start, not linked before)."""
+    """Return project -> institutions newly linked in [start, stop), active before start, new pairs."""
     before = log.day < start
     active = np.zeros(log.n_institutions, dtype=bool)
     active[log.inst[before]] = True
@@ -233,7 +240,9 @@ def candidate_score(X: NDArray[np.float32]) -> NDArray[np.float64]:
         filled = np.where(ok, v, 0.0)
         mu = np.divide(filled.sum(axis=1, keepdims=True), n, out=np.zeros((len(v), 1)), where=n > 0)
         dev = np.where(ok, v - mu, 0.0)
-        sd = np.sqrt(np.divide((dev**2).sum(axis=1, keepdims=True), n, out=np.zeros((len(v), 1)), where=n > 0))
+        sd = np.sqrt(
+            np.divide((dev**2).sum(axis=1, keepdims=True), n, out=np.zeros((len(v), 1)), where=n > 0)
+        )
         total += np.divide(dev, sd, out=np.zeros_like(dev), where=sd > 0)
     return total
 
@@ -292,11 +301,14 @@ def training_set(
                 uni = rng.choice(rest, size=n_uni, replace=False) if n_uni else np.zeros(0, dtype=np.int64)
                 rows = np.concatenate([pos, hard, np.sort(uni)])
                 Xs.append(X[r, rows])
-                ys.append(np.r_[np.ones(pos.size, dtype=np.int64), np.zeros(rows.size - pos.size, dtype=np.int64)])
+                ys.append(
+                    np.r_[np.ones(pos.size, dtype=np.int64), np.zeros(rows.size - pos.size, dtype=np.int64)]
+                )
                 groups.append(rows.size)
     if not Xs:
-        return TrainingSet(np.zeros((0, len(LTR_FEATURES)), np.float32), np.zeros(0, np.int64),
-                           np.zeros(0, np.int64), bounds)
+        return TrainingSet(
+            np.zeros((0, len(LTR_FEATURES)), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64), bounds
+        )
     return TrainingSet(np.vstack(Xs), np.concatenate(ys), np.asarray(groups, dtype=np.int64), bounds)
 
 
@@ -387,7 +399,9 @@ def select_model(
                 scorers[name] = model
                 iters[name] = it
                 fitted[name] = (params, it)
-    ranked = rank_queries(log, content, cut, queries, scorers, top_n=10, chunk=settings.chunk, iterations=iters)
+    ranked = rank_queries(
+        log, content, cut, queries, scorers, top_n=10, chunk=settings.chunk, iterations=iters
+    )
     validation = {name: ndcg10(r, relevant) for name, r in ranked.items()}
     # The best validation score wins; ties go to the simpler model (single scorers are listed first).
     best = max(validation, key=lambda n: (round(validation[n], 12), n.startswith("single")))

@@ -196,9 +196,13 @@ def snapshot(log: InvestmentLog, content: ProjectContent, as_of: int, n_stages: 
     centroid = np.divide(contrast, norms, out=np.zeros_like(contrast), where=norms > 0).astype(np.float32)
     term = (port @ content.tfidf).tocsr()
     term_norm = np.sqrt(np.asarray(term.multiply(term).sum(axis=1)).ravel())
-    term_profile = (sp.diags(np.divide(1.0, term_norm, out=np.zeros(n_i), where=term_norm > 0)) @ term).tocsr()
+    term_profile = (
+        sp.diags(np.divide(1.0, term_norm, out=np.zeros(n_i), where=term_norm > 0)) @ term
+    ).tocsr()
     cat_counts = (port @ content.categories).toarray()
-    category_share = np.divide(cat_counts, count[:, None], out=np.zeros_like(cat_counts), where=count[:, None] > 0)
+    category_share = np.divide(
+        cat_counts, count[:, None], out=np.zeros_like(cat_counts), where=count[:, None] > 0
+    )
     market_category = cat_counts.sum(axis=0) / max(count.sum(), 1.0)
     labelled = stage >= 0
     stage_counts = np.zeros((n_i, n_stages))
@@ -299,7 +303,9 @@ def _segment_stats(
 def _ppr(snap: Snapshot, seeds: sp.csc_matrix) -> NDArray[np.float64]:
     """Return personalised PageRank (n_inst, n_q) over the co-investment walk from each seed column."""
     col_sum = np.asarray(seeds.sum(axis=0)).ravel()
-    start = (seeds @ sp.diags(np.divide(1.0, col_sum, out=np.zeros_like(col_sum), where=col_sum > 0))).toarray()
+    start = (
+        seeds @ sp.diags(np.divide(1.0, col_sum, out=np.zeros_like(col_sum), where=col_sum > 0))
+    ).toarray()
     r = start.copy()
     walk_t = snap.transition.T.tocsr()
     for _ in range(PPR_STEPS):
@@ -380,7 +386,9 @@ def pair_block(
     sc = snap.stage_counts[ii]  # (n_i, n_stages)
     labelled = sc.sum(axis=1)
     at_next = sc[:, np.maximum(nxt, 0)].T  # (n_q, n_i)
-    rate = np.divide(at_next, labelled[None, :], out=np.full_like(at_next, np.nan), where=labelled[None, :] > 0)
+    rate = np.divide(
+        at_next, labelled[None, :], out=np.full_like(at_next, np.nan), where=labelled[None, :] > 0
+    )
     rate[nxt < 0] = np.nan
     put("tr_next_round", rate)
     put("tr_next_round_count", np.where(nxt[:, None] >= 0, np.log1p(at_next), np.nan))
@@ -415,9 +423,13 @@ def _standardise(X: NDArray[np.float32], linked: NDArray[np.bool_]) -> None:
         v = X[:, :, _COL[name]].astype(np.float64)
         ok = ~np.isnan(v) & ~linked
         n = ok.sum(axis=1, keepdims=True)
-        mu = np.divide(np.where(ok, v, 0.0).sum(axis=1, keepdims=True), n, out=np.zeros((len(v), 1)), where=n > 0)
+        mu = np.divide(
+            np.where(ok, v, 0.0).sum(axis=1, keepdims=True), n, out=np.zeros((len(v), 1)), where=n > 0
+        )
         dev = np.where(ok, v - mu, 0.0)
-        sd = np.sqrt(np.divide((dev**2).sum(axis=1, keepdims=True), n, out=np.zeros((len(v), 1)), where=n > 1))
+        sd = np.sqrt(
+            np.divide((dev**2).sum(axis=1, keepdims=True), n, out=np.zeros((len(v), 1)), where=n > 1)
+        )
         z = np.divide(v - mu, sd, out=np.full_like(v, np.nan), where=(sd > 0) & ~np.isnan(v))
         X[:, :, _COL[name]] = z
 

@@ -271,7 +271,9 @@ class LearnedRanker(Ranker):
                 feature_name=list(FEATURES),
             )
         else:
-            raise ValueError(f"model must be 'logistic', 'pairwise', 'hgb' or 'lambdarank', got {self.model!r}")
+            raise ValueError(
+                f"model must be 'logistic', 'pairwise', 'hgb' or 'lambdarank', got {self.model!r}"
+            )
         self.estimator_ = estimator
         self.n_train_ = int(matrix.shape[0])
         self.n_positive_ = int(labels.sum())
@@ -350,7 +352,7 @@ class LearnedRanker(Ranker):
         return out
 
     def feature_importances(self) -> dict[str, float]:
-        """Return |coef| (logistic, standardised units) or mean |contribution| over the training rows (trees)."""
+        """Return |coef| (logistic, standardised units) or mean |contribution| over training rows (trees)."""
         self._check_fitted()
         if self.model in ("logistic", "pairwise"):
             coef = self.estimator_.coef_.ravel().copy()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from matching.ltr import (
-    LambdaMART,
     LTRSettings,
     fit_final,
     ndcg10,
@@ -66,8 +67,9 @@ def data() -> tuple[InvestmentLog, ProjectContent]:
 
 
 def _subset(log: InvestmentLog, keep: np.ndarray) -> InvestmentLog:
-    return InvestmentLog(log.n_institutions, log.n_projects, log.inst[keep], log.proj[keep], log.day[keep],
-                         log.stage[keep])
+    return InvestmentLog(
+        log.n_institutions, log.n_projects, log.inst[keep], log.proj[keep], log.day[keep], log.stage[keep]
+    )
 
 
 def test_feature_groups_cover_every_column_once() -> None:
@@ -153,8 +155,14 @@ def test_features_ignore_future_events(data) -> None:
     np.testing.assert_array_equal(X0, X2)
     assert np.array_equal(L0, L1) and np.array_equal(L0, L2)
     # ... while an earlier event does change them (the test can fail)
-    extra = InvestmentLog.build(N_INST, N_PROJ, [*log.inst[past], 3], [*log.proj[past], queries[1]],
-                                [*log.day[past], t - 1], [*log.stage[past], 2])
+    extra = InvestmentLog.build(
+        N_INST,
+        N_PROJ,
+        [*log.inst[past], 3],
+        [*log.proj[past], queries[1]],
+        [*log.day[past], t - 1],
+        [*log.stage[past], 2],
+    )
     X3, _ = pair_block(snapshot(extra, content, t), content, queries, insts)
     assert not np.array_equal(np.nan_to_num(X0), np.nan_to_num(X3))
 
@@ -164,7 +172,7 @@ def test_windows_and_targets_never_look_ahead(data) -> None:
     end = int(np.quantile(log.day, 0.9))
     bounds = window_bounds(log.day, end, 0.5, 4)
     assert bounds and bounds[-1][1] == end
-    assert all(a < b for a, b in bounds) and all(b1 <= a2 for (_, b1), (a2, _) in zip(bounds, bounds[1:]))
+    assert all(a < b for a, b in bounds) and all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(bounds))
     for a, b in bounds:
         targets = window_targets(log, a, b)
         for p, insts in targets.items():
