@@ -108,8 +108,15 @@ def set_inputs(
     cols = [vocab[c] for cs in cats for c in cs]
     categories = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(pids), max(len(vocab), 1)))
     categories.data[:] = 1.0
+    founded = np.asarray(
+        [
+            int(y[:4]) if (y := (data.projects[p].get("founded_year") or "").strip())[:4].isdigit() else -1
+            for p in pids
+        ],
+        dtype=np.int64,
+    )
     end = int(log.day.max()) + 1 if log.day.size else 0
-    return log, ProjectContent(vectors, tfidf, categories.tocsr()), pids, iids, end
+    return log, ProjectContent(vectors, tfidf, categories.tocsr(), founded), pids, iids, end
 
 
 def _baselines(bench: Path, data_dir: Path, test: Path, out: Path) -> dict[str, Path]:

@@ -50,7 +50,14 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     # sim_mean, sim_top3, sim_recency and both profiles are z-scored within the query (see _standardise)
     "portfolio_sim": ("sim_mean", "sim_max", "sim_top3", "sim_recency", "sim_knn"),
     "fund_profile": ("prof_dense", "prof_tfidf"),
-    "transition": ("tr_category", "tr_category_lift", "tr_next_round", "tr_next_round_count", "tr_newco"),
+    "transition": (
+        "tr_category",
+        "tr_category_lift",
+        "tr_next_round",
+        "tr_next_round_count",
+        "tr_stage_lift",
+        "tr_newco",
+    ),
     "graph": ("g_ppr", "g_coinvest", "g_n_backers"),
 }
 #: Column order of every block returned by :func:`pair_block`.
@@ -114,6 +121,7 @@ class ProjectContent:
     vectors: NDArray[np.float32]  # (n_projects, dim), unit rows or zeros
     tfidf: sp.csr_matrix  # (n_projects, vocab), L2-normalised rows
     categories: sp.csr_matrix  # (n_projects, n_categories), 0/1
+    founded_year: NDArray[np.int64] | None = None  # (n_projects,) founding year, -1 unknown
 
     @property
     def has_vector(self) -> NDArray[np.bool_]:
@@ -143,6 +151,7 @@ class Snapshot:
     market_category: NDArray[np.float64]  # (n_cat,) share of all portfolio items per category
     stage_counts: NDArray[np.float64]  # (n_inst, n_stages) labelled events per stage
     newco_share: NDArray[np.float64]  # share of events that were a company's first round
+    n_events: NDArray[np.float64]  # visible events per institution (a project backed twice counts twice)
     backers: sp.csc_matrix  # port as CSC: column p = the project's earlier backers
     last_stage: NDArray[np.int64]  # latest known round stage per project, -1 unknown
     visible_vec: NDArray[np.bool_]  # projects with a vector and at least one visible event
@@ -243,6 +252,7 @@ def snapshot(log: InvestmentLog, content: ProjectContent, as_of: int, n_stages: 
         market_category=market_category,
         stage_counts=stage_counts,
         newco_share=newco_share,
+        n_events=events,
         backers=port.tocsc(),
         last_stage=last_stage,
         visible_vec=seen_proj & has_vec,
@@ -311,6 +321,29 @@ def _ppr(snap: Snapshot, seeds: sp.csc_matrix) -> NDArray[np.float64]:
     for _ in range(PPR_STEPS):
         r = PPR_ALPHA * start + (1.0 - PPR_ALPHA) * (walk_t @ r)
     return r
+
+
+STAGE_SMOOTHING = 0.1
+#: A company without a visible round founded at most this many calendar years before the day is a
+#: start-up (stage index 2, 初创期); older ones without rounds have no known stage.
+YOUNG_YEARS = 2
+_YOUNG_STAGE = 2
+
+
+def next_stage(snap: Snapshot, content: ProjectContent, queries: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Return the stage index each project raises for next as of the snapshot day, -1 unknown.
+
+    The stage after its latest visible round; without one, a start-up when it was founded at
+    most YOUNG_YEARS before (the founding year is a static fact, not an event).
+    """
+    last = snap.last_stage[queries]
+    out = np.where(last >= 0, np.minimum(last + 1, snap.n_stages - 1), -1)
+    if content.founded_year is not None:
+        year = int(str(np.datetime64(int(snap.as_of), "D"))[:4])
+        founded = content.founded_year[queries]
+        young = (founded > 0) & (year - founded >= 0) & (year - founded <= YOUNG_YEARS)
+        out = np.where((out < 0) & young, _YOUNG_STAGE, out)
+    return out
 
 
 def pair_block(
@@ -382,7 +415,7 @@ def pair_block(
     lift[no_cat] = np.nan
     put("tr_category", share)
     put("tr_category_lift", lift)
-    nxt = np.where(snap.last_stage[q] >= 0, np.minimum(snap.last_stage[q] + 1, snap.n_stages - 1), -1)
+    nxt = next_stage(snap, content, q)
     sc = snap.stage_counts[ii]  # (n_i, n_stages)
     labelled = sc.sum(axis=1)
     at_next = sc[:, np.maximum(nxt, 0)].T  # (n_q, n_i)
@@ -392,6 +425,13 @@ def pair_block(
     rate[nxt < 0] = np.nan
     put("tr_next_round", rate)
     put("tr_next_round_count", np.where(nxt[:, None] >= 0, np.log1p(at_next), np.nan))
+    # log((n_s + a) / a), a = STAGE_SMOOTHING x the institution's deals: how much likelier than its
+    # activity says it joins the round the project raises next.
+    prior = STAGE_SMOOTHING * snap.n_events[ii]
+    lift_stage = np.log1p(
+        np.divide(at_next, prior[None, :], out=np.zeros_like(at_next), where=prior[None, :] > 0)
+    )
+    put("tr_stage_lift", np.where(nxt[:, None] >= 0, lift_stage, np.nan))
     backers = snap.backers[:, q]  # (n_inst, n_q)
     n_back = np.asarray(backers.sum(axis=0)).ravel()
     warm = n_back > 0
