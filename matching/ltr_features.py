@@ -40,7 +40,11 @@ __all__ = [
     "InvestmentLog",
     "ProjectContent",
     "Snapshot",
+    "as_mapping",
     "day_number",
+    "feature_names",
+    "group_columns",
+    "next_stage",
     "pair_block",
     "snapshot",
 ]

@@ -25,6 +25,7 @@ from matching.ltr_features import (
     ProjectContent,
     day_number,
     group_columns,
+    next_stage,
     pair_block,
     snapshot,
 )
@@ -239,3 +240,21 @@ def test_selection_uses_only_history_before_end(data) -> None:
     sel2 = select_model(_subset(log, keep), content, end, settings, grid, iterations=(10, 20))
     assert sel.validation == sel2.validation and sel.kind == sel2.kind
     assert sel.cut < end and len(sel.validation) == 4 + 2
+
+
+def test_next_stage_uses_rounds_then_founding_year(data) -> None:
+    log, content = data
+    t = int(np.quantile(log.day, 0.5))
+    year = int(str(np.datetime64(t, "D"))[:4])
+    founded = np.full(N_PROJ, -1, dtype=np.int64)
+    founded[:] = year - 10
+    founded[1] = year - 1  # young
+    with_years = ProjectContent(content.vectors, content.tfidf, content.categories, founded)
+    snap = snapshot(log, with_years, t)
+    unseen = [p for p in range(N_PROJ) if not (log.day[log.proj == p] < t).any()][:3]
+    nxt = next_stage(snap, with_years, np.asarray([1, *unseen]))
+    assert nxt[0] == (2 if snap.last_stage[1] < 0 else min(snap.last_stage[1] + 1, 5))
+    assert all(n == -1 for n in nxt[1:])  # old companies without a visible round: unknown
+    X, _ = pair_block(snap, with_years, [1], np.arange(N_INST))
+    lift = X[0, :, LTR_FEATURES.index("tr_stage_lift")]
+    assert np.isfinite(lift).all() and (lift >= 0).all()
