@@ -771,7 +771,12 @@ def format_table(results: Mapping[str, Any]) -> str:
 
 
 def run_ltr_eval(
-    data_root: Path, bench: Path, out_dir: Path, sets: Sequence[str], cache_dir: Path = DEFAULT_CACHE
+    data_root: Path,
+    bench: Path,
+    out_dir: Path,
+    sets: Sequence[str],
+    cache_dir: Path = DEFAULT_CACHE,
+    service_features: bool = False,
 ) -> int:
     """LambdaMART per set (chosen on history), the dev_test table with intervals and ablations.
 
@@ -789,7 +794,9 @@ def run_ltr_eval(
             continue
         print(f"[{name}] choosing on history, fitting, ranking dev_test ...", flush=True)
         data = load_set(data_dir)
-        results[name] = evaluate_set(data, data_dir, bench, out_dir / name, embedder, cache_dir)
+        results[name] = evaluate_set(
+            data, data_dir, bench, out_dir / name, embedder, cache_dir, service_features=service_features
+        )
         print(format_report({name: results[name]}), flush=True)
     seconds = round(time.perf_counter() - started, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -833,6 +840,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="ltr: LambdaMART on the dated feature groups, with intervals and ablations (default); "
         "service: the service's own ranker chosen by --model",
     )
+    ev.add_argument(
+        "--service-features",
+        action="store_true",
+        help="ltr: add the service's own feature vector (built per day from the visible history) as "
+        "one more group; slower (a service per training window)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "rank":
@@ -847,7 +860,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.ranker == "ltr":
         out = args.out or REPO_ROOT / "bench-out"
-        return run_ltr_eval(args.data_root, args.bench, out, args.sets.split(","), args.cache)
+        return run_ltr_eval(
+            args.data_root, args.bench, out, args.sets.split(","), args.cache, args.service_features
+        )
     args.out = args.out or REPO_ROOT / "eval-out"
     results = run_eval(args.data_root, args.bench, args.out, args.sets.split(","), args.model, args.cache)
     (args.out / "results.json").write_text(

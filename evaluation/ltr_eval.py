@@ -29,14 +29,15 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from embeddings import Embedder
 from evaluation.benchmark import EvalSet, _categories, _read, set_vectors
-from matching.features import round_stage_index
+from matching.features import FEATURES, round_stage_index
 from matching.ltr import LTRSettings, fit_final, rank_queries, select_model, training_set
-from matching.ltr_features import FEATURE_GROUPS, InvestmentLog, ProjectContent, day_number
+from matching.ltr_features import EXTRA_GROUP, FEATURE_GROUPS, InvestmentLog, ProjectContent, day_number
 
 __all__ = ["evaluate_set", "format_report", "load_eval_module", "set_inputs"]
 
@@ -54,8 +55,42 @@ def load_eval_module(bench: Path) -> ModuleType:
     return module
 
 
+class ServiceFeatures:
+    """Today's service feature vector as an extra LTR group: LambdaMART next to today's candidates.
+
+    For a day, a :class:`~matching.service.MatchingService` is built from the history edges dated
+    before it (profiles, portfolios, co-investment: :func:`evaluation.benchmark.build_service`) and
+    asked for each query's feature rows against the candidates, exactly as it ranks them.
+    """
+
+    def __init__(self, data: EvalSet, embedder: Embedder, pvecs: Mapping[int, Any], ivecs: Mapping[int, Any]):
+        self.data, self.embedder, self.pvecs, self.ivecs = data, embedder, pvecs, ivecs
+        self._day: int | None = None
+        self._service: Any = None
+        # dense index n of the sorted ids <-> the service's integer ids (also the sorted order, from 1)
+        self.pids = sorted(data.projects)
+        self.iids = sorted(data.institutions)
+
+    def __call__(
+        self, as_of: int, queries: NDArray[np.int64], insts: NDArray[np.int64]
+    ) -> NDArray[np.float32]:
+        from evaluation.benchmark import build_service
+
+        if self._day != as_of:
+            iso = str(np.datetime64(int(as_of), "D"))
+            visible = [e for e in self.data.history if e.date and e.date < iso]
+            self._service = build_service(self.data, visible, self.embedder, self.pvecs, self.ivecs)
+            self._day = as_of
+        inst_ids = [self.data.inst_int[self.iids[i]] for i in insts]
+        out = np.empty((len(queries), len(insts), len(FEATURES)), dtype=np.float32)
+        for r, q in enumerate(queries):
+            pid = self.data.project_int[self.pids[int(q)]]
+            out[r] = self._service.features_for_project(pid, inst_ids, leave_out=False)
+        return out
+
+
 def set_inputs(
-    data: EvalSet, embedder: Embedder | None, cache_dir: Path
+    data: EvalSet, embedder: Embedder | None, cache_dir: Path, service_features: bool = False
 ) -> tuple[InvestmentLog, ProjectContent, list[str], list[str], int]:
     """Return (log, content, project ids, institution ids, first day after history) of a set.
 
@@ -77,8 +112,11 @@ def set_inputs(
     )
     dim = 0
     vectors = np.zeros((len(pids), 1), dtype=np.float32)
+    extra: ServiceFeatures | None = None
     if embedder is not None:
-        pvecs, _ = set_vectors(data, embedder, cache_dir)
+        pvecs, ivecs = set_vectors(data, embedder, cache_dir)
+        if service_features:
+            extra = ServiceFeatures(data, embedder, pvecs, ivecs)
         if pvecs:
             dim = len(next(iter(pvecs.values())))
             vectors = np.zeros((len(pids), dim), dtype=np.float32)
@@ -116,7 +154,15 @@ def set_inputs(
         dtype=np.int64,
     )
     end = int(log.day.max()) + 1 if log.day.size else 0
-    return log, ProjectContent(vectors, tfidf, categories.tocsr(), founded), pids, iids, end
+    content = ProjectContent(
+        vectors,
+        tfidf,
+        categories.tocsr(),
+        founded,
+        extra=extra,
+        extra_names=tuple(f"svc_{f}" for f in FEATURES) if extra is not None else (),
+    )
+    return log, content, pids, iids, end
 
 
 def _baselines(bench: Path, data_dir: Path, test: Path, out: Path) -> dict[str, Path]:
@@ -152,12 +198,13 @@ def evaluate_set(
     embedder: Embedder | None,
     cache_dir: Path,
     settings: LTRSettings | None = None,
+    service_features: bool = False,
 ) -> dict[str, Any]:
     """Choose, fit, rank dev_test, score against the baselines; return the set's results."""
     settings = settings or LTRSettings()
     t0 = time.perf_counter()
     ev = load_eval_module(bench)
-    log, content, pids, iids, end = set_inputs(data, embedder, cache_dir)
+    log, content, pids, iids, end = set_inputs(data, embedder, cache_dir, service_features)
     t_inputs = time.perf_counter() - t0
     selection = select_model(log, content, end, settings)
     t_select = time.perf_counter() - t0 - t_inputs
@@ -167,6 +214,8 @@ def evaluate_set(
     p_at = {p: n for n, p in enumerate(pids)}
     queries = [p_at[q] for q in query_ids if q in p_at]
     drops: list[str | None] = [None, *FEATURE_GROUPS]
+    if content.extra is not None:
+        drops.append(EXTRA_GROUP)
     params = selection.params or {"num_leaves": 7, "min_child_samples": 20, "learning_rate": 0.05}
     iterations = selection.iterations or 200
     train = training_set(log, content, end, settings)
@@ -201,7 +250,7 @@ def evaluate_set(
         versus[metric] = {"baseline": best, "diff": mean, "ci95": [lo, hi]}
     full = per["lambdamart"]
     ablations: dict[str, Any] = {}
-    for group in FEATURE_GROUPS:
+    for group in drops[1:]:
         other = per[f"-{group}"]
         row = {}
         for key, metric in METRICS:

@@ -28,7 +28,6 @@ from matching.ltr_features import (
     InvestmentLog,
     ProjectContent,
     Snapshot,
-    group_columns,
     pair_block,
     snapshot,
 )
@@ -108,8 +107,14 @@ class LambdaMART:
     """A LightGBM lambdarank model over chosen LTR_FEATURES columns (seeded, one thread)."""
 
     def __init__(
-        self, params: Mapping[str, Any], columns: NDArray[np.int64], n_estimators: int = 400, seed: int = 0
+        self,
+        params: Mapping[str, Any],
+        columns: NDArray[np.int64],
+        n_estimators: int = 400,
+        seed: int = 0,
+        names: Sequence[str] = LTR_FEATURES,
     ):
+        self.names = tuple(names)
         params = dict(params)
         #: Weight of a fixed popularity prior (log of the 2-year-decayed deal count) the trees start
         #: from (LightGBM init_score): the trees then only learn corrections to who-is-active.
@@ -122,7 +127,7 @@ class LambdaMART:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        return tuple(LTR_FEATURES[j] for j in self.columns)
+        return tuple(self.names[j] for j in self.columns)
 
     def fit(self, X: NDArray[np.float32], y: NDArray[np.int64], group: NDArray[np.int64]) -> LambdaMART:
         """Fit on rows X (n, len(LTR_FEATURES)), 0/1 labels y and query group sizes."""
@@ -307,7 +312,10 @@ def training_set(
                 groups.append(rows.size)
     if not Xs:
         return TrainingSet(
-            np.zeros((0, len(LTR_FEATURES)), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64), bounds
+            np.zeros((0, len(content.feature_names)), np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            bounds,
         )
     return TrainingSet(np.vstack(Xs), np.concatenate(ys), np.asarray(groups, dtype=np.int64), bounds)
 
@@ -379,7 +387,7 @@ def select_model(
     columns: NDArray[np.int64] | None = None,
 ) -> Selection:
     """Choose model and hyper-parameters by NDCG@10 on the newest slice of the events before ``end``."""
-    cols = group_columns() if columns is None else columns
+    cols = content.columns() if columns is None else columns
     days = np.sort(log.day[log.day < end])
     cut = int(days[min(int(days.size * (1.0 - settings.validation_fraction)), days.size - 1)])
     relevant = window_targets(log, cut, end)
@@ -392,7 +400,9 @@ def select_model(
     fitted: dict[str, tuple[Mapping[str, Any], int]] = {}
     if train.n_queries and train.y.sum() and (train.y == 0).any():
         for params in grid:
-            model = LambdaMART(params, cols, n_estimators=max(iterations), seed=settings.seed)
+            model = LambdaMART(
+                params, cols, n_estimators=max(iterations), seed=settings.seed, names=content.feature_names
+            )
             model.fit(train.X, train.y, train.group)
             for it in iterations:
                 name = _label(params, model.prior_weight, it)
@@ -425,7 +435,13 @@ def fit_final(
     data = train if train is not None else training_set(log, content, end, settings)
     models: dict[str | None, LambdaMART] = {}
     for drop in drop_groups:
-        model = LambdaMART(params, group_columns(drop=drop), n_estimators=iterations, seed=settings.seed)
+        model = LambdaMART(
+            params,
+            content.columns(drop),
+            n_estimators=iterations,
+            seed=settings.seed,
+            names=content.feature_names,
+        )
         model.fit(data.X, data.y, data.group)
         model.num_iteration = iterations
         models[drop] = model

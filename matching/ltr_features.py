@@ -27,7 +27,7 @@ Feature groups (:data:`FEATURE_GROUPS`), each of which the evaluation drops in t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 __all__ = [
+    "EXTRA_GROUP",
     "FEATURE_GROUPS",
     "LTR_FEATURES",
     "InvestmentLog",
@@ -66,6 +67,8 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 #: Column order of every block returned by :func:`pair_block`.
 LTR_FEATURES: tuple[str, ...] = tuple(f for names in FEATURE_GROUPS.values() for f in names)
+#: The name of the optional group of extra columns a ProjectContent may supply.
+EXTRA_GROUP = "service"
 _COL = {name: j for j, name in enumerate(LTR_FEATURES)}
 
 FAST_HALF_LIFE = 182.0
@@ -126,6 +129,27 @@ class ProjectContent:
     tfidf: sp.csr_matrix  # (n_projects, vocab), L2-normalised rows
     categories: sp.csr_matrix  # (n_projects, n_categories), 0/1
     founded_year: NDArray[np.int64] | None = None  # (n_projects,) founding year, -1 unknown
+    #: Optional extra columns (the ``EXTRA_GROUP`` group) appended to every block: a callable
+    #: (as_of day, query projects, institutions) -> (n_q, n_i, len(extra_names)) that must read
+    #: only what was known before the day, e.g. the service's own feature vector built from the
+    #: profiles of the visible events.
+    extra: Callable[[int, NDArray[np.int64], NDArray[np.int64]], NDArray[np.floating]] | None = None
+    extra_names: tuple[str, ...] = ()
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Return the names of every column of this content's blocks."""
+        return LTR_FEATURES + (self.extra_names if self.extra is not None else ())
+
+    def columns(self, drop: str | None = None) -> NDArray[np.int64]:
+        """Return the block columns of every group (the extra one included) minus ``drop``."""
+        if drop == EXTRA_GROUP:
+            return group_columns()
+        base = group_columns(drop=drop)
+        if self.extra is None:
+            return base
+        extra = np.arange(len(LTR_FEATURES), len(LTR_FEATURES) + len(self.extra_names), dtype=np.int64)
+        return np.concatenate([base, extra])
 
     @property
     def has_vector(self) -> NDArray[np.bool_]:
@@ -453,6 +477,13 @@ def pair_block(
     put("g_n_backers", np.log1p(n_back)[:, None])
     linked = np.asarray(backers[ii].T.todense()) > 0
     _standardise(X, linked)
+    if content.extra is not None:
+        extra = np.asarray(content.extra(int(snap.as_of), q, ii), dtype=np.float32)
+        if extra.shape != (n_q, n_i, len(content.extra_names)):
+            raise ValueError(
+                f"extra features have shape {extra.shape}, want {(n_q, n_i, len(content.extra_names))}"
+            )
+        X = np.concatenate([X, extra], axis=2)
     return X, linked
 
 

@@ -258,3 +258,27 @@ def test_next_stage_uses_rounds_then_founding_year(data) -> None:
     X, _ = pair_block(snap, with_years, [1], np.arange(N_INST))
     lift = X[0, :, LTR_FEATURES.index("tr_stage_lift")]
     assert np.isfinite(lift).all() and (lift >= 0).all()
+
+
+def test_extra_group_is_appended_named_and_ablatable(data) -> None:
+    log, content = data
+    calls: list[int] = []
+
+    def extra(as_of: int, queries: np.ndarray, insts: np.ndarray) -> np.ndarray:
+        calls.append(as_of)
+        # a past-only signal: how often the institution backed anything before the day
+        seen = np.bincount(log.inst[log.day < as_of], minlength=N_INST)[insts].astype(np.float32)
+        return np.broadcast_to(seen[None, :, None], (len(queries), len(insts), 1)).copy()
+
+    plus = ProjectContent(content.vectors, content.tfidf, content.categories, extra=extra, extra_names=("x",))
+    assert plus.feature_names[-1] == "x" and len(plus.columns()) == len(LTR_FEATURES) + 1
+    assert len(plus.columns("service")) == len(LTR_FEATURES)
+    t = int(np.quantile(log.day, 0.7))
+    X, _ = pair_block(snapshot(log, plus, t), plus, [1, 2], np.arange(N_INST))
+    assert X.shape[2] == len(LTR_FEATURES) + 1 and calls == [t]
+    end = int(np.quantile(log.day, 0.85))
+    settings = LTRSettings(negatives=6, max_queries=20, windows=2)
+    params = {"num_leaves": 4, "min_child_samples": 5, "learning_rate": 0.1}
+    models, train = fit_final(log, plus, end, params, 10, settings, (None, "service"))
+    assert train.X.shape[1] == len(LTR_FEATURES) + 1
+    assert "x" in models[None].feature_names and "x" not in models["service"].feature_names
