@@ -1,7 +1,13 @@
 """Rank institutions for projects on the shared evaluation sets, with the service's own code.
 
     python -m evaluation.benchmark rank --data DIR --queries IDS.txt --out PRED.jsonl
-    python -m evaluation.benchmark eval [--data-root ../shared/data] [--out eval-out]
+    python -m evaluation.benchmark eval [--data-root ../shared/data] [--out bench-out] [--ranker ltr|service]
+
+``eval`` (``make eval``) by default runs :mod:`evaluation.ltr_eval`: LambdaMART on the dated feature
+groups of :mod:`matching.ltr_features`, chosen on the newest history slice, with the dev_test table
+against every baseline, paired bootstrap intervals against the best one and feature-group
+ablations; every figure goes to ``bench-out/eval.json``. ``--ranker service`` runs the service's
+own ranker instead, as described next.
 
 ``rank`` reads projects.csv, institutions.csv and edges_history.csv (never a test-edge file),
 learns the ranker on a time split inside the history (earlier edges build the profiles, the
@@ -34,7 +40,14 @@ from numpy.typing import NDArray
 
 from embeddings import Embedder, institution_text, load_embedder, project_text
 from matching.features import FEATURES, round_stage_index
-from matching.learn import LabelledPair, TrainingReport, feature_rows, fit_rows, sample_negatives
+from matching.learn import (
+    PRODUCT_RANKER,
+    LabelledPair,
+    TrainingReport,
+    feature_rows,
+    fit_rows,
+    sample_negatives,
+)
 from matching.ranker import HandWeightedRanker, LearnedRanker, Ranker
 from matching.service import MatchingService
 from matching.types import STAGES, InstitutionProfile, PortfolioItem, ProjectProfile
@@ -62,7 +75,7 @@ DEFAULT_CACHE = REPO_ROOT / ".cache" / "matching-bench"
 SETS = ("itjuzi_ai", "yc", "cb2013")
 TOP_N = 100
 FUND_KIND = "创业投资机构"  # every investor of the evaluation sets ranks on the fund side
-ModelName = Literal["hand", "blend", "logistic", "pairwise", "hgb"]
+ModelName = Literal["hand", "blend", "logistic", "pairwise", "hgb", "lambdarank"]
 
 
 @dataclass(frozen=True)
@@ -431,6 +444,8 @@ def make_ranker(model: ModelName, random_state: int = 0) -> LearnedRanker | None
     """Return an unfitted learned ranker of that kind, or None for the hand-set weights."""
     if model in ("hand", "blend"):
         return None
+    if model == "lambdarank":
+        return LearnedRanker(**{**PRODUCT_RANKER, "random_state": random_state})
     return LearnedRanker(model=model, random_state=random_state)
 
 
@@ -755,6 +770,43 @@ def format_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run_ltr_eval(
+    data_root: Path,
+    bench: Path,
+    out_dir: Path,
+    sets: Sequence[str],
+    cache_dir: Path = DEFAULT_CACHE,
+    service_features: bool = False,
+) -> int:
+    """LambdaMART per set (chosen on history), the dev_test table with intervals and ablations.
+
+    Prints the report and writes every figure to ``out_dir/eval.json``.
+    """
+    from evaluation.ltr_eval import evaluate_set, format_report
+
+    started = time.perf_counter()
+    embedder = load_embedder("e5")
+    results: dict[str, Any] = {}
+    for name in sets:
+        data_dir = data_root / name
+        if not (data_dir / "edges_history.csv").is_file() or not (data_dir / "edges_dev_test.csv").is_file():
+            print(f"[{name}] skipped: {data_dir} not found (evaluation data are optional)")
+            continue
+        print(f"[{name}] choosing on history, fitting, ranking dev_test ...", flush=True)
+        data = load_set(data_dir)
+        results[name] = evaluate_set(
+            data, data_dir, bench, out_dir / name, embedder, cache_dir, service_features=service_features
+        )
+        print(format_report({name: results[name]}), flush=True)
+    seconds = round(time.perf_counter() - started, 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "eval.json").write_text(
+        json.dumps({"seconds": seconds, "sets": results}, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    print(f"\nall sets in {seconds}s; figures in {out_dir / 'eval.json'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the rank or eval command."""
     parser = argparse.ArgumentParser(
@@ -766,7 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--model",
-        choices=["auto", "hand", "blend", "logistic", "pairwise", "hgb"],
+        choices=["auto", "hand", "blend", "logistic", "pairwise", "hgb", "lambdarank"],
         default="auto",
         help="ranker; auto picks by NDCG@10 on the newest slice of history",
     )
@@ -779,8 +831,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev = sub.add_parser("eval", parents=[common], help="rank, score and compare on every set present")
     ev.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
     ev.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
-    ev.add_argument("--out", type=Path, default=REPO_ROOT / "eval-out")
+    ev.add_argument("--out", type=Path, default=None, help="output folder (default bench-out/, or eval-out/)")
     ev.add_argument("--sets", default=",".join(SETS))
+    ev.add_argument(
+        "--ranker",
+        choices=["ltr", "service"],
+        default="ltr",
+        help="ltr: LambdaMART on the dated feature groups, with intervals and ablations (default); "
+        "service: the service's own ranker chosen by --model",
+    )
+    ev.add_argument(
+        "--service-features",
+        action="store_true",
+        help="ltr: add the service's own feature vector (built per day from the visible history) as "
+        "one more group; slower (a service per training window)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "rank":
@@ -793,6 +858,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.data_root.is_dir():
         print(f"evaluation skipped: no data at {args.data_root}")
         return 0
+    if args.ranker == "ltr":
+        out = args.out or REPO_ROOT / "bench-out"
+        return run_ltr_eval(
+            args.data_root, args.bench, out, args.sets.split(","), args.cache, args.service_features
+        )
+    args.out = args.out or REPO_ROOT / "eval-out"
     results = run_eval(args.data_root, args.bench, args.out, args.sets.split(","), args.model, args.cache)
     (args.out / "results.json").write_text(
         json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8"

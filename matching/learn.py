@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,9 +23,28 @@ from matching.ranker import HandWeightedRanker, LearnedRanker, Ranker
 from matching.service import MatchingService
 from matching.types import InstitutionProfile, ProjectProfile, Side
 
-__all__ = ["LabelledPair", "TrainingReport", "feature_rows", "fit_ranker", "fit_rows", "sample_negatives"]
+__all__ = [
+    "PRODUCT_RANKER",
+    "LabelledPair",
+    "TrainingReport",
+    "feature_rows",
+    "fit_ranker",
+    "fit_rows",
+    "sample_negatives",
+]
 
 logger = logging.getLogger(__name__)
+
+#: The product's learned ranker: LambdaMART (LightGBM lambdarank) over the service's feature vector,
+#: each project one query group; small trees and few rounds because outcomes are few.
+PRODUCT_RANKER: dict[str, Any] = {
+    "model": "lambdarank",
+    "learning_rate": 0.05,
+    "max_iter": 100,
+    "max_leaf_nodes": 7,
+    "min_samples_leaf": 20,
+    "l2_regularization": 5.0,
+}
 
 
 @dataclass(frozen=True)
@@ -106,7 +126,7 @@ def fit_ranker(
     Args:
         pairs: observed outcomes; pairs whose profiles the service does not hold are skipped.
         service: provides the features (the same code that ranks).
-        ranker: the estimator to fit; default ``LearnedRanker()``.
+        ranker: the estimator to fit; default :data:`PRODUCT_RANKER` (LambdaMART, one query per project).
         min_positives, min_negatives: below these, return :class:`HandWeightedRanker`.
         half_life_days: weigh recent outcomes more (None = all equal).
     """
@@ -114,7 +134,7 @@ def fit_ranker(
     fitted, report = fit_rows(
         X,
         y,
-        ranker if ranker is not None else LearnedRanker(),
+        ranker if ranker is not None else LearnedRanker(**PRODUCT_RANKER),
         min_positives=min_positives,
         min_negatives=min_negatives,
         sample_weight=_recency_weights(kept, half_life_days),
@@ -145,7 +165,7 @@ def fit_rows(
         fallback = HandWeightedRanker()
         return fallback, TrainingReport(len(y), n_pos, 0, 0, "hand", fallback.feature_importances())
     ranker.fit(X, y, sample_weight=sample_weight, groups=groups)
-    if ranker.model == "hgb":
+    if ranker.model in ("hgb", "lambdarank"):
         ranker.set_importances(X)
     return ranker, TrainingReport(len(y), n_pos, 0, 0, ranker.model, ranker.feature_importances())
 

@@ -75,3 +75,28 @@ def test_portfolio_outcomes_use_portfolio_dates() -> None:
     item = PortfolioItem(1, "2020-01-01")
     inst = InstitutionProfile(1, "x", "创业投资机构", "", portfolio=(item,))
     assert inst.portfolio[0].date == "2020-01-01"
+
+
+def test_product_ranker_is_lambdamart_and_ranks_in_the_service(service: MatchingService, tmp_path) -> None:
+    funds = service.institution_ids("fund")
+    pairs = []
+    for pid in service.project_ids():
+        proj = service.project(pid)
+        for iid in funds:
+            inst = service.institution(iid)
+            label = int(bool(set(proj.industries) & set(inst.industries)))
+            pairs.extend([LabelledPair(proj, inst, label, f"2024-0{1 + pid % 9}-01")] * 3)
+    ranker, report = fit_ranker(pairs, service, min_positives=3, min_negatives=3)
+    assert isinstance(ranker, LearnedRanker) and ranker.model == "lambdarank" and report.model == "lambdarank"
+    assert report.importances["industry"] > 0
+    service.set_ranker(ranker)
+    top = service.match_project(2, "fund", 3)
+    assert top and all(m.reasons is not None for m in top)
+    path = tmp_path / "ranker.joblib"
+    ranker.save(path)
+    from matching.ranker import load_ranker
+
+    again = load_ranker(path)
+    service.set_ranker(again)
+    assert [m.id for m in service.match_project(2, "fund", 3)] == [m.id for m in top]
+    service.set_ranker(None)

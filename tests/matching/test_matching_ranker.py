@@ -25,7 +25,7 @@ def test_hand_weights_are_additive() -> None:
         HandWeightedRanker({"nope": 1.0}).score(X)
 
 
-@pytest.mark.parametrize("model", ["logistic", "pairwise", "hgb"])
+@pytest.mark.parametrize("model", ["logistic", "pairwise", "hgb", "lambdarank"])
 def test_learned_ranker_contract(model: str, tmp_path) -> None:
     X, y = data()
     ranker = LearnedRanker(model=model, random_state=0)
@@ -37,8 +37,8 @@ def test_learned_ranker_contract(model: str, tmp_path) -> None:
     assert np.corrcoef(scores, X[:, FEATURES.index("dense")])[0, 1] > 0.5
     contrib = ranker.contributions(X[:5])
     assert contrib.shape == (5, len(FEATURES))
-    if model in ("logistic", "pairwise"):
-        # Exact: contributions differ from the score by one constant.
+    if model in ("logistic", "pairwise", "lambdarank"):
+        # Exact (coefficients, TreeSHAP): contributions differ from the score by one constant.
         diff = scores[:5] - contrib.sum(axis=1)
         assert np.allclose(diff, diff[0])
     top = max(ranker.set_importances(X).feature_importances().items(), key=lambda kv: kv[1])[0]
@@ -62,6 +62,17 @@ def test_pairwise_needs_groups() -> None:
     X, y = data(40)
     with pytest.raises(ValueError, match="groups"):
         LearnedRanker(model="pairwise").fit(X, y)
+    with pytest.raises(ValueError, match="groups"):
+        LearnedRanker(model="lambdarank").fit(X, y)
+
+
+def test_lambdarank_is_repeatable_and_groups_may_arrive_unsorted() -> None:
+    X, y = data()
+    groups = np.arange(len(y)) % 20  # rows of a query interleaved
+    a = LearnedRanker(model="lambdarank", random_state=0).fit(X, y, groups=groups)
+    b = LearnedRanker(model="lambdarank", random_state=0).fit(X, y, groups=groups)
+    assert np.array_equal(a.score(X), b.score(X))
+    assert np.corrcoef(a.score(X), X[:, FEATURES.index("dense")])[0, 1] > 0.5
 
 
 def test_activity_prior_lifts_active_institutions_and_stays_additive() -> None:

@@ -1,0 +1,319 @@
+"""LambdaMART on the shared evaluation sets: choose on history, score dev_test, ablate feature groups.
+
+Per set, with the same code and settings everywhere:
+
+1. the history (edges_history.csv only) becomes an :class:`~matching.ltr_features.InvestmentLog`,
+   the project texts become unit e5 vectors, a character TF-IDF matrix and category one-hots;
+2. :func:`matching.ltr.select_model` picks LambdaMART's hyper-parameters (or a single-feature
+   ranker, if that validates better) on the newest 15 % of history;
+3. :func:`matching.ltr.fit_final` refits the choice on windows ending at the end of history, once
+   with every feature group and once without each group (the ablations);
+4. every dev_test project is ranked against every institution active in history, scored with the
+   shared ``eval_ranking.py`` next to the shared ``baselines.py``, and the difference to the best
+   baseline gets a paired bootstrap 95 % interval (the shared script's own bootstrap).
+
+dev_test edges are read only to score, after every choice has been made.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from embeddings import Embedder
+from evaluation.benchmark import EvalSet, _categories, _read, set_vectors
+from matching.features import FEATURES, round_stage_index
+from matching.ltr import LTRSettings, fit_final, rank_queries, select_model, training_set
+from matching.ltr_features import EXTRA_GROUP, FEATURE_GROUPS, InvestmentLog, ProjectContent, day_number
+
+__all__ = ["evaluate_set", "format_report", "load_eval_module", "set_inputs"]
+
+TOP_N = 100
+METRICS = (("ndcg", "ndcg@10"), ("recall", "recall@10"))
+
+
+def load_eval_module(bench: Path) -> ModuleType:
+    """Import the shared ``eval_ranking.py`` (the reference metric and bootstrap) from ``bench``."""
+    spec = importlib.util.spec_from_file_location("shared_eval_ranking", bench / "eval_ranking.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(bench / "eval_ranking.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class ServiceFeatures:
+    """Today's service feature vector as an extra LTR group: LambdaMART next to today's candidates.
+
+    For a day, a :class:`~matching.service.MatchingService` is built from the history edges dated
+    before it (profiles, portfolios, co-investment: :func:`evaluation.benchmark.build_service`) and
+    asked for each query's feature rows against the candidates, exactly as it ranks them.
+    """
+
+    def __init__(self, data: EvalSet, embedder: Embedder, pvecs: Mapping[int, Any], ivecs: Mapping[int, Any]):
+        self.data, self.embedder, self.pvecs, self.ivecs = data, embedder, pvecs, ivecs
+        self._day: int | None = None
+        self._service: Any = None
+        # dense index n of the sorted ids <-> the service's integer ids (also the sorted order, from 1)
+        self.pids = sorted(data.projects)
+        self.iids = sorted(data.institutions)
+
+    def __call__(
+        self, as_of: int, queries: NDArray[np.int64], insts: NDArray[np.int64]
+    ) -> NDArray[np.float32]:
+        from evaluation.benchmark import build_service
+
+        if self._day != as_of:
+            iso = str(np.datetime64(int(as_of), "D"))
+            visible = [e for e in self.data.history if e.date and e.date < iso]
+            self._service = build_service(self.data, visible, self.embedder, self.pvecs, self.ivecs)
+            self._day = as_of
+        inst_ids = [self.data.inst_int[self.iids[i]] for i in insts]
+        out = np.empty((len(queries), len(insts), len(FEATURES)), dtype=np.float32)
+        for r, q in enumerate(queries):
+            pid = self.data.project_int[self.pids[int(q)]]
+            out[r] = self._service.features_for_project(pid, inst_ids, leave_out=False)
+        return out
+
+
+def set_inputs(
+    data: EvalSet, embedder: Embedder | None, cache_dir: Path, service_features: bool = False
+) -> tuple[InvestmentLog, ProjectContent, list[str], list[str], int]:
+    """Return (log, content, project ids, institution ids, first day after history) of a set.
+
+    Dense indexes follow the sorted string ids. Vectors are the service's e5 document vectors
+    (cached); without an embedder the vectors are zeros and the text groups fall back to TF-IDF.
+    """
+    pids = sorted(data.projects)
+    iids = sorted(data.institutions)
+    p_at = {p: n for n, p in enumerate(pids)}
+    i_at = {i: n for n, i in enumerate(iids)}
+    edges = [e for e in data.history if e.date]
+    log = InvestmentLog.build(
+        len(iids),
+        len(pids),
+        [i_at[e.institution] for e in edges],
+        [p_at[e.project] for e in edges],
+        [day_number(e.date) or 0 for e in edges],
+        [(-1 if (s := round_stage_index(e.round)) is None else s) for e in edges],
+    )
+    dim = 0
+    vectors = np.zeros((len(pids), 1), dtype=np.float32)
+    extra: ServiceFeatures | None = None
+    if embedder is not None:
+        pvecs, ivecs = set_vectors(data, embedder, cache_dir)
+        if service_features:
+            extra = ServiceFeatures(data, embedder, pvecs, ivecs)
+        if pvecs:
+            dim = len(next(iter(pvecs.values())))
+            vectors = np.zeros((len(pids), dim), dtype=np.float32)
+            for pid, n in p_at.items():
+                v = pvecs.get(data.project_int[pid])
+                if v is not None:
+                    vectors[n] = v / max(float(np.linalg.norm(v)), 1e-12)
+    texts = [
+        " ".join(
+            x
+            for x in ((data.projects[p].get("description") or ""), data.projects[p].get("category") or "")
+            if x
+        )
+        for p in pids
+    ]
+    if any(t.strip() for t in texts):
+        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), sublinear_tf=True, min_df=2)
+        try:
+            tfidf = normalize(vec.fit_transform(texts)).tocsr()
+        except ValueError:  # every n-gram below min_df
+            tfidf = sp.csr_matrix((len(pids), 1))
+    else:
+        tfidf = sp.csr_matrix((len(pids), 1))
+    cats = [[c.lower() for c in _categories(data.projects[p].get("category"))] for p in pids]
+    vocab = {c: n for n, c in enumerate(sorted({c for cs in cats for c in cs}))}
+    rows = [r for r, cs in enumerate(cats) for _ in cs]
+    cols = [vocab[c] for cs in cats for c in cs]
+    categories = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(pids), max(len(vocab), 1)))
+    categories.data[:] = 1.0
+    founded = np.asarray(
+        [
+            int(y[:4]) if (y := (data.projects[p].get("founded_year") or "").strip())[:4].isdigit() else -1
+            for p in pids
+        ],
+        dtype=np.int64,
+    )
+    end = int(log.day.max()) + 1 if log.day.size else 0
+    content = ProjectContent(
+        vectors,
+        tfidf,
+        categories.tocsr(),
+        founded,
+        extra=extra,
+        extra_names=tuple(f"svc_{f}" for f in FEATURES) if extra is not None else (),
+    )
+    return log, content, pids, iids, end
+
+
+def _baselines(bench: Path, data_dir: Path, test: Path, out: Path) -> dict[str, Path]:
+    subprocess.run(
+        [
+            sys.executable,
+            str(bench / "baselines.py"),
+            "--data",
+            str(data_dir),
+            "--test",
+            str(test),
+            "--outdir",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return {p.stem: p for p in sorted(out.glob("*.jsonl"))}
+
+
+def _write(path: Path, ranked: Mapping[str, Sequence[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for qid in sorted(ranked):
+            f.write(json.dumps({"project_id": qid, "ranked_institution_ids": list(ranked[qid])}) + "\n")
+
+
+def evaluate_set(
+    data: EvalSet,
+    data_dir: Path,
+    bench: Path,
+    out_dir: Path,
+    embedder: Embedder | None,
+    cache_dir: Path,
+    settings: LTRSettings | None = None,
+    service_features: bool = False,
+) -> dict[str, Any]:
+    """Choose, fit, rank dev_test, score against the baselines; return the set's results."""
+    settings = settings or LTRSettings()
+    t0 = time.perf_counter()
+    ev = load_eval_module(bench)
+    log, content, pids, iids, end = set_inputs(data, embedder, cache_dir, service_features)
+    t_inputs = time.perf_counter() - t0
+    selection = select_model(log, content, end, settings)
+    t_select = time.perf_counter() - t0 - t_inputs
+    # dev_test is read from here on, to name the query projects and to score.
+    test = data_dir / "edges_dev_test.csv"
+    query_ids = sorted({r["project_id"] for r in _read(test)})
+    p_at = {p: n for n, p in enumerate(pids)}
+    queries = [p_at[q] for q in query_ids if q in p_at]
+    drops: list[str | None] = [None, *FEATURE_GROUPS]
+    if content.extra is not None:
+        drops.append(EXTRA_GROUP)
+    params = selection.params or {"num_leaves": 7, "min_child_samples": 20, "learning_rate": 0.05}
+    iterations = selection.iterations or 200
+    train = training_set(log, content, end, settings)
+    models, _ = fit_final(log, content, end, params, iterations, settings, drops, train)
+    scorers: dict[str, Any] = {"lambdamart" if d is None else f"-{d}": m for d, m in models.items()}
+    if selection.kind == "single" and selection.feature:
+        from matching.ltr import ColumnScorer
+
+        scorers["chosen"] = ColumnScorer(selection.feature)
+    ranked = rank_queries(log, content, end, queries, scorers, TOP_N, settings.chunk)
+    chosen_name = "chosen" if "chosen" in scorers else "lambdamart"
+    preds: dict[str, Path] = {}
+    for name, lists in ranked.items():
+        path = out_dir / "ltr" / f"{name}.jsonl"
+        _write(path, {pids[q]: [iids[i] for i in lst] for q, lst in lists.items()})
+        preds[name] = path
+    baselines = _baselines(bench, data_dir, test, out_dir / "baselines")
+    rel_all = ev.load_test(str(test), "all")
+    per = {name: ev.per_project(rel_all, ev.load_pred(str(p))) for name, p in {**preds, **baselines}.items()}
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name, path in {"ours": preds[chosen_name], **baselines}.items():
+        table[name] = {}
+        for subset in ("all", "cold", "warm"):
+            rel = ev.load_test(str(test), subset)
+            if rel:
+                table[name][subset] = ev.score(rel, ev.load_pred(str(path)))
+    ours = per[chosen_name]
+    versus: dict[str, Any] = {}
+    for key, metric in METRICS:
+        best = max(baselines, key=lambda b: (float(np.mean(per[b][key])), b))
+        mean, lo, hi = ev.paired_bootstrap(ours[key], per[best][key])
+        versus[metric] = {"baseline": best, "diff": mean, "ci95": [lo, hi]}
+    full = per["lambdamart"]
+    ablations: dict[str, Any] = {}
+    for group in drops[1:]:
+        other = per[f"-{group}"]
+        row = {}
+        for key, metric in METRICS:
+            # What the group adds: the full model minus the model retrained without it.
+            mean, lo, hi = ev.paired_bootstrap(full[key], other[key])
+            row[metric] = {"without": float(np.mean(other[key])), "adds": mean, "ci95": [lo, hi]}
+        ablations[group] = row
+    return {
+        "set": data.name,
+        "model": selection.kind if selection.kind == "single" else models[None].label(),
+        "chosen_feature": selection.feature,
+        "validation_ndcg10": selection.validation,
+        "validation_queries": selection.n_validation_queries,
+        "training": {
+            "rows": int(train.X.shape[0]),
+            "queries": train.n_queries,
+            "positives": int(train.y.sum()),
+            "windows": [[str(np.datetime64(a, "D")), str(np.datetime64(b, "D"))] for a, b in train.windows],
+        },
+        "importances": models[None].importances(),
+        "table": table,
+        "versus_best_baseline": versus,
+        "lambdamart_all": {m: float(np.mean(full[k])) for k, m in METRICS},
+        "ablations": ablations,
+        "seconds": {
+            "inputs": round(t_inputs, 1),
+            "select": round(t_select, 1),
+            "total": round(time.perf_counter() - t0, 1),
+        },
+    }
+
+
+def format_report(results: Mapping[str, Any]) -> str:
+    """Return the dev_test tables, the intervals and the ablations as text."""
+    lines: list[str] = []
+    for name, res in results.items():
+        lines.append(
+            f"\n== {name}: chosen on the newest history slice: {res['model']} ({res['seconds']['total']}s)"
+        )
+        lines.append(f"{'method':<14} {'NDCG@10':>8} {'R@10':>7}   cold N/R        warm N/R")
+        for method, subsets in res["table"].items():
+            a = subsets.get("all", {})
+            c = subsets.get("cold")
+            w = subsets.get("warm")
+            cell = lambda m: f"{m['ndcg@10']:.3f}/{m['recall@10']:.3f}" if m else "   –       "  # noqa: E731
+            label = "ours (LTR)" if method == "ours" else method
+            lines.append(
+                f"{label:<14} {a.get('ndcg@10', 0):8.3f} {a.get('recall@10', 0):7.3f}   "
+                f"{cell(c):<15} {cell(w)}"
+            )
+        for metric, v in res["versus_best_baseline"].items():
+            lo, hi = v["ci95"]
+            verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"
+            lines.append(
+                f"ours − {v['baseline']} {metric}: {v['diff']:+.4f}  95% [{lo:+.4f}, {hi:+.4f}] ({verdict})"
+            )
+        lines.append(
+            "ablations (LambdaMART with all groups minus retrained without the group; + = the group helps):"
+        )
+        for group, row in res["ablations"].items():
+            n, r = row["ndcg@10"], row["recall@10"]
+            lines.append(
+                f"  {group:<14} NDCG {n['adds']:+.4f} [{n['ci95'][0]:+.4f}, {n['ci95'][1]:+.4f}]"
+                f"  R@10 {r['adds']:+.4f} [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,453 @@
+"""LambdaMART (LightGBM ``LGBMRanker``, lambdarank) over :mod:`matching.ltr_features`.
+
+Training never looks past the day it is asked to predict: each rolling window takes the events of
+``[start, end)`` as new links (targets) of the projects they name and builds every feature from
+the events before ``start``. Each target project is a query group; its negatives are sampled from
+that group's own candidates (the active institutions that had not backed it yet): half the hardest
+under a cheap candidate score (what a first-stage retriever would return), half uniformly.
+
+Model choice and hyper-parameters are picked on the newest slice of the given history only (the
+windows then end where that slice begins); :func:`fit_final` retrains the chosen setting on windows
+ending at the end of the history. Everything is seeded and single-threaded, so two runs agree.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from matching.ltr_features import (
+    FEATURE_GROUPS,
+    LTR_FEATURES,
+    InvestmentLog,
+    ProjectContent,
+    Snapshot,
+    pair_block,
+    snapshot,
+)
+
+__all__ = [
+    "DEFAULT_GRID",
+    "SIMPLE_SCORERS",
+    "ColumnScorer",
+    "LTRSettings",
+    "LambdaMART",
+    "Selection",
+    "TrainingSet",
+    "fit_final",
+    "lgbm_ranker",
+    "ndcg10",
+    "rank_queries",
+    "select_model",
+    "training_set",
+    "window_bounds",
+    "window_targets",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LTRSettings:
+    """Settings shared by every set (nothing here is tuned per set)."""
+
+    windows: int = 6  # rolling target windows
+    train_fraction: float = 0.8  # latest share of the events (before the cut) used as window targets
+    validation_fraction: float = 0.15  # newest share of history that picks the model
+    negatives: int = 200  # sampled negatives per query group
+    hard_share: float = 0.1  # share of negatives taken from the top of the candidate score
+    max_queries: int = 300  # per window and on the validation slice (seeded sample beyond)
+    chunk: int = 96  # query projects per feature block
+    seed: int = 0
+
+
+#: Hyper-parameter grid; every point is also scored at each of ``iterations`` boosting rounds.
+DEFAULT_GRID: tuple[dict[str, Any], ...] = tuple(
+    {"num_leaves": leaves, "min_child_samples": 50, "learning_rate": 0.05, "reg_lambda": 5.0, "prior": prior}
+    for prior in (0.0, 1.0, 2.0)
+    for leaves in (4, 15)
+)
+_PRIOR_COL = LTR_FEATURES.index("act_recent_slow")
+ITERATIONS: tuple[int, ...] = (25, 50, 100)
+#: Single-feature rankers that compete with the learned model on the validation slice.
+SIMPLE_SCORERS: tuple[str, ...] = ("act_recent_slow", "act_log_count", "sim_mean", "sim_top3")
+
+
+def lgbm_ranker(params: Mapping[str, Any], n_estimators: int, seed: int = 0) -> Any:
+    """Return an unfitted ``lightgbm.LGBMRanker`` (lambdarank), seeded and single-threaded.
+
+    The one constructor every LambdaMART here uses (the evaluation's and the product's): row
+    and column subsampling are seeded and ``deterministic`` with one thread makes refits equal.
+    """
+    from lightgbm import LGBMRanker
+
+    return LGBMRanker(
+        objective="lambdarank",
+        n_estimators=n_estimators,
+        random_state=seed,
+        n_jobs=1,
+        deterministic=True,
+        force_row_wise=True,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        lambdarank_truncation_level=20,
+        verbose=-1,
+        **dict(params),
+    )
+
+
+class LambdaMART:
+    """A LightGBM lambdarank model over chosen LTR_FEATURES columns (seeded, one thread)."""
+
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        columns: NDArray[np.int64],
+        n_estimators: int = 400,
+        seed: int = 0,
+        names: Sequence[str] = LTR_FEATURES,
+    ):
+        self.names = tuple(names)
+        params = dict(params)
+        #: Weight of a fixed popularity prior (log of the 2-year-decayed deal count) the trees start
+        #: from (LightGBM init_score): the trees then only learn corrections to who-is-active.
+        self.prior_weight = float(params.pop("prior", 0.0))
+        self.params = params
+        self.columns = np.asarray(columns, dtype=np.int64)
+        self.n_estimators = n_estimators
+        self.seed = seed
+        self.num_iteration: int | None = None
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.names[j] for j in self.columns)
+
+    def fit(self, X: NDArray[np.float32], y: NDArray[np.int64], group: NDArray[np.int64]) -> LambdaMART:
+        """Fit on rows X (n, len(LTR_FEATURES)), 0/1 labels y and query group sizes."""
+        self.model_ = lgbm_ranker(self.params, self.n_estimators, self.seed)
+        self.model_.fit(
+            X[:, self.columns],
+            y,
+            group=group,
+            feature_name=list(self.feature_names),
+            init_score=self._prior(X),
+        )
+        return self
+
+    def _prior(self, X: NDArray[np.float32]) -> NDArray[np.float64]:
+        if not self.prior_weight:
+            return np.zeros(X.shape[0])
+        return self.prior_weight * np.nan_to_num(X[:, _PRIOR_COL].astype(np.float64))
+
+    def score(self, X: NDArray[np.float32], num_iteration: int | None = None) -> NDArray[np.float64]:
+        """Return one score per row of X (n, len(LTR_FEATURES)); higher ranks first."""
+        it = num_iteration if num_iteration is not None else self.num_iteration
+        raw = self.model_.booster_.predict(X[:, self.columns], num_iteration=it, num_threads=1)
+        return np.asarray(raw, dtype=np.float64) + self._prior(X)
+
+    def contributions(self, X: NDArray[np.float32]) -> NDArray[np.float64]:
+        """Return exact per-feature (TreeSHAP) contributions, (n, n_columns); the last bias column dropped."""
+        out = self.model_.booster_.predict(
+            X[:, self.columns], num_iteration=self.num_iteration, pred_contrib=True, num_threads=1
+        )
+        contrib = np.asarray(out, dtype=np.float64)[:, :-1]
+        if self.prior_weight and _PRIOR_COL in self.columns:
+            contrib[:, int(np.flatnonzero(self.columns == _PRIOR_COL)[0])] += self._prior(X)
+        return contrib
+
+    def importances(self) -> dict[str, float]:
+        """Return the total split gain per feature."""
+        gain = self.model_.booster_.feature_importance(importance_type="gain")
+        return {n: float(g) for n, g in zip(self.feature_names, gain, strict=True)}
+
+    def label(self) -> str:
+        p = self.params
+        return _label(p, self.prior_weight, self.num_iteration)
+
+
+def _label(params: Mapping[str, Any], prior: float, iterations: int | None) -> str:
+    return (
+        f"lambdamart(leaves={params.get('num_leaves')},min_child={params.get('min_child_samples')},"
+        f"prior={prior:g},iter={iterations})"
+    )
+
+
+@dataclass
+class ColumnScorer:
+    """Rank by one feature (NaN last): the simple references the learned model must beat."""
+
+    name: str
+
+    def score(self, X: NDArray[np.float32]) -> NDArray[np.float64]:
+        v = X[:, LTR_FEATURES.index(self.name)].astype(np.float64)
+        return np.where(np.isnan(v), -np.inf, v)
+
+    def label(self) -> str:
+        return f"single({self.name})"
+
+
+def window_bounds(day: NDArray[np.int64], end: int, fraction: float, windows: int) -> list[tuple[int, int]]:
+    """Return rolling [start, stop) day ranges covering the latest ``fraction`` of events before ``end``."""
+    days = np.sort(day[day < end])
+    if days.size == 0:
+        return []
+    cuts = [
+        int(days[min(int(days.size * (1.0 - fraction * (windows - k) / windows)), days.size - 1)])
+        for k in range(windows)
+    ]
+    cuts.append(end)
+    out = []
+    for a, b in itertools.pairwise(cuts):
+        if b > a and (not out or a >= out[-1][1]):
+            out.append((a, b))
+    return out
+
+
+def window_targets(log: InvestmentLog, start: int, stop: int) -> dict[int, set[int]]:
+    """Return project -> institutions newly linked in [start, stop), active before start, new pairs."""
+    before = log.day < start
+    active = np.zeros(log.n_institutions, dtype=bool)
+    active[log.inst[before]] = True
+    linked = set(zip(log.inst[before].tolist(), log.proj[before].tolist(), strict=True))
+    inside = (log.day >= start) & (log.day < stop)
+    out: dict[int, set[int]] = {}
+    for i, p in zip(log.inst[inside].tolist(), log.proj[inside].tolist(), strict=True):
+        if active[i] and (i, p) not in linked:
+            out.setdefault(p, set()).add(i)
+    return out
+
+
+def _sample(rng: np.random.Generator, items: Sequence[int], n: int) -> list[int]:
+    items = sorted(items)
+    if len(items) <= n:
+        return items
+    return sorted(rng.choice(items, size=n, replace=False).tolist())
+
+
+def candidate_score(X: NDArray[np.float32]) -> NDArray[np.float64]:
+    """Return a cheap first-stage score per (query, candidate) of a (n_q, n_i, F) block.
+
+    The per-query z-scores of recent activity, top-3 portfolio similarity, term-profile similarity
+    and co-investment PageRank, summed (missing = 0): what a retriever would put on top.
+    """
+    total = np.zeros(X.shape[:2])
+    for name in ("act_recent_slow", "sim_top3", "prof_tfidf", "g_ppr"):
+        v = X[:, :, LTR_FEATURES.index(name)].astype(np.float64)
+        ok = ~np.isnan(v)
+        n = ok.sum(axis=1, keepdims=True)
+        filled = np.where(ok, v, 0.0)
+        mu = np.divide(filled.sum(axis=1, keepdims=True), n, out=np.zeros((len(v), 1)), where=n > 0)
+        dev = np.where(ok, v - mu, 0.0)
+        sd = np.sqrt(
+            np.divide((dev**2).sum(axis=1, keepdims=True), n, out=np.zeros((len(v), 1)), where=n > 0)
+        )
+        total += np.divide(dev, sd, out=np.zeros_like(dev), where=sd > 0)
+    return total
+
+
+def _blocks(
+    snap: Snapshot, content: ProjectContent, queries: Sequence[int], insts: NDArray[np.int64], chunk: int
+) -> Iterator[tuple[list[int], NDArray[np.float32], NDArray[np.bool_]]]:
+    for a in range(0, len(queries), chunk):
+        q = list(queries[a : a + chunk])
+        X, linked = pair_block(snap, content, q, insts)
+        yield q, X, linked
+
+
+@dataclass
+class TrainingSet:
+    """Rows of all windows: features (all LTR_FEATURES columns), labels and query group sizes."""
+
+    X: NDArray[np.float32]
+    y: NDArray[np.int64]
+    group: NDArray[np.int64]
+    windows: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def n_queries(self) -> int:
+        return len(self.group)
+
+
+def training_set(
+    log: InvestmentLog, content: ProjectContent, end: int, settings: LTRSettings = LTRSettings()
+) -> TrainingSet:
+    """Return the LambdaMART rows of the rolling windows ending at ``end`` (no event on/after end read)."""
+    rng = np.random.default_rng(settings.seed)
+    bounds = window_bounds(log.day, end, settings.train_fraction, settings.windows)
+    Xs, ys, groups = [], [], []
+    for start, stop in bounds:
+        targets = window_targets(log, start, stop)
+        if not targets:
+            continue
+        queries = _sample(rng, list(targets), settings.max_queries)
+        snap = snapshot(log, content, start)
+        insts = np.flatnonzero(snap.active)
+        pos_of = {int(i): n for n, i in enumerate(insts)}
+        for q, X, linked in _blocks(snap, content, queries, insts, settings.chunk):
+            cand = candidate_score(X)
+            for r, pid in enumerate(q):
+                pos = np.array(sorted(pos_of[i] for i in targets[pid] if i in pos_of), dtype=np.int64)
+                if pos.size == 0:
+                    continue
+                free = ~linked[r]
+                free[pos] = False
+                pool = np.flatnonzero(free)
+                n_hard = min(round(settings.negatives * settings.hard_share), pool.size)
+                hard = pool[np.argsort(-cand[r, pool], kind="stable")[:n_hard]]
+                rest = np.setdiff1d(pool, hard)
+                n_uni = min(settings.negatives - n_hard, rest.size)
+                uni = rng.choice(rest, size=n_uni, replace=False) if n_uni else np.zeros(0, dtype=np.int64)
+                rows = np.concatenate([pos, hard, np.sort(uni)])
+                Xs.append(X[r, rows])
+                ys.append(
+                    np.r_[np.ones(pos.size, dtype=np.int64), np.zeros(rows.size - pos.size, dtype=np.int64)]
+                )
+                groups.append(rows.size)
+    if not Xs:
+        return TrainingSet(
+            np.zeros((0, len(content.feature_names)), np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            bounds,
+        )
+    return TrainingSet(np.vstack(Xs), np.concatenate(ys), np.asarray(groups, dtype=np.int64), bounds)
+
+
+def rank_queries(
+    log: InvestmentLog,
+    content: ProjectContent,
+    as_of: int,
+    queries: Sequence[int],
+    scorers: Mapping[str, Any],
+    top_n: int = 100,
+    chunk: int = 96,
+    iterations: Mapping[str, int | None] | None = None,
+) -> dict[str, dict[int, list[int]]]:
+    """Return, per scorer name, query project -> its top_n institutions (earlier backers left out).
+
+    Candidates are the institutions active before ``as_of``; every scorer reads the same feature
+    blocks (computed once per chunk). ``iterations`` optionally gives a LambdaMART's rounds per name.
+    """
+    snap = snapshot(log, content, as_of)
+    insts = np.flatnonzero(snap.active)
+    out: dict[str, dict[int, list[int]]] = {name: {} for name in scorers}
+    for q, X, linked in _blocks(snap, content, list(queries), insts, chunk):
+        flat = X.reshape(-1, X.shape[2])
+        for name, scorer in scorers.items():
+            it = (iterations or {}).get(name)
+            s = scorer.score(flat, it) if it is not None else scorer.score(flat)
+            s = np.asarray(s, dtype=np.float64).reshape(len(q), len(insts))
+            s = np.where(linked, -np.inf, s)
+            # Ties break by institution index so the ranking is deterministic.
+            order = np.lexsort((np.broadcast_to(insts, s.shape), -s), axis=1)[:, :top_n]
+            for r, pid in enumerate(q):
+                keep = order[r][~linked[r, order[r]]]
+                out[name][pid] = insts[keep].tolist()
+    return out
+
+
+def ndcg10(ranked: Mapping[int, Sequence[int]], relevant: Mapping[int, set[int]]) -> float:
+    """Return the mean NDCG@10 (binary gains) over the relevant map's queries."""
+    scores = []
+    for q, rel in relevant.items():
+        got = ranked.get(q, [])[:10]
+        dcg = sum(1.0 / np.log2(r + 2) for r, i in enumerate(got) if i in rel)
+        idcg = sum(1.0 / np.log2(r + 2) for r in range(min(len(rel), 10)))
+        scores.append(dcg / idcg if idcg else 0.0)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+@dataclass
+class Selection:
+    """The model chosen on the newest history slice and the score of every candidate there."""
+
+    kind: str  # "lambdamart" or "single"
+    params: dict[str, Any]
+    iterations: int | None
+    feature: str | None
+    validation: dict[str, float]
+    cut: int  # first day of the validation slice
+    n_validation_queries: int
+
+
+def select_model(
+    log: InvestmentLog,
+    content: ProjectContent,
+    end: int,
+    settings: LTRSettings = LTRSettings(),
+    grid: Sequence[Mapping[str, Any]] = DEFAULT_GRID,
+    iterations: Sequence[int] = ITERATIONS,
+    columns: NDArray[np.int64] | None = None,
+) -> Selection:
+    """Choose model and hyper-parameters by NDCG@10 on the newest slice of the events before ``end``."""
+    cols = content.columns() if columns is None else columns
+    days = np.sort(log.day[log.day < end])
+    cut = int(days[min(int(days.size * (1.0 - settings.validation_fraction)), days.size - 1)])
+    relevant = window_targets(log, cut, end)
+    rng = np.random.default_rng(settings.seed + 7)
+    queries = _sample(rng, list(relevant), settings.max_queries)
+    relevant = {q: relevant[q] for q in queries}
+    train = training_set(log, content, cut, settings)
+    scorers: dict[str, Any] = {f"single({n})": ColumnScorer(n) for n in SIMPLE_SCORERS}
+    iters: dict[str, int | None] = {}
+    fitted: dict[str, tuple[Mapping[str, Any], int]] = {}
+    if train.n_queries and train.y.sum() and (train.y == 0).any():
+        for params in grid:
+            model = LambdaMART(
+                params, cols, n_estimators=max(iterations), seed=settings.seed, names=content.feature_names
+            )
+            model.fit(train.X, train.y, train.group)
+            for it in iterations:
+                name = _label(params, model.prior_weight, it)
+                scorers[name] = model
+                iters[name] = it
+                fitted[name] = (params, it)
+    ranked = rank_queries(
+        log, content, cut, queries, scorers, top_n=10, chunk=settings.chunk, iterations=iters
+    )
+    validation = {name: ndcg10(r, relevant) for name, r in ranked.items()}
+    # The best validation score wins; ties go to the simpler model (single scorers are listed first).
+    best = max(validation, key=lambda n: (round(validation[n], 12), n.startswith("single")))
+    if best in fitted:
+        params, it = fitted[best]
+        return Selection("lambdamart", dict(params), it, None, validation, cut, len(queries))
+    return Selection("single", {}, None, best[len("single(") : -1], validation, cut, len(queries))
+
+
+def fit_final(
+    log: InvestmentLog,
+    content: ProjectContent,
+    end: int,
+    params: Mapping[str, Any],
+    iterations: int,
+    settings: LTRSettings = LTRSettings(),
+    drop_groups: Sequence[str | None] = (None,),
+    train: TrainingSet | None = None,
+) -> tuple[dict[str | None, LambdaMART], TrainingSet]:
+    """Fit the chosen setting on windows ending at ``end``, once per dropped group (None = all groups)."""
+    data = train if train is not None else training_set(log, content, end, settings)
+    models: dict[str | None, LambdaMART] = {}
+    for drop in drop_groups:
+        model = LambdaMART(
+            params,
+            content.columns(drop),
+            n_estimators=iterations,
+            seed=settings.seed,
+            names=content.feature_names,
+        )
+        model.fit(data.X, data.y, data.group)
+        model.num_iteration = iterations
+        models[drop] = model
+    return models, data
+
+
+def groups() -> tuple[str, ...]:
+    """Return the feature group names in column order."""
+    return tuple(FEATURE_GROUPS)

@@ -1,0 +1,284 @@
+"""LTR features and LambdaMART training: shapes, no look-ahead, determinism, a tiny learnable set."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from matching.ltr import (
+    LTRSettings,
+    fit_final,
+    ndcg10,
+    rank_queries,
+    select_model,
+    training_set,
+    window_bounds,
+    window_targets,
+)
+from matching.ltr_features import (
+    FEATURE_GROUPS,
+    LTR_FEATURES,
+    InvestmentLog,
+    ProjectContent,
+    day_number,
+    group_columns,
+    next_stage,
+    pair_block,
+    snapshot,
+)
+
+N_INST, N_PROJ, DIM, N_TOPIC = 24, 160, 8, 4
+
+
+def synthetic(seed: int = 0) -> tuple[InvestmentLog, ProjectContent]:
+    """Funds with a topic each invest in projects of their topic (plus noise) over 6 years."""
+    rng = np.random.default_rng(seed)
+    topic_of_proj = rng.integers(0, N_TOPIC, N_PROJ)
+    topic_of_inst = np.arange(N_INST) % N_TOPIC
+    centres = rng.normal(size=(N_TOPIC, DIM))
+    vectors = centres[topic_of_proj] + 0.6 * rng.normal(size=(N_PROJ, DIM))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    vectors[::17] = 0.0  # a few projects without text
+    start = day_number("2015-01-01") or 0
+    proj_day = start + np.sort(rng.integers(0, 6 * 365, N_PROJ))
+    inst, proj, day, stage = [], [], [], []
+    for p in range(N_PROJ):
+        same = np.flatnonzero(topic_of_inst == topic_of_proj[p])
+        picks = rng.choice(same, size=2, replace=False).tolist()
+        if rng.random() < 0.3:
+            picks.append(int(rng.integers(0, N_INST)))
+        for i in dict.fromkeys(picks):
+            inst.append(i)
+            proj.append(p)
+            day.append(int(proj_day[p] + rng.integers(0, 60)))
+            stage.append(int(rng.integers(-1, 6)))
+    tfidf = sp.csr_matrix(np.eye(N_TOPIC)[topic_of_proj] + 0.1)
+    tfidf = sp.csr_matrix(tfidf.multiply(1.0 / np.sqrt(tfidf.multiply(tfidf).sum(axis=1))))
+    cats = sp.csr_matrix(np.eye(N_TOPIC)[topic_of_proj])
+    log = InvestmentLog.build(N_INST, N_PROJ, inst, proj, day, stage)
+    return log, ProjectContent(vectors, tfidf, cats)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[InvestmentLog, ProjectContent]:
+    return synthetic()
+
+
+def _subset(log: InvestmentLog, keep: np.ndarray) -> InvestmentLog:
+    return InvestmentLog(
+        log.n_institutions, log.n_projects, log.inst[keep], log.proj[keep], log.day[keep], log.stage[keep]
+    )
+
+
+def test_feature_groups_cover_every_column_once() -> None:
+    names = [f for g in FEATURE_GROUPS.values() for f in g]
+    assert tuple(names) == LTR_FEATURES and len(set(names)) == len(names)
+    assert set(FEATURE_GROUPS) == {"activity", "portfolio_sim", "fund_profile", "transition", "graph"}
+    cols = group_columns(drop="graph")
+    assert len(cols) == len(LTR_FEATURES) - len(FEATURE_GROUPS["graph"])
+    with pytest.raises(ValueError):
+        group_columns(drop="nope")
+
+
+def test_block_shape_and_earlier_backers(data) -> None:
+    log, content = data
+    t = int(np.median(log.day))
+    snap = snapshot(log, content, t)
+    queries = [0, 5, 120, 150]
+    insts = np.arange(N_INST)
+    X, linked = pair_block(snap, content, queries, insts)
+    assert X.shape == (4, N_INST, len(LTR_FEATURES)) and X.dtype == np.float32
+    before = log.day < t
+    for r, q in enumerate(queries):
+        expect = set(log.inst[before & (log.proj == q)].tolist())
+        assert set(np.flatnonzero(linked[r]).tolist()) == expect
+    # a query without text has no text similarity; activity does not depend on the query
+    j = LTR_FEATURES.index("act_log_count")
+    assert np.allclose(X[0, :, j], X[2, :, j])
+    no_text = [r for r, q in enumerate(queries) if not content.vectors[q].any()]
+    for r in no_text:
+        assert np.isnan(X[r, :, LTR_FEATURES.index("sim_max")]).all()
+
+
+def test_portfolio_similarities_match_a_direct_computation(data) -> None:
+    log, content = data
+    t = int(np.quantile(log.day, 0.7))
+    snap = snapshot(log, content, t)
+    q = 150
+    X, _ = pair_block(snap, content, [q], np.arange(N_INST))
+    before = log.day < t
+    for i in range(N_INST):
+        port = sorted(set(log.proj[before & (log.inst == i)].tolist()) - {q})
+        port = [p for p in port if content.vectors[p].any()]
+        sims = np.sort(content.vectors[port] @ content.vectors[q])[::-1]
+        got = {f: X[0, i, LTR_FEATURES.index(f)] for f in ("sim_max",)}
+        if not port:
+            assert np.isnan(got["sim_max"])
+            continue
+        assert got["sim_max"] == pytest.approx(sims[0], abs=1e-5)
+    # top-3 mean is between the mean and the max before standardising: check raw ordering holds per fund
+    raw_top3 = []
+    for i in range(N_INST):
+        port = [p for p in set(log.proj[before & (log.inst == i)].tolist()) if content.vectors[p].any()]
+        s = np.sort(content.vectors[port] @ content.vectors[q])[::-1]
+        raw_top3.append(s[:3].mean() if len(s) else np.nan)
+    raw_top3 = np.asarray(raw_top3)
+    z = X[0, :, LTR_FEATURES.index("sim_top3")]
+    ok = ~np.isnan(raw_top3)
+    # z-scores keep the order of the raw top-3 means
+    assert np.array_equal(np.argsort(raw_top3[ok], kind="stable"), np.argsort(z[ok], kind="stable"))
+
+
+def test_features_ignore_future_events(data) -> None:
+    """Removing or reshuffling every event dated on/after t leaves the features at t unchanged."""
+    log, content = data
+    t = int(np.quantile(log.day, 0.6))
+    queries = list(range(0, N_PROJ, 7))
+    insts = np.arange(N_INST)
+    X0, L0 = pair_block(snapshot(log, content, t), content, queries, insts)
+    past = log.day < t
+    X1, L1 = pair_block(snapshot(_subset(log, past), content, t), content, queries, insts)
+    rng = np.random.default_rng(3)
+    fut = np.flatnonzero(~past)
+    shuffled = InvestmentLog(
+        log.n_institutions,
+        log.n_projects,
+        np.r_[log.inst[past], rng.permutation(log.inst[fut])],
+        np.r_[log.proj[past], rng.permutation(log.proj[fut])],
+        np.r_[log.day[past], rng.integers(t, t + 900, fut.size)],
+        np.r_[log.stage[past], rng.permutation(log.stage[fut])],
+    )
+    X2, L2 = pair_block(snapshot(shuffled, content, t), content, queries, insts)
+    np.testing.assert_array_equal(X0, X1)
+    np.testing.assert_array_equal(X0, X2)
+    assert np.array_equal(L0, L1) and np.array_equal(L0, L2)
+    # ... while an earlier event does change them (the test can fail)
+    extra = InvestmentLog.build(
+        N_INST,
+        N_PROJ,
+        [*log.inst[past], 3],
+        [*log.proj[past], queries[1]],
+        [*log.day[past], t - 1],
+        [*log.stage[past], 2],
+    )
+    X3, _ = pair_block(snapshot(extra, content, t), content, queries, insts)
+    assert not np.array_equal(np.nan_to_num(X0), np.nan_to_num(X3))
+
+
+def test_windows_and_targets_never_look_ahead(data) -> None:
+    log, _content = data
+    end = int(np.quantile(log.day, 0.9))
+    bounds = window_bounds(log.day, end, 0.5, 4)
+    assert bounds and bounds[-1][1] == end
+    assert all(a < b for a, b in bounds) and all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(bounds))
+    for a, b in bounds:
+        targets = window_targets(log, a, b)
+        for p, insts in targets.items():
+            for i in insts:
+                when = log.day[(log.inst == i) & (log.proj == p)]
+                assert when.min() >= a and (when < b).any()
+                assert (log.day[log.inst == i] < a).any()  # active before the window
+
+
+def test_training_rows_are_grouped_and_deterministic(data) -> None:
+    log, content = data
+    end = int(log.day.max()) + 1
+    settings = LTRSettings(negatives=8, max_queries=30, windows=3)
+    a = training_set(log, content, end, settings)
+    b = training_set(log, content, end, settings)
+    assert a.group.sum() == len(a.y) == a.X.shape[0] and a.n_queries > 0
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y, b.y)
+    starts = np.r_[0, np.cumsum(a.group)[:-1]]
+    for s, n in zip(starts, a.group, strict=True):
+        y = a.y[s : s + n]
+        assert y[0] == 1 and (y == 0).any() and n <= y.sum() + 8  # positives first, then its negatives
+
+
+def test_lambdamart_learns_topics_and_is_repeatable(data) -> None:
+    log, content = data
+    end = int(np.quantile(log.day, 0.85))
+    settings = LTRSettings(negatives=10, max_queries=60, windows=3)
+    params = {"num_leaves": 4, "min_child_samples": 5, "learning_rate": 0.1}
+    models, train = fit_final(log, content, end, params, 40, settings, (None, "portfolio_sim"))
+    again, _ = fit_final(log, content, end, params, 40, settings, (None,), train)
+    relevant = window_targets(log, end, int(log.day.max()) + 1)
+    queries = sorted(relevant)
+    scorers = {"full": models[None], "again": again[None], "no_sim": models["portfolio_sim"]}
+    ranked = rank_queries(log, content, end, queries, scorers, top_n=10)
+    assert ranked["full"] == ranked["again"]  # seeded, one thread: the same lists
+    # Topic-following funds: the learned ranking beats a random order by far.
+    rng = np.random.default_rng(0)
+    snap = snapshot(log, content, end)
+    active = np.flatnonzero(snap.active)
+    random_lists = {q: rng.permutation(active)[:10].tolist() for q in queries}
+    assert ndcg10(ranked["full"], relevant) > 2 * ndcg10(random_lists, relevant)
+    assert models["portfolio_sim"].feature_names == tuple(
+        f for f in LTR_FEATURES if f not in FEATURE_GROUPS["portfolio_sim"]
+    )
+    X, _ = pair_block(snap, content, queries[:2], active)
+    flat = X.reshape(-1, X.shape[2])
+    contrib = models[None].contributions(flat)
+    assert contrib.shape == (flat.shape[0], len(LTR_FEATURES))
+    # TreeSHAP contributions plus the bias reproduce the raw score.
+    raw = models[None].score(flat)
+    bias = models[None].model_.booster_.predict(flat, num_iteration=40, pred_contrib=True)[:, -1]
+    np.testing.assert_allclose(contrib.sum(axis=1) + bias, raw, atol=1e-6)
+
+
+def test_selection_uses_only_history_before_end(data) -> None:
+    log, content = data
+    end = int(np.quantile(log.day, 0.8))
+    settings = LTRSettings(negatives=8, max_queries=40, windows=2)
+    grid = ({"num_leaves": 4, "min_child_samples": 5, "learning_rate": 0.1},)
+    sel = select_model(log, content, end, settings, grid, iterations=(10, 20))
+    # Events after end can be anything: the choice must not move.
+    keep = log.day < end
+    sel2 = select_model(_subset(log, keep), content, end, settings, grid, iterations=(10, 20))
+    assert sel.validation == sel2.validation and sel.kind == sel2.kind
+    assert sel.cut < end and len(sel.validation) == 4 + 2
+
+
+def test_next_stage_uses_rounds_then_founding_year(data) -> None:
+    log, content = data
+    t = int(np.quantile(log.day, 0.5))
+    year = int(str(np.datetime64(t, "D"))[:4])
+    founded = np.full(N_PROJ, -1, dtype=np.int64)
+    founded[:] = year - 10
+    founded[1] = year - 1  # young
+    with_years = ProjectContent(content.vectors, content.tfidf, content.categories, founded)
+    snap = snapshot(log, with_years, t)
+    unseen = [p for p in range(N_PROJ) if not (log.day[log.proj == p] < t).any()][:3]
+    nxt = next_stage(snap, with_years, np.asarray([1, *unseen]))
+    assert nxt[0] == (2 if snap.last_stage[1] < 0 else min(snap.last_stage[1] + 1, 5))
+    assert all(n == -1 for n in nxt[1:])  # old companies without a visible round: unknown
+    X, _ = pair_block(snap, with_years, [1], np.arange(N_INST))
+    lift = X[0, :, LTR_FEATURES.index("tr_stage_lift")]
+    assert np.isfinite(lift).all() and (lift >= 0).all()
+
+
+def test_extra_group_is_appended_named_and_ablatable(data) -> None:
+    log, content = data
+    calls: list[int] = []
+
+    def extra(as_of: int, queries: np.ndarray, insts: np.ndarray) -> np.ndarray:
+        calls.append(as_of)
+        # a past-only signal: how often the institution backed anything before the day
+        seen = np.bincount(log.inst[log.day < as_of], minlength=N_INST)[insts].astype(np.float32)
+        return np.broadcast_to(seen[None, :, None], (len(queries), len(insts), 1)).copy()
+
+    plus = ProjectContent(content.vectors, content.tfidf, content.categories, extra=extra, extra_names=("x",))
+    assert plus.feature_names[-1] == "x" and len(plus.columns()) == len(LTR_FEATURES) + 1
+    assert len(plus.columns("service")) == len(LTR_FEATURES)
+    t = int(np.quantile(log.day, 0.7))
+    X, _ = pair_block(snapshot(log, plus, t), plus, [1, 2], np.arange(N_INST))
+    assert X.shape[2] == len(LTR_FEATURES) + 1 and calls == [t]
+    end = int(np.quantile(log.day, 0.85))
+    settings = LTRSettings(negatives=6, max_queries=20, windows=2)
+    params = {"num_leaves": 4, "min_child_samples": 5, "learning_rate": 0.1}
+    models, train = fit_final(log, plus, end, params, 10, settings, (None, "service"))
+    assert train.X.shape[1] == len(LTR_FEATURES) + 1
+    assert "x" in models[None].feature_names and "x" not in models["service"].feature_names
