@@ -187,7 +187,11 @@ def init_app(app: Flask) -> None:
         "outcomes: accepted/signed versus refused connections.",
     )
     @click.option(
-        "--model", type=click.Choice(["logistic", "pairwise", "hgb"]), default="logistic", show_default=True
+        "--model",
+        type=click.Choice(["logistic", "pairwise", "hgb", "lambdarank"]),
+        default="logistic",
+        show_default=True,
+        help="feedback: the learner fitted to the position-weighted rows (outcomes always use lambdarank).",
     )
     @click.option(
         "--negatives", default=3, show_default=True, help="outcomes: unconnected institutions per project."

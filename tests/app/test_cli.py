@@ -44,9 +44,12 @@ def test_demo_load_is_idempotent_and_init_db_repeatable(runner):
 
 
 def test_ranker_retrains_from_connection_outcomes(app, runner, client):
-    r = runner.invoke(args=["ranker", "train"])
+    r = runner.invoke(args=["ranker", "train", "--source", "outcomes"])
     assert r.exit_code == 0, r.output
     assert "trained lambdarank ranker" in r.output and "positive" in r.output
+    r = runner.invoke(args=["ranker", "train"])  # the default: the feedback log, position-weighted
+    assert r.exit_code == 0, r.output
+    assert "trained logistic ranker" in r.output and "positive" in r.output
     from app.services import ranker_path
 
     assert ranker_path(app).is_file()

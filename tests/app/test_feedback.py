@@ -183,7 +183,7 @@ def test_ranker_train_refuses_with_too_little_feedback(app, runner, session):
     assert "too little feedback" in r.output and "--source outcomes" in r.output
     assert not ranker_path(app).exists()
     r = runner.invoke(args=["ranker", "train", "--source", "outcomes"])
-    assert r.exit_code == 0 and "trained logistic ranker" in r.output
+    assert r.exit_code == 0 and "trained lambdarank ranker" in r.output
 
 
 def _inject_preference(session, fund: int, shown: list[int], preferred: int, lists: int = 80) -> None:
