@@ -743,7 +743,7 @@ def _cross_contest_suspects(
         for pid, contest_id, code in session.execute(
             select(Project.id, Project.contest_id, Project.credit_code).where(Project.credit_code.in_(chunk))
         ):
-            found.setdefault(("code", code), []).append((contest_id, f"项目 {pid}"))
+            found.setdefault(("code", str(code)), []).append((contest_id, f"项目 {pid}"))
     for chunk in _chunks(sorted(names), 500):
         for pid, contest_id, name in session.execute(
             select(Project.id, Project.contest_id, Project.name).where(Project.name.in_(chunk))

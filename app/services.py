@@ -20,6 +20,8 @@ import numpy as np
 from flask import Flask, current_app, g, has_request_context
 from numpy.typing import NDArray
 from sqlalchemy import Text, cast, delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -192,7 +194,7 @@ def upsert_vectors(
     """
     if not rows:
         return
-    values = [
+    values: list[dict[str, Any]] = [
         {
             "owner_kind": kind,
             "owner_id": int(owner_id),
@@ -205,11 +207,7 @@ def upsert_vectors(
         for owner_id, model, digest, vec in rows
     ]
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # another database: the ORM path (no concurrent-writer guarantee)
+    if dialect not in ("postgresql", "sqlite"):  # another database: the ORM path (no concurrent-writer guarantee)
         owners = [v["owner_id"] for v in values]
         stored = {
             r.owner_id: r
@@ -224,7 +222,7 @@ def upsert_vectors(
             rec.model, rec.dim, rec.text_hash, rec.vector = v["model"], v["dim"], v["text_hash"], v["vector"]
             session.add(rec)
         return
-    stmt = dialect_insert(EmbeddingRecord.__table__)
+    stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(EmbeddingRecord)
     stmt = stmt.on_conflict_do_update(
         index_elements=["owner_kind", "owner_id"],
         set_={c: stmt.excluded[c] for c in ("model", "dim", "text_hash", "vector", "updated_at")},
@@ -364,7 +362,7 @@ def vector_backend(app: Flask) -> VectorBackend:
     if backend is None:
         setting = parse_store_setting(app.config.get("VECTOR_STORE"), app.instance_path)
         backend = app.extensions["vector_backend"] = make_backend(setting, index_dir(app))
-    return backend  # type: ignore[no-any-return]
+    return backend
 
 
 def build_matching(app: Flask, rebuild: bool = False, background: bool = False) -> MatchingService:

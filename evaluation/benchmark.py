@@ -33,7 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,7 +48,7 @@ from matching.learn import (
     fit_rows,
     sample_negatives,
 )
-from matching.ranker import HandWeightedRanker, LearnedRanker, Ranker
+from matching.ranker import HandWeightedRanker, LearnedModel, LearnedRanker, Ranker
 from matching.service import MatchingService
 from matching.types import STAGES, InstitutionProfile, PortfolioItem, ProjectProfile
 
@@ -446,7 +446,7 @@ def make_ranker(model: ModelName, random_state: int = 0) -> LearnedRanker | None
         return None
     if model == "lambdarank":
         return LearnedRanker(**{**PRODUCT_RANKER, "random_state": random_state})
-    return LearnedRanker(model=model, random_state=random_state)
+    return LearnedRanker(model=cast("LearnedModel", model), random_state=random_state)
 
 
 def train_ranker(

@@ -250,7 +250,7 @@ def evaluate_set(
         versus[metric] = {"baseline": best, "diff": mean, "ci95": [lo, hi]}
     full = per["lambdamart"]
     ablations: dict[str, Any] = {}
-    for group in drops[1:]:
+    for group in [g for g in drops if g is not None]:
         other = per[f"-{group}"]
         row = {}
         for key, metric in METRICS:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from embeddings import VectorIndex
+from embeddings.stores import VectorStore
 from matching.features import Evidence, build_evidence
 from matching.types import InstitutionProfile, ProjectProfile
 
@@ -66,7 +66,7 @@ def evidence_without(
 
 
 def portfolio_matrix(
-    portfolio: Mapping[int, tuple[int, ...]], project_index: VectorIndex, dim: int
+    portfolio: Mapping[int, tuple[int, ...]], project_index: VectorStore, dim: int
 ) -> PortfolioMatrix:
     """Return the portfolio vectors of every institution, grouped (projects without a vector skipped)."""
     rows: list[int] = []

@@ -140,7 +140,7 @@ def _em(
         theta = new_theta
         if moved < tol:
             break
-    return theta, gamma, mean_rel, done
+    return np.asarray(theta, dtype=np.float64), np.asarray(gamma, dtype=np.float64), mean_rel, done
 
 
 #: Candidate strengths of the relevance prior; "auto" picks one by held-out likelihood.

@@ -203,7 +203,7 @@ def window_bounds(day: NDArray[np.int64], end: int, fraction: float, windows: in
         for k in range(windows)
     ]
     cuts.append(end)
-    out = []
+    out: list[tuple[int, int]] = []
     for a, b in itertools.pairwise(cuts):
         if b > a and (not out or a >= out[-1][1]):
             out.append((a, b))

@@ -211,8 +211,8 @@ def snapshot(log: InvestmentLog, content: ProjectContent, as_of: int, n_stages: 
     port_vec_weight.eliminate_zeros()
     port_vec_weight.sort_indices()
     count = np.asarray(port.sum(axis=1)).ravel()
-    recent_fast = np.bincount(inst, weights=0.5 ** (age / FAST_HALF_LIFE), minlength=n_i)
-    recent_slow = np.bincount(inst, weights=w, minlength=n_i)
+    recent_fast = np.bincount(inst, weights=0.5 ** (age / FAST_HALF_LIFE), minlength=n_i).astype(np.float64)
+    recent_slow = np.bincount(inst, weights=w, minlength=n_i).astype(np.float64)
     idle = np.full(n_i, MAX_IDLE)
     if len(inst):
         np.minimum.at(idle, inst, np.minimum(age, MAX_IDLE))

@@ -133,6 +133,10 @@ class HandWeightedRanker(Ranker):
         return {f: abs(w) for f, w in zip(FEATURES, self._vector(), strict=True)}
 
 
+#: The learners a LearnedRanker can fit.
+LearnedModel = Literal["logistic", "pairwise", "hgb", "lambdarank"]
+
+
 class LearnedRanker(Ranker):
     """A learned ranker (pointwise or pairwise) over the shared feature vector.
 
@@ -158,7 +162,7 @@ class LearnedRanker(Ranker):
 
     def __init__(
         self,
-        model: Literal["logistic", "pairwise", "hgb", "lambdarank"] = "logistic",
+        model: LearnedModel = "logistic",
         C: float = 1.0,
         learning_rate: float = 0.05,
         max_iter: int = 200,

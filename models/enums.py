@@ -11,7 +11,7 @@ Party, OutcomeKind, EventAction; models/events.py, models/alerts.py, models/jobs
 from __future__ import annotations
 
 from enum import Enum
-from typing import Self
+from typing import Literal, Self
 
 
 class LabelEnum(str, Enum):  # noqa: UP042  (StrEnum would change str(), which templates and CSVs print)
@@ -75,7 +75,7 @@ class FundingRound(LabelEnum):
 
 
 #: The three sides of the market an institution serves: funding, landing space, or services.
-SIDES: tuple[str, ...] = ("fund", "base", "platform")
+SIDES: tuple[Literal["fund", "base", "platform"], ...] = ("fund", "base", "platform")
 
 
 class InstitutionKind(LabelEnum):

@@ -55,7 +55,7 @@ def _ranked(noise: np.random.Generator, scored: dict[int, float], size: int) -> 
     ids = np.fromiter(scored, dtype=np.int64, count=len(scored))
     fit = np.fromiter(scored.values(), dtype=np.float64, count=len(scored))
     noisy = fit + noise.normal(0.0, NOISE, len(ids))
-    return ids[np.lexsort((ids, -noisy))[:size]].tolist()  # type: ignore[no-any-return]
+    return ids[np.lexsort((ids, -noisy))[:size]].tolist()
 
 
 def _place(
@@ -201,7 +201,7 @@ def load_demo_feedback(session: Session, seed: int = SEED) -> dict[str, int]:
             at = start + timedelta(seconds=span * rng.random())
             write_list("institution", iid, None, _ranked(noise, fits[iid], INSTITUTION_PAGE), at)
     # Plain executemany (no RETURNING: several times faster), then the ids read back by (list, position).
-    session.execute(insert(Impression.__table__), impressions)
+    session.execute(insert(Impression), impressions)
     stored = {
         (r.list_id, r.position): r.id
         for r in session.execute(
@@ -212,6 +212,6 @@ def load_demo_feedback(session: Session, seed: int = SEED) -> dict[str, int]:
         row = impressions[a["impression_id"]]
         a["impression_id"] = stored[(row["list_id"], row["position"])]
     if actions:
-        session.execute(insert(FeedbackAction.__table__), actions)
+        session.execute(insert(FeedbackAction), actions)
     session.commit()
     return {"demo lists": n_lists, "demo impressions": len(impressions), "demo actions": len(actions)}

@@ -140,7 +140,7 @@ def flush_pending(response: Any) -> Any:
     pending = g.pop("feedback_pending", None)
     if pending:
         try:
-            db.session.execute(insert(Impression.__table__), pending)
+            db.session.execute(insert(Impression), pending)
             db.session.commit()
         except Exception:
             db.session.rollback()

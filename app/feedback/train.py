@@ -65,7 +65,8 @@ def load_log(session: Session, demo: bool | None = None, since: datetime | None 
             FeedbackAction.impression_id.is_not(None)
         )
     ):
-        grades[imp_id] = max(grades.get(imp_id, 0), action.grade)
+        if imp_id is not None:
+            grades[imp_id] = max(grades.get(imp_id, 0), action.grade)
     stmt = select(
         Impression.id,
         Impression.list_id,

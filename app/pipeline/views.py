@@ -30,6 +30,7 @@ from app.access import (
     is_secretariat,
     login_required,
     roles_required,
+    signed_in_user,
 )
 from app.extensions import db
 from app.pipeline import rules, service
@@ -284,11 +285,11 @@ def _drill_dimension(stmt: Any, args: Any, errors: dict[str, str], drill: dict[s
 @login_required
 def index() -> Any:
     """The secretariat's list of all connections; institutions and projects go to their own view."""
-    user = current_user()
+    user = signed_in_user()
     if user.role is Role.INSTITUTION and user.institution_id:
         # Only the board's own parameters travel: url_for must never see ident, endpoint or _external.
-        kept = {k: v for k in BOARD_PARAMS if (v := request.args.get(k))}
-        return redirect(url_for("pipeline.board", ident=user.institution_id, **kept))
+        kept: dict[str, Any] = {k: v for k in BOARD_PARAMS if (v := request.args.get(k))}
+        return redirect(url_for("pipeline.board", **{**kept, "ident": user.institution_id}))
     if user.role is Role.PROJECT and user.project_id:
         return redirect(url_for("pipeline.project_requests", ident=user.project_id))
     if user.role not in (Role.ADMIN, Role.ORGANISER):
@@ -565,7 +566,7 @@ def confirm() -> Any:
         and existing.requested_at is not None
     ):
         return redirect(url_for("pipeline.detail", ident=existing.id))
-    user = current_user()
+    user = signed_in_user()
     return render_template(
         "pipeline/confirm.html",
         project=project,
@@ -687,7 +688,10 @@ KPI_FILTERS: dict[str, dict[str, str]] = {
 def _kpi_links(period: Period) -> dict[str, str]:
     """Return {headline label: URL of the connection list it counts}."""
     query = _period_query(period)
-    links = {label: url_for("pipeline.index", **f, **query) for label, f in KPI_FILTERS.items()}
+    links = {}
+    for label, f in KPI_FILTERS.items():
+        params: dict[str, Any] = {**f, **query}
+        links[label] = url_for("pipeline.index", **params)
     links["待跟进（期末）"] = url_for("pipeline.index", follow_up=1)
     return links
 
