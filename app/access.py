@@ -67,8 +67,20 @@ PROJECT_MEMBER_FIELDS = frozenset({"stage", "amount_wan", "funding_round", "need
 #: Project fields behind can_see_contacts: contacts, team, IP, head count, revenue, documents.
 PROJECT_PRIVATE_FIELDS = frozenset(
     {
-        "contact_name", "contact_phone", "contact_email", "team", "ip", "employees", "revenue_wan", "documents",
-        "assets_wan", "sme_industry", "ref", "credit_code", "team_lead", "eligibility",
+        "contact_name",
+        "contact_phone",
+        "contact_email",
+        "team",
+        "ip",
+        "employees",
+        "revenue_wan",
+        "documents",
+        "assets_wan",
+        "sme_industry",
+        "ref",
+        "credit_code",
+        "team_lead",
+        "eligibility",
     }
 )
 #: Institution fields that need a login.

@@ -97,7 +97,10 @@ def init_app(app: Flask) -> None:
     @click.option("--institutions", "n_institutions", required=True, type=click.IntRange(1))
     @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same data).")
     @click.option(
-        "--events", "n_events", default=None, type=click.IntRange(0),
+        "--events",
+        "n_events",
+        default=None,
+        type=click.IntRange(0),
         help="About how many connection history events to write [default: two per project].",
     )
     def demo_synthetic(n_projects: int, n_institutions: int, seed: int, n_events: int | None) -> None:
@@ -107,7 +110,9 @@ def init_app(app: Flask) -> None:
 
         if current_app.config["EMBEDDING_MODEL"] != "synthetic":
             # Any other model would re-encode every synthetic record when the service starts.
-            raise click.ClickException("set MATCH_EMBEDDING_MODEL=synthetic: the data is served with its own vectors")
+            raise click.ClickException(
+                "set MATCH_EMBEDDING_MODEL=synthetic: the data is served with its own vectors"
+            )
         start = time.perf_counter()
         try:
             counts = load_synthetic(
@@ -417,11 +422,12 @@ def train_ranker(app: Flask, negatives: int = 3, half_life_days: float = 365.0) 
         answered.setdefault(pair.project.id, set()).add(pair.institution.id)
     for side in SIDES:
         positives = {
-            pid: {i for i in insts if service.institution(i).side == side}
-            for pid, insts in answered.items()
+            pid: {i for i in insts if service.institution(i).side == side} for pid, insts in answered.items()
         }
         positives = {pid: ids for pid, ids in positives.items() if ids}
-        for pid, iid in sample_negatives(positives, service, side, negatives, random_state=0, exclude=answered):
+        for pid, iid in sample_negatives(
+            positives, service, side, negatives, random_state=0, exclude=answered
+        ):
             pairs.append(LabelledPair(service.project(pid), service.institution(iid), 0, None))
     ranker, report = fit_ranker(pairs, service, half_life_days=half_life_days)
     path = ranker_path(app)

@@ -19,9 +19,7 @@ class Database:
     """A small SQLAlchemy glue: one engine per app, one session per request (scoped)."""
 
     def init_app(self, app: Flask) -> None:
-        url = app.config.get("DATABASE_URL") or (
-            "sqlite:///" + os.path.join(app.instance_path, "match.db")
-        )
+        url = app.config.get("DATABASE_URL") or ("sqlite:///" + os.path.join(app.instance_path, "match.db"))
         app.config["DATABASE_URL"] = url
         if url.startswith("sqlite"):
             os.makedirs(app.instance_path, exist_ok=True)

@@ -56,13 +56,48 @@ _START_TAG = re.compile(rb"<[A-Za-z_]")
 _NOT_A_FORMULA = re.compile(r"[+＋][\d\s()（）-]+|-\d+(\.\d+)?|[-－]")
 
 PROJECT_COLUMNS = [
-    "name", "group", "contest", "award", "industry", "track", "province", "city", "stage", "amount_wan",
-    "funding_round", "description", "team", "ip", "needs", "contact_name", "contact_phone", "contact_email",
-    "employees", "revenue_wan", "assets_wan", "sme_industry", "ref", "credit_code", "team_lead",
+    "name",
+    "group",
+    "contest",
+    "award",
+    "industry",
+    "track",
+    "province",
+    "city",
+    "stage",
+    "amount_wan",
+    "funding_round",
+    "description",
+    "team",
+    "ip",
+    "needs",
+    "contact_name",
+    "contact_phone",
+    "contact_email",
+    "employees",
+    "revenue_wan",
+    "assets_wan",
+    "sme_industry",
+    "ref",
+    "credit_code",
+    "team_lead",
 ]
 INSTITUTION_COLUMNS = [
-    "name", "kind", "province", "city", "industries", "stages", "ticket_min_wan", "ticket_max_wan",
-    "services", "space_m2", "capacity", "description", "contact_name", "contact_phone", "contact_email",
+    "name",
+    "kind",
+    "province",
+    "city",
+    "industries",
+    "stages",
+    "ticket_min_wan",
+    "ticket_max_wan",
+    "services",
+    "space_m2",
+    "capacity",
+    "description",
+    "contact_name",
+    "contact_phone",
+    "contact_email",
 ]
 _LABELS = {**FIELD_LABELS, "contest": "所属赛事"}
 
@@ -526,15 +561,31 @@ def _fallback_match(
 
 #: The template's example row, skipped when an organiser leaves it in the file.
 EXAMPLE_PROJECT: dict[str, Any] = {
-    "name": "示例：高原青稞精深加工", "group": "企业组", "contest": "7-R25", "award": "无",
+    "name": "示例：高原青稞精深加工",
+    "group": "企业组",
+    "contest": "7-R25",
+    "award": "无",
     "industry": "现代农业",
-    "track": "", "province": "西藏自治区", "city": "拉萨市", "stage": "成长期", "amount_wan": 800,
+    "track": "",
+    "province": "西藏自治区",
+    "city": "拉萨市",
+    "stage": "成长期",
+    "amount_wan": 800,
     "funding_round": "A轮",
     "description": "以高原青稞为原料开发低升糖主食与饮品，建有两条自动化产线，产品进入区内连锁商超。",
-    "team": "创始人从事食品工程十余年，团队 12 人", "ip": "发明专利 2 项", "needs": "融资、检验检测",
-    "contact_name": "张三", "contact_phone": "13800000000", "contact_email": "contact@example.cn",
-    "employees": 35, "revenue_wan": 1200, "assets_wan": 900, "sme_industry": "工业", "ref": "示例-001",
-    "credit_code": "91540100MA6T000019", "team_lead": "张三",
+    "team": "创始人从事食品工程十余年，团队 12 人",
+    "ip": "发明专利 2 项",
+    "needs": "融资、检验检测",
+    "contact_name": "张三",
+    "contact_phone": "13800000000",
+    "contact_email": "contact@example.cn",
+    "employees": 35,
+    "revenue_wan": 1200,
+    "assets_wan": 900,
+    "sme_industry": "工业",
+    "ref": "示例-001",
+    "credit_code": "91540100MA6T000019",
+    "team_lead": "张三",
 }
 
 
@@ -630,10 +681,12 @@ def parse_rows(
                 text = str(data.pop("contest", "") or "").strip()
                 contest = contests.find(text) if text else None
                 if text and contest is None:
-                    raise InputError({
-                        "contest": f"所属赛事：找不到赛事「{text[:40]}」"
-                        "（填写赛事编号如 7-R10，或完整赛事名称）"
-                    })
+                    raise InputError(
+                        {
+                            "contest": f"所属赛事：找不到赛事「{text[:40]}」"
+                            "（填写赛事编号如 7-R10，或完整赛事名称）"
+                        }
+                    )
                 contest_id = contest.id if contest is not None else default_contest
                 if contest_id is None:
                     raise InputError({"contest": "所属赛事：必填（填写赛事编号如 7-R10，或完整赛事名称）"})
@@ -779,8 +832,12 @@ def allowed_values(kind: Kind, contests: Sequence[Contest] = ()) -> dict[str, li
     if kind == "institutions":
         return {"kind": InstitutionKind.labels(), "province": list(PROVINCES)}
     out = {
-        "group": ProjectGroup.labels(), "award": Award.labels(), "industry": list(INDUSTRIES),
-        "province": list(PROVINCES), "stage": Stage.labels(), "funding_round": FundingRound.labels(),
+        "group": ProjectGroup.labels(),
+        "award": Award.labels(),
+        "industry": list(INDUSTRIES),
+        "province": list(PROVINCES),
+        "stage": Stage.labels(),
+        "funding_round": FundingRound.labels(),
         "sme_industry": list(SME_INDUSTRIES),
     }
     if contests:
@@ -818,8 +875,11 @@ def template_xlsx(kind: Kind, contests: Sequence[Contest] = ()) -> bytes:
             lists.cell(row=r, column=i, value=v).data_type = "s"
         target = get_column_letter(cols.index(col) + 1)
         dv = DataValidation(
-            type="list", formula1=f"{quote_sheetname(lists.title)}!${letter}$2:${letter}${len(values) + 1}",
-            allow_blank=True, showErrorMessage=True, errorTitle="取值不在可选范围内",
+            type="list",
+            formula1=f"{quote_sheetname(lists.title)}!${letter}$2:${letter}${len(values) + 1}",
+            allow_blank=True,
+            showErrorMessage=True,
+            errorTitle="取值不在可选范围内",
             error=f"{_LABELS.get(col, col)}请从下拉列表中选择",
         )
         dv.add(f"{target}2:{target}{last}")

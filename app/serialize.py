@@ -10,8 +10,15 @@ from models import Contest, Institution, Need, Project
 
 def contest_json(c: Contest) -> dict[str, Any]:
     return {
-        "id": c.id, "code": c.code, "edition": c.edition, "kind": c.kind.value, "name": c.name,
-        "place": c.place, "province": c.province, "track": c.track, "organisers": c.organisers,
+        "id": c.id,
+        "code": c.code,
+        "edition": c.edition,
+        "kind": c.kind.value,
+        "name": c.name,
+        "place": c.place,
+        "province": c.province,
+        "track": c.track,
+        "organisers": c.organisers,
     }
 
 
@@ -111,8 +118,10 @@ def match_json(row: Any, m: Match) -> dict[str, Any]:
 def form_values(row: Any, fields: list[str]) -> dict[str, Any]:
     """Return the editable values of a row as a form would show them."""
     data = (
-        project_json(row) if isinstance(row, Project)
-        else institution_json(row) if isinstance(row, Institution)
+        project_json(row)
+        if isinstance(row, Project)
+        else institution_json(row)
+        if isinstance(row, Institution)
         else need_json(row)
     )
     return {f: data.get(f) for f in fields}

@@ -123,7 +123,9 @@ def need_profile(n: Need) -> NeedProfile:
     )
 
 
-def portfolios(session: Session, institution_ids: Iterable[int] | None = None) -> dict[int, list[PortfolioItem]]:
+def portfolios(
+    session: Session, institution_ids: Iterable[int] | None = None
+) -> dict[int, list[PortfolioItem]]:
     """Return each institution's evidence: the projects of its signed connections."""
     stmt = (
         select(Connection)
@@ -177,7 +179,10 @@ def store_vectors(session: Session, kind: str, items: Sequence[tuple[int, str]],
     upsert_vectors(
         session,
         kind,
-        [(owner_id, embedder.name, text_hash(text), vec) for (owner_id, text), vec in zip(items, vecs, strict=True)],
+        [
+            (owner_id, embedder.name, text_hash(text), vec)
+            for (owner_id, text), vec in zip(items, vecs, strict=True)
+        ],
     )
     return vecs
 
@@ -207,7 +212,10 @@ def upsert_vectors(
         for owner_id, model, digest, vec in rows
     ]
     dialect = session.get_bind().dialect.name
-    if dialect not in ("postgresql", "sqlite"):  # another database: the ORM path (no concurrent-writer guarantee)
+    if dialect not in (
+        "postgresql",
+        "sqlite",
+    ):  # another database: the ORM path (no concurrent-writer guarantee)
         owners = [v["owner_id"] for v in values]
         stored = {
             r.owner_id: r
@@ -231,7 +239,9 @@ def upsert_vectors(
     session.execute(stmt, values)
     session.scalars(
         select(EmbeddingRecord)
-        .where(EmbeddingRecord.owner_kind == kind, EmbeddingRecord.owner_id.in_([v["owner_id"] for v in values]))
+        .where(
+            EmbeddingRecord.owner_kind == kind, EmbeddingRecord.owner_id.in_([v["owner_id"] for v in values])
+        )
         .execution_options(populate_existing=True)
     ).all()
 
@@ -423,7 +433,9 @@ def _load_ranker(app: Flask) -> Any:
     try:
         return load_ranker(ranker_path(app))
     except Exception:  # a stale or foreign file must not stop the site: fall back to hand-set weights
-        log.warning("could not load the learned ranker at %s; using hand-set weights", ranker_path(app), exc_info=True)
+        log.warning(
+            "could not load the learned ranker at %s; using hand-set weights", ranker_path(app), exc_info=True
+        )
         return None
 
 
@@ -479,7 +491,9 @@ def _embed_one(session: Session, kind: str, owner_id: int, text: str) -> np.ndar
     """Return the stored vector of one record, encoding it only when its text or model changed."""
     embedder = load_embedder(current_app.config["EMBEDDING_MODEL"])
     rec = session.scalar(
-        select(EmbeddingRecord).where(EmbeddingRecord.owner_kind == kind, EmbeddingRecord.owner_id == owner_id)
+        select(EmbeddingRecord).where(
+            EmbeddingRecord.owner_kind == kind, EmbeddingRecord.owner_id == owner_id
+        )
     )
     if rec is not None and rec.model == embedder.name and rec.text_hash == text_hash(text):
         return np.frombuffer(rec.vector, dtype=np.float32).copy()
@@ -539,7 +553,9 @@ def _validated(model: Any, data: Any) -> Any:
     return data if isinstance(data, model) else validate(model, dict(data))
 
 
-def save_project(session: Session, data: ProjectIn | Mapping[str, Any], project: Project | None = None) -> Project:
+def save_project(
+    session: Session, data: ProjectIn | Mapping[str, Any], project: Project | None = None
+) -> Project:
     """Create or update a project from validated values (or a mapping, validated here), re-embed, re-index.
 
     Callers that authorise the write validate first and pass the same validated object here, so what

@@ -262,7 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200, help="timed queries per index size")
     parser.add_argument("--real", type=int, default=1000, help="SmoothNLP descriptions to encode")
-    parser.add_argument("--budget", type=float, default=45.0, help="seconds at most per generated-text section")
+    parser.add_argument(
+        "--budget", type=float, default=45.0, help="seconds at most per generated-text section"
+    )
     parser.add_argument(
         "--real-budget", type=float, default=300.0, help="seconds at most for the SmoothNLP descriptions"
     )

@@ -286,9 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             gunicorn, "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads),
             "--timeout", "900", "-b", f"127.0.0.1:{bare_port}", "bare_http:app",
         ]  # fmt: skip
-        bare = Server(
-            "bare", bare_cmd, args.bare.parent, {**os.environ, "BARE_N": str(n)}, logs / "bare.log"
-        )
+        bare = Server("bare", bare_cmd, args.bare.parent, {**os.environ, "BARE_N": str(n)}, logs / "bare.log")
         servers.append(bare)
         bare_url = f"http://127.0.0.1:{bare_port}/hnsw?k=10"
         wait_ready(bare, [bare_url])
@@ -334,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
     for name, label in (("service", "/api/institutions/<id>/matches?k=10"), ("bare_hnsw", "bare /hnsw?k=10")):
         f = figures[name]
-        print(f"{label[:24]:24}{f['req_per_s']:>10.1f}{f['p50_ms']:>10.2f}{f['p99_ms']:>10.2f}{f['non_2xx']:>10}")
+        print(
+            f"{label[:24]:24}{f['req_per_s']:>10.1f}{f['p50_ms']:>10.2f}{f['p99_ms']:>10.2f}{f['non_2xx']:>10}"
+        )
     print(f"throughput ratio service / bare: {ratio:.3f} (target >= 0.5)")
     print(f"service p99: {figures['service']['p99_ms']:.1f} ms (target <= 30 ms at 100k, 16 connections)")
     print(f"worker RSS (MB): service {rss['service']}, bare {rss['bare_hnsw']}")

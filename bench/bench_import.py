@@ -118,16 +118,25 @@ def run_rq(args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-import-rq-"))
     url = args.database_url or f"sqlite:///{folder / 'match.db'}"
     settings = {
-        "DATABASE_URL": url, "INDEX_DIR": str(folder / "index"), "SECRET_KEY": "bench",
-        "EMBEDDING_MODEL": args.worker_model, "REDIS_URL": args.redis, "JOB_QUEUE": queue,
+        "DATABASE_URL": url,
+        "INDEX_DIR": str(folder / "index"),
+        "SECRET_KEY": "bench",
+        "EMBEDDING_MODEL": args.worker_model,
+        "REDIS_URL": args.redis,
+        "JOB_QUEUE": queue,
         "JOB_STALE_SECONDS": args.stale,
     }
     app = create_app(settings)
     upgrade_database(app)
     env = {
-        **os.environ, "MATCH_DATABASE_URL": url, "MATCH_INDEX_DIR": settings["INDEX_DIR"],
-        "MATCH_SECRET_KEY": "bench", "MATCH_REDIS_URL": args.redis, "MATCH_JOB_QUEUE": queue,
-        "MATCH_JOB_STALE_SECONDS": str(args.stale), "MATCH_EMBEDDING_MODEL": args.worker_model,
+        **os.environ,
+        "MATCH_DATABASE_URL": url,
+        "MATCH_INDEX_DIR": settings["INDEX_DIR"],
+        "MATCH_SECRET_KEY": "bench",
+        "MATCH_REDIS_URL": args.redis,
+        "MATCH_JOB_QUEUE": queue,
+        "MATCH_JOB_STALE_SECONDS": str(args.stale),
+        "MATCH_EMBEDDING_MODEL": args.worker_model,
     }
     logs = [folder / "first.encoded", folder / "second.encoded"]
 
@@ -136,7 +145,11 @@ def run_rq(args: argparse.Namespace) -> None:
             script = str(ROOT / "bench" / "counting_worker.py")
             return subprocess.Popen(
                 [sys.executable, script, str(logs[n]), "--name", queue + str(n)],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def row() -> Job:
@@ -151,8 +164,10 @@ def run_rq(args: argparse.Namespace) -> None:
 
     data = build_csv(args.rows)
     rows = args.rows
-    print(f"file: {rows} rows, {len(data) / 1024 / 1024:.1f} MB CSV; database {url.split(':')[0]}; "
-          f"RQ queue on {args.redis}; workers encode with {args.worker_model}")
+    print(
+        f"file: {rows} rows, {len(data) / 1024 / 1024:.1f} MB CSV; database {url.split(':')[0]}; "
+        f"RQ queue on {args.redis}; workers encode with {args.worker_model}"
+    )
     workers = [worker(0)]
     peaks = [0.0, 0.0]
     start = time.perf_counter()
@@ -183,8 +198,10 @@ def run_rq(args: argparse.Namespace) -> None:
                 workers[0].wait()
                 job = row()
                 killed = (now, job.done, job.total)
-                print(f"  {now:6.1f} s  SIGKILL of the first worker at {job.done} / {job.total}; "
-                      "a second worker starts and takes the job over once its heartbeat is stale")
+                print(
+                    f"  {now:6.1f} s  SIGKILL of the first worker at {job.done} / {job.total}; "
+                    "a second worker starts and takes the job over once its heartbeat is stale"
+                )
                 workers.append(worker(1))
             time.sleep(0.2)
     finally:
@@ -211,29 +228,36 @@ def run_rq(args: argparse.Namespace) -> None:
         ids = select(Project.id).where(Project.ref.startswith("B-")).scalar_subquery()
         vectors = session.scalar(
             select(func.count(EmbeddingRecord.id)).where(
-                EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id.in_(ids),
+                EmbeddingRecord.owner_kind == "project",
+                EmbeddingRecord.owner_id.in_(ids),
                 EmbeddingRecord.model == args.worker_model,
             )
         )
     finally:
         session.close()
     report = state.get("report", {})
-    print(f"job {job.status.name} after {job.attempt} run(s) in {seconds:.1f} s: "
-          f"{report.get('created')} new, {report.get('updated')} changed, {report.get('unchanged')} unchanged"
-          + (f"; error: {job.error}" if job.error else ""))
+    print(
+        f"job {job.status.name} after {job.attempt} run(s) in {seconds:.1f} s: "
+        f"{report.get('created')} new, {report.get('updated')} changed, {report.get('unchanged')} unchanged"
+        + (f"; error: {job.error}" if job.error else "")
+    )
     if "checked" in marks and "written" in marks:
         write = marks["written"] - marks["checked"]
-        print(f"  checked in {marks['checked']:.1f} s (queue, worker start, read, validate); rows written in "
-              f"{write:.1f} s; end to end {rows / seconds:,.0f} rows/s (rows until written: "
-              f"{rows / marks['written']:,.0f} rows/s)")
+        print(
+            f"  checked in {marks['checked']:.1f} s (queue, worker start, read, validate); rows written in "
+            f"{write:.1f} s; end to end {rows / seconds:,.0f} rows/s (rows until written: "
+            f"{rows / marks['written']:,.0f} rows/s)"
+        )
     second = f", second worker {peaks[1]:.0f} MB" if killed else ""
     print(f"  peak RSS: first worker {peaks[0]:.0f} MB{second}; this process {peak_rss_mb():.0f} MB")
     calls = [read_log(log) for log in logs]
     every = calls[0] + calls[1]
     twice = sum(1 for n in Counter(every).values() if n > 1)
-    print(f"  outcome: projects {stored} for {rows} rows ({distinct} distinct project numbers); "
-          f"vectors {vectors}; encoder calls {len(every)} (first worker {len(calls[0])}, second "
-          f"{len(calls[1])}), distinct texts {len(set(every))}, texts encoded twice {twice}")
+    print(
+        f"  outcome: projects {stored} for {rows} rows ({distinct} distinct project numbers); "
+        f"vectors {vectors}; encoder calls {len(every)} (first worker {len(calls[0])}, second "
+        f"{len(calls[1])}), distinct texts {len(set(every))}, texts encoded twice {twice}"
+    )
     if killed is not None:
         encoded = f"{twice} texts encoded twice (the batch in flight)" if twice else "nothing encoded twice"
         written = "every row once" if stored == distinct == rows else "ROWS DIFFER"

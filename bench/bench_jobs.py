@@ -29,7 +29,11 @@ def _worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[bytes
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "app", "worker", "--name", name],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 

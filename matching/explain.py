@@ -608,4 +608,3 @@ def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.0
         first = Reason(text=flag, contribution=COMPETITOR_POINTS if avoid else 0.0, feature="competitor")
         return (first, *found[: max_reasons - 1])
     return tuple(found[:max_reasons])
-

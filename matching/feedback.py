@@ -148,8 +148,13 @@ PRIORS = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 def _held_out_prior(
-    lists: NDArray[np.int64], pos: NDArray[np.int64], click: NDArray[np.float64], pair: NDArray[np.int64],
-    K: int, iterations: int, tol: float,
+    lists: NDArray[np.int64],
+    pos: NDArray[np.int64],
+    click: NDArray[np.float64],
+    pair: NDArray[np.int64],
+    K: int,
+    iterations: int,
+    tol: float,
 ) -> float:
     """Return the prior whose model best predicts the actions of every fifth list (fitted on the rest)."""
     test = lists % 5 == 0

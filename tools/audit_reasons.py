@@ -28,8 +28,19 @@ def main() -> None:
     with app.app_context():
         service = get_matching()
         counts = dict.fromkeys(
-            ("lists", "reasons", "jargon", "keyword_reasons", "filler", "stop_list", "digits", "top_100",
-             "competitors", "pairs", "same_score"),
+            (
+                "lists",
+                "reasons",
+                "jargon",
+                "keyword_reasons",
+                "filler",
+                "stop_list",
+                "digits",
+                "top_100",
+                "competitors",
+                "pairs",
+                "same_score",
+            ),
             0,
         )
         for inst_id in sorted(service.institution_ids()):

@@ -58,4 +58,10 @@ def load_demo(session: Session, force: bool = False) -> dict[str, int]:
 
     history.update(load_demo_feedback(session))  # the lists that history came from (marked demo)
     accounts = load_demo_accounts(session)  # one per role, listed in the README
-    return {"projects": len(projects), "institutions": len(institutions), "needs": len(needs), **history, **accounts}
+    return {
+        "projects": len(projects),
+        "institutions": len(institutions),
+        "needs": len(needs),
+        **history,
+        **accounts,
+    }

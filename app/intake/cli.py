@@ -158,8 +158,15 @@ def _run_import_job(
     if enqueue and redis_url(app) is None:
         raise click.ClickException("--enqueue needs MATCH_REDIS_URL (and a running `flask worker`)")
     job_id = queue_import(
-        app, kind, filename, data, mapping=mapping, refuse_unmapped=True, default_contest=default,
-        via="cli", dispatch=enqueue,
+        app,
+        kind,
+        filename,
+        data,
+        mapping=mapping,
+        refuse_unmapped=True,
+        default_contest=default,
+        via="cli",
+        dispatch=enqueue,
     )
     where = " queued for the workers" if enqueue else ""
     click.echo(f"job {job_id}: 批量导入 {filename}{where}", err=True)

@@ -218,6 +218,7 @@ def import_job(run: JobRun, session: Session) -> None:
 
 def _check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(params)
+
     def ints(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
@@ -260,8 +261,12 @@ def _read(run: JobRun, session: Session, params: Mapping[str, Any]) -> tuple[Imp
 
         allowed = params["allowed_contests"]
         return parse_rows(
-            session, kind, apply_mapping(rows, mapping, ignored=not params.get("refuse_unmapped")),
-            set(allowed) if allowed is not None else None, params["default_contest"], progress=checked,
+            session,
+            kind,
+            apply_mapping(rows, mapping, ignored=not params.get("refuse_unmapped")),
+            set(allowed) if allowed is not None else None,
+            params["default_contest"],
+            progress=checked,
         )
     except ImportFileError as exc:
         raise JobError(f"无法导入：{exc.message}") from None
@@ -321,7 +326,8 @@ def _write(
         run.begin(session, len(numbers) - start, f"已写入 {start} / {len(numbers)} 行")
         existing = (
             existing_projects(session, {parsed[n][0].contest_id for n in numbers[start:]})
-            if kind == "projects" else {}
+            if kind == "projects"
+            else {}
         )
         ids = expand(state["ids"])
         size = int(params.get("chunk") or CHUNK)
@@ -361,15 +367,25 @@ def _audit(run: JobRun, session: Session, params: Mapping[str, Any], state: Mapp
     report = state["report"]
     kind = params["kind"]
     detail = {
-        "rows": report["rows"], "created": report["created"], "updated": report["updated"],
-        "unchanged": report["unchanged"], "file": params["filename"], "job": run.job_id,
+        "rows": report["rows"],
+        "created": report["created"],
+        "updated": report["updated"],
+        "unchanged": report["unchanged"],
+        "file": params["filename"],
+        "job": run.job_id,
     }
     if params.get("via") != "web":
         detail["via"] = params.get("via")
     session.add(
         AuditLog(
-            at=utcnow(), user_id=user_id, username=username, action=f"import.{kind}",
-            obj_kind=kind.rstrip("s"), obj_id=None, detail=detail, ip=None,
+            at=utcnow(),
+            user_id=user_id,
+            username=username,
+            action=f"import.{kind}",
+            obj_kind=kind.rstrip("s"),
+            obj_id=None,
+            detail=detail,
+            ip=None,
         )
     )
 

@@ -113,8 +113,12 @@ def rq_queue(app: Flask, name: str | None = None) -> Any:
 
 
 def start_job(
-    kind: JobKind, params: Mapping[str, Any] | None = None, *, user_id: int | None = None,
-    app: Flask | None = None, dispatch: bool = True,
+    kind: JobKind,
+    params: Mapping[str, Any] | None = None,
+    *,
+    user_id: int | None = None,
+    app: Flask | None = None,
+    dispatch: bool = True,
 ) -> int:
     """Record a queued job and send it to a worker (or a thread here); return its id.
 
@@ -146,8 +150,13 @@ def send(app: Flask, job_id: int) -> None:
         queue = rq_queue(app)
         rq_id = f"{queue.name}-{job_id}-{uuid.uuid4().hex[:8]}"
         queue.enqueue(
-            "app.jobs.perform", job_id, job_id=rq_id, job_timeout=int(app.config["JOB_TIMEOUT"]),
-            result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, description=f"job {job_id}",
+            "app.jobs.perform",
+            job_id,
+            job_id=rq_id,
+            job_timeout=int(app.config["JOB_TIMEOUT"]),
+            result_ttl=24 * 3600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"job {job_id}",
         )
     except Exception as exc:
         log.exception("could not enqueue job %s", job_id)
@@ -169,11 +178,13 @@ def perform(job_id: int) -> str:
 def _claim(session: Session, job_id: int) -> Job | None:
     """Take a queued job (queued -> running, attempt + 1); None when it is not queued (taken or done)."""
     now = utcnow()
-    claimed = rowcount(session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-        .values(status=JobStatus.RUNNING, attempt=Job.attempt + 1, heartbeat_at=now, error=None)
-    ))
+    claimed = rowcount(
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.RUNNING, attempt=Job.attempt + 1, heartbeat_at=now, error=None)
+        )
+    )
     if claimed != 1:
         session.rollback()
         return None
@@ -302,16 +313,18 @@ def retry_job(app: Flask, job_id: int) -> bool:
     """Queue a failed or abandoned job again and dispatch it; False when it is neither."""
     session = db.new_session(app)
     try:
-        retried = rowcount(session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                (Job.status == JobStatus.FAILED)
-                | ((Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < abandoned_cutoff(app))),
+        retried = rowcount(
+            session.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    (Job.status == JobStatus.FAILED)
+                    | ((Job.status == JobStatus.RUNNING) & (Job.heartbeat_at < abandoned_cutoff(app))),
+                )
+                .values(status=JobStatus.QUEUED, error=None, finished_at=None, message="等待重试")
+                .values(heartbeat_at=utcnow())
             )
-            .values(status=JobStatus.QUEUED, error=None, finished_at=None, message="等待重试")
-            .values(heartbeat_at=utcnow())
-        ))
+        )
         session.commit()
     finally:
         session.close()
@@ -333,11 +346,13 @@ def requeue_abandoned(app: Flask) -> list[int]:
         ids = session.scalars(select(Job.id).where(stale)).all()
         taken = []
         for job_id in ids:
-            n = rowcount(session.execute(
-                update(Job)
-                .where(Job.id == job_id, stale)
-                .values(status=JobStatus.QUEUED, message="运行中断，已重新排队", heartbeat_at=utcnow())
-            ))
+            n = rowcount(
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, stale)
+                    .values(status=JobStatus.QUEUED, message="运行中断，已重新排队", heartbeat_at=utcnow())
+                )
+            )
             session.commit()
             if n == 1:
                 taken.append(job_id)
@@ -370,9 +385,13 @@ def _lost_in_queue(app: Flask, session: Session, cutoff: Any) -> list[int]:
         if status in waiting:
             continue  # a backlog, not a loss
         same = Job.rq_id.is_(None) if rq_id is None else Job.rq_id == rq_id
-        n = rowcount(session.execute(
-            update(Job).where(Job.id == job_id, old, same).values(heartbeat_at=utcnow(), message="已重新排队")
-        ))
+        n = rowcount(
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, old, same)
+                .values(heartbeat_at=utcnow(), message="已重新排队")
+            )
+        )
         session.commit()
         if n == 1:
             lost.append(job_id)

@@ -27,7 +27,8 @@ def encode(run: JobRun, session: Session) -> None:
     only = run.params.get("only")
     batch_size = int(run.params.get("batch_size") or 64)
     if only is not None and not (
-        isinstance(only, dict) and set(only) <= set(_KIND_LABELS)
+        isinstance(only, dict)
+        and set(only) <= set(_KIND_LABELS)
         and all(isinstance(i, int) and not isinstance(i, bool) for ids in only.values() for i in ids)
     ):
         raise JobError("参数有误：要编码的记录应为 {类型: [编号]}")

@@ -46,7 +46,8 @@ def init_app(app: Flask) -> None:
             from app.intake.filings import filed_plans
 
             wb = quarterly_workbook(
-                fig, "指定赛事 " + ", ".join(map(str, contests)) if contests else "全部赛事",
+                fig,
+                "指定赛事 " + ", ".join(map(str, contests)) if contests else "全部赛事",
                 filings=filed_plans(session, set(contests) or None),
             )
         finally:

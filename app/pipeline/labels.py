@@ -29,7 +29,8 @@ def outcome_labels(session: Session) -> list[tuple[int, int, int, date]]:
         select(Connection.project_id, Connection.institution_id, ConnectionEvent.to_stage, ConnectionEvent.at)
         .join(ConnectionEvent, ConnectionEvent.connection_id == Connection.id)
         .where(
-            ConnectionEvent.action == EventAction.MOVED, ConnectionEvent.to_stage.in_((*ACCEPTED_STAGES, S.REFUSED))
+            ConnectionEvent.action == EventAction.MOVED,
+            ConnectionEvent.to_stage.in_((*ACCEPTED_STAGES, S.REFUSED)),
         )
         .order_by(ConnectionEvent.at, ConnectionEvent.id)
     ).all()

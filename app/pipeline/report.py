@@ -84,7 +84,10 @@ def headline(fig: Figures) -> list[tuple[str, Any]]:
 
 
 def quarterly_workbook(
-    fig: Figures, scope_label: str = "全部赛事", shortlists: bool = True, filings: Sequence[Mapping[str, Any]] = ()
+    fig: Figures,
+    scope_label: str = "全部赛事",
+    shortlists: bool = True,
+    filings: Sequence[Mapping[str, Any]] = (),
 ) -> Workbook:
     """Return the report workbook: summary, per contest, per dimension, trend, connections, success cases.
 
@@ -157,9 +160,14 @@ def quarterly_workbook(
 
 
 FILING_COLUMNS = [
-    ("code", "赛事编号"), ("name", "赛事名称"), ("kind", "赛事类型"), ("dates", "赛事时间"),
+    ("code", "赛事编号"),
+    ("name", "赛事名称"),
+    ("kind", "赛事类型"),
+    ("dates", "赛事时间"),
     ("venue", "决赛地点"),
-    ("organisers", "组织机构"), ("plan", "赛事方案（含项目跟踪及对接服务计划）"), ("filed_on", "填表日期"),
+    ("organisers", "组织机构"),
+    ("plan", "赛事方案（含项目跟踪及对接服务计划）"),
+    ("filed_on", "填表日期"),
 ]
 
 

@@ -127,8 +127,16 @@ def history(c: Connection, private: bool) -> list[Any]:
     if shown and shown[0].from_stage is not None:
         first = shown[0]
         shown[0] = ShownEvent(
-            first.id, first.at, first.action, None, first.to_stage, first.actor_kind, first.actor_name,
-            first.note, first.private, first.detail,
+            first.id,
+            first.at,
+            first.action,
+            None,
+            first.to_stage,
+            first.actor_kind,
+            first.actor_name,
+            first.note,
+            first.private,
+            first.detail,
         )
     return shown
 

@@ -798,7 +798,9 @@ def send_report() -> Response:
         raise InputError(errors)
     fig = figures(db.session, period, scope, _days())
     plans = _filed_plans(scope)
-    body = workbook_bytes(quarterly_workbook(fig, _scope_label(scope), shortlists=scope is None, filings=plans))
+    body = workbook_bytes(
+        quarterly_workbook(fig, _scope_label(scope), shortlists=scope is None, filings=plans)
+    )
     audit("export", "report", None, format="xlsx", period=period.label, bytes=len(body))
     db.session.commit()
     name = f"赛事专报-{period.quarter or period.start.isoformat() + '_' + period.last_day.isoformat()}.xlsx"

@@ -51,7 +51,10 @@ KINDS = {"projects": "参赛项目", "institutions": "服务机构"}
 MAX_UPLOAD_BYTES = 40 * 1024 * 1024
 #: The import's limits, as the upload page states them.
 LIMITS = {
-    "rows": MAX_ROWS, "sheet_rows": MAX_SHEET_ROWS, "columns": MAX_COLUMNS, "cell_chars": MAX_CELL_CHARS,
+    "rows": MAX_ROWS,
+    "sheet_rows": MAX_SHEET_ROWS,
+    "columns": MAX_COLUMNS,
+    "cell_chars": MAX_CELL_CHARS,
     "mb": MAX_UPLOAD_BYTES // (1024 * 1024),
 }
 #: An encrypted .xlsx (and an old .xls) is an OLE compound file, not a zip archive.
@@ -95,8 +98,10 @@ def _uploaded_bytes() -> tuple[bytes | None, str, str | None]:
         head = upload.stream.read(len(OLE_MAGIC))
         upload.stream.seek(0)
         if head == OLE_MAGIC:
-            return None, "", (
-                "导入文件：Excel 文件已加密或是旧版 .xls 格式，请取消密码并另存为 .xlsx 文件后导入"
+            return (
+                None,
+                "",
+                ("导入文件：Excel 文件已加密或是旧版 .xls 格式，请取消密码并另存为 .xlsx 文件后导入"),
             )
     try:
         data = check_upload(upload, ("csv", "xlsx"), MAX_UPLOAD_BYTES, "file", "导入文件")
@@ -128,8 +133,12 @@ def run_import(kind: str, allowed_contests: set[int] | None = None) -> tuple[Any
         rows = read_rows(filename, data)
         mapping = guess_mapping(kind, list(rows[0]) if rows else [])  # type: ignore[arg-type]
         report, saved = import_rows(
-            db.session, kind, apply_mapping(rows, mapping, ignored=False), allowed_contests,  # type: ignore[arg-type]
-            before_commit=_auditor(kind, filename), default_contest=default,
+            db.session,
+            kind,
+            apply_mapping(rows, mapping, ignored=False),
+            allowed_contests,  # type: ignore[arg-type]
+            before_commit=_auditor(kind, filename),
+            default_contest=default,
         )
     except ImportFileError as exc:
         db.session.rollback()
@@ -153,8 +162,14 @@ def _default_contest(value: str | None) -> int | None:
 def _auditor(kind: str, filename: str) -> Any:
     def audit_import(report: Any) -> None:
         audit(
-            f"import.{kind}", kind.rstrip("s"), None, rows=report.rows, created=report.created,
-            updated=report.updated, unchanged=report.unchanged, file=filename,
+            f"import.{kind}",
+            kind.rstrip("s"),
+            None,
+            rows=report.rows,
+            created=report.created,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            file=filename,
         )
 
     return audit_import
@@ -180,8 +195,11 @@ def _save_pending(kind: str, filename: str, data: bytes) -> str:
     (folder / f"{token}.bin").write_bytes(data)
     user = current_user()
     meta = {
-        "user_id": user.id if user else None, "kind": kind, "filename": filename,
-        "mapping": None, "contest": None,
+        "user_id": user.id if user else None,
+        "kind": kind,
+        "filename": filename,
+        "mapping": None,
+        "contest": None,
     }
     (folder / f"{token}.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     return token
@@ -219,9 +237,14 @@ def _rows(meta: dict[str, Any], meta_path: Path) -> list[Any]:
 
 def _page(kind: str, **extra: Any) -> str:
     return render_template(
-        "imports/upload.html", kind=kind, kinds={k: v for k, v in KINDS.items() if may_import(k)},
-        headers=header_labels(kind), limits=LIMITS, contests=_my_contests(),  # type: ignore[arg-type]
-        contest_label=contest_label, **extra,
+        "imports/upload.html",
+        kind=kind,
+        kinds={k: v for k, v in KINDS.items() if may_import(k)},
+        headers=header_labels(kind),
+        limits=LIMITS,
+        contests=_my_contests(),  # type: ignore[arg-type]
+        contest_label=contest_label,
+        **extra,
     )
 
 
@@ -275,9 +298,19 @@ def mapping(token: str) -> Any:
             error = exc.message
     samples = {h: next((str(r.get(h)) for r in rows if r.get(h) not in (None, "")), "") for h in headers}
     return render_template(
-        "imports/mapping.html", kind=kind, kinds=KINDS, token=token, meta=meta, headers=headers,
-        chosen=chosen, targets=targets, samples=samples, error=error, rows=len(rows),
-        contests=_my_contests(), contest_label=contest_label,
+        "imports/mapping.html",
+        kind=kind,
+        kinds=KINDS,
+        token=token,
+        meta=meta,
+        headers=headers,
+        chosen=chosen,
+        targets=targets,
+        samples=samples,
+        error=error,
+        rows=len(rows),
+        contests=_my_contests(),
+        contest_label=contest_label,
     ), (422 if error else 200)
 
 
@@ -286,9 +319,13 @@ def _mapped_import(meta: dict[str, Any], meta_path: Path, dry_run: bool) -> tupl
     rows = _rows(meta, meta_path)
     mapping = meta.get("mapping") or guess_mapping(kind, list(rows[0]) if rows else [])
     return import_rows(
-        db.session, kind, apply_mapping(rows, mapping),
-        organiser_contest_ids(current_user()), before_commit=_auditor(kind, meta["filename"]),
-        default_contest=_default_contest(meta.get("contest")), dry_run=dry_run,
+        db.session,
+        kind,
+        apply_mapping(rows, mapping),
+        organiser_contest_ids(current_user()),
+        before_commit=_auditor(kind, meta["filename"]),
+        default_contest=_default_contest(meta.get("contest")),
+        dry_run=dry_run,
     )
 
 
@@ -301,7 +338,12 @@ def preview(token: str) -> Any:
     except ImportFileError as exc:
         return _page(meta["kind"], error=exc.message), 422
     return render_template(
-        "imports/preview.html", kind=meta["kind"], kinds=KINDS, token=token, meta=meta, report=report,
+        "imports/preview.html",
+        kind=meta["kind"],
+        kinds=KINDS,
+        token=token,
+        meta=meta,
+        report=report,
         shown=SHOWN_ROWS,
     ), (422 if not report.ok else 200)
 
@@ -347,9 +389,16 @@ def job(job_id: int) -> Any:
     report = summary(db.session, found)
     refused = found.status is JobStatus.FAILED and report is not None and report["phase"] == "refused"
     return render_template(
-        "imports/job.html", job=found, kind=kind, kinds=KINDS, report=report, shown=SHOWN_ROWS,
-        refused=refused, errors=list(row_errors(report or {})),
-        abandoned=is_abandoned(current_app, found), may_retry=is_secretariat(current_user()),
+        "imports/job.html",
+        job=found,
+        kind=kind,
+        kinds=KINDS,
+        report=report,
+        shown=SHOWN_ROWS,
+        refused=refused,
+        errors=list(row_errors(report or {})),
+        abandoned=is_abandoned(current_app, found),
+        may_retry=is_secretariat(current_user()),
     ), (422 if refused else 200)
 
 

@@ -27,7 +27,9 @@ def upgrade() -> None:
     for table in TABLES:
         # Adding nullable columns needs no table copy on SQLite (batch mode keeps it an ALTER TABLE).
         with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.add_column(sa.Column("archived_at", models.base.UTCDateTime(timezone=True), nullable=True))
+            batch_op.add_column(
+                sa.Column("archived_at", models.base.UTCDateTime(timezone=True), nullable=True)
+            )
             batch_op.add_column(sa.Column("archived_by_id", sa.Integer(), nullable=True))
             batch_op.create_index(batch_op.f(f"ix_{table}_archived_at"), ["archived_at"], unique=False)
 

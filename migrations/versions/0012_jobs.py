@@ -38,8 +38,10 @@ def upgrade() -> None:
         sa.Column("result_name", sa.String(length=200), nullable=True),
         sa.Column("result", sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["started_by_id"], ["user_account.id"],
-            name=op.f("fk_background_job_started_by_id_user_account"), ondelete="SET NULL",
+            ["started_by_id"],
+            ["user_account.id"],
+            name=op.f("fk_background_job_started_by_id_user_account"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_background_job")),
     )

@@ -57,8 +57,10 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer(), nullable=True),
         sa.Column("demo", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["impression_id"], ["impression.id"],
-            name=op.f("fk_feedback_action_impression_id_impression"), ondelete="SET NULL",
+            ["impression_id"],
+            ["impression.id"],
+            name=op.f("fk_feedback_action_impression_id_impression"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feedback_action")),
     )

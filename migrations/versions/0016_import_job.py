@@ -26,8 +26,10 @@ def upgrade() -> None:
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["job_id"], ["background_job.id"],
-            name=op.f("fk_job_file_job_id_background_job"), ondelete="CASCADE",
+            ["job_id"],
+            ["background_job.id"],
+            name=op.f("fk_job_file_job_id_background_job"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_file")),
     )

@@ -568,8 +568,6 @@ def test_anonymous_sees_the_showcase_only(client: Any, world: World) -> None:
     assert not features & {"stage", "amount", "services", "need_side", "activity", "coinvest", "recency"}
 
 
-
-
 def test_registration_waits_for_approval_then_binds_the_account(app: Flask, world: World) -> None:
     clients = _clients(app)
     anon = app.test_client()

@@ -25,11 +25,11 @@ NEW_PROJECT = {
 }
 
 
-
 @pytest.fixture(autouse=True)
 def _logged_in(auth):
     """These tests act as the secretariat, who may do everything; access rules have their own tests."""
     auth.login("admin")
+
 
 def counts(app: Any) -> tuple[int, int, int, int]:
     from app.extensions import db
@@ -65,11 +65,14 @@ def test_institution_list_filters_by_kind_and_industry(client):
     assert all(i["side"] == "fund" and "新材料" in i["industries"] for i in funds["items"])
 
 
-@pytest.mark.parametrize("side,kinds", [
-    ("fund", {"政府投资基金", "创业投资机构", "银行"}),
-    ("base", {"小微企业创业创新基地", "产业示范基地/园区", "中外中小企业合作区"}),
-    ("platform", {"中小企业公共服务平台"}),
-])
+@pytest.mark.parametrize(
+    "side,kinds",
+    [
+        ("fund", {"政府投资基金", "创业投资机构", "银行"}),
+        ("base", {"小微企业创业创新基地", "产业示范基地/园区", "中外中小企业合作区"}),
+        ("platform", {"中小企业公共服务平台"}),
+    ],
+)
 def test_project_matches_have_scores_and_reasons(client, side, kinds):
     r = client.get(f"/api/projects/1/matches?kind={side}&k=10")
     assert r.status_code == 200
@@ -129,27 +132,46 @@ def test_unchanged_text_is_not_reencoded(app, client):
 
     with app.app_context():
         before = db.session.scalar(
-            select(EmbeddingRecord.updated_at).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == 3)
+            select(EmbeddingRecord.updated_at).where(
+                EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == 3
+            )
         )
     assert client.patch("/api/projects/3", json={"amount_wan": 999}).status_code == 200  # not in the text
     with app.app_context():
         after = db.session.scalar(
-            select(EmbeddingRecord.updated_at).where(EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == 3)
+            select(EmbeddingRecord.updated_at).where(
+                EmbeddingRecord.owner_kind == "project", EmbeddingRecord.owner_id == 3
+            )
         )
     assert before == after
 
 
 def test_institution_and_need_crud(client):
-    inst = client.post("/api/institutions", json={
-        "name": "测试产业园", "kind": "产业示范基地/园区", "province": "江苏省", "industries": ["智能装备"],
-        "space_m2": 12000, "capacity": 40, "description": "面向智能装备企业的标准厂房与中试平台，提供租金减免。",
-    })
+    inst = client.post(
+        "/api/institutions",
+        json={
+            "name": "测试产业园",
+            "kind": "产业示范基地/园区",
+            "province": "江苏省",
+            "industries": ["智能装备"],
+            "space_m2": 12000,
+            "capacity": 40,
+            "description": "面向智能装备企业的标准厂房与中试平台，提供租金减免。",
+        },
+    )
     assert inst.status_code == 201, inst.get_json()
     iid = inst.get_json()["id"]
-    need = client.post("/api/needs", json={
-        "institution_id": iid, "title": "招引智能装备企业入驻", "description": "诚邀工业机器人、数控装备企业入驻园区，提供三年租金优惠。",
-        "industries": ["智能装备"], "quota": 5, "deadline": "2027-03-31",
-    })
+    need = client.post(
+        "/api/needs",
+        json={
+            "institution_id": iid,
+            "title": "招引智能装备企业入驻",
+            "description": "诚邀工业机器人、数控装备企业入驻园区，提供三年租金优惠。",
+            "industries": ["智能装备"],
+            "quota": 5,
+            "deadline": "2027-03-31",
+        },
+    )
     assert need.status_code == 201, need.get_json()
     nid = need.get_json()["id"]
     m = client.get(f"/api/needs/{nid}/matches?k=5")
@@ -158,29 +180,51 @@ def test_institution_and_need_crud(client):
     assert client.get(f"/api/needs/{nid}").status_code == 404
 
 
-@pytest.mark.parametrize("method,url,kwargs,status,field", [
-    ("post", "/api/projects", {"data": "{not json", "content_type": "application/json"}, 422, "_body"),
-    ("post", "/api/projects", {"data": "name=x", "content_type": "text/plain"}, 415, None),
-    ("post", "/api/projects", {"json": [1, 2]}, 422, "_body"),
-    ("post", "/api/projects", {"json": {**NEW_PROJECT, "amount_wan": -5}}, 422, "amount_wan"),
-    ("post", "/api/projects", {"json": {**NEW_PROJECT, "amount_wan": "lots"}}, 422, "amount_wan"),
-    ("post", "/api/projects", {"json": {**NEW_PROJECT, "colour": "red"}}, 422, "colour"),
-    ("post", "/api/projects", {"json": {**NEW_PROJECT, "group": "大企业组"}}, 422, "group"),
-    ("post", "/api/projects", {"json": {**NEW_PROJECT, "contest_id": 99999}}, 422, "contest_id"),
-    ("post", "/api/projects", {"json": {**NEW_PROJECT, "needs": ["融资", "买房"]}}, 422, "needs"),
-    ("post", "/api/institutions", {"json": {"name": "某机构", "kind": "银行", "description": "短"}}, 422, "description"),
-    ("post", "/api/institutions", {"json": {"name": "某银行", "kind": "银行", "ticket_min_wan": 900,
-                                            "ticket_max_wan": 100, "description": "科技支行，服务科技型中小企业贷款。"}}, 422, "ticket_max_wan"),
-    ("get", "/api/projects/1/matches?kind=fund&k=100000", {}, 422, "k"),
-    ("get", "/api/projects/1/matches?kind=fund&k=abc", {}, 422, "k"),
-    ("get", "/api/projects/1/matches?kind=moon", {}, 422, "kind"),
-    ("get", "/api/projects?per_page=0", {}, 422, "per_page"),
-    ("get", "/api/projects?award=特等奖", {}, 422, "award"),
-    ("get", "/api/projects/999999", {}, 404, None),
-    ("get", "/api/projects/999999/matches", {}, 404, None),
-    ("get", "/api/nowhere", {}, 404, None),
-    ("delete", "/api/projects", {}, 405, None),
-])
+@pytest.mark.parametrize(
+    "method,url,kwargs,status,field",
+    [
+        ("post", "/api/projects", {"data": "{not json", "content_type": "application/json"}, 422, "_body"),
+        ("post", "/api/projects", {"data": "name=x", "content_type": "text/plain"}, 415, None),
+        ("post", "/api/projects", {"json": [1, 2]}, 422, "_body"),
+        ("post", "/api/projects", {"json": {**NEW_PROJECT, "amount_wan": -5}}, 422, "amount_wan"),
+        ("post", "/api/projects", {"json": {**NEW_PROJECT, "amount_wan": "lots"}}, 422, "amount_wan"),
+        ("post", "/api/projects", {"json": {**NEW_PROJECT, "colour": "red"}}, 422, "colour"),
+        ("post", "/api/projects", {"json": {**NEW_PROJECT, "group": "大企业组"}}, 422, "group"),
+        ("post", "/api/projects", {"json": {**NEW_PROJECT, "contest_id": 99999}}, 422, "contest_id"),
+        ("post", "/api/projects", {"json": {**NEW_PROJECT, "needs": ["融资", "买房"]}}, 422, "needs"),
+        (
+            "post",
+            "/api/institutions",
+            {"json": {"name": "某机构", "kind": "银行", "description": "短"}},
+            422,
+            "description",
+        ),
+        (
+            "post",
+            "/api/institutions",
+            {
+                "json": {
+                    "name": "某银行",
+                    "kind": "银行",
+                    "ticket_min_wan": 900,
+                    "ticket_max_wan": 100,
+                    "description": "科技支行，服务科技型中小企业贷款。",
+                }
+            },
+            422,
+            "ticket_max_wan",
+        ),
+        ("get", "/api/projects/1/matches?kind=fund&k=100000", {}, 422, "k"),
+        ("get", "/api/projects/1/matches?kind=fund&k=abc", {}, 422, "k"),
+        ("get", "/api/projects/1/matches?kind=moon", {}, 422, "kind"),
+        ("get", "/api/projects?per_page=0", {}, 422, "per_page"),
+        ("get", "/api/projects?award=特等奖", {}, 422, "award"),
+        ("get", "/api/projects/999999", {}, 404, None),
+        ("get", "/api/projects/999999/matches", {}, 404, None),
+        ("get", "/api/nowhere", {}, 404, None),
+        ("delete", "/api/projects", {}, 405, None),
+    ],
+)
 def test_bad_input_gets_a_structured_4xx_and_changes_nothing(app, client, method, url, kwargs, status, field):
     before = counts(app)
     r = getattr(client, method)(url, **kwargs)

@@ -12,14 +12,18 @@ def test_embed_encodes_only_changed_records(app, runner, session):
     assert r.exit_code == 0, r.output
     assert "encoded project 0, institution 0, need 0" in r.output
     p = session.scalar(select(Project).limit(1))
-    session.execute(update(Project).where(Project.id == p.id).values(description=p.description + "新增一条描述。"))
+    session.execute(
+        update(Project).where(Project.id == p.id).values(description=p.description + "新增一条描述。")
+    )
     session.commit()
     r = runner.invoke(args=["embed"])
     assert "encoded project 1, institution 0, need 0" in r.output, r.output
 
 
 def test_model_switch_reencodes_everything(app, runner, session):
-    session.execute(update(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "need").values(model="old-model"))
+    session.execute(
+        update(EmbeddingRecord).where(EmbeddingRecord.owner_kind == "need").values(model="old-model")
+    )
     session.commit()
     r = runner.invoke(args=["embed"])
     assert r.exit_code == 0, r.output

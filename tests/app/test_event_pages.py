@@ -119,8 +119,14 @@ def test_organiser_builds_plans_and_exports_an_event(client, auth, session):
     quoted = [c for c in cells if "HYPERLINK" in c.value]
     assert quoted and all(c.value.startswith("'=") and c.data_type == "s" for c in quoted)
     # a control character in a posted form is refused, nothing stored
-    r = client.post(f"/events/{event_id}/conflicts", data={
-        "project_id": str(projects[1]), "institution_id": str(institutions[1]), "cause": "持股\x01关系"})
+    r = client.post(
+        f"/events/{event_id}/conflicts",
+        data={
+            "project_id": str(projects[1]),
+            "institution_id": str(institutions[1]),
+            "cause": "持股\x01关系",
+        },
+    )
     assert r.status_code == 422 and "控制字符" in r.get_data(as_text=True)
     assert len(list(wb["按参与方"].iter_rows())) == 1 + 2 * len(meetings)
 

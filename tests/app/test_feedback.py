@@ -198,9 +198,19 @@ def _inject_preference(session, fund: int, shown: list[int], preferred: int, lis
         order = [*[p for p in shown if p != preferred][:19], preferred]
         rows = [
             Impression(
-                list_id=f"{n:016x}", at=at, viewer_user_id=None, query_kind="institution", query_id=fund,
-                project_id=pid, institution_id=fund, position=pos, rank=pos, score=None, model="test",
-                surface="page", demo=False,
+                list_id=f"{n:016x}",
+                at=at,
+                viewer_user_id=None,
+                query_kind="institution",
+                query_id=fund,
+                project_id=pid,
+                institution_id=fund,
+                position=pos,
+                rank=pos,
+                score=None,
+                model="test",
+                surface="page",
+                demo=False,
             )
             for pos, pid in enumerate(order, start=1)
         ]
@@ -209,8 +219,14 @@ def _inject_preference(session, fund: int, shown: list[int], preferred: int, lis
         for step, kind in enumerate(ActionKind):
             session.add(
                 FeedbackAction(
-                    at=at + timedelta(days=step), action=kind, project_id=preferred, institution_id=fund,
-                    impression_id=rows[-1].id, list_id=rows[-1].list_id, position=20, demo=False,
+                    at=at + timedelta(days=step),
+                    action=kind,
+                    project_id=preferred,
+                    institution_id=fund,
+                    impression_id=rows[-1].id,
+                    list_id=rows[-1].list_id,
+                    position=20,
+                    demo=False,
                 )
             )
     session.commit()
@@ -226,7 +242,8 @@ def test_a_clearly_preferred_item_moves_up_after_training(app, runner, client, a
     assert r.exit_code == 0, r.output
     after = [i["id"] for i in client.get(f"/api/institutions/{fund}/matches?k=100").get_json()["items"]]
     assert preferred in after and after.index(preferred) < before.index(preferred) - 10, (
-        before.index(preferred), after.index(preferred) if preferred in after else None
+        before.index(preferred),
+        after.index(preferred) if preferred in after else None,
     )
 
 

@@ -103,6 +103,7 @@ def _encoded_texts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     seen: list[str] = []
     store = services.store_vectors
+
     def counted(s: Any, kind: str, items: Any, embedder: Any) -> Any:
         seen.extend(t for _i, t in items)
         return store(s, kind, items, embedder)

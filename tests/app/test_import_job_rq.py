@@ -85,7 +85,11 @@ def _worker(app: Any, queue: str, name: str, log: Path, encoded: Path) -> subpro
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, str(REPO / "bench" / "counting_worker.py"), str(encoded), "--name", name],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 

@@ -11,18 +11,26 @@ from openpyxl import Workbook, load_workbook
 from app.imports import header_labels
 
 ROW = {
-    "名称": "高原青稞精深加工", "组别": "企业组", "所属赛事": "7-R25", "获奖等级": "无", "行业": "现代农业",
-    "省份": "西藏自治区", "城市": "拉萨市", "发展阶段": "成长期", "拟融资金额（万元）": "800", "融资轮次": "A轮",
+    "名称": "高原青稞精深加工",
+    "组别": "企业组",
+    "所属赛事": "7-R25",
+    "获奖等级": "无",
+    "行业": "现代农业",
+    "省份": "西藏自治区",
+    "城市": "拉萨市",
+    "发展阶段": "成长期",
+    "拟融资金额（万元）": "800",
+    "融资轮次": "A轮",
     "简介": "以高原青稞为原料开发低升糖主食与饮品，建有两条自动化产线，产品进入区内连锁商超。",
     "需求": "融资、检验检测",
 }
-
 
 
 @pytest.fixture(autouse=True)
 def _logged_in(auth):
     """These tests act as the secretariat, who may do everything; access rules have their own tests."""
     auth.login("admin")
+
 
 def _csv(rows: list[dict[str, str]], encoding: str = "utf-8-sig") -> bytes:
     buf = io.StringIO()
@@ -33,7 +41,9 @@ def _csv(rows: list[dict[str, str]], encoding: str = "utf-8-sig") -> bytes:
 
 
 def _post(client, name: str, data: bytes, kind: str = "projects"):
-    return client.post(f"/api/imports/{kind}", data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+    return client.post(
+        f"/api/imports/{kind}", data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data"
+    )
 
 
 def test_csv_import_adds_rows_and_ranks_them(client):
@@ -90,7 +100,8 @@ def test_templates_have_chinese_headers(client):
 
 def test_import_page_lists_row_errors_in_chinese(client):
     r = client.post(
-        "/imports/", data={"kind": "projects", "file": (io.BytesIO(_csv([{**ROW, "组别": "大企业组"}])), "a.csv")},
+        "/imports/",
+        data={"kind": "projects", "file": (io.BytesIO(_csv([{**ROW, "组别": "大企业组"}])), "a.csv")},
         content_type="multipart/form-data",
     )
     assert r.status_code == 302 and "/mapping" in r.headers["Location"]

@@ -172,9 +172,12 @@ def test_adding_project_numbers_later_updates_the_projects_imported_without(clie
     assert r.get_json()["unchanged"] == 1
     # another number on the same name is another project
     other = [{**rows[0], "项目编号": "XZ-101"}]
-    assert client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv(other)), "a.csv")}).get_json()[
-        "created"
-    ] == 1
+    assert (
+        client.post("/api/imports/projects", data={"file": (io.BytesIO(_csv(other)), "a.csv")}).get_json()[
+            "created"
+        ]
+        == 1
+    )
 
 
 def test_two_rows_with_one_key_are_a_row_error(client, auth):

@@ -16,6 +16,7 @@ def _logged_in(auth):
     """These tests act as the secretariat, who may do everything; access rules have their own tests."""
     auth.login("admin")
 
+
 def text(resp) -> str:
     return resp.get_data(as_text=True)
 
@@ -32,7 +33,8 @@ def _home_counts(client) -> dict[str, int]:
 def test_home_shows_counts_and_links(client, session):
     live = {"参赛项目": Project, "服务机构": Institution, "对接需求": Need}
     expected = {
-        label: session.scalar(select(func.count(m.id)).where(m.archived_at.is_(None))) for label, m in live.items()
+        label: session.scalar(select(func.count(m.id)).where(m.archived_at.is_(None)))
+        for label, m in live.items()
     }
     expected["场赛事"] = session.scalar(select(func.count(Contest.id)))
     assert min(expected.values()) > 0  # the demo has some of each
@@ -71,7 +73,7 @@ def test_project_page_has_three_ranked_lists_with_reasons(client, session):
     for side in ("fund", "base", "platform"):
         section = body.split(f'id="matches-{side}"', 1)[1].split("</ol>", 1)[0]
         assert section.count('class="match"') == 10, side
-        assert section.count("<li class=\"pos\">") + section.count("<li class=\"neg\">") >= 10
+        assert section.count('<li class="pos">') + section.count('<li class="neg">') >= 10
     assert p.description[:20] in body
 
 
@@ -90,7 +92,9 @@ def test_institution_and_need_pages_rank_projects(client, session):
 
 
 def test_project_form_validates_in_chinese_and_keeps_input(client):
-    r = client.post("/projects/new", data={"name": "智", "group": "企业组", "description": "太短", "amount_wan": "-3"})
+    r = client.post(
+        "/projects/new", data={"name": "智", "group": "企业组", "description": "太短", "amount_wan": "-3"}
+    )
     assert r.status_code == 422
     body = text(r)
     assert "名称：至少 2 个字符" in body
@@ -101,8 +105,16 @@ def test_project_form_validates_in_chinese_and_keeps_input(client):
 
 def test_project_form_creates_and_edits(client, session):
     data = {
-        "name": "丘陵山区电动微耕机", "group": "创客组", "contest_id": "48", "award": "无", "industry": "现代农业",
-        "province": "河南省", "city": "洛阳市", "stage": "研发样机", "amount_wan": "300", "funding_round": "天使轮",
+        "name": "丘陵山区电动微耕机",
+        "group": "创客组",
+        "contest_id": "48",
+        "award": "无",
+        "industry": "现代农业",
+        "province": "河南省",
+        "city": "洛阳市",
+        "stage": "研发样机",
+        "amount_wan": "300",
+        "funding_round": "天使轮",
         "description": "为丘陵山区小地块设计的锂电微耕机，整机不到六十公斤，可一人搬运，已在三个县试用。",
         "needs": ["融资", "工业设计", "检验检测"],
     }
@@ -118,10 +130,16 @@ def test_project_form_creates_and_edits(client, session):
 
 
 def test_institution_form_rejects_inverted_ticket_range(client):
-    r = client.post("/institutions/new", data={
-        "name": "某某创投", "kind": "创业投资机构", "ticket_min_wan": "5000", "ticket_max_wan": "100",
-        "description": "专注早期硬科技项目投资的机构。",
-    })
+    r = client.post(
+        "/institutions/new",
+        data={
+            "name": "某某创投",
+            "kind": "创业投资机构",
+            "ticket_min_wan": "5000",
+            "ticket_max_wan": "100",
+            "description": "专注早期硬科技项目投资的机构。",
+        },
+    )
     assert r.status_code == 422
     assert "单笔金额上限不能小于下限" in text(r)
 

@@ -54,9 +54,7 @@ def test_a_cookie_copied_before_logout_no_longer_works(app: Flask, client: Any, 
     assert row.revoked_at is not None
 
 
-def test_a_cookie_copied_before_a_password_change_no_longer_works(
-    app: Flask, client: Any, auth: Any
-) -> None:
+def test_a_cookie_copied_before_a_password_change_no_longer_works(app: Flask, client: Any, auth: Any) -> None:
     auth.login("fund")
     copied = _cookie(client)
     other = app.test_client()

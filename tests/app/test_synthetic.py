@@ -30,7 +30,6 @@ from tests.conftest import app_config
 N_PROJECTS, N_INSTITUTIONS = 300, 40
 
 
-
 @pytest.fixture(scope="module")
 def synthetic_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str]]:
     """An app on a fresh database filled by the command; yields (app, the command's output)."""

@@ -12,7 +12,12 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("MATCH_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 @pytest.fixture()
@@ -32,8 +37,12 @@ def live_server(app: Flask) -> Iterator[str]:
 def browser() -> Iterator[Any]:
     """A headless chromium, or a skip saying why there is none."""
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"browser tests skipped: no chromium at {CHROMIUM} (make test installs it with apt-get as root)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: playwright not installed")
+        pytest.skip(
+            f"browser tests skipped: no chromium at {CHROMIUM} (make test installs it with apt-get as root)"
+        )
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="browser tests skipped: playwright not installed"
+    )
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:

@@ -42,8 +42,15 @@ def session(engine: Engine) -> Iterator[Session]:
 
 def _project(contest: Contest, **kw) -> Project:
     values = dict(
-        name="微型光谱仪", group=ProjectGroup.ENTERPRISE, contest=contest, award=Award.TOP500, industry="智能装备",
-        province="江苏省", stage=Stage.GROWTH, amount_wan=800.0, description="掌上近红外光谱仪，用于农产品快检。",
+        name="微型光谱仪",
+        group=ProjectGroup.ENTERPRISE,
+        contest=contest,
+        award=Award.TOP500,
+        industry="智能装备",
+        province="江苏省",
+        stage=Stage.GROWTH,
+        amount_wan=800.0,
+        description="掌上近红外光谱仪，用于农产品快检。",
         needs=["融资", "检验检测"],
     )
     values.update(kw)
@@ -52,13 +59,24 @@ def _project(contest: Contest, **kw) -> Project:
 
 def test_migrations_create_every_table(engine):
     tables = set(inspect(engine).get_table_names())
-    assert {"contest", "project", "institution", "need", "connection", "embedding", "alembic_version"} <= tables
+    assert {
+        "contest",
+        "project",
+        "institution",
+        "need",
+        "connection",
+        "embedding",
+        "alembic_version",
+    } <= tables
 
 
 def test_catalogue_has_the_48_contests_of_the_7th_edition(session):
     by_kind = dict(session.execute(select(Contest.kind, func.count()).group_by(Contest.kind)).all())
     assert by_kind == {
-        ContestKind.FINAL: 1, ContestKind.REGIONAL: 35, ContestKind.THEMATIC: 5, ContestKind.TRACK: 6,
+        ContestKind.FINAL: 1,
+        ContestKind.REGIONAL: 35,
+        ContestKind.THEMATIC: 5,
+        ContestKind.TRACK: 6,
         ContestKind.OVERSEAS: 1,
     }
     tracks = set(session.scalars(select(Contest.track).where(Contest.kind == ContestKind.TRACK)))
@@ -74,8 +92,14 @@ def test_round_trip_of_enums_lists_and_timestamps(session):
     contest = session.scalar(select(Contest).where(Contest.code == "7-R09"))
     p = _project(contest)
     inst = Institution(
-        name="苏州某科创基金", kind=InstitutionKind.GOV_FUND, province="江苏省", industries=["智能装备", "新材料"],
-        stages=["成长期"], ticket_min_wan=500, ticket_max_wan=5000, description="政府引导基金，投资本地先进制造。",
+        name="苏州某科创基金",
+        kind=InstitutionKind.GOV_FUND,
+        province="江苏省",
+        industries=["智能装备", "新材料"],
+        stages=["成长期"],
+        ticket_min_wan=500,
+        ticket_max_wan=5000,
+        description="政府引导基金，投资本地先进制造。",
     )
     session.add_all([p, inst])
     session.commit()
@@ -92,8 +116,12 @@ def test_round_trip_of_enums_lists_and_timestamps(session):
 def test_connections_are_unique_per_pair_and_outlive_any_delete_of_the_project(session):
     contest = session.scalar(select(Contest).limit(1))
     p = _project(contest)
-    inst = Institution(name="某孵化基地", kind=InstitutionKind.SME_BASE, description="小微企业创业创新示范基地。")
-    need = Need(institution=inst, title="招引硬科技团队", description="提供两年免租工位。", deadline=date(2027, 1, 31))
+    inst = Institution(
+        name="某孵化基地", kind=InstitutionKind.SME_BASE, description="小微企业创业创新示范基地。"
+    )
+    need = Need(
+        institution=inst, title="招引硬科技团队", description="提供两年免租工位。", deadline=date(2027, 1, 31)
+    )
     session.add_all([p, inst, need])
     session.flush()
     session.add(Connection(project=p, institution=inst, need=need, stage=ConnectionStage.RECOMMENDED))
@@ -112,9 +140,17 @@ def test_connections_are_unique_per_pair_and_outlive_any_delete_of_the_project(s
 
 
 def test_one_vector_per_record(session):
-    session.add(EmbeddingRecord(owner_kind="project", owner_id=1, model="e5", dim=2, text_hash="a" * 64, vector=b"\0" * 8))
+    session.add(
+        EmbeddingRecord(
+            owner_kind="project", owner_id=1, model="e5", dim=2, text_hash="a" * 64, vector=b"\0" * 8
+        )
+    )
     session.commit()
-    session.add(EmbeddingRecord(owner_kind="project", owner_id=1, model="e5", dim=2, text_hash="b" * 64, vector=b"\0" * 8))
+    session.add(
+        EmbeddingRecord(
+            owner_kind="project", owner_id=1, model="e5", dim=2, text_hash="b" * 64, vector=b"\0" * 8
+        )
+    )
     with pytest.raises(IntegrityError):
         session.commit()
     session.rollback()
@@ -123,10 +159,19 @@ def test_one_vector_per_record(session):
 def test_institution_filters_find_list_members(session):
     from app.services import InstitutionFilter, institution_query
 
-    session.add_all([
-        Institution(name="新材料基金", kind=InstitutionKind.VC, industries=["新材料", "人工智能"], description="投新材料。"),
-        Institution(name="农业基金", kind=InstitutionKind.VC, industries=["现代农业"], description="投现代农业。"),
-    ])
+    session.add_all(
+        [
+            Institution(
+                name="新材料基金",
+                kind=InstitutionKind.VC,
+                industries=["新材料", "人工智能"],
+                description="投新材料。",
+            ),
+            Institution(
+                name="农业基金", kind=InstitutionKind.VC, industries=["现代农业"], description="投现代农业。"
+            ),
+        ]
+    )
     session.commit()
     found = session.scalars(institution_query(InstitutionFilter(industry="新材料"))).all()
     assert [i.name for i in found] == ["新材料基金"]

@@ -19,9 +19,20 @@ def test_feedback_tables_round_trip_and_downgrade(migrated_db, migrate) -> None:
     now = utcnow()
     rows = [
         {
-            "list_id": "00ff00ff00ff00ff", "at": now, "viewer_user_id": 7, "query_kind": "institution",
-            "query_id": 3, "side": None, "project_id": 10 + k, "institution_id": 3, "position": k,
-            "rank": k, "score": 90.0 - k, "model": "HandWeightedRanker", "surface": "page", "demo": False,
+            "list_id": "00ff00ff00ff00ff",
+            "at": now,
+            "viewer_user_id": 7,
+            "query_kind": "institution",
+            "query_id": 3,
+            "side": None,
+            "project_id": 10 + k,
+            "institution_id": 3,
+            "position": k,
+            "rank": k,
+            "score": 90.0 - k,
+            "model": "HandWeightedRanker",
+            "surface": "page",
+            "demo": False,
         }
         for k in range(1, 21)
     ]
@@ -30,8 +41,12 @@ def test_feedback_tables_round_trip_and_downgrade(migrated_db, migrate) -> None:
         assert len(ids) == 20 and ids == sorted(ids)
         s.add(
             FeedbackAction(
-                action=ActionKind.SIGNED, project_id=12, institution_id=3, impression_id=ids[1],
-                list_id="00ff00ff00ff00ff", position=2,
+                action=ActionKind.SIGNED,
+                project_id=12,
+                institution_id=3,
+                impression_id=ids[1],
+                list_id="00ff00ff00ff00ff",
+                position=2,
             )
         )
         s.commit()

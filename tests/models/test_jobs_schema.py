@@ -27,7 +27,11 @@ def test_the_job_table_round_trips_and_downgrades(migrated_db, migrate) -> None:
         back = s.scalar(select(Job))
         assert back is not None
         assert (back.kind, back.status, back.done, back.total, back.attempt) == (
-            JobKind.REPORT, JobStatus.RUNNING, 3, 7, 0,
+            JobKind.REPORT,
+            JobStatus.RUNNING,
+            3,
+            7,
+            0,
         )
         assert back.params == {"period": {"quarter": "2026Q3"}, "scope": [1, 2]}
         assert back.heartbeat_at is not None and back.heartbeat_at.tzinfo is not None

@@ -57,7 +57,9 @@ def test_moving_appends_and_keeps_what_was_there(app, world, as_user) -> None:
         assert db.session.get(Connection, cid).note == "第二版备注"
 
 
-def test_deleting_a_project_archives_it_and_keeps_its_connections_and_their_history(app, world, as_user) -> None:
+def test_deleting_a_project_archives_it_and_keeps_its_connections_and_their_history(
+    app, world, as_user
+) -> None:
     from app import services
 
     cid = (
@@ -69,7 +71,9 @@ def test_deleting_a_project_archives_it_and_keeps_its_connections_and_their_hist
         assert services.delete_project(db.session, db.session.get(Project, world.project_id)) == "archived"
         assert db.session.get(Project, world.project_id).archived_at is not None
         assert db.session.get(Connection, cid) is not None
-        assert db.session.scalar(select(ConnectionEvent).where(ConnectionEvent.connection_id == cid)) is not None
+        assert (
+            db.session.scalar(select(ConnectionEvent).where(ConnectionEvent.connection_id == cid)) is not None
+        )
 
 
 def test_pipeline_migration_goes_down_and_up_on_sqlite(tmp_path) -> None:
