@@ -107,10 +107,20 @@ def _parse_opt_id(v: Any) -> int | None:
     return None if v is None or (isinstance(v, str) and not v.strip()) else _parse_id(v)
 
 
-_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_ID_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
+    ],
+    "description": "记录编号：整数（不带小数点），或只含数字的文本",
+}
 #: A record id: an int or a string of ASCII digits (forms send strings), 1..MAX_ID, nothing else.
 Id = Annotated[int, PlainValidator(_parse_id), WithJsonSchema(_ID_SCHEMA)]
-OptId = Annotated[int | None, PlainValidator(_parse_opt_id), WithJsonSchema({"anyOf": [_ID_SCHEMA, {"type": "null"}]})]
+OptId = Annotated[
+    int | None,
+    PlainValidator(_parse_opt_id),
+    WithJsonSchema({**_ID_SCHEMA, "anyOf": [*_ID_SCHEMA["anyOf"], {"type": "null"}]}),
+]
 
 OptStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
 StrListIn = Annotated[list[str], BeforeValidator(_to_list)]
@@ -155,8 +165,56 @@ def refuse_control(data: Any, labels: dict[str, str] | None = None) -> Any:
     return data
 
 
+#: Published as the pattern of every text field: what refuse_control lets through.
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+MULTILINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+
+
+def _text_nodes(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the string schemas of a property: itself, its anyOf branches, its array items."""
+    if schema.get("type") == "string":
+        return [schema]
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return _text_nodes(schema["items"])
+    return [node for branch in schema.get("anyOf", []) for node in _text_nodes(branch)]
+
+
+def publish_text_rule(schema: dict[str, Any], _cls: Any = None) -> None:
+    """Write the control-character rule (refuse_control) into a model's JSON schema, as patterns."""
+    for name, prop in schema.get("properties", {}).items():
+        pattern = MULTILINE_PATTERN if name in MULTILINE_FIELDS else SINGLE_LINE_PATTERN
+        for node in _text_nodes(prop):
+            if "enum" not in node and "format" not in node:
+                node.setdefault("pattern", pattern)
+
+
+def one_of(values: Any) -> Any:
+    """Return a field's json_schema_extra that publishes its closed vocabulary (checked by a validator).
+
+    `values` is the list, or a function returning it (for a vocabulary imported late).
+    """
+
+    def extra(schema: dict[str, Any]) -> None:
+        allowed = list(values() if callable(values) else values)
+        for node in _text_nodes(schema):
+            node["enum"] = allowed
+            node.pop("pattern", None)
+
+    return extra
+
+
+#: Published pattern of an e-mail address: what ProjectIn._email accepts (an @ neither first nor last).
+EMAIL_PATTERN = r"^[^@\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*@[^\x00-\x1f\x7f-\x9f]*[^@\x00-\x1f\x7f-\x9f]$"
+
+
+def _sme_industries() -> Any:
+    from app.intake.eligibility import SME_INDUSTRIES
+
+    return SME_INDUSTRIES
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=publish_text_rule)
 
     @model_validator(mode="before")
     @classmethod
@@ -171,9 +229,9 @@ class ProjectIn(_Strict):
     group: ProjectGroup
     contest_id: Id
     award: Award = Award.NONE
-    industry: str
+    industry: str = Field(json_schema_extra=one_of(INDUSTRIES))
     track: OptStr = Field(default=None, max_length=32)
-    province: OptStr = None
+    province: OptStr = Field(default=None, json_schema_extra=one_of(PROVINCES))
     city: OptStr = Field(default=None, max_length=32)
     stage: Stage | None = None
     amount_wan: float | None = Field(default=None, ge=0, le=10_000_000)
@@ -181,17 +239,17 @@ class ProjectIn(_Strict):
     description: str = Field(min_length=10, max_length=5000)
     team: OptStr = Field(default=None, max_length=3000)
     ip: OptStr = Field(default=None, max_length=3000)
-    needs: StrListIn = Field(default_factory=list)
+    needs: StrListIn = Field(default_factory=list, json_schema_extra=one_of(PROJECT_NEEDS))
     contact_name: OptStr = Field(default=None, max_length=64)
     contact_phone: OptStr = Field(default=None, max_length=32)
-    contact_email: OptStr = Field(default=None, max_length=120)
+    contact_email: OptStr = Field(default=None, max_length=120, json_schema_extra={"pattern": EMAIL_PATTERN})
     employees: int | None = Field(default=None, ge=0, le=10_000_000)
     revenue_wan: float | None = Field(default=None, ge=0, le=100_000_000)
     ref: OptStr = Field(default=None, max_length=64)
     credit_code: OptStr = None
     team_lead: OptStr = Field(default=None, max_length=64)
     assets_wan: float | None = Field(default=None, ge=0, le=100_000_000)
-    sme_industry: OptStr = None
+    sme_industry: OptStr = Field(default=None, json_schema_extra=one_of(_sme_industries))
 
     _group = field_validator("group", mode="before")(lambda v: _label(ProjectGroup, v, "group"))
     _award = field_validator("award", mode="before")(
@@ -247,19 +305,19 @@ class InstitutionIn(_Strict):
 
     name: str = Field(min_length=2, max_length=200)
     kind: InstitutionKind
-    province: OptStr = None
+    province: OptStr = Field(default=None, json_schema_extra=one_of(PROVINCES))
     city: OptStr = Field(default=None, max_length=32)
-    industries: StrListIn = Field(default_factory=list)
-    stages: StrListIn = Field(default_factory=list)
+    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(INDUSTRIES))
+    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(Stage.labels()))
     ticket_min_wan: float | None = Field(default=None, ge=0, le=10_000_000)
     ticket_max_wan: float | None = Field(default=None, ge=0, le=10_000_000)
-    services: StrListIn = Field(default_factory=list)
+    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(ServiceKind.labels()))
     space_m2: float | None = Field(default=None, ge=0, le=100_000_000)
     capacity: int | None = Field(default=None, ge=0, le=1_000_000)
     description: str = Field(min_length=10, max_length=5000)
     contact_name: OptStr = Field(default=None, max_length=64)
     contact_phone: OptStr = Field(default=None, max_length=32)
-    contact_email: OptStr = Field(default=None, max_length=120)
+    contact_email: OptStr = Field(default=None, max_length=120, json_schema_extra={"pattern": EMAIL_PATTERN})
 
     _kind = field_validator("kind", mode="before")(lambda v: _label(InstitutionKind, v, "kind"))
     _numbers = field_validator(
@@ -305,9 +363,9 @@ class NeedIn(_Strict):
     institution_id: Id
     title: str = Field(min_length=4, max_length=200)
     description: str = Field(min_length=10, max_length=5000)
-    industries: StrListIn = Field(default_factory=list)
-    stages: StrListIn = Field(default_factory=list)
-    services: StrListIn = Field(default_factory=list)
+    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(INDUSTRIES))
+    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(Stage.labels()))
+    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(ServiceKind.labels()))
     quota: int | None = Field(default=None, ge=1, le=10_000)
     deadline: date | None = None
 

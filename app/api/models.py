@@ -177,12 +177,18 @@ class ConnectionListQuery(Paging):
     follow_up: Literal["0", "1"] | None = Field(default=None, description="1 = 只看待跟进")
 
 
+_DAY = Annotated[
+    date,
+    WithJsonSchema({"type": "string", "format": "date", "pattern": "^(20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$"}),
+]
+
+
 class PeriodQuery(Query):
     quarter: str | None = Field(
         default=None, pattern=r"^20[0-9]{2}Q[1-4]$", description="季度，如 2026Q3（默认：最近一个完整季度）"
     )
-    from_: date | None = Field(default=None, alias="from", description="开始日期（与 to 同用，代替 quarter）")
-    to: date | None = Field(default=None, description="结束日期（含）")
+    from_: _DAY | None = Field(default=None, alias="from", description="开始日期（与 to 同用，代替 quarter）")
+    to: _DAY | None = Field(default=None, description="结束日期（含）")
 
 
 class UnreadQuery(Query):
@@ -205,6 +211,8 @@ class ErrorDetail(Out):
     fields: dict[str, str] | None = Field(default=None, description="字段名 → 中文错误")
     rows: list[dict[str, Any]] | None = Field(default=None, description="导入：有误的行")
     field: str | None = None
+    from_stage: str | None = Field(default=None, description="阶段变更被拒时：当前阶段")
+    to_stage: str | None = Field(default=None, description="阶段变更被拒时：目标阶段")
 
 
 class Error(BaseModel):

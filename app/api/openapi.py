@@ -24,7 +24,15 @@ from pydantic.json_schema import models_json_schema
 
 from app.access import access_rule, current_user
 from app.api.models import QUERY_LABELS, Archived, Error
-from app.schemas import FIELD_LABELS, MAX_ID, InputError, translate
+from app.schemas import (
+    CONTROL_MESSAGE,
+    FIELD_LABELS,
+    MAX_ID,
+    MULTILINE_PATTERN,
+    SINGLE_LINE_PATTERN,
+    InputError,
+    translate,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -190,7 +198,7 @@ def _schema_message(err: SchemaError) -> str:
     if kind == "additionalProperties":
         return "不认识的字段"
     if kind == "pattern":
-        return "格式不正确"
+        return CONTROL_MESSAGE if value in (SINGLE_LINE_PATTERN, MULTILINE_PATTERN) else "格式不正确"
     return "格式不正确"
 
 
@@ -286,6 +294,8 @@ def _query_params(model: type[BaseModel], app: Flask) -> list[dict[str, Any]]:
             "schema": _plain(prop, app),
             "description": description,
         }
+        if prop.get("x-login-required"):
+            param["x-login-required"] = True  # anonymous callers get 401
         params.append(param)
     return params
 
@@ -341,7 +351,7 @@ def _operation(app: Flask, endpoint: str, method: str, path_params: list[dict[st
         errors |= {413, 422}
     if spec.query is not None:
         errors.add(422)
-        if any(p["schema"].get("x-login-required") for p in op["parameters"]):
+        if any(p.get("x-login-required") for p in op["parameters"]):
             errors.add(401)
     if path_params:
         errors.add(404)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from app.schemas import Id, InputError, OptId, refuse_control, translate
+from app.schemas import Id, InputError, OptId, publish_text_rule, refuse_control, translate
 from models.enums import FundingRound, ServiceKind
 from models.pipeline import OutcomeKind
 
@@ -60,7 +60,7 @@ Opt = Annotated[str | None, BeforeValidator(_blank)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=publish_text_rule)
 
     @model_validator(mode="before")
     @classmethod
