@@ -107,12 +107,14 @@ def _parse_opt_id(v: Any) -> int | None:
     return None if v is None or (isinstance(v, str) and not v.strip()) else _parse_id(v)
 
 
+#: An id written as text (forms): digits only.
+ID_TEXT_PATTERN = "^[1-9][0-9]{0,8}$"
 _ID_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-        {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
+        {"type": "string", "pattern": ID_TEXT_PATTERN},
     ],
-    "description": "记录编号：整数（不带小数点），或只含数字的文本",
+    "description": "整数编号（不带小数点），或只含数字的文本",
 }
 #: A record id: an int or a string of ASCII digits (forms send strings), 1..MAX_ID, nothing else.
 Id = Annotated[int, PlainValidator(_parse_id), WithJsonSchema(_ID_SCHEMA)]
@@ -222,8 +224,32 @@ class _Strict(BaseModel):
         return refuse_control(data)
 
 
+def _optional_for_some(schema: dict[str, Any], name: str, description: str) -> None:
+    """Publish a field some callers may leave out or send as null (the view fills it in for them)."""
+    schema["required"] = [f for f in schema.get("required", []) if f != name]
+    prop = schema["properties"][name]
+    branches = prop.pop("anyOf", None) or [{k: prop.pop(k) for k in ("$ref", "type", "enum") if k in prop}]
+    prop["anyOf"] = [*branches, {"type": "null"}]
+    prop["description"] = description
+
+
+def _need_schema(schema: dict[str, Any], cls: Any = None) -> None:
+    publish_text_rule(schema, cls)
+    # need_owner_default: an institution member's need is its own institution's when it names none.
+    _optional_for_some(schema, "institution_id", "发布机构；机构成员可省略（默认为本机构），秘书处必填")
+
+
+def _project_schema(schema: dict[str, Any], cls: Any = None) -> None:
+    publish_text_rule(schema, cls)
+    # locked_project_fields: a project member's change keeps contest and award where it leaves them out.
+    _optional_for_some(schema, "contest_id", "所属赛事；项目方可省略（保持不变，不能改为其他赛事），其他人必填")
+    _optional_for_some(schema, "award", "获奖等级；空或 null 为「无」（项目方不能修改）")
+
+
 class ProjectIn(_Strict):
     """A project as entered on the form, in the API or in an import row."""
+
+    model_config = ConfigDict(json_schema_extra=_project_schema)
 
     name: str = Field(min_length=2, max_length=200)
     group: ProjectGroup
@@ -359,6 +385,8 @@ class InstitutionIn(_Strict):
 
 class NeedIn(_Strict):
     """A need (对接需求) posted by an institution."""
+
+    model_config = ConfigDict(json_schema_extra=_need_schema)
 
     institution_id: Id
     title: str = Field(min_length=4, max_length=200)

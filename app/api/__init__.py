@@ -54,7 +54,7 @@ from app.api.models import (
     ProjectPage,
     ProjectRankQuery,
 )
-from app.api.openapi import Answer, operation
+from app.api.openapi import Answer, check_body, operation
 from app.extensions import db
 from app.params import institution_filter, int_param, k_param, project_filter, side_param
 from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
@@ -74,7 +74,10 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _body() -> dict[str, Any]:
-    """Return the JSON object in the request body, or raise a 4xx with a clear message."""
+    """Return the JSON object in the request body, or raise a 4xx with a clear message.
+
+    The body is checked against the schema the view's @operation publishes (app.api.openapi.check_body).
+    """
     if not request.is_json:
         abort(415, description="请求体应为 JSON（Content-Type: application/json）")
     try:
@@ -85,6 +88,7 @@ def _body() -> dict[str, Any]:
         raise InputError({"_body": "请求体不是合法的 JSON"}, "请求体不是合法的 JSON") from None
     if not isinstance(data, dict):
         raise InputError({"_body": "请求体应为 JSON 对象"}, "请求体应为 JSON 对象")
+    check_body(data)
     return data
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from flask import Flask, abort, make_response, request
+from flask import Flask, abort, g, make_response, request
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ValidationError
@@ -27,6 +27,7 @@ from app.api.models import QUERY_LABELS, Archived, Error
 from app.schemas import (
     CONTROL_MESSAGE,
     FIELD_LABELS,
+    ID_TEXT_PATTERN,
     MAX_ID,
     MULTILINE_PATTERN,
     SINGLE_LINE_PATTERN,
@@ -108,7 +109,8 @@ def operation(
             if query is not None:
                 check_query(query)
             if body is not None and request.method in ("POST", "PUT", "PATCH"):
-                check_body(body, partial=request.method == "PATCH")
+                # Checked when the view reads the body (app.api._body): after its lookups and access checks.
+                g.api_body = (body, request.method == "PATCH")
             return view(*args, **kwargs)
 
         vars(wrapped)["openapi"] = spec
@@ -183,6 +185,14 @@ def _schema_message(err: SchemaError) -> str:
     if kind == "type":
         names = value if isinstance(value, list) else [value]
         return "应为" + "或".join(_TYPES.get(n, n) for n in names if n != "null")
+    if kind == "anyOf":
+        if any(isinstance(b, dict) and b.get("pattern") == ID_TEXT_PATTERN for b in value):
+            return f"应为 1 到 {MAX_ID} 之间的整数编号"
+        inner = [e for e in err.context or () if e.validator != "type"]
+        if inner:
+            return _schema_message(inner[0])
+        types = [b.get("type") for b in value if isinstance(b, dict) and b.get("type") not in (None, "null")]
+        return "应为" + "或".join(_TYPES.get(t, t) for t in types) if types else "格式不正确"
     if kind in ("enum", "const"):
         return "取值不在可选范围内"
     if kind == "maxLength":
@@ -208,23 +218,24 @@ def _validator(model: type[BaseModel], partial: bool) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-def check_body(model: type[BaseModel], partial: bool = False) -> None:
-    """Check the JSON body against the published schema of the model; raise InputError naming each field.
+def check_body(data: dict[str, Any]) -> None:
+    """Check a JSON body against the published schema of the view's declared body; raise InputError.
 
-    The model's own validation still runs in the view; this check refuses what the document does not
-    allow even where the model is lenient for forms and imports (a string for a number, "a,b" for a list).
+    Called by app.api._body. The model's own validation still runs in the view; this check refuses what
+    the document does not allow even where the model is lenient for forms and imports (a string for a
+    number, "a,b" for a list).
     """
-    from app.api import _body
-
-    data = _body()
+    declared = g.get("api_body")
+    if declared is None:
+        return
+    model, partial = declared
     errors: dict[str, str] = {}
     for err in sorted(_validator(model, partial).iter_errors(data), key=lambda e: list(e.path)):
         if err.validator == "required":
             missing = re.findall(r"'([^']+)' is a required property", err.message)
             key = missing[0] if missing else "_body"
         elif err.validator == "additionalProperties":
-            extra = sorted(set(data) - set(model.model_fields))
-            for key in extra:
+            for key in sorted(set(data) - set(model.model_fields)):
                 errors.setdefault(key, f"{_label(key)}：不认识的字段")
             continue
         else:
