@@ -242,7 +242,9 @@ def _need_schema(schema: dict[str, Any], cls: Any = None) -> None:
 def _project_schema(schema: dict[str, Any], cls: Any = None) -> None:
     publish_text_rule(schema, cls)
     # locked_project_fields: a project member's change keeps contest and award where it leaves them out.
-    _optional_for_some(schema, "contest_id", "所属赛事；项目方可省略（保持不变，不能改为其他赛事），其他人必填")
+    _optional_for_some(
+        schema, "contest_id", "所属赛事；项目方可省略（保持不变，不能改为其他赛事），其他人必填"
+    )
     _optional_for_some(schema, "award", "获奖等级；空或 null 为「无」（项目方不能修改）")
 
 
