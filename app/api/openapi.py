@@ -207,6 +207,8 @@ def _schema_message(err: SchemaError) -> str:
         return "必填"
     if kind == "additionalProperties":
         return "不认识的字段"
+    if kind == "format":
+        return "日期格式应为 YYYY-MM-DD" if value == "date" else "格式不正确"
     if kind == "pattern":
         return CONTROL_MESSAGE if value in (SINGLE_LINE_PATTERN, MULTILINE_PATTERN) else "格式不正确"
     return "格式不正确"
@@ -215,7 +217,7 @@ def _schema_message(err: SchemaError) -> str:
 @functools.cache
 def _validator(model: type[BaseModel], partial: bool) -> Draft202012Validator:
     schema = request_schema(model, partial)
-    return Draft202012Validator(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def check_body(data: dict[str, Any]) -> None:

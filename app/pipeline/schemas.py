@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from app.schemas import Id, InputError, OptId, publish_text_rule, refuse_control, translate
-from models.enums import FundingRound, ServiceKind
+from app.schemas import Id, InputError, OptId, one_of, publish_text_rule, refuse_control, translate
+from models.enums import ConnectionStage, FundingRound, ServiceKind
 from models.pipeline import OutcomeKind
 
 LABELS: dict[str, str] = {
@@ -93,7 +93,7 @@ class ConnectionIn(_Strict):
 class MoveIn(_Strict):
     """A stage change, with its note (the reason when terminating) and, on signing, the outcome."""
 
-    to_stage: str = Field(min_length=1, max_length=32)
+    to_stage: str = Field(min_length=1, max_length=32, json_schema_extra=one_of(ConnectionStage.labels()))
     note: Opt = Field(default=None, max_length=2000)
     outcome: dict[str, Any] | None = None
 
