@@ -187,7 +187,7 @@ def _schema_message(err: SchemaError) -> str:
         return "应为" + "或".join(_TYPES.get(n, n) for n in names if n != "null")
     if kind == "anyOf":
         if any(isinstance(b, dict) and b.get("pattern") == ID_TEXT_PATTERN for b in value):
-            return f"应为 1 到 {MAX_ID} 之间的整数编号"
+            return f"应为整数编号（1 到 {MAX_ID}，不带小数点）"
         inner = [e for e in err.context or () if e.validator != "type"]
         if inner:
             return _schema_message(inner[0])
