@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from flask import current_app
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
@@ -93,6 +93,8 @@ Rank = Annotated[
 class SearchIn(_Strict):
     """A new saved search: which ranked list, its filters, the rank that counts and how often to mail."""
 
+    labels: ClassVar[dict[str, str]] = LABELS  # Chinese field names for the API's schema check
+
     name: str = Field(min_length=1, max_length=60)
     kind: Literal["institution", "need"]
     target_id: Id
@@ -125,6 +127,8 @@ class SearchIn(_Strict):
 
 class SearchPatch(_Strict):
     """A change to a saved search (its list and filters stay: save a new search for other filters)."""
+
+    labels: ClassVar[dict[str, str]] = LABELS  # Chinese field names for the API's schema check
 
     name: str | None = Field(default=None, min_length=1, max_length=60)
     rank_threshold: Rank | None = None

@@ -127,8 +127,9 @@ def declaration(view: Callable[..., Any]) -> Operation | None:
 # --- the gate ------------------------------------------------------------------------------------------
 
 
-def _label(name: str) -> str:
-    return QUERY_LABELS.get(name) or FIELD_LABELS.get(name) or name
+def _label(name: str, labels: dict[str, str] | None = None) -> str:
+    """Return a field's Chinese name: the model's own `labels`, else the shared ones."""
+    return (labels or {}).get(name) or QUERY_LABELS.get(name) or FIELD_LABELS.get(name) or name
 
 
 def check_query(model: type[BaseModel]) -> BaseModel:
@@ -193,6 +194,8 @@ def _schema_message(err: SchemaError) -> str:
             return _schema_message(inner[0])
         types = [b.get("type") for b in value if isinstance(b, dict) and b.get("type") not in (None, "null")]
         return "应为" + "或".join(_TYPES.get(t, t) for t in types) if types else "格式不正确"
+    if kind == "enum" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return f"应为以下之一：{'、'.join(value)}"
     if kind in ("enum", "const"):
         return "取值不在可选范围内"
     if kind == "maxLength":
@@ -231,6 +234,7 @@ def check_body(data: dict[str, Any]) -> None:
     if declared is None:
         return
     model, partial = declared
+    labels = getattr(model, "labels", None)
     errors: dict[str, str] = {}
     for err in sorted(_validator(model, partial).iter_errors(data), key=lambda e: list(e.path)):
         if err.validator == "required":
@@ -238,11 +242,13 @@ def check_body(data: dict[str, Any]) -> None:
             key = missing[0] if missing else "_body"
         elif err.validator == "additionalProperties":
             for key in sorted(set(data) - set(model.model_fields)):
-                errors.setdefault(key, f"{_label(key)}：不认识的字段")
+                errors.setdefault(key, f"{_label(key, labels)}：不认识的字段")
             continue
         else:
             key = str(err.path[0]) if err.path else "_body"
-        errors.setdefault(key, f"{_label(key)}：{_schema_message(err)}")
+        errors.setdefault(key, f"{_label(key, labels)}：{_schema_message(err)}")
+    if len(errors) == 1:
+        raise InputError(errors, next(iter(errors.values())))
     if errors:
         raise InputError(errors)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -61,6 +61,8 @@ Opt = Annotated[str | None, BeforeValidator(_blank)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=publish_text_rule)
+    #: Chinese field names for the API's schema check (app.api.openapi.check_body).
+    labels: ClassVar[dict[str, str]] = LABELS
 
     @model_validator(mode="before")
     @classmethod
