@@ -1,4 +1,13 @@
-"""The JSON API under /api: same operations as the pages, JSON in and out, errors as JSON."""
+"""The JSON API under /api: same operations as the pages, JSON in and out, errors as JSON.
+
+__init__.py   the records' routes (projects, institutions, needs, matches, imports); one PUT/PATCH path
+models.py     what the routes read from query strings and answer, as pydantic models
+openapi.py    @operation (each route's declaration, which also checks its query and body) and the
+              document /api/openapi.json, generated from the url map and the declarations
+
+The pipeline (app.pipeline.api) and the alerts (app.alerts.views.api_bp) have their own API blueprints;
+create_app registers all three with the rate limit and the CSRF exemption.
+"""
 
 from __future__ import annotations
 
