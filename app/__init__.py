@@ -46,22 +46,27 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
 
-    from app import access, alerts, cli, errors, feedback, intake, notices, pipeline, security, web
+    from app import access, alerts, api, cli, errors, feedback, intake, notices, pipeline, security, web
     from app.admin import bp as admin_bp
-    from app.api import bp as api_bp
+    from app.alerts.views import api_bp as alerts_api_bp
     from app.auth import bp as auth_bp
     from app.events.views import bp as events_bp
     from app.jobs import views as jobs_views
+    from app.pipeline.api import bp as pipeline_api_bp
 
     access.init_app(app)  # first: every later hook and view knows who is asking
-    security.init_app(app)
+    security.init_app(app)  # binds the rate limiter
     errors.init_app(app)
     notices.init_app(app)
     web.init_app(app)
-    pipeline.init_app(app)  # before the API blueprint is registered: it adds /api/connections etc. to it
-    alerts.init_app(app)  # likewise: /api/alerts/...
-    web.csrf.exempt(api_bp)  # token calls carry no cookie; cookie writes are checked in app.security
-    app.register_blueprint(api_bp)
+    pipeline.init_app(app)
+    alerts.init_app(app)
+    # The JSON API under /api: rate-limited per token, exempt from the form CSRF check (token calls carry
+    # no cookie; cookie writes are checked in app.security), described by /api/openapi.json.
+    for api_bp in (api.bp, pipeline_api_bp, alerts_api_bp):
+        security.limit_api(api_bp)
+        web.csrf.exempt(api_bp)
+        app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(events_bp)

@@ -8,7 +8,7 @@ from flask import Flask, current_app, g, jsonify, make_response, render_template
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.schemas import InputError
 
@@ -76,7 +76,10 @@ def init_app(app: Flask) -> None:
         message = MESSAGES.get(status)
         if exc.description and status in (400, 401, 403, 404, 409, 413, 415, 422) and not exc.description.startswith("The "):
             message = exc.description  # our own Chinese descriptions from abort(...)
-        return error_response(status, message)
+        response = make_response(error_response(status, message))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # RFC 9110: a 405 names what is allowed
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

@@ -34,16 +34,47 @@ from models.enums import (
 )
 
 FIELD_LABELS: dict[str, str] = {
-    "name": "名称", "group": "组别", "contest_id": "所属赛事", "award": "获奖等级", "industry": "行业",
-    "track": "赛道", "province": "省份", "city": "城市", "stage": "发展阶段", "amount_wan": "拟融资金额（万元）",
-    "funding_round": "融资轮次", "description": "简介", "team": "团队", "ip": "知识产权", "needs": "需求",
-    "contact_name": "联系人", "contact_phone": "联系电话", "contact_email": "联系邮箱", "employees": "从业人员",
-    "revenue_wan": "营业收入（万元）", "ref": "项目编号", "credit_code": "统一社会信用代码",
-    "team_lead": "团队负责人", "assets_wan": "资产总额（万元）", "sme_industry": "划型行业", "kind": "机构类型", "industries": "关注行业", "stages": "偏好阶段",
-    "ticket_min_wan": "单笔金额下限（万元）", "ticket_max_wan": "单笔金额上限（万元）", "services": "提供服务",
+    "name": "名称",
+    "group": "组别",
+    "contest_id": "所属赛事",
+    "award": "获奖等级",
+    "industry": "行业",
+    "track": "赛道",
+    "province": "省份",
+    "city": "城市",
+    "stage": "发展阶段",
+    "amount_wan": "拟融资金额（万元）",
+    "funding_round": "融资轮次",
+    "description": "简介",
+    "team": "团队",
+    "ip": "知识产权",
+    "needs": "需求",
+    "contact_name": "联系人",
+    "contact_phone": "联系电话",
+    "contact_email": "联系邮箱",
+    "employees": "从业人员",
+    "revenue_wan": "营业收入（万元）",
+    "ref": "项目编号",
+    "credit_code": "统一社会信用代码",
+    "team_lead": "团队负责人",
+    "assets_wan": "资产总额（万元）",
+    "sme_industry": "划型行业",
+    "kind": "机构类型",
+    "industries": "关注行业",
+    "stages": "偏好阶段",
+    "ticket_min_wan": "单笔金额下限（万元）",
+    "ticket_max_wan": "单笔金额上限（万元）",
+    "services": "提供服务",
     "competitor_policy": "竞争项目处理方式",
-    "space_m2": "可用面积（平方米）", "capacity": "可入驻企业数", "institution_id": "发布机构", "title": "标题",
-    "quota": "征集数量", "deadline": "截止日期", "k": "返回条数", "page": "页码", "per_page": "每页条数",
+    "space_m2": "可用面积（平方米）",
+    "capacity": "可入驻企业数",
+    "institution_id": "发布机构",
+    "title": "标题",
+    "quota": "征集数量",
+    "deadline": "截止日期",
+    "k": "返回条数",
+    "page": "页码",
+    "per_page": "每页条数",
 }
 
 
@@ -83,7 +114,11 @@ def _to_list(v: Any) -> Any:
     if v is None or v == "":
         return []
     if isinstance(v, str):
-        return [p.strip() for p in v.replace("，", ",").replace("、", ",").replace(";", ",").split(",") if p.strip()]
+        return [
+            p.strip()
+            for p in v.replace("，", ",").replace("、", ",").replace(";", ",").split(",")
+            if p.strip()
+        ]
     return v
 
 
@@ -109,10 +144,22 @@ def _parse_opt_id(v: Any) -> int | None:
     return None if v is None or (isinstance(v, str) and not v.strip()) else _parse_id(v)
 
 
-_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+#: An id written as text (forms): digits only.
+ID_TEXT_PATTERN = "^[1-9][0-9]{0,8}$"
+_ID_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        {"type": "string", "pattern": ID_TEXT_PATTERN},
+    ],
+    "description": "整数编号（不带小数点），或只含数字的文本",
+}
 #: A record id: an int or a string of ASCII digits (forms send strings), 1..MAX_ID, nothing else.
 Id = Annotated[int, PlainValidator(_parse_id), WithJsonSchema(_ID_SCHEMA)]
-OptId = Annotated[int | None, PlainValidator(_parse_opt_id), WithJsonSchema({"anyOf": [_ID_SCHEMA, {"type": "null"}]})]
+OptId = Annotated[
+    int | None,
+    PlainValidator(_parse_opt_id),
+    WithJsonSchema({**_ID_SCHEMA, "anyOf": [*_ID_SCHEMA["anyOf"], {"type": "null"}]}),
+]
 
 OptStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
 StrListIn = Annotated[list[str], BeforeValidator(_to_list)]
@@ -157,8 +204,56 @@ def refuse_control(data: Any, labels: dict[str, str] | None = None) -> Any:
     return data
 
 
+#: Published as the pattern of every text field: what refuse_control lets through.
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+MULTILINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+
+
+def _text_nodes(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the string schemas of a property: itself, its anyOf branches, its array items."""
+    if schema.get("type") == "string":
+        return [schema]
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return _text_nodes(schema["items"])
+    return [node for branch in schema.get("anyOf", []) for node in _text_nodes(branch)]
+
+
+def publish_text_rule(schema: dict[str, Any], _cls: Any = None) -> None:
+    """Write the control-character rule (refuse_control) into a model's JSON schema, as patterns."""
+    for name, prop in schema.get("properties", {}).items():
+        pattern = MULTILINE_PATTERN if name in MULTILINE_FIELDS else SINGLE_LINE_PATTERN
+        for node in _text_nodes(prop):
+            if "enum" not in node and "format" not in node:
+                node.setdefault("pattern", pattern)
+
+
+def one_of(values: Any) -> Any:
+    """Return a field's json_schema_extra that publishes its closed vocabulary (checked by a validator).
+
+    `values` is the list, or a function returning it (for a vocabulary imported late).
+    """
+
+    def extra(schema: dict[str, Any]) -> None:
+        allowed = list(values() if callable(values) else values)
+        for node in _text_nodes(schema):
+            node["enum"] = allowed
+            node.pop("pattern", None)
+
+    return extra
+
+
+#: Published pattern of an e-mail address: what ProjectIn._email accepts (an @ neither first nor last).
+EMAIL_PATTERN = r"^[^@\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*@[^\x00-\x1f\x7f-\x9f]*[^@\x00-\x1f\x7f-\x9f]$"
+
+
+def _sme_industries() -> Any:
+    from app.intake.eligibility import SME_INDUSTRIES
+
+    return SME_INDUSTRIES
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=publish_text_rule)
 
     @model_validator(mode="before")
     @classmethod
@@ -166,16 +261,42 @@ class _Strict(BaseModel):
         return refuse_control(data)
 
 
+def _optional_for_some(schema: dict[str, Any], name: str, description: str) -> None:
+    """Publish a field some callers may leave out or send as null (the view fills it in for them)."""
+    schema["required"] = [f for f in schema.get("required", []) if f != name]
+    prop = schema["properties"][name]
+    branches = prop.pop("anyOf", None) or [{k: prop.pop(k) for k in ("$ref", "type", "enum") if k in prop}]
+    prop["anyOf"] = [*branches, {"type": "null"}]
+    prop["description"] = description
+
+
+def _need_schema(schema: dict[str, Any], cls: Any = None) -> None:
+    publish_text_rule(schema, cls)
+    # need_owner_default: an institution member's need is its own institution's when it names none.
+    _optional_for_some(schema, "institution_id", "发布机构；机构成员可省略（默认为本机构），秘书处必填")
+
+
+def _project_schema(schema: dict[str, Any], cls: Any = None) -> None:
+    publish_text_rule(schema, cls)
+    # locked_project_fields: a project member's change keeps contest and award where it leaves them out.
+    _optional_for_some(
+        schema, "contest_id", "所属赛事；项目方可省略（保持不变，不能改为其他赛事），其他人必填"
+    )
+    _optional_for_some(schema, "award", "获奖等级；空或 null 为「无」（项目方不能修改）")
+
+
 class ProjectIn(_Strict):
     """A project as entered on the form, in the API or in an import row."""
+
+    model_config = ConfigDict(json_schema_extra=_project_schema)
 
     name: str = Field(min_length=2, max_length=200)
     group: ProjectGroup
     contest_id: Id
     award: Award = Award.NONE
-    industry: str
+    industry: str = Field(json_schema_extra=one_of(INDUSTRIES))
     track: OptStr = Field(default=None, max_length=32)
-    province: OptStr = None
+    province: OptStr = Field(default=None, json_schema_extra=one_of(PROVINCES))
     city: OptStr = Field(default=None, max_length=32)
     stage: Stage | None = None
     amount_wan: float | None = Field(default=None, ge=0, le=10_000_000)
@@ -183,17 +304,17 @@ class ProjectIn(_Strict):
     description: str = Field(min_length=10, max_length=5000)
     team: OptStr = Field(default=None, max_length=3000)
     ip: OptStr = Field(default=None, max_length=3000)
-    needs: StrListIn = Field(default_factory=list)
+    needs: StrListIn = Field(default_factory=list, json_schema_extra=one_of(PROJECT_NEEDS))
     contact_name: OptStr = Field(default=None, max_length=64)
     contact_phone: OptStr = Field(default=None, max_length=32)
-    contact_email: OptStr = Field(default=None, max_length=120)
+    contact_email: OptStr = Field(default=None, max_length=120, json_schema_extra={"pattern": EMAIL_PATTERN})
     employees: int | None = Field(default=None, ge=0, le=10_000_000)
     revenue_wan: float | None = Field(default=None, ge=0, le=100_000_000)
     ref: OptStr = Field(default=None, max_length=64)
     credit_code: OptStr = None
     team_lead: OptStr = Field(default=None, max_length=64)
     assets_wan: float | None = Field(default=None, ge=0, le=100_000_000)
-    sme_industry: OptStr = None
+    sme_industry: OptStr = Field(default=None, json_schema_extra=one_of(_sme_industries))
 
     _group = field_validator("group", mode="before")(lambda v: _label(ProjectGroup, v, "group"))
     _award = field_validator("award", mode="before")(
@@ -267,19 +388,19 @@ class InstitutionIn(_Strict):
 
     name: str = Field(min_length=2, max_length=200)
     kind: InstitutionKind
-    province: OptStr = None
+    province: OptStr = Field(default=None, json_schema_extra=one_of(PROVINCES))
     city: OptStr = Field(default=None, max_length=32)
-    industries: StrListIn = Field(default_factory=list)
-    stages: StrListIn = Field(default_factory=list)
+    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(INDUSTRIES))
+    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(Stage.labels()))
     ticket_min_wan: float | None = Field(default=None, ge=0, le=10_000_000)
     ticket_max_wan: float | None = Field(default=None, ge=0, le=10_000_000)
-    services: StrListIn = Field(default_factory=list)
+    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(ServiceKind.labels()))
     space_m2: float | None = Field(default=None, ge=0, le=100_000_000)
     capacity: int | None = Field(default=None, ge=0, le=1_000_000)
     description: str = Field(min_length=10, max_length=5000)
     contact_name: OptStr = Field(default=None, max_length=64)
     contact_phone: OptStr = Field(default=None, max_length=32)
-    contact_email: OptStr = Field(default=None, max_length=120)
+    contact_email: OptStr = Field(default=None, max_length=120, json_schema_extra={"pattern": EMAIL_PATTERN})
     competitor_policy: str = Field(
         default="avoid",
         description="竞争项目处理方式: avoid (回避竞争) or welcome (欢迎同类)",
@@ -292,9 +413,10 @@ class InstitutionIn(_Strict):
     @classmethod
     def _competitor_policy(cls, v: Any) -> str:
         return competitor_policy_value(v)
-    _numbers = field_validator(
-        "ticket_min_wan", "ticket_max_wan", "space_m2", "capacity", mode="before"
-    )(_blank_to_none)
+
+    _numbers = field_validator("ticket_min_wan", "ticket_max_wan", "space_m2", "capacity", mode="before")(
+        _blank_to_none
+    )
 
     @field_validator("province")
     @classmethod
@@ -332,12 +454,14 @@ class InstitutionIn(_Strict):
 class NeedIn(_Strict):
     """A need (对接需求) posted by an institution."""
 
+    model_config = ConfigDict(json_schema_extra=_need_schema)
+
     institution_id: Id
     title: str = Field(min_length=4, max_length=200)
     description: str = Field(min_length=10, max_length=5000)
-    industries: StrListIn = Field(default_factory=list)
-    stages: StrListIn = Field(default_factory=list)
-    services: StrListIn = Field(default_factory=list)
+    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(INDUSTRIES))
+    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(Stage.labels()))
+    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(ServiceKind.labels()))
     quota: int | None = Field(default=None, ge=1, le=10_000)
     deadline: date | None = None
 
@@ -388,7 +512,10 @@ def translate(exc: ValidationError) -> dict[str, str]:
         else:
             template = _TEMPLATES.get(etype)
             try:
-                ctx = {k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in err.get("ctx", {}).items()}
+                ctx = {
+                    k: (int(v) if isinstance(v, float) and v.is_integer() else v)
+                    for k, v in err.get("ctx", {}).items()
+                }
                 text = template.format(**ctx) if template else "格式不正确"
             except (KeyError, IndexError):
                 text = template or "格式不正确"
@@ -406,7 +533,8 @@ def validate(model: type[BaseModel], data: dict[str, Any]) -> Any:
     A required field left blank (an empty form input) is reported as missing (必填), not as a type error.
     """
     data = {
-        k: v for k, v in data.items()
+        k: v
+        for k, v in data.items()
         if not (k in model.model_fields and model.model_fields[k].is_required() and _blank(v))
     }
     try:

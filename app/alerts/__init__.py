@@ -86,8 +86,11 @@ def projects_changed() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the pages, the API routes, the commands, the template helpers and the view hook."""
-    from app.alerts import cli, views  # importing views adds its routes to the /api blueprint
+    """Register the pages, the commands, the template helpers and the view hook.
+
+    The API routes (app.alerts.views.api_bp) are registered by create_app with the other API blueprints.
+    """
+    from app.alerts import cli, views
 
     app.extensions["alerts"] = AlertWorker(app)
     app.register_blueprint(views.bp)

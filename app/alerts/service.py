@@ -12,10 +12,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from flask import current_app
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ from app.access import can_edit_need, can_view_institution_private, visible_reas
 from app.extensions import db
 from app.params import project_filter
 from app.pipeline.states import CHINA_TZ
-from app.schemas import CONTROL_MESSAGE, Id, InputError, _Strict, has_control, validate
+from app.schemas import CONTROL_MESSAGE, SINGLE_LINE_PATTERN, Id, InputError, _Strict, has_control, validate
 from models import Connection, Contest, Institution, Need, Project
 from models.accounts import User
 from models.alerts import AlertFrequency, AlertSettings, Notification, SavedSearch, SearchKind
@@ -86,16 +86,26 @@ def _rank(v: Any) -> Any:
 
 
 Frequency = Annotated[AlertFrequency, BeforeValidator(_frequency)]
-Rank = Annotated[int, BeforeValidator(_rank)]
+Rank = Annotated[
+    int, BeforeValidator(_rank), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_RANK})
+]
 
 
 class SearchIn(_Strict):
     """A new saved search: which ranked list, its filters, the rank that counts and how often to mail."""
 
+    labels: ClassVar[dict[str, str]] = LABELS  # Chinese field names for the API's schema check
+
     name: str = Field(min_length=1, max_length=60)
     kind: Literal["institution", "need"]
     target_id: Id
-    filters: dict[str, str] = Field(default_factory=dict)
+    filters: dict[str, str] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "propertyNames": {"enum": list(FILTER_KEYS)},
+            "additionalProperties": {"type": "string", "pattern": SINGLE_LINE_PATTERN},
+        },
+    )
     rank_threshold: Rank = DEFAULT_RANK
     frequency: Frequency = AlertFrequency.DAILY
 
@@ -118,6 +128,8 @@ class SearchIn(_Strict):
 
 class SearchPatch(_Strict):
     """A change to a saved search (its list and filters stay: save a new search for other filters)."""
+
+    labels: ClassVar[dict[str, str]] = LABELS  # Chinese field names for the API's schema check
 
     name: str | None = Field(default=None, min_length=1, max_length=60)
     rank_threshold: Rank | None = None

@@ -30,11 +30,11 @@ from app.access import current_user, deny, login_required, public, roles_require
 from app.alerts import mail, service
 from app.alerts.service import SearchIn, SearchPatch
 from app.api import _body
-from app.api import bp as api_bp
-from app.api.openapi import body_schema, document
+from app.api.models import NotificationOut, Notifications, SavedSearches, SearchOut, UnreadQuery
+from app.api.openapi import Answer, operation
 from app.extensions import db
 from app.params import int_param
-from app.schemas import MAX_ID, InputError
+from app.schemas import InputError
 from app.security import safe_target
 from app.web import csrf
 from app.web.lists import paginate
@@ -45,8 +45,8 @@ from models.base import utcnow
 from models.enums import Role
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
-
-_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+#: The alerts' JSON API, registered by create_app with the other API blueprints.
+api_bp = Blueprint("alerts_api", __name__, url_prefix="/api")
 
 
 def _own_search(ident: int) -> SavedSearch:
@@ -299,7 +299,7 @@ def notification_json(n: Notification) -> dict[str, Any]:
 
 @api_bp.get("/alerts/searches")
 @login_required
-@document("我的保存搜索（订阅）")
+@operation("我的保存搜索（订阅）", answers={200: SavedSearches})
 def api_searches() -> Any:
     user = current_user()
     assert user is not None
@@ -311,7 +311,7 @@ def api_searches() -> Any:
 
 @api_bp.post("/alerts/searches")
 @roles_required(Role.ADMIN, Role.INSTITUTION)
-@document("保存搜索：有项目新进入前 N 名时提醒", body=body_schema(SearchIn), ok=(201, {"type": "object"}))
+@operation("保存搜索：有项目新进入前 N 名时提醒", body=SearchIn, answers={201: SearchOut}, errors=(403, 404))
 def api_create_search() -> Any:
     data = _body()
     service.refuse_json_strings(data, ("target_id", "rank_threshold"))
@@ -321,7 +321,7 @@ def api_create_search() -> Any:
 
 @api_bp.patch("/alerts/searches/<int:ident>")
 @login_required
-@document("修改保存搜索（名称、提醒名次、邮件频率、启用）", body=body_schema(SearchPatch))
+@operation("修改保存搜索（名称、提醒名次、邮件频率、启用）", body=SearchPatch, answers={200: SearchOut})
 def api_edit_search(ident: int) -> Any:
     search = _own_search(ident)
     data = _body()
@@ -333,7 +333,7 @@ def api_edit_search(ident: int) -> Any:
 
 @api_bp.delete("/alerts/searches/<int:ident>")
 @login_required
-@document("删除保存搜索", ok=(204, None))
+@operation("删除保存搜索", answers={204: Answer(None, "已删除")})
 def api_delete_search(ident: int) -> Any:
     search = _own_search(ident)
     db.session.delete(search)
@@ -343,18 +343,7 @@ def api_delete_search(ident: int) -> Any:
 
 @api_bp.get("/alerts/notifications")
 @login_required
-@document(
-    "我的通知",
-    query=[
-        {
-            "name": "unread",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "string", "enum": ["0", "1"]},
-            "description": "1 = 只看未读",
-        },
-    ],
-)
+@operation("我的通知", query=UnreadQuery, answers={200: Notifications})
 def api_notifications() -> Any:
     user = current_user()
     assert user is not None
@@ -372,7 +361,7 @@ def api_notifications() -> Any:
 
 @api_bp.post("/alerts/notifications/<int:ident>/read")
 @login_required
-@document("把一条通知标为已读")
+@operation("把一条通知标为已读", answers={200: NotificationOut})
 def api_read(ident: int) -> Any:
     note = _own_notification(ident)
     note.read_at = note.read_at or utcnow()

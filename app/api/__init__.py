@@ -1,13 +1,18 @@
 """The JSON API under /api: same operations as the pages, JSON in and out, errors as JSON.
 
-The routes call the same services as the pages (app.services, app.pipeline.service) and show records
-through app.serialize at the viewer's level (app/access.py). openapi.py is the OpenAPI document;
-app/pipeline/api.py adds the connection routes to this blueprint.
+__init__.py   the records' routes (projects, institutions, needs, matches, imports); one PUT/PATCH path
+models.py     what the routes read from query strings and answer, as pydantic models
+openapi.py    @operation (each route's declaration, which also checks its query and body) and the
+              document /api/openapi.json, generated from the url map and the declarations
+
+The pipeline (app.pipeline.api) and the alerts (app.alerts.views.api_bp) have their own API blueprints;
+create_app registers all three with the rate limit and the CSRF exemption.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
@@ -37,6 +42,28 @@ from app.access import (
     roles_required,
     visible_reasons,
 )
+from app.api.models import (
+    AnyObject,
+    Archived,
+    ContestList,
+    ImportFile,
+    ImportReport,
+    InstitutionListQuery,
+    InstitutionMatches,
+    InstitutionOut,
+    InstitutionPage,
+    NeedListQuery,
+    NeedMatches,
+    NeedOut,
+    NeedPage,
+    ProjectListQuery,
+    ProjectMatches,
+    ProjectMatchQuery,
+    ProjectOut,
+    ProjectPage,
+    ProjectRankQuery,
+)
+from app.api.openapi import Answer, check_body, operation
 from app.extensions import db
 from app.params import institution_filter, int_param, k_param, project_filter, side_param
 from app.schemas import MAX_ID, InputError, InstitutionIn, NeedIn, ProjectIn, validate
@@ -57,7 +84,10 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _body() -> dict[str, Any]:
-    """Return the JSON object in the request body, or raise a 4xx with a clear message."""
+    """Return the JSON object in the request body, or raise a 4xx with a clear message.
+
+    The body is checked against the schema the view's @operation publishes (app.api.openapi.check_body).
+    """
     if not request.is_json:
         abort(415, description="请求体应为 JSON（Content-Type: application/json）")
     try:
@@ -68,6 +98,7 @@ def _body() -> dict[str, Any]:
         raise InputError({"_body": "请求体不是合法的 JSON"}, "请求体不是合法的 JSON") from None
     if not isinstance(data, dict):
         raise InputError({"_body": "请求体应为 JSON 对象"}, "请求体应为 JSON 对象")
+    check_body(data)
     return data
 
 
@@ -134,23 +165,13 @@ def _removed(row: Any, outcome: str) -> Any:
     return jsonify({"id": row.id, "archived": True, "archived_at": row.archived_at.isoformat()}), 200
 
 
-def _merged(current: dict[str, Any], patch: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-    data = {f: current.get(f) for f in fields}
-    data.update(patch)
-    return data
+#: The fields of each record a form or a PUT sends (the input models' fields).
+PROJECT_FIELDS = list(ProjectIn.model_fields)
+INSTITUTION_FIELDS = list(InstitutionIn.model_fields)
+NEED_FIELDS = list(NeedIn.model_fields)
 
-
-PROJECT_FIELDS = [
-    "name", "group", "contest_id", "award", "industry", "track", "province", "city", "stage", "amount_wan",
-    "funding_round", "description", "team", "ip", "needs", "contact_name", "contact_phone", "contact_email",
-    "employees", "revenue_wan", "assets_wan", "sme_industry", "ref", "credit_code", "team_lead",
-]
-INSTITUTION_FIELDS = [
-    "name", "kind", "province", "city", "industries", "stages", "ticket_min_wan", "ticket_max_wan", "services",
-    "space_m2", "capacity", "description", "contact_name", "contact_phone", "contact_email",
-    "competitor_policy",
-]
-NEED_FIELDS = ["institution_id", "title", "description", "industries", "stages", "services", "quota", "deadline"]
+_DELETED = Answer(None, "无对接记录：已删除")
+_ARCHIVED = Answer(Archived, "有对接记录：已归档（列表与匹配中隐藏，对接历史与统计保留）")
 
 
 def _projects_out(rows: Any) -> Any:
@@ -168,13 +189,16 @@ def _institution_out(i: Institution) -> dict[str, Any]:
     return institution_view_json(i, can_see_institution_contacts(current_user()))
 
 
-def _match_out(row: Any, m: Any, project: Project, inst: Institution, contacts: bool | None = None) -> dict[str, Any]:
+def _match_out(
+    row: Any, m: Any, project: Project, inst: Institution, contacts: bool | None = None
+) -> dict[str, Any]:
     reasons = visible_reasons(current_user(), project, inst, m.reasons, contacts)
     return match_json(row, replace(m, reasons=reasons))
 
 
 @bp.get("/openapi.json")
 @public
+@operation("本 API 的 OpenAPI 描述（由路由与 pydantic 模型生成）", answers={200: AnyObject})
 def openapi() -> Any:
     """The OpenAPI 3.1 description of this API."""
     from app.api.openapi import build_openapi
@@ -184,6 +208,7 @@ def openapi() -> Any:
 
 @bp.get("/contests")
 @public
+@operation("赛事目录", answers={200: ContestList})
 def contests() -> Any:
     rows = db.session.scalars(select(Contest).order_by(Contest.code)).all()
     return jsonify({"items": [contest_json(c) for c in rows], "total": len(rows)})
@@ -194,12 +219,16 @@ def contests() -> Any:
 
 @bp.get("/projects")
 @public
+@operation("项目展示列表（按调用者可见范围返回字段）", query=ProjectListQuery, answers={200: ProjectPage})
 def list_projects() -> Any:
     return _page(services.project_query(project_filter(request.args)), Project.id, None, _projects_out)
 
 
 @bp.post("/projects")
 @roles_required(Role.ADMIN, Role.ORGANISER)
+@operation(
+    "新增项目（秘书处；赛事组织方限本人负责赛事）", body=ProjectIn, answers={201: ProjectOut}, errors=(403,)
+)
 def create_project() -> Any:
     values = validate(ProjectIn, _body())
     check_project_write(current_user(), values)
@@ -209,27 +238,15 @@ def create_project() -> Any:
 
 @bp.get("/projects/<int:ident>")
 @public
+@operation("项目详情", answers={200: ProjectOut})
 def get_project(ident: int) -> Any:
     p = _get_or_404(Project, ident, archived=True)
     return jsonify(_marked(_project_out(p), p))
 
 
-@bp.route("/projects/<int:ident>", methods=["PUT", "PATCH"])
-@login_required
-def update_project(ident: int) -> Any:
-    p = _get_or_404(Project, ident)
-    user = current_user()
-    if not can_edit_project(user, p):
-        deny(f"may not edit project {ident}", "只能编辑自己的项目或自己负责赛事的项目")
-    body = _body()
-    data = _merged(project_json(p), body, PROJECT_FIELDS) if request.method == "PATCH" else body
-    values = validate(ProjectIn, locked_project_fields(user, p, data))
-    check_project_write(user, values, p)
-    return jsonify(_project_out(services.save_project(db.session, values, p)))
-
-
 @bp.delete("/projects/<int:ident>")
 @roles_required(Role.ADMIN, Role.ORGANISER)
+@operation("删除项目（有对接记录的归档，否则删除）", answers={204: _DELETED, 200: _ARCHIVED})
 def delete_project(ident: int) -> Any:
     p = _get_or_404(Project, ident, archived=True)
     if not can_delete_project(current_user(), p):
@@ -239,6 +256,7 @@ def delete_project(ident: int) -> Any:
 
 @bp.post("/projects/<int:ident>/restore")
 @roles_required(Role.ADMIN)
+@operation("恢复已归档的项目（秘书处）", answers={200: ProjectOut})
 def restore_project(ident: int) -> Any:
     p = _get_or_404(Project, ident, archived=True)
     services.restore_project(db.session, p)
@@ -247,14 +265,21 @@ def restore_project(ident: int) -> Any:
 
 @bp.get("/projects/<int:ident>/matches")
 @public
+@operation("为项目推荐机构", query=ProjectMatchQuery, answers={200: ProjectMatches})
 def project_matches(ident: int) -> Any:
     p = _get_or_404(Project, ident)
     side = side_param(request.args)
     k = k_param(request.args)
     user = current_user()
     ranked = services.matches_for_project(
-        db.session, ident, side, k, institution_filter(request.args, kind_key="institution_kind"),
-        public=user is None, private=is_secretariat(user), own=is_project_member(user, ident),
+        db.session,
+        ident,
+        side,
+        k,
+        institution_filter(request.args, kind_key="institution_kind"),
+        public=user is None,
+        private=is_secretariat(user),
+        own=is_project_member(user, ident),
         member_of=user.institution_id if user is not None else None,
     )
     contacts = can_see_contacts(current_user(), p)
@@ -268,12 +293,16 @@ def project_matches(ident: int) -> Any:
 
 @bp.get("/institutions")
 @public
+@operation("机构名录", query=InstitutionListQuery, answers={200: InstitutionPage})
 def list_institutions() -> Any:
-    return _page(services.institution_query(institution_filter(request.args)), Institution.id, _institution_out)
+    return _page(
+        services.institution_query(institution_filter(request.args)), Institution.id, _institution_out
+    )
 
 
 @bp.post("/institutions")
 @roles_required(Role.ADMIN)
+@operation("新增机构（秘书处）", body=InstitutionIn, answers={201: InstitutionOut})
 def create_institution() -> Any:
     i = services.save_institution(db.session, validate(InstitutionIn, _body()))
     return jsonify(_institution_out(i)), 201
@@ -281,24 +310,17 @@ def create_institution() -> Any:
 
 @bp.get("/institutions/<int:ident>")
 @public
+@operation("机构详情", answers={200: InstitutionOut})
 def get_institution(ident: int) -> Any:
     i = _get_or_404(Institution, ident, archived=True)
     return jsonify(_marked(_institution_out(i), i))
 
 
-@bp.route("/institutions/<int:ident>", methods=["PUT", "PATCH"])
-@roles_required(Role.ADMIN, Role.INSTITUTION)
-def update_institution(ident: int) -> Any:
-    i = _get_or_404(Institution, ident)
-    if not can_edit_institution(current_user(), i):
-        deny(f"may not edit institution {ident}", "只能编辑本机构的信息")
-    body = _body()
-    data = _merged(institution_json(i), body, INSTITUTION_FIELDS) if request.method == "PATCH" else body
-    return jsonify(_institution_out(services.save_institution(db.session, validate(InstitutionIn, data), i)))
-
-
 @bp.delete("/institutions/<int:ident>")
 @roles_required(Role.ADMIN)
+@operation(
+    "删除机构（秘书处；有对接记录的连同需求归档，否则连同需求删除）", answers={204: _DELETED, 200: _ARCHIVED}
+)
 def delete_institution(ident: int) -> Any:
     i = _get_or_404(Institution, ident, archived=True)
     return _removed(i, services.delete_institution(db.session, i))
@@ -306,6 +328,7 @@ def delete_institution(ident: int) -> Any:
 
 @bp.post("/institutions/<int:ident>/restore")
 @roles_required(Role.ADMIN)
+@operation("恢复已归档的机构（秘书处）", answers={200: InstitutionOut})
 def restore_institution(ident: int) -> Any:
     i = _get_or_404(Institution, ident, archived=True)
     services.restore_institution(db.session, i)
@@ -314,12 +337,17 @@ def restore_institution(ident: int) -> Any:
 
 @bp.get("/institutions/<int:ident>/matches")
 @public
+@operation("为机构推荐项目", query=ProjectRankQuery, answers={200: InstitutionMatches})
 def institution_matches(ident: int) -> Any:
     inst = _get_or_404(Institution, ident)
     k = k_param(request.args)
     user = current_user()
     ranked = services.matches_for_institution(
-        db.session, ident, k, project_filter(request.args), public=user is None,
+        db.session,
+        ident,
+        k,
+        project_filter(request.args),
+        public=user is None,
         private=can_view_institution_private(user, ident),
     )
     contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
@@ -333,16 +361,20 @@ def institution_matches(ident: int) -> Any:
 
 @bp.get("/needs")
 @login_required
+@operation("对接需求列表（需登录）", query=NeedListQuery, answers={200: NeedPage})
 def list_needs() -> Any:
     stmt = select(Need).where(Need.archived_at.is_(None))
     inst = request.args.get("institution_id")
     if inst:
-        stmt = stmt.where(Need.institution_id == int_param(request.args, "institution_id", 0, 1, MAX_ID, "发布机构"))
+        stmt = stmt.where(
+            Need.institution_id == int_param(request.args, "institution_id", 0, 1, MAX_ID, "发布机构")
+        )
     return _page(stmt, Need.id, need_json)
 
 
 @bp.post("/needs")
 @roles_required(Role.ADMIN, Role.INSTITUTION)
+@operation("发布对接需求（机构成员限本机构）", body=NeedIn, answers={201: NeedOut})
 def create_need() -> Any:
     user = current_user()
     check_need_write(user, None)
@@ -354,25 +386,15 @@ def create_need() -> Any:
 
 @bp.get("/needs/<int:ident>")
 @login_required
+@operation("对接需求详情", answers={200: NeedOut})
 def get_need(ident: int) -> Any:
     n = _get_or_404(Need, ident, archived=True)
     return jsonify(_marked(need_json(n), n))
 
 
-@bp.route("/needs/<int:ident>", methods=["PUT", "PATCH"])
-@roles_required(Role.ADMIN, Role.INSTITUTION)
-def update_need(ident: int) -> Any:
-    n = _get_or_404(Need, ident)
-    check_need_write(current_user(), None, n)
-    body = _body()
-    data = _merged(need_json(n), body, NEED_FIELDS) if request.method == "PATCH" else body
-    values = validate(NeedIn, need_owner_default(current_user(), data))
-    check_need_write(current_user(), values, n)
-    return jsonify(need_json(services.save_need(db.session, values, n)))
-
-
 @bp.delete("/needs/<int:ident>")
 @roles_required(Role.ADMIN, Role.INSTITUTION)
+@operation("删除对接需求（有对接记录的归档，否则删除）", answers={204: _DELETED, 200: _ARCHIVED})
 def delete_need(ident: int) -> Any:
     n = _get_or_404(Need, ident, archived=True)
     check_need_write(current_user(), None, n)
@@ -381,6 +403,7 @@ def delete_need(ident: int) -> Any:
 
 @bp.post("/needs/<int:ident>/restore")
 @roles_required(Role.ADMIN)
+@operation("恢复已归档的对接需求（秘书处）", answers={200: NeedOut}, errors=(422,))
 def restore_need(ident: int) -> Any:
     n = _get_or_404(Need, ident, archived=True)
     if n.institution.archived_at is not None:
@@ -391,11 +414,15 @@ def restore_need(ident: int) -> Any:
 
 @bp.get("/needs/<int:ident>/matches")
 @login_required
+@operation("符合需求的项目", query=ProjectRankQuery, answers={200: NeedMatches})
 def need_matches(ident: int) -> Any:
     n = _get_or_404(Need, ident)
     k = k_param(request.args)
     ranked = services.matches_for_need(
-        db.session, n, k, project_filter(request.args),
+        db.session,
+        n,
+        k,
+        project_filter(request.args),
         private=can_view_institution_private(current_user(), n.institution_id),
     )
     contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
@@ -404,11 +431,130 @@ def need_matches(ident: int) -> Any:
     return jsonify({"need_id": ident, "k": k, "items": items, **_list_id(shown)})
 
 
+# --- changes: one PUT/PATCH path for every record kind ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Editable:
+    """How PUT (the whole record) and PATCH (some fields, the rest kept) change one kind of record."""
+
+    model: type[Any]
+    schema: type[Any]
+    #: The stored values, as the input model reads them (PATCH starts from these).
+    current: Callable[[Any], dict[str, Any]]
+    #: (user, row): refuse (403) a caller who may not edit this record at all.
+    may_edit: Callable[[Any, Any], None]
+    #: (user, row, data) -> data: what the caller may not change is put back (locked fields, owner).
+    prepare: Callable[[Any, Any, dict[str, Any]], dict[str, Any]]
+    #: (user, values, row): refuse values outside the caller's scope (another contest, institution).
+    may_write: Callable[[Any, Any, Any], None]
+    save: Callable[[Any, Any, Any], Any]
+    out: Callable[[Any], dict[str, Any]]
+
+
+def _may_edit_project(user: Any, p: Project) -> None:
+    if not can_edit_project(user, p):
+        deny(f"may not edit project {p.id}", "只能编辑自己的项目或自己负责赛事的项目")
+
+
+def _may_edit_institution(user: Any, i: Institution) -> None:
+    if not can_edit_institution(user, i):
+        deny(f"may not edit institution {i.id}", "只能编辑本机构的信息")
+
+
+PROJECTS = Editable(
+    Project,
+    ProjectIn,
+    project_json,
+    _may_edit_project,
+    locked_project_fields,
+    lambda user, values, p: check_project_write(user, values, p),
+    services.save_project,
+    _project_out,
+)
+INSTITUTIONS = Editable(
+    Institution,
+    InstitutionIn,
+    institution_json,
+    _may_edit_institution,
+    lambda _user, _i, data: data,
+    lambda _user, _values, _i: None,
+    services.save_institution,
+    _institution_out,
+)
+NEEDS = Editable(
+    Need,
+    NeedIn,
+    need_json,
+    lambda user, n: check_need_write(user, None, n),
+    lambda user, _n, data: need_owner_default(user, data),
+    lambda user, values, n: check_need_write(user, values, n),
+    services.save_need,
+    need_json,
+)
+
+
+def update(kind: Editable, ident: int) -> Any:
+    """Replace (PUT) or change part of (PATCH) a record, after the same checks as its form."""
+    row = _get_or_404(kind.model, ident)
+    user = current_user()
+    kind.may_edit(user, row)
+    data = _body()
+    if request.method == "PATCH":
+        stored = kind.current(row)
+        data = {**{f: stored.get(f) for f in kind.schema.model_fields}, **data}
+    values = validate(kind.schema, kind.prepare(user, row, data))
+    kind.may_write(user, values, row)
+    return jsonify(kind.out(kind.save(db.session, values, row)))
+
+
+def _editing(kind: Editable) -> Callable[..., Any]:
+    def view(ident: int) -> Any:
+        return update(kind, ident)
+
+    return view
+
+
+for _rule, _endpoint, _access, _kind, _summary, _out in (
+    (
+        "/projects/<int:ident>",
+        "update_project",
+        login_required,
+        PROJECTS,
+        "修改项目（PUT 全量，PATCH 部分；项目方不能改组别、赛事和获奖）",
+        ProjectOut,
+    ),
+    (
+        "/institutions/<int:ident>",
+        "update_institution",
+        roles_required(Role.ADMIN, Role.INSTITUTION),
+        INSTITUTIONS,
+        "修改机构（PUT 全量，PATCH 部分；本机构成员或秘书处）",
+        InstitutionOut,
+    ),
+    (
+        "/needs/<int:ident>",
+        "update_need",
+        roles_required(Role.ADMIN, Role.INSTITUTION),
+        NEEDS,
+        "修改对接需求（PUT 全量，PATCH 部分）",
+        NeedOut,
+    ),
+):
+    _view = operation(_summary, body=_kind.schema, answers={200: _out}, errors=(403,))(_editing(_kind))
+    bp.add_url_rule(_rule, _endpoint, _access(_view), methods=["PUT", "PATCH"])
+
+
 # --- bulk import -------------------------------------------------------------------------------------
 
 
 @bp.post("/imports/<kind>")
 @roles_required(Role.ADMIN, Role.ORGANISER)
+@operation(
+    "批量导入 CSV/XLSX（multipart 字段 file；全部成功或全部不导入）",
+    multipart=ImportFile,
+    answers={201: ImportReport},
+)
 def import_file(kind: str) -> Any:
     """Import a CSV/XLSX file of projects or institutions (multipart field `file`): all rows or none."""
     from app.web.imports import KINDS, run_import
@@ -419,16 +565,27 @@ def import_file(kind: str) -> Any:
     if error:
         raise InputError({"file": error}, error)
     if not report.ok:
-        return jsonify({
-            "error": {
-                "status": 422, "code": "validation_error", "message": f"{len(report.errors)} 行有误，未导入任何数据",
-                "rows": [{"row": row, "fields": fields} for row, fields in report.errors],
+        return jsonify(
+            {
+                "error": {
+                    "status": 422,
+                    "code": "validation_error",
+                    "message": f"{len(report.errors)} 行有误，未导入任何数据",
+                    "rows": [{"row": row, "fields": fields} for row, fields in report.errors],
+                }
             }
-        }), 422
-    return jsonify({
-        "kind": kind, "rows": report.rows, "created": report.created, "updated": report.updated,
-        "unchanged": report.unchanged, "suspected_duplicates": [{"row": r, "message": m} for r, m in report.suspects],
-        "eligibility_warnings": [
-            {"row": r, "conditions": [c.as_json() for c in conditions]} for r, conditions in report.warnings
-        ],
-    }), 201
+        ), 422
+    return jsonify(
+        {
+            "kind": kind,
+            "rows": report.rows,
+            "created": report.created,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "suspected_duplicates": [{"row": r, "message": m} for r, m in report.suspects],
+            "eligibility_warnings": [
+                {"row": r, "conditions": [c.as_json() for c in conditions]}
+                for r, conditions in report.warnings
+            ],
+        }
+    ), 201

@@ -1,581 +1,421 @@
-"""The OpenAPI 3.1 description of the JSON API, built from the pydantic schemas and the route list.
+"""The OpenAPI 3.1 document of the JSON API, generated from the routes and their declarations.
 
-Every /api route of the app appears: the known operations with their parameters, bodies and responses;
-a route added later without an entry here still appears (path parameters, the error schema) and can
-describe itself with the `document(...)` decorator.
+Every API view declares itself with `@operation(...)`: a summary, the pydantic model of its query string,
+of its JSON body (or its multipart form) and of each answer. The declaration is also the gate: the query
+string and the JSON body are checked against exactly what the document publishes before the view runs
+(422 naming each field, in Chinese), so the document and the behaviour cannot part. `build_openapi`
+walks `app.url_map` for every /api route and writes its operations; the schemas come from the models
+(`model_json_schema`), the error answers from the route's access rule and declaration.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
-from flask import Flask
-from pydantic import BaseModel
+from flask import Flask, abort, g, make_response, request
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
 
-from app.access import access_rule
-from app.schemas import InstitutionIn, NeedIn, ProjectIn
-from models.enums import (
-    INDUSTRIES,
-    PROJECT_NEEDS,
-    PROVINCES,
-    Award,
-    ContestKind,
-    FundingRound,
-    InstitutionKind,
-    NeedStatus,
-    ProjectGroup,
-    ServiceKind,
-    Stage,
+from app.access import access_rule, current_user
+from app.api.models import QUERY_LABELS, Archived, Error
+from app.schemas import (
+    CONTROL_MESSAGE,
+    FIELD_LABELS,
+    ID_TEXT_PATTERN,
+    MAX_ID,
+    MULTILINE_PATTERN,
+    SINGLE_LINE_PATTERN,
+    InputError,
+    translate,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 REF = "#/components/schemas/{model}"
-MAX_ID = 2**31 - 1
+JSON = "application/json"
 
-# --- response schemas -------------------------------------------------------------------------------
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-_STR = {"type": "string"}
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
-_STRS = {"type": "array", "items": _STR}
-_TIME = {"type": "string", "format": "date-time"}
-
-ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["status", "code", "message"],
-            "properties": {
-                "status": _INT,
-                "code": _STR,
-                "message": {"type": "string", "description": "中文说明"},
-                "fields": {
-                    "type": "object",
-                    "additionalProperties": _STR,
-                    "description": "字段名 → 中文错误",
-                },
-                "rows": {"type": "array", "items": {"type": "object"}},
-            },
-        }
-    },
-}
-
-#: Present only on an archived record, which only the secretariat can read.
-_ARCHIVED_AT = {**_TIME, "description": "归档时间（仅已归档的记录有此字段，仅秘书处可见）"}
-
-#: A delete of a record with connections archives it (200); a record without history is deleted (204).
-ARCHIVED = {
-    "type": "object",
-    "required": ["id", "archived", "archived_at"],
-    "properties": {"id": _INT, "archived": {"const": True}, "archived_at": _TIME},
-    "additionalProperties": False,
-}
-_ARCHIVED_RESPONSE = [(200, ARCHIVED, "有对接记录：已归档（列表与匹配中隐藏，对接历史与统计保留）")]
-_DELETED = "无对接记录：已删除"
-
-PROJECT_OUT = {
-    "type": "object",
-    "description": "A project as the caller may see it: fields above the caller's level are left out and "
-    "listed in `hidden` (contacts, team, IP, head count, revenue need can_see_contacts; stage, amount, "
-    "round and needs need a login).",
-    "required": ["id", "name", "group", "contest_id", "award", "industry", "description", "hidden"],
-    "properties": {
-        "id": _INT,
-        "name": _STR,
-        "group": {"enum": ProjectGroup.labels()},
-        "contest_id": _INT,
-        "contest": _nullable(_STR),
-        "contest_kind": _nullable({"enum": ContestKind.labels()}),
-        "award": {"enum": Award.labels()},
-        "industry": _STR,
-        "track": _nullable(_STR),
-        "province": _nullable(_STR),
-        "city": _nullable(_STR),
-        "stage": _nullable({"enum": Stage.labels()}),
-        "amount_wan": _nullable(_NUM),
-        "funding_round": _nullable({"enum": FundingRound.labels()}),
-        "description": _STR,
-        "team": _nullable(_STR),
-        "ip": _nullable(_STR),
-        "needs": _STRS,
-        "contact_name": _nullable(_STR),
-        "contact_phone": _nullable(_STR),
-        "contact_email": _nullable(_STR),
-        "employees": _nullable(_INT),
-        "revenue_wan": _nullable(_NUM),
-        "assets_wan": _nullable(_NUM),
-        "sme_industry": _nullable(_STR),
-        "ref": _nullable(_STR),
-        "credit_code": _nullable(_STR),
-        "team_lead": _nullable(_STR),
-        "eligibility": {
-            "type": "array",
-            "description": "Entry conditions of its group (app.intake.eligibility); a private field.",
-            "items": {
-                "type": "object",
-                "required": ["condition", "status", "reason"],
-                "properties": {
-                    "condition": _STR,
-                    "status": {"type": "string", "enum": ["holds", "fails", "unknown"]},
-                    "reason": _STR,
-                },
-                "additionalProperties": False,
-            },
-        },
-        "created_at": _nullable(_TIME),
-        "updated_at": _nullable(_TIME),
-        "archived_at": _ARCHIVED_AT,
-        "hidden": _STRS,
-    },
-    "additionalProperties": False,
-}
-
-INSTITUTION_OUT = {
-    "type": "object",
-    "description": "An institution; contact persons only for logged-in callers (else listed in `hidden`).",
-    "required": ["id", "name", "kind", "side", "description", "hidden"],
-    "properties": {
-        "id": _INT,
-        "name": _STR,
-        "kind": {"enum": InstitutionKind.labels()},
-        "side": {"enum": ["fund", "base", "platform"]},
-        "province": _nullable(_STR),
-        "city": _nullable(_STR),
-        "industries": _STRS,
-        "stages": _STRS,
-        "ticket_min_wan": _nullable(_NUM),
-        "ticket_max_wan": _nullable(_NUM),
-        "services": _STRS,
-        "space_m2": _nullable(_NUM),
-        "capacity": _nullable(_INT),
-        "description": _STR,
-        "contact_name": _nullable(_STR),
-        "contact_phone": _nullable(_STR),
-        "contact_email": _nullable(_STR),
-        "competitor_policy": {"enum": ["avoid", "welcome"]},
-        "created_at": _nullable(_TIME),
-        "updated_at": _nullable(_TIME),
-        "archived_at": _ARCHIVED_AT,
-        "hidden": _STRS,
-    },
-    "additionalProperties": False,
-}
-
-NEED_OUT = {
-    "type": "object",
-    "required": ["id", "institution_id", "title", "description", "status"],
-    "properties": {
-        "id": _INT,
-        "institution_id": _INT,
-        "institution": _nullable(_STR),
-        "title": _STR,
-        "description": _STR,
-        "industries": _STRS,
-        "stages": _STRS,
-        "services": _STRS,
-        "quota": _nullable(_INT),
-        "deadline": _nullable({"type": "string", "format": "date"}),
-        "status": {"enum": NeedStatus.labels()},
-        "archived_at": _ARCHIVED_AT,
-    },
-    "additionalProperties": False,
-}
-
-CONTEST_OUT = {
-    "type": "object",
-    "required": ["id", "code", "edition", "kind", "name"],
-    "properties": {
-        "id": _INT,
-        "code": _STR,
-        "edition": _INT,
-        "kind": {"enum": ContestKind.labels()},
-        "name": _STR,
-        "place": _nullable(_STR),
-        "province": _nullable(_STR),
-        "track": _nullable(_STR),
-        "organisers": _nullable(_STR),
-    },
-}
-
-MATCH_OUT = {
-    "type": "object",
-    "required": ["id", "name", "score", "reasons"],
-    "properties": {
-        "id": _INT,
-        "name": _STR,
-        "score": {
-            **_NUM,
-            "description": "匹配度 0-100: the pair's percentile among pairs of the same kind of institution; "
-            "the same for the same pair and view on every list",
-        },
-        "reasons": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["text"],
-                "properties": {"text": _STR, "contribution": _NUM, "feature": _STR},
-            },
-            "description": "Only the reasons the caller may read (no quoted private text, no pipeline).",
-        },
-        "kind": _nullable(_STR),
-        "province": _nullable(_STR),
-        "industry": _nullable(_STR),
-        "competitor_of": {
-            **_nullable(_STR),
-            "description": "The backed project this candidate nearly copies (可能构成竞争), when shown",
-        },
-    },
+#: What each error status means, as written into the document.
+ERRORS = {
+    400: "请求有误（如用会话调用写操作时缺少 CSRF 令牌）",
+    401: "未登录或令牌无效",
+    403: "没有权限",
+    404: "记录不存在",
+    409: "与现有数据或当前状态冲突",
+    413: "请求体过大",
+    415: "请求体不是 JSON",
+    422: "参数或内容有误（fields 指明字段）",
+    429: "请求过于频繁",
 }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": REF.format(model=name)}
+@dataclass(frozen=True)
+class Answer:
+    """One documented answer: a model (or None for an empty body) and its media type."""
+
+    model: type[BaseModel] | Any | None
+    description: str = "成功"
+    media_type: str = JSON
 
 
-def _page_of(name: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["items", "page", "per_page", "total", "pages"],
-        "properties": {
-            "items": {"type": "array", "items": _ref(name)},
-            "page": _INT,
-            "per_page": _INT,
-            "total": _INT,
-            "pages": _INT,
-        },
-    }
+@dataclass(frozen=True)
+class Operation:
+    """The declaration of one API view (see `operation`)."""
+
+    summary: str
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    multipart: type[BaseModel] | None = None
+    answers: dict[int, Answer] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
 
 
-def _ranked(owner: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": [owner, "k", "items"],
-        "properties": {
-            owner: _INT,
-            "k": _INT,
-            "kind": _STR,
-            "items": {"type": "array", "items": _ref("Match")},
-            "list_id": {
-                "type": "string",
-                "description": "本次推荐列表的编号（仅登录用户）；读取某一项详情时可带 ?from=<list_id>&pos=<名次>",
-            },
-        },
-    }
-
-
-# --- parameters ---------------------------------------------------------------------------------------
-
-
-def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
-
-
-PAGING = [
-    _q("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "页码"),
-    _q("per_page", {"type": "integer", "minimum": 1, "maximum": 100}, "每页条数（最多 100）"),
-]
-PROJECT_FILTERS = [
-    _q("q", {"type": "string", "maxLength": 100}, "名称或简介包含"),
-    _q("contest", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "赛事编号"),
-    _q("contest_kind", {"enum": ContestKind.labels()}, "赛事类型"),
-    _q("award", {"enum": Award.labels()}, "获奖等级"),
-    _q("group", {"enum": ProjectGroup.labels()}, "组别"),
-    _q("industry", {"enum": list(INDUSTRIES)}, "行业"),
-    _q("province", {"enum": list(PROVINCES)}, "地区"),
-    _q("stage", {"enum": Stage.labels()}, "阶段"),
-]
-
-
-def _institution_filters(kind_key: str) -> list[dict[str, Any]]:
-    return [
-        _q("q", {"type": "string", "maxLength": 100}, "名称或介绍包含"),
-        _q(kind_key, {"enum": InstitutionKind.labels()}, "机构类型"),
-        _q("side", {"enum": ["fund", "base", "platform"]}, "类别"),
-        _q("industry", {"enum": list(INDUSTRIES)}, "关注行业"),
-        _q("province", {"enum": list(PROVINCES)}, "地区"),
-    ]
-
-
-K = _q("k", {"type": "integer", "minimum": 1, "maximum": 100}, "返回条数（1–100）")
-SIDE = _q("kind", {"enum": ["fund", "base", "platform"]}, "推荐哪一类机构")
-
-
-# --- request bodies ------------------------------------------------------------------------------------
-
-#: Closed vocabularies the validators enforce, written into the published schemas.
-_VOCAB: dict[str, dict[str, Any]] = {
-    "industry": {"enum": list(INDUSTRIES)},
-    "province": {"anyOf": [{"enum": list(PROVINCES)}, {"type": "null"}]},
-    "needs": {"type": "array", "items": {"enum": list(PROJECT_NEEDS)}},
-    "industries": {"type": "array", "items": {"enum": list(INDUSTRIES)}},
-    "stages": {"type": "array", "items": {"enum": Stage.labels()}},
-    "services": {"type": "array", "items": {"enum": ServiceKind.labels()}},
-}
-
-
-def body_schema(model: type[BaseModel], partial: bool = False) -> dict[str, Any]:
-    """Return the JSON schema of a request body (all fields optional for PATCH)."""
-    schema = model.model_json_schema(ref_template=REF)
-    schema.pop("$defs", None)
-    props = schema.get("properties", {})
-    for name, vocab in _VOCAB.items():
-        if name in props:
-            props[name] = {**vocab, "title": props[name].get("title", name)}
-    schema["additionalProperties"] = False
-    if partial:
-        schema.pop("required", None)
-        schema["title"] = f"{schema.get('title', model.__name__)}Patch"
-    return schema
-
-
-def _enum_defs() -> dict[str, Any]:
-    defs: dict[str, Any] = {}
-    for model in (ProjectIn, InstitutionIn, NeedIn):
-        defs.update(model.model_json_schema(ref_template=REF).get("$defs", {}))
-    return defs
-
-
-# --- operations ---------------------------------------------------------------------------------------
-
-#: endpoint -> {summary, query, body, ok: (status, schema or None)}
-OPERATIONS: dict[str, dict[str, Any]] = {
-    "api.openapi": {"summary": "本 API 的 OpenAPI 描述", "ok": (200, {"type": "object"})},
-    "api.contests": {
-        "summary": "赛事目录",
-        "ok": (
-            200,
-            {
-                "type": "object",
-                "required": ["items", "total"],
-                "properties": {"items": {"type": "array", "items": _ref("Contest")}, "total": _INT},
-            },
-        ),
-    },
-    "api.list_projects": {
-        "summary": "项目展示列表（按调用者可见范围返回字段）",
-        "query": PAGING + PROJECT_FILTERS,
-        "ok": (200, _page_of("Project")),
-    },
-    "api.create_project": {
-        "summary": "新增项目（秘书处；赛事组织方限本人负责赛事）",
-        "body": "ProjectIn",
-        "ok": (201, _ref("Project")),
-    },
-    "api.get_project": {"summary": "项目详情", "ok": (200, _ref("Project"))},
-    "api.update_project": {
-        "summary": "修改项目（PUT 全量，PATCH 部分）",
-        "body": "ProjectIn",
-        "ok": (200, _ref("Project")),
-    },
-    "api.delete_project": {
-        "summary": "删除项目（有对接记录的归档，否则删除）",
-        "ok": (204, None, _DELETED),
-        "also": _ARCHIVED_RESPONSE,
-    },
-    "api.restore_project": {"summary": "恢复已归档的项目（秘书处）", "ok": (200, _ref("Project"))},
-    "api.project_matches": {
-        "summary": "为项目推荐机构",
-        "query": [SIDE, K, *_institution_filters("institution_kind")],
-        "ok": (200, _ranked("project_id")),
-    },
-    "api.list_institutions": {
-        "summary": "机构名录",
-        "query": PAGING + _institution_filters("kind"),
-        "ok": (200, _page_of("Institution")),
-    },
-    "api.create_institution": {
-        "summary": "新增机构（秘书处）",
-        "body": "InstitutionIn",
-        "ok": (201, _ref("Institution")),
-    },
-    "api.get_institution": {"summary": "机构详情", "ok": (200, _ref("Institution"))},
-    "api.update_institution": {
-        "summary": "修改机构（本机构成员或秘书处）",
-        "body": "InstitutionIn",
-        "ok": (200, _ref("Institution")),
-    },
-    "api.delete_institution": {
-        "summary": "删除机构（秘书处；有对接记录的连同需求归档，否则连同需求删除）",
-        "ok": (204, None, _DELETED),
-        "also": _ARCHIVED_RESPONSE,
-    },
-    "api.restore_institution": {"summary": "恢复已归档的机构（秘书处）", "ok": (200, _ref("Institution"))},
-    "api.institution_matches": {
-        "summary": "为机构推荐项目",
-        "query": [K, *PROJECT_FILTERS],
-        "ok": (200, _ranked("institution_id")),
-    },
-    "api.list_needs": {
-        "summary": "对接需求列表（需登录）",
-        "query": [
-            *PAGING,
-            _q("institution_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "发布机构"),
-        ],
-        "ok": (200, _page_of("Need")),
-    },
-    "api.create_need": {
-        "summary": "发布对接需求（机构成员限本机构）",
-        "body": "NeedIn",
-        "ok": (201, _ref("Need")),
-    },
-    "api.get_need": {"summary": "对接需求详情", "ok": (200, _ref("Need"))},
-    "api.update_need": {"summary": "修改对接需求", "body": "NeedIn", "ok": (200, _ref("Need"))},
-    "api.delete_need": {
-        "summary": "删除对接需求（有对接记录的归档，否则删除）",
-        "ok": (204, None, _DELETED),
-        "also": _ARCHIVED_RESPONSE,
-    },
-    "api.restore_need": {"summary": "恢复已归档的对接需求（秘书处）", "ok": (200, _ref("Need"))},
-    "api.need_matches": {
-        "summary": "符合需求的项目",
-        "query": [K, *PROJECT_FILTERS],
-        "ok": (200, _ranked("need_id")),
-    },
-    "api.import_file": {
-        "summary": "批量导入 CSV/XLSX（multipart 字段 file；全部成功或全部不导入）",
-        "multipart": True,
-        "ok": (201, {"type": "object"}),
-    },
-}
-
-
-def document(
+def operation(
     summary: str,
-    body: dict[str, Any] | None = None,
-    query: list[dict[str, Any]] | None = None,
-    ok: tuple[int, dict[str, Any] | None] = (200, {"type": "object"}),
+    *,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    multipart: type[BaseModel] | None = None,
+    answers: dict[int, Any] | None = None,
+    errors: tuple[int, ...] = (),
 ) -> Callable[[F], F]:
-    """Describe an API view in the OpenAPI document (for routes added outside this module).
+    """Declare an API view: what it reads and answers; check the query string and JSON body against it.
+
+    Put it below the access decorator (public / login_required / roles_required), so that who may call
+    is checked first.
 
     Args:
         summary: one line, Chinese.
-        body: the JSON schema of the request body (e.g. openapi.body_schema(MyModel)).
-        query: query parameters as OpenAPI parameter objects.
-        ok: the success status and its response schema (None for an empty body).
+        query: the model of the query string (unknown parameters are ignored; a repeated one is refused).
+        body: the model of the JSON body: POST and PUT send it whole, PATCH any part of it.
+        multipart: the model of a multipart/form-data body (a file upload).
+        answers: status -> model, Answer or None (no body), e.g. {201: ProjectOut, 200: Archived}.
+        errors: statuses the view itself answers beyond those its access rule and inputs imply
+            (403 for an object-level refusal, 404 for a missing record, 409 for a conflict).
     """
+    declared = {
+        status: (a if isinstance(a, Answer) else Answer(a)) for status, a in (answers or {200: None}).items()
+    }
+    spec = Operation(summary, query, body, multipart, declared, errors)
 
     def decorator(view: F) -> F:
-        view.openapi = {"summary": summary, "body": body, "query": query or [], "ok": ok}  # type: ignore[attr-defined]
-        return view
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if query is not None:
+                check_query(query)
+            if body is not None and request.method in ("POST", "PUT", "PATCH"):
+                # Checked when the view reads the body (app.api._body): after its lookups and access checks.
+                g.api_body = (body, request.method == "PATCH")
+            return view(*args, **kwargs)
+
+        vars(wrapped)["openapi"] = spec
+        return cast(F, wrapped)
 
     return decorator
 
 
-_CONVERTER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+def declaration(view: Callable[..., Any]) -> Operation | None:
+    """Return the declaration of a view function (None when it has none)."""
+    return getattr(view, "openapi", None)
 
 
-def _path_params(rule: str) -> tuple[str, list[dict[str, Any]]]:
+# --- the gate ------------------------------------------------------------------------------------------
+
+
+def _label(name: str, labels: dict[str, str] | None = None) -> str:
+    """Return a field's Chinese name: the model's own `labels`, else the shared ones."""
+    return (labels or {}).get(name) or QUERY_LABELS.get(name) or FIELD_LABELS.get(name) or name
+
+
+def check_query(model: type[BaseModel]) -> BaseModel:
+    """Return the request's query string validated into the model, or raise InputError naming each field.
+
+    A filter marked login-only (it reads a private field) answers 401 to an anonymous caller.
+    """
+    names = {(f.alias or name): name for name, f in model.model_fields.items()}
+    data: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for key in request.args:
+        if key not in names:
+            continue
+        values = request.args.getlist(key)
+        if len(values) > 1:
+            errors[key] = f"{_label(key)}：只能给一个值"
+        data[key] = values[0]
+    try:
+        values_in = model.model_validate(data)
+    except ValidationError as exc:
+        for key, message in translate(exc).items():
+            errors.setdefault(key, f"{_label(key)}：{message.split('：', 1)[-1]}")
+        values_in = None
+    if errors:
+        raise InputError(errors, "查询参数有误，请按提示修改")
+    for key, name in names.items():
+        extra = model.model_fields[name].json_schema_extra
+        if (
+            key in data
+            and isinstance(extra, dict)
+            and extra.get("x-login-required")
+            and current_user() is None
+        ):
+            from app.errors import error_response
+
+            message = f"{_label(key)}：登录后才能按该项筛选"
+            abort(make_response(error_response(401, message, {key: message})))
+    assert values_in is not None
+    return values_in
+
+
+_TYPES = {
+    "integer": "整数",
+    "number": "数字",
+    "string": "文本",
+    "array": "列表",
+    "object": "对象",
+    "boolean": "是或否",
+}
+
+
+def _schema_message(err: SchemaError) -> str:
+    kind, value = err.validator, err.validator_value
+    if kind == "type":
+        names = value if isinstance(value, list) else [value]
+        return "应为" + "或".join(_TYPES.get(n, n) for n in names if n != "null")
+    if kind == "anyOf":
+        if any(isinstance(b, dict) and b.get("pattern") == ID_TEXT_PATTERN for b in value):
+            return f"应为整数编号（1 到 {MAX_ID}，不带小数点）"
+        inner = [e for e in err.context or () if e.validator != "type"]
+        if inner:
+            return _schema_message(inner[0])
+        types = [b.get("type") for b in value if isinstance(b, dict) and b.get("type") not in (None, "null")]
+        return "应为" + "或".join(_TYPES.get(t, t) for t in types) if types else "格式不正确"
+    if kind == "enum" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return f"应为以下之一：{'、'.join(value)}"
+    if kind in ("enum", "const"):
+        return "取值不在可选范围内"
+    if kind == "maxLength":
+        return f"最多 {value} 个字符"
+    if kind == "minLength":
+        return f"至少 {value} 个字符"
+    if kind in ("minimum", "exclusiveMinimum"):
+        return f"不能小于 {value}" if kind == "minimum" else f"应大于 {value}"
+    if kind in ("maximum", "exclusiveMaximum"):
+        return f"不能大于 {value}"
+    if kind == "required":
+        return "必填"
+    if kind == "additionalProperties":
+        return "不认识的字段"
+    if kind == "format":
+        return "日期格式应为 YYYY-MM-DD" if value == "date" else "格式不正确"
+    if kind == "pattern":
+        return CONTROL_MESSAGE if value in (SINGLE_LINE_PATTERN, MULTILINE_PATTERN) else "格式不正确"
+    return "格式不正确"
+
+
+@functools.cache
+def _validator(model: type[BaseModel], partial: bool) -> Draft202012Validator:
+    schema = request_schema(model, partial)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def check_body(data: dict[str, Any]) -> None:
+    """Check a JSON body against the published schema of the view's declared body; raise InputError.
+
+    Called by app.api._body. The model's own validation still runs in the view; this check refuses what
+    the document does not allow even where the model is lenient for forms and imports (a string for a
+    number, "a,b" for a list).
+    """
+    declared = g.get("api_body")
+    if declared is None:
+        return
+    model, partial = declared
+    labels = getattr(model, "labels", None)
+    errors: dict[str, str] = {}
+    for err in sorted(_validator(model, partial).iter_errors(data), key=lambda e: list(e.path)):
+        if err.validator == "required":
+            missing = re.findall(r"'([^']+)' is a required property", err.message)
+            key = missing[0] if missing else "_body"
+        elif err.validator == "additionalProperties":
+            for key in sorted(set(data) - set(model.model_fields)):
+                errors.setdefault(key, f"{_label(key, labels)}：不认识的字段")
+            continue
+        else:
+            key = str(err.path[0]) if err.path else "_body"
+        errors.setdefault(key, f"{_label(key, labels)}：{_schema_message(err)}")
+    if len(errors) == 1:
+        raise InputError(errors, next(iter(errors.values())))
+    if errors:
+        raise InputError(errors)
+
+
+def request_schema(model: type[BaseModel], partial: bool = False) -> dict[str, Any]:
+    """Return the self-contained JSON schema of a request body (every field optional when partial)."""
+    schema = model.model_json_schema(ref_template="#/$defs/{model}")
+    schema["additionalProperties"] = False
+    if partial:
+        schema.pop("required", None)
+    return schema
+
+
+# --- the document --------------------------------------------------------------------------------------
+
+_CONVERTER = re.compile(r"<(?:(\w+)(?:\(([^)]*)\))?:)?(\w+)>")
+
+
+def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     params: list[dict[str, Any]] = []
 
     def sub(m: re.Match[str]) -> str:
-        conv, name = m.group(1) or "string", m.group(2)
-        schema: dict[str, Any] = (
-            {"type": "integer", "minimum": 0, "maximum": MAX_ID} if conv == "int" else {"type": "string"}
-        )
-        if conv == "any":
-            schema = {"enum": re.findall(r"\w+", m.group(0).split(":")[0].split("(", 1)[1])}
+        conv, args, name = m.group(1) or "string", m.group(2), m.group(3)
+        schema: dict[str, Any] = {"type": "string", "pattern": "^[^/]+$"}
+        if conv == "int":
+            schema = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+        elif conv == "any" and args:
+            schema = {"type": "string", "enum": re.findall(r"\w+", args)}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
         return "{" + name + "}"
 
     return _CONVERTER.sub(sub, rule), params
 
 
+def _plain(schema: dict[str, Any], app: Flask) -> dict[str, Any]:
+    """Return a query parameter's schema: no null branch (a query string cannot send null), no title."""
+    branches = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    out = dict(branches[0]) if len(branches) == 1 else {k: v for k, v in schema.items() if k != "anyOf"}
+    if len(branches) > 1:
+        out["anyOf"] = branches
+    for key in ("title", "default", "description"):
+        out.pop(key, None)
+    key = out.pop("x-config-maximum", None)
+    if key:
+        out["maximum"] = int(app.config[key])
+    if "default" in schema and schema["default"] is not None:
+        out["default"] = schema["default"]
+    return out
+
+
+def _query_params(model: type[BaseModel], app: Flask) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template=REF)
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        description = prop.get("description") or next(
+            (b.get("description") for b in prop.get("anyOf", []) if b.get("description")), _label(name)
+        )
+        param = {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": _plain(prop, app),
+            "description": description,
+        }
+        if prop.get("x-login-required"):
+            param["x-login-required"] = True  # anonymous callers get 401
+        params.append(param)
+    return params
+
+
+def _ref(model: Any) -> dict[str, Any]:
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return {"$ref": REF.format(model=model.__name__)}
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(model).json_schema(ref_template=REF)
+
+
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+    return {"description": description, "content": {JSON: {"schema": _ref(Error)}}}
 
 
 def _operation(app: Flask, endpoint: str, method: str, path_params: list[dict[str, Any]]) -> dict[str, Any]:
     view = app.view_functions[endpoint]
-    spec = (
-        OPERATIONS.get(endpoint)
-        or getattr(view, "openapi", None)
-        or {"summary": (view.__doc__ or endpoint).strip().splitlines()[0], "ok": ("2XX", None)}
-    )
+    spec = declaration(view)
+    if spec is None:
+        raise LookupError(f"API route {endpoint} has no @operation declaration")
     rule = access_rule(view)
     op: dict[str, Any] = {
         "operationId": f"{endpoint.replace('.', '_')}_{method.lower()}",
-        "summary": spec["summary"],
-        "parameters": [*path_params, *((spec.get("query") or []) if method == "GET" else [])],
+        "summary": spec.summary,
+        "parameters": [*path_params, *(_query_params(spec.query, app) if spec.query else [])],
         "responses": {},
     }
-    status, schema, *described = spec["ok"]
-    if method == "PUT" and status == 201:
-        status = 200
-    answers = [(status, schema, (described or ["成功"])[0]), *spec.get("also", ())]
-    for code, answer_schema, description in answers:  # "also": other success answers, e.g. 200 archived
-        ok: dict[str, Any] = {"description": description}
-        if answer_schema is not None:
-            ok["content"] = {"application/json": {"schema": answer_schema}}
-        op["responses"][str(code)] = ok
-    body = spec.get("body")
-    if body is not None and method in ("POST", "PUT", "PATCH"):
-        if isinstance(body, str):
-            body = _ref(f"{body}Patch" if method == "PATCH" else body)
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-        op["responses"]["413"] = _error("请求体过大")
-        op["responses"]["415"] = _error("请求体不是 JSON")
-    if spec.get("multipart") and method == "POST":
+    for status, answer in sorted(spec.answers.items()):
+        if method == "PUT" and status == 201:
+            status = 200
+        out: dict[str, Any] = {"description": answer.description}
+        if answer.model is not None:
+            schema = (
+                _ref(answer.model) if answer.media_type == JSON else {"type": "string", "format": "binary"}
+            )
+            out["content"] = {answer.media_type: {"schema": schema}}
+        op["responses"][str(status)] = out
+    errors = set(spec.errors) | {429}
+    writes = method in ("POST", "PUT", "PATCH", "DELETE")
+    if spec.body is not None and method in ("POST", "PUT", "PATCH"):
+        name = spec.body.__name__ + ("Patch" if method == "PATCH" else "")
         op["requestBody"] = {
             "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                    }
-                }
-            },
+            "content": {JSON: {"schema": {"$ref": REF.format(model=name)}}},
         }
-        op["responses"]["413"] = _error("文件过大")
-    if method in ("POST", "PUT", "PATCH"):
-        op["responses"].setdefault("413", _error("请求体过大"))
-        op["responses"].setdefault("415", _error("请求体不是 JSON"))
-    op["responses"]["422"] = _error("参数或内容有误（fields 指明字段）")
-    op["responses"]["400"] = _error("请求有误（如缺少 CSRF 令牌）")
-    op["responses"]["429"] = _error("请求过于频繁")
-    op["responses"]["404"] = _error("记录不存在")
-    op["responses"]["409"] = _error("与现有数据冲突")
+        errors |= {413, 415, 422}
+    if spec.multipart is not None and method == "POST":
+        op["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": _ref(spec.multipart)}},
+        }
+        errors |= {413, 422}
+    if spec.query is not None:
+        errors.add(422)
+        if any(p.get("x-login-required") for p in op["parameters"]):
+            errors.add(401)
+    if path_params:
+        errors.add(404)
     if rule is None or rule[0] != "public":
-        op["responses"]["401"] = _error("未登录或令牌无效")
-        op["responses"]["403"] = _error("没有权限")
+        errors |= {401, 403}
         op["security"] = [{"bearer": []}, {"session": []}]
     else:
         op["security"] = [{}, {"bearer": []}, {"session": []}]
+    if writes:
+        errors.add(400)
+    for status in sorted(errors):
+        op["responses"].setdefault(str(status), _error(ERRORS[status]))
     return op
 
 
 def build_openapi(app: Flask) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document of every /api route of the app."""
     paths: dict[str, Any] = {}
+    answer_models: set[Any] = set()
+    bodies: set[type[BaseModel]] = set()
+    patched: set[type[BaseModel]] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if not rule.rule.startswith("/api/"):
             continue
-        path, params = _path_params(rule.rule)
+        path, params = _path(rule.rule)
+        spec = declaration(app.view_functions[rule.endpoint])
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             paths.setdefault(path, {})[method.lower()] = _operation(app, rule.endpoint, method, params)
-    schemas: dict[str, Any] = {
-        "Error": ERROR,
-        "Project": PROJECT_OUT,
-        "Institution": INSTITUTION_OUT,
-        "Need": NEED_OUT,
-        "Contest": CONTEST_OUT,
-        "Match": MATCH_OUT,
-        **_enum_defs(),
-    }
-    for model in (ProjectIn, InstitutionIn, NeedIn):
-        schemas[model.__name__] = body_schema(model)
-        schemas[f"{model.__name__}Patch"] = body_schema(model, partial=True)
+        if spec is not None:
+            answer_models |= {
+                a.model
+                for a in spec.answers.values()
+                if isinstance(a.model, type) and issubclass(a.model, BaseModel)
+            }
+            bodies |= {m for m in (spec.body, spec.multipart) if m is not None}
+            if spec.body is not None and "PATCH" in (rule.methods or ()):
+                patched.add(spec.body)
+    models = sorted(answer_models | {Error, Archived} | bodies, key=lambda m: m.__name__)
+    _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    for model in bodies:
+        schemas[model.__name__] = {**schemas[model.__name__], "additionalProperties": False}
+    for model in patched:
+        patch = {k: v for k, v in schemas[model.__name__].items() if k != "required"}
+        schemas[f"{model.__name__}Patch"] = {**patch, "title": f"{model.__name__}Patch"}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -588,7 +428,7 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": schemas,
+            "schemas": dict(sorted(schemas.items())),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "API 令牌"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "session"},

@@ -22,6 +22,8 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import or_, select
 
 from app.access import audit, current_user, deny, is_secretariat, login_required, roles_required
+from app.api.models import JobOut
+from app.api.openapi import operation
 from app.extensions import db
 from app.jobs import is_abandoned, retry_job, start_job
 from app.schemas import Id, InputError
@@ -71,6 +73,7 @@ def job_json(job: Job) -> dict[str, Any]:
 
 @bp.get("/api/jobs/<int:ident>")
 @login_required
+@operation("任务进度（任务发起人与秘书处可见，其他人 404）", answers={200: JobOut})
 def progress(ident: int) -> Any:
     """A job's progress as JSON (polled by static/jobs/progress.js)."""
     response = current_app.json.response(job_json(_visible_job(ident)))

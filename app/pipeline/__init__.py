@@ -23,10 +23,12 @@ STATUS = {"forbidden_move": 403, "exists": 409, "illegal_transition": 409, "same
 
 
 def init_app(app: Flask) -> None:
-    """Register the pages, the error format of refused moves, the report command and template helpers."""
-    from app.pipeline import api, cli, views  # importing api adds its routes to the /api blueprint
+    """Register the pages, the error format of refused moves, the report command and template helpers.
 
-    assert api.bp.name == "api"
+    The JSON API (app.pipeline.api.bp) is registered by create_app with the other API blueprints.
+    """
+    from app.pipeline import cli, views
+
     app.register_blueprint(views.bp)
     cli.init_app(app)
 

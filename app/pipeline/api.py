@@ -1,4 +1,4 @@
-"""The pipeline's JSON API, on the /api blueprint (so it shares its auth, limits and error format).
+"""The pipeline's JSON API: its own blueprint under /api (create_app registers it with the other API ones).
 
 GET  /api/connections                  list (filters: institution_id, project_id, stage, follow_up=1)
 POST /api/connections                  {project_id, institution_id, action?, note?, need_id?}
@@ -17,11 +17,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from app.access import current_user, deny, login_required, roles_required
-from app.api import _body, _page, bp
-from app.api.openapi import body_schema, document
+from app.api import _body, _page
+from app.api.models import (
+    AnyObject,
+    ConnectionHistory,
+    ConnectionListQuery,
+    ConnectionOut,
+    ConnectionPage,
+    PeriodQuery,
+    Stages,
+)
+from app.api.openapi import Answer, operation
 from app.extensions import db
 from app.params import int_param
 from app.pipeline import rules, service
@@ -33,62 +42,9 @@ from app.schemas import MAX_ID
 from models import Connection
 from models.enums import ConnectionStage, Role
 
-_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-_PERIOD = [
-    {
-        "name": "quarter",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string", "pattern": "^[0-9]{4}Q[1-4]$"},
-        "description": "季度，如 2026Q3（默认：最近一个完整季度）",
-    },
-    {
-        "name": "from",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string", "format": "date"},
-        "description": "开始日期（与 to 同用，代替 quarter）",
-    },
-    {
-        "name": "to",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string", "format": "date"},
-        "description": "结束日期（含）",
-    },
-]
-_LIST = [
-    {"name": "institution_id", "in": "query", "required": False, "schema": _ID, "description": "机构"},
-    {"name": "project_id", "in": "query", "required": False, "schema": _ID, "description": "项目"},
-    {
-        "name": "stage",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string", "enum": ConnectionStage.labels()},
-        "description": "阶段",
-    },
-    {
-        "name": "follow_up",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string", "enum": ["0", "1"]},
-        "description": "1 = 只看待跟进",
-    },
-    {
-        "name": "page",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1},
-        "description": "页码",
-    },
-    {
-        "name": "per_page",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-        "description": "每页条数",
-    },
-]
+bp = Blueprint("pipeline_api", __name__, url_prefix="/api")
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _now() -> datetime:
@@ -110,7 +66,11 @@ def _json(c: Connection, with_history: bool = False) -> dict[str, Any]:
 
 @bp.get("/connections")
 @login_required
-@document("对接列表（机构：本机构；项目：本项目已申请的对接；秘书处：全部）", query=_LIST)
+@operation(
+    "对接列表（机构：本机构；项目：本项目已申请的对接；秘书处：全部）",
+    query=ConnectionListQuery,
+    answers={200: ConnectionPage},
+)
 def list_connections() -> Any:
     user = current_user()
     stmt = rules.visible_query(user)
@@ -132,10 +92,11 @@ def list_connections() -> Any:
 
 @bp.post("/connections")
 @login_required
-@document(
-    "加入候选（shortlist）或申请对接（request）",
-    body=body_schema(ConnectionIn),
-    ok=("2XX", {"type": "object"}),
+@operation(
+    "加入候选（shortlist）或申请对接（request）；已有且可见时 200",
+    body=ConnectionIn,
+    answers={201: ConnectionOut, 200: Answer(ConnectionOut, "已存在")},
+    errors=(403, 404, 409),
 )
 def create_connection() -> Any:
     values = validate_in(ConnectionIn, _body())
@@ -145,14 +106,14 @@ def create_connection() -> Any:
 
 @bp.get("/connections/<int:ident>")
 @login_required
-@document("一个对接及其可变更阶段和变更记录")
+@operation("一个对接及其可变更阶段和变更记录", answers={200: ConnectionOut})
 def get_connection(ident: int) -> Any:
     return jsonify(_json(rules.get_visible(db.session, ident), with_history=True))
 
 
 @bp.get("/connections/<int:ident>/history")
 @login_required
-@document("对接的变更记录（只增不改）")
+@operation("对接的变更记录（只增不改）", answers={200: ConnectionHistory})
 def connection_history(ident: int) -> Any:
     c = rules.get_visible(db.session, ident)
     return jsonify(
@@ -165,7 +126,12 @@ def connection_history(ident: int) -> Any:
 
 @bp.post("/connections/<int:ident>/move")
 @login_required
-@document("变更阶段：终止须填原因 note，签约须填成果 outcome", body=body_schema(MoveIn))
+@operation(
+    "变更阶段：终止须填原因 note，签约须填成果 outcome",
+    body=MoveIn,
+    answers={200: ConnectionOut},
+    errors=(403, 409),
+)
 def move_connection(ident: int) -> Any:
     c = service.move_action(db.session, current_user(), ident, _body())
     return jsonify(_json(c, with_history=True))
@@ -173,7 +139,12 @@ def move_connection(ident: int) -> Any:
 
 @bp.post("/connections/<int:ident>/shortlist")
 @login_required
-@document("候选名单标记与机构备注（仅机构与秘书处）", body=body_schema(ShortlistIn))
+@operation(
+    "候选名单标记与机构备注（仅机构与秘书处）",
+    body=ShortlistIn,
+    answers={200: ConnectionOut},
+    errors=(403, 409),
+)
 def shortlist_connection(ident: int) -> Any:
     c = service.shortlist_action(db.session, current_user(), ident, _body())
     return jsonify(_json(c, with_history=True))
@@ -181,7 +152,7 @@ def shortlist_connection(ident: int) -> Any:
 
 @bp.get("/pipeline/stages")
 @login_required
-@document("阶段与合法变更表")
+@operation("阶段与合法变更表", answers={200: Stages})
 def stages() -> Any:
     return jsonify(
         {
@@ -200,7 +171,7 @@ def stages() -> Any:
 
 @bp.get("/dashboard")
 @roles_required(Role.ADMIN, Role.ORGANISER)
-@document("看板数据：漏斗、成果、分维度、月度趋势、成功案例", query=_PERIOD)
+@operation("看板数据：漏斗、成果、分维度、月度趋势、成功案例", query=PeriodQuery, answers={200: AnyObject})
 def dashboard_figures() -> Any:
     scope = rules.report_scope(current_user())
     from app.services import today
@@ -211,7 +182,7 @@ def dashboard_figures() -> Any:
 
 @bp.get("/reports/quarterly.xlsx")
 @roles_required(Role.ADMIN, Role.ORGANISER)
-@document("赛事专报 Excel", query=_PERIOD, ok=(200, None))
+@operation("赛事专报 Excel", query=PeriodQuery, answers={200: Answer(bytes, "Excel 工作簿", XLSX)})
 def report_xlsx() -> Any:
     from app.pipeline.views import send_report
 

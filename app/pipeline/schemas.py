@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from app.schemas import Id, InputError, OptId, refuse_control, translate
-from models.enums import FundingRound, ServiceKind
+from app.schemas import Id, InputError, OptId, one_of, publish_text_rule, refuse_control, translate
+from models.enums import ConnectionStage, FundingRound, ServiceKind
 from models.pipeline import OutcomeKind
 
 LABELS: dict[str, str] = {
@@ -60,7 +60,9 @@ Opt = Annotated[str | None, BeforeValidator(_blank)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=publish_text_rule)
+    #: Chinese field names for the API's schema check (app.api.openapi.check_body).
+    labels: ClassVar[dict[str, str]] = LABELS
 
     @model_validator(mode="before")
     @classmethod
@@ -93,7 +95,7 @@ class ConnectionIn(_Strict):
 class MoveIn(_Strict):
     """A stage change, with its note (the reason when terminating) and, on signing, the outcome."""
 
-    to_stage: str = Field(min_length=1, max_length=32)
+    to_stage: str = Field(min_length=1, max_length=32, json_schema_extra=one_of(ConnectionStage.labels()))
     note: Opt = Field(default=None, max_length=2000)
     outcome: dict[str, Any] | None = None
 
