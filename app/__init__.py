@@ -51,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.alerts.views import api_bp as alerts_api_bp
     from app.auth import bp as auth_bp
     from app.events.views import bp as events_bp
+    from app.feedback.views import bp as feedback_api_bp
     from app.jobs import views as jobs_views
     from app.pipeline.api import bp as pipeline_api_bp
 
@@ -63,7 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     alerts.init_app(app)
     # The JSON API under /api: rate-limited per token, exempt from the form CSRF check (token calls carry
     # no cookie; cookie writes are checked in app.security), described by /api/openapi.json.
-    for api_bp in (api.bp, pipeline_api_bp, alerts_api_bp):
+    for api_bp in (api.bp, pipeline_api_bp, alerts_api_bp, feedback_api_bp):
         security.limit_api(api_bp)
         web.csrf.exempt(api_bp)
         app.register_blueprint(api_bp)

@@ -5,8 +5,9 @@ models.py     what the routes read from query strings and answer, as pydantic mo
 openapi.py    @operation (each route's declaration, which also checks its query and body) and the
               document /api/openapi.json, generated from the url map and the declarations
 
-The pipeline (app.pipeline.api) and the alerts (app.alerts.views.api_bp) have their own API blueprints;
-create_app registers all three with the rate limit and the CSRF exemption.
+The pipeline (app.pipeline.api), the alerts (app.alerts.views.api_bp) and the feedback figures
+(app.feedback.views) have their own API blueprints; create_app registers each with the rate limit
+and the CSRF exemption.
 """
 
 from __future__ import annotations

@@ -28,11 +28,8 @@ __all__ = ["init_app", "log_listing", "log_shown", "record_opened", "record_pipe
 
 
 def init_app(app: Flask) -> None:
-    """Record opened detail links, offer the link helper to templates, add the secretariat's figures."""
-    from app.feedback import views
-
+    """Record opened detail links and offer the link helper to templates (create_app adds the figures' API)."""
     app.config.setdefault("FEEDBACK_LOG", True)
     app.before_request(record_opened)
     app.after_request(flush_pending)
     app.add_template_global(shown_link, "shown_link")
-    views.init_app(app)

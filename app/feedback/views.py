@@ -4,35 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, jsonify
+from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from app.access import roles_required
-from app.api.openapi import document
+from app.api.openapi import operation
 from app.extensions import db
 from models.enums import Role
 from models.feedback import ActionKind, FeedbackAction, Impression
 
+#: The feedback figures' JSON API, registered by create_app with the other API blueprints.
 bp = Blueprint("feedback", __name__, url_prefix="/api/feedback")
 
-_COUNT = {"type": "integer"}
-SUMMARY = {
-    "type": "object",
-    "required": ["lists", "impressions", "actions", "by_position"],
-    "properties": {
-        "lists": _COUNT,
-        "impressions": _COUNT,
-        "demo_impressions": _COUNT,
-        "actions": {"type": "object", "additionalProperties": _COUNT},
-        "linked_actions": _COUNT,
-        "by_position": {"type": "array", "items": {"type": "object"}},
-    },
-}
+
+class PositionRate(BaseModel):
+    position: int
+    shown: int
+    acted: int
+    rate: float
+
+
+class FeedbackSummary(BaseModel):
+    lists: int
+    impressions: int
+    demo_impressions: int
+    actions: dict[str, int]
+    linked_actions: int
+    by_position: list[PositionRate]
 
 
 @bp.get("/summary")
 @roles_required(Role.ADMIN)
-@document("反馈日志汇总（秘书处）：展示次数、各类行为数、按位置的行为率", ok=(200, SUMMARY))
+@operation("反馈日志汇总（秘书处）：展示次数、各类行为数、按位置的行为率", answers={200: FeedbackSummary})
 def summary() -> Any:
     """Return counts only: lists served, rows shown, actions by kind, action rate by position (1-20)."""
     s = db.session
@@ -76,7 +80,3 @@ def summary() -> Any:
             ],
         }
     )
-
-
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
