@@ -38,11 +38,15 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
 
-def error_response(status: int, message: str | None = None, fields: dict[str, str] | None = None, code: str | None = None):
+def error_response(
+    status: int, message: str | None = None, fields: dict[str, str] | None = None, code: str | None = None
+):
     """Return a JSON error (API) or the Chinese error page, with the status code."""
     message = message or MESSAGES.get(status, "出错了")
     if wants_json():
-        body: dict[str, object] = {"error": {"status": status, "code": code or _code(status), "message": message}}
+        body: dict[str, object] = {
+            "error": {"status": status, "code": code or _code(status), "message": message}
+        }
         if fields:
             body["error"]["fields"] = fields  # type: ignore[index]
         return jsonify(body), status
@@ -51,9 +55,18 @@ def error_response(status: int, message: str | None = None, fields: dict[str, st
 
 def _code(status: int) -> str:
     return {
-        400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-        409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-        429: "rate_limited", 500: "internal_error", 503: "database_unavailable",
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "conflict",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+        422: "validation_error",
+        429: "rate_limited",
+        500: "internal_error",
+        503: "database_unavailable",
     }.get(status, "error")
 
 
@@ -68,13 +81,19 @@ def init_app(app: Flask) -> None:
     def _csrf_error(exc: CSRFError):
         if exc.description and not exc.description.startswith("The "):
             return error_response(400, exc.description, code="csrf_failed")
-        return error_response(400, "页面已过期或缺少安全令牌（CSRF），请刷新页面后重新提交", code="csrf_failed")
+        return error_response(
+            400, "页面已过期或缺少安全令牌（CSRF），请刷新页面后重新提交", code="csrf_failed"
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
         message = MESSAGES.get(status)
-        if exc.description and status in (400, 401, 403, 404, 409, 413, 415, 422) and not exc.description.startswith("The "):
+        if (
+            exc.description
+            and status in (400, 401, 403, 404, 409, 413, 415, 422)
+            and not exc.description.startswith("The ")
+        ):
             message = exc.description  # our own Chinese descriptions from abort(...)
         response = make_response(error_response(status, message))
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # RFC 9110: a 405 names what is allowed

@@ -111,7 +111,7 @@ class ConfigMax:
 
 
 #: A query filter only logged-in callers may use: anonymous callers get 401 (it would reveal private fields).
-LOGIN_ONLY = {"x-login-required": True}
+LOGIN_ONLY: dict[str, Any] = {"x-login-required": True}
 
 
 class Query(BaseModel):

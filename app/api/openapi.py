@@ -185,14 +185,14 @@ def _schema_message(err: SchemaError) -> str:
     kind, value = err.validator, err.validator_value
     if kind == "type":
         names = value if isinstance(value, list) else [value]
-        return "应为" + "或".join(_TYPES.get(n, n) for n in names if n != "null")
+        return "应为" + "或".join(_TYPES.get(str(n), str(n)) for n in names if n != "null")
     if kind == "anyOf":
         if any(isinstance(b, dict) and b.get("pattern") == ID_TEXT_PATTERN for b in value):
             return f"应为整数编号（1 到 {MAX_ID}，不带小数点）"
         inner = [e for e in err.context or () if e.validator != "type"]
         if inner:
             return _schema_message(inner[0])
-        types = [b.get("type") for b in value if isinstance(b, dict) and b.get("type") not in (None, "null")]
+        types = [str(b["type"]) for b in value if isinstance(b, dict) and b.get("type") not in (None, "null")]
         return "应为" + "或".join(_TYPES.get(t, t) for t in types) if types else "格式不正确"
     if kind == "enum" and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return f"应为以下之一：{'、'.join(value)}"
@@ -389,7 +389,7 @@ def _operation(app: Flask, endpoint: str, method: str, path_params: list[dict[st
 def build_openapi(app: Flask) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document of every /api route of the app."""
     paths: dict[str, Any] = {}
-    answer_models: set[Any] = set()
+    answer_models: set[type[BaseModel]] = set()
     bodies: set[type[BaseModel]] = set()
     patched: set[type[BaseModel]] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
@@ -408,7 +408,8 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             bodies |= {m for m in (spec.body, spec.multipart) if m is not None}
             if spec.body is not None and "PATCH" in (rule.methods or ()):
                 patched.add(spec.body)
-    models = sorted(answer_models | {Error, Archived} | bodies, key=lambda m: m.__name__)
+    fixed: set[type[BaseModel]] = {Error, Archived}
+    models = sorted(answer_models | fixed | bodies, key=lambda m: m.__name__)
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     for model in bodies:

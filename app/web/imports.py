@@ -14,7 +14,7 @@ import json
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -27,6 +27,7 @@ from app.imports import (
     MAX_ROWS,
     MAX_SHEET_ROWS,
     ImportFileError,
+    Kind,
     apply_mapping,
     check_mapping,
     columns,
@@ -134,9 +135,9 @@ def run_import(kind: str, allowed_contests: set[int] | None = None) -> tuple[Any
         mapping = guess_mapping(kind, list(rows[0]) if rows else [])  # type: ignore[arg-type]
         report, saved = import_rows(
             db.session,
-            kind,
+            cast(Kind, kind),  # checked by _check_kind
             apply_mapping(rows, mapping, ignored=False),
-            allowed_contests,  # type: ignore[arg-type]
+            allowed_contests,
             before_commit=_auditor(kind, filename),
             default_contest=default,
         )
@@ -240,9 +241,9 @@ def _page(kind: str, **extra: Any) -> str:
         "imports/upload.html",
         kind=kind,
         kinds={k: v for k, v in KINDS.items() if may_import(k)},
-        headers=header_labels(kind),
+        headers=header_labels(cast(Kind, kind)),  # checked by _check_kind
         limits=LIMITS,
-        contests=_my_contests(),  # type: ignore[arg-type]
+        contests=_my_contests(),
         contest_label=contest_label,
         **extra,
     )

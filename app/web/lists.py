@@ -148,7 +148,12 @@ def export(
 
 
 def query_list(
-    stmt: Any, columns: Sequence[Column], default_sort: str, tie: Any, name: str, what: str,
+    stmt: Any,
+    columns: Sequence[Column],
+    default_sort: str,
+    tie: Any,
+    name: str,
+    what: str,
     errors: dict[str, str],
 ) -> tuple[Response | None, dict[str, Any], tuple[str, bool]]:
     """One list page read from a query: ?sort= (a bad one is reported in errors and the default used),
