@@ -462,7 +462,15 @@ class MatchingService(MatchingStore):
         """
         self._refresh_evidence()
         scales: dict[Any, Any] = self.__dict__.setdefault("_score_scales", {})
-        ck = ("scale", side, evidence, public, id(self.ranker))
+        ck = (
+            "scale",
+            side,
+            evidence,
+            public,
+            id(self.ranker),
+            self.degraded,
+            getattr(self, "_as_of_used", None),
+        )
         edits = getattr(self, "_edits", 0)
         size = len(self._projects) + len(self._institutions)
         found = scales.get(ck)

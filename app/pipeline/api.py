@@ -133,7 +133,7 @@ def connection_history(ident: int) -> Any:
     errors=(403, 409),
 )
 def move_connection(ident: int) -> Any:
-    c = service.move_action(db.session, current_user(), ident, _body())
+    c = service.move_action(db.session, current_user(), ident, _body)  # read after the access check
     return jsonify(_json(c, with_history=True))
 
 
@@ -146,7 +146,7 @@ def move_connection(ident: int) -> Any:
     errors=(403, 409),
 )
 def shortlist_connection(ident: int) -> Any:
-    c = service.shortlist_action(db.session, current_user(), ident, _body())
+    c = service.shortlist_action(db.session, current_user(), ident, _body)
     return jsonify(_json(c, with_history=True))
 
 

@@ -14,7 +14,7 @@ ranking evidence in step; the event planner uses them directly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -174,13 +174,22 @@ def check_connect(user: User | None, values: ConnectionIn) -> None:
         deny("connect refused", "只能为本机构建立候选或申请对接，项目方只能为本项目申请对接")
 
 
-def move_action(session: Session, user: User | None, ident: int, data: Mapping[str, Any]) -> Connection:
+#: What an action reads: the values, or a function returning them, called only after the lookup and the
+#: access check (so a missing or hidden connection answers 404/403 before its body is judged).
+Values = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+
+
+def _read(data: Values) -> dict[str, Any]:
+    return dict(data() if callable(data) else data)
+
+
+def move_action(session: Session, user: User | None, ident: int, data: Values) -> Connection:
     """Move a connection the account may move ({to_stage, note?, outcome?}, as MoveIn): check, move, audit,
     commit."""
     c = rules.get_visible(session, ident)
     if not rules.can_move(user, c):
         deny(f"move connection {ident} refused", "没有权限变更该对接")
-    values = validate_in(MoveIn, dict(data))
+    values = validate_in(MoveIn, _read(data))
     frm = c.stage
     with _undone_on_error(session):
         ev = transition(c, values.to_stage, rules.actor(user), values.note, values.outcome)
@@ -189,12 +198,12 @@ def move_action(session: Session, user: User | None, ident: int, data: Mapping[s
     return c
 
 
-def shortlist_action(session: Session, user: User | None, ident: int, data: Mapping[str, Any]) -> Connection:
+def shortlist_action(session: Session, user: User | None, ident: int, data: Values) -> Connection:
     """Flag or unflag a connection on the institution's shortlist ({shortlisted, note?}, as ShortlistIn)."""
     c = rules.get_visible(session, ident)
     if not rules.sees_private(user, c):
         deny(f"shortlist connection {ident} refused", "候选名单是机构的内部记录")
-    values = validate_in(ShortlistIn, dict(data))
+    values = validate_in(ShortlistIn, _read(data))
     with _undone_on_error(session):
         ev = set_shortlist(c, values.shortlisted, rules.actor(user), values.note)
         audit("connection.shortlist", "connection", c.id, shortlisted=values.shortlisted)

@@ -82,9 +82,26 @@ def install_stop(point: str, kind: type, marker: str) -> None:
         if what == "flush" and seen["flush"] == target:
             _stop(marker)
 
+    from sqlalchemy.engine import Engine
+
+    table = kind.__table__.name
+    core = {"pending": False}
+
+    @event.listens_for(Engine, "after_cursor_execute")
+    def _after_core_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # Rows written by a Core statement (the stored vectors' upsert): a flush of its own.
+        if not statement.lstrip().upper().startswith(f"INSERT INTO {table.upper()} "):
+            return
+        core["pending"] = True
+        seen["flush"] += 1
+        if what == "flush" and seen["flush"] == target:
+            _stop(marker)
+
     @event.listens_for(Session, "after_commit")
     def _after_commit(session: Session) -> None:
-        if not session.info.pop("fault_rows", False):
+        wrote = session.info.pop("fault_rows", False) or core["pending"]
+        core["pending"] = False
+        if not wrote:
             return
         seen["commit"] += 1
         if what == "commit" and seen["commit"] == target:

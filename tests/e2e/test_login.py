@@ -43,6 +43,7 @@ def test_secretariat_logs_in_and_reads_the_audit_log(page: Any, live_server: str
     assert "用户名或密码不正确" in page.content()
     _login(page, live_server, "admin", "demo-admin-2026")
     page.click("text=秘书处管理")
+    page.get_by_text("报名与注册审核").first.wait_for()  # the click navigates: wait for the new page
     assert "报名与注册审核" in page.content()
     page.click("text=审计日志")
     page.select_option("select[name=action]", "login_failed")
