@@ -296,7 +296,7 @@ def figures(
     for dim, key, *values in session.execute(q.signed(month_keys)):
         tally = out.totals if dim == "total" else months[key] if dim == "month" else raw[dim][key]
         _add_signed(tally, values)
-    entered = dict(session.execute(q.entered()).tuples().all())
+    entered = {stage: n for stage, n in session.execute(q.entered())}
     out.refused = int(entered.get(S.REFUSED, 0))
     out.terminated = int(entered.get(S.TERMINATED, 0))
     out.follow_up = int(session.scalar(q.follow_up(out.as_of, follow_up_days)) or 0)
