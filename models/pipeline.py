@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, event
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, Mapper, ORMExecuteState, Session, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, enum_column, utcnow
@@ -59,6 +59,11 @@ class ConnectionEvent(Base):
     """One change to a connection: who, when, from which stage to which, and why. Append-only."""
 
     __tablename__ = "connection_event"
+    # A connection's history in order (figures, report list); a stage's moves in a period (figures).
+    __table_args__ = (
+        Index("ix_connection_event_connection_at", "connection_id", "at", "id"),
+        Index("ix_connection_event_stage_at", "to_stage", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)
