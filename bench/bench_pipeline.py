@@ -101,9 +101,10 @@ def run(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[str, A
         engine = db.engine
         start = time.perf_counter()
         counts = load_synthetic(
-            engine, args.projects, args.institutions, seed=args.seed, n_events=args.events, echo=lambda s: None
+            engine, args.projects, args.institutions, seed=args.seed, n_events=args.events, echo=print
         )
         out["load_s"] = round(time.perf_counter() - start, 1)
+        print(f"{name}: loaded in {out['load_s']} s", flush=True)
         out.update(counts)
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
@@ -167,7 +168,9 @@ def datetime_now() -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--projects", type=int, default=100_000)
     parser.add_argument("--institutions", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1_000_000)
