@@ -57,7 +57,7 @@ def pg_schema_url(base: str) -> tuple[str | None, str, str]:
         with engine.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001  (any failure to reach the server skips PostgreSQL)
+    except Exception as exc:  # any failure to reach the server skips PostgreSQL
         return None, schema, f"PostgreSQL skipped: cannot reach {base} ({exc.__class__.__name__})"
     sep = "&" if "?" in base else "?"
     return f"{base}{sep}options=-csearch_path%3D{schema}", schema, ""

@@ -66,12 +66,20 @@ def _body() -> dict[str, Any]:
 
 
 def _page(stmt: Any, order: Any, to_json: Any, prepare: Any = None) -> Any:
+    """One page of a list, ordered by id: ?after=<id> (keyset: the items after that id; the answer's `next`
+    is the cursor of the following page, null on the last), or ?page=N (OFFSET, as before)."""
     args = request.args
     per_page = int_param(args, "per_page", int(current_app.config["PAGE_SIZE"]), 1, int(current_app.config["API_MAX_PAGE_SIZE"]), "每页条数")
     page = int_param(args, "page", 1, 1, 1_000_000, "页码")
+    after = int_param(args, "after", 0, 0, 2**62, "分页游标") if (args.get("after") or "").strip() else None
     session = db.session
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(stmt.order_by(order).offset((page - 1) * per_page).limit(per_page)).all()
+    if after is not None:
+        stmt = stmt.where(order > after)
+    else:
+        stmt = stmt.offset((page - 1) * per_page)
+    rows = session.scalars(stmt.order_by(order).limit(per_page + 1)).all()
+    more, rows = len(rows) > per_page, rows[:per_page]
     if prepare is not None:
         to_json = prepare(rows)
     return jsonify(
@@ -81,6 +89,7 @@ def _page(stmt: Any, order: Any, to_json: Any, prepare: Any = None) -> Any:
             "per_page": per_page,
             "total": total,
             "pages": (total + per_page - 1) // per_page,
+            "next": rows[-1].id if more else None,
         }
     )
 

@@ -243,6 +243,7 @@ def _page_of(name: str) -> dict[str, Any]:
             "per_page": _INT,
             "total": _INT,
             "pages": _INT,
+            "next": {"type": ["integer", "null"], "description": "?after= cursor of the next page"},
         },
     }
 
@@ -270,6 +271,7 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 PAGING = [
     _q("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000}, "页码"),
     _q("per_page", {"type": "integer", "minimum": 1, "maximum": 100}, "每页条数（最多 100）"),
+    _q("after", {"type": "integer", "minimum": 0, "maximum": 2**62}, "分页游标：上一页答复的 next"),
 ]
 PROJECT_FILTERS = [
     _q("q", {"type": "string", "maxLength": 100}, "名称或简介包含"),
