@@ -12,7 +12,7 @@ printed, when the server cannot be reached), ANALYZEs, then times (p50 of --repe
 Prints a table and writes bench-out/pipeline.json.
 
     python bench/bench_pipeline.py [--projects 100000] [--institutions 10000] [--events 1000000]
-        [--repeat 3] [--postgres-url URL] [--no-postgres]
+        [--repeat 3] [--postgres-url URL] [--no-postgres] [--no-sqlite]
 """
 
 from __future__ import annotations
@@ -178,6 +178,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres-url", default=PG_URL)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only (e.g. run the two in parallel)")
     parser.add_argument("--out", default=str(ROOT / "bench-out" / "pipeline.json"))
     args = parser.parse_args()
 
@@ -185,7 +186,8 @@ def main() -> None:
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         print(f"loading {args.projects} projects, {args.institutions} institutions, {args.events} events ...")
-        results.append(run("sqlite", f"sqlite:///{Path(tmp) / 'pipeline.db'}", args, Path(tmp)))
+        if not args.no_sqlite:
+            results.append(run("sqlite", f"sqlite:///{Path(tmp) / 'pipeline.db'}", args, Path(tmp)))
         if args.no_postgres:
             skipped["postgresql"] = "--no-postgres"
         else:
