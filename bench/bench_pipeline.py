@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres-url", default=PG_URL)
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only (e.g. run the two in parallel)")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--out", default=str(ROOT / "bench-out" / "pipeline.json"))
     args = parser.parse_args()
 
