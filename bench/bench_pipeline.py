@@ -146,8 +146,11 @@ def run(name: str, url: str, args: argparse.Namespace, tmp: Path, load: bool = T
         order = (Project.name, Project.id)
         live = select(Project).where(Project.archived_at.is_(None))
         cursor = s.execute(
-            select(Project.name, Project.id).where(Project.archived_at.is_(None)).order_by(*order)
-            .offset(deep - 1).limit(1)
+            select(Project.name, Project.id)
+            .where(Project.archived_at.is_(None))
+            .order_by(*order)
+            .offset(deep - 1)
+            .limit(1)
         ).one()
 
         def offset_page() -> list[Any]:
@@ -225,9 +228,14 @@ def main() -> None:
                     drop_schema(args.postgres_url, schema)
 
     cols = [
-        ("database", "database"), ("load_s", "load s"), ("events", "events"), ("dashboard_s", "dashboard s"),
-        ("drill_down_s", "drill-down s"), ("report_data_s", "report data s"),
-        ("report_xlsx_s", "report xlsx s"), ("offset_page_s", "OFFSET page s"),
+        ("database", "database"),
+        ("load_s", "load s"),
+        ("events", "events"),
+        ("dashboard_s", "dashboard s"),
+        ("drill_down_s", "drill-down s"),
+        ("report_data_s", "report data s"),
+        ("report_xlsx_s", "report xlsx s"),
+        ("offset_page_s", "OFFSET page s"),
         ("keyset_page_s", "keyset page s"),
     ]
     print(" | ".join(f"{h:>13}" for _, h in cols))

@@ -399,9 +399,9 @@ def _history(
         side = institutions[j]["kind"].side
         walked = templates.setdefault(side, [])
         if len(walked) < TEMPLATES:
-            p = Project(id=project_ids[k], **projects[k])
+            proj = Project(id=project_ids[k], **projects[k])
             start = first + timedelta(seconds=span * (rng.random() ** 0.7) * 0.97)
-            c = _walk(rng, p, insts[j], start, as_of)
+            c = _walk(rng, proj, insts[j], start, as_of)
             row = {key: getattr(c, key) for key in columns}
             row.update(updated_at=c.last_activity_at)
             history = [{key: getattr(e, key) for key in ev_columns} for e in c.events]

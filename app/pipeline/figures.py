@@ -595,7 +595,7 @@ def _name_groups(session: Session, raw: dict[str, dict[Any, Tally]]) -> dict[str
     return named
 
 
-def _case(r: Mapping[str, Any]) -> dict[str, Any]:
+def _case(r: Mapping[Any, Any]) -> dict[str, Any]:
     kind = OutcomeKind[r["kind"]]
     amount, area = float(r["amount"] or 0), float(r["area"] or 0)
     if kind is OutcomeKind.FINANCING:

@@ -119,7 +119,10 @@ def test_api_lists_page_by_cursor(client: Any, app: Any) -> None:
 
 INDEXES = {
     "project": [
-        "ix_project_name_id", "ix_project_province_id", "ix_project_industry_id", "ix_project_contest_id_id"
+        "ix_project_name_id",
+        "ix_project_province_id",
+        "ix_project_industry_id",
+        "ix_project_contest_id_id",
     ],
     "institution": ["ix_institution_name_id", "ix_institution_province_id"],
     "need": ["ix_need_title_id", "ix_need_deadline_id"],

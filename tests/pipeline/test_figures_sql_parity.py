@@ -307,8 +307,12 @@ def _edge_cases(s: Session) -> None:
 
     def project(name: str, contest: Contest, province: str | None) -> Project:
         return Project(
-            name=name, group=ProjectGroup.ENTERPRISE, contest=contest, industry="人工智能",
-            province=province, description=f"{name}的简介文字，足够长",
+            name=name,
+            group=ProjectGroup.ENTERPRISE,
+            contest=contest,
+            industry="人工智能",
+            province=province,
+            description=f"{name}的简介文字，足够长",
         )
 
     def inst(name: str, kind: InstitutionKind) -> Institution:
@@ -330,33 +334,69 @@ def _edge_cases(s: Session) -> None:
         return c
 
     # signed in Q3, undone in Q4: a Q3 signature, not a Q4 one
-    walk(p1, fund, "2026-07-02", [
-        (S.ACCEPTED, "2026-07-05", None), (S.MET, "2026-07-09", None), (S.DUE_DILIGENCE, "2026-07-20", None),
-        (S.SIGNED, "2026-08-01", {"amount_wan": 880.5, "round": "A轮", "date": "2026-08-01"}),
-        (S.TERMINATED, "2026-10-12", None),
-    ])
+    walk(
+        p1,
+        fund,
+        "2026-07-02",
+        [
+            (S.ACCEPTED, "2026-07-05", None),
+            (S.MET, "2026-07-09", None),
+            (S.DUE_DILIGENCE, "2026-07-20", None),
+            (S.SIGNED, "2026-08-01", {"amount_wan": 880.5, "round": "A轮", "date": "2026-08-01"}),
+            (S.TERMINATED, "2026-10-12", None),
+        ],
+    )
     # signed and undone inside Q3: no signature at all
-    walk(p2, base, "2026-07-03", [
-        (S.ACCEPTED, "2026-07-04", None), (S.MET, "2026-07-06", None),
-        (S.SIGNED, "2026-07-30", {"area_m2": 1200, "base": "一号楼", "date": "2026-07-30"}),
-        (S.TERMINATED, "2026-09-01", None),
-    ])
+    walk(
+        p2,
+        base,
+        "2026-07-03",
+        [
+            (S.ACCEPTED, "2026-07-04", None),
+            (S.MET, "2026-07-06", None),
+            (S.SIGNED, "2026-07-30", {"area_m2": 1200, "base": "一号楼", "date": "2026-07-30"}),
+            (S.TERMINATED, "2026-09-01", None),
+        ],
+    )
     # refused, asked again, idle ever since (待跟进)
-    walk(p3, platform, "2026-06-29", [
-        (S.REFUSED, "2026-07-01", None), (S.REQUESTED, "2026-07-15", None),
-    ])
+    walk(
+        p3,
+        platform,
+        "2026-06-29",
+        [
+            (S.REFUSED, "2026-07-01", None),
+            (S.REQUESTED, "2026-07-15", None),
+        ],
+    )
     # a platform signature on a Beijing-quarter boundary (2026-09-30 20:00 UTC is 10-01 in Beijing),
     # then both records archived: still counted
-    c4 = walk(p1, platform, "2026-08-10", [
-        (S.ACCEPTED, "2026-08-11", None), (S.MET, "2026-08-12", None),
-        (S.SIGNED, "2026-09-30T20:00:00+00:00", {"service_kind": "检验检测", "date": "2026-10-01"}),
-    ])
+    c4 = walk(
+        p1,
+        platform,
+        "2026-08-10",
+        [
+            (S.ACCEPTED, "2026-08-11", None),
+            (S.MET, "2026-08-12", None),
+            (S.SIGNED, "2026-09-30T20:00:00+00:00", {"service_kind": "检验检测", "date": "2026-10-01"}),
+        ],
+    )
     # signed and undone at the same instant (the later event by id undoes it)
-    walk(p3, fund, "2026-08-20", [
-        (S.ACCEPTED, "2026-08-21", None), (S.MET, "2026-08-22", None), (S.DUE_DILIGENCE, "2026-08-23", None),
-        (S.SIGNED, "2026-08-25T05:00:00+00:00", {"amount_wan": 100, "round": "天使轮", "date": "2026-08-25"}),
-        (S.TERMINATED, "2026-08-25T05:00:00+00:00", None),
-    ])
+    walk(
+        p3,
+        fund,
+        "2026-08-20",
+        [
+            (S.ACCEPTED, "2026-08-21", None),
+            (S.MET, "2026-08-22", None),
+            (S.DUE_DILIGENCE, "2026-08-23", None),
+            (
+                S.SIGNED,
+                "2026-08-25T05:00:00+00:00",
+                {"amount_wan": 100, "round": "天使轮", "date": "2026-08-25"},
+            ),
+            (S.TERMINATED, "2026-08-25T05:00:00+00:00", None),
+        ],
+    )
     # opened just before a quarter ends in Beijing (2026-06-30 17:00 UTC is 07-01 01:00 Beijing)
     walk(p2, fund, "2026-06-30", [(S.ACCEPTED, "2026-06-30T17:00:00+00:00", None)])
     s.flush()
@@ -365,9 +405,7 @@ def _edge_cases(s: Session) -> None:
     s.commit()
 
 
-@pytest.mark.parametrize(
-    "quarter", ["2025Q1", "2026Q2", "2026Q3", "2026Q4", "2027Q1"]
-)
+@pytest.mark.parametrize("quarter", ["2025Q1", "2026Q2", "2026Q3", "2026Q4", "2027Q1"])
 def test_sql_figures_equal_python_figures_on_edge_cases(edge_db: Session, quarter: str) -> None:
     s = edge_db
     got = assert_same(s, parse_quarter(quarter))
