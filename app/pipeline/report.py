@@ -7,7 +7,7 @@ formulas, and a control character left in an old row cannot make the report fail
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openpyxl import Workbook
