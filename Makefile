@@ -59,6 +59,12 @@ bench: install
 	$(BIN)/python bench/bench_assignment.py
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_duplicates.py
+	$(BIN)/python bench/bench_pipeline.py $(BENCH_PIPELINE_ARGS)
+
+# The pipeline at scale (bench/bench_pipeline.py): 100k projects, 10k institutions, 1M connection events
+# on SQLite and on PostgreSQL (MATCH_TEST_POSTGRES_URL; skipped with the reason when unreachable), dashboard,
+# drill-down, quarterly report and deep list pages timed; e.g. BENCH_PIPELINE_ARGS="--events 100000".
+BENCH_PIPELINE_ARGS ?=
 
 # HTTP: /api/institutions/<id>/matches?k=10 on a synthetic database of BENCH_PROJECTS projects served by
 # gunicorn with WORKERS workers, next to the bare FAISS HNSW endpoint (../shared/bench/bare_http.py) with

@@ -51,7 +51,7 @@ def safe_value(value: Any) -> Any:
 def append_row(ws: Worksheet, values: Sequence[Any]) -> None:
     """Append a row of values to a worksheet, every text cell stored as a string (never a formula)."""
     ws.append([safe_value(v) for v in values])
-    row = ws.max_row
+    row = ws._current_row  # the row just appended (ws.max_row scans every cell: quadratic on big sheets)
     for column, value in enumerate(values, start=1):
         if value is not None and not isinstance(value, _PLAIN):
             ws.cell(row=row, column=column).data_type = "s"

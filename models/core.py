@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -89,6 +90,13 @@ class Project(Timestamped, Archivable, Base):
     """A contest entry (企业组 enterprise or 创客组 maker team)."""
 
     __tablename__ = "project"
+    # Keyset paging: each sortable column with the id as tie-breaker (migration 0013_list_indexes).
+    __table_args__ = (
+        Index("ix_project_name_id", "name", "id"),
+        Index("ix_project_province_id", "province", "id"),
+        Index("ix_project_industry_id", "industry", "id"),
+        Index("ix_project_contest_id_id", "contest_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -126,6 +134,10 @@ class Institution(Timestamped, Archivable, Base):
     """A service institution: fund, investment institution, bank, base/park or service platform."""
 
     __tablename__ = "institution"
+    __table_args__ = (
+        Index("ix_institution_name_id", "name", "id"),
+        Index("ix_institution_province_id", "province", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -154,6 +166,10 @@ class Need(Timestamped, Archivable, Base):
     """A matchmaking need (对接需求) posted by an institution."""
 
     __tablename__ = "need"
+    __table_args__ = (
+        Index("ix_need_title_id", "title", "id"),
+        Index("ix_need_deadline_id", "deadline", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)

@@ -11,7 +11,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import Mapped, Mapper, ORMExecuteState, Session, mapped_column, relationship
 
 from models.base import Base, UTCDateTime, enum_column, utcnow
@@ -66,7 +78,10 @@ class Connection(Timestamped, Base):
     """
 
     __tablename__ = "connection"
-    __table_args__ = (UniqueConstraint("project_id", "institution_id", name="uq_connection_pair"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "institution_id", name="uq_connection_pair"),
+        Index("ix_connection_last_activity_id", "last_activity_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
@@ -110,6 +125,11 @@ class ConnectionEvent(Base):
     """One change to a connection: who, when, from which stage to which, and why. Append-only."""
 
     __tablename__ = "connection_event"
+    # A connection's history in order (figures, report list); a stage's moves in a period (figures).
+    __table_args__ = (
+        Index("ix_connection_event_connection_at", "connection_id", "at", "id"),
+        Index("ix_connection_event_stage_at", "to_stage", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)

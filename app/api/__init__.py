@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import feedback, services
@@ -104,28 +104,46 @@ def _body() -> dict[str, Any]:
 
 
 def _page(stmt: Any, order: Any, to_json: Any, prepare: Any = None) -> Any:
-    """Answer one page of a list (?page=, ?per_page= up to API_MAX_PAGE_SIZE) as {items, page, per_page,
-    total, pages}, read by the one paginator (app.web.lists.paginate).
+    """Answer one page of a list as {items, page, per_page, total, pages, next}.
+
+    ?page=N reads it through the one paginator (app.web.lists.paginate); on a list ordered by one column
+    (the records' id), ?after=<id> reads the items after that id by keyset instead, and `next` is the
+    cursor of the following page (null on the last).
 
     Args:
         order: an ORDER BY expression, or a tuple of them.
         to_json: row -> JSON object; or None with `prepare`: rows -> such a function (one query per page).
     """
+    args = request.args
     config = current_app.config
     per_page = int_param(
-        request.args, "per_page", int(config["PAGE_SIZE"]), 1, int(config["API_MAX_PAGE_SIZE"]), "每页条数"
+        args, "per_page", int(config["PAGE_SIZE"]), 1, int(config["API_MAX_PAGE_SIZE"]), "每页条数"
     )
-    page = paginate(stmt, order if isinstance(order, tuple) else (order,), per_page)
-    rows = page["rows"]
+    keyset = not isinstance(order, tuple)
+    after = (
+        int_param(args, "after", 0, 0, 2**62, "分页游标")
+        if keyset and (args.get("after") or "").strip()
+        else None
+    )
+    if after is None:
+        page = paginate(stmt, order if isinstance(order, tuple) else (order,), per_page)
+        rows, number, total, pages = page["rows"], page["page"], page["total"], page["pages"]
+        more = number < pages
+    else:
+        total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        fetched = db.session.scalars(stmt.where(order > after).order_by(order).limit(per_page + 1)).all()
+        more, rows = len(fetched) > per_page, fetched[:per_page]
+        number, pages = int_param(args, "page", 1, 1, 1_000_000, "页码"), max(1, -(-total // per_page))
     if prepare is not None:
         to_json = prepare(rows)
     return jsonify(
         {
             "items": [to_json(r) for r in rows],
-            "page": page["page"],
+            "page": number,
             "per_page": per_page,
-            "total": page["total"],
-            "pages": page["pages"],
+            "total": total,
+            "pages": pages,
+            "next": rows[-1].id if keyset and more and rows else None,
         }
     )
 

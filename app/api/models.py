@@ -125,6 +125,12 @@ class Paging(Query):
     per_page: Annotated[int, ConfigMax("API_MAX_PAGE_SIZE")] = Field(default=20, description="每页条数")
 
 
+class Keyset(Paging):
+    """Paging of a list ordered by id: ?after= reads by keyset (the answer's `next`), ?page= by position."""
+
+    after: int | None = Field(default=None, ge=0, le=2**62, description="分页游标：上一页答复的 next")
+
+
 class ProjectFilters(Query):
     q: str | None = Field(default=None, max_length=100, description="名称或简介包含（最多 100 个字符）")
     contest: int | None = Field(default=None, ge=1, le=MAX_ID, description="赛事编号")
@@ -145,11 +151,11 @@ class InstitutionFilters(Query):
     province: Annotated[str, Vocab(PROVINCES, "地区")] | None = None
 
 
-class ProjectListQuery(Paging, ProjectFilters):
+class ProjectListQuery(Keyset, ProjectFilters):
     pass
 
 
-class InstitutionListQuery(Paging, InstitutionFilters):
+class InstitutionListQuery(Keyset, InstitutionFilters):
     kind: Annotated[str, Vocab(InstitutionKind.labels(), "机构类型")] | None = None
 
 
@@ -166,7 +172,7 @@ class ProjectRankQuery(TopK, ProjectFilters):
     pass
 
 
-class NeedListQuery(Paging):
+class NeedListQuery(Keyset):
     institution_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="发布机构")
 
 
@@ -371,6 +377,7 @@ class Page(BaseModel):
     per_page: int
     total: int
     pages: int
+    next: int | None = Field(default=None, description="?after= cursor of the next page (null on the last)")
 
 
 class ProjectPage(Page):

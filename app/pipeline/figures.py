@@ -16,18 +16,20 @@ Definitions (Beijing dates; a period is [start, end)):
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import String, and_, case, cast, func, literal, null, or_, select, union_all
+from sqlalchemy.orm import Session, aliased
 
 from app.pipeline.states import CHINA_TZ, FUNNEL, OPEN_STAGES, china_date
 from app.schemas import InputError
-from models import Connection, Project
+from models import Connection, Contest, Institution, Project
+from models.enums import Award, InstitutionKind
 from models.enums import ConnectionStage as S
 from models.pipeline import ConnectionEvent, EventAction, OutcomeKind
 
@@ -139,19 +141,11 @@ def period_from_args(args: Mapping[str, Any], today: date, current: bool = False
 # --- the figures ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Outcome:
-    """One signature counted in a period: the connection and what it achieved."""
-
-    connection: Connection
-    at: datetime
-    kind: OutcomeKind
-    amount_wan: float = 0.0
-    round: str | None = None
-    base: str | None = None
-    area_m2: float = 0.0
-    service_kind: str | None = None
-    date: str | None = None
+def short_contest(name: str) -> str:
+    """Return a contest name without the edition's long prefix (第七届“创客中国”…)."""
+    for prefix in ("第七届“创客中国”中小企业创新创业大赛", "第七届“创客中国”", "“创客中国”"):
+        name = name.replace(prefix, "")
+    return name.strip() or "总决赛"
 
 
 @dataclass
@@ -166,16 +160,10 @@ class Tally:
     landed_area_m2: float = 0.0
     services: int = 0
 
-    def add_outcome(self, o: Outcome) -> None:
-        self.signed += 1
-        if o.kind is OutcomeKind.FINANCING:
-            self.financed += 1
-            self.financing_wan += o.amount_wan
-        elif o.kind is OutcomeKind.LANDING:
-            self.landed += 1
-            self.landed_area_m2 += o.area_m2
-        else:
-            self.services += 1
+    def add(self, other: Tally) -> None:
+        """Add another group's figures to this one (groups that share a key once named)."""
+        for name in ("opened", "signed", "financing_wan", "financed", "landed", "landed_area_m2", "services"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -191,7 +179,11 @@ class Tally:
 
 @dataclass
 class Figures:
-    """Everything the dashboard, the report and the API show for one period."""
+    """Everything the dashboard, the report and the API show for one period.
+
+    `rows` (every connection active in the period, for the report's list) is read on first use only:
+    the dashboard never pays for it.
+    """
 
     period: Period
     as_of: datetime
@@ -205,12 +197,20 @@ class Figures:
     follow_up: int = 0
     breakdowns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     months: list[dict[str, Any]] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)  # every connection active in the period
+    cases: list[dict[str, Any]] = field(default_factory=list)  # the signatures counted, newest first
+    load_rows: Callable[[], list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _rows: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every connection active in the period (newest activity first), as plain rows."""
+        if self._rows is None:
+            self._rows = self.load_rows() if self.load_rows is not None else []
+        return self._rows
 
     def success_cases(self) -> list[dict[str, Any]]:
         """Return the connections signed in the period, newest first, as plain rows."""
-        return [_case(o) for o in sorted(self.outcomes, key=lambda o: (o.at, o.connection.id), reverse=True)]
+        return list(self.cases)
 
     def as_json(self) -> dict[str, Any]:
         """Return the figures as JSON-ready data (the API's answer and the charts' input)."""
@@ -238,6 +238,28 @@ class Figures:
         }
 
 
+# --- the SQL ------------------------------------------------------------------------------------------
+#
+# Every figure is a GROUP BY in the database (SQLAlchemy Core, the same statements on SQLite and
+# PostgreSQL): only group totals come back. Months are bucketed by a CASE over the UTC instants of the
+# Beijing month starts, so no date function of either database is needed. The breakdowns group by the
+# stored column (contest id, institution kind, province, industry, award); the few groups are then named
+# as people read them (a contest's short name, an enum's label, 未填), and groups that share a name merge.
+
+E = ConnectionEvent
+FUND_KINDS = [k for k in InstitutionKind if k.side == "fund"]
+BASE_KINDS = [k for k in InstitutionKind if k.side == "base"]
+#: Raw columns the breakdowns group by -> the dimensions they name.
+RAW_DIMENSIONS: dict[str, Any] = {
+    "contest_id": Project.contest_id,
+    "institution_kind": Institution.kind,
+    "province": Project.province,
+    "industry": Project.industry,
+    "award": Project.award,
+}
+OUTCOME_NAMES = {k: k.name for k in OutcomeKind}
+
+
 def figures(
     session: Session,
     period: Period,
@@ -257,55 +279,32 @@ def figures(
     now = now or datetime.now(UTC)
     scope = None if contest_ids is None else frozenset(contest_ids)
     out = Figures(period, min(now, period.end_at), follow_up_days, scope)
-    trend_start = _month_start(period.last_day, back=11)
-    connections = _load(session, scope, period.end_at)
+    q = _Query(session, period, scope)
+    month_keys = _months(_month_start(period.last_day, back=11), period.last_day)
+    months: dict[str, Tally] = {m: Tally() for m in month_keys}
+    raw: dict[str, dict[Any, Tally]] = {d: defaultdict(Tally) for d in RAW_DIMENSIONS}
 
-    reached: Counter[S] = Counter()
-    entered: Counter[S] = Counter()
-    groups: dict[str, dict[str, Tally]] = {d: defaultdict(Tally) for d in DIMENSIONS}
-    months: dict[str, Tally] = {m: Tally() for m in _months(trend_start, period.last_day)}
-    for c in connections:
-        events = [e for e in c.events if e.at < period.end_at]
-        if not events:
-            continue
-        keys = _keys(c)
-        opened_at = events[0].at
-        if period.contains(opened_at):
-            out.totals.opened += 1
-            for dim, key in keys.items():
-                groups[dim][key].opened += 1
-            furthest = max((RANK.get(e.to_stage, 0) for e in events if e.to_stage in RANK), default=0)
-            fund = c.institution.kind.side == "fund"
-            for stage in FUNNEL:
-                if furthest >= RANK[stage] and (stage is not S.DUE_DILIGENCE or fund):
-                    reached[stage] += 1
-        month = _month_key(opened_at)
-        if month in months:
-            months[month].opened += 1
-        for e in events:
-            if e.action in (EventAction.CREATED, EventAction.MOVED) and period.contains(e.at):
-                entered[e.to_stage] += 1
-                if e.to_stage is S.REFUSED:
-                    out.refused += 1
-                elif e.to_stage is S.TERMINATED:
-                    out.terminated += 1
-        for o in _signings(c, events, period.end_at):
-            if period.contains(o.at):
-                out.outcomes.append(o)
-                out.totals.add_outcome(o)
-                for dim, key in keys.items():
-                    groups[dim][key].add_outcome(o)
-            month = _month_key(o.at)
-            if month in months:
-                months[month].add_outcome(o)
-        active = [e for e in events if period.contains(e.at)]
-        idle = _idle_at(events, out.as_of, follow_up_days)
-        out.follow_up += idle
-        if active:
-            out.rows.append(_row(c, events, active, idle))
+    funnel = [0] * len(FUNNEL)
+    for dim, key, opened, *reached in session.execute(q.opened(month_keys)):
+        if dim == "total":
+            out.totals.opened = int(opened or 0)
+            funnel = [int(n or 0) for n in reached]
+        elif dim == "month":
+            months[key].opened += int(opened)
+        else:
+            raw[dim][key].opened += int(opened)
+    for dim, key, *values in session.execute(q.signed(month_keys)):
+        tally = out.totals if dim == "total" else months[key] if dim == "month" else raw[dim][key]
+        _add_signed(tally, values)
+    entered = {stage: n for stage, n in session.execute(q.entered())}
+    out.refused = int(entered.get(S.REFUSED, 0))
+    out.terminated = int(entered.get(S.TERMINATED, 0))
+    out.follow_up = int(session.scalar(q.follow_up(out.as_of, follow_up_days)) or 0)
+    out.cases = [_case(row) for row in session.execute(q.cases()).mappings()]
 
-    out.funnel = [{"stage": s.name, "label": s.value, "count": reached[s]} for s in FUNNEL]
-    out.entered = {s.value: entered[s] for s in S}
+    out.funnel = [{"stage": s.name, "label": s.value, "count": funnel[n]} for n, s in enumerate(FUNNEL)]
+    out.entered = {s.value: int(entered.get(s, 0)) for s in S}
+    groups = _name_groups(session, raw)
     out.breakdowns = {
         dim: [
             {"key": key, **t.as_json()}
@@ -317,109 +316,370 @@ def figures(
         for dim in DIMENSIONS
     }
     out.months = [{"month": m, **t.as_json()} for m, t in months.items()]
-    out.rows.sort(key=lambda r: (r["last_activity"], r["id"]), reverse=True)
+    out.load_rows = lambda: _connection_rows(session, q, out.as_of, follow_up_days)
     return out
 
 
-def _load(session: Session, scope: frozenset[int] | None, until: datetime) -> list[Connection]:
-    """Load the connections with any history before `until` (their projects, institutions, events)."""
-    stmt = (
-        select(Connection)
-        .where(Connection.created_at < until)
-        .options(
-            selectinload(Connection.events),
-            selectinload(Connection.institution),
-            selectinload(Connection.project).selectinload(Project.contest),
+def _add_signed(t: Tally, values: Sequence[Any]) -> None:
+    signed, financing, financed, landed, area, services = values
+    t.signed += int(signed or 0)
+    t.financing_wan += float(financing or 0)
+    t.financed += int(financed or 0)
+    t.landed += int(landed or 0)
+    t.landed_area_m2 += float(area or 0)
+    t.services += int(services or 0)
+
+
+class _Query:
+    """The statements of one period's figures (what counts as a connection, a signature, a month)."""
+
+    def __init__(self, session: Session, period: Period, scope: frozenset[int] | None) -> None:
+        self.period = period
+        self.start, self.end = period.start_at, period.end_at
+        self.conditions: list[Any] = [Connection.created_at < self.end]
+        if scope is not None:
+            self.conditions.append(
+                Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(sorted(scope))))
+            )
+
+    def _bucket(self, at: Any, month_keys: list[str]) -> tuple[Any, Any]:
+        """Return (the month of `at` among month_keys, else NULL; 1 when `at` is in the period, else 0)."""
+        bounds = [_month_at(m) for m in month_keys] + [_month_at(_next_month(month_keys[-1]))]
+        month = case(
+            (at < bounds[0], null()),
+            *[(at < bounds[n + 1], literal(m)) for n, m in enumerate(month_keys)],
+            else_=null(),
         )
-        .order_by(Connection.id)
-    )
-    if scope is not None:
-        stmt = stmt.where(Connection.project_id.in_(select(Project.id).where(Project.contest_id.in_(scope))))
-    return list(session.scalars(stmt))
+        inside = case((and_(at >= self.start, at < self.end), 1), else_=0)
+        return month, inside
+
+    def _since(self, month_keys: list[str]) -> datetime:
+        return min(self.start, _month_at(month_keys[0]))
+
+    def opened(self, month_keys: list[str]) -> Any:
+        """Connections by the Beijing time of their first event: the period's total and funnel, the trend's
+        months, the period's breakdowns (dim, key, opened, reached stage 1..n)."""
+        rank = case(*[(E.to_stage == stage, RANK[stage]) for stage in RANK], else_=null())
+        first = (
+            select(
+                E.connection_id.label("cid"),
+                func.min(E.at).label("first_at"),
+                func.coalesce(func.max(rank), 0).label("furthest"),
+            )
+            .join(Connection, Connection.id == E.connection_id)
+            .where(E.at < self.end, *self.conditions)
+            .group_by(E.connection_id)
+            .subquery()
+        )
+        month, inside = self._bucket(first.c.first_at, month_keys)
+        fund = case((Institution.kind.in_(FUND_KINDS), 1), else_=0)
+        base = (
+            select(
+                first.c.furthest.label("furthest"),
+                fund.label("fund"),
+                month.label("month"),
+                inside.label("inside"),
+                *[col.label(name) for name, col in RAW_DIMENSIONS.items()],
+            )
+            .join(Connection, Connection.id == first.c.cid)
+            .join(Project, Project.id == Connection.project_id)
+            .join(Institution, Institution.id == Connection.institution_id)
+            .where(first.c.first_at >= self._since(month_keys))
+            .cte("opened_connections")
+        )
+        reached = [
+            func.sum(
+                case(
+                    (
+                        and_(
+                            base.c.inside == 1,
+                            base.c.furthest >= RANK[stage],
+                            *([base.c.fund == 1] if stage is S.DUE_DILIGENCE else []),
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            )
+            for stage in FUNNEL
+        ]
+        zeros = [literal(0) for _ in FUNNEL]
+        parts = [
+            select(
+                literal("total").label("dim"), _text(null()).label("key"), func.sum(base.c.inside), *reached
+            ),
+            select(literal("month"), _text(base.c.month), func.count(), *zeros)
+            .where(base.c.month.is_not(None))
+            .group_by(base.c.month),
+        ]
+        parts += [
+            select(literal(name), _text(base.c[name]), func.count(), *zeros)
+            .where(base.c.inside == 1)
+            .group_by(base.c[name])
+            for name in RAW_DIMENSIONS
+        ]
+        return union_all(*parts)
+
+    def signatures(self, since: datetime) -> Any:
+        """Signatures from `since` to the period's end not dissolved before the end (a Core select)."""
+        later = aliased(E)
+        dissolved = (
+            select(later.id)
+            .where(
+                later.connection_id == E.connection_id,
+                later.action == EventAction.MOVED,
+                later.from_stage == S.SIGNED,
+                later.at < self.end,
+                or_(later.at > E.at, and_(later.at == E.at, later.id > E.id)),
+            )
+            .exists()
+        )
+        label = E.detail[("outcome", "kind")].as_string()
+        kind = case(
+            (label.in_(["融资", "FINANCING"]), literal("FINANCING")),
+            (label.in_(["落地", "LANDING"]), literal("LANDING")),
+            (label.in_(["服务", "SERVICE"]), literal("SERVICE")),
+            (Institution.kind.in_(FUND_KINDS), literal("FINANCING")),
+            (Institution.kind.in_(BASE_KINDS), literal("LANDING")),
+            else_=literal("SERVICE"),
+        )
+        return (
+            select(
+                E.id.label("event_id"),
+                E.at.label("at"),
+                Connection.id.label("cid"),
+                kind.label("kind"),
+                func.coalesce(E.detail[("outcome", "amount_wan")].as_float(), 0.0).label("amount"),
+                func.coalesce(E.detail[("outcome", "area_m2")].as_float(), 0.0).label("area"),
+            )
+            .join(Connection, Connection.id == E.connection_id)
+            .join(Project, Project.id == Connection.project_id)
+            .join(Institution, Institution.id == Connection.institution_id)
+            .where(
+                E.action == EventAction.MOVED,
+                E.to_stage == S.SIGNED,
+                E.at >= since,
+                E.at < self.end,
+                *self.conditions,
+                ~dissolved,
+            )
+        )
+
+    def signed(self, month_keys: list[str]) -> Any:
+        """Signatures: the period's totals, the trend's months, the period's breakdowns
+        (dim, key, signed, financing, financed, landed, area, services)."""
+        sig = self.signatures(self._since(month_keys))
+        month, inside = self._bucket(E.at, month_keys)
+        base = sig.add_columns(
+            month.label("month"),
+            inside.label("inside"),
+            *[col.label(name) for name, col in RAW_DIMENSIONS.items()],
+        ).cte("signatures")
+
+        def sums(*where: Any) -> list[Any]:
+            def n(cond: Any, value: Any = 1) -> Any:
+                return func.sum(case((and_(*where, cond), value), else_=0))
+
+            return [
+                n(literal(True)),
+                n(base.c.kind == "FINANCING", base.c.amount),
+                n(base.c.kind == "FINANCING"),
+                n(base.c.kind == "LANDING"),
+                n(base.c.kind == "LANDING", base.c.area),
+                n(base.c.kind == "SERVICE"),
+            ]
+
+        parts = [
+            select(literal("total").label("dim"), _text(null()).label("key"), *sums(base.c.inside == 1)),
+            select(literal("month"), _text(base.c.month), *sums())
+            .where(base.c.month.is_not(None))
+            .group_by(base.c.month),
+        ]
+        parts += [
+            select(literal(name), _text(base.c[name]), *sums())
+            .where(base.c.inside == 1)
+            .group_by(base.c[name])
+            for name in RAW_DIMENSIONS
+        ]
+        return union_all(*parts)
+
+    def entered(self) -> Any:
+        """How many times each stage was entered in the period: (stage, count)."""
+        return (
+            select(E.to_stage, func.count())
+            .join(Connection, Connection.id == E.connection_id)
+            .where(
+                E.action.in_([EventAction.CREATED, EventAction.MOVED]),
+                E.at >= self.start,
+                E.at < self.end,
+                *self.conditions,
+            )
+            .group_by(E.to_stage)
+        )
+
+    def follow_up(self, as_of: datetime, days: int) -> Any:
+        """How many connections were open and idle for more than `days` days at `as_of` (a count)."""
+        last = (
+            select(
+                E.to_stage.label("stage"),
+                E.at.label("at"),
+                func.row_number()
+                .over(partition_by=E.connection_id, order_by=(E.at.desc(), E.id.desc()))
+                .label("n"),
+            )
+            .join(Connection, Connection.id == E.connection_id)
+            .where(E.at < self.end, E.at <= as_of, *self.conditions)
+            .subquery()
+        )
+        return select(func.count()).where(
+            last.c.n == 1, last.c.stage.in_(list(OPEN_STAGES)), last.c.at < as_of - timedelta(days=days)
+        )
+
+    def cases(self) -> Any:
+        """The signatures of the period with what the success-case table shows, newest first."""
+        sig = self.signatures(self.start)
+        outcome = {k: E.detail[("outcome", k)].as_string() for k in ("round", "base", "service_kind", "date")}
+        return (
+            sig.add_columns(
+                *[col.label(k) for k, col in outcome.items()],
+                Project.id.label("project_id"),
+                Project.name.label("project"),
+                Project.award.label("award"),
+                Project.province.label("region"),
+                Project.industry.label("industry"),
+                Contest.name.label("contest"),
+                Institution.id.label("institution_id"),
+                Institution.name.label("institution"),
+                Institution.kind.label("institution_kind"),
+            )
+            .outerjoin(Contest, Contest.id == Project.contest_id)
+            .order_by(E.at.desc(), Connection.id.desc())
+        )
+
+    def active(self) -> Any:
+        """The ids of the connections with history in the period."""
+        return (
+            select(E.connection_id)
+            .join(Connection, Connection.id == E.connection_id)
+            .where(E.at >= self.start, E.at < self.end, *self.conditions)
+            .distinct()
+        )
 
 
-def _keys(c: Connection) -> dict[str, str]:
-    p = c.project
+def _text(expr: Any) -> Any:
+    """A group key as text (contest ids, enum names, provinces share one column of the union)."""
+    return cast(expr, String)
+
+
+def _name_groups(session: Session, raw: dict[str, dict[Any, Tally]]) -> dict[str, dict[str, Tally]]:
+    """Name the raw groups as the dimensions show them, merging groups that share a name."""
+    rows = session.execute(select(Contest.id, Contest.kind, Contest.name))
+    contests = {str(cid): (kind, name) for cid, kind, name in rows}
+    named: dict[str, dict[str, Tally]] = {d: defaultdict(Tally) for d in DIMENSIONS}
+
+    def put(dim: str, key: str, t: Tally) -> None:
+        named[dim][key].add(t)
+
+    for key, t in raw["contest_id"].items():
+        kind, name = contests.get(key or "", (None, None))
+        put("contest_kind", kind.value if kind else "未知", t)
+        put("contest", short_contest(name) if name else "未知", t)
+    for key, t in raw["institution_kind"].items():
+        put("institution_kind", InstitutionKind[key].value, t)
+    for key, t in raw["province"].items():
+        put("region", key or "未填", t)
+    for key, t in raw["industry"].items():
+        put("industry", key or "未填", t)
+    for key, t in raw["award"].items():
+        put("award", Award[key].value if key else "无", t)
+    return named
+
+
+def _case(r: Mapping[Any, Any]) -> dict[str, Any]:
+    kind = OutcomeKind[r["kind"]]
+    amount, area = float(r["amount"] or 0), float(r["area"] or 0)
+    if kind is OutcomeKind.FINANCING:
+        summary = f"{r['round'] or ''}融资 {amount:g} 万元"
+    elif kind is OutcomeKind.LANDING:
+        summary = f"落地{r['base'] or r['institution']}，{area:g} ㎡"
+    else:
+        summary = f"获得{r['service_kind'] or ''}服务"
     return {
-        "contest_kind": p.contest.kind.value if p.contest else "未知",
-        "contest": short_contest(p.contest.name) if p.contest else "未知",
-        "institution_kind": c.institution.kind.value,
-        "region": p.province or "未填",
-        "industry": p.industry or "未填",
-        "award": p.award.value if p.award else "无",
+        "id": r["cid"],
+        "signed": china_date(r["at"]).isoformat(),
+        "kind": kind.value,
+        "summary": summary,
+        "amount_wan": amount if kind is OutcomeKind.FINANCING else None,
+        "round": r["round"],
+        "base": r["base"],
+        "area_m2": area if kind is OutcomeKind.LANDING else None,
+        "service_kind": r["service_kind"],
+        "outcome_date": r["date"],
+        "project": r["project"],
+        "project_id": r["project_id"],
+        "contest": short_contest(r["contest"]) if r["contest"] else "",
+        "award": r["award"].value if r["award"] else "无",
+        "region": r["region"] or "",
+        "industry": r["industry"],
+        "institution": r["institution"],
+        "institution_id": r["institution_id"],
+        "institution_kind": r["institution_kind"].value,
     }
 
 
-def short_contest(name: str) -> str:
-    """Return a contest name without the edition's long prefix (第七届“创客中国”…)."""
-    for prefix in ("第七届“创客中国”中小企业创新创业大赛", "第七届“创客中国”", "“创客中国”"):
-        name = name.replace(prefix, "")
-    return name.strip() or "总决赛"
-
-
-def _signings(c: Connection, events: list[ConnectionEvent], until: datetime) -> list[Outcome]:
-    """Return each signature of the connection not dissolved before `until`, with its recorded outcome."""
-    out: list[Outcome] = []
-    for n, e in enumerate(events):
-        if e.action is not EventAction.MOVED or e.to_stage is not S.SIGNED:
-            continue
-        dissolved = any(
-            later.action is EventAction.MOVED and later.from_stage is S.SIGNED and later.at < until
-            for later in events[n + 1 :]
-        )
-        if dissolved:
-            continue
-        data = (e.detail or {}).get("outcome") or {}
-        kind = OutcomeKind.from_label(data.get("kind", "")) if data.get("kind") else _fallback_kind(c)
-        out.append(
-            Outcome(
-                connection=c,
-                at=e.at,
-                kind=kind,
-                amount_wan=float(data.get("amount_wan") or 0),
-                round=data.get("round"),
-                base=data.get("base"),
-                area_m2=float(data.get("area_m2") or 0),
-                service_kind=data.get("service_kind"),
-                date=data.get("date"),
+def _connection_rows(session: Session, q: _Query, as_of: datetime, days: int) -> list[dict[str, Any]]:
+    """Every connection with history in the period, as the report lists it (a list, read in one pass)."""
+    active = q.active().subquery()
+    info = {
+        r.id: r
+        for r in session.execute(
+            select(
+                Connection.id,
+                Connection.project_id,
+                Connection.institution_id,
+                Connection.initiated_by,
+                Project.name.label("project"),
+                Contest.name.label("contest"),
+                Institution.name.label("institution"),
+                Institution.kind.label("kind"),
             )
+            .join(active, active.c.connection_id == Connection.id)
+            .join(Project, Project.id == Connection.project_id)
+            .outerjoin(Contest, Contest.id == Project.contest_id)
+            .join(Institution, Institution.id == Connection.institution_id)
         )
+    }
+    history = session.execute(
+        select(E.connection_id, E.at, E.action, E.from_stage, E.to_stage)
+        .join(active, active.c.connection_id == E.connection_id)
+        .where(E.at < q.end)
+        .order_by(E.connection_id, E.at, E.id)
+    )
+    out = []
+    for cid, events in groupby(history, key=lambda e: e.connection_id):
+        out.append(_row(info[cid], list(events), q.period, as_of, days))
+    out.sort(key=lambda r: (r["last_activity"], r["id"]), reverse=True)
     return out
 
 
-def _fallback_kind(c: Connection) -> OutcomeKind:
-    from models.pipeline import SIDE_OUTCOME
-
-    return SIDE_OUTCOME[c.institution.kind.side]
-
-
-def _stage_at(events: list[ConnectionEvent]) -> S:
-    return events[-1].to_stage
-
-
-def _idle_at(events: list[ConnectionEvent], at: datetime, days: int) -> bool:
-    """True when, at time `at`, the connection was open and had been quiet for more than `days` days."""
-    before = [e for e in events if e.at <= at]
-    if not before:
-        return False
-    return _stage_at(before) in OPEN_STAGES and at - before[-1].at > timedelta(days=days)
-
-
-def _row(
-    c: Connection, events: list[ConnectionEvent], active: list[ConnectionEvent], idle: bool
-) -> dict[str, Any]:
-    moves = [e for e in active if e.action in (EventAction.CREATED, EventAction.MOVED)]
+def _row(c: Any, events: list[Any], period: Period, as_of: datetime, days: int) -> dict[str, Any]:
+    moves = [
+        e for e in events if e.action in (EventAction.CREATED, EventAction.MOVED) and period.contains(e.at)
+    ]
+    before = [e for e in events if e.at <= as_of]
+    quiet = bool(before) and as_of - before[-1].at > timedelta(days=days)
+    idle = quiet and before[-1].to_stage in OPEN_STAGES
     return {
         "id": c.id,
-        "project": c.project.name,
+        "project": c.project,
         "project_id": c.project_id,
-        "contest": short_contest(c.project.contest.name) if c.project.contest else "",
-        "institution": c.institution.name,
+        "contest": short_contest(c.contest) if c.contest else "",
+        "institution": c.institution,
         "institution_id": c.institution_id,
-        "institution_kind": c.institution.kind.value,
+        "institution_kind": c.kind.value,
         "initiated_by": c.initiated_by.value if c.initiated_by else "",
         "opened": china_date(events[0].at).isoformat(),
-        "stage": _stage_at(events).value,
+        "stage": events[-1].to_stage.value,
         "moves": " → ".join(
             ([moves[0].from_stage.value] if moves and moves[0].from_stage else [])
             + [e.to_stage.value for e in moves]
@@ -431,39 +691,15 @@ def _row(
     }
 
 
-def _case(o: Outcome) -> dict[str, Any]:
-    c, p = o.connection, o.connection.project
-    if o.kind is OutcomeKind.FINANCING:
-        summary = f"{o.round or ''}融资 {o.amount_wan:g} 万元"
-    elif o.kind is OutcomeKind.LANDING:
-        summary = f"落地{o.base or c.institution.name}，{o.area_m2:g} ㎡"
-    else:
-        summary = f"获得{o.service_kind or ''}服务"
-    return {
-        "id": c.id,
-        "signed": china_date(o.at).isoformat(),
-        "kind": o.kind.value,
-        "summary": summary,
-        "amount_wan": o.amount_wan if o.kind is OutcomeKind.FINANCING else None,
-        "round": o.round,
-        "base": o.base,
-        "area_m2": o.area_m2 if o.kind is OutcomeKind.LANDING else None,
-        "service_kind": o.service_kind,
-        "outcome_date": o.date,
-        "project": p.name,
-        "project_id": p.id,
-        "contest": short_contest(p.contest.name) if p.contest else "",
-        "award": p.award.value if p.award else "无",
-        "region": p.province or "",
-        "industry": p.industry,
-        "institution": c.institution.name,
-        "institution_id": c.institution_id,
-        "institution_kind": c.institution.kind.value,
-    }
+def _month_at(month: str) -> datetime:
+    """Return the UTC instant a Beijing month (YYYY-MM) starts."""
+    y, m = int(month[:4]), int(month[5:])
+    return datetime.combine(date(y, m, 1), time(), CHINA_TZ).astimezone(UTC)
 
 
-def _month_key(at: datetime) -> str:
-    return china_date(at).strftime("%Y-%m")
+def _next_month(month: str) -> str:
+    y, m = int(month[:4]), int(month[5:])
+    return f"{y + 1:04d}-01" if m == 12 else f"{y:04d}-{m + 1:02d}"
 
 
 def _month_start(day: date, back: int) -> date:

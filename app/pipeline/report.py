@@ -194,7 +194,7 @@ def _table(ws: Worksheet, heading: str, rows: list[dict[str, Any]]) -> None:
         append_row(ws, [r["key"], *[r[k] for k, _ in TALLY_COLUMNS]])
 
 
-def _rows(ws: Worksheet, columns: Sequence[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
+def _rows(ws: Worksheet, columns: Sequence[tuple[str, str]], rows: Sequence[Mapping[str, Any]]) -> None:
     append_row(ws, [h for _, h in columns])
     _style_head(ws, 1)
     for r in rows:

@@ -1,14 +1,21 @@
 """Lists people work with: one paginator, one sort parameter, one xlsx export for every list page.
 
 A list page declares its columns (`Column`: heading, the value of a row, and how to sort by it), parses
-`?page=` and `?sort=` here, and answers `?format=xlsx` with the same rows (the filters applied, no paging)
+`?sort=` and the page here, and answers `?format=xlsx` with the same rows (the filters applied, no paging)
 through `export()`: every cell goes through app.sheets, and the export is audited like the report's.
 Only the columns the page shows the viewer are exported, so an export never holds a hidden field.
+
+Lists read from a query page by a keyset cursor (`keyset_page`): the next page is the rows after the last
+one shown in (sort value, id) order (`?after=`), the previous page the rows before the first one
+(`?before=`), so page 5,000 costs what page 1 costs, through the (column, id) indexes of migration
+0013_list_indexes. `?page=N` alone (old links) still reads page N by OFFSET.
 """
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +23,8 @@ from typing import Any
 from flask import Response, current_app, request, send_file
 from openpyxl import Workbook
 from openpyxl.styles import Font
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, tuple_
+from sqlalchemy.sql.elements import UnaryExpression
 
 from app.access import audit
 from app.extensions import db
@@ -72,6 +80,131 @@ def order_by(columns: Sequence[Column], key: str, desc: bool, *tie: Any) -> tupl
     """Return the ORDER BY of a query for a column (empty values last), then the tie-breakers."""
     expr = next(c for c in columns if c.key == key).sort
     return ((expr.desc() if desc else expr.asc()).nulls_last(), *tie)
+
+
+# --- keyset paging ------------------------------------------------------------------------------------
+
+
+def encode_cursor(value: Any, ident: int) -> str:
+    """Return the URL-safe cursor of a row: its sort value and id."""
+    if hasattr(value, "isoformat"):
+        value = {"d": value.isoformat()}
+    raw = json.dumps([value, ident], ensure_ascii=False, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, field: str = "after") -> tuple[Any, int]:
+    """Return (sort value, id) of a cursor, or raise InputError (a cursor is only ever one we wrote)."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        value, ident = json.loads(raw)
+        if isinstance(value, dict):
+            from datetime import date
+
+            value = date.fromisoformat(value["d"])
+        if not isinstance(ident, int) or isinstance(value, list | dict):
+            raise ValueError(token)
+    except (ValueError, TypeError, KeyError):
+        raise InputError({field: "分页位置无效，请从第一页重新浏览"}) from None
+    return value, ident
+
+
+def keyset_select(
+    stmt: Any,
+    expr: Any,
+    tie: Any,
+    desc: bool,
+    cursor: tuple[Any, int] | None,
+    forward: bool,
+    nulls: bool,
+    limit: int,
+) -> Any:
+    """The select of one part of the order (rows with a sort value, or the tail without one), after
+    (forward) or before the cursor, nearest first, with the sort value as the last column. The part with
+    values reads the (column, id) index in its order: `WHERE (col, id) > (:v, :id) ORDER BY col, id`."""
+    down = desc == forward  # walk descending: a descending sort read forward, an ascending one backward
+    if nulls:
+        stmt = stmt.where(expr.is_(None))
+        if cursor is not None:
+            stmt = stmt.where(tie < cursor[1] if down else tie > cursor[1])
+        order: tuple[Any, ...] = (tie.desc() if down else tie.asc(),)
+    else:
+        stmt = stmt.where(expr.is_not(None))
+        if cursor is not None:
+            key = tuple_(expr, tie)
+            mark = tuple_(literal(cursor[0], expr.type), literal(cursor[1], tie.type))
+            stmt = stmt.where(key < mark if down else key > mark)
+        order = (expr.desc(), tie.desc()) if down else (expr.asc(), tie.asc())
+    return stmt.add_columns(expr).order_by(*order).limit(limit)
+
+
+def _segment(
+    stmt: Any,
+    expr: Any,
+    tie: Any,
+    desc: bool,
+    cursor: tuple[Any, int] | None,
+    forward: bool,
+    nulls: bool,
+    limit: int,
+) -> list[Any]:
+    if limit <= 0:
+        return []
+    return list(db.session.execute(keyset_select(stmt, expr, tie, desc, cursor, forward, nulls, limit)).all())
+
+
+def keyset_page(stmt: Any, expr: Any, desc: bool, tie: Any, per_page: int | None = None) -> dict[str, Any]:
+    """Return one page of a select by keyset cursor (?after= / ?before=), sorted by expr (empty values
+    last), then by tie (the id), with the facts the pager shows: the previous and next pages' URLs, the
+    total, and the page number carried in those links (?page=)."""
+    per_page = per_page or int(current_app.config["PAGE_SIZE"])
+    args = request.args
+    after, before = (args.get("after") or "").strip(), (args.get("before") or "").strip()
+    if after and before:
+        raise InputError({"after": "分页位置无效，请从第一页重新浏览"})
+    page = _page_number()
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    if not (after or before):
+        cursor, forward = None, True
+    else:
+        cursor, forward = decode_cursor(before or after, "before" if before else "after"), not before
+    if cursor is None and page > 1:  # an old ?page=N link: read that page by OFFSET
+        order = ((expr.desc() if desc else expr.asc()).nulls_last(), tie.desc() if desc else tie.asc())
+        q = stmt.add_columns(expr).order_by(*order).offset((page - 1) * per_page).limit(per_page)
+        rows = list(db.session.execute(q).all())
+        has_prev, has_next = True, page * per_page < total
+    else:
+        want = per_page + 1
+        valued = cursor is None or cursor[0] is not None
+        if forward:  # the valued rows (after the cursor), then the tail without a value
+            got = _segment(stmt, expr, tie, desc, cursor, True, False, want) if valued else []
+            got += _segment(stmt, expr, tie, desc, None if valued else cursor, True, True, want - len(got))
+        else:  # the tail before the cursor (if it is in the tail), then the valued rows, backwards
+            got = [] if valued else _segment(stmt, expr, tie, desc, cursor, False, True, want)
+            got += _segment(stmt, expr, tie, desc, cursor if valued else None, False, False, want - len(got))
+        more = len(got) > per_page
+        rows = got[:per_page]
+        if forward:
+            has_prev, has_next = cursor is not None, more
+        else:
+            rows.reverse()
+            has_prev, has_next = more, True
+            page = page if more else 1
+    facts = _facts([r for r, _v in rows], page, total, per_page)
+    facts["prev_url"] = facts["next_url"] = None
+    if rows and has_prev:
+        facts["prev_url"] = _url(before=encode_cursor(rows[0][1], rows[0][0].id), page=max(1, page - 1))
+    if rows and has_next:
+        facts["next_url"] = _url(after=encode_cursor(rows[-1][1], rows[-1][0].id), page=page + 1)
+    return facts
+
+
+def _url(**changes: Any) -> str:
+    from urllib.parse import urlencode
+
+    args = {k: v for k, v in request.args.items() if k not in ("after", "before", "page")}
+    args.update({k: str(v) for k, v in changes.items() if v is not None})
+    return request.path + ("?" + urlencode(args) if args else "")
 
 
 def _page_number() -> int:
@@ -166,11 +299,13 @@ def query_list(
     except InputError as exc:
         errors.update(exc.fields)
         sort = (default_sort.lstrip("-"), default_sort.startswith("-"))
-    order = order_by(columns, *sort, tie)
+    tie = tie.element if isinstance(tie, UnaryExpression) else tie  # the id column, read either way
+    order = order_by(columns, *sort, tie.desc() if sort[1] else tie)  # the keyset pages' order
     if wants_export() and not errors:
         return export(name, columns, all_rows(stmt, order), what, query_filters()), {}, sort
     try:
-        page = paginate(stmt, order)
+        expr = next(c for c in columns if c.key == sort[0]).sort
+        page = keyset_page(stmt, expr, sort[1], tie)
     except InputError as exc:
         errors.update(exc.fields)
         page = {"rows": [], "page": 1, "pages": 1, "total": 0}
@@ -185,7 +320,7 @@ def _cell(value: Any) -> Any:
 
 def query_filters(keys: Iterable[str] = ()) -> dict[str, str]:
     """Return the query parameters of the request that are filters (not paging, sorting or the format)."""
-    skip = {"page", "format"}
+    skip = {"page", "format", "after", "before"}
     keys = set(keys)
     return {
         k: v[:100] for k, v in request.args.items() if k not in skip and (not keys or k in keys) and v.strip()
@@ -201,7 +336,7 @@ def enum_rank(enum_cls: Any, column: Any = None) -> Any:
     if column is not None:
         from sqlalchemy import case
 
-        return case(order, value=column)
+        return case(*[(column == member, i) for member, i in order.items()])
     return lambda member: None if member is None else order[member]
 
 

@@ -1,7 +1,7 @@
 """institution.competitor_policy: avoid or welcome candidates that nearly copy a backed project
 
 Revision ID: 0014_competitor_policy
-Revises: 0012_jobs
+Revises: 0013_list_indexes
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_competitor_policy"
-down_revision = "0012_jobs"
+down_revision = "0013_list_indexes"
 branch_labels = None
 depends_on = None
 
