@@ -12,13 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rq_support import fresh_queue, start_worker, stop
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -48,21 +48,7 @@ LINE = (
 @pytest.fixture()
 def queue_name() -> Iterator[str]:
     """A fresh queue on the real Redis (skipped, saying why, when it does not answer); cleaned afterwards."""
-    redis = pytest.importorskip("redis", reason="Redis tests skipped: the redis client is not installed")
-    store = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        store.ping()
-    except Exception as exc:  # any failure to reach it means: skip, saying why
-        pytest.skip(f"Redis tests skipped: no server at {REDIS_URL} ({exc.__class__.__name__})")
-    name = f"import-test-{uuid.uuid4().hex[:10]}"
-    yield name
-    keys = list(store.scan_iter(f"*{name}*"))
-    if keys:
-        store.delete(*keys)
-    for registry in ("rq:queues", "rq:workers"):
-        for member in store.smembers(registry):
-            if name.encode() in member:
-                store.srem(registry, member)
+    yield from fresh_queue(REDIS_URL, "import-test")
 
 
 def _csv(n: int) -> bytes:
@@ -71,36 +57,8 @@ def _csv(n: int) -> bytes:
 
 
 def _worker(app: Any, queue: str, name: str, log: Path, encoded: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MATCH_DATABASE_URL": app.config["DATABASE_URL"],
-        "MATCH_INDEX_DIR": app.config["INDEX_DIR"],
-        "MATCH_SECRET_KEY": "test-secret",
-        "MATCH_REDIS_URL": REDIS_URL,
-        "MATCH_JOB_QUEUE": queue,
-        "MATCH_JOB_STALE_SECONDS": str(STALE),
-        "MATCH_EMBEDDING_MODEL": "synthetic",
-        "HF_HUB_OFFLINE": "1",
-    }
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [sys.executable, str(REPO / "bench" / "counting_worker.py"), str(encoded), "--name", name],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    argv = [sys.executable, str(REPO / "bench" / "counting_worker.py"), str(encoded), "--name", name]
+    return start_worker(app, REDIS_URL, queue, argv, log, STALE, MATCH_EMBEDDING_MODEL="synthetic")
 
 
 def _row(app: Any, job_id: int) -> Job:
@@ -158,7 +116,7 @@ def test_an_import_survives_kill_9_of_its_worker_and_a_second_worker_finishes_it
             ).read_text("utf-8")
             time.sleep(0.02)
     finally:
-        _stop(first, signal.SIGKILL)
+        stop(first, signal.SIGKILL)
     killed = _row(app, job_id)
     assert killed.status is JobStatus.RUNNING and killed.attempt == 1
     assert 0 < killed.done < ROWS and killed.done % CHUNK == 0, "whole chunks, committed with their progress"
@@ -172,7 +130,7 @@ def test_an_import_survives_kill_9_of_its_worker_and_a_second_worker_finishes_it
     try:
         job = wait_for(app, job_id, timeout=300, poll=0.5)
     finally:
-        _stop(second, signal.SIGTERM)
+        stop(second, signal.SIGTERM)
     log = (tmp_path / "second.log").read_text("utf-8")
     assert job.status is JobStatus.DONE, (job.error, log)
     assert job.attempt == 2, "queued again once, after the first worker stopped beating"
@@ -208,7 +166,7 @@ def test_the_command_queues_the_import_for_the_workers_and_follows_it(
     try:
         result = app.test_cli_runner().invoke(args=["import", "projects", str(path), "--enqueue"])
     finally:
-        _stop(worker, signal.SIGTERM)
+        stop(worker, signal.SIGTERM)
     assert result.exit_code == 0, result.output + (tmp_path / "w.log").read_text("utf-8")
     assert "queued for the workers" in result.output
     assert "imported 50 rows: 50 new, 0 changed, 0 unchanged" in result.output

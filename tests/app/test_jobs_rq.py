@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rq_support import fresh_queue, start_worker, stop
 from sqlalchemy import delete, select
 
 from app.extensions import db
@@ -26,7 +26,6 @@ from embeddings import text_hash
 from models import EmbeddingRecord, Job, JobKind, JobStatus, Project
 
 REDIS_URL = os.environ.get("MATCH_TEST_JOBS_REDIS_URL", "redis://127.0.0.1:6379/14")
-REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.redis
 
@@ -34,21 +33,7 @@ pytestmark = pytest.mark.redis
 @pytest.fixture()
 def queue_name() -> Iterator[str]:
     """A fresh queue on the real Redis (skipped, saying why, when it does not answer); cleaned afterwards."""
-    redis = pytest.importorskip("redis", reason="Redis tests skipped: the redis client is not installed")
-    store = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        store.ping()
-    except Exception as exc:  # any failure to reach it means: skip, saying why
-        pytest.skip(f"Redis tests skipped: no server at {REDIS_URL} ({exc.__class__.__name__})")
-    name = f"jobs-test-{uuid.uuid4().hex[:10]}"
-    yield name
-    keys = list(store.scan_iter(f"*{name}*"))
-    if keys:
-        store.delete(*keys)
-    for registry in ("rq:queues", "rq:workers"):
-        for member in store.smembers(registry):
-            if name.encode() in member:
-                store.srem(registry, member)
+    yield from fresh_queue(REDIS_URL, "jobs-test")
 
 
 def _settings(queue: str, **extra: Any) -> dict[str, Any]:
@@ -162,35 +147,8 @@ def test_an_unreachable_queue_fails_the_job_in_chinese_and_keeps_the_rows(make_a
 
 
 def _worker(app: Any, queue: str, name: str, log: Path, stale: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MATCH_DATABASE_URL": app.config["DATABASE_URL"],
-        "MATCH_INDEX_DIR": app.config["INDEX_DIR"],
-        "MATCH_SECRET_KEY": "test-secret",
-        "MATCH_REDIS_URL": REDIS_URL,
-        "MATCH_JOB_QUEUE": queue,
-        "MATCH_JOB_STALE_SECONDS": str(stale),
-        "HF_HUB_OFFLINE": "1",
-    }
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "worker", "--name", name],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    argv = [sys.executable, "-m", "flask", "--app", "app", "worker", "--name", name]
+    return start_worker(app, REDIS_URL, queue, argv, log, stale)
 
 
 def test_a_worker_killed_mid_job_leaves_whole_batches_and_another_finishes_without_re_encoding(
@@ -211,9 +169,9 @@ def test_a_worker_killed_mid_job_leaves_whole_batches_and_another_finishes_witho
             time.sleep(0.05)
         else:
             pytest.fail("the first worker encoded no batch: " + (tmp_path / "first.log").read_text("utf-8"))
-        _stop(first, signal.SIGKILL)
+        stop(first, signal.SIGKILL)
     finally:
-        _stop(first, signal.SIGKILL)
+        stop(first, signal.SIGKILL)
     killed = _row(app, job_id)
     assert killed.status is JobStatus.RUNNING and killed.attempt == 1
     assert 4 <= killed.done < 24, f"killed too late to test a resume: {killed.done} done"
@@ -225,7 +183,7 @@ def test_a_worker_killed_mid_job_leaves_whole_batches_and_another_finishes_witho
     try:
         job = wait_for(app, job_id, timeout=300, poll=0.5)
     finally:
-        _stop(second, signal.SIGTERM)
+        stop(second, signal.SIGTERM)
     log = (tmp_path / "second.log").read_text("utf-8")
     assert job.status is JobStatus.DONE, (job.error, log)
     assert job.attempt == 2, "queued again once, after the first worker stopped beating"
