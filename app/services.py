@@ -618,6 +618,29 @@ def _drop_vectors(session: Session, kind: str, ids: Sequence[int]) -> None:
         session.execute(delete(EmbeddingRecord).where(owned))
 
 
+def _remove(
+    session: Session, kind: str, row: Any, label: dict[str, Any], history: Any, *, ranked: bool
+) -> Removal:
+    """Archive a record with history (connections matching the `history` clause) or delete one without,
+    with its stored vector; audited as <kind>.archive / <kind>.delete with `label`.
+
+    ranked: the record is in the rankings (its removal is logged for the other workers' indexes).
+    """
+    rid = row.id
+
+    def archive() -> None:
+        _archive(row)
+        audit(f"{kind}.archive", kind, rid, **label)
+
+    def erase() -> None:
+        audit(f"{kind}.delete", kind, rid, **label)
+        session.delete(row)
+        _drop_vectors(session, kind, [rid])
+
+    indexed = (kind, rid) if ranked else None
+    return _archive_or_delete(session, _has_history(session, history), archive, erase, indexed)
+
+
 def _archive_or_delete(
     session: Session,
     history: bool,
@@ -660,18 +683,7 @@ def delete_project(session: Session, project: Project) -> Removal:
     if project.archived_at is not None:
         return "archived"
     label = {"name": project.name, "contest_id": project.contest_id}
-
-    def archive() -> None:
-        _archive(project)
-        audit("project.archive", "project", pid, **label)
-
-    def erase() -> None:
-        audit("project.delete", "project", pid, **label)
-        session.delete(project)
-        _drop_vectors(session, "project", [pid])
-
-    history = _has_history(session, Connection.project_id == pid)
-    outcome = _archive_or_delete(session, history, archive, erase, ("project", pid))
+    outcome = _remove(session, "project", project, label, Connection.project_id == pid, ranked=True)
     service = _matching_if_built()
     if service is not None:
         service.remove_project(pid)
@@ -793,21 +805,10 @@ def save_need(session: Session, data: NeedIn | Mapping[str, Any], need: Need | N
 
 def delete_need(session: Session, need: Need) -> Removal:
     """Archive a need that connections came through, or delete one without (audited either way)."""
-    nid = need.id
     if need.archived_at is not None:
         return "archived"
     label = {"title": need.title, "institution_id": need.institution_id}
-
-    def archive() -> None:
-        _archive(need)
-        audit("need.archive", "need", nid, **label)
-
-    def erase() -> None:
-        audit("need.delete", "need", nid, **label)
-        session.delete(need)
-        _drop_vectors(session, "need", [nid])
-
-    return _archive_or_delete(session, _has_history(session, Connection.need_id == nid), archive, erase)
+    return _remove(session, "need", need, label, Connection.need_id == need.id, ranked=False)
 
 
 def restore_need(session: Session, need: Need) -> None:
