@@ -109,58 +109,20 @@ def run_rq(args: argparse.Namespace) -> None:
     from counting_worker import read_log
     from sqlalchemy import func, select
 
-    from app import create_app
-    from app.cli import upgrade_database
     from app.intake.importjob import load_state, queue_import
-    from models import EmbeddingRecord, Job, Project
+    from bench._workers import counting_worker, drop_queue, job_row, rq_app, start_worker, stop, worker_env
+    from models import EmbeddingRecord, Project
 
     queue = f"bench-import-{uuid.uuid4().hex[:8]}"
     folder = Path(tempfile.mkdtemp(prefix="bench-import-rq-"))
     url = args.database_url or f"sqlite:///{folder / 'match.db'}"
-    settings = {
-        "DATABASE_URL": url,
-        "INDEX_DIR": str(folder / "index"),
-        "SECRET_KEY": "bench",
-        "EMBEDDING_MODEL": args.worker_model,
-        "REDIS_URL": args.redis,
-        "JOB_QUEUE": queue,
-        "JOB_STALE_SECONDS": args.stale,
-    }
-    app = create_app(settings)
-    upgrade_database(app)
-    env = {
-        **os.environ,
-        "MATCH_DATABASE_URL": url,
-        "MATCH_INDEX_DIR": settings["INDEX_DIR"],
-        "MATCH_SECRET_KEY": "bench",
-        "MATCH_REDIS_URL": args.redis,
-        "MATCH_JOB_QUEUE": queue,
-        "MATCH_JOB_STALE_SECONDS": str(args.stale),
-        "MATCH_EMBEDDING_MODEL": args.worker_model,
-    }
+    app = rq_app(folder, queue, args.redis, args.stale, args.worker_model, url)
+    env = worker_env(app, MATCH_EMBEDDING_MODEL=args.worker_model)
     logs = [folder / "first.encoded", folder / "second.encoded"]
 
     def worker(n: int) -> subprocess.Popen[bytes]:
-        with (folder / f"worker{n}.log").open("wb") as out:
-            script = str(ROOT / "bench" / "counting_worker.py")
-            return subprocess.Popen(
-                [sys.executable, script, str(logs[n]), "--name", queue + str(n)],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def row() -> Job:
-        session = app.extensions["db"]["factory"]()
-        try:
-            job = session.get(Job, job_id)
-            assert job is not None
-            session.expunge(job)
-            return job
-        finally:
-            session.close()
+        argv = counting_worker(logs[n], queue + str(n))
+        return start_worker(argv, env, folder / f"worker{n}.log")
 
     data = build_csv(args.rows)
     rows = args.rows
@@ -177,7 +139,7 @@ def run_rq(args: argparse.Namespace) -> None:
     shown = -1
     try:
         while True:
-            job = row()
+            job = job_row(app, job_id)
             now = time.perf_counter() - start
             for i, proc in enumerate(workers):
                 peaks[i] = max(peaks[i], _vm_hwm_mb(proc.pid))
@@ -194,9 +156,8 @@ def run_rq(args: argparse.Namespace) -> None:
             phase_done = job.done if job.done < rows else job.done - rows
             in_phase = (job.total == rows) if args.kill_phase == "write" else (job.total or 0) > rows
             if args.kill and killed is None and in_phase and phase_done >= args.kill_at * rows:
-                os.killpg(workers[0].pid, signal.SIGKILL)
-                workers[0].wait()
-                job = row()
+                stop(workers[0], signal.SIGKILL)
+                job = job_row(app, job_id)
                 killed = (now, job.done, job.total)
                 print(
                     f"  {now:6.1f} s  SIGKILL of the first worker at {job.done} / {job.total}; "
@@ -206,19 +167,10 @@ def run_rq(args: argparse.Namespace) -> None:
             time.sleep(0.2)
     finally:
         for proc in workers:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(60)
-        store = redis.Redis.from_url(args.redis)
-        keys = list(store.scan_iter(f"*{queue}*"))
-        if keys:
-            store.delete(*keys)
-        for registry in ("rq:queues", "rq:workers"):
-            for member in store.smembers(registry):
-                if queue.encode() in member:
-                    store.srem(registry, member)
+            stop(proc, signal.SIGTERM, 60)
+        drop_queue(redis.Redis.from_url(args.redis), queue)
     seconds = time.perf_counter() - start
-    job = row()
+    job = job_row(app, job_id)
     session = app.extensions["db"]["factory"]()
     try:
         state = load_state(session, job_id) or {}

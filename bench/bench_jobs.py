@@ -14,33 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "worker", "--name", name],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-    proc.wait(60)
+from bench._workers import drop_queue, flask_worker, job_row, rq_app, start_worker, stop, worker_env
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,26 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     import redis
     from sqlalchemy import delete, select
 
-    from app import create_app
-    from app.cli import upgrade_database
     from app.demo.synthetic import load_synthetic
-    from app.extensions import db
     from app.jobs import start_job
-    from models import EmbeddingRecord, Job, JobKind, JobStatus, Project
+    from models import EmbeddingRecord, JobKind, JobStatus, Project
 
     queue = f"bench-jobs-{uuid.uuid4().hex[:8]}"
     folder = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
-    settings: dict[str, Any] = {
-        "DATABASE_URL": f"sqlite:///{folder / 'match.db'}",
-        "INDEX_DIR": str(folder / "index"),
-        "SECRET_KEY": "bench",
-        "EMBEDDING_MODEL": args.model,
-        "REDIS_URL": args.redis,
-        "JOB_QUEUE": queue,
-        "JOB_STALE_SECONDS": args.stale,
-    }
-    app = create_app(settings)
-    upgrade_database(app)
+    app = rq_app(folder, queue, args.redis, args.stale, args.model)
     t0 = time.perf_counter()
     engine = app.extensions["db"]["engine"]
     load_synthetic(engine, args.projects, 200, echo=lambda _s: None)
@@ -86,38 +55,28 @@ def main(argv: list[str] | None = None) -> None:
         ids = list(con.scalars(select(Project.id)))
     print(f"{args.projects} projects loaded in {time.perf_counter() - t0:.1f} s (vectors dropped)")
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **{f"MATCH_{k}": str(v) for k, v in settings.items()}}
+    env = worker_env(app, MATCH_EMBEDDING_MODEL=args.model)
     params = {"only": {"project": ids}, "batch_size": args.batch_size}
     job_id = start_job(JobKind.ENCODE, params, app=app)
 
-    def row() -> Job:
-        session = db.new_session(app)
-        try:
-            job = session.get(Job, job_id)
-            assert job is not None
-            session.expunge(job)
-            return job
-        finally:
-            session.close()
-
     store = redis.Redis.from_url(args.redis)
-    first = _worker(env, f"{queue}-first", folder / "first.log")
+    first = start_worker(flask_worker(f"{queue}-first"), env, folder / "first.log")
     started = time.perf_counter()
     killed_at = None
     second = None
     try:
         last = -1
         while True:
-            job = row()
+            job = job_row(app, job_id)
             if job.done != last:
                 at = time.perf_counter() - started
                 print(f"  {at:7.1f} s  {job.status.value}  {job.done}/{job.total}  {job.message or ''}")
                 last = job.done
             if killed_at is None and job.total and job.done >= args.kill_at * job.total:
-                _stop(first, signal.SIGKILL)
+                stop(first, signal.SIGKILL, 60)
                 killed_at = time.perf_counter() - started
                 print(f"kill -9 of the first worker at {killed_at:.1f} s with {job.done}/{job.total} stored")
-                second = _worker(env, f"{queue}-second", folder / "second.log")
+                second = start_worker(flask_worker(f"{queue}-second"), env, folder / "second.log")
             if job.finished:
                 break
             time.sleep(0.5)
@@ -132,14 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for proc in (first, second):
             if proc is not None:
-                _stop(proc, signal.SIGTERM)
-        keys = list(store.scan_iter(f"*{queue}*"))
-        if keys:
-            store.delete(*keys)
-        for registry in ("rq:queues", "rq:workers"):
-            for member in store.smembers(registry):
-                if queue.encode() in member:
-                    store.srem(registry, member)
+                stop(proc, signal.SIGTERM, 60)
+        drop_queue(store, queue)
         engine.dispose()
 
 

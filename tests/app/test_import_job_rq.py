@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,20 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rq_support import fresh_queue, start_worker, stop
+from rq_support import counting_worker, fresh_queue, job_row, start_worker, stop, worker_env
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.jobs import wait_for
+from bench.counting_worker import read_log
 from embeddings import text_hash
-from models import EmbeddingRecord, Job, JobStatus, Project
+from models import EmbeddingRecord, JobStatus, Project
 from models.accounts import User
 
 REDIS_URL = os.environ.get("MATCH_TEST_IMPORT_REDIS_URL", "redis://127.0.0.1:6379/13")
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "bench"))
-
-from counting_worker import read_log  # noqa: E402
 
 pytestmark = pytest.mark.redis
 
@@ -56,20 +52,9 @@ def _csv(n: int) -> bytes:
     return ("\n".join([HEAD, *lines]) + "\n").encode("utf-8-sig")
 
 
-def _worker(app: Any, queue: str, name: str, log: Path, encoded: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, str(REPO / "bench" / "counting_worker.py"), str(encoded), "--name", name]
-    return start_worker(app, REDIS_URL, queue, argv, log, STALE, MATCH_EMBEDDING_MODEL="synthetic")
-
-
-def _row(app: Any, job_id: int) -> Job:
-    session = db.new_session(app)
-    try:
-        job = session.get(Job, job_id)
-        assert job is not None
-        session.expunge(job)
-        return job
-    finally:
-        session.close()
+def _worker(app: Any, name: str, log: Path, encoded: Path) -> subprocess.Popen[bytes]:
+    env = worker_env(app, MATCH_EMBEDDING_MODEL="synthetic")
+    return start_worker(counting_worker(encoded, name), env, log)
 
 
 def _imported(app: Any) -> list[Project]:
@@ -98,14 +83,14 @@ def test_an_import_survives_kill_9_of_its_worker_and_a_second_worker_finishes_it
         before = db.session.scalar(select(func.count(Project.id)))
     data = _csv(ROWS)
     job_id = queue_import(app, "projects", "rq.csv", data, user_id=admin, chunk=CHUNK)
-    assert _row(app, job_id).status is JobStatus.QUEUED, "nothing runs it in the web process"
+    assert job_row(app, job_id).status is JobStatus.QUEUED, "nothing runs it in the web process"
 
     first_log, second_log = tmp_path / "first.encoded", tmp_path / "second.encoded"
-    first = _worker(app, queue_name, f"{queue_name}-first", tmp_path / "first.log", first_log)
+    first = _worker(app, f"{queue_name}-first", tmp_path / "first.log", first_log)
     try:
         deadline = time.monotonic() + 240
         while True:
-            job = _row(app, job_id)
+            job = job_row(app, job_id)
             if job.total == ROWS and 0 < job.done < ROWS:
                 break  # writing the rows: kill it now
             assert job.done < ROWS, f"the worker wrote every row before the kill ({job.done})"
@@ -117,7 +102,7 @@ def test_an_import_survives_kill_9_of_its_worker_and_a_second_worker_finishes_it
             time.sleep(0.02)
     finally:
         stop(first, signal.SIGKILL)
-    killed = _row(app, job_id)
+    killed = job_row(app, job_id)
     assert killed.status is JobStatus.RUNNING and killed.attempt == 1
     assert 0 < killed.done < ROWS and killed.done % CHUNK == 0, "whole chunks, committed with their progress"
     assert len(_imported(app)) == killed.done, "the rows of the committed chunks, nothing else"
@@ -126,7 +111,7 @@ def test_an_import_survives_kill_9_of_its_worker_and_a_second_worker_finishes_it
     assert 'id="import-done"' not in page and "不计为已完成" in page, "not shown as imported"
     assert client.get(f"/api/jobs/{job_id}").get_json()["finished"] is False
 
-    second = _worker(app, queue_name, f"{queue_name}-second", tmp_path / "second.log", second_log)
+    second = _worker(app, f"{queue_name}-second", tmp_path / "second.log", second_log)
     try:
         job = wait_for(app, job_id, timeout=300, poll=0.5)
     finally:
@@ -162,7 +147,7 @@ def test_the_command_queues_the_import_for_the_workers_and_follows_it(
     )
     path = tmp_path / "queued.csv"
     path.write_bytes(_csv(50))
-    worker = _worker(app, queue_name, f"{queue_name}-w", tmp_path / "w.log", tmp_path / "w.encoded")
+    worker = _worker(app, f"{queue_name}-w", tmp_path / "w.log", tmp_path / "w.encoded")
     try:
         result = app.test_cli_runner().invoke(args=["import", "projects", str(path), "--enqueue"])
     finally:

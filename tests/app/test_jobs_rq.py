@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rq_support import fresh_queue, start_worker, stop
+from rq_support import flask_worker, fresh_queue, job_row, start_worker, stop, worker_env
 from sqlalchemy import delete, select
 
 from app.extensions import db
@@ -62,25 +61,14 @@ def _vectors(app: Any, ids: list[int]) -> dict[int, tuple[Any, bytes, str]]:
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
-def _row(app: Any, job_id: int) -> Job:
-    session = db.new_session(app)
-    try:
-        job = session.get(Job, job_id)
-        assert job is not None
-        session.expunge(job)
-        return job
-    finally:
-        session.close()
-
-
 def test_jobs_go_to_the_queue_and_a_worker_runs_them(make_app: Any, queue_name: str) -> None:
     app = make_app(**_settings(queue_name))
     ids = _drop_vectors(app, 3)
     job_id = start_job(JobKind.ENCODE, {"only": {"project": ids}}, app=app)
-    job = _row(app, job_id)
+    job = job_row(app, job_id)
     assert job.status is JobStatus.QUEUED and job.rq_id and job.rq_id.startswith(queue_name)
     time.sleep(0.5)
-    assert _row(app, job_id).status is JobStatus.QUEUED, "nothing runs it in the web process"
+    assert job_row(app, job_id).status is JobStatus.QUEUED, "nothing runs it in the web process"
     from rq import Queue
 
     from app.jobs import rq_queue
@@ -88,7 +76,7 @@ def test_jobs_go_to_the_queue_and_a_worker_runs_them(make_app: Any, queue_name: 
     assert job.rq_id in rq_queue(app).job_ids
     result = app.test_cli_runner().invoke(args=["worker", "--burst", "--name", f"{queue_name}-burst"])
     assert result.exit_code == 0, result.output
-    job = _row(app, job_id)
+    job = job_row(app, job_id)
     assert (job.status, job.done, job.total, job.attempt) == (JobStatus.DONE, 3, 3, 1), job.error
     assert set(_vectors(app, ids)) == set(ids)
     assert isinstance(rq_queue(app), Queue) and rq_queue(app).count == 0
@@ -126,10 +114,10 @@ def test_an_import_queued_on_rq_reaches_the_web_index_when_its_job_finishes(
         job_id = db.session.scalar(select(Job.id).order_by(Job.id.desc()))
     assert len(ids) == 3 and all(pid in service.project_ids() for pid in ids), "searchable at once"
     assert not any(pid in service._proj_index for pid in ids), "no vector before the worker ran"
-    assert _row(app, job_id).status is JobStatus.QUEUED
+    assert job_row(app, job_id).status is JobStatus.QUEUED
     result = app.test_cli_runner().invoke(args=["worker", "--burst", "--name", f"{queue_name}-burst"])
     assert result.exit_code == 0, result.output
-    assert _row(app, job_id).status is JobStatus.DONE
+    assert job_row(app, job_id).status is JobStatus.DONE
     deadline = time.monotonic() + 30
     while not all(pid in service._proj_index for pid in ids):
         assert time.monotonic() < deadline, "the worker's vectors never reached the web index"
@@ -146,9 +134,8 @@ def test_an_unreachable_queue_fails_the_job_in_chinese_and_keeps_the_rows(make_a
     assert job.error is not None and job.error.startswith("无法提交到后台任务队列（Redis）")
 
 
-def _worker(app: Any, queue: str, name: str, log: Path, stale: int) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "flask", "--app", "app", "worker", "--name", name]
-    return start_worker(app, REDIS_URL, queue, argv, log, stale)
+def _worker(app: Any, name: str, log: Path) -> subprocess.Popen[bytes]:
+    return start_worker(flask_worker(name), worker_env(app), log)
 
 
 def test_a_worker_killed_mid_job_leaves_whole_batches_and_another_finishes_without_re_encoding(
@@ -158,11 +145,11 @@ def test_a_worker_killed_mid_job_leaves_whole_batches_and_another_finishes_witho
     app = make_app(**_settings(queue_name, JOB_STALE_SECONDS=stale))
     ids = _drop_vectors(app, 24)
     job_id = start_job(JobKind.ENCODE, {"batch_size": 4}, app=app)  # the real e5 model, 6 batches
-    first = _worker(app, queue_name, f"{queue_name}-first", tmp_path / "first.log", stale)
+    first = _worker(app, f"{queue_name}-first", tmp_path / "first.log")
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            job = _row(app, job_id)
+            job = job_row(app, job_id)
             if job.status is not JobStatus.QUEUED and job.done >= 4:
                 break
             assert first.poll() is None, (tmp_path / "first.log").read_text("utf-8")
@@ -172,14 +159,14 @@ def test_a_worker_killed_mid_job_leaves_whole_batches_and_another_finishes_witho
         stop(first, signal.SIGKILL)
     finally:
         stop(first, signal.SIGKILL)
-    killed = _row(app, job_id)
+    killed = job_row(app, job_id)
     assert killed.status is JobStatus.RUNNING and killed.attempt == 1
     assert 4 <= killed.done < 24, f"killed too late to test a resume: {killed.done} done"
     assert killed.done % 4 == 0, "whole batches only"
     before = _vectors(app, ids)
     assert len(before) == killed.done, "each batch commits its vectors and its progress together"
 
-    second = _worker(app, queue_name, f"{queue_name}-second", tmp_path / "second.log", stale)
+    second = _worker(app, f"{queue_name}-second", tmp_path / "second.log")
     try:
         job = wait_for(app, job_id, timeout=300, poll=0.5)
     finally:
@@ -210,7 +197,7 @@ def test_a_queued_job_whose_message_redis_lost_is_sent_again(make_app: Any, queu
     ids = _drop_vectors(app, 2)
     waiting = start_job(JobKind.ENCODE, {"only": {"project": ids}}, app=app)
     lost = start_job(JobKind.ENCODE, {"only": {"project": ids}}, app=app)
-    first_rq_id = _row(app, lost).rq_id
+    first_rq_id = job_row(app, lost).rq_id
     store = redis.Redis.from_url(REDIS_URL)
     store.delete(f"rq:job:{first_rq_id}")  # as if Redis restarted without its data
     assert requeue_abandoned(app) == [], "not before the stale time"
@@ -219,7 +206,7 @@ def test_a_queued_job_whose_message_redis_lost_is_sent_again(make_app: Any, queu
         db.session.execute(update(Job).where(Job.id.in_([waiting, lost])).values(heartbeat_at=old))
         db.session.commit()
     assert requeue_abandoned(app) == [lost], "a job still waiting in the queue is a backlog, not a loss"
-    assert _row(app, lost).rq_id != first_rq_id
+    assert job_row(app, lost).rq_id != first_rq_id
     result = app.test_cli_runner().invoke(args=["worker", "--burst", "--name", f"{queue_name}-burst"])
     assert result.exit_code == 0, result.output
-    assert _row(app, lost).status is JobStatus.DONE and _row(app, waiting).status is JobStatus.DONE
+    assert job_row(app, lost).status is JobStatus.DONE and job_row(app, waiting).status is JobStatus.DONE
