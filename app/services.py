@@ -10,7 +10,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -518,6 +519,17 @@ def _audit_change(kind: str, row: Any, before: dict[str, Any] | None, fields: It
     audit(f"{kind}.{'create' if before is None else 'update'}", kind, row.id, fields=changed, name=label)
 
 
+@contextmanager
+def _one_transaction(session: Session) -> Iterator[None]:
+    """Commit what the block did to the session; roll it all back, and re-raise, when the block fails."""
+    try:
+        yield
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+
+
 def _write(session: Session, kind: str, row: Any, new: Any, values: Any, text: Any) -> tuple[Any, np.ndarray]:
     """Apply validated values to a row (or a new one), audit, store its vector; one transaction.
 
@@ -534,17 +546,13 @@ def _write(session: Session, kind: str, row: Any, new: Any, values: Any, text: A
     row = row or new()
     for key, value in dumped.items():
         setattr(row, key, value)
-    try:
+    with _one_transaction(session):
         session.add(row)
         session.flush()
         _audit_change(kind, row, before, dumped)
         vec = _embed_one(session, kind, row.id, text(row))
         if kind in index_sync.RANKED:
             index_sync.record_changes(session, kind, [row.id])
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return row, vec
 
 
@@ -699,14 +707,10 @@ def _restore(session: Session, kind: str, row: Any, text: Any = None) -> np.ndar
     """
     row.archived_at = row.archived_by_id = None
     audit(f"{kind}.restore", kind, row.id, name=getattr(row, "name", None) or getattr(row, "title", None))
-    try:
+    with _one_transaction(session):
         vec = _embed_one(session, kind, row.id, text(row)) if text is not None else None
         if kind in index_sync.RANKED:
             index_sync.record_changes(session, kind, [row.id])
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     return vec
 
 
@@ -1024,6 +1028,18 @@ def matches_for_project(
     return _in_rank_order(session, Institution, matches)
 
 
+def _project_filters(
+    session: Session, institution_id: int, f: ProjectFilter | None, public: bool, private: bool
+) -> Filters:
+    """Return the filters of a project ranking for an institution (or its need): the projects f selects,
+    less those the institution refused when the viewer may see its pipeline (private), whose signed
+    connections then count as evidence; public ranks on the projects' public fields only."""
+    f = f or ProjectFilter()
+    refused = _declined(institution_id=institution_id) if private else None
+    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
+    return Filters(allowed_ids=allowed, public_only=public, evidence=private)
+
+
 def matches_for_institution(
     session: Session,
     institution_id: int,
@@ -1040,10 +1056,7 @@ def matches_for_institution(
             signed connections count as evidence and the projects it refused are left out. Otherwise
             the ranking depends on no pipeline, so it cannot reveal one.
     """
-    f = f or ProjectFilter()
-    refused = _declined(institution_id=institution_id) if private else None
-    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
-    filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
+    filters = _project_filters(session, institution_id, f, public, private)
     matches = _rank(lambda m: m.match_institution(institution_id, k=k, filters=filters))
     return _in_rank_order(session, Project, matches)
 
@@ -1057,12 +1070,9 @@ def matches_for_need(
     private: bool = False,
 ) -> list[RankedRow]:
     """Return the top-k projects for a posted need, rows in rank order (`private` as for an institution)."""
-    f = f or ProjectFilter()
-    refused = _declined(institution_id=need.institution_id) if private else None
-    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
+    filters = _project_filters(session, need.institution_id, f, public, private)
     vec = _embed_one(session, "need", need.id, need_record_text(need))
     session.commit()
-    filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
     matches = _rank(lambda m: m.match_need(need_profile(need), vec, k=k, filters=filters))
     return _in_rank_order(session, Project, matches)
 

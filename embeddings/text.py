@@ -125,16 +125,7 @@ def institution_text(
     services: Values = None,
 ) -> str:
     """Return the text embedded for an institution (fund, base or public service platform)."""
-    return _compose(
-        description,
-        [
-            ("机构", name),
-            ("类型", kind),
-            ("行业", industries),
-            ("阶段", stages),
-            ("服务", services),
-        ],
-    )
+    return _offer_text([("机构", name), ("类型", kind)], description, industries, stages, services)
 
 
 def need_text(
@@ -145,12 +136,16 @@ def need_text(
     services: Values = None,
 ) -> str:
     """Return the text embedded for a need (对接需求) posted by an institution."""
-    return _compose(
-        description,
-        [
-            ("需求", title),
-            ("行业", industries),
-            ("阶段", stages),
-            ("服务", services),
-        ],
-    )
+    return _offer_text([("需求", title)], description, industries, stages, services)
+
+
+def _offer_text(
+    heading: list[tuple[str, Values]],
+    description: str | None,
+    industries: Values,
+    stages: Values,
+    services: Values,
+) -> str:
+    """Return the text of what an institution, or one of its needs, looks for: the heading fields, then
+    the industries, stages and services it takes."""
+    return _compose(description, [*heading, ("行业", industries), ("阶段", stages), ("服务", services)])

@@ -10,21 +10,10 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import (
-    Award,
-    Connection,
-    ConnectionStage,
-    Contest,
-    ContestKind,
-    EmbeddingRecord,
-    Institution,
-    InstitutionKind,
-    Need,
-    Project,
-    ProjectGroup,
-    Stage,
-)
 from models.catalog import catalogue_files, load_contests
+from models.core import Contest, EmbeddingRecord, Institution, Need, Project
+from models.enums import Award, ConnectionStage, ContestKind, InstitutionKind, ProjectGroup, Stage
+from models.pipeline import Connection
 
 
 @pytest.fixture()
