@@ -106,16 +106,26 @@ class Propensities:
         return self.acted / np.maximum(self.shown, 1)
 
 
+@dataclass(frozen=True)
+class _Actions:
+    """Logged rows as arrays: position bucket (0-based, K buckets), acted (1.0) or not, pair id, list id."""
+
+    pos: NDArray[np.int64]
+    click: NDArray[np.float64]
+    pair: NDArray[np.int64]
+    lists: NDArray[np.int64]
+    K: int
+
+    def subset(self, rows: NDArray[np.bool_]) -> _Actions:
+        """Return the rows where rows is True."""
+        return _Actions(self.pos[rows], self.click[rows], self.pair[rows], self.lists[rows], self.K)
+
+
 def _em(
-    pos: NDArray[np.int64],
-    click: NDArray[np.float64],
-    pair: NDArray[np.int64],
-    K: int,
-    prior: float,
-    iterations: int,
-    tol: float,
+    log: _Actions, prior: float, iterations: int, tol: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], float, int]:
     """Run EM of the position-based model; return (theta, gamma per pair, mean relevance, rounds)."""
+    pos, click, pair, K = log.pos, log.click, log.pair, log.K
     n_pairs = int(pair.max()) + 1 if len(pair) else 0
     shown = np.bincount(pos, minlength=K)
     theta = 1.0 / (np.arange(K) + 1.0)
@@ -147,29 +157,22 @@ def _em(
 PRIORS = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 
-def _held_out_prior(
-    lists: NDArray[np.int64],
-    pos: NDArray[np.int64],
-    click: NDArray[np.float64],
-    pair: NDArray[np.int64],
-    K: int,
-    iterations: int,
-    tol: float,
-) -> float:
+def _held_out_prior(log: _Actions, iterations: int, tol: float) -> float:
     """Return the prior whose model best predicts the actions of every fifth list (fitted on the rest)."""
-    test = lists % 5 == 0
+    test = log.lists % 5 == 0
     if test.all() or not test.any():
         return PRIORS[1]
+    fit, held = log.subset(~test), log.subset(test)
     best, best_ll = PRIORS[1], -np.inf
     for prior in PRIORS:
-        theta, gamma, mean_rel, _ = _em(pos[~test], click[~test], pair[~test], K, prior, iterations, tol)
-        seen = pair[test] < len(gamma)
-        g = np.full(int(test.sum()), mean_rel)
+        theta, gamma, mean_rel, _ = _em(fit, prior, iterations, tol)
+        seen = held.pair < len(gamma)
+        g = np.full(len(held.pair), mean_rel)
         known = np.zeros(len(g), dtype=bool)
-        known[seen] = np.isin(pair[test][seen], np.unique(pair[~test]))
-        g[known] = gamma[pair[test][known]]
-        p = np.clip(theta[pos[test]] * g, 1e-6, 1 - 1e-6)
-        ll = float(np.mean(click[test] * np.log(p) + (1 - click[test]) * np.log(1 - p)))
+        known[seen] = np.isin(held.pair[seen], np.unique(fit.pair))
+        g[known] = gamma[held.pair[known]]
+        p = np.clip(theta[held.pos] * g, 1e-6, 1 - 1e-6)
+        ll = float(np.mean(held.click * np.log(p) + (1 - held.click) * np.log(1 - p)))
         if ll > best_ll:
             best, best_ll = prior, ll
     return best
@@ -207,11 +210,9 @@ def estimate_propensities(
     lists = np.array([list_ids.setdefault(r.list_id, len(list_ids)) for r in rows], dtype=np.int64)
     shown = np.bincount(pos, minlength=K)
     acted = np.bincount(pos, weights=click, minlength=K).astype(np.int64)
-    if prior == "auto":
-        strength = _held_out_prior(lists, pos, click, pair, K, iterations, tol)
-    else:
-        strength = float(prior)
-    theta, _gamma, _mean, done = _em(pos, click, pair, K, strength, iterations, tol)
+    log = _Actions(pos, click, pair, lists, K)
+    strength = _held_out_prior(log, iterations, tol) if prior == "auto" else float(prior)
+    theta, _gamma, _mean, done = _em(log, strength, iterations, tol)
     theta = theta / theta[0] if theta[0] > 0 else theta
     # Examination cannot rise further down a list: keep theta non-increasing (pool adjacent violators).
     theta = _non_increasing(np.minimum(theta, 1.0), shown)
