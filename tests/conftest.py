@@ -41,19 +41,12 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo-template")
     app = create_app(app_config(folder / "match.db", folder / "index"))
     upgrade_database(app)
-    from app.demo.load import load_demo
-    from app.demo.vectors import restore_shipped_vectors
     from app.services import build_matching
-    from embeddings import model_name
 
+    # `flask demo load`: the demo data with the vectors shipped with it (model and text hash checked)
+    loaded = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert loaded.exit_code == 0, loaded.output
     with app.app_context():
-        session = db.new_session(app)
-        try:
-            load_demo(session)
-            # The vectors shipped with the demo (model and text hash checked): nothing to encode.
-            restore_shipped_vectors(session, model_name(app.config["EMBEDDING_MODEL"]))
-        finally:
-            session.close()
         build_matching(app)  # encodes any record without a shipped vector, persists the indexes
     app.extensions["db"]["engine"].dispose()
     return folder

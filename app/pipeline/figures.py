@@ -305,16 +305,7 @@ def figures(
     out.funnel = [{"stage": s.name, "label": s.value, "count": funnel[n]} for n, s in enumerate(FUNNEL)]
     out.entered = {s.value: int(entered.get(s, 0)) for s in S}
     groups = _name_groups(session, raw)
-    out.breakdowns = {
-        dim: [
-            {"key": key, **t.as_json()}
-            for key, t in sorted(
-                groups[dim].items(),
-                key=lambda kv: (-kv[1].financing_wan, -kv[1].signed, -kv[1].opened, kv[0]),
-            )
-        ]
-        for dim in DIMENSIONS
-    }
+    out.breakdowns = breakdown_rows(groups)
     out.months = [{"month": m, **t.as_json()} for m, t in months.items()]
     out.load_rows = lambda: _connection_rows(session, q, out.as_of, follow_up_days)
     return out
@@ -627,6 +618,20 @@ def _case(r: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
+def breakdown_rows(groups: Mapping[str, Mapping[str, Tally]]) -> dict[str, list[dict[str, Any]]]:
+    """Return each dimension's tallies as rows, most financing first (then signed, opened, key)."""
+    return {
+        dim: [
+            {"key": key, **t.as_json()}
+            for key, t in sorted(
+                groups[dim].items(),
+                key=lambda kv: (-kv[1].financing_wan, -kv[1].signed, -kv[1].opened, kv[0]),
+            )
+        ]
+        for dim in DIMENSIONS
+    }
+
+
 def _connection_rows(session: Session, q: _Query, as_of: datetime, days: int) -> list[dict[str, Any]]:
     """Every connection with history in the period, as the report lists it (a list, read in one pass)."""
     active = q.active().subquery()
@@ -669,6 +674,13 @@ def _row(c: Any, events: list[Any], period: Period, as_of: datetime, days: int) 
     before = [e for e in events if e.at <= as_of]
     quiet = bool(before) and as_of - before[-1].at > timedelta(days=days)
     idle = quiet and before[-1].to_stage in OPEN_STAGES
+    return connection_row(c, events, moves, idle)
+
+
+def connection_row(c: Any, events: Sequence[Any], moves: Sequence[Any], idle: bool) -> dict[str, Any]:
+    """Return the report's row of a connection: c has its ids and names (project, contest or None,
+    institution, kind, initiated_by); events are all its events in order, moves those of the period
+    that created or moved it; idle: it needs a follow-up."""
     return {
         "id": c.id,
         "project": c.project,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from app.pipeline.figures import (
     Tally,
     _month_start,
     _months,
+    breakdown_rows,
+    connection_row,
     figures,
     parse_quarter,
     short_contest,
@@ -102,25 +105,13 @@ def _idle_at(events: list[ConnectionEvent], at: datetime, days: int) -> bool:
 
 def _row(c: Connection, events: list[ConnectionEvent], active: list[ConnectionEvent], idle: bool) -> dict:
     moves = [e for e in active if e.action in (EventAction.CREATED, EventAction.MOVED)]
-    return {
-        "id": c.id,
-        "project": c.project.name,
-        "project_id": c.project_id,
-        "contest": short_contest(c.project.contest.name) if c.project.contest else "",
-        "institution": c.institution.name,
-        "institution_id": c.institution_id,
-        "institution_kind": c.institution.kind.value,
-        "initiated_by": c.initiated_by.value if c.initiated_by else "",
-        "opened": china_date(events[0].at).isoformat(),
-        "stage": events[-1].to_stage.value,
-        "moves": " → ".join(
-            ([moves[0].from_stage.value] if moves and moves[0].from_stage else [])
-            + [e.to_stage.value for e in moves]
-        ),
-        "last_activity": china_date(events[-1].at).isoformat(),
-        "follow_up": idle,
-        "requested": any(e.to_stage is S.REQUESTED for e in events),
-    }
+    ids = {k: getattr(c, k) for k in ("id", "project_id", "institution_id", "initiated_by")}
+    contest = c.project.contest.name if c.project.contest else None
+    names = {"project": c.project.name, "contest": contest, "institution": c.institution.name}
+    names["kind"] = c.institution.kind
+    return connection_row(
+        SimpleNamespace(**ids, **names), events, moves, idle
+    )  # the layout is shared; what goes in is the oracle's
 
 
 def _case(o: dict[str, Any]) -> dict[str, Any]:
@@ -218,16 +209,7 @@ def python_figures(
         "funnel": [{"stage": s.name, "label": s.value, "count": reached[s]} for s in FUNNEL],
         "entered": {s.value: entered[s] for s in S},
         "totals": {**totals.as_json(), "refused": refused, "terminated": terminated, "follow_up": follow_up},
-        "breakdowns": {
-            dim: [
-                {"key": key, **t.as_json()}
-                for key, t in sorted(
-                    groups[dim].items(),
-                    key=lambda kv: (-kv[1].financing_wan, -kv[1].signed, -kv[1].opened, kv[0]),
-                )
-            ]
-            for dim in DIMENSIONS
-        },
+        "breakdowns": breakdown_rows(groups),
         "months": [{"month": m, **t.as_json()} for m, t in months.items()],
         "success_cases": [
             _case(o) for o in sorted(outcomes, key=lambda o: (o["at"], o["c"].id), reverse=True)
