@@ -175,6 +175,107 @@ class Blocker:
         }
 
 
+#: What each blocker says, in Chinese and in English, keyed by its constraint (or by the key _blocker is
+#: given). The fields are the blocker's numbers ({needed}, {available}) and the values its check passes;
+#: {{project}} and {{institution}} stay in the text for Blocker.as_dict to name the subject.
+_SAYS: dict[str, tuple[str, str]] = {
+    "solver": (
+        "求解器未在时限内得到可行方案，请放宽约束或延长时限。",
+        "The solver found no plan within its time limit; relax constraints or allow more time.",
+    ),
+    "slots": (
+        "项目 {{project}} 至少需要 {needed} 场会谈，但活动只有 {available} 个时段："
+        "增加时段或把每个项目的最少会谈数降到 {available}。",
+        "Project {{project}} needs at least {needed} meetings but the event has only {available} slots: "
+        "add slots or lower the per-project minimum to {available}.",
+    ),
+    "project_bounds": (
+        "项目 {{project}} 的最少会谈数 {needed} 大于最多会谈数 {available}：请调整上下限。",
+        "Project {{project}}: minimum {needed} exceeds maximum {available}; adjust the bounds.",
+    ),
+    "project_candidates": (
+        "项目 {{project}} 只有 {available} 家可会谈的机构（其余为回避或排除），少于最少会谈数 {needed}："
+        "邀请更多机构、撤销部分回避，或降低最少会谈数。",
+        "Project {{project}} has only {available} allowed institutions (the rest are forbidden), "
+        "fewer than its minimum {needed}: invite more institutions, lift some exclusions or lower "
+        "the minimum.",
+    ),
+    "required_project_max": (
+        "项目 {{project}} 有 {needed} 个必须安排的会谈，超过其上限 {available}（最多会谈数或时段数）："
+        "减少必须会谈或提高上限。",
+        "Project {{project}} has {needed} required meetings, more than its limit {available} "
+        "(maximum meetings or slots): drop required pairs or raise the limit.",
+    ),
+    "required_capacity": (
+        "机构 {{institution}} 有 {needed} 个必须安排的会谈，超过其容量 {available}{by_slots}："
+        "提高容量或减少必须会谈。",
+        "Institution {{institution}} has {needed} required meetings, more than its capacity "
+        "{available}: raise its capacity or drop required pairs.",
+    ),
+    "total_capacity": (
+        "全部项目的最少会谈数合计 {needed} 场，而全部机构的可用容量合计只有 {available} 场："
+        "提高机构容量（共需增加 {short} 场）、邀请更多机构，或把最少会谈数降到 {per}。",
+        "The projects' minimum meetings total {needed} but the institutions' usable capacity totals "
+        "{available}: raise capacities by {short}, invite more institutions, or lower the "
+        "per-project minimum to {per}.",
+    ),
+    "tables": (
+        "公平底线与必须会谈合计至少需要 {needed} 场会谈，但时段数 × 桌数最多容纳 {available} 场："
+        "增加桌数或时段（共需增加 {short} 场的位置），或降低每个项目的最少会谈数。",
+        "The floors and required pairs need at least {needed} meetings but slots x tables seat "
+        "only {available}: add tables or slots (room for {short} more), or lower the "
+        "per-project minimum.",
+    ),
+    "group_rule": (
+        "项目 {{project}} 的分组规则“{label}”要求至少 {needed} 家，"
+        "但可会谈且有容量的只有 {usable} 家：邀请更多该类机构或放宽规则。",
+        "Project {{project}}'s group rule '{label}' needs {needed} but only "
+        "{usable} allowed institutions with capacity are in the group: "
+        "invite more of them or relax the rule.",
+    ),
+    "project_floor": (
+        "项目 {{project}} 最多只能安排 {available} 场（需要 {needed} 场）：它可会谈的机构已满"
+        "（{full} 家达到容量）。提高这些机构的容量、邀请更多机构，或降低最少会谈数。",
+        "Project {{project}} can get only {available} of its {needed} minimum meetings: its allowed "
+        "institutions are full ({full} at capacity). Raise their capacity, invite more, "
+        "or lower the minimum.",
+    ),
+    "required_pair": (
+        "必须会谈的 项目 {{project}} — 机构 {{institution}} 无法与其他约束同时满足："
+        "提高该机构容量或取消该必须会谈。",
+        "The required pair project {{project}} - institution {{institution}} cannot be met together "
+        "with the other constraints: raise the institution's capacity or drop the requirement.",
+    ),
+    "group_shortfall": (
+        "项目 {{project}} 的分组规则“{label}”无法满足：该组机构容量已被占满，提高其容量或放宽规则。",
+        "Project {{project}}'s group rule '{label}' cannot be met: the group's institutions "
+        "are full; raise their capacity or relax the rule.",
+    ),
+    "party_slots": (
+        "{party} 有 {needed} 场会谈，但只有 {available} 个可用时段：减少其会谈或开放更多时段。",
+        "{party} has {needed} meetings but only {available} available slots: drop meetings or free slots.",
+    ),
+    "timetable_tables": (
+        "共 {needed} 场会谈，但 {slots} 个时段 × {tables} 张桌只容纳 {available} 场：增加桌数或时段。",
+        "{needed} meetings but {slots} slots x {tables} tables hold only {available}: add tables or slots.",
+    ),
+    "timetable": (
+        "在各方不可用时段的限制下无法排出无冲突的日程：增加时段、开放不可用时段或减少会谈。",
+        "No clash-free timetable exists under the declared unavailable slots: add slots, free "
+        "unavailable slots or drop meetings.",
+    ),
+}
+
+
+def _blocker(
+    constraint: str, subject: dict[str, Any], needed: float, available: float, says: str = "", **values: Any
+) -> Blocker:
+    """Return the blocker of a constraint with its messages (_SAYS[says or constraint]) filled in."""
+    zh, en = _SAYS[says or constraint]
+    fields = {"needed": needed, "available": available, **values}
+    return Blocker(constraint, subject, needed, available, zh.format(**fields), en.format(**fields))
+
+
 @dataclass
 class Assignment:
     """The solver's answer: pairs (row, column) when feasible, blockers when not."""
@@ -449,16 +550,7 @@ def solve_assignment(
     if x is None:
         blocking = diagnose(problem) if status == 2 else []
         if not blocking:
-            blocking = [
-                Blocker(
-                    "solver",
-                    {"status": status},
-                    0,
-                    0,
-                    "求解器未在时限内得到可行方案，请放宽约束或延长时限。",
-                    "The solver found no plan within its time limit; relax constraints or allow more time.",
-                )
-            ]
+            blocking = [_blocker("solver", {"status": status}, 0, 0)]
         return Assignment(
             "infeasible", blocking=blocking, seconds=time.perf_counter() - start, n_variables=P.size
         )
@@ -489,126 +581,41 @@ def _static_blockers(problem: AssignmentProblem, mask: NDArray[np.bool_]) -> lis
     T = problem.slots
     for p in np.nonzero(lo > hi)[0].tolist():
         if T is not None and lo[p] > T and lo[p] <= raw_hi[p]:
-            out.append(
-                Blocker(
-                    "slots",
-                    {"project": p},
-                    int(lo[p]),
-                    int(T),
-                    f"项目 {{project}} 至少需要 {lo[p]} 场会谈，但活动只有 {T} 个时段："
-                    f"增加时段或把每个项目的最少会谈数降到 {T}。",
-                    f"Project {{project}} needs at least {lo[p]} meetings but the event has only {T} slots: "
-                    f"add slots or lower the per-project minimum to {T}.",
-                )
-            )
+            out.append(_blocker("slots", {"project": p}, int(lo[p]), int(T)))
         else:
-            out.append(
-                Blocker(
-                    "project_bounds",
-                    {"project": p},
-                    int(lo[p]),
-                    int(hi[p]),
-                    f"项目 {{project}} 的最少会谈数 {lo[p]} 大于最多会谈数 {hi[p]}：请调整上下限。",
-                    f"Project {{project}}: minimum {lo[p]} exceeds maximum {hi[p]}; adjust the bounds.",
-                )
-            )
+            out.append(_blocker("project_bounds", {"project": p}, int(lo[p]), int(hi[p])))
     req = _required_mask(problem)
     n_allowed = mask.sum(axis=1)
     for p in np.nonzero(n_allowed < lo)[0].tolist():
-        out.append(
-            Blocker(
-                "project_candidates",
-                {"project": p},
-                int(lo[p]),
-                int(n_allowed[p]),
-                f"项目 {{project}} 只有 {n_allowed[p]} 家可会谈的机构（其余为回避或排除），"
-                f"少于最少会谈数 {lo[p]}："
-                "邀请更多机构、撤销部分回避，或降低最少会谈数。",
-                f"Project {{project}} has only {n_allowed[p]} allowed institutions (the rest are forbidden), "
-                f"fewer than its minimum {lo[p]}: invite more institutions, lift some exclusions or lower "
-                "the minimum.",
-            )
-        )
+        out.append(_blocker("project_candidates", {"project": p}, int(lo[p]), int(n_allowed[p])))
     req_p, req_i = req.sum(axis=1), req.sum(axis=0)
     for p in np.nonzero(req_p > hi)[0].tolist():
-        out.append(
-            Blocker(
-                "required_project_max",
-                {"project": p},
-                int(req_p[p]),
-                int(hi[p]),
-                f"项目 {{project}} 有 {req_p[p]} 个必须安排的会谈，超过其上限 {hi[p]}（最多会谈数或时段数）："
-                "减少必须会谈或提高上限。",
-                f"Project {{project}} has {req_p[p]} required meetings, more than its limit {hi[p]} "
-                f"(maximum meetings or slots): drop required pairs or raise the limit.",
-            )
-        )
+        out.append(_blocker("required_project_max", {"project": p}, int(req_p[p]), int(hi[p])))
     for i in np.nonzero(req_i > cap)[0].tolist():
+        by_slots = "（受时段数限制）" if T is not None and raw_cap[i] > T else ""
         out.append(
-            Blocker(
-                "required_capacity",
-                {"institution": i},
-                int(req_i[i]),
-                int(cap[i]),
-                f"机构 {{institution}} 有 {req_i[i]} 个必须安排的会谈，超过其容量 {cap[i]}"
-                f"{'（受时段数限制）' if T is not None and raw_cap[i] > T else ''}：提高容量或减少必须会谈。",
-                f"Institution {{institution}} has {req_i[i]} required meetings, more than its capacity "
-                f"{cap[i]}: "
-                "raise its capacity or drop required pairs.",
-            )
+            _blocker("required_capacity", {"institution": i}, int(req_i[i]), int(cap[i]), by_slots=by_slots)
         )
     # total supply the floor can draw on: each institution gives at most min(cap, its allowed projects)
     supply = int(np.minimum(cap, mask.sum(axis=0)).sum())
     need = int(lo.sum())
     if need > supply:
         per = supply // max(n_p, 1)
-        out.append(
-            Blocker(
-                "total_capacity",
-                {},
-                need,
-                supply,
-                f"全部项目的最少会谈数合计 {need} 场，而全部机构的可用容量合计只有 {supply} 场："
-                f"提高机构容量（共需增加 {need - supply} 场）、邀请更多机构，或把最少会谈数降到 {per}。",
-                f"The projects' minimum meetings total {need} but the institutions' usable capacity totals "
-                f"{supply}: raise capacities by {need - supply}, invite more institutions, or lower the "
-                f"per-project minimum to {per}.",
-            )
-        )
+        out.append(_blocker("total_capacity", {}, need, supply, short=need - supply, per=per))
     total = problem.total_cap()
     if total is not None:
         # each project needs its floor, and at least its required pairs
         least = int(np.maximum(lo, req.sum(axis=1)).sum())
         if least > total:
-            out.append(
-                Blocker(
-                    "tables",
-                    {},
-                    least,
-                    total,
-                    f"公平底线与必须会谈合计至少需要 {least} 场会谈，但时段数 × 桌数最多容纳 {total} 场："
-                    f"增加桌数或时段（共需增加 {least - total} 场的位置），或降低每个项目的最少会谈数。",
-                    f"The floors and required pairs need at least {least} meetings but slots x tables seat "
-                    f"only {total}: add tables or slots (room for {least - total} more), or lower the "
-                    "per-project minimum.",
-                )
-            )
+            out.append(_blocker("tables", {}, least, total, short=least - total))
     for g, rule in enumerate(problem.groups):
         members = [i for i in set(rule.institutions) if 0 <= i < n_i and mask[rule.project, i]]
         usable = sum(1 for i in members if cap[i] > 0)
         if usable < rule.at_least or rule.at_least > hi[rule.project]:
+            subject = {"project": rule.project, "rule": g, "label": rule.label}
+            have = int(min(usable, hi[rule.project]))
             out.append(
-                Blocker(
-                    "group_rule",
-                    {"project": rule.project, "rule": g, "label": rule.label},
-                    int(rule.at_least),
-                    int(min(usable, hi[rule.project])),
-                    f"项目 {{project}} 的分组规则“{rule.label}”要求至少 {rule.at_least} 家，"
-                    f"但可会谈且有容量的只有 {usable} 家：邀请更多该类机构或放宽规则。",
-                    f"Project {{project}}'s group rule '{rule.label}' needs {rule.at_least} but only "
-                    f"{usable} allowed institutions with capacity are in the group: "
-                    "invite more of them or relax the rule.",
-                )
+                _blocker("group_rule", subject, int(rule.at_least), have, label=rule.label, usable=usable)
             )
     return out
 
@@ -677,50 +684,18 @@ def diagnose(problem: AssignmentProblem) -> list[Blocker]:
     for p in np.nonzero(short > 0.5)[0].tolist():
         partners = sorted(int(i) for i in C[p == P] if full[i])
         got = int(lo[p] - round(short[p]))
-        out.append(
-            Blocker(
-                "project_floor",
-                {"project": p, "full_institutions": partners},
-                int(lo[p]),
-                got,
-                f"项目 {{project}} 最多只能安排 {got} 场（需要 {lo[p]} 场）：它可会谈的机构已满"
-                f"（{len(partners)} 家达到容量）。提高这些机构的容量、邀请更多机构，或降低最少会谈数。",
-                f"Project {{project}} can get only {got} of its {lo[p]} minimum meetings: its allowed "
-                f"institutions are full ({len(partners)} at capacity). Raise their capacity, invite more, "
-                "or lower the minimum.",
-            )
-        )
+        subject = {"project": p, "full_institutions": partners}
+        out.append(_blocker("project_floor", subject, int(lo[p]), got, full=len(partners)))
     rs = res.x[m + n_p : m + n_p + req_idx.size]
     for k in np.nonzero(rs > 0.5)[0].tolist():
         p, i = int(P[req_idx[k]]), int(C[req_idx[k]])
-        out.append(
-            Blocker(
-                "required_pair",
-                {"project": p, "institution": i},
-                1,
-                0,
-                "必须会谈的 项目 {project} — 机构 {institution} 无法与其他约束同时满足："
-                "提高该机构容量或取消该必须会谈。",
-                "The required pair project {project} - institution {institution} cannot be met together "
-                "with the other constraints: raise the institution's capacity or drop the requirement.",
-            )
-        )
+        out.append(_blocker("required_pair", {"project": p, "institution": i}, 1, 0))
     gs = res.x[m + n_p + req_idx.size :]
     for g in np.nonzero(gs > 0.5)[0].tolist():
         rule = problem.groups[g]
-        out.append(
-            Blocker(
-                "group_shortfall",
-                {"project": rule.project, "rule": g, "label": rule.label},
-                int(rule.at_least),
-                int(rule.at_least - round(gs[g])),
-                f"项目 {{project}} 的分组规则“{rule.label}”无法满足："
-                "该组机构容量已被占满，提高其容量或放宽规则。",
-                f"Project {{project}}'s group rule '{rule.label}' cannot be met: the group's institutions "
-                "are full; "
-                "raise their capacity or relax the rule.",
-            )
-        )
+        subject = {"project": rule.project, "rule": g, "label": rule.label}
+        have = int(rule.at_least - round(gs[g]))
+        out.append(_blocker("group_shortfall", subject, int(rule.at_least), have, label=rule.label))
     return out
 
 
@@ -932,28 +907,11 @@ def _timetable_blockers(
     for r, d in degree.items():
         free = n_slots - len({t for t in unavailable.get(r, ()) if 0 <= t < n_slots})
         if d > free:
-            out.append(
-                Blocker(
-                    "party_slots",
-                    {"party": str(r)},
-                    d,
-                    free,
-                    f"{r} 有 {d} 场会谈，但只有 {free} 个可用时段：减少其会谈或开放更多时段。",
-                    f"{r} has {d} meetings but only {free} available slots: drop meetings or free slots.",
-                )
-            )
+            out.append(_blocker("party_slots", {"party": str(r)}, d, free, party=r))
     if n_tables is not None and len(meetings) > n_slots * n_tables:
+        seats = n_slots * n_tables
         out.append(
-            Blocker(
-                "tables",
-                {},
-                len(meetings),
-                n_slots * n_tables,
-                f"共 {len(meetings)} 场会谈，但 {n_slots} 个时段 × {n_tables} 张桌只容纳 "
-                f"{n_slots * n_tables} 场：增加桌数或时段。",
-                f"{len(meetings)} meetings but {n_slots} slots x {n_tables} tables hold only "
-                f"{n_slots * n_tables}: add tables or slots.",
-            )
+            _blocker("tables", {}, len(meetings), seats, "timetable_tables", slots=n_slots, tables=n_tables)
         )
     return out
 
@@ -989,17 +947,7 @@ def build_timetable(
     if slots is None:
         return Timetable(
             "infeasible",
-            blocking=[
-                Blocker(
-                    "timetable",
-                    {},
-                    len(meetings),
-                    0,
-                    "在各方不可用时段的限制下无法排出无冲突的日程：增加时段、开放不可用时段或减少会谈。",
-                    "No clash-free timetable exists under the declared unavailable slots: add slots, free "
-                    "unavailable slots or drop meetings.",
-                )
-            ],
+            blocking=[_blocker("timetable", {}, len(meetings), 0)],
             method="milp",
         )
     tables = _tables_for(slots)
