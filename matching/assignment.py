@@ -170,9 +170,17 @@ class Blocker:
             "subject": subject,
             "needed": self.needed,
             "available": self.available,
-            "message_zh": self.message_zh.format(**names),
-            "message_en": self.message_en.format(**names),
+            "message_zh": _name_subject(self.message_zh, names),
+            "message_en": _name_subject(self.message_en, names),
         }
+
+
+def _name_subject(message: str, names: dict[str, Any]) -> str:
+    """Put the subject's ids into a filled-in message: only the {project} and {institution} slots are
+    replaced, so braces in user text (a group rule's label, say) are kept as they are."""
+    for slot, value in names.items():
+        message = message.replace("{" + slot + "}", str(value))
+    return message
 
 
 #: What each blocker says, in Chinese and in English, keyed by its constraint (or by the key _blocker is

@@ -260,3 +260,18 @@ def test_pricing_stopped_by_its_time_budget_reports_a_certified_bound():
     assert early.objective <= full.objective + 1e-6 <= early.upper_bound + 2e-6
     priced = solve_assignment(problem, top_n=8)
     assert priced.proven_optimal and priced.objective == pytest.approx(full.objective)
+
+
+def test_blocker_keeps_braces_of_a_group_label():
+    """A label typed by a person may hold braces: the message names the subject and keeps them."""
+    scores = np.array([[90.0, 80.0, 10.0]])
+    allowed = np.array([[True, True, False]])
+    label = "银行{合作}{project}"
+    bad = solve_assignment(
+        AssignmentProblem(
+            scores=scores, allowed=allowed, capacity=1, project_max=2, groups=[GroupRule(0, (2,), 1, label)]
+        )
+    )
+    plain = bad.blocking[0].as_dict(project_ids=[501], institution_ids=[7, 8, 9])
+    assert "501" in plain["message_zh"] and "银行{合作}" in plain["message_zh"]
+    assert "501" in plain["message_en"]
