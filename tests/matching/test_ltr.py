@@ -255,6 +255,19 @@ def test_a_bag_averages_differently_seeded_models(data) -> None:
         LambdaMART(params, cols, bags=0)
 
 
+def test_only_small_training_sets_are_bagged(data) -> None:
+    settings = LTRSettings(bags=3, bag_below_rows=100)
+    assert settings.bags_for(99) == 3 and settings.bags_for(100) == 1
+    log, content = data
+    end = int(np.quantile(log.day, 0.85))
+    params = {"num_leaves": 4, "min_child_samples": 5, "learning_rate": 0.1}
+    small = LTRSettings(negatives=6, max_queries=20, windows=2)
+    models, train = fit_final(log, content, end, params, 10, small)
+    assert train.X.shape[0] < small.bag_below_rows and len(models[None].models_) == small.bags
+    big, _ = fit_final(log, content, end, params, 10, LTRSettings(bag_below_rows=1), train=train)
+    assert len(big[None].models_) == 1 and "bags" not in big[None].label()
+
+
 def test_selection_uses_only_history_before_end(data) -> None:
     log, content = data
     end = int(np.quantile(log.day, 0.8))
