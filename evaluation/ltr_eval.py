@@ -5,7 +5,9 @@ Per set, with the same code and settings everywhere:
 1. the history (edges_history.csv only) becomes an :class:`~matching.ltr_features.InvestmentLog`,
    the project texts become unit e5 vectors, a character TF-IDF matrix and category one-hots;
 2. :func:`matching.ltr.select_model` picks LambdaMART's hyper-parameters (or a single-feature
-   ranker, if that validates better) on the newest 15 % of history;
+   ranker, if that validates better) on the newest 15 % of history; a training set below
+   ``LTRSettings.bag_below_rows`` rows is fit as a bag of three differently seeded models whose
+   scores are averaged (the small sets' choice otherwise moves with the seed);
 3. :func:`matching.ltr.fit_final` refits the choice on windows ending at the end of history, once
    with every feature group and once without each group (the ablations);
 4. every dev_test project is ranked against every institution active in history, scored with the
