@@ -56,12 +56,15 @@ __all__ = [
     "DEFAULT_CACHE",
     "DEFAULT_DATA_ROOT",
     "Edge",
+    "Encoded",
     "EvalSet",
+    "WindowSettings",
     "build_service",
     "encode_cached",
     "load_set",
     "main",
     "rank_projects",
+    "run_baselines",
     "train_ranker",
 ]
 
@@ -293,22 +296,41 @@ def set_vectors(
 
 
 # ---------------------------------------------------------------------- service and training
-def build_service(
-    data: EvalSet,
-    visible: Sequence[Edge],
-    embedder: Embedder,
-    pvecs: Mapping[int, NDArray[np.float32]],
-    ivecs: Mapping[int, NDArray[np.float32]],
-    ranker: Ranker | None = None,
-) -> MatchingService:
+@dataclass(frozen=True)
+class Encoded:
+    """A set with its encoder and its document vectors (project and institution ids as in EvalSet)."""
+
+    data: EvalSet
+    embedder: Embedder
+    pvecs: Mapping[int, NDArray[np.float32]]
+    ivecs: Mapping[int, NDArray[np.float32]]
+
+
+def build_service(inputs: Encoded, visible: Sequence[Edge], ranker: Ranker | None = None) -> MatchingService:
     """Return a service whose profiles know only the visible edges."""
-    projects = project_profiles(data, visible)
+    projects = project_profiles(inputs.data, visible)
     by_id = {p.id: p for p in projects}
     # Like institutions.csv at test time, only institutions with a visible edge are candidates.
-    institutions = [i for i in institution_profiles(data, visible, by_id) if i.portfolio]
-    service = MatchingService(embedder, index_dir=None, ranker=ranker)
-    service.load(projects, institutions, pvecs, ivecs)
+    institutions = [i for i in institution_profiles(inputs.data, visible, by_id) if i.portfolio]
+    service = MatchingService(inputs.embedder, index_dir=None, ranker=ranker)
+    service.load(projects, institutions, inputs.pvecs, inputs.ivecs)
     return service
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """How the service's learned rankers are trained on rolling time splits of the history.
+
+    train_fraction: latest share of dated edges used as targets; windows: rolling target windows;
+    negatives: sampled negatives per target project; max_projects: target projects in all (and on
+    the validation slice); random_state: seed of the sampling and the learner.
+    """
+
+    train_fraction: float = 0.4
+    windows: int = 4
+    negatives: int = 100
+    max_projects: int = 600
+    random_state: int = 0
 
 
 def _cutoff(edges: Sequence[Edge], fraction: float) -> str | None:
@@ -450,17 +472,10 @@ def make_ranker(model: ModelName, random_state: int = 0) -> LearnedRanker | None
 
 
 def train_ranker(
-    data: EvalSet,
+    inputs: Encoded,
     history: Sequence[Edge],
-    embedder: Embedder,
-    pvecs: Mapping[int, NDArray[np.float32]],
-    ivecs: Mapping[int, NDArray[np.float32]],
     model: ModelName = "logistic",
-    train_fraction: float = 0.4,
-    windows: int = 4,
-    negatives: int = 100,
-    max_projects: int = 600,
-    random_state: int = 0,
+    settings: WindowSettings = WindowSettings(),
 ) -> tuple[Ranker, TrainingReport | None]:
     """Learn a ranker on rolling time splits inside the given history (no test edges involved)."""
     if model == "hand":
@@ -468,10 +483,13 @@ def train_ranker(
     if model == "blend":
         return blend_ranker(BLEND_GRID[0]), None
     X_parts, y_parts, g_parts = [], [], []
-    per_window = max(1, max_projects // windows)
-    for k, (early, late) in enumerate(_windows(history, train_fraction, windows)):
-        service = build_service(data, early, embedder, pvecs, ivecs)
-        pairs = _training_pairs(data, service, early, late, negatives, per_window, random_state + k)
+    st = settings
+    per_window = max(1, st.max_projects // st.windows)
+    for k, (early, late) in enumerate(_windows(history, st.train_fraction, st.windows)):
+        service = build_service(inputs, early)
+        pairs = _training_pairs(
+            inputs.data, service, early, late, st.negatives, per_window, st.random_state + k
+        )
         X, y, kept, _ = feature_rows(pairs, service)
         X_parts.append(X)
         y_parts.append(y)
@@ -480,7 +498,7 @@ def train_ranker(
     X_all = np.vstack(X_parts) if X_parts else np.zeros((0, len(FEATURES)))
     y_all = np.concatenate(y_parts) if y_parts else np.zeros(0, dtype=np.int64)
     g_all = np.concatenate(g_parts) if g_parts else np.zeros(0, dtype=np.int64)
-    return fit_rows(X_all, y_all, make_ranker(model, random_state), groups=g_all)
+    return fit_rows(X_all, y_all, make_ranker(model, st.random_state), groups=g_all)
 
 
 def rank_projects(
@@ -524,17 +542,15 @@ def _mean_ndcg10(
 
 
 def _validation_blends(
-    data: EvalSet,
-    embedder: Embedder,
-    pvecs: Mapping[int, NDArray[np.float32]],
-    ivecs: Mapping[int, NDArray[np.float32]],
+    inputs: Encoded,
     max_projects: int,
     validation_fraction: float = 0.15,
     grid: Sequence[Mapping[str, float]] = BLEND_GRID,
 ) -> list[tuple[Mapping[str, float], float]]:
     """Return (blend weights, NDCG@10 on the newest history slice) for every grid point."""
+    data = inputs.data
     head, relevant, queries = _validation_slice(data, validation_fraction, max_projects)
-    service = build_service(data, head, embedder, pvecs, ivecs)
+    service = build_service(inputs, head)
     out = []
     for weights in grid:
         service.set_ranker(blend_ranker(weights))
@@ -543,29 +559,22 @@ def _validation_blends(
 
 
 def _validation_ndcg(
-    data: EvalSet,
-    embedder: Embedder,
-    pvecs: Mapping[int, NDArray[np.float32]],
-    ivecs: Mapping[int, NDArray[np.float32]],
+    inputs: Encoded,
     model: ModelName,
-    train_fraction: float,
-    windows: int,
-    negatives: int,
-    max_projects: int,
+    settings: WindowSettings,
     validation_fraction: float = 0.15,
     prior_weights: Sequence[float] = (0.0,),
 ) -> dict[float, float]:
     """Return NDCG@10 per prior weight of a model trained on older history, scored on the newest slice."""
-    head, relevant, queries = _validation_slice(data, validation_fraction, max_projects)
-    ranker, _ = train_ranker(
-        data, head, embedder, pvecs, ivecs, model, train_fraction, windows, negatives, max_projects
-    )
+    data = inputs.data
+    head, relevant, queries = _validation_slice(data, validation_fraction, settings.max_projects)
+    ranker, _ = train_ranker(inputs, head, model, settings)
     out: dict[float, float] = {}
     weights = prior_weights if isinstance(ranker, LearnedRanker) else (0.0,)
     for weight in weights:
         if isinstance(ranker, LearnedRanker):
             ranker.prior_weight = weight
-        service = build_service(data, head, embedder, pvecs, ivecs, ranker)
+        service = build_service(inputs, head, ranker)
         out[weight] = _mean_ndcg10(rank_projects(service, data, queries, 10), relevant, queries)
     return out
 
@@ -579,17 +588,14 @@ def run_rank(
     model: ModelName | Literal["auto"] = "auto",
     embedder_spec: str = "e5",
     cache_dir: Path = DEFAULT_CACHE,
-    train_fraction: float = 0.4,
-    windows: int = 4,
-    negatives: int = 100,
-    max_projects: int = 600,
+    settings: WindowSettings = WindowSettings(),
     ranker_out: Path | None = None,
 ) -> dict[str, Any]:
     """Train on history, rank every institution for each query project, write JSONL; return a summary."""
     started = time.perf_counter()
     data = load_set(data_dir)
     embedder = load_embedder(embedder_spec)
-    pvecs, ivecs = set_vectors(data, embedder, cache_dir)
+    inputs = Encoded(data, embedder, *set_vectors(data, embedder, cache_dir))
     chosen: ModelName
     validation: dict[str, float] = {}
     prior = 0.0
@@ -597,7 +603,7 @@ def run_rank(
     blend: Mapping[str, float] | None = None
     if model in ("auto", "blend"):
         # The simple blend and its weights are chosen on the newest slice of history.
-        for weights, ndcg in _validation_blends(data, embedder, pvecs, ivecs, max_projects):
+        for weights, ndcg in _validation_blends(inputs, settings.max_projects):
             validation[_blend_label(weights)] = ndcg
             if ndcg > best[0] + 1e-9:
                 best, blend = (ndcg, "blend", 0.0), weights
@@ -606,18 +612,7 @@ def run_rank(
         # history, never on test edges. Boosting is left to an explicit --model hgb: it is slower
         # and did not validate better. A learned model must beat the blend to be chosen.
         for candidate in ("hand", "logistic", "pairwise"):
-            per_weight = _validation_ndcg(
-                data,
-                embedder,
-                pvecs,
-                ivecs,
-                candidate,
-                train_fraction,
-                windows,
-                negatives,
-                max_projects,
-                prior_weights=PRIOR_WEIGHTS,
-            )
+            per_weight = _validation_ndcg(inputs, candidate, settings, prior_weights=PRIOR_WEIGHTS)
             for weight, ndcg in per_weight.items():
                 validation[f"{candidate}+prior{weight:g}" if weight else candidate] = ndcg
                 if ndcg > best[0] + 1e-9:
@@ -630,23 +625,12 @@ def run_rank(
     if chosen == "blend":
         ranker = blend_ranker(blend or BLEND_GRID[0])
     else:
-        ranker, report = train_ranker(
-            data,
-            data.history,
-            embedder,
-            pvecs,
-            ivecs,
-            chosen,
-            train_fraction,
-            windows,
-            negatives,
-            max_projects,
-        )
+        ranker, report = train_ranker(inputs, data.history, chosen, settings)
     if isinstance(ranker, LearnedRanker):
         ranker.prior_weight = prior
     if ranker_out is not None:
         ranker.save(ranker_out)
-    service = build_service(data, data.history, embedder, pvecs, ivecs, ranker)
+    service = build_service(inputs, data.history, ranker)
     ranked = rank_projects(service, data, query_ids)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f:
@@ -690,6 +674,25 @@ def _has_subset(test: Path, subset: str) -> bool:
     return subset == "all" or ("1" if subset == "warm" else "0") in flags
 
 
+def run_baselines(bench: Path, data_dir: Path, test: Path, out: Path) -> dict[str, Path]:
+    """Run the shared ``baselines.py`` on a set; return method name -> predictions JSONL."""
+    subprocess.run(
+        [
+            sys.executable,
+            str(bench / "baselines.py"),
+            "--data",
+            str(data_dir),
+            "--test",
+            str(test),
+            "--outdir",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return {p.stem: p for p in sorted(out.glob("*.jsonl"))}
+
+
 def run_eval(
     data_root: Path = DEFAULT_DATA_ROOT,
     bench: Path = DEFAULT_BENCH,
@@ -717,23 +720,8 @@ def run_eval(
             f"in {summary['seconds']}s",
             flush=True,
         )
-        base_dir = set_out / "baselines"
-        subprocess.run(
-            [
-                sys.executable,
-                str(bench / "baselines.py"),
-                "--data",
-                str(data_dir),
-                "--test",
-                str(test),
-                "--outdir",
-                str(base_dir),
-            ],
-            check=True,
-            capture_output=True,
-        )
         methods = {"ours": set_out / "ours.jsonl"}
-        methods.update({p.stem: p for p in sorted(base_dir.glob("*.jsonl"))})
+        methods.update(run_baselines(bench, data_dir, test, set_out / "baselines"))
         table: dict[str, dict[str, dict[str, Any]]] = {}
         for method, pred in methods.items():
             table[method] = {}

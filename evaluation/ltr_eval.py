@@ -5,7 +5,9 @@ Per set, with the same code and settings everywhere:
 1. the history (edges_history.csv only) becomes an :class:`~matching.ltr_features.InvestmentLog`,
    the project texts become unit e5 vectors, a character TF-IDF matrix and category one-hots;
 2. :func:`matching.ltr.select_model` picks LambdaMART's hyper-parameters (or a single-feature
-   ranker, if that validates better) on the newest 15 % of history;
+   ranker, if that validates better) on the newest 15 % of history; a training set below
+   ``LTRSettings.bag_below_rows`` rows is fit as a bag of three differently seeded models whose
+   scores are averaged (the small sets' choice otherwise moves with the seed);
 3. :func:`matching.ltr.fit_final` refits the choice on windows ending at the end of history, once
    with every feature group and once without each group (the ablations);
 4. every dev_test project is ranked against every institution active in history, scored with the
@@ -19,8 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,7 +34,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from embeddings import Embedder
-from evaluation.benchmark import EvalSet, _categories, _read, set_vectors
+from evaluation.benchmark import EvalSet, _categories, _read, run_baselines, set_vectors
 from matching.features import FEATURES, round_stage_index
 from matching.ltr import LTRSettings, fit_final, rank_queries, select_model, training_set
 from matching.ltr_features import EXTRA_GROUP, FEATURE_GROUPS, InvestmentLog, ProjectContent, day_number
@@ -74,12 +74,12 @@ class ServiceFeatures:
     def __call__(
         self, as_of: int, queries: NDArray[np.int64], insts: NDArray[np.int64]
     ) -> NDArray[np.float32]:
-        from evaluation.benchmark import build_service
+        from evaluation.benchmark import Encoded, build_service
 
         if self._day != as_of:
             iso = str(np.datetime64(int(as_of), "D"))
             visible = [e for e in self.data.history if e.date and e.date < iso]
-            self._service = build_service(self.data, visible, self.embedder, self.pvecs, self.ivecs)
+            self._service = build_service(Encoded(self.data, self.embedder, self.pvecs, self.ivecs), visible)
             self._day = as_of
         inst_ids = [self.data.inst_int[self.iids[i]] for i in insts]
         out = np.empty((len(queries), len(insts), len(FEATURES)), dtype=np.float32)
@@ -165,24 +165,6 @@ def set_inputs(
     return log, content, pids, iids, end
 
 
-def _baselines(bench: Path, data_dir: Path, test: Path, out: Path) -> dict[str, Path]:
-    subprocess.run(
-        [
-            sys.executable,
-            str(bench / "baselines.py"),
-            "--data",
-            str(data_dir),
-            "--test",
-            str(test),
-            "--outdir",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return {p.stem: p for p in sorted(out.glob("*.jsonl"))}
-
-
 def _write(path: Path, ranked: Mapping[str, Sequence[str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
@@ -232,7 +214,7 @@ def evaluate_set(
         path = out_dir / "ltr" / f"{name}.jsonl"
         _write(path, {pids[q]: [iids[i] for i in lst] for q, lst in lists.items()})
         preds[name] = path
-    baselines = _baselines(bench, data_dir, test, out_dir / "baselines")
+    baselines = run_baselines(bench, data_dir, test, out_dir / "baselines")
     rel_all = ev.load_test(str(test), "all")
     per = {name: ev.per_project(rel_all, ev.load_pred(str(p))) for name, p in {**preds, **baselines}.items()}
     table: dict[str, dict[str, dict[str, float]]] = {}

@@ -59,12 +59,9 @@ def replay_demo(folder: Path | None = None) -> dict[str, Any]:
     """Build the demo, replay its logged lists and return the metrics per ranker."""
     from app import create_app
     from app.cli import upgrade_database
-    from app.demo.load import load_demo
-    from app.demo.vectors import restore_shipped_vectors
     from app.extensions import db
     from app.feedback.train import item_features, known_items, load_log
     from app.services import build_matching
-    from embeddings import model_name
     from matching.feedback import estimate_propensities, replay_metrics, split_by_time, training_set
     from matching.learn import fit_rows
     from matching.ranker import HandWeightedRanker, LearnedRanker
@@ -80,11 +77,13 @@ def replay_demo(folder: Path | None = None) -> dict[str, Any]:
             }
         )
         upgrade_database(app)
+        # `flask demo load`: the demo records with the vectors shipped for them.
+        loaded = app.test_cli_runner().invoke(args=["demo", "load"])
+        if loaded.exit_code != 0:
+            raise RuntimeError(f"demo load failed: {loaded.output}") from loaded.exception
         with app.app_context():
             session = db.new_session(app)
             try:
-                load_demo(session)
-                restore_shipped_vectors(session, model_name(app.config["EMBEDDING_MODEL"]))
                 service = build_matching(app)
                 items = load_log(session, demo=True)
             finally:
@@ -96,28 +95,22 @@ def replay_demo(folder: Path | None = None) -> dict[str, Any]:
         row_of = {id(r): j for j, r in enumerate(items)}
         train, test = split_by_time(items, 0.2)
         X_test = X[[row_of[id(r)] for r in test]]
-        ts = training_set(train, props)
-        learned, _ = fit_rows(
-            X[[row_of[id(r)] for r in ts.items]],
-            ts.labels,
-            LearnedRanker(),
-            min_positives=1,
-            min_negatives=1,
-            sample_weight=ts.weights,
-            groups=ts.groups,
-        )
-        naive = training_set(
-            train, props, clip=1.0
-        )  # no position correction: every action weighs its gain only
-        naive_ranker, _ = fit_rows(
-            X[[row_of[id(r)] for r in naive.items]],
-            naive.labels,
-            LearnedRanker(),
-            min_positives=1,
-            min_negatives=1,
-            sample_weight=naive.weights,
-            groups=naive.groups,
-        )
+
+        def fit(**options: float) -> Any:
+            """Fit on the older lists; clip=1.0: no position correction (every action weighs its gain)."""
+            ts = training_set(train, props, **options)
+            ranker, _ = fit_rows(
+                X[[row_of[id(r)] for r in ts.items]],
+                ts.labels,
+                LearnedRanker(),
+                min_positives=1,
+                min_negatives=1,
+                sample_weight=ts.weights,
+                groups=ts.groups,
+            )
+            return ranker
+
+        learned, naive_ranker = fit(), fit(clip=1.0)
         scores = {
             "logged order (demo-logging-v0)": None,
             "hand-weighted (product default)": HandWeightedRanker().score(X_test),

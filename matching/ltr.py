@@ -65,15 +65,26 @@ class LTRSettings:
     max_queries: int = 300  # per window and on the validation slice (seeded sample beyond)
     chunk: int = 96  # query projects per feature block
     seed: int = 0
+    bags: int = 3  # LambdaMART models per fit, seeds seed .. seed + bags - 1, scores averaged ...
+    bag_below_rows: int = 150_000  # ... when the training set has fewer rows (else one model)
+
+    def bags_for(self, rows: int) -> int:
+        """Return the models per fit for a training set of that many rows.
+
+        A bag cuts the seed-to-seed variance of a model fit on few target projects; on a large
+        training set one model varies little and a bag would only multiply the fitting time.
+        """
+        return self.bags if rows < self.bag_below_rows else 1
 
 
 #: Hyper-parameter grid; every point is also scored at each of ``iterations`` boosting rounds.
 DEFAULT_GRID: tuple[dict[str, Any], ...] = tuple(
     {"num_leaves": leaves, "min_child_samples": 50, "learning_rate": 0.05, "reg_lambda": 5.0, "prior": prior}
-    for prior in (0.0, 1.0, 2.0)
+    for prior in (0.0, 1.0, 4.0)
     for leaves in (4, 15)
 )
-_PRIOR_COL = LTR_FEATURES.index("act_recent_slow")
+#: The activity feature a prior reads unless a grid point names another ("prior_feature").
+PRIOR_FEATURE = "act_recent_slow"
 ITERATIONS: tuple[int, ...] = (25, 50, 100)
 #: Single-feature rankers that compete with the learned model on the validation slice.
 SIMPLE_SCORERS: tuple[str, ...] = ("act_recent_slow", "act_log_count", "sim_mean", "sim_top3")
@@ -104,7 +115,13 @@ def lgbm_ranker(params: Mapping[str, Any], n_estimators: int, seed: int = 0) -> 
 
 
 class LambdaMART:
-    """A LightGBM lambdarank model over chosen LTR_FEATURES columns (seeded, one thread)."""
+    """A LightGBM lambdarank model over chosen LTR_FEATURES columns (seeded, one thread).
+
+    With ``bags`` > 1 it is a bag of that many models fit on the same rows with seeds ``seed``,
+    ``seed + 1``, ...: their row and column subsamples differ, and the score is their mean. On the
+    few hundred target projects of a set a single model's ranking moves with its seed; the mean does
+    much less.
+    """
 
     def __init__(
         self,
@@ -113,16 +130,24 @@ class LambdaMART:
         n_estimators: int = 400,
         seed: int = 0,
         names: Sequence[str] = LTR_FEATURES,
+        bags: int = 1,
     ):
+        if bags < 1:
+            raise ValueError(f"bags must be at least 1, got {bags}")
         self.names = tuple(names)
         params = dict(params)
         #: Weight of a fixed popularity prior (log of the 2-year-decayed deal count) the trees start
         #: from (LightGBM init_score): the trees then only learn corrections to who-is-active.
         self.prior_weight = float(params.pop("prior", 0.0))
+        #: The column the prior reads: 2-year-decayed deals, or ``act_log_count`` (all-time distinct
+        #: projects, the popularity baseline's own order).
+        self.prior_feature = str(params.pop("prior_feature", PRIOR_FEATURE))
+        self._prior_col = LTR_FEATURES.index(self.prior_feature)
         self.params = params
         self.columns = np.asarray(columns, dtype=np.int64)
         self.n_estimators = n_estimators
         self.seed = seed
+        self.bags = bags
         self.num_iteration: int | None = None
 
     @property
@@ -131,51 +156,68 @@ class LambdaMART:
 
     def fit(self, X: NDArray[np.float32], y: NDArray[np.int64], group: NDArray[np.int64]) -> LambdaMART:
         """Fit on rows X (n, len(LTR_FEATURES)), 0/1 labels y and query group sizes."""
-        self.model_ = lgbm_ranker(self.params, self.n_estimators, self.seed)
-        self.model_.fit(
-            X[:, self.columns],
-            y,
-            group=group,
-            feature_name=list(self.feature_names),
-            init_score=self._prior(X),
-        )
+        self.models_ = []
+        for b in range(self.bags):
+            model = lgbm_ranker(self.params, self.n_estimators, self.seed + b)
+            model.fit(
+                X[:, self.columns],
+                y,
+                group=group,
+                feature_name=list(self.feature_names),
+                init_score=self._prior(X),
+            )
+            self.models_.append(model)
+        self.model_ = self.models_[0]
         return self
+
+    def _predict(self, X: NDArray[np.float32], it: int | None, **kwargs: Any) -> NDArray[np.float64]:
+        """Return the bag's mean raw prediction (or mean contributions with pred_contrib=True)."""
+        cols = X[:, self.columns]
+        out = [
+            np.asarray(m.booster_.predict(cols, num_iteration=it, num_threads=1, **kwargs), dtype=np.float64)
+            for m in self.models_
+        ]
+        return np.mean(out, axis=0)
 
     def _prior(self, X: NDArray[np.float32]) -> NDArray[np.float64]:
         if not self.prior_weight:
             return np.zeros(X.shape[0])
-        return self.prior_weight * np.nan_to_num(X[:, _PRIOR_COL].astype(np.float64))
+        return self.prior_weight * np.nan_to_num(X[:, self._prior_col].astype(np.float64))
 
     def score(self, X: NDArray[np.float32], num_iteration: int | None = None) -> NDArray[np.float64]:
         """Return one score per row of X (n, len(LTR_FEATURES)); higher ranks first."""
         it = num_iteration if num_iteration is not None else self.num_iteration
-        raw = self.model_.booster_.predict(X[:, self.columns], num_iteration=it, num_threads=1)
-        return np.asarray(raw, dtype=np.float64) + self._prior(X)
+        return self._predict(X, it) + self._prior(X)
 
     def contributions(self, X: NDArray[np.float32]) -> NDArray[np.float64]:
         """Return exact per-feature (TreeSHAP) contributions, (n, n_columns); the last bias column dropped."""
-        out = self.model_.booster_.predict(
-            X[:, self.columns], num_iteration=self.num_iteration, pred_contrib=True, num_threads=1
-        )
-        contrib = np.asarray(out, dtype=np.float64)[:, :-1]
-        if self.prior_weight and _PRIOR_COL in self.columns:
-            contrib[:, int(np.flatnonzero(self.columns == _PRIOR_COL)[0])] += self._prior(X)
+        # TreeSHAP is additive: the bag's mean score splits into the mean of its models' contributions.
+        contrib = self._predict(X, self.num_iteration, pred_contrib=True)[:, :-1]
+        if self.prior_weight and self._prior_col in self.columns:
+            contrib[:, int(np.flatnonzero(self.columns == self._prior_col)[0])] += self._prior(X)
         return contrib
 
     def importances(self) -> dict[str, float]:
-        """Return the total split gain per feature."""
-        gain = self.model_.booster_.feature_importance(importance_type="gain")
+        """Return the total split gain per feature (the bag's mean)."""
+        gain = np.mean([m.booster_.feature_importance(importance_type="gain") for m in self.models_], axis=0)
         return {n: float(g) for n, g in zip(self.feature_names, gain, strict=True)}
 
     def label(self) -> str:
-        p = self.params
-        return _label(p, self.prior_weight, self.num_iteration)
+        return _label(self.params, self.prior_weight, self.num_iteration, self.bags, self.prior_feature)
 
 
-def _label(params: Mapping[str, Any], prior: float, iterations: int | None) -> str:
+def _label(
+    params: Mapping[str, Any],
+    prior: float,
+    iterations: int | None,
+    bags: int = 1,
+    prior_feature: str = PRIOR_FEATURE,
+) -> str:
+    bag = f",bags={bags}" if bags > 1 else ""
+    on = f"*{prior_feature}" if prior and prior_feature != PRIOR_FEATURE else ""
     return (
         f"lambdamart(leaves={params.get('num_leaves')},min_child={params.get('min_child_samples')},"
-        f"prior={prior:g},iter={iterations})"
+        f"prior={prior:g}{on},iter={iterations}{bag})"
     )
 
 
@@ -401,11 +443,16 @@ def select_model(
     if train.n_queries and train.y.sum() and (train.y == 0).any():
         for params in grid:
             model = LambdaMART(
-                params, cols, n_estimators=max(iterations), seed=settings.seed, names=content.feature_names
+                params,
+                cols,
+                n_estimators=max(iterations),
+                seed=settings.seed,
+                names=content.feature_names,
+                bags=settings.bags_for(train.X.shape[0]),
             )
             model.fit(train.X, train.y, train.group)
             for it in iterations:
-                name = _label(params, model.prior_weight, it)
+                name = _label(params, model.prior_weight, it, model.bags, model.prior_feature)
                 scorers[name] = model
                 iters[name] = it
                 fitted[name] = (params, it)
@@ -441,6 +488,7 @@ def fit_final(
             n_estimators=iterations,
             seed=settings.seed,
             names=content.feature_names,
+            bags=settings.bags_for(data.X.shape[0]),
         )
         model.fit(data.X, data.y, data.group)
         model.num_iteration = iterations

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
+from eval_csv import write_csvs
 
 from evaluation import benchmark as bm
 from matching.features import FEATURES
@@ -61,11 +61,7 @@ def write_set(root: Path) -> Path:
             {"institution_id": "i_y", "project_id": "p_b", "date": "2016-06-01", "round": ""},
         ],
     }
-    for name, data in rows.items():
-        with (d / name).open("w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(data[0]))
-            w.writeheader()
-            w.writerows(data)
+    write_csvs(d, rows)
     return d
 
 

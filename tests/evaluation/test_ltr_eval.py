@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
+from eval_csv import write_csvs
 
 from evaluation import benchmark as bm
 from evaluation.ltr_eval import evaluate_set, format_report, set_inputs
@@ -50,16 +50,15 @@ def write_set(root: Path, seed: int = 0) -> Path:
         {"institution_id": f"i_{f:02d}", "name": f"F{f}", "type": "organization", "n_history_edges": "1"}
         for f in range(12)
     ]
-    for name, rows in (
-        ("projects.csv", projects),
-        ("institutions.csv", insts),
-        ("edges_history.csv", history),
-        ("edges_dev_test.csv", test),
-    ):
-        with (d / name).open("w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+    write_csvs(
+        d,
+        {
+            "projects.csv": projects,
+            "institutions.csv": insts,
+            "edges_history.csv": history,
+            "edges_dev_test.csv": test,
+        },
+    )
     return d
 
 

@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from matching.ltr import (
+    LambdaMART,
     LTRSettings,
     fit_final,
     ndcg10,
@@ -225,8 +226,46 @@ def test_lambdamart_learns_topics_and_is_repeatable(data) -> None:
     assert contrib.shape == (flat.shape[0], len(LTR_FEATURES))
     # TreeSHAP contributions plus the bias reproduce the raw score.
     raw = models[None].score(flat)
-    bias = models[None].model_.booster_.predict(flat, num_iteration=40, pred_contrib=True)[:, -1]
+    # (the default settings fit a bag: its bias is the mean of its models' biases)
+    bias = np.mean(
+        [m.booster_.predict(flat, num_iteration=40, pred_contrib=True)[:, -1] for m in models[None].models_],
+        axis=0,
+    )
     np.testing.assert_allclose(contrib.sum(axis=1) + bias, raw, atol=1e-6)
+
+
+def test_a_bag_averages_differently_seeded_models(data) -> None:
+    log, content = data
+    end = int(np.quantile(log.day, 0.85))
+    train = training_set(log, content, end, LTRSettings(negatives=10, max_queries=60, windows=3))
+    params = {"num_leaves": 4, "min_child_samples": 5, "learning_rate": 0.1, "prior": 1.0}
+    cols = group_columns()
+    bag = LambdaMART(params, cols, n_estimators=20, bags=3).fit(train.X, train.y, train.group)
+    again = LambdaMART(params, cols, n_estimators=20, bags=3).fit(train.X, train.y, train.group)
+    singles = [
+        LambdaMART(params, cols, n_estimators=20, seed=s).fit(train.X, train.y, train.group) for s in range(3)
+    ]
+    X = train.X[:200]
+    members = np.array([m.score(X) for m in singles])
+    assert len(bag.models_) == 3 and not np.allclose(members[0], members[1])  # the seeds differ
+    np.testing.assert_allclose(bag.score(X), members.mean(axis=0), atol=1e-9)
+    np.testing.assert_array_equal(bag.score(X), again.score(X))  # and the bag is repeatable
+    assert "bags=3" in bag.label() and set(bag.importances()) == set(bag.feature_names)
+    with pytest.raises(ValueError, match="bags"):
+        LambdaMART(params, cols, bags=0)
+
+
+def test_only_small_training_sets_are_bagged(data) -> None:
+    settings = LTRSettings(bags=3, bag_below_rows=100)
+    assert settings.bags_for(99) == 3 and settings.bags_for(100) == 1
+    log, content = data
+    end = int(np.quantile(log.day, 0.85))
+    params = {"num_leaves": 4, "min_child_samples": 5, "learning_rate": 0.1}
+    small = LTRSettings(negatives=6, max_queries=20, windows=2)
+    models, train = fit_final(log, content, end, params, 10, small)
+    assert train.X.shape[0] < small.bag_below_rows and len(models[None].models_) == small.bags
+    big, _ = fit_final(log, content, end, params, 10, LTRSettings(bag_below_rows=1), train=train)
+    assert len(big[None].models_) == 1 and "bags" not in big[None].label()
 
 
 def test_selection_uses_only_history_before_end(data) -> None:
