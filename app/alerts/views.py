@@ -15,7 +15,6 @@ from typing import Any
 from flask import (
     Blueprint,
     Flask,
-    abort,
     current_app,
     flash,
     jsonify,
@@ -26,7 +25,7 @@ from flask import (
 )
 from sqlalchemy import select, update
 
-from app.access import current_user, deny, login_required, public, roles_required
+from app.access import current_user, deny, login_required, own_or_404, public, roles_required, signed_in_user
 from app.alerts import mail, service
 from app.alerts.service import SearchIn, SearchPatch
 from app.api import _body
@@ -49,23 +48,6 @@ bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 api_bp = Blueprint("alerts_api", __name__, url_prefix="/api")
 
 
-def _own_search(ident: int) -> SavedSearch:
-    """Return the caller's saved search; another account's answers exactly like a missing one (404)."""
-    user = current_user()
-    search = db.session.get(SavedSearch, ident)
-    if search is None or user is None or search.user_id != user.id:
-        abort(404)
-    return search
-
-
-def _own_notification(ident: int) -> Notification:
-    user = current_user()
-    note = db.session.get(Notification, ident)
-    if note is None or user is None or note.user_id != user.id:
-        abort(404)
-    return note
-
-
 def _form_search() -> SearchIn:
     form = request.form
     data: dict[str, Any] = {
@@ -78,8 +60,7 @@ def _form_search() -> SearchIn:
 
 
 def _create(values: SearchIn) -> SavedSearch:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     try:
         search = service.create_search(db.session, user, values)
     except PermissionError:
@@ -94,8 +75,7 @@ def _create(values: SearchIn) -> SavedSearch:
 @bp.get("/")
 @login_required
 def centre() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     unread_only = request.args.get("unread") == "1"
     stmt = select(Notification).where(Notification.user_id == user.id)
     if unread_only:
@@ -117,7 +97,7 @@ def centre() -> Any:
 @bp.post("/notifications/<int:ident>/read")
 @login_required
 def read(ident: int) -> Any:
-    note = _own_notification(ident)
+    note = own_or_404(Notification, ident)
     note.read_at = note.read_at or utcnow()
     db.session.commit()
     return redirect(safe_target(request.form.get("next"), url_for("alerts.centre")))
@@ -126,8 +106,7 @@ def read(ident: int) -> Any:
 @bp.post("/read-all")
 @login_required
 def read_all() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     db.session.execute(
         update(Notification)
         .where(Notification.user_id == user.id, Notification.read_at.is_(None))
@@ -142,7 +121,7 @@ def read_all() -> Any:
 @login_required
 def open_notification(ident: int) -> Any:
     """Follow a notification (from the centre or an e-mail): mark it read and viewed, show the project."""
-    note = _own_notification(ident)
+    note = own_or_404(Notification, ident)
     now = utcnow()
     note.read_at = note.read_at or now
     note.viewed_at = note.viewed_at or now
@@ -153,8 +132,7 @@ def open_notification(ident: int) -> Any:
 @bp.get("/searches")
 @login_required
 def searches() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     rows = db.session.scalars(
         select(SavedSearch).where(SavedSearch.user_id == user.id).order_by(SavedSearch.id.desc())
     ).all()
@@ -186,7 +164,7 @@ def create() -> Any:
 @bp.post("/searches/<int:ident>")
 @login_required
 def edit(ident: int) -> Any:
-    search = _own_search(ident)
+    search = own_or_404(SavedSearch, ident)
     data = {k: request.form.get(k) for k in ("name", "rank_threshold", "frequency") if k in request.form}
     data["active"] = "1" if request.form.get("active") else "0"
     try:
@@ -204,7 +182,7 @@ def edit(ident: int) -> Any:
 @bp.post("/searches/<int:ident>/delete")
 @login_required
 def delete(ident: int) -> Any:
-    search = _own_search(ident)
+    search = own_or_404(SavedSearch, ident)
     name = search.name
     db.session.delete(search)
     db.session.commit()
@@ -215,8 +193,7 @@ def delete(ident: int) -> Any:
 @bp.post("/settings")
 @login_required
 def settings() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     enabled = request.form.get("email_enabled") == "1"
     service.set_email(db.session, user.id, enabled)
     db.session.commit()
@@ -301,8 +278,7 @@ def notification_json(n: Notification) -> dict[str, Any]:
 @login_required
 @operation("我的保存搜索（订阅）", answers={200: SavedSearches})
 def api_searches() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     rows = db.session.scalars(
         select(SavedSearch).where(SavedSearch.user_id == user.id).order_by(SavedSearch.id)
     ).all()
@@ -323,7 +299,7 @@ def api_create_search() -> Any:
 @login_required
 @operation("修改保存搜索（名称、提醒名次、邮件频率、启用）", body=SearchPatch, answers={200: SearchOut})
 def api_edit_search(ident: int) -> Any:
-    search = _own_search(ident)
+    search = own_or_404(SavedSearch, ident)
     data = _body()
     service.refuse_json_strings(data, ("rank_threshold", "active"))
     service.update_search(db.session, search, service.parse(SearchPatch, data))
@@ -335,7 +311,7 @@ def api_edit_search(ident: int) -> Any:
 @login_required
 @operation("删除保存搜索", answers={204: Answer(None, "已删除")})
 def api_delete_search(ident: int) -> Any:
-    search = _own_search(ident)
+    search = own_or_404(SavedSearch, ident)
     db.session.delete(search)
     db.session.commit()
     return "", 204
@@ -345,8 +321,7 @@ def api_delete_search(ident: int) -> Any:
 @login_required
 @operation("我的通知", query=UnreadQuery, answers={200: Notifications})
 def api_notifications() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     stmt = select(Notification).where(Notification.user_id == user.id)
     unread = request.args.get("unread")
     if unread not in (None, "", "0", "1"):
@@ -363,7 +338,7 @@ def api_notifications() -> Any:
 @login_required
 @operation("把一条通知标为已读", answers={200: NotificationOut})
 def api_read(ident: int) -> Any:
-    note = _own_notification(ident)
+    note = own_or_404(Notification, ident)
     note.read_at = note.read_at or utcnow()
     db.session.commit()
     return jsonify(notification_json(note))
