@@ -12,7 +12,7 @@ import re
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from app.access import (
@@ -32,6 +32,7 @@ from app.params import institution_filter, project_filter
 from app.schemas import CONTROL_MESSAGE, MAX_ID, InputError, has_control
 from app.services import institution_query, project_query
 from app.uploads import check_upload
+from app.web.lists import send_xlsx
 from models import Award, Contest, Institution, Project
 from models.enums import PROJECT_NEEDS, SIDES, FundingRound, InstitutionKind, Role
 from models.events import (
@@ -574,11 +575,7 @@ def export(event_id: int) -> Any:
     data = planning.workbook(db.session, event)
     audit("event_export", "event", event.id, meetings=len(event.meetings))
     db.session.commit()
-    return Response(
-        data,
-        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f"attachment; filename=event-{event.id}-timetable.xlsx"},
-    )
+    return send_xlsx(data, f"event-{event.id}-timetable.xlsx")
 
 
 @bp.post("/<int:event_id>/held")

@@ -3,23 +3,12 @@ the secretariat's list (with 待跟进), the dashboard and the printable quarter
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    send_file,
-    url_for,
-)
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased, selectinload
 
@@ -57,6 +46,7 @@ from app.web.lists import (
     order_by,
     paginate,
     query_filters,
+    send_xlsx,
     sort_param,
     sorted_rows,
     wants_export,
@@ -70,7 +60,6 @@ bp = Blueprint("pipeline", __name__)
 
 #: Board columns, in order.
 BOARD = (*FUNNEL, S.REFUSED, S.TERMINATED)
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 #: Query parameters the board understands (the only ones carried over by a redirect to it).
 BOARD_PARAMS = ("view", "shortlisted", "sort")
 
@@ -811,9 +800,7 @@ def send_report() -> Response:
     audit("export", "report", None, format="xlsx", period=period.label, bytes=len(body))
     db.session.commit()
     name = f"赛事专报-{period.quarter or period.start.isoformat() + '_' + period.last_day.isoformat()}.xlsx"
-    response = send_file(io.BytesIO(body), mimetype=XLSX, as_attachment=True, download_name=name)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return send_xlsx(body, name)
 
 
 # --- template helpers ---------------------------------------------------------------------------------

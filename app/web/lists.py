@@ -268,7 +268,12 @@ def export(
     body = buf.getvalue()
     audit("export", what, None, format="xlsx", rows=count, bytes=len(body), filters=shown)
     db.session.commit()
-    response = send_file(io.BytesIO(body), mimetype=XLSX, as_attachment=True, download_name=f"{name}.xlsx")
+    return send_xlsx(body, f"{name}.xlsx")
+
+
+def send_xlsx(body: bytes, name: str) -> Response:
+    """Answer with a workbook as a download named `name`, which no browser or proxy cache keeps."""
+    response = send_file(io.BytesIO(body), mimetype=XLSX, as_attachment=True, download_name=name)
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
