@@ -35,6 +35,7 @@ from app.extensions import db
 from app.params import int_param
 from app.schemas import InputError
 from app.security import safe_target
+from app.serialize import attrs
 from app.web import csrf
 from app.web.lists import paginate
 from models import Institution, Need
@@ -186,8 +187,7 @@ def delete(ident: int) -> Any:
     name = search.name
     db.session.delete(search)
     db.session.commit()
-    flash(f"已删除订阅「{name}」", "success")
-    return redirect(url_for("alerts.searches"))
+    return _to_searches(f"已删除订阅「{name}」")
 
 
 @bp.post("/settings")
@@ -197,7 +197,12 @@ def settings() -> Any:
     enabled = request.form.get("email_enabled") == "1"
     service.set_email(db.session, user.id, enabled)
     db.session.commit()
-    flash("已开启提醒邮件" if enabled else "已关闭提醒邮件（站内通知照常）", "success")
+    return _to_searches("已开启提醒邮件" if enabled else "已关闭提醒邮件（站内通知照常）")
+
+
+def _to_searches(message: str) -> Any:
+    """Say what was done and show the saved searches."""
+    flash(message, "success")
     return redirect(url_for("alerts.searches"))
 
 
@@ -259,16 +264,8 @@ def search_json(s: SavedSearch) -> dict[str, Any]:
 
 def notification_json(n: Notification) -> dict[str, Any]:
     return {
-        "id": n.id,
-        "search_id": n.search_id,
-        "search_name": n.search_name,
-        "project_id": n.project_id,
-        "institution_id": n.institution_id,
-        "need_id": n.need_id,
-        "rank": n.rank,
-        "rank_threshold": n.rank_threshold,
+        **attrs(n, "id search_id search_name project_id institution_id need_id rank rank_threshold reasons"),
         "score": round(n.score, 1),
-        "reasons": n.reasons,
         "created_at": n.created_at.isoformat(),
         "read": n.read_at is not None,
     }

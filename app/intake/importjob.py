@@ -59,6 +59,7 @@ from app.imports import (
     write_project,
 )
 from app.jobs import JobError, JobLost, JobRun, start_job
+from app.serialize import attrs
 from models import Institution
 from models.accounts import AuditLog, User
 from models.base import utcnow
@@ -173,11 +174,7 @@ def _save_state(run: JobRun, session: Session, state: Mapping[str, Any]) -> None
 
 def _report_json(report: ImportReport) -> dict[str, Any]:
     return {
-        "rows": report.rows,
-        "created": report.created,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "skipped_example": report.skipped_example,
+        **attrs(report, "rows created updated unchanged skipped_example"),
         "n_errors": len(report.errors),
         "errors": [[n, dict(fields)] for n, fields in report.errors[:SHOWN]],
         "n_warnings": len(report.warnings),

@@ -415,4 +415,4 @@ def template(fmt: str) -> Any:
     if fmt == "csv":
         return Response(template_csv(kind), mimetype="text/csv", headers=disposition)  # type: ignore[arg-type]
     contests = _my_contests() if kind == "projects" else []
-    return send_xlsx(template_xlsx(kind, contests), name)
+    return send_xlsx(template_xlsx(kind, contests), name)  # type: ignore[arg-type]

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request
 
 from app import services
-from app.access import (
-    can_edit_institution,
-    current_user,
-    deny,
-    public,
-    roles_required,
-)
+from app.access import can_edit_institution, public, roles_required
 from app.api import INSTITUTION_FIELDS
 from app.extensions import db
 from app.params import institution_filter
@@ -94,10 +88,7 @@ def create() -> Any:
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
 @roles_required(Role.ADMIN, Role.INSTITUTION)
 def edit(ident: int) -> Any:
-    inst = records.editable_or_404(Institution, ident)
-    if not can_edit_institution(current_user(), inst):
-        deny(f"may not edit institution {ident}", "只能编辑本机构的信息")
-    return _form(inst)
+    return _form(records.editable_or_404(Institution, ident, can_edit_institution, "只能编辑本机构的信息"))
 
 
 def _form(inst: Institution | None) -> Any:
@@ -112,8 +103,7 @@ def _form(inst: Institution | None) -> Any:
         except InputError as exc:
             errors = exc.fields
         else:
-            flash("机构信息已保存", "success")
-            return redirect(url_for("institutions.detail", ident=saved.id))
+            return records.saved("机构信息已保存", "institutions.detail", saved.id)
     return records.form_page("institutions/form.html", errors, inst=inst, v=values)
 
 

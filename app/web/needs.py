@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, render_template, request
 from sqlalchemy import select
 
 from app import services
@@ -116,8 +116,7 @@ def _form(need: Need | None) -> Any:
         except InputError as exc:
             errors = _form_labels(exc.fields)
         else:
-            flash("对接需求已发布", "success")
-            return redirect(url_for("needs.detail", ident=saved.id))
+            return records.saved("对接需求已发布", "needs.detail", saved.id)
     stmt = select(Institution).order_by(Institution.name)
     user = signed_in_user()  # the write checks above refused anyone signed out
     if not is_secretariat(user):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, render_template, request
 
 from app import feedback, services
 from app.access import (
@@ -102,10 +102,9 @@ def create() -> Any:
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
 @login_required
 def edit(ident: int) -> Any:
-    p = records.editable_or_404(Project, ident)
-    if not can_edit_project(current_user(), p):
-        deny(f"may not edit project {ident}", "只能编辑自己的项目或自己负责赛事的项目")
-    return _form(p)
+    return _form(
+        records.editable_or_404(Project, ident, can_edit_project, "只能编辑自己的项目或自己负责赛事的项目")
+    )
 
 
 def _form(p: Project | None) -> Any:
@@ -125,8 +124,7 @@ def _form(p: Project | None) -> Any:
         except InputError as exc:
             errors = exc.fields
         else:
-            flash("项目已保存，匹配结果已更新", "success")
-            return redirect(url_for("projects.detail", ident=saved.id))
+            return records.saved("项目已保存，匹配结果已更新", "projects.detail", saved.id)
     only = {p.contest_id} if p is not None and locked else organiser_contest_ids(user)
     return records.form_page(
         "projects/form.html", errors, p=p, v=values, contests=records.contests(only), locked=locked

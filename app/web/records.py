@@ -3,7 +3,7 @@ the filter of a list, the form's answer, and what a delete or restore tells the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from app import feedback, services
-from app.access import can_view_institution_private, current_user, redact_ranked, roles_required
+from app.access import can_view_institution_private, current_user, deny, redact_ranked, roles_required
 from app.extensions import db
 from app.params import project_filter
 from app.schemas import InputError
 from app.services import ProjectFilter
 from app.web.lists import ranked_list
 from models import Contest, Institution
+from models.accounts import User
 from models.enums import Role
 
 R = TypeVar("R")
@@ -41,12 +42,19 @@ def shown_or_404(model: type[R], ident: int) -> R:
     return row
 
 
-def editable_or_404(model: type[R], ident: int) -> R:
+def editable_or_404(
+    model: type[R],
+    ident: int,
+    may_edit: Callable[[User | None, R], bool] | None = None,
+    refusal: str = "",
+) -> R:
     """Return the record to edit, or answer 404: an archived one is restored first (an edit would put
-    it back into lists and rankings)."""
+    it back into lists and rankings); 403 with `refusal` when `may_edit` says the user may not."""
     row = db.session.get(model, ident)
     if row is None or getattr(row, "archived_at", None) is not None:
         abort(404)
+    if may_edit is not None and not may_edit(current_user(), row):
+        deny(f"may not edit {getattr(model, '__tablename__', model.__name__)} {ident}", refusal)
     return row
 
 
@@ -56,6 +64,12 @@ def read_filter(parse: Callable[[Mapping[str, Any]], F], empty: Callable[[], F])
         return parse(request.args), {}
     except InputError as exc:
         return empty(), exc.fields
+
+
+def saved(message: str, endpoint: str, ident: int) -> Response:
+    """Say that the form's record is saved and show it."""
+    flash(message, "success")
+    return redirect(url_for(endpoint, ident=ident))
 
 
 def form_page(template: str, errors: dict[str, str], **values: Any) -> tuple[str, int]:
@@ -104,7 +118,7 @@ def add_restore_route(
 
 def ranked_projects_page(
     row: Any,
-    rank: Callable[..., Sequence[Any]],
+    rank: Callable[..., list[Any]],
     subject: Any,
     export_name: str,
     template: str,
