@@ -42,6 +42,7 @@ from models.pipeline import ConnectionEvent, Party
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 #: Project fields anyone may see (the contest's publicity: 宣传展示).
 PROJECT_PUBLIC_FIELDS = frozenset(
@@ -237,6 +238,16 @@ def deny(reason: str, message: str | None = None, status: int = 403) -> NoReturn
 
 
 # --- object rules ---------------------------------------------------------------------------------
+
+
+def own_or_404(model: type[R], ident: int) -> R:
+    """Return a row of the current user's own (an API token, a saved search, a notification: its user_id
+    is theirs); another account's answers exactly like a missing one (404)."""
+    user = current_user()
+    row = db.session.get(model, ident)
+    if row is None or user is None or getattr(row, "user_id", None) != user.id:
+        abort(404)
+    return row
 
 
 def is_secretariat(user: User | None) -> bool:

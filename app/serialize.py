@@ -8,6 +8,12 @@ from matching.types import Match
 from models import Contest, Institution, Need, Project
 
 
+def attrs(row: Any, names: str) -> dict[str, Any]:
+    """Return a row's attributes `names` (space-separated, as namedtuple takes them) as they are: the
+    plain fields of a JSON answer."""
+    return {name: getattr(row, name) for name in names.split()}
+
+
 def contest_json(c: Contest) -> dict[str, Any]:
     return {
         "id": c.id,

@@ -24,15 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, StrList, UTCDateTime, enum_column, utcnow
-from models.enums import (
-    Award,
-    ContestKind,
-    FundingRound,
-    InstitutionKind,
-    NeedStatus,
-    ProjectGroup,
-    Stage,
-)
+from models.enums import Award, ContestKind, FundingRound, InstitutionKind, NeedStatus, ProjectGroup, Stage
+
+
+def keyset_indexes(table: str, *columns: str) -> tuple[Index, ...]:
+    """Return the (column, id) indexes `ix_<table>_<column>_id` that a list sorted by each column pages
+    through (app.web.lists.keyset_page; migration 0013_list_indexes)."""
+    return tuple(Index(f"ix_{table}_{column}_id", column, "id") for column in columns)
 
 
 class Timestamped:
@@ -91,12 +89,7 @@ class Project(Timestamped, Archivable, Base):
 
     __tablename__ = "project"
     # Keyset paging: each sortable column with the id as tie-breaker (migration 0013_list_indexes).
-    __table_args__ = (
-        Index("ix_project_name_id", "name", "id"),
-        Index("ix_project_province_id", "province", "id"),
-        Index("ix_project_industry_id", "industry", "id"),
-        Index("ix_project_contest_id_id", "contest_id", "id"),
-    )
+    __table_args__ = keyset_indexes("project", "name", "province", "industry", "contest_id")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -134,10 +127,7 @@ class Institution(Timestamped, Archivable, Base):
     """A service institution: fund, investment institution, bank, base/park or service platform."""
 
     __tablename__ = "institution"
-    __table_args__ = (
-        Index("ix_institution_name_id", "name", "id"),
-        Index("ix_institution_province_id", "province", "id"),
-    )
+    __table_args__ = keyset_indexes("institution", "name", "province")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -166,10 +156,7 @@ class Need(Timestamped, Archivable, Base):
     """A matchmaking need (对接需求) posted by an institution."""
 
     __tablename__ = "need"
-    __table_args__ = (
-        Index("ix_need_title_id", "title", "id"),
-        Index("ix_need_deadline_id", "deadline", "id"),
-    )
+    __table_args__ = keyset_indexes("need", "title", "deadline")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app import services
 from app.access import can_edit_need, can_view_institution_private, visible_reasons
+from app.api.models import QUERY_LABELS
 from app.extensions import db
 from app.params import project_filter
 from app.pipeline.states import CHINA_TZ
@@ -37,16 +38,8 @@ log = logging.getLogger(__name__)
 
 #: The query parameters of a project filter, in the order they are shown.
 FILTER_KEYS = ("q", "contest", "contest_kind", "award", "group", "industry", "province", "stage")
-FILTER_LABELS = {
-    "q": "关键词",
-    "contest": "赛事",
-    "contest_kind": "赛事类型",
-    "award": "获奖等级",
-    "group": "组别",
-    "industry": "行业",
-    "province": "地区",
-    "stage": "阶段",
-}
+#: Their Chinese names (those the API's error messages use).
+FILTER_LABELS = {key: QUERY_LABELS[key] for key in FILTER_KEYS}
 LABELS = {
     "name": "名称",
     "kind": "列表类型",

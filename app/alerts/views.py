@@ -15,7 +15,6 @@ from typing import Any
 from flask import (
     Blueprint,
     Flask,
-    abort,
     current_app,
     flash,
     jsonify,
@@ -26,7 +25,7 @@ from flask import (
 )
 from sqlalchemy import select, update
 
-from app.access import current_user, deny, login_required, public, roles_required
+from app.access import current_user, deny, login_required, own_or_404, public, roles_required, signed_in_user
 from app.alerts import mail, service
 from app.alerts.service import SearchIn, SearchPatch
 from app.api import _body
@@ -36,6 +35,7 @@ from app.extensions import db
 from app.params import int_param
 from app.schemas import InputError
 from app.security import safe_target
+from app.serialize import attrs
 from app.web import csrf
 from app.web.lists import paginate
 from models import Institution, Need
@@ -47,23 +47,6 @@ from models.enums import Role
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 #: The alerts' JSON API, registered by create_app with the other API blueprints.
 api_bp = Blueprint("alerts_api", __name__, url_prefix="/api")
-
-
-def _own_search(ident: int) -> SavedSearch:
-    """Return the caller's saved search; another account's answers exactly like a missing one (404)."""
-    user = current_user()
-    search = db.session.get(SavedSearch, ident)
-    if search is None or user is None or search.user_id != user.id:
-        abort(404)
-    return search
-
-
-def _own_notification(ident: int) -> Notification:
-    user = current_user()
-    note = db.session.get(Notification, ident)
-    if note is None or user is None or note.user_id != user.id:
-        abort(404)
-    return note
 
 
 def _form_search() -> SearchIn:
@@ -78,8 +61,7 @@ def _form_search() -> SearchIn:
 
 
 def _create(values: SearchIn) -> SavedSearch:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     try:
         search = service.create_search(db.session, user, values)
     except PermissionError:
@@ -94,8 +76,7 @@ def _create(values: SearchIn) -> SavedSearch:
 @bp.get("/")
 @login_required
 def centre() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     unread_only = request.args.get("unread") == "1"
     stmt = select(Notification).where(Notification.user_id == user.id)
     if unread_only:
@@ -117,7 +98,7 @@ def centre() -> Any:
 @bp.post("/notifications/<int:ident>/read")
 @login_required
 def read(ident: int) -> Any:
-    note = _own_notification(ident)
+    note = own_or_404(Notification, ident)
     note.read_at = note.read_at or utcnow()
     db.session.commit()
     return redirect(safe_target(request.form.get("next"), url_for("alerts.centre")))
@@ -126,8 +107,7 @@ def read(ident: int) -> Any:
 @bp.post("/read-all")
 @login_required
 def read_all() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     db.session.execute(
         update(Notification)
         .where(Notification.user_id == user.id, Notification.read_at.is_(None))
@@ -142,7 +122,7 @@ def read_all() -> Any:
 @login_required
 def open_notification(ident: int) -> Any:
     """Follow a notification (from the centre or an e-mail): mark it read and viewed, show the project."""
-    note = _own_notification(ident)
+    note = own_or_404(Notification, ident)
     now = utcnow()
     note.read_at = note.read_at or now
     note.viewed_at = note.viewed_at or now
@@ -153,8 +133,7 @@ def open_notification(ident: int) -> Any:
 @bp.get("/searches")
 @login_required
 def searches() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     rows = db.session.scalars(
         select(SavedSearch).where(SavedSearch.user_id == user.id).order_by(SavedSearch.id.desc())
     ).all()
@@ -186,7 +165,7 @@ def create() -> Any:
 @bp.post("/searches/<int:ident>")
 @login_required
 def edit(ident: int) -> Any:
-    search = _own_search(ident)
+    search = own_or_404(SavedSearch, ident)
     data = {k: request.form.get(k) for k in ("name", "rank_threshold", "frequency") if k in request.form}
     data["active"] = "1" if request.form.get("active") else "0"
     try:
@@ -204,23 +183,26 @@ def edit(ident: int) -> Any:
 @bp.post("/searches/<int:ident>/delete")
 @login_required
 def delete(ident: int) -> Any:
-    search = _own_search(ident)
+    search = own_or_404(SavedSearch, ident)
     name = search.name
     db.session.delete(search)
     db.session.commit()
-    flash(f"已删除订阅「{name}」", "success")
-    return redirect(url_for("alerts.searches"))
+    return _to_searches(f"已删除订阅「{name}」")
 
 
 @bp.post("/settings")
 @login_required
 def settings() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     enabled = request.form.get("email_enabled") == "1"
     service.set_email(db.session, user.id, enabled)
     db.session.commit()
-    flash("已开启提醒邮件" if enabled else "已关闭提醒邮件（站内通知照常）", "success")
+    return _to_searches("已开启提醒邮件" if enabled else "已关闭提醒邮件（站内通知照常）")
+
+
+def _to_searches(message: str) -> Any:
+    """Say what was done and show the saved searches."""
+    flash(message, "success")
     return redirect(url_for("alerts.searches"))
 
 
@@ -282,16 +264,8 @@ def search_json(s: SavedSearch) -> dict[str, Any]:
 
 def notification_json(n: Notification) -> dict[str, Any]:
     return {
-        "id": n.id,
-        "search_id": n.search_id,
-        "search_name": n.search_name,
-        "project_id": n.project_id,
-        "institution_id": n.institution_id,
-        "need_id": n.need_id,
-        "rank": n.rank,
-        "rank_threshold": n.rank_threshold,
+        **attrs(n, "id search_id search_name project_id institution_id need_id rank rank_threshold reasons"),
         "score": round(n.score, 1),
-        "reasons": n.reasons,
         "created_at": n.created_at.isoformat(),
         "read": n.read_at is not None,
     }
@@ -301,8 +275,7 @@ def notification_json(n: Notification) -> dict[str, Any]:
 @login_required
 @operation("我的保存搜索（订阅）", answers={200: SavedSearches})
 def api_searches() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     rows = db.session.scalars(
         select(SavedSearch).where(SavedSearch.user_id == user.id).order_by(SavedSearch.id)
     ).all()
@@ -323,7 +296,7 @@ def api_create_search() -> Any:
 @login_required
 @operation("修改保存搜索（名称、提醒名次、邮件频率、启用）", body=SearchPatch, answers={200: SearchOut})
 def api_edit_search(ident: int) -> Any:
-    search = _own_search(ident)
+    search = own_or_404(SavedSearch, ident)
     data = _body()
     service.refuse_json_strings(data, ("rank_threshold", "active"))
     service.update_search(db.session, search, service.parse(SearchPatch, data))
@@ -335,7 +308,7 @@ def api_edit_search(ident: int) -> Any:
 @login_required
 @operation("删除保存搜索", answers={204: Answer(None, "已删除")})
 def api_delete_search(ident: int) -> Any:
-    search = _own_search(ident)
+    search = own_or_404(SavedSearch, ident)
     db.session.delete(search)
     db.session.commit()
     return "", 204
@@ -345,8 +318,7 @@ def api_delete_search(ident: int) -> Any:
 @login_required
 @operation("我的通知", query=UnreadQuery, answers={200: Notifications})
 def api_notifications() -> Any:
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     stmt = select(Notification).where(Notification.user_id == user.id)
     unread = request.args.get("unread")
     if unread not in (None, "", "0", "1"):
@@ -363,7 +335,7 @@ def api_notifications() -> Any:
 @login_required
 @operation("把一条通知标为已读", answers={200: NotificationOut})
 def api_read(ident: int) -> Any:
-    note = _own_notification(ident)
+    note = own_or_404(Notification, ident)
     note.read_at = note.read_at or utcnow()
     db.session.commit()
     return jsonify(notification_json(note))

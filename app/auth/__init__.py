@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    flash,
-    g,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
-from app.access import audit, current_user, login_required, public, signed_in_user
+from app.access import audit, current_user, login_required, own_or_404, public, signed_in_user
 from app.api import INSTITUTION_FIELDS, PROJECT_FIELDS
 from app.auth import accounts, passwords, sessions
 from app.extensions import db, limiter
@@ -204,9 +194,7 @@ def create_token() -> Any:
 @bp.post("/account/tokens/<int:ident>/revoke")
 @login_required
 def revoke_token(ident: int) -> Any:
-    token = db.session.get(ApiToken, ident)
-    if token is None or token.user_id != current_user().id:  # type: ignore[union-attr]
-        abort(404)  # somebody else's token: as if it did not exist
+    token = own_or_404(ApiToken, ident)  # somebody else's token: as if it did not exist
     accounts.revoke_token(db.session, token)
     flash(f"令牌「{token.name}」已吊销", "success")
     return redirect(url_for("auth.account"))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import current_app, has_app_context
 from pydantic import Field, field_validator
@@ -20,6 +21,8 @@ from models import Connection, Contest, Institution, InstitutionKind, Project
 from models.accounts import ApiToken, Registration, User, new_stamp
 from models.base import utcnow
 from models.enums import AccountStatus, RegistrationStatus, Role
+
+T = TypeVar("T")
 
 FIELD_LABELS.update(
     {
@@ -89,15 +92,20 @@ def find_user(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.username) == name))
 
 
-def _account(session: Session, data: dict[str, Any]) -> AccountIn:
-    fields: dict[str, str] = {}
+def _collecting(fields: dict[str, str], parse: Callable[[], T]) -> T | None:
+    """Return what `parse` returns; on InputError add its fields to `fields` and return None (a form
+    reports every wrong field at once)."""
     try:
-        values = validate(
-            AccountIn, {k: data.get(k) or None for k in ("username", "password", "display_name", "email")}
-        )
+        return parse()
     except InputError as exc:
         fields.update(exc.fields)
-        values = None
+        return None
+
+
+def _account(session: Session, data: dict[str, Any]) -> AccountIn:
+    fields: dict[str, str] = {}
+    account = {k: data.get(k) or None for k in ("username", "password", "display_name", "email")}
+    values = _collecting(fields, lambda: validate(AccountIn, account))
     if values is not None:
         weak = passwords.problem(values.password, values.username, min_length=_min_length())
         if weak:
@@ -144,21 +152,14 @@ def register(
         InputError: for any field that is wrong, account and profile fields together.
     """
     fields: dict[str, str] = {}
-    values = None
-    try:
-        values = _account(session, account)
-    except InputError as exc:
-        fields.update(exc.fields)
+    values = _collecting(fields, lambda: _account(session, account))
     data: dict[str, Any] = {}
     if kind == "project" and claim_project_id is not None:
         if session.get(Project, claim_project_id) is None:
             fields["claim_project_id"] = "认领项目编号：项目不存在"
     else:
         model = InstitutionIn if kind == "institution" else ProjectIn
-        try:
-            data = validate(model, profile or {}).model_dump(mode="json")
-        except InputError as exc:
-            fields.update(exc.fields)
+        data = _collecting(fields, lambda: validate(model, profile or {}).model_dump(mode="json")) or {}
         if kind == "project" and data and session.get(Contest, data["contest_id"]) is None:
             fields["contest_id"] = "所属赛事：赛事不存在"
     if kind == "institution" and event_choices:
@@ -223,11 +224,7 @@ def reject(session: Session, reg: Registration, admin: User, note: str | None = 
 def create_account(session: Session, data: dict[str, Any]) -> User:
     """Create an approved account of any role with its bindings (the secretariat's form); commit."""
     fields: dict[str, str] = {}
-    values = None
-    try:
-        values = _account(session, data)
-    except InputError as exc:
-        fields.update(exc.fields)
+    values = _collecting(fields, lambda: _account(session, data))
     try:
         role = Role.from_label(str(data.get("role") or ""))
     except ValueError:

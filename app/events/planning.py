@@ -422,28 +422,9 @@ def workbook(session: Session, event: Event) -> bytes:
     rows = []
     for m in meetings:
         reasons = "；".join(m.reasons)
-        rows.append(
-            (
-                "项目",
-                p_names.get(m.project_id, ""),
-                m.slot,
-                m.table_no,
-                i_names.get(m.institution_id, ""),
-                m.score,
-                reasons,
-            )
-        )
-        rows.append(
-            (
-                "机构",
-                i_names.get(m.institution_id, ""),
-                m.slot,
-                m.table_no,
-                p_names.get(m.project_id, ""),
-                m.score,
-                reasons,
-            )
-        )
+        project, institution = p_names.get(m.project_id, ""), i_names.get(m.institution_id, "")
+        rows.append(("项目", project, m.slot, m.table_no, institution, m.score, reasons))
+        rows.append(("机构", institution, m.slot, m.table_no, project, m.score, reasons))
     for kind, name, slot, table, other, score, reasons in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
         append_row(
             by_party, [kind, name, slot_label(event, slot), table + 1, other, round(score, 1), reasons]

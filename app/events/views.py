@@ -9,10 +9,11 @@ invites projects of those contests.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from app.access import (
@@ -32,6 +33,7 @@ from app.params import institution_filter, project_filter
 from app.schemas import CONTROL_MESSAGE, MAX_ID, InputError, has_control
 from app.services import institution_query, project_query
 from app.uploads import check_upload
+from app.web.lists import send_xlsx
 from models import Award, Contest, Institution, Project
 from models.enums import PROJECT_NEEDS, SIDES, FundingRound, InstitutionKind, Role
 from models.events import (
@@ -50,6 +52,7 @@ from models.events import (
 from models.pipeline import Party
 
 bp = Blueprint("events", __name__, url_prefix="/events")
+R = TypeVar("R")
 
 
 @bp.before_request
@@ -372,14 +375,20 @@ def _ids_from_file() -> tuple[list[int], list[int]]:
         raise FormError({"file": f"邀请名单：{exc}"}) from exc
 
 
+def _one_of(rows: Iterable[R], ident: int, missing: str) -> R:
+    """Return the row of an event's invites or conflicts with this id, or answer 404 saying `missing`."""
+    found = next((row for row in rows if getattr(row, "id", None) == ident), None)
+    if found is None:
+        abort(404, description=missing)
+    return found
+
+
 @bp.post("/<int:event_id>/invites/<int:invite_id>")
 @roles_required(*STAFF)
 def update_invite(event_id: int, invite_id: int) -> Any:
     """Set an invitee's unavailable slots (1-based) and, for an institution, its capacity; or remove it."""
     event = _event_or_404(event_id)
-    inv = next((i for i in event.invites if i.id == invite_id), None)
-    if inv is None:
-        abort(404, description="邀请不存在")
+    inv = _one_of(event.invites, invite_id, "邀请不存在")
     if request.form.get("remove") == "1":
         event.invites.remove(inv)
         audit("event_uninvite", "event", event.id, invite=invite_id)
@@ -447,9 +456,7 @@ def add_conflict(event_id: int) -> Any:
 @roles_required(*STAFF)
 def delete_conflict(event_id: int, conflict_id: int) -> Any:
     event = _event_or_404(event_id)
-    c = next((c for c in event.conflicts if c.id == conflict_id), None)
-    if c is None:
-        abort(404, description="回避记录不存在")
+    c = _one_of(event.conflicts, conflict_id, "回避记录不存在")
     event.conflicts.remove(c)
     audit("event_conflict_delete", "event", event.id, conflict=conflict_id)
     db.session.commit()
@@ -574,11 +581,7 @@ def export(event_id: int) -> Any:
     data = planning.workbook(db.session, event)
     audit("event_export", "event", event.id, meetings=len(event.meetings))
     db.session.commit()
-    return Response(
-        data,
-        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f"attachment; filename=event-{event.id}-timetable.xlsx"},
-    )
+    return send_xlsx(data, f"event-{event.id}-timetable.xlsx")
 
 
 @bp.post("/<int:event_id>/held")

@@ -172,13 +172,14 @@ def _enterprise(p: Any) -> list[Condition]:
         out.append(Condition("参赛项目已进入市场", "fails", f"发展阶段为{stage}，产品尚未进入市场"))
     else:
         out.append(Condition("参赛项目已进入市场", "unknown", "未填写发展阶段"))
-    ip = (getattr(p, "ip", None) or "").strip()
-    if ip:
-        out.append(
-            Condition("拥有自主知识产权且无产权纠纷", "holds", f"知识产权：{_clip(ip)}（产权纠纷以核查为准）")
+    out.append(
+        _stated(
+            "拥有自主知识产权且无产权纠纷",
+            _text(p, "ip"),
+            "知识产权：{}（产权纠纷以核查为准）",
+            "未填写知识产权",
         )
-    else:
-        out.append(Condition("拥有自主知识产权且无产权纠纷", "unknown", "未填写知识产权"))
+    )
     out.append(Condition("无不良记录", "unknown", "须在信用中国等平台核查，本系统无记录可依"))
     return out
 
@@ -203,20 +204,16 @@ def _sme(p: Any) -> Condition:
 
 
 def _maker(p: Any) -> list[Condition]:
-    team = (getattr(p, "team", None) or "").strip()
-    lead = (getattr(p, "team_lead", None) or "").strip()
-    out: list[Condition] = []
-    if team or lead:
-        out.append(Condition("个人或团队参赛", "holds", f"团队：{_clip(team or lead)}"))
-    else:
-        out.append(Condition("个人或团队参赛", "unknown", "未填写团队或团队负责人"))
-    ip = (getattr(p, "ip", None) or "").strip()
-    if ip:
-        out.append(
-            Condition("知识产权归属团队核心成员且无纠纷", "holds", f"知识产权：{_clip(ip)}（归属以核查为准）")
-        )
-    else:
-        out.append(Condition("知识产权归属团队核心成员且无纠纷", "unknown", "未填写知识产权"))
+    team = _text(p, "team") or _text(p, "team_lead")
+    out = [
+        _stated("个人或团队参赛", team, "团队：{}", "未填写团队或团队负责人"),
+        _stated(
+            "知识产权归属团队核心成员且无纠纷",
+            _text(p, "ip"),
+            "知识产权：{}（归属以核查为准）",
+            "未填写知识产权",
+        ),
+    ]
     code = getattr(p, "credit_code", None)
     if code:
         out.append(
@@ -225,6 +222,19 @@ def _maker(p: Any) -> list[Condition]:
     else:
         out.append(Condition("非企业创新项目", "holds", "未登记为企业（无统一社会信用代码）"))
     return out
+
+
+def _text(p: Any, field: str) -> str:
+    """Return a text field of the project, stripped ("" when empty or absent)."""
+    return (getattr(p, field, None) or "").strip()
+
+
+def _stated(name: str, text: str, holds: str, missing: str) -> Condition:
+    """Return a condition the project meets by stating `text` (shown clipped in the `holds` template's
+    {}), and unknown (`missing`) when it states nothing; the claim itself is checked by hand."""
+    if text:
+        return Condition(name, "holds", holds.format(_clip(text)))
+    return Condition(name, "unknown", missing)
 
 
 def _clip(text: str, n: int = 40) -> str:

@@ -58,7 +58,8 @@ from app.imports import (
     read_rows,
     write_project,
 )
-from app.jobs import JobError, JobLost, JobRun, send
+from app.jobs import JobError, JobLost, JobRun, start_job
+from app.serialize import attrs
 from models import Institution
 from models.accounts import AuditLog, User
 from models.base import utcnow
@@ -104,7 +105,6 @@ def queue_import(
         dispatch: False records the job only, for a command that runs it in the foreground.
         chunk: rows per committed chunk (default CHUNK).
     """
-    from app.extensions import db
 
     params: dict[str, Any] = {
         "kind": kind,
@@ -117,20 +117,12 @@ def queue_import(
     }
     if chunk is not None:
         params["chunk"] = chunk
-    session = db.new_session(app)
-    try:
+
+    def store_file(session: Session, job: Job) -> None:
         _prune_files(session)
-        job = Job(kind=JobKind.IMPORT, status=JobStatus.QUEUED, params=params, started_by_id=user_id)
-        session.add(job)
-        session.flush()
         session.add(JobFile(job_id=job.id, name=filename[:200], data=data))
-        session.commit()
-        job_id = job.id
-    finally:
-        session.close()
-    if dispatch:
-        send(app, job_id)
-    return job_id
+
+    return start_job(JobKind.IMPORT, params, user_id=user_id, app=app, dispatch=dispatch, attach=store_file)
 
 
 def _prune_files(session: Session) -> None:
@@ -182,11 +174,7 @@ def _save_state(run: JobRun, session: Session, state: Mapping[str, Any]) -> None
 
 def _report_json(report: ImportReport) -> dict[str, Any]:
     return {
-        "rows": report.rows,
-        "created": report.created,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "skipped_example": report.skipped_example,
+        **attrs(report, "rows created updated unchanged skipped_example"),
         "n_errors": len(report.errors),
         "errors": [[n, dict(fields)] for n, fields in report.errors[:SHOWN]],
         "n_warnings": len(report.warnings),

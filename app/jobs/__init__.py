@@ -119,17 +119,22 @@ def start_job(
     user_id: int | None = None,
     app: Flask | None = None,
     dispatch: bool = True,
+    attach: Callable[[Session, Job], None] | None = None,
 ) -> int:
     """Record a queued job and send it to a worker (or a thread here); return its id.
 
     Args:
         dispatch: False only records it, for a command that runs it in the foreground (:func:`run_job`).
+        attach: stores what the job needs with it, in the same transaction (the job row has its id).
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     session = db.new_session(app)
     try:
         job = Job(kind=kind, status=JobStatus.QUEUED, params=dict(params or {}), started_by_id=user_id)
         session.add(job)
+        if attach is not None:
+            session.flush()
+            attach(session, job)
         session.commit()
         job_id = job.id
     finally:

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Flask,
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    send_file,
-    url_for,
-)
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import or_, select
 
@@ -27,13 +15,13 @@ from app.api.openapi import operation
 from app.extensions import db
 from app.jobs import is_abandoned, retry_job, start_job
 from app.schemas import Id, InputError
+from app.web.lists import send_xlsx
 from models.base import utcnow
 from models.enums import Role
 from models.jobs import Job, JobKind, JobStatus
 
 bp = Blueprint("jobs", __name__)
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 #: A finished job stays in its starter's progress strip this long.
 RECENT = timedelta(minutes=10)
 _ID = TypeAdapter(Id)
@@ -97,11 +85,7 @@ def result(job_id: int) -> Any:
         abort(404, description="该任务没有可下载的文件")
     audit("export", "job", job.id, kind=job.kind.name, bytes=len(job.result))
     db.session.commit()
-    response = send_file(
-        io.BytesIO(job.result), mimetype=XLSX, as_attachment=True, download_name=job.result_name
-    )
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return send_xlsx(job.result, job.result_name)
 
 
 @bp.post("/jobs/report")

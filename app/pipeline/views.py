@@ -3,22 +3,12 @@ the secretariat's list (with 待跟进), the dashboard and the printable quarter
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    send_file,
-    url_for,
-)
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased, selectinload
 
@@ -56,6 +46,7 @@ from app.web.lists import (
     order_by,
     paginate,
     query_filters,
+    send_xlsx,
     sort_param,
     sorted_rows,
     wants_export,
@@ -69,7 +60,6 @@ bp = Blueprint("pipeline", __name__)
 
 #: Board columns, in order.
 BOARD = (*FUNNEL, S.REFUSED, S.TERMINATED)
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 #: Query parameters the board understands (the only ones carried over by a redirect to it).
 BOARD_PARAMS = ("view", "shortlisted", "sort")
 
@@ -369,38 +359,32 @@ def board(ident: int) -> Any:
             Connection.last_activity_at.desc(), Connection.id.desc()
         )
     ).all()
+    shortlist_only = request.args.get("shortlisted") == "1"
+    return _connections_page(
+        "pipeline/board.html",
+        [c for c in rows if c.shortlisted or not shortlist_only],
+        [c for c in connection_columns("institution") if c.key != "institution"],
+        f"{'候选名单' if shortlist_only else '对接进展'}-{inst.name}",
+        {"institution": inst.id},
+        inst=inst,
+        shortlist_only=shortlist_only,
+        view="list" if request.args.get("view") == "list" else "board",
+        **_board(rows),
+    )
+
+
+def _board(rows: Sequence[Connection]) -> dict[str, Any]:
+    """Return what the board shows of an institution's connections: them all (`rows`), the board's
+    stages (`board`) and the connections in each (`columns`: shortlisted first, then the idle ones), how
+    many are idle, and the clock and idle threshold it judged by."""
     now, days = _now(), _days()
     columns: dict[S, list[Connection]] = defaultdict(list)
     for c in rows:
         columns[c.stage].append(c)
     for stage in columns:
         columns[stage].sort(key=lambda c: (not c.shortlisted, not is_idle(c, now, days)))
-    view = "list" if request.args.get("view") == "list" else "board"
     idle = sum(1 for c in rows if is_idle(c, now, days))
-    list_columns = [c for c in connection_columns("institution") if c.key != "institution"]
-    errors: dict[str, str] = {}
-    sort = _sorted(list_columns, "-activity", errors)
-    shortlist_only = request.args.get("shortlisted") == "1"
-    listed = sorted_rows([c for c in rows if c.shortlisted or not shortlist_only], list_columns, *sort)
-    if wants_export() and not errors:
-        name = f"{'候选名单' if shortlist_only else '对接进展'}-{inst.name}"
-        return export(name, list_columns, listed, "connections", {"institution": inst.id, **query_filters()})
-    return render_template(
-        "pipeline/board.html",
-        inst=inst,
-        rows=rows,
-        listed=listed,
-        list_columns=list_columns,
-        sort=sort,
-        errors=errors,
-        shortlist_only=shortlist_only,
-        columns=columns,
-        board=BOARD,
-        view=view,
-        now=now,
-        days=days,
-        idle=idle,
-    )
+    return {"rows": rows, "board": BOARD, "columns": columns, "idle": idle, "now": now, "days": days}
 
 
 @bp.get("/connections/project/<int:ident>")
@@ -416,24 +400,35 @@ def project_requests(ident: int) -> Any:
             select(Connection).where(Connection.project_id == ident, Connection.requested_at.is_not(None))
         ).order_by(Connection.last_activity_at.desc())
     ).all()
-    columns = connection_columns("project")
+    return _connections_page(
+        "pipeline/project.html",
+        rows,
+        connection_columns("project"),
+        f"对接申请-{p.name}",
+        {"project": p.id},
+        p=p,
+    )
+
+
+def _connections_page(
+    template: str,
+    connections: Sequence[Connection],
+    columns: list[Column],
+    name: str,
+    scope: dict[str, int],
+    /,
+    **values: Any,
+) -> Any:
+    """Answer a list of connections read in memory: sorted by ?sort= (latest activity first by default),
+    exported as `name`.xlsx (the audit notes `scope` and the filters), or rendered as `listed` in
+    `list_columns` with the clock and the idle threshold (unless `values` bring them)."""
     errors: dict[str, str] = {}
     sort = _sorted(columns, "-activity", errors)
-    rows = sorted_rows(rows, columns, *sort)
+    listed = sorted_rows(connections, columns, *sort)
     if wants_export() and not errors:
-        return export(
-            f"对接申请-{p.name}", columns, rows, "connections", {"project": p.id, **query_filters()}
-        )
-    return render_template(
-        "pipeline/project.html",
-        p=p,
-        rows=rows,
-        now=_now(),
-        days=_days(),
-        columns=columns,
-        sort=sort,
-        errors=errors,
-    )
+        return export(name, columns, listed, "connections", {**scope, **query_filters()})
+    values = {"now": _now(), "days": _days(), **values}
+    return render_template(template, listed=listed, list_columns=columns, sort=sort, errors=errors, **values)
 
 
 # --- one connection --------------------------------------------------------------------------------------
@@ -748,15 +743,21 @@ def _period_query(period: Period) -> dict[str, str]:
     return {"from": period.start.isoformat(), "to": period.last_day.isoformat()}
 
 
-@bp.get("/reports/quarterly")
-@roles_required(Role.ADMIN, Role.ORGANISER)
-def report_page() -> Any:
+def _report_figures() -> tuple[set[int] | None, Period, Any]:
+    """Return the viewer's report scope, the period asked for (InputError names a bad field) and its
+    figures."""
     scope = rules.report_scope(current_user())
     errors: dict[str, str] = {}
     period = _period(errors)
     if errors:
         raise InputError(errors)
-    fig = figures(db.session, period, scope, _days())
+    return scope, period, figures(db.session, period, scope, _days())
+
+
+@bp.get("/reports/quarterly")
+@roles_required(Role.ADMIN, Role.ORGANISER)
+def report_page() -> Any:
+    scope, period, fig = _report_figures()
     audit("export", "report", None, format="html", period=period.label)
     db.session.commit()
     data = fig.as_json()
@@ -791,12 +792,7 @@ def _filed_plans(scope: set[int] | None) -> list[dict[str, Any]]:
 
 def send_report() -> Response:
     """Answer with the period's report workbook (pages and API share this)."""
-    scope = rules.report_scope(current_user())
-    errors: dict[str, str] = {}
-    period = _period(errors)
-    if errors:
-        raise InputError(errors)
-    fig = figures(db.session, period, scope, _days())
+    scope, period, fig = _report_figures()
     plans = _filed_plans(scope)
     body = workbook_bytes(
         quarterly_workbook(fig, _scope_label(scope), shortlists=scope is None, filings=plans)
@@ -804,9 +800,7 @@ def send_report() -> Response:
     audit("export", "report", None, format="xlsx", period=period.label, bytes=len(body))
     db.session.commit()
     name = f"赛事专报-{period.quarter or period.start.isoformat() + '_' + period.last_day.isoformat()}.xlsx"
-    response = send_file(io.BytesIO(body), mimetype=XLSX, as_attachment=True, download_name=name)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return send_xlsx(body, name)
 
 
 # --- template helpers ---------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from app.imports import (
 )
 from app.schemas import FIELD_LABELS, InputError
 from app.uploads import check_upload
+from app.web.lists import send_xlsx
 from models import Contest
 from models.enums import Role
 from models.jobs import JobKind, JobStatus
@@ -414,8 +415,4 @@ def template(fmt: str) -> Any:
     if fmt == "csv":
         return Response(template_csv(kind), mimetype="text/csv", headers=disposition)  # type: ignore[arg-type]
     contests = _my_contests() if kind == "projects" else []
-    return Response(
-        template_xlsx(kind, contests),  # type: ignore[arg-type]
-        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers=disposition,
-    )
+    return send_xlsx(template_xlsx(kind, contests), name)  # type: ignore[arg-type]

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request
 
-from app import feedback, services
-from app.access import (
-    can_edit_institution,
-    can_view_institution_private,
-    current_user,
-    deny,
-    public,
-    redact_ranked,
-    roles_required,
-)
+from app import services
+from app.access import can_edit_institution, public, roles_required
 from app.api import INSTITUTION_FIELDS
 from app.extensions import db
-from app.params import institution_filter, project_filter
+from app.params import institution_filter
 from app.schemas import InputError, InstitutionIn, validate
 from app.serialize import form_values
+from app.web import records
 from app.web.forms import form_data
-from app.web.lists import Column, enum_rank, query_list, ranked_list
-from app.web.projects import _contests
+from app.web.lists import Column, enum_rank, query_list
 from models import Institution
 from models.enums import InstitutionKind, Role
 
@@ -33,11 +25,7 @@ bp = Blueprint("institutions", __name__, url_prefix="/institutions")
 @bp.get("/")
 @public
 def list_institutions() -> Any:
-    errors: dict[str, str] = {}
-    try:
-        f = institution_filter(request.args)
-    except InputError as exc:
-        f, errors = services.InstitutionFilter(), exc.fields
+    f, errors = records.read_filter(institution_filter, services.InstitutionFilter)
     sent, page, sort = query_list(
         services.institution_query(f), DIRECTORY, "kind", Institution.id, "机构名录", "institutions", errors
     )
@@ -80,32 +68,14 @@ DIRECTORY = [
 @bp.get("/<int:ident>")
 @public
 def detail(ident: int) -> Any:
-    inst = db.session.get(Institution, ident)
-    if inst is None or services.hidden(inst):
-        abort(404)
-    try:
-        f = project_filter(request.args)
-        errors: dict[str, str] = {}
-    except InputError as exc:
-        f, errors = services.ProjectFilter(), exc.fields
-    user = current_user()
-    ranked = []
-    if inst.archived_at is None:
-        matches = services.matches_for_institution(
-            db.session,
-            ident,
-            int(current_app.config["MAX_K"]),
-            f,
-            public=user is None,
-            private=can_view_institution_private(user, ident),
-        )
-        ranked = redact_ranked(user, matches, institution=inst)
-    sent, listing = ranked_list(ranked, user is not None, f"推荐项目-{inst.name}", "ranked_projects")
-    if sent is not None:
-        return sent
-    feedback.log_listing("institution", ident, listing)
-    return render_template(
-        "institutions/detail.html", inst=inst, f=f, errors=errors, contests=_contests(), **listing
+    inst = records.shown_or_404(Institution, ident)
+    return records.ranked_projects_page(
+        inst,
+        services.matches_for_institution,
+        ident,
+        f"推荐项目-{inst.name}",
+        "institutions/detail.html",
+        inst=inst,
     )
 
 
@@ -118,12 +88,7 @@ def create() -> Any:
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
 @roles_required(Role.ADMIN, Role.INSTITUTION)
 def edit(ident: int) -> Any:
-    inst = db.session.get(Institution, ident)
-    if inst is None or inst.archived_at is not None:  # restore first
-        abort(404)
-    if not can_edit_institution(current_user(), inst):
-        deny(f"may not edit institution {ident}", "只能编辑本机构的信息")
-    return _form(inst)
+    return _form(records.editable_or_404(Institution, ident, can_edit_institution, "只能编辑本机构的信息"))
 
 
 def _form(inst: Institution | None) -> Any:
@@ -138,28 +103,20 @@ def _form(inst: Institution | None) -> Any:
         except InputError as exc:
             errors = exc.fields
         else:
-            flash("机构信息已保存", "success")
-            return redirect(url_for("institutions.detail", ident=saved.id))
-    return render_template("institutions/form.html", inst=inst, v=values, errors=errors), (
-        422 if errors else 200
-    )
+            return records.saved("机构信息已保存", "institutions.detail", saved.id)
+    return records.form_page("institutions/form.html", errors, inst=inst, v=values)
 
 
 @bp.post("/<int:ident>/delete")
 @roles_required(Role.ADMIN)
 def delete(ident: int) -> Any:
     inst = db.session.get(Institution, ident) or abort(404)
-    if services.delete_institution(db.session, inst) == "archived":
-        flash(f"机构「{inst.name}」有对接记录，已归档（含其对接需求）：对接历史和统计数据保留", "success")
-    else:
-        flash(f"机构「{inst.name}」已删除", "success")
-    return redirect(url_for("institutions.list_institutions"))
+    return records.removed(
+        services.delete_institution(db.session, inst),
+        f"机构「{inst.name}」",
+        "（含其对接需求）：对接历史和统计数据保留",
+        "institutions.list_institutions",
+    )
 
 
-@bp.post("/<int:ident>/restore")
-@roles_required(Role.ADMIN)
-def restore(ident: int) -> Any:
-    inst = db.session.get(Institution, ident) or abort(404)
-    services.restore_institution(db.session, inst)
-    flash(f"机构「{inst.name}」已恢复", "success")
-    return redirect(url_for("institutions.detail", ident=inst.id))
+records.add_restore_route(bp, Institution, services.restore_institution, lambda inst: f"机构「{inst.name}」")

@@ -138,21 +138,6 @@ def keyset_select(
     return stmt.add_columns(expr).order_by(*order).limit(limit)
 
 
-def _segment(
-    stmt: Any,
-    expr: Any,
-    tie: Any,
-    desc: bool,
-    cursor: tuple[Any, int] | None,
-    forward: bool,
-    nulls: bool,
-    limit: int,
-) -> list[Any]:
-    if limit <= 0:
-        return []
-    return list(db.session.execute(keyset_select(stmt, expr, tie, desc, cursor, forward, nulls, limit)).all())
-
-
 def keyset_page(stmt: Any, expr: Any, desc: bool, tie: Any, per_page: int | None = None) -> dict[str, Any]:
     """Return one page of a select by keyset cursor (?after= / ?before=), sorted by expr (empty values
     last), then by tie (the id), with the facts the pager shows: the previous and next pages' URLs, the
@@ -164,6 +149,14 @@ def keyset_page(stmt: Any, expr: Any, desc: bool, tie: Any, per_page: int | None
         raise InputError({"after": "分页位置无效，请从第一页重新浏览"})
     page = _page_number()
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+    def segment(cursor: tuple[Any, int] | None, forward: bool, nulls: bool, limit: int) -> list[Any]:
+        """Read one part of the order (keyset_select); nothing when no row is wanted."""
+        if limit <= 0:
+            return []
+        select_ = keyset_select(stmt, expr, tie, desc, cursor, forward, nulls, limit)
+        return list(db.session.execute(select_).all())
+
     if not (after or before):
         cursor, forward = None, True
     else:
@@ -177,11 +170,11 @@ def keyset_page(stmt: Any, expr: Any, desc: bool, tie: Any, per_page: int | None
         want = per_page + 1
         valued = cursor is None or cursor[0] is not None
         if forward:  # the valued rows (after the cursor), then the tail without a value
-            got = _segment(stmt, expr, tie, desc, cursor, True, False, want) if valued else []
-            got += _segment(stmt, expr, tie, desc, None if valued else cursor, True, True, want - len(got))
+            got = segment(cursor, True, False, want) if valued else []
+            got += segment(None if valued else cursor, True, True, want - len(got))
         else:  # the tail before the cursor (if it is in the tail), then the valued rows, backwards
-            got = [] if valued else _segment(stmt, expr, tie, desc, cursor, False, True, want)
-            got += _segment(stmt, expr, tie, desc, cursor if valued else None, False, False, want - len(got))
+            got = [] if valued else segment(cursor, False, True, want)
+            got += segment(cursor if valued else None, False, False, want - len(got))
         more = len(got) > per_page
         rows = got[:per_page]
         if forward:
@@ -275,7 +268,12 @@ def export(
     body = buf.getvalue()
     audit("export", what, None, format="xlsx", rows=count, bytes=len(body), filters=shown)
     db.session.commit()
-    response = send_file(io.BytesIO(body), mimetype=XLSX, as_attachment=True, download_name=f"{name}.xlsx")
+    return send_xlsx(body, f"{name}.xlsx")
+
+
+def send_xlsx(body: bytes, name: str) -> Response:
+    """Answer with a workbook as a download named `name`, which no browser or proxy cache keeps."""
+    response = send_file(io.BytesIO(body), mimetype=XLSX, as_attachment=True, download_name=name)
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

@@ -4,29 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, render_template, request
 from sqlalchemy import select
 
-from app import feedback, services
+from app import services
 from app.access import (
-    can_view_institution_private,
     check_need_write,
     current_user,
     is_secretariat,
     login_required,
     need_owner_default,
-    redact_ranked,
     roles_required,
     signed_in_user,
 )
 from app.api import NEED_FIELDS
 from app.extensions import db
-from app.params import project_filter
 from app.schemas import InputError, NeedIn, validate
 from app.serialize import form_values
+from app.web import records
 from app.web.forms import form_data
-from app.web.lists import Column, enum_rank, query_list, ranked_list
-from app.web.projects import _contests
+from app.web.lists import Column, enum_rank, query_list
 from models import Institution, Need
 from models.enums import NeedStatus, Role
 
@@ -60,31 +57,15 @@ def list_needs() -> Any:
 @bp.get("/<int:ident>")
 @login_required
 def detail(ident: int) -> Any:
-    need = db.session.get(Need, ident)
-    if need is None or services.hidden(need):
-        abort(404)
-    try:
-        f = project_filter(request.args)
-        errors: dict[str, str] = {}
-    except InputError as exc:
-        f, errors = services.ProjectFilter(), exc.fields
-    user = current_user()
-    ranked = []
-    if need.archived_at is None:
-        matches = services.matches_for_need(
-            db.session,
-            need,
-            int(current_app.config["MAX_K"]),
-            f,
-            private=can_view_institution_private(user, need.institution_id),
-        )
-        ranked = redact_ranked(user, matches, institution=need.institution)
-    sent, listing = ranked_list(ranked, True, f"需求匹配项目-{need.title}", "ranked_projects")
-    if sent is not None:
-        return sent
-    feedback.log_listing("need", ident, listing, institution_id=need.institution_id)
-    return render_template(
-        "needs/detail.html", need=need, f=f, errors=errors, contests=_contests(), **listing
+    need = records.shown_or_404(Need, ident)
+    return records.ranked_projects_page(
+        need,
+        services.matches_for_need,
+        need,
+        f"需求匹配项目-{need.title}",
+        "needs/detail.html",
+        institution=need.institution,
+        need=need,
     )
 
 
@@ -98,9 +79,7 @@ def create() -> Any:
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
 @roles_required(Role.ADMIN, Role.INSTITUTION)
 def edit(ident: int) -> Any:
-    need = db.session.get(Need, ident)
-    if need is None or need.archived_at is not None:  # restore first
-        abort(404)
+    need = records.editable_or_404(Need, ident)
     check_need_write(current_user(), None, need)
     return _form(need)
 
@@ -137,39 +116,32 @@ def _form(need: Need | None) -> Any:
         except InputError as exc:
             errors = _form_labels(exc.fields)
         else:
-            flash("对接需求已发布", "success")
-            return redirect(url_for("needs.detail", ident=saved.id))
+            return records.saved("对接需求已发布", "needs.detail", saved.id)
     stmt = select(Institution).order_by(Institution.name)
     user = signed_in_user()  # the write checks above refused anyone signed out
     if not is_secretariat(user):
         stmt = stmt.where(Institution.id == user.institution_id)
     institutions = db.session.scalars(stmt).all()
-    return render_template(
-        "needs/form.html", need=need, v=values, errors=errors, institutions=institutions
-    ), (422 if errors else 200)
+    return records.form_page("needs/form.html", errors, need=need, v=values, institutions=institutions)
 
 
 @bp.post("/<int:ident>/delete")
 @roles_required(Role.ADMIN, Role.INSTITUTION)
 def delete(ident: int) -> Any:
-    need = db.session.get(Need, ident)
-    if need is None or services.hidden(need):
-        abort(404)
+    need = records.shown_or_404(Need, ident)
     check_need_write(current_user(), None, need)
-    if services.delete_need(db.session, need) == "archived":
-        flash("对接需求有对接记录，已归档：不再出现在需求列表中，对接历史保留", "success")
-    else:
-        flash("对接需求已删除", "success")
-    return redirect(url_for("needs.list_needs"))
+    return records.removed(
+        services.delete_need(db.session, need),
+        "对接需求",
+        "：不再出现在需求列表中，对接历史保留",
+        "needs.list_needs",
+    )
 
 
-@bp.post("/<int:ident>/restore")
-@roles_required(Role.ADMIN)
-def restore(ident: int) -> Any:
-    need = db.session.get(Need, ident) or abort(404)
-    if need.institution.archived_at is not None:
-        flash("发布机构已归档，请先恢复机构", "error")
-    else:
-        services.restore_need(db.session, need)
-        flash("对接需求已恢复", "success")
-    return redirect(url_for("needs.detail", ident=need.id))
+records.add_restore_route(
+    bp,
+    Need,
+    services.restore_need,
+    lambda _need: "对接需求",
+    blocked=lambda need: "发布机构已归档，请先恢复机构" if need.institution.archived_at is not None else None,
+)

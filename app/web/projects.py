@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
+from flask import Blueprint, render_template, request
 
 from app import feedback, services
 from app.access import (
@@ -28,51 +28,43 @@ from app.extensions import db
 from app.params import institution_filter, project_filter
 from app.schemas import InputError, ProjectIn, validate
 from app.serialize import form_values
+from app.web import records
 from app.web.forms import form_data
 from app.web.lists import project_columns, query_list
-from models import Contest, Project
+from models import Project
 from models.enums import SIDES, Role
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
-
-
-def _contests(only: set[int] | None = None) -> list[Contest]:
-    stmt = select(Contest).order_by(Contest.code)
-    if only is not None:
-        stmt = stmt.where(Contest.id.in_(only))
-    return list(db.session.scalars(stmt))
 
 
 @bp.get("/")
 @public
 def list_projects() -> Any:
     columns = project_columns(current_user() is not None)
-    errors: dict[str, str] = {}
-    try:
-        f = project_filter(request.args)
-    except InputError as exc:
-        f, errors = services.ProjectFilter(), exc.fields
+    f, errors = records.read_filter(project_filter, services.ProjectFilter)
     sent, page, sort = query_list(
         services.project_query(f), columns, "award", Project.id, "项目展示", "projects", errors
     )
     if sent is not None:
         return sent
     return render_template(
-        "projects/list.html", page=page, f=f, errors=errors, contests=_contests(), columns=columns, sort=sort
+        "projects/list.html",
+        page=page,
+        f=f,
+        errors=errors,
+        contests=records.contests(),
+        columns=columns,
+        sort=sort,
     )
 
 
 @bp.get("/<int:ident>")
 @public
 def detail(ident: int) -> Any:
-    p = db.session.get(Project, ident)
-    if p is None or services.hidden(p):
-        abort(404)
-    try:
-        f = institution_filter(request.args, kind_key="institution_kind")
-        errors: dict[str, str] = {}
-    except InputError as exc:
-        f, errors = services.InstitutionFilter(), exc.fields
+    p = records.shown_or_404(Project, ident)
+    f, errors = records.read_filter(
+        partial(institution_filter, kind_key="institution_kind"), services.InstitutionFilter
+    )
     user = current_user()
     lists = {
         side: []
@@ -110,12 +102,9 @@ def create() -> Any:
 @bp.route("/<int:ident>/edit", methods=["GET", "POST"])
 @login_required
 def edit(ident: int) -> Any:
-    p = db.session.get(Project, ident)
-    if p is None or p.archived_at is not None:  # restore first: an edit would put it back into the rankings
-        abort(404)
-    if not can_edit_project(current_user(), p):
-        deny(f"may not edit project {ident}", "只能编辑自己的项目或自己负责赛事的项目")
-    return _form(p)
+    return _form(
+        records.editable_or_404(Project, ident, can_edit_project, "只能编辑自己的项目或自己负责赛事的项目")
+    )
 
 
 def _form(p: Project | None) -> Any:
@@ -135,34 +124,25 @@ def _form(p: Project | None) -> Any:
         except InputError as exc:
             errors = exc.fields
         else:
-            flash("项目已保存，匹配结果已更新", "success")
-            return redirect(url_for("projects.detail", ident=saved.id))
-    status = 422 if errors else 200
-    contests = _contests(organiser_contest_ids(user) if not locked else {p.contest_id})  # type: ignore[union-attr]
-    return render_template(
-        "projects/form.html", p=p, v=values, errors=errors, contests=contests, locked=locked
-    ), status
+            return records.saved("项目已保存，匹配结果已更新", "projects.detail", saved.id)
+    only = {p.contest_id} if p is not None and locked else organiser_contest_ids(user)
+    return records.form_page(
+        "projects/form.html", errors, p=p, v=values, contests=records.contests(only), locked=locked
+    )
 
 
 @bp.post("/<int:ident>/delete")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 def delete(ident: int) -> Any:
-    p = db.session.get(Project, ident)
-    if p is None or services.hidden(p):
-        abort(404)
+    p = records.shown_or_404(Project, ident)
     if not can_delete_project(current_user(), p):
         deny(f"may not delete project {ident}", "只能删除自己负责赛事的项目")
-    if services.delete_project(db.session, p) == "archived":
-        flash(f"项目「{p.name}」有对接记录，已归档：不再出现在列表和匹配中，对接历史和统计保留", "success")
-    else:
-        flash(f"项目「{p.name}」已删除", "success")
-    return redirect(url_for("projects.list_projects"))
+    return records.removed(
+        services.delete_project(db.session, p),
+        f"项目「{p.name}」",
+        "：不再出现在列表和匹配中，对接历史和统计保留",
+        "projects.list_projects",
+    )
 
 
-@bp.post("/<int:ident>/restore")
-@roles_required(Role.ADMIN)
-def restore(ident: int) -> Any:
-    p = db.session.get(Project, ident) or abort(404)
-    services.restore_project(db.session, p)
-    flash(f"项目「{p.name}」已恢复", "success")
-    return redirect(url_for("projects.detail", ident=p.id))
+records.add_restore_route(bp, Project, services.restore_project, lambda p: f"项目「{p.name}」")

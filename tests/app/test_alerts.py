@@ -23,6 +23,7 @@ from app.alerts import run_and_mail
 from app.alerts.mail import send_digests
 from app.alerts.service import run_searches
 from app.extensions import db
+from app.serialize import form_values
 from models import Connection, Institution, Need, Project
 from models.accounts import User
 from models.alerts import AlertFrequency, Notification, SavedSearch
@@ -105,25 +106,17 @@ def _ranked_ids(app: Flask, institution_id: int, k: int = 30) -> list[int]:
         ]
 
 
+#: What a clone copies of its source project (its form values: what makes it rank alike; then its figures).
+_CLONED_FIELDS = ["group", "contest_id", "award", "industry", "province", "city", "description", "needs"]
+_CLONED_FIELDS += ["stage", "amount_wan", "funding_round"]
+
+
 def _clone(app: Flask, source_id: int, name: str) -> int:
     """Add a project that reads like another (so it ranks near it) through the service every write uses."""
     with app.test_request_context():
         p = db.session.get(Project, source_id)
         assert p is not None
-        values = {
-            "name": name,
-            "group": p.group.value,
-            "contest_id": p.contest_id,
-            "award": p.award.value,
-            "industry": p.industry,
-            "province": p.province,
-            "city": p.city,
-            "stage": p.stage.value if p.stage else None,
-            "amount_wan": p.amount_wan,
-            "funding_round": p.funding_round.value if p.funding_round else None,
-            "description": p.description,
-            "needs": list(p.needs or ()),
-        }
+        values = {**form_values(p, _CLONED_FIELDS), "name": name}
         return services.save_project(db.session, values).id
 
 
