@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,37 @@ SCALE_TOLERANCE = 0.02
 PAIR_SCORED_TOP = 100
 #: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
 _PAIR_CACHE_SIZE = 4096
+
+
+@dataclass
+class _SideBlock:
+    """The institutions of one side and view, prepared for pair rows (see MatchingService._side_block)."""
+
+    ids: list[int]
+    col: dict[int, int]
+    itab: InstitutionTable
+    irows: NDArray[np.int64]
+    has_iv: NDArray[np.bool_]
+    iv: NDArray[np.float32]
+    has_port: NDArray[np.bool_]
+    port_vecs: NDArray[np.float32]
+    port_pids: NDArray[np.int64]
+    port_starts: NDArray[np.int64]
+    port_lengths: NDArray[np.int64]
+    terms: Mapping[str, int]
+    weights_t: Any
+    evidence: bool
+    side: Side
+
+
+@dataclass
+class _Rows:
+    """Similarities of some projects against a side block: z-scored rows, candidates, raw cosines."""
+
+    z: dict[str, NDArray[np.float64]]
+    mask: NDArray[np.bool_]
+    dense: NDArray[np.float64]
+    closest: NDArray[np.int64]
 
 
 class MatchingService(MatchingStore):
@@ -411,6 +442,31 @@ class MatchingService(MatchingStore):
             cache["key"] = key
         return cache
 
+    def _rows_for(self, pids: Sequence[int], blk: _SideBlock, cache: dict[Any, Any]) -> list[_Rows]:
+        """Return each project's similarity row against a side block (one batch for the uncached ones)."""
+        keys = [("row", p, blk.side, blk.evidence) for p in pids]
+        missing = list(dict.fromkeys(p for p, ck in zip(pids, keys, strict=True) if ck not in cache))
+        if missing:
+            got = self._row_sims(missing, blk, closest=True)
+            self._trim_cache(cache, len(missing))
+            for a, pid in enumerate(missing):
+                cache[("row", pid, blk.side, blk.evidence)] = _Rows(
+                    {name: v[a].copy() for name, v in got.z.items()},
+                    got.mask[a].copy(),
+                    got.dense[a].copy(),
+                    got.closest[a].copy(),
+                )
+        return [cache[ck] for ck in keys]
+
+    @staticmethod
+    def _trim_cache(cache: dict[Any, Any], adding: int = 1) -> None:
+        """Drop the oldest pair entries when the cache would outgrow _PAIR_CACHE_SIZE (blocks stay)."""
+        if len(cache) + adding <= _PAIR_CACHE_SIZE:
+            return
+        old = [k for k in cache if k != "key" and k[0] != "block"]
+        for k in old[: max(adding, _PAIR_CACHE_SIZE // 4)]:
+            cache.pop(k, None)
+
     def _pair_scores(
         self, project_id: int, side: Side, evidence: bool, public: bool
     ) -> tuple[list[int], NDArray[np.float64], NDArray[np.float64], dict[str, Any], Any]:
@@ -419,7 +475,8 @@ class MatchingService(MatchingStore):
         Returns (institution ids, feature rows, raw scores, info, similarities). The candidates are
         every institution of the side but the project's own backers (when those are left out), so
         a pair's raw score does not depend on which list shows it; the 匹配度 is
-        ``self._score_scale(side, evidence, public).shown(raw)``.
+        ``self._score_scale(side, evidence, public).shown(raw)``. The similarity rows come from
+        :meth:`_row_sims`, the same code the institution's list and :meth:`score_block` use.
         """
         self._refresh_evidence()
         cache = self._pair_cache()
@@ -427,29 +484,60 @@ class MatchingService(MatchingStore):
         found = cache.get(ck)
         if found is not None:
             return found
-        universe = set(self._side_ids[side])
-        if self.exclude_known and evidence:
-            universe -= self._backers.get(project_id, set())
-        ids = sorted(universe)
-        if not ids:
-            found = (
-                ids,
-                np.empty((0, len(FEATURES))),
-                np.empty(0),
-                {"closest": np.empty(0, np.int64), "dense_raw": np.empty(0)},
-                ({}, {}),
-            )
-        else:
-            computed = self._institution_sims(project_id, ids, leave_out=False, evidence=evidence)
-            X, info = self._institution_features(
-                project_id, ids, computed=computed, public=public, evidence=evidence
-            )
-            found = (ids, X, np.asarray(self.ranker.score(X), dtype=np.float64), info, computed)
-        if len(cache) > _PAIR_CACHE_SIZE:
-            for old in [k for k in cache if k != "key"][: _PAIR_CACHE_SIZE // 4]:
-                cache.pop(old, None)
+        blk = self._side_block(side, evidence, cache)
+        row = self._rows_for([project_id], blk, cache)[0]
+        sel = np.flatnonzero(row.mask)
+        ids = [blk.ids[j] for j in sel.tolist()]
+        sims = {name: v[sel] for name, v in row.z.items()}
+        info = {"dense_raw": row.dense[sel], "closest": row.closest[sel], "sims": sims}
+        X = block_features(
+            self._ptab,
+            self._ptab.rows([project_id]),
+            blk.itab,
+            blk.irows[sel],
+            {name: v[None, :] for name, v in sims.items()},
+            public=public,
+        )
+        raw = np.asarray(self.ranker.score(X), dtype=np.float64) if ids else np.empty(0)
+        found = (ids, X, raw, info, (sims, info))
+        self._trim_cache(cache)
         cache[ck] = found
         return found
+
+    def _pair_raw(
+        self, project_ids: Sequence[int], inst: InstitutionProfile, evidence: bool, public: bool
+    ) -> tuple[
+        NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]
+    ]:
+        """Return pair features and raw scores of several projects with one institution, as :meth:`_pair_scores`.
+
+        Returns (feature rows, raw scores, raw cosines, nearest portfolio project, scored): the numbers
+        each project's own row gives the pair (its similarities scaled over every institution of the
+        side), with one feature pass over the pairs; ``scored`` is False where the pair is never
+        ranked (the institution already backs the project).
+        """
+        cache = self._pair_cache()
+        blk = self._side_block(inst.side, evidence, cache)
+        n = len(project_ids)
+        c = blk.col.get(inst.id)
+        if c is None or n == 0:
+            return (
+                np.empty((n, len(FEATURES))),
+                np.full(n, np.nan),
+                np.full(n, np.nan),
+                np.full(n, -1, dtype=np.int64),
+                np.zeros(n, dtype=bool),
+            )
+        rows = self._rows_for(project_ids, blk, cache)
+        sims = {name: np.array([r.z[name][c] for r in rows])[:, None] for name in rows[0].z} if rows else {}
+        X = block_features(
+            self._ptab, self._ptab.rows(project_ids), blk.itab, blk.irows[[c]], sims, public=public
+        )
+        raw = np.asarray(self.ranker.score(X), dtype=np.float64)
+        dense = np.array([r.dense[c] for r in rows])
+        closest = np.array([r.closest[c] for r in rows], dtype=np.int64)
+        scored = np.array([bool(r.mask[c]) for r in rows], dtype=bool)
+        return X, raw, dense, closest, scored
 
     def _score_scale(self, side: Side, evidence: bool, public: bool) -> ScoreScale:
         """Return the 匹配度 scale of a side and view: the best raw scores of sampled projects on that side.
@@ -482,6 +570,8 @@ class MatchingService(MatchingStore):
         pids = sorted(self._projects)
         step = max(1, len(pids) // REFERENCE_PROJECTS)
         sample = pids[::step][:REFERENCE_PROJECTS]
+        cache = self._pair_cache()
+        self._rows_for(sample, self._side_block(side, evidence, cache), cache)  # one batch
         rows = [np.sort(self._pair_scores(p, side, evidence, public)[2])[-REFERENCE_TOP:] for p in sample]
         scale = ScoreScale(np.concatenate(rows) if rows else np.empty(0))
         scales[ck] = (edits, scale)
@@ -684,29 +774,40 @@ class MatchingService(MatchingStore):
             if not pids:
                 return out
             for side, cols in sides.items():
-                universe = sorted(self._side_ids[side])
+                universe, raw = self._raw_block(pids, side, public, chunk_pairs)
                 where = {i: c for c, i in enumerate(universe)}
-                raw = self._raw_block(pids, universe, public, chunk_pairs)
                 picked = raw[:, [where[iids[j]] for j in cols]]
                 out[:, cols] = self._score_scale(side, True, public).degree(picked)
             return out
 
-    def _raw_block(
-        self, pids: list[int], iids: list[int], public: bool, chunk_pairs: int
-    ) -> NDArray[np.float64]:
-        """Return the raw ranker scores of pids x iids, each row one query over iids (see score_block)."""
-        itab = self._institution_table()
-        irows = itab.rows(iids)
-        n_i = len(iids)
-        out = np.full((len(pids), n_i), np.nan)
-        if not pids or not n_i:
-            return out
-        col_of = {i: j for j, i in enumerate(iids)}
-        # Institution side, once per block: vectors, portfolio rows, BM25 term weights.
-        has_iv = np.array([i in self._inst_index for i in iids], dtype=bool)
-        iv = self._inst_index.vectors_for([i for i in iids if i in self._inst_index])
-        pm = self._portfolio_matrix()
-        bounds = np.array([pm.segments.get(i, (0, 0)) for i in iids], dtype=np.int64).reshape(-1, 2)
+    def _side_block(self, side: Side, evidence: bool, cache: dict[Any, Any] | None = None) -> _SideBlock:
+        """Return the institution side of pair rows, built once per state (call under the lock).
+
+        Every institution of the side in id order: vectors, portfolio rows, BM25 term weights. Without
+        evidence: no portfolio, no vector derived from one, BM25 on the institutions' own texts.
+        """
+        self._refresh_evidence()
+        cache = self._pair_cache() if cache is None else cache
+        ck = ("block", side, evidence)
+        found: _SideBlock | None = cache.get(ck)
+        if found is not None:
+            return found
+        iids = sorted(self._side_ids[side])
+        itab = self._institution_table(evidence)
+        vec_ok = [i in self._inst_index and (evidence or i in self._own_vector) for i in iids]
+        has_iv = np.array(vec_ok, dtype=bool).reshape(-1)
+        dim = int(self.embedder.dim)
+        iv = (
+            self._inst_index.vectors_for([i for i, ok in zip(iids, vec_ok, strict=True) if ok])
+            if has_iv.any()
+            else np.empty((0, dim), dtype=np.float32)
+        )
+        if evidence:
+            pm = self._portfolio_matrix()
+            bounds = np.array([pm.segments.get(i, (0, 0)) for i in iids], dtype=np.int64).reshape(-1, 2)
+        else:
+            pm = None
+            bounds = np.zeros((len(iids), 2), dtype=np.int64)
         lengths = bounds[:, 1] - bounds[:, 0]
         has_port = lengths > 0
         port_cols = (
@@ -714,112 +815,134 @@ class MatchingService(MatchingStore):
             if has_port.any()
             else np.empty(0, dtype=np.int64)
         )
-        port_vecs = pm.matrix[port_cols]
+        port_vecs = pm.matrix[port_cols] if pm is not None else np.empty((0, dim), dtype=np.float32)
+        port_pids = pm.project_ids[port_cols] if pm is not None else np.empty(0, dtype=np.int64)
         port_starts = np.concatenate(([0], np.cumsum(lengths[has_port])[:-1])).astype(np.int64)
-        terms, weights = self._inst_lex.weight_matrix(iids)
-        weights_t = weights.T.tocsr()
-        chunk = max(1, chunk_pairs // n_i)
-        for start in range(0, len(pids), chunk):
-            part = pids[start : start + chunk]
-            out[start : start + len(part)] = self._score_chunk(
-                part,
-                iids,
-                irows,
-                itab,
-                col_of,
-                has_iv,
-                iv,
-                has_port,
-                port_vecs,
-                port_starts,
-                lengths[has_port],
-                terms,
-                weights_t,
-                public,
-            )
-        return out
+        lex = self._inst_lex if evidence else self._inst_lex_own
+        terms, weights = lex.weight_matrix(iids)
+        found = _SideBlock(
+            ids=iids,
+            col={i: j for j, i in enumerate(iids)},
+            itab=itab,
+            irows=itab.rows(iids),
+            has_iv=has_iv,
+            iv=iv,
+            has_port=has_port,
+            port_vecs=port_vecs,
+            port_pids=port_pids,
+            port_starts=port_starts,
+            port_lengths=lengths[has_port],
+            terms=terms,
+            weights_t=weights.T.tocsr(),
+            evidence=evidence,
+            side=side,
+        )
+        cache[ck] = found
+        return found
 
-    def _score_chunk(
-        self,
-        pids: Sequence[int],
-        iids: Sequence[int],
-        irows: NDArray[np.int64],
-        itab: InstitutionTable,
-        col_of: Mapping[int, int],
-        has_iv: NDArray[np.bool_],
-        iv: NDArray[np.float32],
-        has_port: NDArray[np.bool_],
-        port_vecs: NDArray[np.float32],
-        port_starts: NDArray[np.int64],
-        port_lengths: NDArray[np.int64],
-        terms: Mapping[str, int],
-        weights_t: Any,
-        public: bool,
-    ) -> NDArray[np.float64]:
-        """Return the raw scores of some projects against the block's institutions (see score_block)."""
+    def _row_sims(self, pids: Sequence[int], blk: _SideBlock, closest: bool = False) -> _Rows:
+        """Return the per-query similarities of projects against every institution of a block.
+
+        One product each for the dense and portfolio similarities, one sparse product for BM25; each
+        row is z-scored (scaled) over its candidates: every column but the project's own backers
+        (when exclude_known is set and evidence is used). closest: also the nearest portfolio project
+        per pair (what a reason quotes), else those entries are -1.
+        """
         from scipy.sparse import csr_matrix
 
-        n_p, n_i = len(pids), len(iids)
-        # Candidates per row: every column but the project's own backers (exclude_known).
+        n_p, n_i = len(pids), len(blk.ids)
+        col_of = blk.col
         mask = np.ones((n_p, n_i), dtype=bool)
         coinvest = np.zeros((n_p, n_i))
         q_rows: list[int] = []
         q_cols: list[int] = []
+        lex = self._inst_lex if blk.evidence else self._inst_lex_own
+        terms = blk.terms
         for a, pid in enumerate(pids):
-            backers = self._backers.get(pid, ())
-            if self.exclude_known:
-                for b in backers:
-                    j = col_of.get(b)
-                    if j is not None:
-                        mask[a, j] = False
-            if backers:
-                for inst_id, count in self._coinvest_counts(pid).items():
-                    j = col_of.get(inst_id)
-                    if j is not None:
-                        coinvest[a, j] = np.log1p(count)
-            for term in self._proj_lex.doc_query_terms(pid, self._inst_lex):
+            if blk.evidence:
+                backers = self._backers.get(pid, ())
+                if self.exclude_known:
+                    for b in backers:
+                        j = col_of.get(b)
+                        if j is not None:
+                            mask[a, j] = False
+                if backers:
+                    for inst_id, count in self._coinvest_counts(pid).items():
+                        j = col_of.get(inst_id)
+                        if j is not None:
+                            coinvest[a, j] = np.log1p(count)
+            for term in self._proj_lex.doc_query_terms(pid, lex):
                 j = terms.get(term)
                 if j is not None:
                     q_rows.append(a)
                     q_cols.append(j)
-        queries = csr_matrix(
-            (np.ones(len(q_rows)), (q_rows, q_cols)), shape=(n_p, weights_t.shape[0]), dtype=np.float64
-        )
-        bm = np.asarray((queries @ weights_t).todense()) if len(terms) else np.zeros((n_p, n_i))
+        if terms and q_rows:
+            queries = csr_matrix(
+                (np.ones(len(q_rows)), (q_rows, q_cols)),
+                shape=(n_p, blk.weights_t.shape[0]),
+                dtype=np.float64,
+            )
+            bm = np.asarray((queries @ blk.weights_t).todense())
+        else:
+            bm = np.zeros((n_p, n_i))
         bm = np.where(mask, bm, 0.0)
-        # Dense and portfolio similarities: one product each over the projects holding a vector.
-        has_pv = np.array([p in self._proj_index for p in pids], dtype=bool)
+        has_pv = np.array([p in self._proj_index for p in pids], dtype=bool).reshape(-1)
         dense = np.full((n_p, n_i), np.nan)
         pmax = np.full((n_p, n_i), np.nan)
         pmean = np.full((n_p, n_i), np.nan)
+        near = np.full((n_p, n_i), -1, dtype=np.int64)
         if has_pv.any():
             pv = self._proj_index.vectors_for([p for p, h in zip(pids, has_pv, strict=True) if h])
-            if has_iv.any():
-                dense[np.ix_(has_pv, has_iv)] = pv @ iv.T
-            if port_vecs.shape[0]:
-                sims = (pv @ port_vecs.T).astype(np.float64)
-                seg_max = np.maximum.reduceat(sims, port_starts, axis=1)
-                seg_mean = np.add.reduceat(sims, port_starts, axis=1) / port_lengths[None, :]
-                pmax[np.ix_(has_pv, has_port)] = seg_max
-                pmean[np.ix_(has_pv, has_port)] = seg_mean
-        sims_z = {
+            if blk.has_iv.any():
+                dense[np.ix_(has_pv, blk.has_iv)] = pv @ blk.iv.T
+            if blk.port_vecs.shape[0]:
+                sims = (pv @ blk.port_vecs.T).astype(np.float64)
+                seg_max = np.maximum.reduceat(sims, blk.port_starts, axis=1)
+                seg_mean = np.add.reduceat(sims, blk.port_starts, axis=1) / blk.port_lengths[None, :]
+                pmax[np.ix_(has_pv, blk.has_port)] = seg_max
+                pmean[np.ix_(has_pv, blk.has_port)] = seg_mean
+                if closest:
+                    # The first portfolio row reaching each segment's maximum.
+                    owner = np.repeat(np.arange(len(blk.port_starts)), blk.port_lengths)
+                    hit = sims == seg_max[:, owner]
+                    first = np.where(hit, np.arange(sims.shape[1])[None, :], sims.shape[1])
+                    arg = np.minimum.reduceat(first, blk.port_starts, axis=1)
+                    near[np.ix_(has_pv, blk.has_port)] = blk.port_pids[arg]
+        z = {
             "dense": zscore_rows(dense, mask),
             "dense_port_max": zscore_rows(pmax, mask),
             "dense_port_mean": zscore_rows(pmean, mask),
             "bm25": bm25_scaled(bm, axis=1),
             "coinvest": np.where(mask, coinvest, 0.0),
         }
+        return _Rows(z, mask, dense, near)
+
+    def _raw_block(
+        self, pids: list[int], side: Side, public: bool, chunk_pairs: int
+    ) -> tuple[list[int], NDArray[np.float64]]:
+        """Return the side's institution ids and the raw ranker scores of pids against each of them."""
+        blk = self._side_block(side, True)
+        n_i = len(blk.ids)
+        out = np.full((len(pids), n_i), np.nan)
+        if not pids or not n_i:
+            return blk.ids, out
         form = linear_form(self.ranker)
-        if form is not None:
-            # A linear ranker: float32 features and one matrix-vector product (within 0.001 points).
-            X = block_features(
-                self._ptab, self._ptab.rows(pids), itab, irows, sims_z, public=public, dtype=np.float32
-            )
-            raw = linear_scores(X, form).reshape(n_p, n_i)
-        else:
-            X = block_features(self._ptab, self._ptab.rows(pids), itab, irows, sims_z, public=public)
-            raw = self.ranker.score(X).reshape(n_p, n_i)
-        return np.where(mask, raw, np.nan)
+        chunk = max(1, chunk_pairs // n_i)
+        for start in range(0, len(pids), chunk):
+            part = pids[start : start + chunk]
+            rows = self._row_sims(part, blk)
+            prow = self._ptab.rows(part)
+            if form is not None:
+                # A linear ranker: float32 features and one matrix-vector product (within 0.001 points).
+                X = block_features(
+                    self._ptab, prow, blk.itab, blk.irows, rows.z, public=public, dtype=np.float32
+                )
+                raw = linear_scores(X, form)
+            else:
+                X = block_features(self._ptab, prow, blk.itab, blk.irows, rows.z, public=public)
+                raw = self.ranker.score(X)
+            out[start : start + len(part)] = np.where(rows.mask, raw.reshape(len(part), n_i), np.nan)
+        return blk.ids, out
 
     def _projects_for(
         self,
@@ -906,15 +1029,12 @@ class MatchingService(MatchingStore):
             # A fixed number of the best candidates are scored as pairs and ranked by that score, so the
             # list for k = 10 is the first ten of the list for k = 100.
             top = np.lexsort((np.asarray(pool), -raw))[: max(k, PAIR_SCORED_TOP)].tolist()
-            X = X[top].copy()
-            raw = raw[top].copy()
+            top_ids = [pool[i] for i in top]
+            X_p, raw_p, dense_p, near_p, scored = self._pair_raw(top_ids, inst, evidence, public)
+            X, raw = X[top].copy(), raw[top].copy()
             parg, dense = parg[top].copy(), dense[top].copy()
-            for j, pid in enumerate(pool[i] for i in top):
-                ids_c, X_c, raw_c, info_c, _ = self._pair_scores(pid, inst.side, evidence, public)
-                c = int(np.searchsorted(ids_c, inst.id))
-                if c < len(ids_c) and ids_c[c] == inst.id:
-                    X[j], raw[j] = X_c[c], raw_c[c]
-                    parg[j], dense[j] = info_c["closest"][c], info_c["dense_raw"][c]
+            X[scored], raw[scored] = X_p[scored], raw_p[scored]
+            parg[scored], dense[scored] = near_p[scored], dense_p[scored]
             where = {old: new for new, old in enumerate(top)}
             rivals = {where[j]: r for j, r in rivals.items() if j in where}
             demoted = {where[j] for j in demoted if j in where}
