@@ -51,7 +51,15 @@ from matching.explain import PairContext, pair_reasons
 from matching.explanation import pair_context
 from matching.features import FEATURES, Evidence
 from matching.lexical import Tokenizer
-from matching.normalize import ScoreScale, bm25_scaled, rescale_0_100, zscore_known, zscore_rows
+from matching.normalize import (
+    ScoreScale,
+    bm25_scaled,
+    rescale_0_100,
+    row_moments,
+    zscore_known,
+    zscore_rows,
+    zscore_with,
+)
 from matching.ranker import HandWeightedRanker, Ranker
 from matching.scoring import InstitutionTable, block_features, linear_form, linear_scores
 from matching.store import MatchingStore
@@ -81,37 +89,46 @@ SCALE_TOLERANCE = 0.02
 PAIR_SCORED_TOP = 100
 #: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
 _PAIR_CACHE_SIZE = 4096
+#: Projects whose row statistics are computed in one batch (bounds the (projects, portfolio rows) product).
+_STATS_CHUNK = 512
 
 
 @dataclass
 class _SideBlock:
     """The institutions of one side and view, prepared for pair rows (see MatchingService._side_block)."""
 
+    side: Side
+    evidence: bool
     ids: list[int]
     col: dict[int, int]
     itab: InstitutionTable
     irows: NDArray[np.int64]
-    has_iv: NDArray[np.bool_]
+    has_iv: NDArray[np.bool_]  # per institution: holds a vector usable in this view
+    iv_row: NDArray[np.int64]  # per institution: its row in iv (-1: none)
     iv: NDArray[np.float32]
-    has_port: NDArray[np.bool_]
-    port_vecs: NDArray[np.float32]
+    iv64: NDArray[np.float64]
+    seg_start: NDArray[np.int64]  # per institution: first row of its portfolio in port_vecs
+    seg_len: NDArray[np.int64]  # per institution: portfolio rows (0: none, or no evidence)
+    port_vecs: NDArray[np.float32]  # every institution's portfolio vectors, in institution order
+    port64: NDArray[np.float64]
     port_pids: NDArray[np.int64]
-    port_starts: NDArray[np.int64]
-    port_lengths: NDArray[np.int64]
     terms: Mapping[str, int]
-    weights_t: Any
-    evidence: bool
-    side: Side
+    weights_t: Any  # sparse (terms, institutions) BM25 weights
 
 
 @dataclass
-class _Rows:
-    """Similarities of some projects against a side block: z-scored rows, candidates, raw cosines."""
+class _Values:
+    """Raw similarities of projects x some institutions of a block, before per-row scaling."""
 
-    z: dict[str, NDArray[np.float64]]
-    mask: NDArray[np.bool_]
-    dense: NDArray[np.float64]
-    closest: NDArray[np.int64]
+    raw: dict[str, NDArray[np.float64]]  # dense, dense_port_max, dense_port_mean, bm25, coinvest
+    mask: NDArray[np.bool_]  # the pair is a candidate (not a link the project already has)
+    closest: NDArray[np.int64]  # nearest portfolio project of the pair (-1: none or not asked)
+
+
+#: Columns of the per-project row statistics: mean and deviation of each z-scored similarity over
+#: the project's candidates (every institution of the side), then its best BM25 score.
+_Z_CHANNELS = ("dense", "dense_port_max", "dense_port_mean")
+_N_STATS = 2 * len(_Z_CHANNELS) + 1
 
 
 class MatchingService(MatchingStore):
@@ -442,28 +459,80 @@ class MatchingService(MatchingStore):
             cache["key"] = key
         return cache
 
-    def _rows_for(self, pids: Sequence[int], blk: _SideBlock, cache: dict[Any, Any]) -> list[_Rows]:
-        """Return each project's similarity row against a side block (one batch for the uncached ones)."""
-        keys = [("row", p, blk.side, blk.evidence) for p in pids]
-        missing = list(dict.fromkeys(p for p, ck in zip(pids, keys, strict=True) if ck not in cache))
-        if missing:
-            got = self._row_sims(missing, blk, closest=True)
-            self._trim_cache(cache, len(missing))
-            for a, pid in enumerate(missing):
-                cache[("row", pid, blk.side, blk.evidence)] = _Rows(
-                    {name: v[a].copy() for name, v in got.z.items()},
-                    got.mask[a].copy(),
-                    got.dense[a].copy(),
-                    got.closest[a].copy(),
-                )
-        return [cache[ck] for ck in keys]
+    def _row_stats(self, pids: Sequence[int], blk: _SideBlock, cache: dict[Any, Any]) -> NDArray[np.float64]:
+        """Return each project's row statistics against a side block, (len(pids), _N_STATS).
+
+        A project's row is its similarities to every institution of the side; the statistics
+        (mean and deviation of the z-scored channels, best BM25) are all a pair needs of it besides
+        its own values. They are kept per state, in arrays over the project table's rows, and the
+        missing ones are computed in one batch (:meth:`warm_pair_rows` computes them all).
+        """
+        ck = ("stats", blk.side, blk.evidence)
+        cap = int(self._ptab.stage.shape[0])
+        store = cache.get(ck)
+        if store is None or store[0].shape[0] < cap:
+            grown = (np.zeros((cap, _N_STATS)), np.zeros(cap, dtype=bool))
+            if store is not None:
+                grown[0][: store[0].shape[0]] = store[0]
+                grown[1][: store[1].shape[0]] = store[1]
+            store = cache[ck] = grown
+        values, valid = store
+        prow = self._ptab.rows(pids)
+        todo = np.flatnonzero(~valid[prow])
+        if todo.size:
+            missing = list(dict.fromkeys(pids[j] for j in todo.tolist()))
+            for start in range(0, len(missing), _STATS_CHUNK):
+                part = missing[start : start + _STATS_CHUNK]
+                got = self._pair_values(part, blk)
+                rows = self._ptab.rows(part)
+                for c, name in enumerate(_Z_CHANNELS):
+                    x = got.raw[name]
+                    mean, std = row_moments(x, ~np.isnan(x) & got.mask)
+                    values[rows, 2 * c] = mean[:, 0]
+                    values[rows, 2 * c + 1] = std[:, 0]
+                bm = got.raw["bm25"]
+                values[rows, -1] = bm.max(axis=1) if bm.shape[1] else 0.0
+                valid[rows] = True
+        return values[prow]
+
+    def warm_pair_rows(self, side: Side = "fund", evidence: bool = True, chunk: int = 2048) -> int:
+        """Compute the row statistics of every project against a side now; return how many were missing.
+
+        The institutions' lists then score their candidates as pairs without computing any row
+        (until the next edit). Optional: missing statistics are otherwise computed on first use.
+        """
+        with self._lock:
+            cache = self._pair_cache()
+            blk = self._side_block(side, evidence, cache)
+            pids = sorted(self._projects)
+            ck = ("stats", side, evidence)
+            before = cache.get(ck)
+            done = int(before[1].sum()) if before is not None else 0
+            for start in range(0, len(pids), chunk):
+                self._row_stats(pids[start : start + chunk], blk, cache)
+            return len(pids) - done
+
+    @staticmethod
+    def _scaled(values: _Values, stats: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+        """Return the per-query similarity features of pairs from their values and rows' statistics."""
+        out = {}
+        for c, name in enumerate(_Z_CHANNELS):
+            x = values.raw[name]
+            out[name] = zscore_with(
+                x, ~np.isnan(x) & values.mask, stats[:, 2 * c, None], stats[:, 2 * c + 1, None]
+            )
+        top = stats[:, -1, None]
+        bm = np.where(values.mask, values.raw["bm25"], 0.0)
+        out["bm25"] = np.where(top > 0, bm / np.where(top > 0, top, 1.0), bm)
+        out["coinvest"] = np.where(values.mask, values.raw["coinvest"], 0.0)
+        return out
 
     @staticmethod
     def _trim_cache(cache: dict[Any, Any], adding: int = 1) -> None:
         """Drop the oldest pair entries when the cache would outgrow _PAIR_CACHE_SIZE (blocks stay)."""
         if len(cache) + adding <= _PAIR_CACHE_SIZE:
             return
-        old = [k for k in cache if k != "key" and k[0] != "block"]
+        old = [k for k in cache if k != "key" and k[0] == "pair"]
         for k in old[: max(adding, _PAIR_CACHE_SIZE // 4)]:
             cache.pop(k, None)
 
@@ -475,8 +544,9 @@ class MatchingService(MatchingStore):
         Returns (institution ids, feature rows, raw scores, info, similarities). The candidates are
         every institution of the side but the project's own backers (when those are left out), so
         a pair's raw score does not depend on which list shows it; the 匹配度 is
-        ``self._score_scale(side, evidence, public).shown(raw)``. The similarity rows come from
-        :meth:`_row_sims`, the same code the institution's list and :meth:`score_block` use.
+        ``self._score_scale(side, evidence, public).shown(raw)``. Each pair's similarities are its
+        own exact values scaled by the project's row statistics (:meth:`_row_stats`), the same
+        numbers the institution's list computes for that pair (:meth:`_pair_raw`).
         """
         self._refresh_evidence()
         cache = self._pair_cache()
@@ -485,11 +555,13 @@ class MatchingService(MatchingStore):
         if found is not None:
             return found
         blk = self._side_block(side, evidence, cache)
-        row = self._rows_for([project_id], blk, cache)[0]
-        sel = np.flatnonzero(row.mask)
+        stats = self._row_stats([project_id], blk, cache)
+        vals = self._pair_values([project_id], blk, exact=True, closest=True)
+        sel = np.flatnonzero(vals.mask[0])
         ids = [blk.ids[j] for j in sel.tolist()]
-        sims = {name: v[sel] for name, v in row.z.items()}
-        info = {"dense_raw": row.dense[sel], "closest": row.closest[sel], "sims": sims}
+        scaled = self._scaled(vals, stats)
+        sims = {name: v[0, sel] for name, v in scaled.items()}
+        info = {"dense_raw": vals.raw["dense"][0, sel], "closest": vals.closest[0, sel], "sims": sims}
         X = block_features(
             self._ptab,
             self._ptab.rows([project_id]),
@@ -509,12 +581,11 @@ class MatchingService(MatchingStore):
     ) -> tuple[
         NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]
     ]:
-        """Return pair features and raw scores of several projects with one institution, as :meth:`_pair_scores`.
+        """Return pair features and raw scores of several projects with one institution (see _pair_scores).
 
         Returns (feature rows, raw scores, raw cosines, nearest portfolio project, scored): the numbers
-        each project's own row gives the pair (its similarities scaled over every institution of the
-        side), with one feature pass over the pairs; ``scored`` is False where the pair is never
-        ranked (the institution already backs the project).
+        the project's page shows for each pair, from one feature pass; ``scored`` is False where the
+        pair is never ranked (the institution already backs the project).
         """
         cache = self._pair_cache()
         blk = self._side_block(inst.side, evidence, cache)
@@ -528,16 +599,14 @@ class MatchingService(MatchingStore):
                 np.full(n, -1, dtype=np.int64),
                 np.zeros(n, dtype=bool),
             )
-        rows = self._rows_for(project_ids, blk, cache)
-        sims = {name: np.array([r.z[name][c] for r in rows])[:, None] for name in rows[0].z} if rows else {}
+        stats = self._row_stats(project_ids, blk, cache)
+        vals = self._pair_values(project_ids, blk, np.array([c], dtype=np.int64), exact=True, closest=True)
+        sims = self._scaled(vals, stats)
         X = block_features(
             self._ptab, self._ptab.rows(project_ids), blk.itab, blk.irows[[c]], sims, public=public
         )
         raw = np.asarray(self.ranker.score(X), dtype=np.float64)
-        dense = np.array([r.dense[c] for r in rows])
-        closest = np.array([r.closest[c] for r in rows], dtype=np.int64)
-        scored = np.array([bool(r.mask[c]) for r in rows], dtype=bool)
-        return X, raw, dense, closest, scored
+        return X, raw, vals.raw["dense"][:, 0], vals.closest[:, 0], vals.mask[:, 0]
 
     def _score_scale(self, side: Side, evidence: bool, public: bool) -> ScoreScale:
         """Return the 匹配度 scale of a side and view: the best raw scores of sampled projects on that side.
@@ -571,7 +640,7 @@ class MatchingService(MatchingStore):
         step = max(1, len(pids) // REFERENCE_PROJECTS)
         sample = pids[::step][:REFERENCE_PROJECTS]
         cache = self._pair_cache()
-        self._rows_for(sample, self._side_block(side, evidence, cache), cache)  # one batch
+        self._row_stats(sample, self._side_block(side, evidence, cache), cache)  # one batch
         rows = [np.sort(self._pair_scores(p, side, evidence, public)[2])[-REFERENCE_TOP:] for p in sample]
         scale = ScoreScale(np.concatenate(rows) if rows else np.empty(0))
         scales[ck] = (edits, scale)
@@ -794,11 +863,13 @@ class MatchingService(MatchingStore):
             return found
         iids = sorted(self._side_ids[side])
         itab = self._institution_table(evidence)
-        vec_ok = [i in self._inst_index and (evidence or i in self._own_vector) for i in iids]
-        has_iv = np.array(vec_ok, dtype=bool).reshape(-1)
+        has_iv = np.array(
+            [i in self._inst_index and (evidence or i in self._own_vector) for i in iids], dtype=bool
+        ).reshape(-1)
+        iv_row = np.where(has_iv, np.cumsum(has_iv) - 1, -1).astype(np.int64)
         dim = int(self.embedder.dim)
         iv = (
-            self._inst_index.vectors_for([i for i, ok in zip(iids, vec_ok, strict=True) if ok])
+            self._inst_index.vectors_for([i for i, ok in zip(iids, has_iv.tolist(), strict=True) if ok])
             if has_iv.any()
             else np.empty((0, dim), dtype=np.float32)
         )
@@ -812,48 +883,59 @@ class MatchingService(MatchingStore):
         has_port = lengths > 0
         port_cols = (
             np.concatenate([np.arange(a, b) for a, b in bounds[has_port]])
-            if has_port.any()
+            if pm is not None and has_port.any()
             else np.empty(0, dtype=np.int64)
         )
         port_vecs = pm.matrix[port_cols] if pm is not None else np.empty((0, dim), dtype=np.float32)
         port_pids = pm.project_ids[port_cols] if pm is not None else np.empty(0, dtype=np.int64)
-        port_starts = np.concatenate(([0], np.cumsum(lengths[has_port])[:-1])).astype(np.int64)
         lex = self._inst_lex if evidence else self._inst_lex_own
         terms, weights = lex.weight_matrix(iids)
         found = _SideBlock(
+            side=side,
+            evidence=evidence,
             ids=iids,
             col={i: j for j, i in enumerate(iids)},
             itab=itab,
             irows=itab.rows(iids),
             has_iv=has_iv,
+            iv_row=iv_row,
             iv=iv,
-            has_port=has_port,
+            iv64=iv.astype(np.float64),
+            seg_start=(np.cumsum(lengths) - lengths).astype(np.int64),
+            seg_len=lengths.astype(np.int64),
             port_vecs=port_vecs,
+            port64=port_vecs.astype(np.float64),
             port_pids=port_pids,
-            port_starts=port_starts,
-            port_lengths=lengths[has_port],
             terms=terms,
-            weights_t=weights.T.tocsr(),
-            evidence=evidence,
-            side=side,
+            weights_t=weights.T.tocsc(),
         )
         cache[ck] = found
         return found
 
-    def _row_sims(self, pids: Sequence[int], blk: _SideBlock, closest: bool = False) -> _Rows:
-        """Return the per-query similarities of projects against every institution of a block.
+    def _pair_values(
+        self,
+        pids: Sequence[int],
+        blk: _SideBlock,
+        cols: NDArray[np.int64] | None = None,
+        *,
+        exact: bool = False,
+        closest: bool = False,
+    ) -> _Values:
+        """Return the raw similarities of projects x the block's institutions cols (default: all).
 
-        One product each for the dense and portfolio similarities, one sparse product for BM25; each
-        row is z-scored (scaled) over its candidates: every column but the project's own backers
-        (when exclude_known is set and evidence is used). closest: also the nearest portfolio project
-        per pair (what a reason quotes), else those entries are -1.
+        One product each for the dense and portfolio similarities, one sparse product for BM25, the
+        co-investment counts, and the candidate mask (every pair but the project's own backers, when
+        exclude_known is set and evidence is used). exact: products in float64 (a pair then gets the
+        same value, to rounding far below any shown digit, whichever batch computes it); closest:
+        also the nearest portfolio project of each pair.
         """
         from scipy.sparse import csr_matrix
 
-        n_p, n_i = len(pids), len(blk.ids)
-        col_of = blk.col
-        mask = np.ones((n_p, n_i), dtype=bool)
-        coinvest = np.zeros((n_p, n_i))
+        cols_arr = np.arange(len(blk.ids), dtype=np.int64) if cols is None else np.asarray(cols, np.int64)
+        n_p, n_c = len(pids), len(cols_arr)
+        pos = {int(c): j for j, c in enumerate(cols_arr.tolist())}
+        mask = np.ones((n_p, n_c), dtype=bool)
+        coinvest = np.zeros((n_p, n_c))
         q_rows: list[int] = []
         q_cols: list[int] = []
         lex = self._inst_lex if blk.evidence else self._inst_lex_own
@@ -863,59 +945,78 @@ class MatchingService(MatchingStore):
                 backers = self._backers.get(pid, ())
                 if self.exclude_known:
                     for b in backers:
-                        j = col_of.get(b)
+                        j = pos.get(blk.col.get(b, -1))
                         if j is not None:
                             mask[a, j] = False
                 if backers:
                     for inst_id, count in self._coinvest_counts(pid).items():
-                        j = col_of.get(inst_id)
+                        j = pos.get(blk.col.get(inst_id, -1))
                         if j is not None:
                             coinvest[a, j] = np.log1p(count)
             for term in self._proj_lex.doc_query_terms(pid, lex):
-                j = terms.get(term)
-                if j is not None:
+                t = terms.get(term)
+                if t is not None:
                     q_rows.append(a)
-                    q_cols.append(j)
+                    q_cols.append(t)
         if terms and q_rows:
             queries = csr_matrix(
                 (np.ones(len(q_rows)), (q_rows, q_cols)),
                 shape=(n_p, blk.weights_t.shape[0]),
                 dtype=np.float64,
             )
-            bm = np.asarray((queries @ blk.weights_t).todense())
+            weights = blk.weights_t if cols is None else blk.weights_t[:, cols_arr]
+            bm = np.asarray((queries @ weights).todense())
         else:
-            bm = np.zeros((n_p, n_i))
+            bm = np.zeros((n_p, n_c))
         bm = np.where(mask, bm, 0.0)
         has_pv = np.array([p in self._proj_index for p in pids], dtype=bool).reshape(-1)
-        dense = np.full((n_p, n_i), np.nan)
-        pmax = np.full((n_p, n_i), np.nan)
-        pmean = np.full((n_p, n_i), np.nan)
-        near = np.full((n_p, n_i), -1, dtype=np.int64)
+        dense = np.full((n_p, n_c), np.nan)
+        pmax = np.full((n_p, n_c), np.nan)
+        pmean = np.full((n_p, n_c), np.nan)
+        near = np.full((n_p, n_c), -1, dtype=np.int64)
         if has_pv.any():
-            pv = self._proj_index.vectors_for([p for p, h in zip(pids, has_pv, strict=True) if h])
-            if blk.has_iv.any():
-                dense[np.ix_(has_pv, blk.has_iv)] = pv @ blk.iv.T
-            if blk.port_vecs.shape[0]:
-                sims = (pv @ blk.port_vecs.T).astype(np.float64)
-                seg_max = np.maximum.reduceat(sims, blk.port_starts, axis=1)
-                seg_mean = np.add.reduceat(sims, blk.port_starts, axis=1) / blk.port_lengths[None, :]
-                pmax[np.ix_(has_pv, blk.has_port)] = seg_max
-                pmean[np.ix_(has_pv, blk.has_port)] = seg_mean
+            pv32 = self._proj_index.vectors_for([p for p, h in zip(pids, has_pv.tolist(), strict=True) if h])
+            pv = pv32.astype(np.float64) if exact else pv32
+            iv_rows = blk.iv_row[cols_arr]
+            with_iv = iv_rows >= 0
+            if with_iv.any():
+                iv = blk.iv64 if exact else blk.iv
+                sub = iv if cols is None else iv[iv_rows[with_iv]]
+                dense[np.ix_(has_pv, with_iv)] = pv @ sub.T
+            lengths = blk.seg_len[cols_arr]
+            has_port = lengths > 0
+            if has_port.any():
+                port = blk.port64 if exact else blk.port_vecs
+                if cols is None:
+                    rows = np.arange(port.shape[0])
+                else:
+                    starts_all = blk.seg_start[cols_arr][has_port]
+                    rows = np.concatenate(
+                        [np.arange(a, a + n) for a, n in zip(starts_all, lengths[has_port], strict=True)]
+                    )
+                    port = port[rows]
+                sims = np.asarray(pv @ port.T, dtype=np.float64)
+                starts = (np.cumsum(lengths[has_port]) - lengths[has_port]).astype(np.int64)
+                seg_max = np.maximum.reduceat(sims, starts, axis=1)
+                seg_mean = np.add.reduceat(sims, starts, axis=1) / lengths[has_port][None, :]
+                pmax[np.ix_(has_pv, has_port)] = seg_max
+                pmean[np.ix_(has_pv, has_port)] = seg_mean
                 if closest:
                     # The first portfolio row reaching each segment's maximum.
-                    owner = np.repeat(np.arange(len(blk.port_starts)), blk.port_lengths)
-                    hit = sims == seg_max[:, owner]
-                    first = np.where(hit, np.arange(sims.shape[1])[None, :], sims.shape[1])
-                    arg = np.minimum.reduceat(first, blk.port_starts, axis=1)
-                    near[np.ix_(has_pv, blk.has_port)] = blk.port_pids[arg]
-        z = {
-            "dense": zscore_rows(dense, mask),
-            "dense_port_max": zscore_rows(pmax, mask),
-            "dense_port_mean": zscore_rows(pmean, mask),
-            "bm25": bm25_scaled(bm, axis=1),
-            "coinvest": np.where(mask, coinvest, 0.0),
+                    owner = np.repeat(np.arange(len(starts)), lengths[has_port])
+                    first = np.where(
+                        sims == seg_max[:, owner], np.arange(sims.shape[1])[None, :], sims.shape[1]
+                    )
+                    arg = np.minimum.reduceat(first, starts, axis=1)
+                    near[np.ix_(has_pv, has_port)] = blk.port_pids[rows[arg]]
+        raw = {
+            "dense": dense,
+            "dense_port_max": pmax,
+            "dense_port_mean": pmean,
+            "bm25": bm,
+            "coinvest": coinvest,
         }
-        return _Rows(z, mask, dense, near)
+        return _Values(raw, mask, near)
 
     def _raw_block(
         self, pids: list[int], side: Side, public: bool, chunk_pairs: int
@@ -930,18 +1031,19 @@ class MatchingService(MatchingStore):
         chunk = max(1, chunk_pairs // n_i)
         for start in range(0, len(pids), chunk):
             part = pids[start : start + chunk]
-            rows = self._row_sims(part, blk)
+            vals = self._pair_values(part, blk)
+            z = {name: zscore_rows(vals.raw[name], vals.mask) for name in _Z_CHANNELS}
+            z["bm25"] = bm25_scaled(vals.raw["bm25"], axis=1)
+            z["coinvest"] = np.where(vals.mask, vals.raw["coinvest"], 0.0)
             prow = self._ptab.rows(part)
             if form is not None:
                 # A linear ranker: float32 features and one matrix-vector product (within 0.001 points).
-                X = block_features(
-                    self._ptab, prow, blk.itab, blk.irows, rows.z, public=public, dtype=np.float32
-                )
+                X = block_features(self._ptab, prow, blk.itab, blk.irows, z, public=public, dtype=np.float32)
                 raw = linear_scores(X, form)
             else:
-                X = block_features(self._ptab, prow, blk.itab, blk.irows, rows.z, public=public)
+                X = block_features(self._ptab, prow, blk.itab, blk.irows, z, public=public)
                 raw = self.ranker.score(X)
-            out[start : start + len(part)] = np.where(rows.mask, raw.reshape(len(part), n_i), np.nan)
+            out[start : start + len(part)] = np.where(vals.mask, raw.reshape(len(part), n_i), np.nan)
         return blk.ids, out
 
     def _projects_for(
