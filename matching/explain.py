@@ -11,6 +11,7 @@ the text. A near-copy of what the institution already backed reads 可能与已�
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -147,9 +148,10 @@ def distinctive_terms(
     return tuple(t for t in kept if not any(t != o and t in o for o in kept))
 
 
+@functools.lru_cache(maxsize=65_536)
 def is_quotable(token: str) -> bool:
     """Return whether a token may be quoted as evidence: two characters or more, a word (not a number,
-    ordinal or amount), and on no stop-list."""
+    ordinal or amount), and on no stop-list (remembered per token: the same words recur in every list)."""
     t = unicodedata.normalize("NFKC", token or "").strip().lower()
     if len(t) < 2 or t in GENERIC_TERMS or t in FIELD_LABELS or not _HAS_WORD.search(t):
         return False
@@ -317,6 +319,12 @@ def _quoted_pair(found: tuple[str, str, tuple[str, ...]] | None) -> tuple[str, s
 _WORD_CHAR = re.compile(r"[0-9a-z\u4e00-\u9fff]")
 
 
+@functools.lru_cache(maxsize=4096)
+def _folded(text: str) -> str:
+    """Return NFKC-normalised lower-case text (remembered: a shown record's document recurs)."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
 def expand_terms(terms: Sequence[str], text_a: str, text_b: str, max_chars: int = 8) -> tuple[str, ...]:
     """Return the shared terms grown to the longest run both texts hold (at most max_chars characters).
 
@@ -324,8 +332,7 @@ def expand_terms(terms: Sequence[str], text_a: str, text_b: str, max_chars: int 
     noise. Each term grows left and right while both texts still contain the run; terms inside a
     longer one are dropped, the order is kept, and only quotable runs remain.
     """
-    a = unicodedata.normalize("NFKC", text_a or "").lower()
-    b = unicodedata.normalize("NFKC", text_b or "").lower()
+    a, b = _folded(text_a or ""), _folded(text_b or "")
     out: list[str] = []
     for term in terms:
         best = term
