@@ -561,7 +561,12 @@ class MatchingService(MatchingStore):
         ids = [blk.ids[j] for j in sel.tolist()]
         scaled = self._scaled(vals, stats)
         sims = {name: v[0, sel] for name, v in scaled.items()}
-        info = {"dense_raw": vals.raw["dense"][0, sel], "closest": vals.closest[0, sel], "sims": sims}
+        info = {
+            "dense_raw": vals.raw["dense"][0, sel],
+            "closest": vals.closest[0, sel],
+            "closest_cos": vals.raw["dense_port_max"][0, sel],
+            "sims": sims,
+        }
         X = block_features(
             self._ptab,
             self._ptab.rows([project_id]),
@@ -753,7 +758,9 @@ class MatchingService(MatchingStore):
             rivals: dict[int, ProjectProfile] = {}
             if evidence:
                 for j, r in enumerate(rows):
-                    rival = self._rival(self._projects[project_id], int(info["closest"][r]))
+                    rival = self._rival(
+                        self._projects[project_id], int(info["closest"][r]), float(info["closest_cos"][r])
+                    )
                     if rival is not None:
                         rivals[j] = rival
             # An institution that avoids competitors ranks this project down: the project sees it lower too.
