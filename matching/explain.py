@@ -35,6 +35,7 @@ __all__ = [
     "FIELD_LABELS",
     "GENERIC_TERMS",
     "JARGON",
+    "MIN_POINTS",
     "PairContext",
     "clause_tokens",
     "closest_phrases",
@@ -584,13 +585,20 @@ def reason_tone(text: str) -> int:
 COMPETITOR_POINTS = -100.0
 
 
-def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.05) -> tuple[Reason, ...]:
+#: Least absolute contribution (score points) of a reason that is shown.
+MIN_POINTS = 0.05
+
+
+def pair_reasons(
+    ctx: PairContext, max_reasons: int = 6, min_points: float = MIN_POINTS
+) -> tuple[Reason, ...]:
     """Return the pair's reasons, largest absolute contribution first.
 
     A reason whose wording contradicts the sign of its contribution is left out, so the list keeps
     the strongest fits and the real mismatches. The competition flag, when the project nearly
     copies one the institution backed, always comes first (negative when the institution avoids
-    competitors, neutral when it welcomes them).
+    competitors, neutral when it welcomes them). Texts are written in that order until the list is
+    full (the rest would be cut).
     """
     found: list[Reason] = []
     contributions = dict(ctx.contributions)
@@ -601,14 +609,17 @@ def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.0
     if "recency" in contributions:
         for name in ("recency_fast", "recency_slow", "idle"):
             contributions["recency"] += contributions.pop(name, 0.0)
-    for name, points in contributions.items():
-        if abs(points) < min_points:
-            continue
+    ordered = sorted(
+        ((name, points) for name, points in contributions.items() if abs(points) >= min_points),
+        key=lambda item: -abs(item[1]),
+    )
+    for name, points in ordered:
+        if len(found) >= max_reasons:
+            break
         text = _reason_text(name, float(ctx.features.get(name, 0.0)), ctx)
         if text is None or reason_tone(text) * points < 0:
             continue
         found.append(Reason(text=text, contribution=float(points), feature=name))
-    found.sort(key=lambda r: -abs(r.contribution))
     flag = competitor_text(ctx)
     if flag is not None:
         avoid = getattr(ctx.institution, "competitor_policy", "avoid") != "welcome"
