@@ -158,6 +158,11 @@ class ScoreScale:
             out = np.where(raw == x[0], q[0], out)
         return np.where(np.isnan(raw), np.nan, out)
 
+    def shown_many(self, raw: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Return :meth:`shown` of each raw score (one interpolation for all)."""
+        values = self.degree(np.asarray(raw, dtype=np.float64).reshape(-1)).tolist()
+        return np.array([min(99.9, max(0.1, round(v, 1))) if v == v else 0.0 for v in values])
+
     def shown(self, raw: float) -> float:
         """Return the 匹配度 as shown (one decimal; at most 99.9, at least 0.1)."""
         value = float(self.degree(raw))

@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from embeddings import Embedder
 from embeddings.stores import VectorBackend
 from matching.candidates import ANN_MIN_SIZE, institution_pool, project_pool, restrict
-from matching.competitors import NearCopies, avoids
+from matching.competitors import COPY_COSINE_FLOOR, NearCopies, avoids
 from matching.evidence import (
     PortfolioMatrix,
     all_evidence,
@@ -113,7 +113,10 @@ class _SideBlock:
     port64: NDArray[np.float64]
     port_pids: NDArray[np.int64]
     terms: Mapping[str, int]
-    weights_t: Any  # sparse (terms, institutions) BM25 weights
+    w_ptr: NDArray[np.int64]  # BM25 weights, CSR over terms: row t's institutions and weights
+    w_idx: NDArray[np.int64]
+    w_val: NDArray[np.float64]
+    w_csc: Any  # the same weights, sparse (terms, institutions) by column
 
 
 @dataclass
@@ -386,7 +389,7 @@ class MatchingService(MatchingStore):
         order = np.lexsort((np.asarray(ids), -raw, down))[:k]
         if scale is not None:
             points = 100.0 / scale.spread
-            scores = np.array([scale.shown(float(r)) for r in raw[order]])
+            scores = scale.shown_many(raw[order])
         else:
             lo, hi = span if span is not None else (float(raw.min()), float(raw.max()))
             width = hi - lo
@@ -532,7 +535,7 @@ class MatchingService(MatchingStore):
         """Drop the oldest pair entries when the cache would outgrow _PAIR_CACHE_SIZE (blocks stay)."""
         if len(cache) + adding <= _PAIR_CACHE_SIZE:
             return
-        old = [k for k in cache if k != "key" and k[0] == "pair"]
+        old = [k for k in cache if k != "key" and k[0] in ("pair", "terms")]
         for k in old[: max(adding, _PAIR_CACHE_SIZE // 4)]:
             cache.pop(k, None)
 
@@ -758,6 +761,8 @@ class MatchingService(MatchingStore):
             rivals: dict[int, ProjectProfile] = {}
             if evidence:
                 for j, r in enumerate(rows):
+                    if info["closest_cos"][r] < COPY_COSINE_FLOOR:
+                        continue  # too far apart to be copies (see NearCopies.is_copy)
                     rival = self._rival(
                         self._projects[project_id], int(info["closest"][r]), float(info["closest_cos"][r])
                     )
@@ -897,6 +902,7 @@ class MatchingService(MatchingStore):
         port_pids = pm.project_ids[port_cols] if pm is not None else np.empty(0, dtype=np.int64)
         lex = self._inst_lex if evidence else self._inst_lex_own
         terms, weights = lex.weight_matrix(iids)
+        by_term = weights.T.tocsr()
         found = _SideBlock(
             side=side,
             evidence=evidence,
@@ -914,10 +920,58 @@ class MatchingService(MatchingStore):
             port64=port_vecs.astype(np.float64),
             port_pids=port_pids,
             terms=terms,
-            weights_t=weights.T.tocsc(),
+            w_ptr=by_term.indptr.astype(np.int64),
+            w_idx=by_term.indices.astype(np.int64),
+            w_val=by_term.data.astype(np.float64),
+            w_csc=by_term.tocsc(),
         )
         cache[ck] = found
         return found
+
+    def _query_rows(self, pid: int, blk: _SideBlock, cache: dict[Any, Any]) -> NDArray[np.int64]:
+        """Return the block's term rows of a project's document as a BM25 query (kept per state)."""
+        ck = ("terms", pid, blk.side, blk.evidence)
+        found: NDArray[np.int64] | None = cache.get(ck)
+        if found is None:
+            lex = self._inst_lex if blk.evidence else self._inst_lex_own
+            rows = (blk.terms.get(t) for t in self._proj_lex.doc_query_terms(pid, lex))
+            found = np.fromiter((r for r in rows if r is not None), dtype=np.int64)
+            cache[ck] = found
+        return found
+
+    def _bm25_values(
+        self, pids: Sequence[int], blk: _SideBlock, cols: NDArray[np.int64] | None, cache: dict[Any, Any]
+    ) -> NDArray[np.float64]:
+        """Return the BM25 scores of each project's document against the block's institutions cols.
+
+        Each pair's score is its query terms' weights summed in query order (one bincount), so a
+        pair gets the same number whether its row or its column is computed.
+        """
+        n_p = len(pids)
+        n_c = len(blk.ids) if cols is None else len(cols)
+        qs = [self._query_rows(p, blk, cache) for p in pids]
+        if not qs or not n_c:
+            return np.zeros((n_p, n_c))
+        lengths = np.fromiter((q.size for q in qs), dtype=np.int64, count=n_p)
+        owner = np.repeat(np.arange(n_p, dtype=np.int64), lengths)
+        terms = np.concatenate(qs) if lengths.sum() else np.empty(0, dtype=np.int64)
+        if cols is None:
+            starts = blk.w_ptr[terms]
+            counts = blk.w_ptr[terms + 1] - starts
+            total = int(counts.sum())
+            if not total:
+                return np.zeros((n_p, n_c))
+            offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+            bins = np.repeat(owner, counts) * n_c + blk.w_idx[offsets]
+            return np.bincount(bins, weights=blk.w_val[offsets], minlength=n_p * n_c).reshape(n_p, n_c)
+        out = np.zeros((n_p, n_c))
+        for j, c in enumerate(cols.tolist()):
+            ck = ("wcol", blk.side, blk.evidence, c)
+            column = cache.get(ck)
+            if column is None:
+                column = cache[ck] = np.asarray(blk.w_csc[:, [c]].toarray()).ravel()
+            out[:, j] = np.bincount(owner, weights=column[terms], minlength=n_p)
+        return out
 
     def _pair_values(
         self,
@@ -936,17 +990,12 @@ class MatchingService(MatchingStore):
         same value, to rounding far below any shown digit, whichever batch computes it); closest:
         also the nearest portfolio project of each pair.
         """
-        from scipy.sparse import csr_matrix
-
+        cache = self._pair_cache()
         cols_arr = np.arange(len(blk.ids), dtype=np.int64) if cols is None else np.asarray(cols, np.int64)
         n_p, n_c = len(pids), len(cols_arr)
         pos = {int(c): j for j, c in enumerate(cols_arr.tolist())}
         mask = np.ones((n_p, n_c), dtype=bool)
         coinvest = np.zeros((n_p, n_c))
-        q_rows: list[int] = []
-        q_cols: list[int] = []
-        lex = self._inst_lex if blk.evidence else self._inst_lex_own
-        terms = blk.terms
         for a, pid in enumerate(pids):
             if blk.evidence:
                 backers = self._backers.get(pid, ())
@@ -960,21 +1009,7 @@ class MatchingService(MatchingStore):
                         j = pos.get(blk.col.get(inst_id, -1))
                         if j is not None:
                             coinvest[a, j] = np.log1p(count)
-            for term in self._proj_lex.doc_query_terms(pid, lex):
-                t = terms.get(term)
-                if t is not None:
-                    q_rows.append(a)
-                    q_cols.append(t)
-        if terms and q_rows:
-            queries = csr_matrix(
-                (np.ones(len(q_rows)), (q_rows, q_cols)),
-                shape=(n_p, blk.weights_t.shape[0]),
-                dtype=np.float64,
-            )
-            weights = blk.weights_t if cols is None else blk.weights_t[:, cols_arr]
-            bm = np.asarray((queries @ weights).todense())
-        else:
-            bm = np.zeros((n_p, n_c))
+        bm = self._bm25_values(pids, blk, cols_arr if cols is not None else None, cache)
         bm = np.where(mask, bm, 0.0)
         has_pv = np.array([p in self._proj_index for p in pids], dtype=bool).reshape(-1)
         dense = np.full((n_p, n_c), np.nan)
@@ -1129,6 +1164,8 @@ class MatchingService(MatchingStore):
         rivals: dict[int, ProjectProfile] = {}
         if evidence:
             for j, pid in enumerate(pool):
+                if pmax[j] < COPY_COSINE_FLOOR:
+                    continue  # too far apart to be copies (see NearCopies.is_copy)
                 cos = float(pmax[j]) if np.isfinite(pmax[j]) else None
                 rival = self._rival(self._projects[pid], int(parg[j]), cos)
                 if rival is not None:
