@@ -535,7 +535,7 @@ class MatchingService(MatchingStore):
         """Drop the oldest pair entries when the cache would outgrow _PAIR_CACHE_SIZE (blocks stay)."""
         if len(cache) + adding <= _PAIR_CACHE_SIZE:
             return
-        old = [k for k in cache if k != "key" and k[0] in ("pair", "terms")]
+        old = [k for k in cache if k != "key" and k[0] in ("pair", "terms", "pool")]
         for k in old[: max(adding, _PAIR_CACHE_SIZE // 4)]:
             cache.pop(k, None)
 
@@ -1112,16 +1112,31 @@ class MatchingService(MatchingStore):
         cands: set[int] | None = None  # None: every project but the known links (no set of all ids)
         if filters is not None and filters.allowed_ids is not None:
             cands = restrict(self._projects, filters) - known
-        pool = project_pool(
-            self._ann_index(),
-            self._proj_lex,
-            query_vectors,
-            lexical_doc,
-            cands,
-            self._projects.keys(),
-            known,
-            self.pool_size,
+        # The pool depends only on the query and the stored records: kept per state (a list is
+        # often asked for again, e.g. page after page), dropped on any edit.
+        cache = self._pair_cache()
+        ck = (
+            "pool",
+            None if query_vectors is None else query_vectors.tobytes(),
+            lexical_doc if isinstance(lexical_doc, str) else tuple(lexical_doc),
+            None if cands is None else frozenset(cands),
+            frozenset(known),
         )
+        pool = cache.get(ck)
+        if pool is None:
+            pool = project_pool(
+                self._ann_index(),
+                self._proj_lex,
+                query_vectors,
+                lexical_doc,
+                cands,
+                self._projects.keys(),
+                known,
+                self.pool_size,
+            )
+            self._trim_cache(cache)
+            cache[ck] = pool
+        pool = list(pool)
         if not pool:
             return []
         q = query_vectors[0] if query_vectors is not None and query_vectors.shape[0] else None
