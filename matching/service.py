@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -416,25 +416,23 @@ class MatchingService(MatchingStore):
         return out
 
     # ------------------------------------------------------------------ 匹配度 and competitors
-    def upsert_project(self, profile: ProjectProfile, vector: NDArray[np.floating] | None) -> None:
+    def _counted(self, edit: Callable[..., None], *args: Any) -> None:
+        """Apply a store edit under the lock and count it (pair scores drawn before it are stale)."""
         with self._lock:
             self._edits = getattr(self, "_edits", 0) + 1
-            super().upsert_project(profile, vector)
+            edit(*args)
+
+    def upsert_project(self, profile: ProjectProfile, vector: NDArray[np.floating] | None) -> None:
+        self._counted(super().upsert_project, profile, vector)
 
     def remove_project(self, project_id: int) -> None:
-        with self._lock:
-            self._edits = getattr(self, "_edits", 0) + 1
-            super().remove_project(project_id)
+        self._counted(super().remove_project, project_id)
 
     def upsert_institution(self, profile: InstitutionProfile, vector: NDArray[np.floating] | None) -> None:
-        with self._lock:
-            self._edits = getattr(self, "_edits", 0) + 1
-            super().upsert_institution(profile, vector)
+        self._counted(super().upsert_institution, profile, vector)
 
     def remove_institution(self, institution_id: int) -> None:
-        with self._lock:
-            self._edits = getattr(self, "_edits", 0) + 1
-            super().remove_institution(institution_id)
+        self._counted(super().remove_institution, institution_id)
 
     def _state_key(self) -> tuple[Any, ...]:
         """Return what pair scores depend on besides the pair (call under the lock, evidence fresh).
