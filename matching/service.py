@@ -961,7 +961,8 @@ class MatchingService(MatchingStore):
                 return np.zeros((n_p, n_c))
             offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
             bins = np.repeat(owner, counts) * n_c + blk.w_idx[offsets]
-            return np.bincount(bins, weights=blk.w_val[offsets], minlength=n_p * n_c).reshape(n_p, n_c)
+            sums = np.asarray(np.bincount(bins, weights=blk.w_val[offsets], minlength=n_p * n_c), np.float64)
+            return sums.reshape(n_p, n_c)
         out = np.zeros((n_p, n_c))
         for j, c in enumerate(cols.tolist()):
             ck = ("wcol", blk.side, blk.evidence, c)
