@@ -926,15 +926,18 @@ class MatchingService(MatchingStore):
         cache[ck] = found
         return found
 
-    def _query_rows(self, pid: int, blk: _SideBlock, cache: dict[Any, Any]) -> NDArray[np.int64]:
-        """Return the block's term rows of a project's document as a BM25 query (kept per state)."""
+    def _query_rows(
+        self, pid: int, blk: _SideBlock, cache: dict[Any, Any], keep: bool = True
+    ) -> NDArray[np.int64]:
+        """Return the block's term rows of a project's document as a BM25 query (kept per state when keep)."""
         ck = ("terms", pid, blk.side, blk.evidence)
         found: NDArray[np.int64] | None = cache.get(ck)
         if found is None:
             lex = self._inst_lex if blk.evidence else self._inst_lex_own
             rows = (blk.terms.get(t) for t in self._proj_lex.doc_query_terms(pid, lex))
             found = np.fromiter((r for r in rows if r is not None), dtype=np.int64)
-            cache[ck] = found
+            if keep:
+                cache[ck] = found
         return found
 
     def _bm25_values(
@@ -947,7 +950,10 @@ class MatchingService(MatchingStore):
         """
         n_p = len(pids)
         n_c = len(blk.ids) if cols is None else len(cols)
-        qs = [self._query_rows(p, blk, cache) for p in pids]
+        keep = cols is not None and n_p <= PAIR_SCORED_TOP  # a list's candidates recur; bulk rows do not
+        if keep:
+            self._trim_cache(cache, n_p)
+        qs = [self._query_rows(p, blk, cache, keep) for p in pids]
         if not qs or not n_c:
             return np.zeros((n_p, n_c))
         lengths = np.fromiter((q.size for q in qs), dtype=np.int64, count=n_p)
