@@ -950,7 +950,7 @@ class MatchingService(MatchingStore):
         """
         n_p = len(pids)
         n_c = len(blk.ids) if cols is None else len(cols)
-        keep = cols is not None and n_p <= PAIR_SCORED_TOP  # a list's candidates recur; bulk rows do not
+        keep = n_p <= PAIR_SCORED_TOP  # a list's candidates recur; bulk rows do not
         if keep:
             self._trim_cache(cache, n_p)
         qs = [self._query_rows(p, blk, cache, keep) for p in pids]
@@ -959,6 +959,16 @@ class MatchingService(MatchingStore):
         lengths = np.fromiter((q.size for q in qs), dtype=np.int64, count=n_p)
         owner = np.repeat(np.arange(n_p, dtype=np.int64), lengths)
         terms = np.concatenate(qs) if lengths.sum() else np.empty(0, dtype=np.int64)
+        if cols is None and not keep:
+            # A bulk block: one sparse product (the same sums, added in another order).
+            from scipy.sparse import csr_matrix
+
+            ptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+            queries = csr_matrix(
+                (np.ones(terms.size), terms, ptr), shape=(n_p, blk.w_ptr.size - 1), dtype=np.float64
+            )
+            weights = csr_matrix((blk.w_val, blk.w_idx, blk.w_ptr), shape=(blk.w_ptr.size - 1, n_c))
+            return np.asarray((queries @ weights).toarray(), dtype=np.float64)
         if cols is None:
             starts = blk.w_ptr[terms]
             counts = blk.w_ptr[terms + 1] - starts
