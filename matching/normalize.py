@@ -161,9 +161,19 @@ class ScoreScale:
     def shown_many(self, raw: NDArray[np.float64]) -> NDArray[np.float64]:
         """Return :meth:`shown` of each raw score (one interpolation for all)."""
         values = self.degree(np.asarray(raw, dtype=np.float64).reshape(-1)).tolist()
-        return np.array([min(99.9, max(0.1, round(v, 1))) if v == v else 0.0 for v in values])
+        return np.array([_one_decimal(v) for v in values])
 
     def shown(self, raw: float) -> float:
         """Return the 匹配度 as shown (one decimal; at most 99.9, at least 0.1)."""
-        value = float(self.degree(raw))
-        return min(99.9, max(0.1, round(value, 1))) if value == value else 0.0
+        return _one_decimal(float(self.degree(raw)))
+
+
+def _one_decimal(value: float) -> float:
+    """Return a 匹配度 to one decimal within 0.1..99.9 (0 for NaN).
+
+    The value is first snapped to six decimals: a pair's raw score computed in another batch differs
+    in its last bits, and a 匹配度 at a reference point can sit exactly on a rounding boundary (x.x5).
+    """
+    if value != value:
+        return 0.0
+    return min(99.9, max(0.1, round(round(value, 6), 1)))
