@@ -453,6 +453,8 @@ class MatchingService(MatchingStore):
         )
 
     def _pair_cache(self) -> dict[Any, Any]:
+        """Return the cache of pair rows and lists for the current state (cleared when it changed)."""
+        self._refresh_evidence()  # a refresh counts as an edit: first, so the key below holds
         key = self._state_key()
         cache: dict[Any, Any] = self.__dict__.setdefault("_pair_scores_cache", {})
         if cache.get("key") != key:
