@@ -3,11 +3,12 @@
 Run from the repository root: ``python bench/bench_matching.py`` (a few minutes on 2 cores;
 ``--sizes 1000,10000`` for a quick run). Projects and institutions are synthetic: clustered unit
 vectors (so neighbours exist) and profiles drawn from the contest's vocabularies. Reported per
-size: build time, the candidate index in use (exact flat, or IVF with the nprobe tuned at build
-to reach recall@50 >= 0.98), p50/p99 milliseconds of
-``match_institution`` (top 10 projects for a fund, with reasons), ``match_project`` (top 10 funds
-for a project, with reasons) and the bare search of the same candidate index (one query, top 10,
-same run); candidate recall@50 of that index against the exact flat search; ``score_block``
+size: build time (with the funds' pair-row statistics, ``MatchingService.warm_pair_rows``, unless
+``--no-warm``), the candidate index in use (exact flat, or IVF with the nprobe tuned at build to
+reach recall@50 >= 0.98), p50/p99 milliseconds of ``match_institution`` (top 10 projects for a
+fund, with reasons), ``match_project`` (top 10 funds for a project, with reasons) and the bare
+search of the same candidate index (one query, top 10, same run), each with its mean CPU
+milliseconds per call; candidate recall@50 of that index against the exact flat search; ``score_block``
 throughput (pairs/s) with the hand-set and learned rankers; the process RSS after the load and
 its peak while the size ran. Everything is also written to ``bench-out/matching.json``. On a shared
 machine the figures are noisy. One million projects: ``--sizes 1000000`` (vectors are drawn in
@@ -21,7 +22,8 @@ import contextlib
 import json
 import random
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,8 +223,28 @@ def candidate_recall(service: MatchingService, queries: NDArray[np.float32], k: 
     return recall_at(exact, approx)
 
 
+def _cpu_timed(fn: Callable[[int], object], repeat: int, budget_s: float) -> dict[str, float]:
+    """Return the latency percentiles of fn (see time_calls) with its mean CPU milliseconds per call."""
+    calls = [0]
+
+    def counted(i: int) -> object:
+        calls[0] += 1
+        return fn(i)
+
+    start = time.process_time()
+    out = percentiles(time_calls(counted, repeat, budget_seconds=budget_s))
+    out["cpu_ms"] = 1000.0 * (time.process_time() - start) / max(1, calls[0])
+    return out
+
+
 def bench_size(
-    n_projects: int, n_funds: int, repeat: int, budget_s: float, bulk_projects: int, learned: Sequence[str]
+    n_projects: int,
+    n_funds: int,
+    repeat: int,
+    budget_s: float,
+    bulk_projects: int,
+    learned: Sequence[str],
+    warm: bool = True,
 ) -> Row:
     """Build a service over n_projects synthetic projects and time its ranking calls."""
     _reset_peak()
@@ -231,24 +253,22 @@ def bench_size(
     with timer() as built:
         service.load(projects, funds, pvecs, fvecs)
         service.evidence(funds[0].id)  # evidence is computed lazily: include it in the build
+        if warm:
+            service.warm_pair_rows("fund")  # the funds' pair rows, else computed on first use
     del projects
     rss_load = _status_mb("VmRSS")
     fund_ids = [f.id for f in funds]
     project_ids = list(pvecs)
     ann = service._ann_index()
     queries = [fvecs[i] for i in fund_ids]
-    mi = time_calls(
-        lambda i: service.match_institution(fund_ids[i % len(fund_ids)], 10), repeat, budget_seconds=budget_s
-    )
-    mp = time_calls(
+    mi = _cpu_timed(lambda i: service.match_institution(fund_ids[i % len(fund_ids)], 10), repeat, budget_s)
+    mp = _cpu_timed(
         lambda i: service.match_project(project_ids[(i * 7919) % len(project_ids)], "fund", 10),
         repeat,
-        budget_seconds=budget_s,
+        budget_s,
     )
     # The bare search: the same candidate index, one query, top 10, no ranking.
-    bs = time_calls(
-        lambda i: ann.search(queries[i % len(queries)].reshape(1, -1), 10), repeat, budget_seconds=budget_s
-    )
+    bs = _cpu_timed(lambda i: ann.search(queries[i % len(queries)].reshape(1, -1), 10), repeat, budget_s)
     rng = np.random.default_rng(1)
     sample = rng.choice(len(project_ids), size=min(100, len(project_ids)), replace=False)
     qmat = np.vstack([*queries[:100], *(pvecs[project_ids[j]] for j in sample)]).astype(np.float32)
@@ -263,9 +283,9 @@ def bench_size(
         n_projects,
         built.seconds,
         ann.kind,
-        percentiles(mi),
-        percentiles(mp),
-        percentiles(bs),
+        mi,
+        mp,
+        bs,
         recall,
         bulk,
         rss_load,
@@ -275,7 +295,12 @@ def bench_size(
 
 
 def _ms(d: dict[str, float]) -> dict[str, float]:
-    return {"p50_ms": round(d["p50"], 3), "p99_ms": round(d["p99"], 3), "n": int(d["n"])}
+    return {
+        "p50_ms": round(d["p50"], 3),
+        "p99_ms": round(d["p99"], 3),
+        "cpu_ms": round(d.get("cpu_ms", float("nan")), 3),
+        "n": int(d["n"]),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -289,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=20.0, help="seconds of timed calls per measurement")
     parser.add_argument("--bulk-projects", type=int, default=20_000, help="projects in the score_block run")
     parser.add_argument("--learned", default="logistic,hgb", help="learned rankers timed in score_block")
+    parser.add_argument(
+        "--no-warm", action="store_true", help="leave the funds' pair rows to be computed on first use"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "matching.json")
     args = parser.parse_args(argv)
     # One search and one BLAS thread per process, as the web app runs (app/services.py): threads
@@ -303,9 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     report: dict[str, object] = {}
     for n in (int(s) for s in args.sizes.split(",")):
-        r = bench_size(n, args.funds, args.repeat, args.budget, args.bulk_projects, learned)
+        r = bench_size(n, args.funds, args.repeat, args.budget, args.bulk_projects, learned, not args.no_warm)
         cells = [
-            f"{d['p50']:.2f} / {d['p99']:.2f} (n={d['n']:.0f})"
+            f"{d['p50']:.2f} / {d['p99']:.2f} (cpu {d['cpu_ms']:.2f}, n={d['n']:.0f})"
             for d in (r.match_institution, r.match_project, r.bare_search)
         ]
         rates = ", ".join(f"{k} {v:,.0f}" for k, v in r.bulk_pairs_per_s.items())

@@ -220,19 +220,15 @@ def project_pool(
     extra = 0 if cands is not None else len(known)
     pool: set[int] = set()
     if queries is not None and queries.shape[0] > 0:
-        # The institution's own vector retrieves most; each portfolio vector adds its nearest.
+        # The institution's own vector retrieves most; each portfolio vector adds its nearest. One
+        # search for all of them, each row cut to its own k.
         per = max(10, n // (2 * max(1, queries.shape[0] - 1)))
+        ks = [max(1, n // 2) + extra] + [per + extra] * (queries.shape[0] - 1)
         if cands is not None:
-            _s, found = ann.exact.search(queries[:1], max(1, n // 2), allowed_ids=cands)
-            pool.update(int(i) for i in found.ravel() if i >= 0)
-            if queries.shape[0] > 1:
-                _s, found = ann.exact.search(queries[1:], per, allowed_ids=cands)
-                pool.update(int(i) for i in found.ravel() if i >= 0)
+            _s, found = ann.exact.search(queries, max(ks), allowed_ids=cands)
         else:
-            _s, found = ann.search(queries[:1], max(1, n // 2) + extra)
-            pool.update(int(i) for i in found.ravel() if i >= 0)
-            if queries.shape[0] > 1:
-                _s, found = ann.search(queries[1:], per + extra)
-                pool.update(int(i) for i in found.ravel() if i >= 0)
+            _s, found = ann.search(queries, max(ks))
+        for row, k_row in zip(found, ks, strict=True):
+            pool.update(int(i) for i in row[:k_row] if i >= 0)
     pool.update(i for i, _ in lexical.top(lexical_doc, max(1, n // 4) + extra, cands))
     return sorted(pool - set(known))

@@ -131,12 +131,7 @@ def coinvest_counts(
     """Return, per institution, how many projects it co-backed with the project's current backers."""
     counts: Counter[int] = Counter()
     for backer in backers.get(project_id, ()):
-        for other in portfolio.get(backer, ()):
-            if other == project_id:
-                continue
-            for inst in backers.get(other, ()):
-                if inst != backer:
-                    counts[inst] += 1
+        counts.update(partner_counts(backer, backers, portfolio, skip=project_id))
     return counts
 
 
@@ -157,11 +152,16 @@ def coinvest_partners(
 
 
 def partner_counts(
-    institution_id: int, backers: Mapping[int, set[int]], portfolio: Mapping[int, tuple[int, ...]]
+    institution_id: int,
+    backers: Mapping[int, set[int]],
+    portfolio: Mapping[int, tuple[int, ...]],
+    skip: int | None = None,
 ) -> Counter[int]:
-    """Return, per other institution, how many projects it co-backed with this one."""
+    """Return, per other institution, how many projects it co-backed with this one (skip: leave one out)."""
     counts: Counter[int] = Counter()
     for pid in portfolio.get(institution_id, ()):
+        if pid == skip:
+            continue
         for other in backers.get(pid, ()):
             if other != institution_id:
                 counts[other] += 1

@@ -11,6 +11,7 @@ the text. A near-copy of what the institution already backed reads 可能与已�
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -18,22 +19,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+import matching.types as mt
 from matching.features import Evidence, project_stage_index
-from matching.types import (
-    KIND_SIDE,
-    NEED_FINANCING,
-    NEED_LANDING,
-    SERVICE_KINDS,
-    STAGES,
-    InstitutionProfile,
-    ProjectProfile,
-    Reason,
-)
 
 __all__ = [
     "FIELD_LABELS",
     "GENERIC_TERMS",
     "JARGON",
+    "MIN_POINTS",
     "PairContext",
     "clause_tokens",
     "closest_phrases",
@@ -54,7 +47,7 @@ _MAX_QUOTE = 36
 _MAX_TERMS = 3
 _SIDE_NOUN = {"fund": "机构", "base": "基地", "platform": "平台"}
 _CASE_VERB = {"fund": "已投", "base": "已落地", "platform": "已服务"}
-_SIDE_OFFER = {"fund": NEED_FINANCING, "base": NEED_LANDING, "platform": "专业服务"}
+_SIDE_OFFER = {"fund": mt.NEED_FINANCING, "base": mt.NEED_LANDING, "platform": "专业服务"}
 _CASE_NOUN = {"fund": "投资", "base": "落地", "platform": "服务"}
 _COMPETITOR_OF = {"fund": "已投企业", "base": "已落地企业", "platform": "已服务企业"}
 
@@ -147,9 +140,10 @@ def distinctive_terms(
     return tuple(t for t in kept if not any(t != o and t in o for o in kept))
 
 
+@functools.lru_cache(maxsize=65_536)
 def is_quotable(token: str) -> bool:
     """Return whether a token may be quoted as evidence: two characters or more, a word (not a number,
-    ordinal or amount), and on no stop-list."""
+    ordinal or amount), and on no stop-list (remembered per token: the same words recur in every list)."""
     t = unicodedata.normalize("NFKC", token or "").strip().lower()
     if len(t) < 2 or t in GENERIC_TERMS or t in FIELD_LABELS or not _HAS_WORD.search(t):
         return False
@@ -273,13 +267,13 @@ class PairContext:
     displayed score, in score points; the other fields are evidence found while scoring.
     """
 
-    project: ProjectProfile
-    institution: InstitutionProfile
+    project: mt.ProjectProfile
+    institution: mt.InstitutionProfile
     evidence: Evidence
     features: Mapping[str, float]
     contributions: Mapping[str, float]
     phrases: tuple[str, str, tuple[str, ...]] | None = None
-    closest_case: ProjectProfile | None = None
+    closest_case: mt.ProjectProfile | None = None
     case_phrases: tuple[str, str, tuple[str, ...]] | None = None
     coinvest_partners: tuple[str, ...] = ()
     shared_terms: tuple[str, ...] = ()
@@ -288,9 +282,9 @@ class PairContext:
     competitor: str | None = None
 
 
-def _stage_name(project: ProjectProfile) -> str | None:
+def _stage_name(project: mt.ProjectProfile) -> str | None:
     idx = project_stage_index(project)
-    return STAGES[idx] if idx is not None else None
+    return mt.STAGES[idx] if idx is not None else None
 
 
 def _same_words(a: str, b: str) -> bool:
@@ -317,6 +311,12 @@ def _quoted_pair(found: tuple[str, str, tuple[str, ...]] | None) -> tuple[str, s
 _WORD_CHAR = re.compile(r"[0-9a-z\u4e00-\u9fff]")
 
 
+@functools.lru_cache(maxsize=4096)
+def _folded(text: str) -> str:
+    """Return NFKC-normalised lower-case text (remembered: a shown record's document recurs)."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
 def expand_terms(terms: Sequence[str], text_a: str, text_b: str, max_chars: int = 8) -> tuple[str, ...]:
     """Return the shared terms grown to the longest run both texts hold (at most max_chars characters).
 
@@ -324,8 +324,7 @@ def expand_terms(terms: Sequence[str], text_a: str, text_b: str, max_chars: int 
     noise. Each term grows left and right while both texts still contain the run; terms inside a
     longer one are dropped, the order is kept, and only quotable runs remain.
     """
-    a = unicodedata.normalize("NFKC", text_a or "").lower()
-    b = unicodedata.normalize("NFKC", text_b or "").lower()
+    a, b = _folded(text_a or ""), _folded(text_b or "")
     out: list[str] = []
     for term in terms:
         best = term
@@ -356,7 +355,7 @@ def _month(date: str) -> str:
 def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
     """Return the Chinese sentence for one feature of one pair, or None when it has nothing to say."""
     p, inst, ev = ctx.project, ctx.institution, ctx.evidence
-    side = KIND_SIDE.get(inst.kind, "fund")
+    side = mt.KIND_SIDE.get(inst.kind, "fund")
     noun = _SIDE_NOUN[side]
     verb = _CASE_VERB[side]
     if name == "dense":
@@ -424,7 +423,7 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
         return f"同阶段案例：该{noun}有 {round(math.expm1(value))} 个{verb}项目处于{stage}前后"
     if name == "stage_round":
         stage = _stage_name(p)
-        idx = STAGES.index(stage) if stage in STAGES else None
+        idx = mt.STAGES.index(stage) if stage in mt.STAGES else None
         n = ev.round_counts[idx] if idx is not None else 0
         if n == 0 or value <= 0:
             return None
@@ -433,7 +432,7 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
         stage = _stage_name(p)
         if value == 0 or stage is None:
             return None
-        prefs = _list([s for s in STAGES if s in inst.stages])
+        prefs = _list([s for s in mt.STAGES if s in inst.stages])
         if value >= 1:
             return f"阶段契合：项目处于{stage}，该{noun}偏好{prefs}"
         if value > 0:
@@ -470,7 +469,7 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
             return None
         return f"常投地区：该{noun} {_pct(value)} 的{verb}项目在{p.province}"
     if name == "services":
-        wanted = [n for n in p.needs if n in SERVICE_KINDS]
+        wanted = [n for n in p.needs if n in mt.SERVICE_KINDS]
         if not wanted or side == "fund":
             return None
         have = [n for n in wanted if n in inst.services]
@@ -515,7 +514,7 @@ def competitor_text(ctx: PairContext) -> str | None:
     """Return the competition flag of a pair: the project nearly copies one the institution backed."""
     if ctx.competitor is None:
         return None
-    side = KIND_SIDE.get(ctx.institution.kind, "fund")
+    side = mt.KIND_SIDE.get(ctx.institution.kind, "fund")
     return f"可能与{_COMPETITOR_OF[side]}「{ctx.competitor}」构成竞争"
 
 
@@ -525,44 +524,15 @@ def competitor_text(ctx: PairContext) -> str | None:
 #: as a minus would read as a contradiction. Neutral heads (活跃程度, 最近动态, 服务部分对口) go with
 #: either sign.
 _FIT_HEADS = frozenset(
-    [
-        "业务方向相近",
-        "与已投项目相近",
-        "已投组合整体相近",
-        "共同关键词",
-        "行业一致",
-        "行业相关",
-        "常投行业",
-        "同行业案例",
-        "同阶段案例",
-        "同轮次案例",
-        "阶段契合",
-        "阶段相近",
-        "常投阶段",
-        "金额合适",
-        "所在地区",
-        "常投地区",
-        "服务对口",
-        "需求对口",
-        "共同投资",
-        "获奖",
-        "组别",
-    ]
+    """
+    业务方向相近 与已投项目相近 已投组合整体相近 共同关键词 行业一致 行业相关 常投行业 同行业案例 同阶段案例 同轮次案例 阶段契合 阶段相近 常投阶段
+    金额合适 所在地区 常投地区 服务对口 需求对口 共同投资 获奖 组别
+    """.split()  # noqa: SIM905 - a word list reads better than quoted items
 )
 _MISFIT_HEADS = frozenset(
-    [
-        "业务方向较远",
-        "与已投项目不同",
-        "已投组合整体较远",
-        "已投行业不同",
-        "行业不符",
-        "阶段不符",
-        "常投阶段不同",
-        "金额偏低",
-        "金额偏高",
-        "服务不对口",
-        "需求不对口",
-    ]
+    """
+    业务方向较远 与已投项目不同 已投组合整体较远 已投行业不同 行业不符 阶段不符 常投阶段不同 金额偏低 金额偏高 服务不对口 需求不对口
+    """.split()  # noqa: SIM905 - a word list reads better than quoted items
 )
 
 
@@ -577,15 +547,22 @@ def reason_tone(text: str) -> int:
 COMPETITOR_POINTS = -100.0
 
 
-def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.05) -> tuple[Reason, ...]:
+#: Least absolute contribution (score points) of a reason that is shown.
+MIN_POINTS = 0.05
+
+
+def pair_reasons(
+    ctx: PairContext, max_reasons: int = 6, min_points: float = MIN_POINTS
+) -> tuple[mt.Reason, ...]:
     """Return the pair's reasons, largest absolute contribution first.
 
     A reason whose wording contradicts the sign of its contribution is left out, so the list keeps
     the strongest fits and the real mismatches. The competition flag, when the project nearly
     copies one the institution backed, always comes first (negative when the institution avoids
-    competitors, neutral when it welcomes them).
+    competitors, neutral when it welcomes them). Texts are written in that order until the list is
+    full (the rest would be cut).
     """
-    found: list[Reason] = []
+    found: list[mt.Reason] = []
     contributions = dict(ctx.contributions)
     # A base's extra weight on location is the same fact as the location match: show it once.
     if "region_base" in contributions and "region" in contributions:
@@ -594,17 +571,20 @@ def pair_reasons(ctx: PairContext, max_reasons: int = 6, min_points: float = 0.0
     if "recency" in contributions:
         for name in ("recency_fast", "recency_slow", "idle"):
             contributions["recency"] += contributions.pop(name, 0.0)
-    for name, points in contributions.items():
-        if abs(points) < min_points:
-            continue
+    ordered = sorted(
+        ((name, points) for name, points in contributions.items() if abs(points) >= min_points),
+        key=lambda item: -abs(item[1]),
+    )
+    for name, points in ordered:
+        if len(found) >= max_reasons:
+            break
         text = _reason_text(name, float(ctx.features.get(name, 0.0)), ctx)
         if text is None or reason_tone(text) * points < 0:
             continue
-        found.append(Reason(text=text, contribution=float(points), feature=name))
-    found.sort(key=lambda r: -abs(r.contribution))
+        found.append(mt.Reason(text=text, contribution=float(points), feature=name))
     flag = competitor_text(ctx)
     if flag is not None:
         avoid = getattr(ctx.institution, "competitor_policy", "avoid") != "welcome"
-        first = Reason(text=flag, contribution=COMPETITOR_POINTS if avoid else 0.0, feature="competitor")
+        first = mt.Reason(text=flag, contribution=COMPETITOR_POINTS if avoid else 0.0, feature="competitor")
         return (first, *found[: max_reasons - 1])
     return tuple(found[:max_reasons])

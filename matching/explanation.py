@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from matching.explain import (
+    MIN_POINTS,
     PairContext,
     clause_tokens,
     closest_phrases,
@@ -91,6 +92,11 @@ def phrases(
     return found
 
 
+def _may_show(feats: Mapping[str, float], contrib: Mapping[str, float], name: str) -> bool:
+    """Return whether a similarity's reason may be shown with a quote: positive and large enough."""
+    return feats.get(name, 0.0) >= 0 and abs(contrib.get(name, 0.0)) >= MIN_POINTS
+
+
 def pair_context(
     proj: ProjectProfile,
     inst: InstitutionProfile,
@@ -140,15 +146,25 @@ def pair_context(
         )[:5]
         if institution_doc:
             shared = expand_terms(shared, project_doc, institution_doc)
+    # Phrase matching is the slow part: only for the reasons that can quote it (a positive, shown
+    # text or nearest-case similarity; see matching.explain._reason_text).
+    quote_text = _may_show(feats, contrib, "dense") and bool(inst.text)
+    quote_case = (
+        closest_case is not None and competitor is None and _may_show(feats, contrib, "dense_port_max")
+    )
     return PairContext(
         project=proj,
         institution=inst,
         evidence=ev,
         features=feats,
         contributions=contrib,
-        phrases=phrases(proj.text, inst.text, project_lex, own, theirs) if inst.text else None,
+        phrases=phrases(proj.text, inst.text, project_lex, own, theirs) if quote_text else None,
         closest_case=closest_case,
-        case_phrases=phrases(proj.text, closest_case.text, project_lex, own, case) if closest_case else None,
+        case_phrases=(
+            phrases(proj.text, closest_case.text, project_lex, own, case)
+            if quote_case and closest_case is not None
+            else None
+        ),
         coinvest_partners=coinvest_partners() if feats.get("coinvest", 0.0) > 0 else (),
         shared_terms=shared,
         dense_raw=dense_raw,

@@ -16,7 +16,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ScoreScale", "bm25_scaled", "rescale_0_100", "zscore", "zscore_known", "zscore_rows"]
+__all__ = [
+    "ScoreScale",
+    "bm25_scaled",
+    "rescale_0_100",
+    "row_moments",
+    "zscore",
+    "zscore_known",
+    "zscore_rows",
+    "zscore_with",
+]
 
 _EPS_STD = 1e-9
 _EPS_SPAN = 1e-12
@@ -51,14 +60,37 @@ def zscore_rows(raw: NDArray[np.float64], mask: NDArray[np.bool_] | None = None)
     ok = ~np.isnan(raw)
     if mask is not None:
         ok &= mask
+    mean, std = row_moments(raw, ok)
+    return zscore_with(raw, ok, mean, std)
+
+
+def row_moments(
+    raw: NDArray[np.float64], ok: NDArray[np.bool_]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Return the (n, 1) mean and standard deviation of each row of raw over its ok columns."""
     n = ok.sum(axis=1, keepdims=True)
     vals = np.where(ok, raw, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = vals.sum(axis=1, keepdims=True) / np.maximum(n, 1)
         dev = np.where(ok, raw - mean, 0.0)
         std = np.sqrt((dev * dev).sum(axis=1, keepdims=True) / np.maximum(n, 1))
-        out = np.where(ok & (std >= _EPS_STD), dev / np.where(std >= _EPS_STD, std, 1.0), 0.0)
-    return out
+    return mean, std
+
+
+def zscore_with(
+    raw: NDArray[np.float64],
+    ok: NDArray[np.bool_],
+    mean: NDArray[np.float64],
+    std: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Return (raw - mean) / std where ok and the deviation is not zero, else 0 (see :func:`zscore_rows`).
+
+    mean and std broadcast against raw: a row's moments (:func:`row_moments`) apply to any of its
+    columns, so a pair's z-score needs its own value and its row's two numbers only.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dev = np.where(ok, raw - mean, 0.0)
+        return np.where(ok & (std >= _EPS_STD), dev / np.where(std >= _EPS_STD, std, 1.0), 0.0)
 
 
 def bm25_scaled(raw: NDArray[np.float64], axis: int | None = None) -> NDArray[np.float64]:
@@ -126,7 +158,22 @@ class ScoreScale:
             out = np.where(raw == x[0], q[0], out)
         return np.where(np.isnan(raw), np.nan, out)
 
+    def shown_many(self, raw: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Return :meth:`shown` of each raw score (one interpolation for all)."""
+        values = self.degree(np.asarray(raw, dtype=np.float64).reshape(-1)).tolist()
+        return np.array([_one_decimal(v) for v in values])
+
     def shown(self, raw: float) -> float:
         """Return the 匹配度 as shown (one decimal; at most 99.9, at least 0.1)."""
-        value = float(self.degree(raw))
-        return min(99.9, max(0.1, round(value, 1))) if value == value else 0.0
+        return _one_decimal(float(self.degree(raw)))
+
+
+def _one_decimal(value: float) -> float:
+    """Return a 匹配度 to one decimal within 0.1..99.9 (0 for NaN).
+
+    The value is first snapped to six decimals: a pair's raw score computed in another batch differs
+    in its last bits, and a 匹配度 at a reference point can sit exactly on a rounding boundary (x.x5).
+    """
+    if value != value:
+        return 0.0
+    return min(99.9, max(0.1, round(round(value, 6), 1)))

@@ -9,6 +9,7 @@ Contributions are additive pieces of the score, one per feature, and become the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,6 +138,7 @@ class HandWeightedRanker(Ranker):
 LearnedModel = Literal["logistic", "pairwise", "hgb", "lambdarank"]
 
 
+@dataclass(eq=False)
 class LearnedRanker(Ranker):
     """A learned ranker (pointwise or pairwise) over the shared feature vector.
 
@@ -160,33 +162,18 @@ class LearnedRanker(Ranker):
         random_state: seed of anything random.
     """
 
-    def __init__(
-        self,
-        model: LearnedModel = "logistic",
-        C: float = 1.0,
-        learning_rate: float = 0.05,
-        max_iter: int = 200,
-        max_leaf_nodes: int = 15,
-        min_samples_leaf: int = 40,
-        l2_regularization: float = 1.0,
-        class_weight: str | None = "balanced",
-        score_scale: float = 10.0,
-        prior_weight: float = 0.0,
-        prior_feature: str = "recency_slow",
-        random_state: int | None = 0,
-    ) -> None:
-        self.model = model
-        self.C = C
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.max_leaf_nodes = max_leaf_nodes
-        self.min_samples_leaf = min_samples_leaf
-        self.l2_regularization = l2_regularization
-        self.class_weight = class_weight
-        self.score_scale = score_scale
-        self.prior_weight = prior_weight
-        self.prior_feature = prior_feature
-        self.random_state = random_state
+    model: LearnedModel = "logistic"
+    C: float = 1.0
+    learning_rate: float = 0.05
+    max_iter: int = 200
+    max_leaf_nodes: int = 15
+    min_samples_leaf: int = 40
+    l2_regularization: float = 1.0
+    class_weight: str | None = "balanced"
+    score_scale: float = 10.0
+    prior_weight: float = 0.0
+    prior_feature: str = "recency_slow"
+    random_state: int | None = 0
 
     def fit(
         self,

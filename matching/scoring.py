@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+import matching.types as mt
 from matching.features import (
     FEATURES,
     Evidence,
@@ -24,20 +25,12 @@ from matching.features import (
     stage_round_lift,
 )
 from matching.ranker import HandWeightedRanker, Ranker
-from matching.types import (
-    NEED_FINANCING,
-    NEED_LANDING,
-    SERVICE_KINDS,
-    STAGES,
-    InstitutionProfile,
-    ProjectProfile,
-)
 
 __all__ = ["InstitutionTable", "ProjectTable", "Vocab", "block_features"]
 
 _COL = {name: j for j, name in enumerate(FEATURES)}
-_N_STAGES = len(STAGES)
-_N_SERVICES = len(SERVICE_KINDS)
+_N_STAGES = len(mt.STAGES)
+_N_SERVICES = len(mt.SERVICE_KINDS)
 _SIDE_CODE = {"fund": 0, "base": 1, "platform": 2}
 
 
@@ -111,7 +104,7 @@ class ProjectTable:
             else:
                 target[:n] = arr
 
-    def upsert(self, p: ProjectProfile) -> int:
+    def upsert(self, p: mt.ProjectProfile) -> int:
         """Encode one project (replacing its previous row); return its row."""
         inds = [c for c in (self.vocabs.industry.code(x) for x in dict.fromkeys(p.industries)) if c]
         row = self.row_of.get(p.id)
@@ -133,14 +126,14 @@ class ProjectTable:
         needs = tuple(p.needs)
         self.has_needs[row] = bool(needs)
         self.need_side[row] = (
-            NEED_FINANCING in needs,
-            NEED_LANDING in needs,
-            any(n in SERVICE_KINDS for n in needs),
+            mt.NEED_FINANCING in needs,
+            mt.NEED_LANDING in needs,
+            any(n in mt.SERVICE_KINDS for n in needs),
         )
         self.wanted[row] = 0.0
         for n in needs:
-            if n in SERVICE_KINDS:
-                self.wanted[row, SERVICE_KINDS.index(n)] += 1.0
+            if n in mt.SERVICE_KINDS:
+                self.wanted[row, mt.SERVICE_KINDS.index(n)] += 1.0
         self.award[row] = award_level(p.award)
         self.group[row] = self.vocabs.group.code(p.group)
         return row
@@ -176,7 +169,7 @@ class InstitutionTable:
     def __init__(
         self,
         vocabs: Vocabs,
-        institutions: Sequence[InstitutionProfile],
+        institutions: Sequence[mt.InstitutionProfile],
         evidences: Sequence[Evidence],
     ) -> None:
         self.vocabs = vocabs
@@ -213,7 +206,7 @@ class InstitutionTable:
         for r, (inst, ev) in enumerate(zip(institutions, evidences, strict=True)):
             self._encode(r, inst, ev)
 
-    def _encode(self, r: int, inst: InstitutionProfile, ev: Evidence) -> None:
+    def _encode(self, r: int, inst: mt.InstitutionProfile, ev: Evidence) -> None:
         v = self.vocabs
         self.side[r] = _SIDE_CODE[inst.side]
         for label in set(inst.industries):
@@ -230,7 +223,7 @@ class InstitutionTable:
         self.province[r] = v.province.get(inst.province)
         self.city[r] = v.city.get(inst.city)
         offered = set(inst.services)
-        self.offered[r] = [1.0 if s in offered else 0.0 for s in SERVICE_KINDS]
+        self.offered[r] = [1.0 if s in offered else 0.0 for s in mt.SERVICE_KINDS]
         for label, share in (ev.industry_share or {}).items():
             self.ind_share[r, v.industry.get(label)] = share
         for label, share in (ev.province_share or {}).items():
@@ -254,7 +247,7 @@ class InstitutionTable:
         return int(self.ids.shape[0])
 
     def with_rows(
-        self, institutions: Sequence[InstitutionProfile], evidences: Sequence[Evidence]
+        self, institutions: Sequence[mt.InstitutionProfile], evidences: Sequence[Evidence]
     ) -> InstitutionTable:
         """Return a copy where the given institutions' rows are re-encoded (e.g. with trimmed evidence)."""
         out = object.__new__(InstitutionTable)

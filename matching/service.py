@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from embeddings import Embedder
 from embeddings.stores import VectorBackend
 from matching.candidates import ANN_MIN_SIZE, institution_pool, project_pool, restrict
-from matching.competitors import NearCopies, avoids
+from matching.competitors import COPY_COSINE_FLOOR, NearCopies, avoids
 from matching.evidence import (
     PortfolioMatrix,
     all_evidence,
@@ -51,7 +51,15 @@ from matching.explain import PairContext, pair_reasons
 from matching.explanation import pair_context
 from matching.features import FEATURES, Evidence
 from matching.lexical import Tokenizer
-from matching.normalize import ScoreScale, bm25_scaled, rescale_0_100, zscore_known, zscore_rows
+from matching.normalize import (
+    ScoreScale,
+    bm25_scaled,
+    rescale_0_100,
+    row_moments,
+    zscore_known,
+    zscore_rows,
+    zscore_with,
+)
 from matching.ranker import HandWeightedRanker, Ranker
 from matching.scoring import InstitutionTable, block_features, linear_form, linear_scores
 from matching.store import MatchingStore
@@ -81,6 +89,49 @@ SCALE_TOLERANCE = 0.02
 PAIR_SCORED_TOP = 100
 #: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
 _PAIR_CACHE_SIZE = 4096
+#: Projects whose row statistics are computed in one batch (bounds the (projects, portfolio rows) product).
+_STATS_CHUNK = 512
+
+
+@dataclass
+class _SideBlock:
+    """The institutions of one side and view, prepared for pair rows (see MatchingService._side_block)."""
+
+    side: Side
+    evidence: bool
+    ids: list[int]
+    col: dict[int, int]
+    itab: InstitutionTable
+    irows: NDArray[np.int64]
+    has_iv: NDArray[np.bool_]  # per institution: holds a vector usable in this view
+    iv_row: NDArray[np.int64]  # per institution: its row in iv (-1: none)
+    iv: NDArray[np.float32]
+    iv64: NDArray[np.float64]
+    seg_start: NDArray[np.int64]  # per institution: first row of its portfolio in port_vecs
+    seg_len: NDArray[np.int64]  # per institution: portfolio rows (0: none, or no evidence)
+    port_vecs: NDArray[np.float32]  # every institution's portfolio vectors, in institution order
+    port64: NDArray[np.float64]
+    port_pids: NDArray[np.int64]
+    terms: Mapping[str, int]
+    w_ptr: NDArray[np.int64]  # BM25 weights, CSR over terms: row t's institutions and weights
+    w_idx: NDArray[np.int64]
+    w_val: NDArray[np.float64]
+    w_csc: Any  # the same weights, sparse (terms, institutions) by column
+
+
+@dataclass
+class _Values:
+    """Raw similarities of projects x some institutions of a block, before per-row scaling."""
+
+    raw: dict[str, NDArray[np.float64]]  # dense, dense_port_max, dense_port_mean, bm25, coinvest
+    mask: NDArray[np.bool_]  # the pair is a candidate (not a link the project already has)
+    closest: NDArray[np.int64]  # nearest portfolio project of the pair (-1: none or not asked)
+
+
+#: Columns of the per-project row statistics: mean and deviation of each z-scored similarity over
+#: the project's candidates (every institution of the side), then its best BM25 score.
+_Z_CHANNELS = ("dense", "dense_port_max", "dense_port_mean")
+_N_STATS = 2 * len(_Z_CHANNELS) + 1
 
 
 class MatchingService(MatchingStore):
@@ -338,7 +389,7 @@ class MatchingService(MatchingStore):
         order = np.lexsort((np.asarray(ids), -raw, down))[:k]
         if scale is not None:
             points = 100.0 / scale.spread
-            scores = np.array([scale.shown(float(r)) for r in raw[order]])
+            scores = scale.shown_many(raw[order])
         else:
             lo, hi = span if span is not None else (float(raw.min()), float(raw.max()))
             width = hi - lo
@@ -365,25 +416,23 @@ class MatchingService(MatchingStore):
         return out
 
     # ------------------------------------------------------------------ 匹配度 and competitors
-    def upsert_project(self, profile: ProjectProfile, vector: NDArray[np.floating] | None) -> None:
+    def _counted(self, edit: Callable[..., None], *args: Any) -> None:
+        """Apply a store edit under the lock and count it (pair scores drawn before it are stale)."""
         with self._lock:
             self._edits = getattr(self, "_edits", 0) + 1
-            super().upsert_project(profile, vector)
+            edit(*args)
+
+    def upsert_project(self, profile: ProjectProfile, vector: NDArray[np.floating] | None) -> None:
+        self._counted(super().upsert_project, profile, vector)
 
     def remove_project(self, project_id: int) -> None:
-        with self._lock:
-            self._edits = getattr(self, "_edits", 0) + 1
-            super().remove_project(project_id)
+        self._counted(super().remove_project, project_id)
 
     def upsert_institution(self, profile: InstitutionProfile, vector: NDArray[np.floating] | None) -> None:
-        with self._lock:
-            self._edits = getattr(self, "_edits", 0) + 1
-            super().upsert_institution(profile, vector)
+        self._counted(super().upsert_institution, profile, vector)
 
     def remove_institution(self, institution_id: int) -> None:
-        with self._lock:
-            self._edits = getattr(self, "_edits", 0) + 1
-            super().remove_institution(institution_id)
+        self._counted(super().remove_institution, institution_id)
 
     def _state_key(self) -> tuple[Any, ...]:
         """Return what pair scores depend on besides the pair (call under the lock, evidence fresh).
@@ -404,12 +453,91 @@ class MatchingService(MatchingStore):
         )
 
     def _pair_cache(self) -> dict[Any, Any]:
+        """Return the cache of pair rows and lists for the current state (cleared when it changed)."""
+        self._refresh_evidence()  # a refresh counts as an edit: first, so the key below holds
         key = self._state_key()
         cache: dict[Any, Any] = self.__dict__.setdefault("_pair_scores_cache", {})
         if cache.get("key") != key:
             cache.clear()
             cache["key"] = key
         return cache
+
+    def _row_stats(self, pids: Sequence[int], blk: _SideBlock, cache: dict[Any, Any]) -> NDArray[np.float64]:
+        """Return each project's row statistics against a side block, (len(pids), _N_STATS).
+
+        A project's row is its similarities to every institution of the side; the statistics
+        (mean and deviation of the z-scored channels, best BM25) are all a pair needs of it besides
+        its own values. They are kept per state, in arrays over the project table's rows, and the
+        missing ones are computed in one batch (:meth:`warm_pair_rows` computes them all).
+        """
+        ck = ("stats", blk.side, blk.evidence)
+        cap = int(self._ptab.stage.shape[0])
+        store = cache.get(ck)
+        if store is None or store[0].shape[0] < cap:
+            grown = (np.zeros((cap, _N_STATS)), np.zeros(cap, dtype=bool))
+            if store is not None:
+                grown[0][: store[0].shape[0]] = store[0]
+                grown[1][: store[1].shape[0]] = store[1]
+            store = cache[ck] = grown
+        values, valid = store
+        prow = self._ptab.rows(pids)
+        todo = np.flatnonzero(~valid[prow])
+        if todo.size:
+            missing = list(dict.fromkeys(pids[j] for j in todo.tolist()))
+            for start in range(0, len(missing), _STATS_CHUNK):
+                part = missing[start : start + _STATS_CHUNK]
+                got = self._pair_values(part, blk)
+                rows = self._ptab.rows(part)
+                for c, name in enumerate(_Z_CHANNELS):
+                    x = got.raw[name]
+                    mean, std = row_moments(x, ~np.isnan(x) & got.mask)
+                    values[rows, 2 * c] = mean[:, 0]
+                    values[rows, 2 * c + 1] = std[:, 0]
+                bm = got.raw["bm25"]
+                values[rows, -1] = bm.max(axis=1) if bm.shape[1] else 0.0
+                valid[rows] = True
+        return values[prow]
+
+    def warm_pair_rows(self, side: Side = "fund", evidence: bool = True, chunk: int = 2048) -> int:
+        """Compute the row statistics of every project against a side now; return how many were missing.
+
+        The institutions' lists then score their candidates as pairs without computing any row
+        (until the next edit). Optional: missing statistics are otherwise computed on first use.
+        """
+        with self._lock:
+            cache = self._pair_cache()
+            blk = self._side_block(side, evidence, cache)
+            pids = sorted(self._projects)
+            ck = ("stats", side, evidence)
+            before = cache.get(ck)
+            done = int(before[1].sum()) if before is not None else 0
+            for start in range(0, len(pids), chunk):
+                self._row_stats(pids[start : start + chunk], blk, cache)
+            return len(pids) - done
+
+    @staticmethod
+    def _scaled(values: _Values, stats: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+        """Return the per-query similarity features of pairs from their values and rows' statistics."""
+        out = {}
+        for c, name in enumerate(_Z_CHANNELS):
+            x = values.raw[name]
+            out[name] = zscore_with(
+                x, ~np.isnan(x) & values.mask, stats[:, 2 * c, None], stats[:, 2 * c + 1, None]
+            )
+        top = stats[:, -1, None]
+        bm = np.where(values.mask, values.raw["bm25"], 0.0)
+        out["bm25"] = np.where(top > 0, bm / np.where(top > 0, top, 1.0), bm)
+        out["coinvest"] = np.where(values.mask, values.raw["coinvest"], 0.0)
+        return out
+
+    @staticmethod
+    def _trim_cache(cache: dict[Any, Any], adding: int = 1) -> None:
+        """Drop the oldest pair entries when the cache would outgrow _PAIR_CACHE_SIZE (blocks stay)."""
+        if len(cache) + adding <= _PAIR_CACHE_SIZE:
+            return
+        old = [k for k in cache if k != "key" and k[0] in ("pair", "terms", "pool")]
+        for k in old[: max(adding, _PAIR_CACHE_SIZE // 4)]:
+            cache.pop(k, None)
 
     def _pair_scores(
         self, project_id: int, side: Side, evidence: bool, public: bool
@@ -419,7 +547,9 @@ class MatchingService(MatchingStore):
         Returns (institution ids, feature rows, raw scores, info, similarities). The candidates are
         every institution of the side but the project's own backers (when those are left out), so
         a pair's raw score does not depend on which list shows it; the 匹配度 is
-        ``self._score_scale(side, evidence, public).shown(raw)``.
+        ``self._score_scale(side, evidence, public).shown(raw)``. Each pair's similarities are its
+        own exact values scaled by the project's row statistics (:meth:`_row_stats`), the same
+        numbers the institution's list computes for that pair (:meth:`_pair_raw`).
         """
         self._refresh_evidence()
         cache = self._pair_cache()
@@ -427,29 +557,64 @@ class MatchingService(MatchingStore):
         found = cache.get(ck)
         if found is not None:
             return found
-        universe = set(self._side_ids[side])
-        if self.exclude_known and evidence:
-            universe -= self._backers.get(project_id, set())
-        ids = sorted(universe)
-        if not ids:
-            found = (
-                ids,
-                np.empty((0, len(FEATURES))),
-                np.empty(0),
-                {"closest": np.empty(0, np.int64), "dense_raw": np.empty(0)},
-                ({}, {}),
-            )
-        else:
-            computed = self._institution_sims(project_id, ids, leave_out=False, evidence=evidence)
-            X, info = self._institution_features(
-                project_id, ids, computed=computed, public=public, evidence=evidence
-            )
-            found = (ids, X, np.asarray(self.ranker.score(X), dtype=np.float64), info, computed)
-        if len(cache) > _PAIR_CACHE_SIZE:
-            for old in [k for k in cache if k != "key"][: _PAIR_CACHE_SIZE // 4]:
-                cache.pop(old, None)
+        blk = self._side_block(side, evidence, cache)
+        stats = self._row_stats([project_id], blk, cache)
+        vals = self._pair_values([project_id], blk, exact=True, closest=True)
+        sel = np.flatnonzero(vals.mask[0])
+        ids = [blk.ids[j] for j in sel.tolist()]
+        scaled = self._scaled(vals, stats)
+        sims = {name: v[0, sel] for name, v in scaled.items()}
+        info = {
+            "dense_raw": vals.raw["dense"][0, sel],
+            "closest": vals.closest[0, sel],
+            "closest_cos": vals.raw["dense_port_max"][0, sel],
+            "sims": sims,
+        }
+        X = block_features(
+            self._ptab,
+            self._ptab.rows([project_id]),
+            blk.itab,
+            blk.irows[sel],
+            {name: v[None, :] for name, v in sims.items()},
+            public=public,
+        )
+        raw = np.asarray(self.ranker.score(X), dtype=np.float64) if ids else np.empty(0)
+        found = (ids, X, raw, info, (sims, info))
+        self._trim_cache(cache)
         cache[ck] = found
         return found
+
+    def _pair_raw(
+        self, project_ids: Sequence[int], inst: InstitutionProfile, evidence: bool, public: bool
+    ) -> tuple[
+        NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]
+    ]:
+        """Return pair features and raw scores of several projects with one institution (see _pair_scores).
+
+        Returns (feature rows, raw scores, raw cosines, nearest portfolio project, scored): the numbers
+        the project's page shows for each pair, from one feature pass; ``scored`` is False where the
+        pair is never ranked (the institution already backs the project).
+        """
+        cache = self._pair_cache()
+        blk = self._side_block(inst.side, evidence, cache)
+        n = len(project_ids)
+        c = blk.col.get(inst.id)
+        if c is None or n == 0:
+            return (
+                np.empty((n, len(FEATURES))),
+                np.full(n, np.nan),
+                np.full(n, np.nan),
+                np.full(n, -1, dtype=np.int64),
+                np.zeros(n, dtype=bool),
+            )
+        stats = self._row_stats(project_ids, blk, cache)
+        vals = self._pair_values(project_ids, blk, np.array([c], dtype=np.int64), exact=True, closest=True)
+        sims = self._scaled(vals, stats)
+        X = block_features(
+            self._ptab, self._ptab.rows(project_ids), blk.itab, blk.irows[[c]], sims, public=public
+        )
+        raw = np.asarray(self.ranker.score(X), dtype=np.float64)
+        return X, raw, vals.raw["dense"][:, 0], vals.closest[:, 0], vals.mask[:, 0]
 
     def _score_scale(self, side: Side, evidence: bool, public: bool) -> ScoreScale:
         """Return the 匹配度 scale of a side and view: the best raw scores of sampled projects on that side.
@@ -482,6 +647,8 @@ class MatchingService(MatchingStore):
         pids = sorted(self._projects)
         step = max(1, len(pids) // REFERENCE_PROJECTS)
         sample = pids[::step][:REFERENCE_PROJECTS]
+        cache = self._pair_cache()
+        self._row_stats(sample, self._side_block(side, evidence, cache), cache)  # one batch
         rows = [np.sort(self._pair_scores(p, side, evidence, public)[2])[-REFERENCE_TOP:] for p in sample]
         scale = ScoreScale(np.concatenate(rows) if rows else np.empty(0))
         scales[ck] = (edits, scale)
@@ -594,7 +761,11 @@ class MatchingService(MatchingStore):
             rivals: dict[int, ProjectProfile] = {}
             if evidence:
                 for j, r in enumerate(rows):
-                    rival = self._rival(self._projects[project_id], int(info["closest"][r]))
+                    if info["closest_cos"][r] < COPY_COSINE_FLOOR:
+                        continue  # too far apart to be copies (see NearCopies.is_copy)
+                    rival = self._rival(
+                        self._projects[project_id], int(info["closest"][r]), float(info["closest_cos"][r])
+                    )
                     if rival is not None:
                         rivals[j] = rival
             # An institution that avoids competitors ranks this project down: the project sees it lower too.
@@ -684,142 +855,255 @@ class MatchingService(MatchingStore):
             if not pids:
                 return out
             for side, cols in sides.items():
-                universe = sorted(self._side_ids[side])
+                universe, raw = self._raw_block(pids, side, public, chunk_pairs)
                 where = {i: c for c, i in enumerate(universe)}
-                raw = self._raw_block(pids, universe, public, chunk_pairs)
                 picked = raw[:, [where[iids[j]] for j in cols]]
                 out[:, cols] = self._score_scale(side, True, public).degree(picked)
             return out
 
-    def _raw_block(
-        self, pids: list[int], iids: list[int], public: bool, chunk_pairs: int
-    ) -> NDArray[np.float64]:
-        """Return the raw ranker scores of pids x iids, each row one query over iids (see score_block)."""
-        itab = self._institution_table()
-        irows = itab.rows(iids)
-        n_i = len(iids)
-        out = np.full((len(pids), n_i), np.nan)
-        if not pids or not n_i:
-            return out
-        col_of = {i: j for j, i in enumerate(iids)}
-        # Institution side, once per block: vectors, portfolio rows, BM25 term weights.
-        has_iv = np.array([i in self._inst_index for i in iids], dtype=bool)
-        iv = self._inst_index.vectors_for([i for i in iids if i in self._inst_index])
-        pm = self._portfolio_matrix()
-        bounds = np.array([pm.segments.get(i, (0, 0)) for i in iids], dtype=np.int64).reshape(-1, 2)
+    def _side_block(self, side: Side, evidence: bool, cache: dict[Any, Any] | None = None) -> _SideBlock:
+        """Return the institution side of pair rows, built once per state (call under the lock).
+
+        Every institution of the side in id order: vectors, portfolio rows, BM25 term weights. Without
+        evidence: no portfolio, no vector derived from one, BM25 on the institutions' own texts.
+        """
+        self._refresh_evidence()
+        cache = self._pair_cache() if cache is None else cache
+        ck = ("block", side, evidence)
+        found: _SideBlock | None = cache.get(ck)
+        if found is not None:
+            return found
+        iids = sorted(self._side_ids[side])
+        itab = self._institution_table(evidence)
+        has_iv = np.array(
+            [i in self._inst_index and (evidence or i in self._own_vector) for i in iids], dtype=bool
+        ).reshape(-1)
+        iv_row = np.where(has_iv, np.cumsum(has_iv) - 1, -1).astype(np.int64)
+        dim = int(self.embedder.dim)
+        iv = (
+            self._inst_index.vectors_for([i for i, ok in zip(iids, has_iv.tolist(), strict=True) if ok])
+            if has_iv.any()
+            else np.empty((0, dim), dtype=np.float32)
+        )
+        if evidence:
+            pm = self._portfolio_matrix()
+            bounds = np.array([pm.segments.get(i, (0, 0)) for i in iids], dtype=np.int64).reshape(-1, 2)
+        else:
+            pm = None
+            bounds = np.zeros((len(iids), 2), dtype=np.int64)
         lengths = bounds[:, 1] - bounds[:, 0]
         has_port = lengths > 0
         port_cols = (
             np.concatenate([np.arange(a, b) for a, b in bounds[has_port]])
-            if has_port.any()
+            if pm is not None and has_port.any()
             else np.empty(0, dtype=np.int64)
         )
-        port_vecs = pm.matrix[port_cols]
-        port_starts = np.concatenate(([0], np.cumsum(lengths[has_port])[:-1])).astype(np.int64)
-        terms, weights = self._inst_lex.weight_matrix(iids)
-        weights_t = weights.T.tocsr()
+        port_vecs = pm.matrix[port_cols] if pm is not None else np.empty((0, dim), dtype=np.float32)
+        port_pids = pm.project_ids[port_cols] if pm is not None else np.empty(0, dtype=np.int64)
+        lex = self._inst_lex if evidence else self._inst_lex_own
+        terms, weights = lex.weight_matrix(iids)
+        by_term = weights.T.tocsr()
+        found = _SideBlock(
+            side=side,
+            evidence=evidence,
+            ids=iids,
+            col={i: j for j, i in enumerate(iids)},
+            itab=itab,
+            irows=itab.rows(iids),
+            has_iv=has_iv,
+            iv_row=iv_row,
+            iv=iv,
+            iv64=iv.astype(np.float64),
+            seg_start=(np.cumsum(lengths) - lengths).astype(np.int64),
+            seg_len=lengths.astype(np.int64),
+            port_vecs=port_vecs,
+            port64=port_vecs.astype(np.float64),
+            port_pids=port_pids,
+            terms=terms,
+            w_ptr=by_term.indptr.astype(np.int64),
+            w_idx=by_term.indices.astype(np.int64),
+            w_val=by_term.data.astype(np.float64),
+            w_csc=by_term.tocsc(),
+        )
+        cache[ck] = found
+        return found
+
+    def _query_rows(
+        self, pid: int, blk: _SideBlock, cache: dict[Any, Any], keep: bool = True
+    ) -> NDArray[np.int64]:
+        """Return the block's term rows of a project's document as a BM25 query (kept per state when keep)."""
+        ck = ("terms", pid, blk.side, blk.evidence)
+        found: NDArray[np.int64] | None = cache.get(ck)
+        if found is None:
+            lex = self._inst_lex if blk.evidence else self._inst_lex_own
+            rows = (blk.terms.get(t) for t in self._proj_lex.doc_query_terms(pid, lex))
+            found = np.fromiter((r for r in rows if r is not None), dtype=np.int64)
+            if keep:
+                cache[ck] = found
+        return found
+
+    def _bm25_values(
+        self, pids: Sequence[int], blk: _SideBlock, cols: NDArray[np.int64] | None, cache: dict[Any, Any]
+    ) -> NDArray[np.float64]:
+        """Return the BM25 scores of each project's document against the block's institutions cols.
+
+        Each pair's score is its query terms' weights summed in query order (one bincount), so a
+        pair gets the same number whether its row or its column is computed.
+        """
+        n_p = len(pids)
+        n_c = len(blk.ids) if cols is None else len(cols)
+        keep = n_p <= PAIR_SCORED_TOP  # a list's candidates recur; bulk rows do not
+        if keep:
+            self._trim_cache(cache, n_p)
+        qs = [self._query_rows(p, blk, cache, keep) for p in pids]
+        if not qs or not n_c:
+            return np.zeros((n_p, n_c))
+        lengths = np.fromiter((q.size for q in qs), dtype=np.int64, count=n_p)
+        owner = np.repeat(np.arange(n_p, dtype=np.int64), lengths)
+        terms = np.concatenate(qs) if lengths.sum() else np.empty(0, dtype=np.int64)
+        if cols is None and not keep:
+            # A bulk block: one sparse product (the same sums, added in another order).
+            from scipy.sparse import csr_matrix
+
+            ptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+            queries = csr_matrix(
+                (np.ones(terms.size), terms, ptr), shape=(n_p, blk.w_ptr.size - 1), dtype=np.float64
+            )
+            weights = csr_matrix((blk.w_val, blk.w_idx, blk.w_ptr), shape=(blk.w_ptr.size - 1, n_c))
+            return np.asarray((queries @ weights).toarray(), dtype=np.float64)
+        if cols is None:
+            starts = blk.w_ptr[terms]
+            counts = blk.w_ptr[terms + 1] - starts
+            total = int(counts.sum())
+            if not total:
+                return np.zeros((n_p, n_c))
+            offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+            bins = np.repeat(owner, counts) * n_c + blk.w_idx[offsets]
+            sums = np.asarray(np.bincount(bins, weights=blk.w_val[offsets], minlength=n_p * n_c), np.float64)
+            return sums.reshape(n_p, n_c)
+        out = np.zeros((n_p, n_c))
+        for j, c in enumerate(cols.tolist()):
+            ck = ("wcol", blk.side, blk.evidence, c)
+            column = cache.get(ck)
+            if column is None:
+                column = cache[ck] = np.asarray(blk.w_csc[:, [c]].toarray()).ravel()
+            out[:, j] = np.bincount(owner, weights=column[terms], minlength=n_p)
+        return out
+
+    def _pair_values(
+        self,
+        pids: Sequence[int],
+        blk: _SideBlock,
+        cols: NDArray[np.int64] | None = None,
+        *,
+        exact: bool = False,
+        closest: bool = False,
+    ) -> _Values:
+        """Return the raw similarities of projects x the block's institutions cols (default: all).
+
+        One product each for the dense and portfolio similarities, one sparse product for BM25, the
+        co-investment counts, and the candidate mask (every pair but the project's own backers, when
+        exclude_known is set and evidence is used). exact: products in float64 (a pair then gets the
+        same value, to rounding far below any shown digit, whichever batch computes it); closest:
+        also the nearest portfolio project of each pair.
+        """
+        cache = self._pair_cache()
+        cols_arr = np.arange(len(blk.ids), dtype=np.int64) if cols is None else np.asarray(cols, np.int64)
+        n_p, n_c = len(pids), len(cols_arr)
+        pos = {int(c): j for j, c in enumerate(cols_arr.tolist())}
+        mask = np.ones((n_p, n_c), dtype=bool)
+        coinvest = np.zeros((n_p, n_c))
+        for a, pid in enumerate(pids):
+            if blk.evidence:
+                backers = self._backers.get(pid, ())
+                if self.exclude_known:
+                    for b in backers:
+                        j = pos.get(blk.col.get(b, -1))
+                        if j is not None:
+                            mask[a, j] = False
+                if backers:
+                    for inst_id, count in self._coinvest_counts(pid).items():
+                        j = pos.get(blk.col.get(inst_id, -1))
+                        if j is not None:
+                            coinvest[a, j] = np.log1p(count)
+        bm = self._bm25_values(pids, blk, cols_arr if cols is not None else None, cache)
+        bm = np.where(mask, bm, 0.0)
+        has_pv = np.array([p in self._proj_index for p in pids], dtype=bool).reshape(-1)
+        dense = np.full((n_p, n_c), np.nan)
+        pmax = np.full((n_p, n_c), np.nan)
+        pmean = np.full((n_p, n_c), np.nan)
+        near = np.full((n_p, n_c), -1, dtype=np.int64)
+        if has_pv.any():
+            pv32 = self._proj_index.vectors_for([p for p, h in zip(pids, has_pv.tolist(), strict=True) if h])
+            pv = pv32.astype(np.float64) if exact else pv32
+            iv_rows = blk.iv_row[cols_arr]
+            with_iv = iv_rows >= 0
+            if with_iv.any():
+                iv = blk.iv64 if exact else blk.iv
+                sub = iv if cols is None else iv[iv_rows[with_iv]]
+                dense[np.ix_(has_pv, with_iv)] = pv @ sub.T
+            lengths = blk.seg_len[cols_arr]
+            has_port = lengths > 0
+            if has_port.any():
+                port = blk.port64 if exact else blk.port_vecs
+                if cols is None:
+                    rows = np.arange(port.shape[0])
+                else:
+                    starts_all = blk.seg_start[cols_arr][has_port]
+                    rows = np.concatenate(
+                        [np.arange(a, a + n) for a, n in zip(starts_all, lengths[has_port], strict=True)]
+                    )
+                    port = port[rows]
+                sims = np.asarray(pv @ port.T, dtype=np.float64)
+                starts = (np.cumsum(lengths[has_port]) - lengths[has_port]).astype(np.int64)
+                seg_max = np.maximum.reduceat(sims, starts, axis=1)
+                seg_mean = np.add.reduceat(sims, starts, axis=1) / lengths[has_port][None, :]
+                pmax[np.ix_(has_pv, has_port)] = seg_max
+                pmean[np.ix_(has_pv, has_port)] = seg_mean
+                if closest:
+                    # The first portfolio row reaching each segment's maximum.
+                    owner = np.repeat(np.arange(len(starts)), lengths[has_port])
+                    first = np.where(
+                        sims == seg_max[:, owner], np.arange(sims.shape[1])[None, :], sims.shape[1]
+                    )
+                    arg = np.minimum.reduceat(first, starts, axis=1)
+                    near[np.ix_(has_pv, has_port)] = blk.port_pids[rows[arg]]
+        raw = {
+            "dense": dense,
+            "dense_port_max": pmax,
+            "dense_port_mean": pmean,
+            "bm25": bm,
+            "coinvest": coinvest,
+        }
+        return _Values(raw, mask, near)
+
+    def _raw_block(
+        self, pids: list[int], side: Side, public: bool, chunk_pairs: int
+    ) -> tuple[list[int], NDArray[np.float64]]:
+        """Return the side's institution ids and the raw ranker scores of pids against each of them."""
+        blk = self._side_block(side, True)
+        n_i = len(blk.ids)
+        out = np.full((len(pids), n_i), np.nan)
+        if not pids or not n_i:
+            return blk.ids, out
+        form = linear_form(self.ranker)
         chunk = max(1, chunk_pairs // n_i)
         for start in range(0, len(pids), chunk):
             part = pids[start : start + chunk]
-            out[start : start + len(part)] = self._score_chunk(
-                part,
-                iids,
-                irows,
-                itab,
-                col_of,
-                has_iv,
-                iv,
-                has_port,
-                port_vecs,
-                port_starts,
-                lengths[has_port],
-                terms,
-                weights_t,
-                public,
-            )
-        return out
-
-    def _score_chunk(
-        self,
-        pids: Sequence[int],
-        iids: Sequence[int],
-        irows: NDArray[np.int64],
-        itab: InstitutionTable,
-        col_of: Mapping[int, int],
-        has_iv: NDArray[np.bool_],
-        iv: NDArray[np.float32],
-        has_port: NDArray[np.bool_],
-        port_vecs: NDArray[np.float32],
-        port_starts: NDArray[np.int64],
-        port_lengths: NDArray[np.int64],
-        terms: Mapping[str, int],
-        weights_t: Any,
-        public: bool,
-    ) -> NDArray[np.float64]:
-        """Return the raw scores of some projects against the block's institutions (see score_block)."""
-        from scipy.sparse import csr_matrix
-
-        n_p, n_i = len(pids), len(iids)
-        # Candidates per row: every column but the project's own backers (exclude_known).
-        mask = np.ones((n_p, n_i), dtype=bool)
-        coinvest = np.zeros((n_p, n_i))
-        q_rows: list[int] = []
-        q_cols: list[int] = []
-        for a, pid in enumerate(pids):
-            backers = self._backers.get(pid, ())
-            if self.exclude_known:
-                for b in backers:
-                    j = col_of.get(b)
-                    if j is not None:
-                        mask[a, j] = False
-            if backers:
-                for inst_id, count in self._coinvest_counts(pid).items():
-                    j = col_of.get(inst_id)
-                    if j is not None:
-                        coinvest[a, j] = np.log1p(count)
-            for term in self._proj_lex.doc_query_terms(pid, self._inst_lex):
-                j = terms.get(term)
-                if j is not None:
-                    q_rows.append(a)
-                    q_cols.append(j)
-        queries = csr_matrix(
-            (np.ones(len(q_rows)), (q_rows, q_cols)), shape=(n_p, weights_t.shape[0]), dtype=np.float64
-        )
-        bm = np.asarray((queries @ weights_t).todense()) if len(terms) else np.zeros((n_p, n_i))
-        bm = np.where(mask, bm, 0.0)
-        # Dense and portfolio similarities: one product each over the projects holding a vector.
-        has_pv = np.array([p in self._proj_index for p in pids], dtype=bool)
-        dense = np.full((n_p, n_i), np.nan)
-        pmax = np.full((n_p, n_i), np.nan)
-        pmean = np.full((n_p, n_i), np.nan)
-        if has_pv.any():
-            pv = self._proj_index.vectors_for([p for p, h in zip(pids, has_pv, strict=True) if h])
-            if has_iv.any():
-                dense[np.ix_(has_pv, has_iv)] = pv @ iv.T
-            if port_vecs.shape[0]:
-                sims = (pv @ port_vecs.T).astype(np.float64)
-                seg_max = np.maximum.reduceat(sims, port_starts, axis=1)
-                seg_mean = np.add.reduceat(sims, port_starts, axis=1) / port_lengths[None, :]
-                pmax[np.ix_(has_pv, has_port)] = seg_max
-                pmean[np.ix_(has_pv, has_port)] = seg_mean
-        sims_z = {
-            "dense": zscore_rows(dense, mask),
-            "dense_port_max": zscore_rows(pmax, mask),
-            "dense_port_mean": zscore_rows(pmean, mask),
-            "bm25": bm25_scaled(bm, axis=1),
-            "coinvest": np.where(mask, coinvest, 0.0),
-        }
-        form = linear_form(self.ranker)
-        if form is not None:
-            # A linear ranker: float32 features and one matrix-vector product (within 0.001 points).
-            X = block_features(
-                self._ptab, self._ptab.rows(pids), itab, irows, sims_z, public=public, dtype=np.float32
-            )
-            raw = linear_scores(X, form).reshape(n_p, n_i)
-        else:
-            X = block_features(self._ptab, self._ptab.rows(pids), itab, irows, sims_z, public=public)
-            raw = self.ranker.score(X).reshape(n_p, n_i)
-        return np.where(mask, raw, np.nan)
+            vals = self._pair_values(part, blk)
+            z = {name: zscore_rows(vals.raw[name], vals.mask) for name in _Z_CHANNELS}
+            z["bm25"] = bm25_scaled(vals.raw["bm25"], axis=1)
+            z["coinvest"] = np.where(vals.mask, vals.raw["coinvest"], 0.0)
+            prow = self._ptab.rows(part)
+            if form is not None:
+                # A linear ranker: float32 features and one matrix-vector product (within 0.001 points).
+                X = block_features(self._ptab, prow, blk.itab, blk.irows, z, public=public, dtype=np.float32)
+                raw = linear_scores(X, form)
+            else:
+                X = block_features(self._ptab, prow, blk.itab, blk.irows, z, public=public)
+                raw = self.ranker.score(X)
+            out[start : start + len(part)] = np.where(vals.mask, raw.reshape(len(part), n_i), np.nan)
+        return blk.ids, out
 
     def _projects_for(
         self,
@@ -845,16 +1129,31 @@ class MatchingService(MatchingStore):
         cands: set[int] | None = None  # None: every project but the known links (no set of all ids)
         if filters is not None and filters.allowed_ids is not None:
             cands = restrict(self._projects, filters) - known
-        pool = project_pool(
-            self._ann_index(),
-            self._proj_lex,
-            query_vectors,
-            lexical_doc,
-            cands,
-            self._projects.keys(),
-            known,
-            self.pool_size,
+        # The pool depends only on the query and the stored records: kept per state (a list is
+        # often asked for again, e.g. page after page), dropped on any edit.
+        cache = self._pair_cache()
+        ck = (
+            "pool",
+            None if query_vectors is None else query_vectors.tobytes(),
+            lexical_doc if isinstance(lexical_doc, str) else tuple(lexical_doc),
+            None if cands is None else frozenset(cands),
+            frozenset(known),
         )
+        pool = cache.get(ck)
+        if pool is None:
+            pool = project_pool(
+                self._ann_index(),
+                self._proj_lex,
+                query_vectors,
+                lexical_doc,
+                cands,
+                self._projects.keys(),
+                known,
+                self.pool_size,
+            )
+            self._trim_cache(cache)
+            cache[ck] = pool
+        pool = list(pool)
         if not pool:
             return []
         q = query_vectors[0] if query_vectors is not None and query_vectors.shape[0] else None
@@ -897,6 +1196,8 @@ class MatchingService(MatchingStore):
         rivals: dict[int, ProjectProfile] = {}
         if evidence:
             for j, pid in enumerate(pool):
+                if pmax[j] < COPY_COSINE_FLOOR:
+                    continue  # too far apart to be copies (see NearCopies.is_copy)
                 cos = float(pmax[j]) if np.isfinite(pmax[j]) else None
                 rival = self._rival(self._projects[pid], int(parg[j]), cos)
                 if rival is not None:
@@ -906,15 +1207,12 @@ class MatchingService(MatchingStore):
             # A fixed number of the best candidates are scored as pairs and ranked by that score, so the
             # list for k = 10 is the first ten of the list for k = 100.
             top = np.lexsort((np.asarray(pool), -raw))[: max(k, PAIR_SCORED_TOP)].tolist()
-            X = X[top].copy()
-            raw = raw[top].copy()
+            top_ids = [pool[i] for i in top]
+            X_p, raw_p, dense_p, near_p, scored = self._pair_raw(top_ids, inst, evidence, public)
+            X, raw = X[top].copy(), raw[top].copy()
             parg, dense = parg[top].copy(), dense[top].copy()
-            for j, pid in enumerate(pool[i] for i in top):
-                ids_c, X_c, raw_c, info_c, _ = self._pair_scores(pid, inst.side, evidence, public)
-                c = int(np.searchsorted(ids_c, inst.id))
-                if c < len(ids_c) and ids_c[c] == inst.id:
-                    X[j], raw[j] = X_c[c], raw_c[c]
-                    parg[j], dense[j] = info_c["closest"][c], info_c["dense_raw"][c]
+            X[scored], raw[scored] = X_p[scored], raw_p[scored]
+            parg[scored], dense[scored] = near_p[scored], dense_p[scored]
             where = {old: new for new, old in enumerate(top)}
             rivals = {where[j]: r for j, r in rivals.items() if j in where}
             demoted = {where[j] for j in demoted if j in where}

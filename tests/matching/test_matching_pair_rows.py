@@ -1,0 +1,56 @@
+"""Pair scores from per-project row statistics: the same 匹配度 on every page, warm or cold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embeddings import Embedder
+from matching.normalize import ScoreScale
+from matching.service import MatchingService
+
+
+def _lists(svc: MatchingService) -> list[tuple[int, list[tuple[int, float]]]]:
+    return [
+        (f, [(m.id, m.score) for m in svc.match_institution(f, 20, explain=False)])
+        for f in svc.institution_ids("fund")
+    ]
+
+
+def test_institution_list_scores_equal_the_project_page(
+    embedder: Embedder, vectors, projects, institutions, tokenizer
+) -> None:
+    svc = MatchingService(embedder, tokenizer=tokenizer)
+    svc.load(projects, institutions, *vectors)
+    compared = 0
+    for fund, items in _lists(svc):
+        for pid, score in items:
+            on_project = {m.id: m.score for m in svc.match_project(pid, "fund", 100, explain=False)}
+            assert on_project[fund] == score == svc.match_degree(pid, fund)
+            compared += 1
+    assert compared > 0
+
+
+def test_warm_rows_change_no_number(embedder: Embedder, vectors, projects, institutions, tokenizer) -> None:
+    cold = MatchingService(embedder, tokenizer=tokenizer)
+    cold.load(projects, institutions, *vectors)
+    warm = MatchingService(embedder, tokenizer=tokenizer)
+    warm.load(projects, institutions, *vectors)
+    assert warm.warm_pair_rows("fund") == len(projects)
+    assert warm.warm_pair_rows("fund") == 0  # kept until the next edit
+    assert _lists(warm) == _lists(cold)
+    pids = warm.project_ids()
+    np.testing.assert_allclose(
+        warm.score_block(pids, warm.institution_ids("fund")),
+        cold.score_block(pids, cold.institution_ids("fund")),
+        atol=1e-3,  # float32 features in bulk (see score_block)
+    )
+    p = projects[0]
+    warm.upsert_project(p, embedder.encode_documents(["碳纤维复合材料 轻量化"])[0])
+    assert warm.warm_pair_rows("fund") == len(projects)  # an edit drops every row's statistics
+
+
+def test_shown_degree_ignores_last_bit_noise() -> None:
+    scale = ScoreScale(np.arange(8.0))  # mid-rank percentiles 6.25, 18.75, ...: on rounding boundaries
+    exact = scale.shown(1.0)
+    assert scale.shown(1.0 + 1e-13) == exact == scale.shown(1.0 - 1e-13)
+    assert list(scale.shown_many(np.array([1.0, 1.0 + 1e-13]))) == [exact, exact]
