@@ -8,15 +8,20 @@ lower-cased, and punctuation, whitespace and common function words are dropped.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import re
 import threading
 import unicodedata
 import warnings
-from importlib import resources
+from collections.abc import Iterable
+from importlib import metadata, resources
 from typing import Any
 
-__all__ = ["STOPWORDS", "domain_terms", "tokenize"]
+__all__ = ["STOPWORDS", "domain_terms", "tokenize", "tokenize_many", "tokenizer_version"]
+
+#: Bump when what :func:`tokenize` returns for a text changes in code (saved BM25 indexes key on it).
+TOKENIZER_VERSION = 1
 
 #: Function words and filler that carry no matching signal.
 STOPWORDS: frozenset[str] = frozenset(
@@ -108,9 +113,53 @@ def tokenize(text: str | None, *, for_search: bool = True) -> list[str]:
     return [token for piece in pieces if piece for token in _piece_tokens(piece, for_search)]
 
 
+def tokenize_many(texts: Iterable[str | None], *, for_search: bool = True) -> list[list[str]]:
+    """Return :func:`tokenize` of every text, tokenizing each distinct piece of the batch once.
+
+    For indexing many records at once: pieces shared by texts (a province, a boilerplate clause,
+    an industry) are cut by jieba once, and the batch leaves the query-time piece cache alone.
+    """
+    pieces: dict[str, tuple[str, ...]] = {}
+    out: list[list[str]] = []
+    for text in texts:
+        if not text or not text.strip():
+            out.append([])
+            continue
+        tokens: list[str] = []
+        for piece in _PIECE_SPLIT.split(text):
+            if not piece:
+                continue
+            cut = pieces.get(piece)
+            if cut is None:
+                cut = pieces[piece] = _cut_piece(piece, for_search)
+            tokens.extend(cut)
+        out.append(tokens)
+    return out
+
+
+@functools.cache
+def tokenizer_version() -> str:
+    """Return a key of everything :func:`tokenize`'s output depends on (code version, dictionary,
+    stopwords, jieba's version): saved token data made under another key is not reused."""
+    userdict = resources.files(__package__ or "embeddings").joinpath(_USERDICT).read_bytes()
+    try:
+        jieba_version = metadata.version("jieba")
+    except metadata.PackageNotFoundError:  # pragma: no cover - jieba is a dependency
+        jieba_version = "unknown"
+    parts = [str(TOKENIZER_VERSION), str(_TERM_MIN_FREQ), jieba_version, " ".join(sorted(STOPWORDS))]
+    digest = hashlib.sha256("\n".join(parts).encode("utf-8"))
+    digest.update(userdict)
+    return f"jieba-{jieba_version}-v{TOKENIZER_VERSION}-{digest.hexdigest()[:16]}"
+
+
 @functools.lru_cache(maxsize=_PIECE_CACHE)
 def _piece_tokens(piece: str, for_search: bool) -> tuple[str, ...]:
     """Return the kept tokens of one piece of text (no separator inside; see _PIECE_SPLIT)."""
+    return _cut_piece(piece, for_search)
+
+
+def _cut_piece(piece: str, for_search: bool) -> tuple[str, ...]:
+    """Return the kept tokens of one piece, uncached."""
     normalized = unicodedata.normalize("NFKC", piece)
     tokenizer = _get_tokenizer()
     words = tokenizer.lcut_for_search(normalized) if for_search else tokenizer.lcut(normalized)
