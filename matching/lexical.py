@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from array import array
 import itertools
 import json
 import logging
@@ -49,6 +50,7 @@ LEXICAL_FORMAT = 1
 _SYNC_REBUILD_SHARE = 0.3
 _ALIGN = 64
 _EMPTY_DIGEST = b""
+_BULK_CHUNK = 50_000  # texts tokenized per batch by load_documents
 
 
 def _is_word(token: str) -> bool:
@@ -110,31 +112,37 @@ class _Base:
 
     @classmethod
     def empty(cls) -> _Base:
-        return cls.build(np.empty(0, np.int64), np.empty((0, 32), np.uint8), [], [])
+        none = np.empty(0, np.int64)
+        return cls.build(none, np.empty((0, 32), np.uint8), none, np.empty(0, np.int32), none, [])
 
     @classmethod
     def build(
         cls,
         ids: NDArray[np.int64],
         digests: NDArray[np.uint8],
-        counts: Sequence[Mapping[int, int]],
+        sizes: NDArray[np.int64],
+        d_terms: NDArray[np.int32],
+        d_tfs: NDArray[Any],
         terms: list[str],
     ) -> _Base:
-        """Return the arrays of documents given as term-id counts (in first-occurrence order)."""
+        """Return the arrays of documents in any id order: document j holds sizes[j] consecutive
+        (term id, count) entries of d_terms/d_tfs, in first-occurrence order."""
         order = np.argsort(ids, kind="stable")
-        ids = np.ascontiguousarray(ids[order], dtype=np.int64)
-        digests = np.ascontiguousarray(digests[order], dtype=np.uint8).reshape(-1, 32)
-        sizes = np.fromiter((len(counts[i]) for i in order.tolist()), dtype=np.int64, count=len(order))
-        d_ptr = np.zeros(len(order) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=d_ptr[1:])
-        nnz = int(d_ptr[-1])
-        d_terms = np.fromiter(
-            (t for i in order.tolist() for t in counts[i]), dtype=np.int32, count=nnz
+        starts = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=starts[1:])
+        new_sizes = np.asarray(sizes, dtype=np.int64)[order]
+        d_ptr = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(new_sizes, out=d_ptr[1:])
+        # Each document's run of entries, moved to its row in id order.
+        gather = np.repeat(starts[:-1][order] - d_ptr[:-1], new_sizes) + np.arange(int(d_ptr[-1]))
+        return cls.from_forward(
+            np.ascontiguousarray(ids[order], dtype=np.int64),
+            np.ascontiguousarray(digests[order], dtype=np.uint8).reshape(-1, 32),
+            d_ptr,
+            np.asarray(d_terms, dtype=np.int32)[gather],
+            np.asarray(d_tfs, dtype=np.int32)[gather],
+            terms,
         )
-        d_tfs = np.fromiter(
-            (tf for i in order.tolist() for tf in counts[i].values()), dtype=np.int32, count=nnz
-        )
-        return cls.from_forward(ids, digests, d_ptr, d_terms, d_tfs, terms)
 
     @classmethod
     def from_forward(
@@ -474,17 +482,29 @@ class LexicalIndex:
         if len(np.unique(ids)) != len(ids):
             raise ValueError("document ids must not repeat")
         texts = [t for _, t in items]
-        token_lists = self.tokenize_many(texts)
+        del items
         digests = np.frombuffer(b"".join(text_digest(t) for t in texts), dtype=np.uint8).reshape(-1, 32)
         vocab: dict[str, int] = {}
-        counts: list[dict[int, int]] = []
-        for tokens in token_lists:
-            doc: dict[int, int] = {}
-            for tok in tokens:
-                t = vocab.setdefault(tok, len(vocab))
-                doc[t] = doc.get(t, 0) + 1
-            counts.append(doc)
-        base = _Base.build(ids, digests, counts, list(vocab))
+        sizes = array("q")
+        d_terms = array("i")
+        d_tfs = array("i")
+        for start in range(0, len(texts), _BULK_CHUNK):  # in chunks: a million token lists at once is GBs
+            for tokens in self.tokenize_many(texts[start : start + _BULK_CHUNK]):
+                doc: dict[int, int] = {}
+                for tok in tokens:
+                    t = vocab.setdefault(tok, len(vocab))
+                    doc[t] = doc.get(t, 0) + 1
+                sizes.append(len(doc))
+                d_terms.extend(doc)
+                d_tfs.extend(doc.values())
+        base = _Base.build(
+            ids,
+            digests,
+            np.frombuffer(sizes, dtype=np.int64),
+            np.frombuffer(d_terms, dtype=np.int32),
+            np.frombuffer(d_tfs, dtype=np.int32),
+            list(vocab),
+        )
         with self._lock:
             self._set_base(base)
 
@@ -572,18 +592,14 @@ class LexicalIndex:
                 ).reshape(-1, 32),
             ]
         )
-        all_sizes = np.concatenate([sizes[live], np.asarray(extra_sizes, dtype=np.int64)])
-        d_terms = np.concatenate([base.d_terms[keep_entries], np.asarray(extra_terms, dtype=np.int32)])
-        d_tfs = np.concatenate([base.d_tfs[keep_entries], np.asarray(extra_tfs, dtype=np.int32)])
-        # Rows by ascending id: gather each document's run of entries in the new order.
-        order = np.argsort(ids, kind="stable")
-        starts = np.zeros(len(ids) + 1, dtype=np.int64)
-        np.cumsum(all_sizes, out=starts[1:])
-        new_sizes = all_sizes[order]
-        d_ptr = np.zeros(len(ids) + 1, dtype=np.int64)
-        np.cumsum(new_sizes, out=d_ptr[1:])
-        gather = np.repeat(starts[:-1][order] - d_ptr[:-1], new_sizes) + np.arange(int(d_ptr[-1]))
-        return _Base.from_forward(ids[order], digests[order], d_ptr, d_terms[gather], d_tfs[gather], terms)
+        return _Base.build(
+            ids,
+            digests,
+            np.concatenate([sizes[live], np.asarray(extra_sizes, dtype=np.int64)]),
+            np.concatenate([base.d_terms[keep_entries], np.asarray(extra_terms, dtype=np.int32)]),
+            np.concatenate([base.d_tfs[keep_entries], np.asarray(extra_tfs, dtype=np.int32)]),
+            terms,
+        )
 
     def save(self, directory: str | os.PathLike[str], name: str) -> Path:
         """Write <name>.bm25 and its manifest atomically (edits folded in); return the data file.
