@@ -60,7 +60,9 @@ def workers(server: Server) -> list[int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--projects", type=int, default=100_000)
     parser.add_argument("--institutions", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
@@ -97,7 +99,9 @@ def main() -> int:
                 degraded = body.get("degraded")
             else:
                 time.sleep(0.5)
-        print(f"first ranking answered after {first:.1f} s" + (f" ({degraded})" if degraded else ""), flush=True)
+        print(
+            f"first ranking answered after {first:.1f} s" + (f" ({degraded})" if degraded else ""), flush=True
+        )
         wait_ready(server, urls, args.timeout)
         every = time.perf_counter() - started
         print(f"every worker answering at once after {every:.1f} s", flush=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from array import array
 import itertools
 import json
 import logging
@@ -25,6 +24,7 @@ import mmap
 import os
 import tempfile
 import threading
+from array import array
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -166,9 +166,7 @@ class _Base:
             df = df[used]
         sizes = np.diff(d_ptr)
         rows = np.repeat(np.arange(len(ids), dtype=np.int32), sizes)
-        lengths = (
-            np.add.reduceat(d_tfs, d_ptr[:-1][sizes > 0]) if len(d_tfs) else np.zeros(0, np.int64)
-        )
+        lengths = np.add.reduceat(d_tfs, d_ptr[:-1][sizes > 0]) if len(d_tfs) else np.zeros(0, np.int64)
         full_lengths = np.zeros(len(ids), dtype=np.int32)
         full_lengths[sizes > 0] = lengths
         order = np.argsort(d_terms, kind="stable")  # by term, rows ascending within a term
@@ -200,7 +198,9 @@ class _Base:
         """Return the term counts of one row, in first-occurrence order."""
         a, b = int(self.d_ptr[row]), int(self.d_ptr[row + 1])
         terms = self.terms
-        return {terms[t]: tf for t, tf in zip(self.d_terms[a:b].tolist(), self.d_tfs[a:b].tolist(), strict=True)}
+        return {
+            terms[t]: tf for t, tf in zip(self.d_terms[a:b].tolist(), self.d_tfs[a:b].tolist(), strict=True)
+        }
 
 
 # ------------------------------------------------------------------------------------- persistence
@@ -953,7 +953,11 @@ def _open_base(data_path: Path, manifest: Mapping[str, Any]) -> _Base | None:
         if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
             raise ValueError("vocabulary is not a list of strings")
         n = arrays["ids"].shape[0]
-        if n != manifest.get("count") or arrays["digests"].shape != (n, 32) or arrays["lengths"].shape != (n,):
+        if (
+            n != manifest.get("count")
+            or arrays["digests"].shape != (n, 32)
+            or arrays["lengths"].shape != (n,)
+        ):
             raise ValueError("document count differs from the manifest")
         if arrays["d_ptr"].shape != (n + 1,) or arrays["t_ptr"].shape != (len(terms) + 1,):
             raise ValueError("pointer arrays do not fit the documents and terms")

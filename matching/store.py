@@ -11,6 +11,7 @@ Ranking lives in :class:`matching.service.MatchingService`, built on this store.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -72,7 +73,9 @@ class _LazyClauses(ClauseTokens):
         found = self._kept.get(record_id)
         if found is not None and (found[0] is text or found[0] == text):
             return found[1]
-        row = tuple(tuple(sys.intern(t) for t in ts) for ts in clause_tokens(description_clauses(text), self._fn))
+        row = tuple(
+            tuple(sys.intern(t) for t in ts) for ts in clause_tokens(description_clauses(text), self._fn)
+        )
         with self._guard:
             if len(self._kept) >= _CLAUSE_CACHE:
                 self._kept.pop(next(iter(self._kept)), None)
@@ -209,13 +212,19 @@ class MatchingStore:
         institutions: Iterable[InstitutionProfile],
         project_vectors: Vectors,
         institution_vectors: Vectors,
+        *,
+        rebuild: bool = False,
     ) -> None:
         """Load profiles and vectors, reusing saved FAISS indexes when they match the vectors.
 
         Projects or institutions without a vector stay rankable on their structured features;
         an institution without its own vector is represented by the mean of its portfolio's.
+        rebuild=True (also :meth:`rebuild`) rebuilds every index, ignoring saved files, and saves.
         """
-        self._load(projects, institutions, project_vectors, institution_vectors, use_disk=True)
+        self._load(projects, institutions, project_vectors, institution_vectors, use_disk=not rebuild)
+
+    #: Rebuild every index from the stored vectors and texts, ignoring saved files, and save.
+    rebuild = functools.partialmethod(load, rebuild=True)
 
     def load_or_rebuild_in_background(
         self,
@@ -248,16 +257,6 @@ class MatchingStore:
     def wait_until_ready(self, timeout: float | None = None) -> bool:
         """Wait for a background rebuild to finish; return True when the dense indexes are in use."""
         return self._ready.wait(timeout)
-
-    def rebuild(
-        self,
-        projects: Iterable[ProjectProfile],
-        institutions: Iterable[InstitutionProfile],
-        project_vectors: Vectors,
-        institution_vectors: Vectors,
-    ) -> None:
-        """Rebuild every index from the stored vectors, ignoring saved files, and save."""
-        self._load(projects, institutions, project_vectors, institution_vectors, use_disk=False)
 
     def _load(
         self,
@@ -328,7 +327,9 @@ class MatchingStore:
                 lex.save(folder, name)
         self.lexical_loaded[name] = how
         self.lexical_seconds[name] = time.perf_counter() - started
-        logger.info("BM25 index %s: %s, %d documents, %.1f s", name, how, len(docs), self.lexical_seconds[name])
+        logger.info(
+            "BM25 index %s: %s, %d documents, %.1f s", name, how, len(docs), self.lexical_seconds[name]
+        )
         return lex
 
     def _institution_vectors(self, own: Mapping[int, NDArray[np.float32]]) -> dict[int, NDArray[np.float32]]:

@@ -33,7 +33,11 @@ def test_intact_bm25_files_are_used_without_tokenizing(make_app: Any) -> None:
     client = app.test_client()
     _ranked(client)
     service = app.extensions["matching"]
-    assert service.lexical_loaded == {"projects": "saved", "institutions": "saved", "institutions_own": "saved"}
+    assert service.lexical_loaded == {
+        "projects": "saved",
+        "institutions": "saved",
+        "institutions_own": "saved",
+    }
     assert service._proj_lex.mapped and service._inst_lex.mapped
 
 

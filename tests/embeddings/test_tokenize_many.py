@@ -24,7 +24,9 @@ def test_a_batch_gives_what_each_text_gives_alone() -> None:
     assert tk.tokenize_many(TEXTS, for_search=False) == [tk.tokenize(t, for_search=False) for t in TEXTS]
 
 
-def test_a_large_batch_is_cut_in_forked_processes_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_batch_is_cut_in_forked_processes_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(tk, "_PARALLEL_MIN_PIECES", 2)
     monkeypatch.setattr(tk, "_PARALLEL_CHUNK", 2)
     monkeypatch.setenv("MATCH_TOKENIZE_PROCESSES", "2")
