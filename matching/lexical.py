@@ -232,7 +232,7 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> str:
 def lexical_paths(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
     """Return the (data file, manifest file) of the BM25 index name in directory."""
     base = Path(directory)
-    return base / f"{name}.bm25", base / f"{name}.bm25.manifest.json"
+    return base / f"{name}.bm25", base / f"{name}.bm25.json"
 
 
 class LexicalIndex:

@@ -39,7 +39,8 @@ logger = logging.getLogger("matching.service")
 
 _PROJECTS = "projects"
 _INSTITUTIONS = "institutions"
-#: The saved BM25 indexes (files <name>.bm25 and <name>.bm25.manifest.json in the index folder).
+#: The saved BM25 indexes (files <name>.bm25 and its manifest <name>.bm25.json in the index folder;
+#: not "*.manifest.json": backups copy those, the FAISS manifests, and BM25 is rebuilt from the texts).
 _LEX_PROJECTS = "projects"
 _LEX_INSTITUTIONS = "institutions"
 _LEX_INSTITUTIONS_OWN = "institutions_own"

@@ -75,7 +75,7 @@ def test_a_damaged_bm25_file_is_rebuilt_and_rankings_do_not_change(make_app: Any
     # Saved again: the next start uses the file.
     assert LexicalIndex().open(index_dir, "projects") is None
     again = make_app()
-    for name in ("projects.bm25", "projects.bm25.manifest.json"):
+    for name in ("projects.bm25", "projects.bm25.json"):
         (Path(again.config["INDEX_DIR"]) / name).write_bytes((index_dir / name).read_bytes())
     assert _ranked(again.test_client()) == healthy
     assert again.extensions["matching"].lexical_loaded["projects"] == "saved"
