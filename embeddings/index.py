@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -213,9 +213,7 @@ class VectorIndex:
         self, query: ArrayLike, k: int, allowed_ids: Collection[int] | None = None
     ) -> list[tuple[int, float]]:
         """Return up to k (id, score) pairs for one (dim,) query, best first."""
-        vector = np.asarray(query, dtype=np.float32).reshape(1, -1)
-        scores, found = self.search(vector, k, allowed_ids)
-        return [(int(i), float(s)) for i, s in zip(found[0], scores[0], strict=True) if i != -1]
+        return search_one_with(self.search, query, k, allowed_ids)
 
     def _known_ids(self) -> NDArray[np.int64]:
         """Return the held ids ascending, cached until the next mutation (call under the lock)."""
@@ -395,6 +393,20 @@ class VectorIndex:
         if self._mapped:
             self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
             self._mapped = False
+
+
+def search_one_with(
+    search: Callable[
+        [NDArray[np.float32], int, Collection[int] | None], tuple[NDArray[Any], NDArray[np.int64]]
+    ],
+    query: ArrayLike,
+    k: int,
+    allowed_ids: Collection[int] | None,
+) -> list[tuple[int, float]]:
+    """Return up to k (id, score) pairs of one (dim,) query through a batch search, best first."""
+    vector = np.asarray(query, dtype=np.float32).reshape(1, -1)
+    scores, found = search(vector, k, allowed_ids)
+    return [(int(i), float(s)) for i, s in zip(found[0], scores[0], strict=True) if i != -1]
 
 
 def _read_mapped(path: Path) -> Any:

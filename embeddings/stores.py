@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from embeddings.index import VectorIndex, _as_ids
+from embeddings.index import VectorIndex, _as_ids, search_one_with
 
 __all__ = [
     "FaissBackend",
@@ -135,7 +135,28 @@ class VectorBackend(Protocol):
 
 
 # ----------------------------------------------------------------------------------------------- FAISS
-class FaissStore:
+class _HeldReads:
+    """Reads answered by a :class:`VectorIndex` in this process (FAISS itself, or Milvus' mirror)."""
+
+    _held: VectorIndex
+
+    def vectors_for(self, ids: ArrayLike | Iterable[int]) -> NDArray[np.float32]:
+        return self._held.vectors_for(ids)
+
+    def reconstruct(self, id_: int) -> NDArray[np.float32]:
+        return self._held.reconstruct(id_)
+
+    def ids(self) -> NDArray[np.int64]:
+        return self._held.ids()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __contains__(self, id_: object) -> bool:
+        return id_ in self._held
+
+
+class FaissStore(_HeldReads):
     """The FAISS implementation: :class:`VectorIndex` plus where it is saved."""
 
     kind = "faiss"
@@ -143,7 +164,7 @@ class FaissStore:
     def __init__(
         self, index: VectorIndex, directory: Path | None = None, name: str = "", model: str = ""
     ) -> None:
-        self.index = index
+        self.index = self._held = index
         self._directory = directory
         self._name = name
         self._model = model
@@ -171,21 +192,6 @@ class FaissStore:
         self, query: ArrayLike, k: int, allowed_ids: Collection[int] | None = None
     ) -> list[tuple[int, float]]:
         return self.index.search_one(query, k, allowed_ids)
-
-    def vectors_for(self, ids: ArrayLike | Iterable[int]) -> NDArray[np.float32]:
-        return self.index.vectors_for(ids)
-
-    def reconstruct(self, id_: int) -> NDArray[np.float32]:
-        return self.index.reconstruct(id_)
-
-    def ids(self) -> NDArray[np.int64]:
-        return self.index.ids()
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __contains__(self, id_: object) -> bool:
-        return id_ in self.index
 
     def save(self) -> None:
         if self._directory is not None:
@@ -261,7 +267,7 @@ def _row_digest(row: NDArray[np.float32]) -> str:
     return hashlib.sha256(np.ascontiguousarray(row, dtype="<f4").tobytes()).hexdigest()[:32]
 
 
-class MilvusStore:
+class MilvusStore(_HeldReads):
     """The Milvus implementation: one collection, searched by Milvus, mirrored in memory for reads.
 
     Rows are (id INT64 primary key, vector FLOAT_VECTOR(dim), digest of the vector) under a FLAT
@@ -274,7 +280,7 @@ class MilvusStore:
     def __init__(self, client: Any, collection: str, dim: int, mirror: VectorIndex | None = None) -> None:
         self._client = client
         self.collection = collection
-        self._mirror = mirror if mirror is not None else VectorIndex(dim)
+        self._mirror = self._held = mirror if mirror is not None else VectorIndex(dim)
         self._lock = threading.RLock()
 
     @property
@@ -352,24 +358,7 @@ class MilvusStore:
     def search_one(
         self, query: ArrayLike, k: int, allowed_ids: Collection[int] | None = None
     ) -> list[tuple[int, float]]:
-        vector = np.asarray(query, dtype=np.float32).reshape(1, -1)
-        scores, found = self.search(vector, k, allowed_ids)
-        return [(int(i), float(s)) for i, s in zip(found[0], scores[0], strict=True) if i != -1]
-
-    def vectors_for(self, ids: ArrayLike | Iterable[int]) -> NDArray[np.float32]:
-        return self._mirror.vectors_for(ids)
-
-    def reconstruct(self, id_: int) -> NDArray[np.float32]:
-        return self._mirror.reconstruct(id_)
-
-    def ids(self) -> NDArray[np.int64]:
-        return self._mirror.ids()
-
-    def __len__(self) -> int:
-        return len(self._mirror)
-
-    def __contains__(self, id_: object) -> bool:
-        return id_ in self._mirror
+        return search_one_with(self.search, query, k, allowed_ids)
 
     def save(self) -> None:
         return None  # every write is already in Milvus

@@ -8,15 +8,22 @@ lower-cased, and punctuation, whitespace and common function words are dropped.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import multiprocessing
+import os
 import re
 import threading
 import unicodedata
 import warnings
-from importlib import resources
+from collections.abc import Iterable
+from importlib import metadata, resources
 from typing import Any
 
-__all__ = ["STOPWORDS", "domain_terms", "tokenize"]
+__all__ = ["STOPWORDS", "domain_terms", "tokenize", "tokenize_many", "tokenizer_version"]
+
+#: Bump when what :func:`tokenize` returns for a text changes in code (saved BM25 indexes key on it).
+TOKENIZER_VERSION = 1
 
 #: Function words and filler that carry no matching signal.
 STOPWORDS: frozenset[str] = frozenset(
@@ -45,6 +52,9 @@ _tokenizer: Any = None
 #: is tokenized once and reused (a description's clauses, the profile documents holding them).
 _PIECE_SPLIT = re.compile(r"[\s，。；、,;!！?？：:（）()【】\[\]《》“”\"|/]+")
 _PIECE_CACHE = 65_536
+#: Distinct pieces from which a batch is cut in parallel (forking costs about a tenth of a second).
+_PARALLEL_MIN_PIECES = 20_000
+_PARALLEL_CHUNK = 2_000
 
 
 def domain_terms() -> list[str]:
@@ -108,9 +118,69 @@ def tokenize(text: str | None, *, for_search: bool = True) -> list[str]:
     return [token for piece in pieces if piece for token in _piece_tokens(piece, for_search)]
 
 
+def tokenize_many(texts: Iterable[str | None], *, for_search: bool = True) -> list[list[str]]:
+    """Return :func:`tokenize` of every text, tokenizing each distinct piece of the batch once.
+
+    For indexing many records at once: pieces shared by texts (a province, a boilerplate clause,
+    an industry) are cut by jieba once, and the batch leaves the query-time piece cache alone.
+    """
+    split = [_PIECE_SPLIT.split(text) if text and text.strip() else [] for text in texts]
+    distinct = list(dict.fromkeys(piece for pieces in split for piece in pieces if piece))
+    cuts = dict(zip(distinct, _cut_pieces(distinct, for_search), strict=True))
+    return [[token for piece in pieces if piece for token in cuts[piece]] for pieces in split]
+
+
+def _processes() -> int:
+    """Return how many processes may cut a large batch: the cores (MATCH_TOKENIZE_PROCESSES caps it),
+    and one unless this is the only thread of the process (a fork copies no other thread's locks)."""
+    raw = os.environ.get("MATCH_TOKENIZE_PROCESSES", "")
+    wanted = int(raw) if raw.isdigit() and int(raw) > 0 else (os.cpu_count() or 1)
+    if threading.active_count() > 1 or threading.current_thread() is not threading.main_thread():
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return wanted
+
+
+def _cut_chunk(args: tuple[list[str], bool]) -> list[tuple[str, ...]]:
+    pieces, for_search = args
+    return [_cut_piece(piece, for_search) for piece in pieces]
+
+
+def _cut_pieces(pieces: list[str], for_search: bool) -> list[tuple[str, ...]]:
+    """Return the tokens of each piece; a large batch is cut by forked processes, one per core."""
+    processes = _processes() if len(pieces) >= _PARALLEL_MIN_PIECES else 1
+    if processes <= 1:
+        return _cut_chunk((pieces, for_search))
+    _get_tokenizer()  # built once here, inherited by the forked processes
+    chunks = [(pieces[i : i + _PARALLEL_CHUNK], for_search) for i in range(0, len(pieces), _PARALLEL_CHUNK)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        return [cut for part in pool.imap(_cut_chunk, chunks) for cut in part]
+
+
+@functools.cache
+def tokenizer_version() -> str:
+    """Return a key of everything :func:`tokenize`'s output depends on (code version, dictionary,
+    stopwords, jieba's version): saved token data made under another key is not reused."""
+    userdict = resources.files(__package__ or "embeddings").joinpath(_USERDICT).read_bytes()
+    try:
+        jieba_version = metadata.version("jieba")
+    except metadata.PackageNotFoundError:  # pragma: no cover - jieba is a dependency
+        jieba_version = "unknown"
+    parts = [str(TOKENIZER_VERSION), str(_TERM_MIN_FREQ), jieba_version, " ".join(sorted(STOPWORDS))]
+    digest = hashlib.sha256("\n".join(parts).encode("utf-8"))
+    digest.update(userdict)
+    return f"jieba-{jieba_version}-v{TOKENIZER_VERSION}-{digest.hexdigest()[:16]}"
+
+
 @functools.lru_cache(maxsize=_PIECE_CACHE)
 def _piece_tokens(piece: str, for_search: bool) -> tuple[str, ...]:
     """Return the kept tokens of one piece of text (no separator inside; see _PIECE_SPLIT)."""
+    return _cut_piece(piece, for_search)
+
+
+def _cut_piece(piece: str, for_search: bool) -> tuple[str, ...]:
+    """Return the kept tokens of one piece, uncached."""
     normalized = unicodedata.normalize("NFKC", piece)
     tokenizer = _get_tokenizer()
     words = tokenizer.lcut_for_search(normalized) if for_search else tokenizer.lcut(normalized)

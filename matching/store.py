@@ -1,18 +1,22 @@
 """The store: profiles, vector and BM25 indexes, their edits and their persistence.
 
 :class:`MatchingStore` holds what the ranking reads (profiles, the project and institution FAISS
-indexes, the candidate ANN index, the two BM25 indexes, the encoded project table and the
-portfolio links), keeps them in step on every edit, saves the FAISS indexes (debounced) and
-reloads or rebuilds them on start, in the background when the saved files cannot be trusted.
+indexes, the candidate ANN index, the BM25 indexes, the encoded project table and the
+portfolio links), keeps them in step on every edit, saves the FAISS and BM25 indexes (debounced)
+and reloads or rebuilds them on start, in the background when the saved FAISS files cannot be
+trusted. A saved BM25 index is memory-mapped and only the documents whose text differs from the
+saved one are tokenized again (:meth:`matching.lexical.LexicalIndex.sync`).
 Ranking lives in :class:`matching.service.MatchingService`, built on this store.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ from embeddings import Embedder
 from embeddings.stores import FaissBackend, VectorBackend, VectorStore
 from matching.candidates import ANN_MIN_SIZE, AnnIndex
 from matching.evidence import PortfolioMatrix
+from matching.explain import clause_tokens, description_clauses
 from matching.explanation import ClauseTokens
 from matching.features import Evidence
 from matching.lexical import LexicalIndex, Tokenizer
@@ -34,8 +39,57 @@ logger = logging.getLogger("matching.service")
 
 _PROJECTS = "projects"
 _INSTITUTIONS = "institutions"
+#: The saved BM25 indexes (files <name>.bm25 and its manifest <name>.bm25.json in the index folder;
+#: not "*.manifest.json": backups copy those, the FAISS manifests, and BM25 is rebuilt from the texts).
+_LEX_PROJECTS = "projects"
+_LEX_INSTITUTIONS = "institutions"
+_LEX_INSTITUTIONS_OWN = "institutions_own"
+_CLAUSE_CACHE = 65_536  # records whose clause tokens are kept (those shown recently)
 Vectors = Mapping[int, NDArray[np.float32]]
 _PORTFOLIO_DOC_ITEMS = 20  # portfolio texts folded into an institution's BM25 document
+
+
+class _LazyClauses(ClauseTokens):
+    """Clause tokens computed when a record is first shown, then kept (the most recent records).
+
+    Computing them for every record when it is indexed would tokenize every description at each
+    start, which the saved BM25 index otherwise avoids; only the k records shown get reasons.
+    """
+
+    def __init__(self, tokenize: Callable[[str], list[str]]) -> None:
+        super().__init__(tokenize)
+        self._fn = tokenize
+        self._kept: dict[int, tuple[str, tuple[tuple[str, ...], ...]]] = {}
+        self._guard = threading.Lock()
+
+    def put(self, record_id: int, text: str) -> None:
+        """Forget what was computed from an older text (computed again when shown)."""
+        self.remove(record_id)
+
+    def remove(self, record_id: int) -> None:
+        with self._guard:
+            self._kept.pop(record_id, None)
+
+    def get(self, record_id: int, text: str) -> tuple[tuple[str, ...], ...]:
+        found = self._kept.get(record_id)
+        if found is not None and (found[0] is text or found[0] == text):
+            return found[1]
+        row = tuple(
+            tuple(sys.intern(t) for t in ts) for ts in clause_tokens(description_clauses(text), self._fn)
+        )
+        with self._guard:
+            if len(self._kept) >= _CLAUSE_CACHE:
+                self._kept.pop(next(iter(self._kept)), None)
+            self._kept[record_id] = (text, row)
+        return row
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+def _lex_key(name: str) -> str:
+    """Return the save-queue key of a BM25 index (FAISS indexes use their plain names)."""
+    return f"bm25:{name}"
 
 
 def _unit(vector: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -88,6 +142,10 @@ class MatchingStore:
         self._dirty: set[str] = set()
         #: Which indexes the last load() took from disk (for logs and tests).
         self.loaded_from_disk: dict[str, bool] = {}
+        #: Per BM25 index: how the last load() got it ("saved", "saved+N" with N documents
+        #: tokenized again, "built", or "built (why the saved one was not used)"), and the seconds.
+        self.lexical_loaded: dict[str, str] = {}
+        self.lexical_seconds: dict[str, float] = {}
         #: None, or "lexical_only" while the dense indexes are rebuilt in the background; then
         #: rankings use BM25 and structured features only.
         self.degraded: str | None = None
@@ -114,8 +172,8 @@ class MatchingStore:
         self._inst_lex = LexicalIndex(self._tokenizer)
         self._inst_lex_own = LexicalIndex(self._tokenizer)  # own texts only: rankings without evidence
         # Clause tokens of every description, for the reasons of shown pairs (no tokenizing then).
-        self._proj_clauses = ClauseTokens(lambda text: self._proj_lex.tokenize(text, cache=False))
-        self._inst_clauses = ClauseTokens(lambda text: self._proj_lex.tokenize(text, cache=False))
+        self._proj_clauses: ClauseTokens = _LazyClauses(lambda text: self._proj_lex.tokenize(text))
+        self._inst_clauses: ClauseTokens = _LazyClauses(lambda text: self._proj_lex.tokenize(text))
         self._own_vector: set[int] = set()  # institutions whose vector came from their own text
         self._portfolio: dict[int, tuple[int, ...]] = {}
         self._backers: dict[int, set[int]] = {}
@@ -155,13 +213,19 @@ class MatchingStore:
         institutions: Iterable[InstitutionProfile],
         project_vectors: Vectors,
         institution_vectors: Vectors,
+        *,
+        rebuild: bool = False,
     ) -> None:
         """Load profiles and vectors, reusing saved FAISS indexes when they match the vectors.
 
         Projects or institutions without a vector stay rankable on their structured features;
         an institution without its own vector is represented by the mean of its portfolio's.
+        rebuild=True (also :meth:`rebuild`) rebuilds every index, ignoring saved files, and saves.
         """
-        self._load(projects, institutions, project_vectors, institution_vectors, use_disk=True)
+        self._load(projects, institutions, project_vectors, institution_vectors, use_disk=not rebuild)
+
+    #: Rebuild every index from the stored vectors and texts, ignoring saved files, and save.
+    rebuild = functools.partialmethod(load, rebuild=True)
 
     def load_or_rebuild_in_background(
         self,
@@ -195,16 +259,6 @@ class MatchingStore:
         """Wait for a background rebuild to finish; return True when the dense indexes are in use."""
         return self._ready.wait(timeout)
 
-    def rebuild(
-        self,
-        projects: Iterable[ProjectProfile],
-        institutions: Iterable[InstitutionProfile],
-        project_vectors: Vectors,
-        institution_vectors: Vectors,
-    ) -> None:
-        """Rebuild every index from the stored vectors, ignoring saved files, and save."""
-        self._load(projects, institutions, project_vectors, institution_vectors, use_disk=False)
-
     def _load(
         self,
         projects: Iterable[ProjectProfile],
@@ -223,8 +277,9 @@ class MatchingStore:
             for p in projects:
                 self._projects[p.id] = p
                 self._ptab.upsert(p)
-                self._proj_lex.upsert(p.id, self._project_doc(p))
-                self._proj_clauses.put(p.id, p.text)
+            self._proj_lex = self._lexical(
+                _LEX_PROJECTS, {p.id: self._project_doc(p) for p in self._projects.values()}, use_disk
+            )
             pids = sorted(i for i in project_vectors if i in self._projects)
             insts = list(institutions)
             for inst in insts:
@@ -234,10 +289,12 @@ class MatchingStore:
                 for inst in insts
                 if institution_vectors.get(inst.id) is not None
             }
-            for inst in insts:
-                self._inst_clauses.put(inst.id, inst.text)
-                self._inst_lex.upsert(inst.id, self._institution_doc(inst))
-                self._inst_lex_own.upsert(inst.id, self._institution_own_doc(inst))
+            self._inst_lex = self._lexical(
+                _LEX_INSTITUTIONS, {i.id: self._institution_doc(i) for i in insts}, use_disk
+            )
+            self._inst_lex_own = self._lexical(
+                _LEX_INSTITUTIONS_OWN, {i.id: self._institution_own_doc(i) for i in insts}, use_disk
+            )
             self._evidence_dirty = True
             self._port_matrix = None
             if background is not None and background is not False and self._persistent():
@@ -251,6 +308,30 @@ class MatchingStore:
             inst_vecs = self._institution_vectors(own)
             self._inst_index = self._index_from(_INSTITUTIONS, sorted(inst_vecs), inst_vecs, use_disk)
             self._ann_index()
+
+    def _lexical(self, name: str, docs: Mapping[int, str], use_disk: bool) -> LexicalIndex:
+        """Return the BM25 index of docs: the saved one brought in step with them (only changed
+        texts tokenized), else built from them in one batch and saved (call under the lock)."""
+        started = time.perf_counter()
+        lex = LexicalIndex(self._tokenizer)
+        folder = self.index_dir
+        why = lex.open(folder, name) if folder is not None and use_disk else "not read"
+        if why is None:
+            written, removed = lex.sync(docs)
+            how = f"saved+{written + removed}" if written or removed else "saved"
+            if written or removed:
+                self._schedule_save(_lex_key(name))
+        else:
+            lex.load_documents(docs)
+            how = "built" if why in ("not read", "missing") else f"built ({why})"
+            if folder is not None and lex.tokenizer_version is not None:
+                lex.save(folder, name)
+        self.lexical_loaded[name] = how
+        self.lexical_seconds[name] = time.perf_counter() - started
+        logger.info(
+            "BM25 index %s: %s, %d documents, %.1f s", name, how, len(docs), self.lexical_seconds[name]
+        )
+        return lex
 
     def _institution_vectors(self, own: Mapping[int, NDArray[np.float32]]) -> dict[int, NDArray[np.float32]]:
         """Return each institution's vector: its own, else its portfolio's mean (needs the project index)."""
@@ -404,6 +485,7 @@ class MatchingStore:
             self._ptab.upsert(profile)
             self._proj_lex.upsert(profile.id, self._project_doc(profile))
             self._proj_clauses.put(profile.id, profile.text)
+            self._schedule_save(_lex_key(_LEX_PROJECTS))
             if self._pending is not None:
                 self._pend(_PROJECTS, profile.id, vector)
             elif vector is not None:
@@ -425,6 +507,7 @@ class MatchingStore:
             self._ptab.remove(project_id)
             self._proj_lex.remove(project_id)
             self._proj_clauses.remove(project_id)
+            self._schedule_save(_lex_key(_LEX_PROJECTS))
             if self._pending is not None:
                 self._pend(_PROJECTS, project_id, None)
             self._proj_index.delete([project_id])
@@ -455,6 +538,7 @@ class MatchingStore:
             if inst is None:
                 continue
             self._inst_lex.upsert(inst_id, self._institution_doc(inst))
+            self._schedule_save(_lex_key(_LEX_INSTITUTIONS))
             if inst_id not in self._own_vector:
                 self._set_derived_vector(inst_id)
 
@@ -474,6 +558,8 @@ class MatchingStore:
             self._inst_clauses.put(profile.id, profile.text)
             self._inst_lex.upsert(profile.id, self._institution_doc(profile))
             self._inst_lex_own.upsert(profile.id, self._institution_own_doc(profile))
+            self._schedule_save(_lex_key(_LEX_INSTITUTIONS))
+            self._schedule_save(_lex_key(_LEX_INSTITUTIONS_OWN))
             self._evidence_dirty = True
             self._port_matrix = None
             self._schedule_save(_INSTITUTIONS)
@@ -488,6 +574,8 @@ class MatchingStore:
             self._inst_index.delete([institution_id])
             self._inst_lex.remove(institution_id)
             self._inst_lex_own.remove(institution_id)
+            self._schedule_save(_lex_key(_LEX_INSTITUTIONS))
+            self._schedule_save(_lex_key(_LEX_INSTITUTIONS_OWN))
             self._inst_clauses.remove(institution_id)
             self._evidence_dirty = True
             self._port_matrix = None
@@ -532,7 +620,10 @@ class MatchingStore:
 
     # ------------------------------------------------------------------ persistence
     def _schedule_save(self, name: str) -> None:
-        if self.index_dir is None or not self.vectors.local or self._pending is not None:
+        if self.index_dir is None:
+            return
+        lexical = name.startswith("bm25:")
+        if not lexical and (not self.vectors.local or self._pending is not None):
             return  # while degraded the live indexes are placeholders: the rebuild saves
         self._dirty.add(name)
         if self.save_delay_s <= 0:
@@ -556,12 +647,18 @@ class MatchingStore:
             if self.index_dir is None:
                 self._dirty.clear()
                 return
-            if self._pending is not None:
-                self._dirty.clear()
-                return
-            for name in sorted(self._dirty):
-                index = self._proj_index if name == _PROJECTS else self._inst_index
-                index.save()
+            lexical = {
+                _lex_key(_LEX_PROJECTS): (_LEX_PROJECTS, self._proj_lex),
+                _lex_key(_LEX_INSTITUTIONS): (_LEX_INSTITUTIONS, self._inst_lex),
+                _lex_key(_LEX_INSTITUTIONS_OWN): (_LEX_INSTITUTIONS_OWN, self._inst_lex_own),
+            }
+            for key in sorted(self._dirty):
+                if key in lexical:
+                    name, lex = lexical[key]
+                    if lex.tokenizer_version is not None and lex.edited:
+                        lex.save(self.index_dir, name)
+                elif self._pending is None:  # while degraded the rebuild saves the dense indexes
+                    (self._proj_index if key == _PROJECTS else self._inst_index).save()
             self._dirty.clear()
 
     def close(self) -> None:
