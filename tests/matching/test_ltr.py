@@ -321,3 +321,33 @@ def test_extra_group_is_appended_named_and_ablatable(data) -> None:
     models, train = fit_final(log, plus, end, params, 10, settings, (None, "service"))
     assert train.X.shape[1] == len(LTR_FEATURES) + 1
     assert "x" in models[None].feature_names and "x" not in models["service"].feature_names
+
+
+def test_reference_baseline_scores_are_features(data) -> None:
+    """The popularity and co-investment baselines' own scores are columns (stacking), dated at t.
+
+    act_log_count orders institutions exactly as the popularity baseline (distinct earlier projects)
+    and g_coinvest is log1p of the co-investment baseline's count: projects co-backed with each of the
+    query's earlier backers, both from the events before t only.
+    """
+    log, content = data
+    t = int(np.quantile(log.day, 0.7))
+    insts = np.arange(N_INST)
+    past = log.day < t
+    backed: dict[int, set[int]] = {}
+    for i, p in zip(log.inst[past].tolist(), log.proj[past].tolist(), strict=True):
+        backed.setdefault(i, set()).add(p)
+    warm = sorted({int(p) for p in log.proj[past]})[-12:]
+    X, linked = pair_block(snapshot(log, content, t), content, warm, insts)
+    count = np.array([len(backed.get(i, ())) for i in range(N_INST)], dtype=np.float64)
+    np.testing.assert_allclose(X[0, :, LTR_FEATURES.index("act_log_count")], np.log1p(count), rtol=1e-6)
+    for r, q in enumerate(warm):
+        earlier = [i for i in range(N_INST) if q in backed.get(i, ())]
+        assert earlier and all(linked[r, earlier])
+        direct = [
+            sum(len(backed.get(x, set()) & backed.get(y, set())) for x in earlier if x != y)
+            for y in range(N_INST)
+        ]
+        np.testing.assert_allclose(
+            X[r, :, LTR_FEATURES.index("g_coinvest")], np.log1p(direct), rtol=1e-6, atol=1e-6
+        )
