@@ -983,9 +983,55 @@ class RankedRow:
     match: Match
 
 
-def _in_rank_order(session: Session, model: Any, matches: Sequence[Match]) -> list[RankedRow]:
+def _in_rank_order(
+    session: Session, model: Any, matches: Sequence[Match], profiles: bool = False
+) -> list[RankedRow]:
+    """Return the matches with their rows, in rank order (those removed meanwhile left out).
+
+    Args:
+        profiles: take the ranking core's profiles the matches were scored on (ProjectProfile or
+            InstitutionProfile, already in memory) instead of reading the ORM rows: for answers that
+            show only what a profile holds (the API's ranked lists), so nothing is read twice.
+    """
+    if profiles:
+        service = get_matching()
+        look: Callable[[int], Any] = service.project if model is Project else service.institution
+        out = []
+        for m in matches:
+            try:
+                out.append(RankedRow(look(m.id), m))
+            except KeyError:  # removed since it was ranked
+                continue
+        return out
     rows = {r.id: r for r in session.scalars(select(model).where(model.id.in_([m.id for m in matches])))}
     return [RankedRow(rows[m.id], m) for m in matches if m.id in rows]
+
+
+def ranked_project(project_id: int) -> ProjectProfile | None:
+    """Return the ranking core's profile of a project it ranks, or None (unknown, archived or deleted).
+
+    A record created or changed in another worker is applied from the change log first when this
+    worker has not heard of it (app.index_sync): what the database holds, within INDEX_SYNC_SECONDS.
+    """
+    return _ranked_profile(lambda service: service.project(project_id))
+
+
+def ranked_institution(institution_id: int) -> InstitutionProfile | None:
+    """Return the ranking core's profile of an institution it ranks, or None (as ranked_project)."""
+    return _ranked_profile(lambda service: service.institution(institution_id))
+
+
+def _ranked_profile(look: Callable[[MatchingService], Any]) -> Any:
+    service = get_matching()
+    try:
+        return look(service)
+    except KeyError:
+        if not index_sync.catch_up(current_app._get_current_object(), service, force=True):  # type: ignore[attr-defined]
+            return None
+    try:
+        return look(service)
+    except KeyError:
+        return None
 
 
 def matches_for_project(
@@ -998,6 +1044,7 @@ def matches_for_project(
     private: bool = False,
     own: bool = False,
     member_of: int | None = None,
+    profiles: bool = False,
 ) -> list[RankedRow]:
     """Return the top-k institutions of one side for a project, rows in rank order.
 
@@ -1009,6 +1056,7 @@ def matches_for_project(
         own: the viewer is the project itself, which knows its own refusals: those are left out too.
         member_of: the viewer's institution, whose pipeline it may see: its row shows the 匹配度 of its
             own list (with its signed connections), so the pair reads the same on both pages.
+        profiles: rows are the ranking core's InstitutionProfile, not ORM rows (see _in_rank_order).
     """
     f = f or InstitutionFilter()
     refused = _declined(project_id=project_id) if private or own else None
@@ -1021,7 +1069,7 @@ def matches_for_project(
                 degree = get_matching().match_degree(project_id, member_of, evidence=True, public=public)
                 if degree is not None:
                     matches[j] = replace(m, score=degree)
-    return _in_rank_order(session, Institution, matches)
+    return _in_rank_order(session, Institution, matches, profiles)
 
 
 def matches_for_institution(
@@ -1031,6 +1079,7 @@ def matches_for_institution(
     f: ProjectFilter | None = None,
     public: bool = False,
     private: bool = False,
+    profiles: bool = False,
 ) -> list[RankedRow]:
     """Return the top-k projects for an institution, rows in rank order.
 
@@ -1039,13 +1088,14 @@ def matches_for_institution(
         private: the viewer may see this institution's pipeline (its members, the secretariat): its
             signed connections count as evidence and the projects it refused are left out. Otherwise
             the ranking depends on no pipeline, so it cannot reveal one.
+        profiles: rows are the ranking core's ProjectProfile, not ORM rows (see _in_rank_order).
     """
     f = f or ProjectFilter()
     refused = _declined(institution_id=institution_id) if private else None
     allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
     matches = _rank(lambda m: m.match_institution(institution_id, k=k, filters=filters))
-    return _in_rank_order(session, Project, matches)
+    return _in_rank_order(session, Project, matches, profiles)
 
 
 def matches_for_need(
