@@ -953,12 +953,18 @@ def institution_query(f: InstitutionFilter, what: Any = Institution) -> Any:
     return stmt
 
 
-def _allowed(session: Session, ids_stmt: Any, empty: bool, declined: Any = None) -> frozenset[int] | None:
-    """Return the candidate ids a filter allows minus the declined ones, or None when nothing restricts."""
+def _allowed(
+    session: Session, ids_stmt: Callable[[], Any], empty: bool, declined: Any = None
+) -> frozenset[int] | None:
+    """Return the candidate ids a filter allows minus the declined ones, or None when nothing restricts.
+
+    Args:
+        ids_stmt: returns the select of the ids the filter allows (built only when something restricts).
+    """
     refused = frozenset(session.scalars(declined)) if declined is not None else frozenset()
     if empty and not refused:
         return None
-    return frozenset(session.scalars(ids_stmt)) - refused
+    return frozenset(session.scalars(ids_stmt())) - refused
 
 
 def _declined(institution_id: int | None = None, project_id: int | None = None) -> Any:
@@ -1060,7 +1066,7 @@ def matches_for_project(
     """
     f = f or InstitutionFilter()
     refused = _declined(project_id=project_id) if private or own else None
-    allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty(), refused)
+    allowed = _allowed(session, lambda: institution_query(f, Institution.id), f.is_empty(), refused)
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
     matches = _rank(lambda m: m.match_project(project_id, side, k=k, filters=filters))  # type: ignore[arg-type]
     if member_of is not None and not private:
@@ -1092,7 +1098,7 @@ def matches_for_institution(
     """
     f = f or ProjectFilter()
     refused = _declined(institution_id=institution_id) if private else None
-    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
+    allowed = _allowed(session, lambda: project_query(f, Project.id), f.is_empty(), refused)
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
     matches = _rank(lambda m: m.match_institution(institution_id, k=k, filters=filters))
     return _in_rank_order(session, Project, matches, profiles)
@@ -1109,7 +1115,7 @@ def matches_for_need(
     """Return the top-k projects for a posted need, rows in rank order (`private` as for an institution)."""
     f = f or ProjectFilter()
     refused = _declined(institution_id=need.institution_id) if private else None
-    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
+    allowed = _allowed(session, lambda: project_query(f, Project.id), f.is_empty(), refused)
     vec = _embed_one(session, "need", need.id, need_record_text(need))
     session.commit()
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
