@@ -469,9 +469,14 @@ def _rank(call: Callable[[MatchingService], list[Match]]) -> list[Match]:
     try:
         return call(service)
     except KeyError:
-        if not index_sync.catch_up(current_app._get_current_object(), service, force=True):  # type: ignore[attr-defined]
+        if not _catch_up_now(service):
             raise
         return call(service)
+
+
+def _catch_up_now(service: MatchingService) -> int:
+    """Apply the change log at once (a record this worker has not heard of); return how many records."""
+    return index_sync.catch_up(current_app._get_current_object(), service, force=True)  # type: ignore[attr-defined]
 
 
 def _all_projects(session: Session) -> Sequence[Project]:
@@ -1032,7 +1037,7 @@ def _ranked_profile(look: Callable[[MatchingService], Any]) -> Any:
     try:
         return look(service)
     except KeyError:
-        if not index_sync.catch_up(current_app._get_current_object(), service, force=True):  # type: ignore[attr-defined]
+        if not _catch_up_now(service):
             return None
     try:
         return look(service)
