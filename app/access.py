@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal, NoReturn, TypeVar
@@ -333,7 +333,7 @@ def can_see_contacts(user: User | None, project: Project) -> bool:
 
 
 def contact_project_ids(
-    user: User | None, project_ids: Iterable[int], contests: dict[int, int] | None = None
+    user: User | None, project_ids: Iterable[int], contests: Mapping[int, int | None] | None = None
 ) -> set[int]:
     """Return the subset of project ids whose contacts the user may see (one query for a whole list).
 
@@ -531,7 +531,31 @@ def visible_reasons(
     """
     if contacts is None:
         contacts = can_see_contacts(user, project)
-    pipeline = can_view_institution_private(user, inst.id)
+    return readable_reasons(
+        user,
+        reasons,
+        contacts,
+        can_view_institution_private(user, inst.id),
+        lambda: project_record_text(project) + " " + institution_record_text(inst),
+    )
+
+
+def readable_reasons(
+    user: User | None,
+    reasons: Iterable[Any],
+    contacts: bool,
+    pipeline: bool,
+    ranked_text: Callable[[], str],
+) -> tuple[Any, ...]:
+    """Return the reasons this viewer may read (visible_reasons with its checks already made).
+
+    Args:
+        contacts: the viewer may see the project's private fields (can_see_contacts).
+        pipeline: the viewer may see the institution's pipeline (can_view_institution_private).
+        ranked_text: returns what the two records are ranked on, public fields only: the project's
+            record text, a space, the institution's (a ranking profile's `text` is that record text);
+            called only when a text reason must be checked.
+    """
     public_text: str | None = None
     out = []
     for r in reasons:
@@ -544,8 +568,8 @@ def visible_reasons(
             if contacts:
                 ok = True
             else:
-                if public_text is None:  # what the two records are ranked on: public fields only
-                    public_text = project_record_text(project) + " " + institution_record_text(inst)
+                if public_text is None:
+                    public_text = ranked_text()
                 fragments = [f.rstrip("…").strip() for f in _QUOTE.findall(r.text)]
                 ok = all(f in public_text for f in fragments if f)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import unicodedata
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -11,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 from flask import Blueprint, Flask, abort, current_app, g, request
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, validate_csrf
+from limits.storage import MemoryStorage
 from wtforms.validators import ValidationError
 
 from app.access import auth_via, current_user
@@ -96,6 +98,53 @@ def safe_target(target: str | None, default: str) -> str:
     return target
 
 
+class InlineExpiryMemoryStorage(MemoryStorage):
+    """limits' in-process storage ("memory://") without its expiry thread.
+
+    The stock storage starts a threading.Timer on every hit that finds the previous one finished, i.e.
+    up to a hundred thread starts a second under load, each a GIL hand-off in the middle of a request.
+    Counters already expire when read; here the sweep that frees expired keys runs inside a hit, at most
+    once per SWEEP_SECONDS. Selected by RATELIMIT_STORAGE_URI = "memory://" (the default).
+    """
+
+    STORAGE_SCHEME = ["inline-memory"]  # noqa: RUF012 (the base class declares it so)
+    SWEEP_SECONDS = 1.0
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: str) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self._next_sweep = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the parent's private timer start
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.SWEEP_SECONDS
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Forget expired counters and moving-window entries (what the parent's timer thread does)."""
+        now = time.time()
+        for key in list(self.expirations):
+            if self.expirations.get(key, now + 1) <= now:
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)
+                self.locks.pop(key, None)
+        for key in list(self.events):
+            with self.locks[key]:
+                live = [e for e in self.events.get(key, []) if e.expiry > now]
+                if live:
+                    self.events[key] = live
+                else:
+                    self.events.pop(key, None)
+                    self.locks.pop(key, None)
+
+
+def _storage_uri(uri: str | None) -> str:
+    """Return the rate-limit storage to open: the in-process one without a timer thread for memory://."""
+    if not uri or uri.startswith("memory://"):
+        return "inline-memory://" + (uri or "memory://")[len("memory://") :]
+    return uri
+
+
 def api_rate_key() -> str:
     """Return the API rate-limit bucket: the token (or account) together with the address."""
     header = request.headers.get("Authorization", "")
@@ -163,6 +212,7 @@ def init_app(app: Flask) -> None:
         app.config.setdefault("REMEMBER_COOKIE_SECURE", secure)
     if not (app.debug or app.testing) and app.config.get("SECRET_KEY") == "dev-only-change-me":
         log.warning("SECRET_KEY is the development default: set MATCH_SECRET_KEY before going live")
+    app.config["RATELIMIT_STORAGE_URI"] = _storage_uri(app.config.get("RATELIMIT_STORAGE_URI"))
     limiter.init_app(app)
 
     @app.before_request

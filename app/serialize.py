@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from matching.types import Match
+from matching.types import InstitutionProfile, Match, ProjectProfile
 from models import Contest, Institution, Need, Project
 
 
@@ -104,20 +104,34 @@ def need_json(n: Need) -> dict[str, Any]:
     }
 
 
-def match_json(row: Any, m: Match) -> dict[str, Any]:
+def match_json(row: Any, m: Match, reasons: Any = None) -> dict[str, Any]:
+    """Return a ranked match; `row` is its ORM row or the ranking core's profile of it (same fields).
+
+    Args:
+        reasons: the reasons shown (those this viewer may read); default: all of the match's.
+    """
+    if reasons is None:
+        reasons = m.reasons
+    if isinstance(row, InstitutionProfile):
+        kind, industry = row.kind, None
+    elif isinstance(row, ProjectProfile):  # its industries: the project's industry, when set
+        kind, industry = None, (row.industries[0] if row.industries else None)
+    else:
+        kind = row.kind.value if isinstance(row, Institution) else None
+        industry = getattr(row, "industry", None)
     return {
         "id": m.id,
         "name": row.name,
         "score": round(float(m.score), 2),
         "reasons": [
             {"text": r.text, "contribution": round(float(r.contribution), 3), "feature": r.feature}
-            for r in m.reasons
+            for r in reasons
         ],
-        "kind": row.kind.value if isinstance(row, Institution) else None,
+        "kind": kind,
         "province": row.province,
-        "industry": getattr(row, "industry", None),
+        "industry": industry,
         # Only when the competition reason is shown (it draws on the institution's signed projects).
-        "competitor_of": m.competitor_of if any(r.feature == "competitor" for r in m.reasons) else None,
+        "competitor_of": m.competitor_of if any(r.feature == "competitor" for r in reasons) else None,
     }
 
 

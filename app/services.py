@@ -470,9 +470,14 @@ def _rank(call: Callable[[MatchingService], list[Match]]) -> list[Match]:
     try:
         return call(service)
     except KeyError:
-        if not index_sync.catch_up(current_app._get_current_object(), service, force=True):  # type: ignore[attr-defined]
+        if not _catch_up_now(service):
             raise
         return call(service)
+
+
+def _catch_up_now(service: MatchingService) -> int:
+    """Apply the change log at once (a record this worker has not heard of); return how many records."""
+    return index_sync.catch_up(current_app._get_current_object(), service, force=True)  # type: ignore[attr-defined]
 
 
 def _all_projects(session: Session) -> Sequence[Project]:
@@ -957,12 +962,18 @@ def institution_query(f: InstitutionFilter, what: Any = Institution) -> Any:
     return stmt
 
 
-def _allowed(session: Session, ids_stmt: Any, empty: bool, declined: Any = None) -> frozenset[int] | None:
-    """Return the candidate ids a filter allows minus the declined ones, or None when nothing restricts."""
+def _allowed(
+    session: Session, ids_stmt: Callable[[], Any], empty: bool, declined: Any = None
+) -> frozenset[int] | None:
+    """Return the candidate ids a filter allows minus the declined ones, or None when nothing restricts.
+
+    Args:
+        ids_stmt: returns the select of the ids the filter allows (built only when something restricts).
+    """
     refused = frozenset(session.scalars(declined)) if declined is not None else frozenset()
     if empty and not refused:
         return None
-    return frozenset(session.scalars(ids_stmt)) - refused
+    return frozenset(session.scalars(ids_stmt())) - refused
 
 
 def _declined(institution_id: int | None = None, project_id: int | None = None) -> Any:
@@ -987,9 +998,55 @@ class RankedRow:
     match: Match
 
 
-def _in_rank_order(session: Session, model: Any, matches: Sequence[Match]) -> list[RankedRow]:
+def _in_rank_order(
+    session: Session, model: Any, matches: Sequence[Match], profiles: bool = False
+) -> list[RankedRow]:
+    """Return the matches with their rows, in rank order (those removed meanwhile left out).
+
+    Args:
+        profiles: take the ranking core's profiles the matches were scored on (ProjectProfile or
+            InstitutionProfile, already in memory) instead of reading the ORM rows: for answers that
+            show only what a profile holds (the API's ranked lists), so nothing is read twice.
+    """
+    if profiles:
+        service = get_matching()
+        look: Callable[[int], Any] = service.project if model is Project else service.institution
+        out = []
+        for m in matches:
+            try:
+                out.append(RankedRow(look(m.id), m))
+            except KeyError:  # removed since it was ranked
+                continue
+        return out
     rows = {r.id: r for r in session.scalars(select(model).where(model.id.in_([m.id for m in matches])))}
     return [RankedRow(rows[m.id], m) for m in matches if m.id in rows]
+
+
+def ranked_project(project_id: int) -> ProjectProfile | None:
+    """Return the ranking core's profile of a project it ranks, or None (unknown, archived or deleted).
+
+    A record created or changed in another worker is applied from the change log first when this
+    worker has not heard of it (app.index_sync): what the database holds, within INDEX_SYNC_SECONDS.
+    """
+    return _ranked_profile(lambda service: service.project(project_id))
+
+
+def ranked_institution(institution_id: int) -> InstitutionProfile | None:
+    """Return the ranking core's profile of an institution it ranks, or None (as ranked_project)."""
+    return _ranked_profile(lambda service: service.institution(institution_id))
+
+
+def _ranked_profile(look: Callable[[MatchingService], Any]) -> Any:
+    service = get_matching()
+    try:
+        return look(service)
+    except KeyError:
+        if not _catch_up_now(service):
+            return None
+    try:
+        return look(service)
+    except KeyError:
+        return None
 
 
 def matches_for_project(
@@ -1002,6 +1059,7 @@ def matches_for_project(
     private: bool = False,
     own: bool = False,
     member_of: int | None = None,
+    profiles: bool = False,
 ) -> list[RankedRow]:
     """Return the top-k institutions of one side for a project, rows in rank order.
 
@@ -1013,10 +1071,11 @@ def matches_for_project(
         own: the viewer is the project itself, which knows its own refusals: those are left out too.
         member_of: the viewer's institution, whose pipeline it may see: its row shows the 匹配度 of its
             own list (with its signed connections), so the pair reads the same on both pages.
+        profiles: rows are the ranking core's InstitutionProfile, not ORM rows (see _in_rank_order).
     """
     f = f or InstitutionFilter()
     refused = _declined(project_id=project_id) if private or own else None
-    allowed = _allowed(session, institution_query(f, Institution.id), f.is_empty(), refused)
+    allowed = _allowed(session, lambda: institution_query(f, Institution.id), f.is_empty(), refused)
     filters = Filters(allowed_ids=allowed, public_only=public, evidence=private)
     matches = _rank(lambda m: m.match_project(project_id, side, k=k, filters=filters))  # type: ignore[arg-type]
     if member_of is not None and not private:
@@ -1025,7 +1084,7 @@ def matches_for_project(
                 degree = get_matching().match_degree(project_id, member_of, evidence=True, public=public)
                 if degree is not None:
                     matches[j] = replace(m, score=degree)
-    return _in_rank_order(session, Institution, matches)
+    return _in_rank_order(session, Institution, matches, profiles)
 
 
 def _project_filters(
@@ -1036,7 +1095,7 @@ def _project_filters(
     connections then count as evidence; public ranks on the projects' public fields only."""
     f = f or ProjectFilter()
     refused = _declined(institution_id=institution_id) if private else None
-    allowed = _allowed(session, project_query(f, Project.id), f.is_empty(), refused)
+    allowed = _allowed(session, lambda: project_query(f, Project.id), f.is_empty(), refused)
     return Filters(allowed_ids=allowed, public_only=public, evidence=private)
 
 
@@ -1047,6 +1106,7 @@ def matches_for_institution(
     f: ProjectFilter | None = None,
     public: bool = False,
     private: bool = False,
+    profiles: bool = False,
 ) -> list[RankedRow]:
     """Return the top-k projects for an institution, rows in rank order.
 
@@ -1055,10 +1115,11 @@ def matches_for_institution(
         private: the viewer may see this institution's pipeline (its members, the secretariat): its
             signed connections count as evidence and the projects it refused are left out. Otherwise
             the ranking depends on no pipeline, so it cannot reveal one.
+        profiles: rows are the ranking core's ProjectProfile, not ORM rows (see _in_rank_order).
     """
     filters = _project_filters(session, institution_id, f, public, private)
     matches = _rank(lambda m: m.match_institution(institution_id, k=k, filters=filters))
-    return _in_rank_order(session, Project, matches)
+    return _in_rank_order(session, Project, matches, profiles)
 
 
 def matches_for_need(

@@ -59,3 +59,11 @@ def test_the_lua_script_rotates_over_every_path(bench: Any, tmp_path: Path) -> N
     script = bench.rotate_script(paths, tmp_path).read_text()
     assert '"/api/institutions/3/matches?k=10", "/api/institutions/8/matches?k=10"' in script
     assert "i = i % #paths + 1" in script and 'wrk.format("GET", paths[i])' in script
+
+
+def test_a_worker_still_building_is_not_prompt(bench: Any) -> None:
+    assert bench.is_prompt(0.5, [])
+    assert not bench.is_prompt(1.5, [])
+    steady = [1.2, 1.8, 0.9, 2.5]  # a built worker on a busy machine
+    assert bench.is_prompt(2.6, steady)
+    assert not bench.is_prompt(159.0, steady)  # a request held for a whole build

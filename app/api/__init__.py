@@ -13,7 +13,7 @@ and the CSRF exemption.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
@@ -25,7 +25,6 @@ from app.access import (
     can_delete_project,
     can_edit_institution,
     can_edit_project,
-    can_see_contacts,
     can_see_institution_contacts,
     can_view_institution_private,
     check_need_write,
@@ -40,6 +39,7 @@ from app.access import (
     need_owner_default,
     project_level,
     public,
+    readable_reasons,
     roles_required,
     visible_reasons,
 )
@@ -211,8 +211,16 @@ def _institution_out(i: Institution) -> dict[str, Any]:
 def _match_out(
     row: Any, m: Any, project: Project, inst: Institution, contacts: bool | None = None
 ) -> dict[str, Any]:
-    reasons = visible_reasons(current_user(), project, inst, m.reasons, contacts)
-    return match_json(row, replace(m, reasons=reasons))
+    return match_json(row, m, visible_reasons(current_user(), project, inst, m.reasons, contacts))
+
+
+def _ranked_out(
+    row: Any, m: Any, user: Any, contacts: bool, pipeline: bool, project_text: str, inst_text: str
+) -> dict[str, Any]:
+    """Return a match of the ranked lists read from the ranking core's profiles, with the reasons this
+    viewer may read (access.readable_reasons; the profiles' texts are the records' ranked texts)."""
+    reasons = readable_reasons(user, m.reasons, contacts, pipeline, lambda: project_text + " " + inst_text)
+    return match_json(row, m, reasons)
 
 
 @bp.get("/openapi.json")
@@ -286,7 +294,11 @@ def restore_project(ident: int) -> Any:
 @public
 @operation("为项目推荐机构", query=ProjectMatchQuery, answers={200: ProjectMatches})
 def project_matches(ident: int) -> Any:
-    p = _get_or_404(Project, ident)
+    # The ranking core's profiles of the project and of the institutions shown hold every field the
+    # answer shows: no row is read (a record changed in another worker: see app.index_sync).
+    p = services.ranked_project(ident)
+    if p is None:
+        abort(404, description="记录不存在")
     side = side_param(request.args)
     k = k_param(request.args)
     user = current_user()
@@ -300,9 +312,15 @@ def project_matches(ident: int) -> Any:
         private=is_secretariat(user),
         own=is_project_member(user, ident),
         member_of=user.institution_id if user is not None else None,
+        profiles=True,
     )
-    contacts = can_see_contacts(current_user(), p)
-    items = [_match_out(r.row, r.match, p, r.row, contacts) for r in ranked]
+    contacts = ident in contact_project_ids(user, [ident], {ident: p.contest_id})
+    items = [
+        _ranked_out(
+            r.row, r.match, user, contacts, can_view_institution_private(user, r.row.id), p.text, r.row.text
+        )
+        for r in ranked
+    ]
     shown = feedback.log_shown("project", ident, ranked, side=side, surface="api")
     return jsonify({"project_id": ident, "kind": side, "k": k, "items": items, **_list_id(shown)})
 
@@ -358,19 +376,29 @@ def restore_institution(ident: int) -> Any:
 @public
 @operation("为机构推荐项目", query=ProjectRankQuery, answers={200: InstitutionMatches})
 def institution_matches(ident: int) -> Any:
-    inst = _get_or_404(Institution, ident)
+    # As project_matches: the answer is made from the ranking core's profiles, no row is read.
+    inst = services.ranked_institution(ident)
+    if inst is None:
+        abort(404, description="记录不存在")
     k = k_param(request.args)
     user = current_user()
+    private = can_view_institution_private(user, ident)
     ranked = services.matches_for_institution(
         db.session,
         ident,
         k,
         project_filter(request.args),
         public=user is None,
-        private=can_view_institution_private(user, ident),
+        private=private,
+        profiles=True,
     )
-    contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
-    items = [_match_out(r.row, r.match, r.row, inst, r.row.id in contacts) for r in ranked]
+    contacts = contact_project_ids(
+        user, [r.row.id for r in ranked], {r.row.id: r.row.contest_id for r in ranked}
+    )
+    items = [
+        _ranked_out(r.row, r.match, user, r.row.id in contacts, private, r.row.text, inst.text)
+        for r in ranked
+    ]
     shown = feedback.log_shown("institution", ident, ranked, surface="api")
     return jsonify({"institution_id": ident, "k": k, "items": items, **_list_id(shown)})
 

@@ -358,3 +358,20 @@ def test_a_change_committed_after_a_higher_id_is_applied_on_postgresql() -> None
             assert follower._read(reader) == []
     finally:
         next(schemas, None)
+
+
+def test_the_ranked_list_shows_another_workers_edits_after_the_bound(workers: tuple[Flask, Flask]) -> None:
+    """The API's ranked lists are made from the service's profiles: renames and archives reach them too."""
+    a, b = workers
+    iid, _ = _institution(a)
+    client = b.test_client()
+    top = client.get(f"/api/institutions/{iid}/matches?k=10").json["items"][0]
+    admin = _login(a)
+    renamed = top["name"] + "（更名）"
+    assert admin.patch(f"/api/projects/{top['id']}", json={"name": renamed}).status_code == 200
+    time.sleep(SYNC)
+    items = client.get(f"/api/institutions/{iid}/matches?k=10").json["items"]
+    assert {i["id"]: i["name"] for i in items}.get(top["id"]) == renamed
+    assert admin.delete(f"/api/institutions/{iid}").status_code in (200, 204)
+    time.sleep(SYNC)
+    assert client.get(f"/api/institutions/{iid}/matches?k=10").status_code == 404
