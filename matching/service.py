@@ -535,7 +535,7 @@ class MatchingService(MatchingStore):
         """Drop the oldest pair entries when the cache would outgrow _PAIR_CACHE_SIZE (blocks stay)."""
         if len(cache) + adding <= _PAIR_CACHE_SIZE:
             return
-        old = [k for k in cache if k != "key" and k[0] in ("pair", "terms", "pool")]
+        old = [k for k in cache if k != "key" and k[0] in ("pair", "terms", "pool", "list")]
         for k in old[: max(adding, _PAIR_CACHE_SIZE // 4)]:
             cache.pop(k, None)
 
@@ -734,7 +734,33 @@ class MatchingService(MatchingStore):
         *,
         explain: bool = True,
     ) -> list[Match]:
-        """Return the top-k institutions of one side (fund, base or platform) for a project."""
+        """Return the top-k institutions of one side (fund, base or platform) for a project (kept per
+        state: see _listed)."""
+        with self._lock:
+            key = ("project", project_id, side, k, filters, explain)
+            return self._listed(key, lambda: self._match_project(project_id, side, k, filters, explain))
+
+    def _listed(self, key: tuple[Any, ...], rank: Callable[[], list[Match]]) -> list[Match]:
+        """Return a ranked list, kept in the state's cache (call under the lock).
+
+        A list depends only on its arguments and the service's state (every edit, ranker change,
+        evidence refresh or index rebuild gives a new state and an empty cache), so the same list
+        asked for again (a page reloaded, thousands of funds browsing the same event) is not
+        ranked again. Matches are frozen; the caller gets its own list.
+        """
+        cache = self._pair_cache()
+        ck = ("list", self.degraded, *key)
+        found = cache.get(ck)
+        if found is None:
+            found = tuple(rank())
+            self._trim_cache(cache)
+            cache = self._pair_cache()  # ranking may refresh the state: store under the key it left
+            cache[ck] = found
+        return list(found)
+
+    def _match_project(
+        self, project_id: int, side: Side, k: int, filters: Filters | None, explain: bool
+    ) -> list[Match]:
         with self._lock:
             if project_id not in self._projects:
                 raise KeyError(f"unknown project {project_id}")
@@ -1242,7 +1268,14 @@ class MatchingService(MatchingStore):
     def match_institution(
         self, institution_id: int, k: int = 10, filters: Filters | None = None, *, explain: bool = True
     ) -> list[Match]:
-        """Return the top-k projects for a fund, base or platform."""
+        """Return the top-k projects for a fund, base or platform (kept per state: see _listed)."""
+        with self._lock:
+            key = ("institution", institution_id, k, filters, explain)
+            return self._listed(key, lambda: self._match_institution(institution_id, k, filters, explain))
+
+    def _match_institution(
+        self, institution_id: int, k: int, filters: Filters | None, explain: bool
+    ) -> list[Match]:
         with self._lock:
             inst = self._institutions.get(institution_id)
             if inst is None:

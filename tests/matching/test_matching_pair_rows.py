@@ -54,3 +54,26 @@ def test_shown_degree_ignores_last_bit_noise() -> None:
     exact = scale.shown(1.0)
     assert scale.shown(1.0 + 1e-13) == exact == scale.shown(1.0 - 1e-13)
     assert list(scale.shown_many(np.array([1.0, 1.0 + 1e-13]))) == [exact, exact]
+
+
+def test_a_list_asked_again_is_kept_until_an_edit(
+    embedder: Embedder, vectors, projects, institutions, tokenizer, monkeypatch
+) -> None:
+    svc = MatchingService(embedder, tokenizer=tokenizer)
+    svc.load(projects, institutions, *vectors)
+    fund = svc.institution_ids("fund")[0]
+    pid = projects[0].id
+    calls: list[str] = []
+    ranked_inst, ranked_proj = svc._match_institution, svc._match_project
+    monkeypatch.setattr(svc, "_match_institution", lambda *a: calls.append("i") or ranked_inst(*a))
+    monkeypatch.setattr(svc, "_match_project", lambda *a: calls.append("p") or ranked_proj(*a))
+    first = svc.match_institution(fund, 10)
+    assert svc.match_institution(fund, 10) == first and calls == ["i"]
+    assert svc.match_project(pid, "fund", 10) == svc.match_project(pid, "fund", 10) and calls == ["i", "p"]
+    first.pop()  # the caller's own copy
+    assert len(svc.match_institution(fund, 10)) == len(first) + 1
+    svc.match_institution(fund, 5)  # other arguments: another list
+    assert calls == ["i", "p", "i"]
+    svc.upsert_project(projects[1], embedder.encode_documents(["碳纤维复合材料 轻量化"])[0])
+    svc.match_institution(fund, 10)  # an edit is a new state: ranked again
+    assert calls == ["i", "p", "i", "i"]
