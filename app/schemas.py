@@ -95,12 +95,24 @@ def has_control(text: str, multiline: bool = False) -> bool:
 
 
 class InputError(ValueError):
-    """Bad input: a mapping of field name -> Chinese message, and a summary."""
+    """Bad input: a mapping of field name -> Chinese message, and a summary.
 
-    def __init__(self, fields: dict[str, str], message: str = "提交的内容有误，请按提示修改") -> None:
+    `status` is the API's answer: 422 for a value the rules refuse, 404 when a well-formed id names a
+    record that does not exist or that the caller may not see (`missing`).
+    """
+
+    def __init__(
+        self, fields: dict[str, str], message: str = "提交的内容有误，请按提示修改", status: int = 422
+    ) -> None:
         super().__init__(message)
         self.fields = fields
         self.message = message
+        self.status = status
+
+
+def missing(field: str, message: str) -> InputError:
+    """Return the error of an id (in a body or query string) naming no record the caller may see: 404."""
+    return InputError({field: message}, message.split("：", 1)[-1], status=404)
 
 
 def _blank_to_none(v: Any) -> Any:
@@ -122,12 +134,22 @@ def _to_list(v: Any) -> Any:
     return v
 
 
-def _parse_id(v: Any) -> int:
-    """Return an id from an int (not a bool) or a string of ASCII digits; refuse everything else.
+def whole(v: Any) -> Any:
+    """Return a JSON number without a fraction as an int (12.0 -> 12: the same JSON Schema integer)."""
+    if isinstance(v, float) and v.is_integer() and abs(v) <= 2**53:
+        return int(v)
+    return v
 
-    Floats (12.0), "12.0", "1e1", booleans, lists and numbers beyond MAX_ID are refused rather than
-    coerced, so the value an access rule checks is the value that is stored.
+
+def _parse_id(v: Any) -> int:
+    """Return an id from a JSON integer or (forms) a string of ASCII digits; refuse everything else.
+
+    A JSON number is an integer when it has no fraction, however it is written: 12.0 is the id 12, as
+    in the published schema ({"type": "integer"}, JSON Schema 2020-12). It is converted here, once,
+    so the value an access rule checks is the int that is stored. "12.0", "1e1", 12.5, booleans, lists
+    and numbers beyond MAX_ID are refused.
     """
+    v = whole(v)
     if isinstance(v, str):
         text = v.strip()
         if not (text.isascii() and text.isdigit()) or len(text) > 10:
@@ -155,6 +177,10 @@ _ID_SCHEMA: dict[str, Any] = {
 }
 #: A record id: an int or a string of ASCII digits (forms send strings), 1..MAX_ID, nothing else.
 Id = Annotated[int, PlainValidator(_parse_id), WithJsonSchema(_ID_SCHEMA)]
+#: An id the API takes as a JSON integer only (its form sends text, as for Id): published without the text.
+JsonId = Annotated[
+    int, PlainValidator(_parse_id), WithJsonSchema({**_ID_SCHEMA["anyOf"][0], "description": "整数编号"})
+]
 OptId = Annotated[
     int | None,
     PlainValidator(_parse_opt_id),
@@ -246,6 +272,19 @@ def one_of(values: Any) -> Any:
 EMAIL_PATTERN = r"^[^@\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*@[^\x00-\x1f\x7f-\x9f]*[^@\x00-\x1f\x7f-\x9f]$"
 
 
+#: The unified social credit code (GB 32100-2015) as the JSON API takes it: 18 characters of the code's
+#: alphabet (upper case, no I, O, Z, S, V), published with the format CREDIT_CODE_FORMAT for its check
+#: character, which no pattern states (a generator learns it from tools/schemathesis_hooks.py).
+CREDIT_CODE_FORMAT = "gb32100"
+CREDIT_CODE_PATTERN = "^[0-9A-HJ-NPQRTUWXY]{18}$"
+
+
+def _credit_code_schema(schema: dict[str, Any]) -> None:
+    for node in _text_nodes(schema):
+        node.update(pattern=CREDIT_CODE_PATTERN, format=CREDIT_CODE_FORMAT)
+    schema["description"] = "统一社会信用代码（GB 32100-2015：18 位，末位为校验码）"
+
+
 def _sme_industries() -> Any:
     from app.intake.eligibility import SME_INDUSTRIES
 
@@ -272,17 +311,17 @@ def _optional_for_some(schema: dict[str, Any], name: str, description: str) -> N
 
 def _need_schema(schema: dict[str, Any], cls: Any = None) -> None:
     publish_text_rule(schema, cls)
-    # need_owner_default: an institution member's need is its own institution's when it names none.
-    _optional_for_some(schema, "institution_id", "发布机构；机构成员可省略（默认为本机构），秘书处必填")
+    # Required of every caller in the API (an institution member names its own institution): a field
+    # that some roles may leave out would be one the schema calls optional and the view refuses.
+    schema["properties"]["institution_id"]["description"] = "发布机构（机构成员：本机构）"
 
 
 def _project_schema(schema: dict[str, Any], cls: Any = None) -> None:
     publish_text_rule(schema, cls)
-    # locked_project_fields: a project member's change keeps contest and award where it leaves them out.
-    _optional_for_some(
-        schema, "contest_id", "所属赛事；项目方可省略（保持不变，不能改为其他赛事），其他人必填"
-    )
-    _optional_for_some(schema, "award", "获奖等级；空或 null 为「无」（项目方不能修改）")
+    # contest_id is required of every caller (a project member sends its project's own contest; another
+    # one is refused, 403); award may be left out by anyone: none (无), or for a project member, unchanged.
+    schema["properties"]["contest_id"]["description"] = "所属赛事（项目方：不能改为其他赛事）"
+    _optional_for_some(schema, "award", "获奖等级；省略、空或 null 为「无」（项目方：保持不变，不能修改）")
 
 
 class ProjectIn(_Strict):
@@ -311,7 +350,7 @@ class ProjectIn(_Strict):
     employees: int | None = Field(default=None, ge=0, le=10_000_000)
     revenue_wan: float | None = Field(default=None, ge=0, le=100_000_000)
     ref: OptStr = Field(default=None, max_length=64)
-    credit_code: OptStr = None
+    credit_code: OptStr = Field(default=None, json_schema_extra=_credit_code_schema)
     team_lead: OptStr = Field(default=None, max_length=64)
     assets_wan: float | None = Field(default=None, ge=0, le=100_000_000)
     sme_industry: OptStr = Field(default=None, json_schema_extra=one_of(_sme_industries))
@@ -392,8 +431,15 @@ class InstitutionIn(_Strict):
     city: OptStr = Field(default=None, max_length=32)
     industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(INDUSTRIES))
     stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(Stage.labels()))
-    ticket_min_wan: float | None = Field(default=None, ge=0, le=10_000_000)
-    ticket_max_wan: float | None = Field(default=None, ge=0, le=10_000_000)
+    ticket_min_wan: float | None = Field(
+        default=None, ge=0, le=10_000_000, description="单笔金额下限（万元）"
+    )
+    ticket_max_wan: float | None = Field(
+        default=None,
+        ge=0,
+        le=10_000_000,
+        description="单笔金额上限（万元）；API 中两个界限先后不限，按大小存为下限与上限",
+    )
     services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(ServiceKind.labels()))
     space_m2: float | None = Field(default=None, ge=0, le=100_000_000)
     capacity: int | None = Field(default=None, ge=0, le=1_000_000)

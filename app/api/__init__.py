@@ -37,7 +37,6 @@ from app.access import (
     is_secretariat,
     locked_project_fields,
     login_required,
-    need_owner_default,
     project_level,
     public,
     roles_required,
@@ -184,6 +183,18 @@ def _removed(row: Any, outcome: str) -> Any:
     return jsonify({"id": row.id, "archived": True, "archived_at": row.archived_at.isoformat()}), 200
 
 
+def ticket_range(data: dict[str, Any]) -> dict[str, Any]:
+    """Return an institution's input with its two ticket bounds in order (the API takes them either way).
+
+    A range is the same whichever bound is named first; the form, where a person typed them, says so
+    instead (InstitutionIn refuses a lower bound above the upper one).
+    """
+    lo, hi = data.get("ticket_min_wan"), data.get("ticket_max_wan")
+    if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:  # the gate refused booleans
+        return {**data, "ticket_min_wan": hi, "ticket_max_wan": lo}
+    return data
+
+
 #: The fields of each record a form or a PUT sends (the input models' fields).
 PROJECT_FIELDS = list(ProjectIn.model_fields)
 INSTITUTION_FIELDS = list(InstitutionIn.model_fields)
@@ -246,7 +257,10 @@ def list_projects() -> Any:
 @bp.post("/projects")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 @operation(
-    "新增项目（秘书处；赛事组织方限本人负责赛事）", body=ProjectIn, answers={201: ProjectOut}, errors=(403,)
+    "新增项目（秘书处；赛事组织方限本人负责赛事）",
+    body=ProjectIn,
+    answers={201: ProjectOut},
+    errors=(403, 404),
 )
 def create_project() -> Any:
     values = validate(ProjectIn, _body())
@@ -323,7 +337,7 @@ def list_institutions() -> Any:
 @roles_required(Role.ADMIN)
 @operation("新增机构（秘书处）", body=InstitutionIn, answers={201: InstitutionOut})
 def create_institution() -> Any:
-    i = services.save_institution(db.session, validate(InstitutionIn, _body()))
+    i = services.save_institution(db.session, validate(InstitutionIn, ticket_range(_body())))
     return jsonify(_institution_out(i)), 201
 
 
@@ -393,11 +407,11 @@ def list_needs() -> Any:
 
 @bp.post("/needs")
 @roles_required(Role.ADMIN, Role.INSTITUTION)
-@operation("发布对接需求（机构成员限本机构）", body=NeedIn, answers={201: NeedOut})
+@operation("发布对接需求（机构成员限本机构）", body=NeedIn, answers={201: NeedOut}, errors=(403, 404))
 def create_need() -> Any:
     user = current_user()
     check_need_write(user, None)
-    values = validate(NeedIn, need_owner_default(user, _body()))
+    values = validate(NeedIn, _body())
     check_need_write(user, values)
     n = services.save_need(db.session, values)
     return jsonify(need_json(n)), 201
@@ -496,7 +510,7 @@ INSTITUTIONS = Editable(
     InstitutionIn,
     institution_json,
     _may_edit_institution,
-    lambda _user, _i, data: data,
+    lambda _user, _i, data: ticket_range(data),
     lambda _user, _values, _i: None,
     services.save_institution,
     _institution_out,
@@ -506,7 +520,7 @@ NEEDS = Editable(
     NeedIn,
     need_json,
     lambda user, n: check_need_write(user, None, n),
-    lambda user, _n, data: need_owner_default(user, data),
+    lambda _user, _n, data: data,
     lambda user, values, n: check_need_write(user, values, n),
     services.save_need,
     need_json,

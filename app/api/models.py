@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJson
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from app.schemas import MAX_ID
+from app.schemas import ID_TEXT_PATTERN, MAX_ID, SINGLE_LINE_PATTERN
 from models.enums import (
     INDUSTRIES,
     PROVINCES,
@@ -151,6 +151,24 @@ class InstitutionFilters(Query):
     province: Annotated[str, Vocab(PROVINCES, "地区")] | None = None
 
 
+def filter_value_schemas() -> dict[str, Any]:
+    """Return the JSON schema of each project filter's value as a saved search stores it (text).
+
+    The same rules as the query string (ProjectFilters): a vocabulary where there is one, the contest as
+    digits, the keyword single-line and at most 100 characters.
+    """
+    out: dict[str, Any] = {}
+    for name, prop in ProjectFilters.model_json_schema()["properties"].items():
+        node = next(b for b in prop.get("anyOf", [prop]) if b.get("type") != "null")
+        if node.get("type") == "integer":
+            out[name] = {"type": "string", "pattern": ID_TEXT_PATTERN}
+        elif "enum" in node:
+            out[name] = {"type": "string", "enum": node["enum"]}
+        else:
+            out[name] = {"type": "string", "maxLength": node["maxLength"], "pattern": SINGLE_LINE_PATTERN}
+    return out
+
+
 class ProjectListQuery(Keyset, ProjectFilters):
     pass
 
@@ -190,11 +208,23 @@ _DAY = Annotated[
 
 
 class PeriodQuery(Query):
+    """The period of the figures (app.pipeline.figures.period_from_args): every combination names one."""
+
     quarter: str | None = Field(
-        default=None, pattern=r"^20[0-9]{2}Q[1-4]$", description="季度，如 2026Q3（默认：最近一个完整季度）"
+        default=None,
+        pattern=r"^20[0-9]{2}Q[1-4]$",
+        description="季度，如 2026Q3；给出时即为统计区间，不再读取 from/to（都不给：最近一个完整季度）",
     )
-    from_: _DAY | None = Field(default=None, alias="from", description="开始日期（与 to 同用，代替 quarter）")
-    to: _DAY | None = Field(default=None, description="结束日期（含）")
+    from_: _DAY | None = Field(
+        default=None,
+        alias="from",
+        description="开始日期（无 quarter 时读取；只给 from：到该季度末）",
+    )
+    to: _DAY | None = Field(
+        default=None,
+        description="结束日期（含；只给 to：从该季度初起）。两个日期先后不限，区间最长三年，"
+        "超出时保留截至较晚日期的三年；答复中的区间名称即实际统计区间",
+    )
 
 
 class UnreadQuery(Query):

