@@ -21,17 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.enums import (
-    INDUSTRIES,
-    PROJECT_NEEDS,
-    PROVINCES,
-    Award,
-    FundingRound,
-    InstitutionKind,
-    ProjectGroup,
-    ServiceKind,
-    Stage,
-)
+from models import enums
 
 FIELD_LABELS: dict[str, str] = {
     "name": "名称",
@@ -211,6 +201,19 @@ def _check_members(values: list[str], allowed: tuple[str, ...] | list[str]) -> l
     return out
 
 
+def _members_of(allowed: Any, single: bool = False) -> Any:
+    """Return a field validator: a list whose every value is in `allowed` (or, `single`, one value; None
+    passes). `allowed` is the list, or a function returning it (for a vocabulary imported late)."""
+
+    def check(v: Any) -> Any:
+        values = allowed() if callable(allowed) else allowed
+        if v is None:
+            return None
+        return _check_members([v], values)[0] if single else _check_members(v, values)
+
+    return check
+
+
 def refuse_control(data: Any, labels: dict[str, str] | None = None) -> Any:
     """Raise InputError naming every field whose text holds a control character; return data unchanged.
 
@@ -330,20 +333,20 @@ class ProjectIn(_Strict):
     model_config = ConfigDict(json_schema_extra=_project_schema)
 
     name: str = Field(min_length=2, max_length=200)
-    group: ProjectGroup
+    group: enums.ProjectGroup
     contest_id: Id
-    award: Award = Award.NONE
-    industry: str = Field(json_schema_extra=one_of(INDUSTRIES))
+    award: enums.Award = enums.Award.NONE
+    industry: str = Field(json_schema_extra=one_of(enums.INDUSTRIES))
     track: OptStr = Field(default=None, max_length=32)
-    province: OptStr = Field(default=None, json_schema_extra=one_of(PROVINCES))
+    province: OptStr = Field(default=None, json_schema_extra=one_of(enums.PROVINCES))
     city: OptStr = Field(default=None, max_length=32)
-    stage: Stage | None = None
+    stage: enums.Stage | None = None
     amount_wan: float | None = Field(default=None, ge=0, le=10_000_000)
-    funding_round: FundingRound | None = None
+    funding_round: enums.FundingRound | None = None
     description: str = Field(min_length=10, max_length=5000)
     team: OptStr = Field(default=None, max_length=3000)
     ip: OptStr = Field(default=None, max_length=3000)
-    needs: StrListIn = Field(default_factory=list, json_schema_extra=one_of(PROJECT_NEEDS))
+    needs: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.PROJECT_NEEDS))
     contact_name: OptStr = Field(default=None, max_length=64)
     contact_phone: OptStr = Field(default=None, max_length=32)
     contact_email: OptStr = Field(default=None, max_length=120, json_schema_extra={"pattern": EMAIL_PATTERN})
@@ -355,13 +358,15 @@ class ProjectIn(_Strict):
     assets_wan: float | None = Field(default=None, ge=0, le=100_000_000)
     sme_industry: OptStr = Field(default=None, json_schema_extra=one_of(_sme_industries))
 
-    _group = field_validator("group", mode="before")(lambda v: _label(ProjectGroup, v, "group"))
+    _group = field_validator("group", mode="before")(lambda v: _label(enums.ProjectGroup, v, "group"))
     _award = field_validator("award", mode="before")(
-        lambda v: Award.NONE if v in (None, "") else _label(Award, v, "award")
+        lambda v: enums.Award.NONE if v in (None, "") else _label(enums.Award, v, "award")
     )
-    _stage = field_validator("stage", mode="before")(lambda v: _label(Stage, _blank_to_none(v), "stage"))
+    _stage = field_validator("stage", mode="before")(
+        lambda v: _label(enums.Stage, _blank_to_none(v), "stage")
+    )
     _round = field_validator("funding_round", mode="before")(
-        lambda v: _label(FundingRound, _blank_to_none(v), "funding_round")
+        lambda v: _label(enums.FundingRound, _blank_to_none(v), "funding_round")
     )
     _amount = field_validator("amount_wan", "revenue_wan", "employees", "assets_wan", mode="before")(
         _blank_to_none
@@ -374,27 +379,10 @@ class ProjectIn(_Strict):
 
         return None if v is None else check_credit_code(v)
 
-    @field_validator("sme_industry")
-    @classmethod
-    def _sme_industry(cls, v: str | None) -> str | None:
-        from app.intake.eligibility import SME_INDUSTRIES
-
-        return None if v is None else _check_members([v], SME_INDUSTRIES)[0]
-
-    @field_validator("industry")
-    @classmethod
-    def _industry(cls, v: str) -> str:
-        return _check_members([v], INDUSTRIES)[0]
-
-    @field_validator("province")
-    @classmethod
-    def _province(cls, v: str | None) -> str | None:
-        return None if v is None else _check_members([v], PROVINCES)[0]
-
-    @field_validator("needs")
-    @classmethod
-    def _needs(cls, v: list[str]) -> list[str]:
-        return _check_members(v, PROJECT_NEEDS)
+    _sme_industry = field_validator("sme_industry")(_members_of(_sme_industries, single=True))
+    _industry = field_validator("industry")(_members_of(enums.INDUSTRIES, single=True))
+    _province = field_validator("province")(_members_of(enums.PROVINCES, single=True))
+    _needs = field_validator("needs")(_members_of(enums.PROJECT_NEEDS))
 
     @field_validator("contact_email")
     @classmethod
@@ -426,11 +414,11 @@ class InstitutionIn(_Strict):
     """An institution profile."""
 
     name: str = Field(min_length=2, max_length=200)
-    kind: InstitutionKind
-    province: OptStr = Field(default=None, json_schema_extra=one_of(PROVINCES))
+    kind: enums.InstitutionKind
+    province: OptStr = Field(default=None, json_schema_extra=one_of(enums.PROVINCES))
     city: OptStr = Field(default=None, max_length=32)
-    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(INDUSTRIES))
-    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(Stage.labels()))
+    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.INDUSTRIES))
+    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.Stage.labels()))
     ticket_min_wan: float | None = Field(
         default=None, ge=0, le=10_000_000, description="单笔金额下限（万元）"
     )
@@ -440,7 +428,7 @@ class InstitutionIn(_Strict):
         le=10_000_000,
         description="单笔金额上限（万元）；API 中两个界限先后不限，按大小存为下限与上限",
     )
-    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(ServiceKind.labels()))
+    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.ServiceKind.labels()))
     space_m2: float | None = Field(default=None, ge=0, le=100_000_000)
     capacity: int | None = Field(default=None, ge=0, le=1_000_000)
     description: str = Field(min_length=10, max_length=5000)
@@ -453,7 +441,7 @@ class InstitutionIn(_Strict):
         json_schema_extra={"enum": ["avoid", "welcome", "回避竞争", "欢迎同类"]},
     )
 
-    _kind = field_validator("kind", mode="before")(lambda v: _label(InstitutionKind, v, "kind"))
+    _kind = field_validator("kind", mode="before")(lambda v: _label(enums.InstitutionKind, v, "kind"))
 
     @field_validator("competitor_policy", mode="before")
     @classmethod
@@ -464,25 +452,10 @@ class InstitutionIn(_Strict):
         _blank_to_none
     )
 
-    @field_validator("province")
-    @classmethod
-    def _province(cls, v: str | None) -> str | None:
-        return None if v is None else _check_members([v], PROVINCES)[0]
-
-    @field_validator("industries")
-    @classmethod
-    def _industries(cls, v: list[str]) -> list[str]:
-        return _check_members(v, INDUSTRIES)
-
-    @field_validator("stages")
-    @classmethod
-    def _stages(cls, v: list[str]) -> list[str]:
-        return _check_members(v, Stage.labels())
-
-    @field_validator("services")
-    @classmethod
-    def _services(cls, v: list[str]) -> list[str]:
-        return _check_members(v, ServiceKind.labels())
+    _province = field_validator("province")(_members_of(enums.PROVINCES, single=True))
+    _industries = field_validator("industries")(_members_of(enums.INDUSTRIES))
+    _stages = field_validator("stages")(_members_of(enums.Stage.labels()))
+    _services = field_validator("services")(_members_of(enums.ServiceKind.labels()))
 
     @field_validator("contact_email")
     @classmethod
@@ -505,16 +478,16 @@ class NeedIn(_Strict):
     institution_id: Id
     title: str = Field(min_length=4, max_length=200)
     description: str = Field(min_length=10, max_length=5000)
-    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(INDUSTRIES))
-    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(Stage.labels()))
-    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(ServiceKind.labels()))
+    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.INDUSTRIES))
+    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.Stage.labels()))
+    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.ServiceKind.labels()))
     quota: int | None = Field(default=None, ge=1, le=10_000)
     deadline: date | None = None
 
     _blank = field_validator("quota", "deadline", mode="before")(_blank_to_none)
-    _industries = field_validator("industries")(lambda v: _check_members(v, INDUSTRIES))
-    _stages = field_validator("stages")(lambda v: _check_members(v, Stage.labels()))
-    _services = field_validator("services")(lambda v: _check_members(v, ServiceKind.labels()))
+    _industries = field_validator("industries")(_members_of(enums.INDUSTRIES))
+    _stages = field_validator("stages")(_members_of(enums.Stage.labels()))
+    _services = field_validator("services")(_members_of(enums.ServiceKind.labels()))
 
 
 _TEMPLATES: dict[str, str] = {

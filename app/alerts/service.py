@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app import services
 from app.access import can_edit_need, can_view_institution_private, visible_reasons
-from app.api.models import filter_value_schemas
+from app.api.models import QUERY_LABELS, filter_value_schemas
 from app.extensions import db
 from app.params import project_filter
 from app.pipeline.states import CHINA_TZ
@@ -48,16 +48,7 @@ log = logging.getLogger(__name__)
 
 #: The query parameters of a project filter, in the order they are shown.
 FILTER_KEYS = ("q", "contest", "contest_kind", "award", "group", "industry", "province", "stage")
-FILTER_LABELS = {
-    "q": "关键词",
-    "contest": "赛事",
-    "contest_kind": "赛事类型",
-    "award": "获奖等级",
-    "group": "组别",
-    "industry": "行业",
-    "province": "地区",
-    "stage": "阶段",
-}
+FILTER_LABELS = {k: QUERY_LABELS[k] for k in FILTER_KEYS}
 LABELS = {
     "name": "名称",
     "kind": "列表类型",

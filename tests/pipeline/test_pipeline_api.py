@@ -159,7 +159,14 @@ def test_signing_outcome_errors_name_each_field(world, as_user) -> None:
     )
     fields = r.json["error"]["fields"]
     assert r.status_code == 422
-    assert {"outcome.amount_wan", "outcome.area_m2"} <= set(fields)
+    assert {"outcome", "outcome.area_m2"} <= set(fields) and "落地" in fields["outcome"]
+    # A complete outcome of another kind than the institution's (a base records 落地): its state decides.
+    r = _post(
+        base,
+        f"/api/connections/{cid}/move",
+        {"to_stage": "已签约", "outcome": {"amount_wan": 100, "round": "A轮", "date": "2026-11-20"}},
+    )
+    assert r.status_code == 409 and "outcome.amount_wan" in r.json["error"]["fields"]
     r = _post(
         base,
         f"/api/connections/{cid}/move",
