@@ -411,7 +411,7 @@ def test_users_see_and_change_only_their_own(alerts_app: Flask) -> None:
     if other_need is not None:
         assert _save(fund, name="x", kind="need", target_id=other_need).status_code == 403
     assert _save(project, name="x", kind="institution", target_id=fund_inst).status_code == 403
-    assert _save(fund, name="x", kind="institution", target_id=999_999).status_code == 422
+    assert _save(fund, name="x", kind="institution", target_id=999_999).status_code == 404  # no such list
     r = fund.post("/alerts/searches", data={"name": "x", "kind": "institution", "target_id": str(base_inst)})
     assert r.status_code == 403
     mine = _save(fund, name="我的", kind="institution", target_id=fund_inst).get_json()["id"]
