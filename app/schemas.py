@@ -256,6 +256,20 @@ def publish_text_rule(schema: dict[str, Any], _cls: Any = None) -> None:
                 node.setdefault("pattern", pattern)
 
 
+def publish_without_nulls(schema: dict[str, Any], cls: Any = None) -> None:
+    """Publish a change whose fields may be left out but not sent as null (the model refuses null)."""
+    publish_text_rule(schema, cls)
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", "") is None:
+            del prop["default"]  # "leave it out", not a value to send
+        branches = [b for b in prop.get("anyOf", []) if b.get("type") != "null"]
+        if "anyOf" in prop and len(branches) == 1:
+            del prop["anyOf"]
+            prop.update(branches[0])
+        elif "anyOf" in prop:
+            prop["anyOf"] = branches
+
+
 def one_of(values: Any) -> Any:
     """Return a field's json_schema_extra that publishes its closed vocabulary (checked by a validator).
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from flask import current_app
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,6 +34,7 @@ from app.schemas import (
     _Strict,
     has_control,
     missing,
+    publish_without_nulls,
     validate,
     whole,
 )
@@ -132,6 +133,8 @@ class SearchIn(_Strict):
 
 class SearchPatch(_Strict):
     """A change to a saved search (its list and filters stay: save a new search for other filters)."""
+
+    model_config = ConfigDict(json_schema_extra=publish_without_nulls)
 
     labels: ClassVar[dict[str, str]] = LABELS  # Chinese field names for the API's schema check
 
