@@ -75,7 +75,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(InputError)
     def _input_error(exc: InputError):
-        return error_response(422, exc.message, exc.fields)
+        return error_response(exc.status, exc.message, exc.fields)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError):

@@ -21,17 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.enums import (
-    INDUSTRIES,
-    PROJECT_NEEDS,
-    PROVINCES,
-    Award,
-    FundingRound,
-    InstitutionKind,
-    ProjectGroup,
-    ServiceKind,
-    Stage,
-)
+from models import enums
 
 FIELD_LABELS: dict[str, str] = {
     "name": "名称",
@@ -95,12 +85,24 @@ def has_control(text: str, multiline: bool = False) -> bool:
 
 
 class InputError(ValueError):
-    """Bad input: a mapping of field name -> Chinese message, and a summary."""
+    """Bad input: a mapping of field name -> Chinese message, and a summary.
 
-    def __init__(self, fields: dict[str, str], message: str = "提交的内容有误，请按提示修改") -> None:
+    `status` is the API's answer: 422 for a value the rules refuse, 404 when a well-formed id names a
+    record that does not exist or that the caller may not see (`missing`).
+    """
+
+    def __init__(
+        self, fields: dict[str, str], message: str = "提交的内容有误，请按提示修改", status: int = 422
+    ) -> None:
         super().__init__(message)
         self.fields = fields
         self.message = message
+        self.status = status
+
+
+def missing(field: str, message: str) -> InputError:
+    """Return the error of an id (in a body or query string) naming no record the caller may see: 404."""
+    return InputError({field: message}, message.split("：", 1)[-1], status=404)
 
 
 def _blank_to_none(v: Any) -> Any:
@@ -122,12 +124,22 @@ def _to_list(v: Any) -> Any:
     return v
 
 
-def _parse_id(v: Any) -> int:
-    """Return an id from an int (not a bool) or a string of ASCII digits; refuse everything else.
+def whole(v: Any) -> Any:
+    """Return a JSON number without a fraction as an int (12.0 -> 12: the same JSON Schema integer)."""
+    if isinstance(v, float) and v.is_integer() and abs(v) <= 2**53:
+        return int(v)
+    return v
 
-    Floats (12.0), "12.0", "1e1", booleans, lists and numbers beyond MAX_ID are refused rather than
-    coerced, so the value an access rule checks is the value that is stored.
+
+def _parse_id(v: Any) -> int:
+    """Return an id from a JSON integer or (forms) a string of ASCII digits; refuse everything else.
+
+    A JSON number is an integer when it has no fraction, however it is written: 12.0 is the id 12, as
+    in the published schema ({"type": "integer"}, JSON Schema 2020-12). It is converted here, once,
+    so the value an access rule checks is the int that is stored. "12.0", "1e1", 12.5, booleans, lists
+    and numbers beyond MAX_ID are refused.
     """
+    v = whole(v)
     if isinstance(v, str):
         text = v.strip()
         if not (text.isascii() and text.isdigit()) or len(text) > 10:
@@ -155,6 +167,10 @@ _ID_SCHEMA: dict[str, Any] = {
 }
 #: A record id: an int or a string of ASCII digits (forms send strings), 1..MAX_ID, nothing else.
 Id = Annotated[int, PlainValidator(_parse_id), WithJsonSchema(_ID_SCHEMA)]
+#: An id the API takes as a JSON integer only (its form sends text, as for Id): published without the text.
+JsonId = Annotated[
+    int, PlainValidator(_parse_id), WithJsonSchema({**_ID_SCHEMA["anyOf"][0], "description": "整数编号"})
+]
 OptId = Annotated[
     int | None,
     PlainValidator(_parse_opt_id),
@@ -183,6 +199,19 @@ def _check_members(values: list[str], allowed: tuple[str, ...] | list[str]) -> l
         if v not in out:
             out.append(v)
     return out
+
+
+def _members_of(allowed: Any, single: bool = False) -> Any:
+    """Return a field validator: a list whose every value is in `allowed` (or, `single`, one value; None
+    passes). `allowed` is the list, or a function returning it (for a vocabulary imported late)."""
+
+    def check(v: Any) -> Any:
+        values = allowed() if callable(allowed) else allowed
+        if v is None:
+            return None
+        return _check_members([v], values)[0] if single else _check_members(v, values)
+
+    return check
 
 
 def refuse_control(data: Any, labels: dict[str, str] | None = None) -> Any:
@@ -227,6 +256,20 @@ def publish_text_rule(schema: dict[str, Any], _cls: Any = None) -> None:
                 node.setdefault("pattern", pattern)
 
 
+def publish_without_nulls(schema: dict[str, Any], cls: Any = None) -> None:
+    """Publish a change whose fields may be left out but not sent as null (the model refuses null)."""
+    publish_text_rule(schema, cls)
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", "") is None:
+            del prop["default"]  # "leave it out", not a value to send
+        branches = [b for b in prop.get("anyOf", []) if b.get("type") != "null"]
+        if "anyOf" in prop and len(branches) == 1:
+            del prop["anyOf"]
+            prop.update(branches[0])
+        elif "anyOf" in prop:
+            prop["anyOf"] = branches
+
+
 def one_of(values: Any) -> Any:
     """Return a field's json_schema_extra that publishes its closed vocabulary (checked by a validator).
 
@@ -244,6 +287,19 @@ def one_of(values: Any) -> Any:
 
 #: Published pattern of an e-mail address: what ProjectIn._email accepts (an @ neither first nor last).
 EMAIL_PATTERN = r"^[^@\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*@[^\x00-\x1f\x7f-\x9f]*[^@\x00-\x1f\x7f-\x9f]$"
+
+
+#: The unified social credit code (GB 32100-2015) as the JSON API takes it: 18 characters of the code's
+#: alphabet (upper case, no I, O, Z, S, V), published with the format CREDIT_CODE_FORMAT for its check
+#: character, which no pattern states (a generator learns it from tools/schemathesis_hooks.py).
+CREDIT_CODE_FORMAT = "gb32100"
+CREDIT_CODE_PATTERN = "^[0-9A-HJ-NPQRTUWXY]{18}$"
+
+
+def _credit_code_schema(schema: dict[str, Any]) -> None:
+    for node in _text_nodes(schema):
+        node.update(pattern=CREDIT_CODE_PATTERN, format=CREDIT_CODE_FORMAT)
+    schema["description"] = "统一社会信用代码（GB 32100-2015：18 位，末位为校验码）"
 
 
 def _sme_industries() -> Any:
@@ -272,17 +328,17 @@ def _optional_for_some(schema: dict[str, Any], name: str, description: str) -> N
 
 def _need_schema(schema: dict[str, Any], cls: Any = None) -> None:
     publish_text_rule(schema, cls)
-    # need_owner_default: an institution member's need is its own institution's when it names none.
-    _optional_for_some(schema, "institution_id", "发布机构；机构成员可省略（默认为本机构），秘书处必填")
+    # Required of every caller in the API (an institution member names its own institution): a field
+    # that some roles may leave out would be one the schema calls optional and the view refuses.
+    schema["properties"]["institution_id"]["description"] = "发布机构（机构成员：本机构）"
 
 
 def _project_schema(schema: dict[str, Any], cls: Any = None) -> None:
     publish_text_rule(schema, cls)
-    # locked_project_fields: a project member's change keeps contest and award where it leaves them out.
-    _optional_for_some(
-        schema, "contest_id", "所属赛事；项目方可省略（保持不变，不能改为其他赛事），其他人必填"
-    )
-    _optional_for_some(schema, "award", "获奖等级；空或 null 为「无」（项目方不能修改）")
+    # contest_id is required of every caller (a project member sends its project's own contest; another
+    # one is refused, 403); award may be left out by anyone: none (无), or for a project member, unchanged.
+    schema["properties"]["contest_id"]["description"] = "所属赛事（项目方：不能改为其他赛事）"
+    _optional_for_some(schema, "award", "获奖等级；省略、空或 null 为「无」（项目方：保持不变，不能修改）")
 
 
 class ProjectIn(_Strict):
@@ -291,38 +347,40 @@ class ProjectIn(_Strict):
     model_config = ConfigDict(json_schema_extra=_project_schema)
 
     name: str = Field(min_length=2, max_length=200)
-    group: ProjectGroup
+    group: enums.ProjectGroup
     contest_id: Id
-    award: Award = Award.NONE
-    industry: str = Field(json_schema_extra=one_of(INDUSTRIES))
+    award: enums.Award = enums.Award.NONE
+    industry: str = Field(json_schema_extra=one_of(enums.INDUSTRIES))
     track: OptStr = Field(default=None, max_length=32)
-    province: OptStr = Field(default=None, json_schema_extra=one_of(PROVINCES))
+    province: OptStr = Field(default=None, json_schema_extra=one_of(enums.PROVINCES))
     city: OptStr = Field(default=None, max_length=32)
-    stage: Stage | None = None
+    stage: enums.Stage | None = None
     amount_wan: float | None = Field(default=None, ge=0, le=10_000_000)
-    funding_round: FundingRound | None = None
+    funding_round: enums.FundingRound | None = None
     description: str = Field(min_length=10, max_length=5000)
     team: OptStr = Field(default=None, max_length=3000)
     ip: OptStr = Field(default=None, max_length=3000)
-    needs: StrListIn = Field(default_factory=list, json_schema_extra=one_of(PROJECT_NEEDS))
+    needs: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.PROJECT_NEEDS))
     contact_name: OptStr = Field(default=None, max_length=64)
     contact_phone: OptStr = Field(default=None, max_length=32)
     contact_email: OptStr = Field(default=None, max_length=120, json_schema_extra={"pattern": EMAIL_PATTERN})
     employees: int | None = Field(default=None, ge=0, le=10_000_000)
     revenue_wan: float | None = Field(default=None, ge=0, le=100_000_000)
     ref: OptStr = Field(default=None, max_length=64)
-    credit_code: OptStr = None
+    credit_code: OptStr = Field(default=None, json_schema_extra=_credit_code_schema)
     team_lead: OptStr = Field(default=None, max_length=64)
     assets_wan: float | None = Field(default=None, ge=0, le=100_000_000)
     sme_industry: OptStr = Field(default=None, json_schema_extra=one_of(_sme_industries))
 
-    _group = field_validator("group", mode="before")(lambda v: _label(ProjectGroup, v, "group"))
+    _group = field_validator("group", mode="before")(lambda v: _label(enums.ProjectGroup, v, "group"))
     _award = field_validator("award", mode="before")(
-        lambda v: Award.NONE if v in (None, "") else _label(Award, v, "award")
+        lambda v: enums.Award.NONE if v in (None, "") else _label(enums.Award, v, "award")
     )
-    _stage = field_validator("stage", mode="before")(lambda v: _label(Stage, _blank_to_none(v), "stage"))
+    _stage = field_validator("stage", mode="before")(
+        lambda v: _label(enums.Stage, _blank_to_none(v), "stage")
+    )
     _round = field_validator("funding_round", mode="before")(
-        lambda v: _label(FundingRound, _blank_to_none(v), "funding_round")
+        lambda v: _label(enums.FundingRound, _blank_to_none(v), "funding_round")
     )
     _amount = field_validator("amount_wan", "revenue_wan", "employees", "assets_wan", mode="before")(
         _blank_to_none
@@ -335,27 +393,10 @@ class ProjectIn(_Strict):
 
         return None if v is None else check_credit_code(v)
 
-    @field_validator("sme_industry")
-    @classmethod
-    def _sme_industry(cls, v: str | None) -> str | None:
-        from app.intake.eligibility import SME_INDUSTRIES
-
-        return None if v is None else _check_members([v], SME_INDUSTRIES)[0]
-
-    @field_validator("industry")
-    @classmethod
-    def _industry(cls, v: str) -> str:
-        return _check_members([v], INDUSTRIES)[0]
-
-    @field_validator("province")
-    @classmethod
-    def _province(cls, v: str | None) -> str | None:
-        return None if v is None else _check_members([v], PROVINCES)[0]
-
-    @field_validator("needs")
-    @classmethod
-    def _needs(cls, v: list[str]) -> list[str]:
-        return _check_members(v, PROJECT_NEEDS)
+    _sme_industry = field_validator("sme_industry")(_members_of(_sme_industries, single=True))
+    _industry = field_validator("industry")(_members_of(enums.INDUSTRIES, single=True))
+    _province = field_validator("province")(_members_of(enums.PROVINCES, single=True))
+    _needs = field_validator("needs")(_members_of(enums.PROJECT_NEEDS))
 
     @field_validator("contact_email")
     @classmethod
@@ -387,14 +428,21 @@ class InstitutionIn(_Strict):
     """An institution profile."""
 
     name: str = Field(min_length=2, max_length=200)
-    kind: InstitutionKind
-    province: OptStr = Field(default=None, json_schema_extra=one_of(PROVINCES))
+    kind: enums.InstitutionKind
+    province: OptStr = Field(default=None, json_schema_extra=one_of(enums.PROVINCES))
     city: OptStr = Field(default=None, max_length=32)
-    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(INDUSTRIES))
-    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(Stage.labels()))
-    ticket_min_wan: float | None = Field(default=None, ge=0, le=10_000_000)
-    ticket_max_wan: float | None = Field(default=None, ge=0, le=10_000_000)
-    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(ServiceKind.labels()))
+    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.INDUSTRIES))
+    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.Stage.labels()))
+    ticket_min_wan: float | None = Field(
+        default=None, ge=0, le=10_000_000, description="单笔金额下限（万元）"
+    )
+    ticket_max_wan: float | None = Field(
+        default=None,
+        ge=0,
+        le=10_000_000,
+        description="单笔金额上限（万元）；API 中两个界限先后不限，按大小存为下限与上限",
+    )
+    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.ServiceKind.labels()))
     space_m2: float | None = Field(default=None, ge=0, le=100_000_000)
     capacity: int | None = Field(default=None, ge=0, le=1_000_000)
     description: str = Field(min_length=10, max_length=5000)
@@ -407,7 +455,7 @@ class InstitutionIn(_Strict):
         json_schema_extra={"enum": ["avoid", "welcome", "回避竞争", "欢迎同类"]},
     )
 
-    _kind = field_validator("kind", mode="before")(lambda v: _label(InstitutionKind, v, "kind"))
+    _kind = field_validator("kind", mode="before")(lambda v: _label(enums.InstitutionKind, v, "kind"))
 
     @field_validator("competitor_policy", mode="before")
     @classmethod
@@ -418,25 +466,10 @@ class InstitutionIn(_Strict):
         _blank_to_none
     )
 
-    @field_validator("province")
-    @classmethod
-    def _province(cls, v: str | None) -> str | None:
-        return None if v is None else _check_members([v], PROVINCES)[0]
-
-    @field_validator("industries")
-    @classmethod
-    def _industries(cls, v: list[str]) -> list[str]:
-        return _check_members(v, INDUSTRIES)
-
-    @field_validator("stages")
-    @classmethod
-    def _stages(cls, v: list[str]) -> list[str]:
-        return _check_members(v, Stage.labels())
-
-    @field_validator("services")
-    @classmethod
-    def _services(cls, v: list[str]) -> list[str]:
-        return _check_members(v, ServiceKind.labels())
+    _province = field_validator("province")(_members_of(enums.PROVINCES, single=True))
+    _industries = field_validator("industries")(_members_of(enums.INDUSTRIES))
+    _stages = field_validator("stages")(_members_of(enums.Stage.labels()))
+    _services = field_validator("services")(_members_of(enums.ServiceKind.labels()))
 
     @field_validator("contact_email")
     @classmethod
@@ -459,16 +492,16 @@ class NeedIn(_Strict):
     institution_id: Id
     title: str = Field(min_length=4, max_length=200)
     description: str = Field(min_length=10, max_length=5000)
-    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(INDUSTRIES))
-    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(Stage.labels()))
-    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(ServiceKind.labels()))
+    industries: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.INDUSTRIES))
+    stages: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.Stage.labels()))
+    services: StrListIn = Field(default_factory=list, json_schema_extra=one_of(enums.ServiceKind.labels()))
     quota: int | None = Field(default=None, ge=1, le=10_000)
     deadline: date | None = None
 
     _blank = field_validator("quota", "deadline", mode="before")(_blank_to_none)
-    _industries = field_validator("industries")(lambda v: _check_members(v, INDUSTRIES))
-    _stages = field_validator("stages")(lambda v: _check_members(v, Stage.labels()))
-    _services = field_validator("services")(lambda v: _check_members(v, ServiceKind.labels()))
+    _industries = field_validator("industries")(_members_of(enums.INDUSTRIES))
+    _stages = field_validator("stages")(_members_of(enums.Stage.labels()))
+    _services = field_validator("services")(_members_of(enums.ServiceKind.labels()))
 
 
 _TEMPLATES: dict[str, str] = {

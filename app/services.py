@@ -30,7 +30,7 @@ from app import index_sync
 from app.access import audit, current_user, institution_record_text, is_secretariat, project_record_text
 from app.alerts import projects_changed
 from app.extensions import db
-from app.schemas import InputError, InstitutionIn, NeedIn, ProjectIn, validate
+from app.schemas import InstitutionIn, NeedIn, ProjectIn, missing, validate
 from embeddings import load_embedder, set_search_threads, text_hash
 from embeddings.stores import VectorBackend, make_backend, parse_store_setting
 from embeddings.text import need_text
@@ -509,7 +509,7 @@ def _embed_one(session: Session, kind: str, owner_id: int, text: str) -> np.ndar
 def _check_contest(session: Session, contest_id: int) -> Contest:
     contest = session.get(Contest, contest_id)
     if contest is None:
-        raise InputError({"contest_id": "所属赛事：赛事不存在"})
+        raise missing("contest_id", "所属赛事：赛事不存在")
     return contest
 
 
@@ -806,7 +806,7 @@ def save_need(session: Session, data: NeedIn | Mapping[str, Any], need: Need | N
     """Create or update a need from validated values (or a mapping, validated here), and store its vector."""
     values = _validated(NeedIn, data)
     if session.get(Institution, values.institution_id) is None:
-        raise InputError({"institution_id": "发布机构：机构不存在"})
+        raise missing("institution_id", "发布机构：机构不存在")
     saved = _write(session, "need", need, Need, values, need_record_text)[0]
     projects_changed()  # a posted need is watched like a saved search: take its list as the baseline soon
     return saved

@@ -15,18 +15,29 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from flask import current_app
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import services
 from app.access import can_edit_need, can_view_institution_private, visible_reasons
-from app.api.models import QUERY_LABELS
+from app.api.models import QUERY_LABELS, filter_value_schemas
 from app.extensions import db
 from app.params import project_filter
 from app.pipeline.states import CHINA_TZ
-from app.schemas import CONTROL_MESSAGE, SINGLE_LINE_PATTERN, Id, InputError, _Strict, has_control, validate
+from app.schemas import (
+    CONTROL_MESSAGE,
+    SINGLE_LINE_PATTERN,
+    InputError,
+    JsonId,
+    _Strict,
+    has_control,
+    missing,
+    publish_without_nulls,
+    validate,
+    whole,
+)
 from models import Connection, Contest, Institution, Need, Project
 from models.accounts import User
 from models.alerts import AlertFrequency, AlertSettings, Notification, SavedSearch, SearchKind
@@ -69,6 +80,7 @@ def _frequency(v: Any) -> Any:
 
 
 def _rank(v: Any) -> Any:
+    v = whole(v)
     if isinstance(v, str) and v.strip().isascii() and v.strip().isdigit():
         v = int(v.strip())
     if isinstance(v, bool) or not isinstance(v, int):
@@ -91,11 +103,12 @@ class SearchIn(_Strict):
 
     name: str = Field(min_length=1, max_length=60)
     kind: Literal["institution", "need"]
-    target_id: Id
+    target_id: JsonId
     filters: dict[str, str] = Field(
         default_factory=dict,
         json_schema_extra={
             "propertyNames": {"enum": list(FILTER_KEYS)},
+            "properties": filter_value_schemas(),
             "additionalProperties": {"type": "string", "pattern": SINGLE_LINE_PATTERN},
         },
     )
@@ -121,6 +134,8 @@ class SearchIn(_Strict):
 
 class SearchPatch(_Strict):
     """A change to a saved search (its list and filters stay: save a new search for other filters)."""
+
+    model_config = ConfigDict(json_schema_extra=publish_without_nulls)
 
     labels: ClassVar[dict[str, str]] = LABELS  # Chinese field names for the API's schema check
 
@@ -251,7 +266,7 @@ def create_search(session: Session, user: User, values: SearchIn) -> SavedSearch
     target = _target(session, values.kind, values.target_id)
     if target is None:
         label = "对接需求" if values.kind == "need" else "机构"
-        raise InputError({"target_id": f"列表所属：{label}不存在"})
+        raise missing("target_id", f"列表所属：{label}不存在")
     if not may_watch(user, values.kind, target):
         raise PermissionError("may not watch this list")
     try:

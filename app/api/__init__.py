@@ -36,7 +36,6 @@ from app.access import (
     is_secretariat,
     locked_project_fields,
     login_required,
-    need_owner_default,
     project_level,
     public,
     readable_reasons,
@@ -184,6 +183,18 @@ def _removed(row: Any, outcome: str) -> Any:
     return jsonify({"id": row.id, "archived": True, "archived_at": row.archived_at.isoformat()}), 200
 
 
+def ticket_range(data: dict[str, Any]) -> dict[str, Any]:
+    """Return an institution's input with its two ticket bounds in order (the API takes them either way).
+
+    A range is the same whichever bound is named first; the form, where a person typed them, says so
+    instead (InstitutionIn refuses a lower bound above the upper one).
+    """
+    lo, hi = data.get("ticket_min_wan"), data.get("ticket_max_wan")
+    if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:  # the gate refused booleans
+        return {**data, "ticket_min_wan": hi, "ticket_max_wan": lo}
+    return data
+
+
 #: The fields of each record a form or a PUT sends (the input models' fields).
 PROJECT_FIELDS = list(ProjectIn.model_fields)
 INSTITUTION_FIELDS = list(InstitutionIn.model_fields)
@@ -254,40 +265,16 @@ def list_projects() -> Any:
 @bp.post("/projects")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 @operation(
-    "新增项目（秘书处；赛事组织方限本人负责赛事）", body=ProjectIn, answers={201: ProjectOut}, errors=(403,)
+    "新增项目（秘书处；赛事组织方限本人负责赛事）",
+    body=ProjectIn,
+    answers={201: ProjectOut},
+    errors=(403, 404),
 )
 def create_project() -> Any:
     values = validate(ProjectIn, _body())
     check_project_write(current_user(), values)
     p = services.save_project(db.session, values)
     return jsonify(_project_out(p)), 201
-
-
-@bp.get("/projects/<int:ident>")
-@public
-@operation("项目详情", answers={200: ProjectOut})
-def get_project(ident: int) -> Any:
-    p = _get_or_404(Project, ident, archived=True)
-    return jsonify(_marked(_project_out(p), p))
-
-
-@bp.delete("/projects/<int:ident>")
-@roles_required(Role.ADMIN, Role.ORGANISER)
-@operation("删除项目（有对接记录的归档，否则删除）", answers={204: _DELETED, 200: _ARCHIVED})
-def delete_project(ident: int) -> Any:
-    p = _get_or_404(Project, ident, archived=True)
-    if not can_delete_project(current_user(), p):
-        deny(f"may not delete project {ident}", "只能删除自己负责赛事的项目")
-    return _removed(p, services.delete_project(db.session, p))
-
-
-@bp.post("/projects/<int:ident>/restore")
-@roles_required(Role.ADMIN)
-@operation("恢复已归档的项目（秘书处）", answers={200: ProjectOut})
-def restore_project(ident: int) -> Any:
-    p = _get_or_404(Project, ident, archived=True)
-    services.restore_project(db.session, p)
-    return jsonify(_project_out(p))
 
 
 @bp.get("/projects/<int:ident>/matches")
@@ -341,35 +328,8 @@ def list_institutions() -> Any:
 @roles_required(Role.ADMIN)
 @operation("新增机构（秘书处）", body=InstitutionIn, answers={201: InstitutionOut})
 def create_institution() -> Any:
-    i = services.save_institution(db.session, validate(InstitutionIn, _body()))
+    i = services.save_institution(db.session, validate(InstitutionIn, ticket_range(_body())))
     return jsonify(_institution_out(i)), 201
-
-
-@bp.get("/institutions/<int:ident>")
-@public
-@operation("机构详情", answers={200: InstitutionOut})
-def get_institution(ident: int) -> Any:
-    i = _get_or_404(Institution, ident, archived=True)
-    return jsonify(_marked(_institution_out(i), i))
-
-
-@bp.delete("/institutions/<int:ident>")
-@roles_required(Role.ADMIN)
-@operation(
-    "删除机构（秘书处；有对接记录的连同需求归档，否则连同需求删除）", answers={204: _DELETED, 200: _ARCHIVED}
-)
-def delete_institution(ident: int) -> Any:
-    i = _get_or_404(Institution, ident, archived=True)
-    return _removed(i, services.delete_institution(db.session, i))
-
-
-@bp.post("/institutions/<int:ident>/restore")
-@roles_required(Role.ADMIN)
-@operation("恢复已归档的机构（秘书处）", answers={200: InstitutionOut})
-def restore_institution(ident: int) -> Any:
-    i = _get_or_404(Institution, ident, archived=True)
-    services.restore_institution(db.session, i)
-    return jsonify(_institution_out(i))
 
 
 @bp.get("/institutions/<int:ident>/matches")
@@ -421,42 +381,14 @@ def list_needs() -> Any:
 
 @bp.post("/needs")
 @roles_required(Role.ADMIN, Role.INSTITUTION)
-@operation("发布对接需求（机构成员限本机构）", body=NeedIn, answers={201: NeedOut})
+@operation("发布对接需求（机构成员限本机构）", body=NeedIn, answers={201: NeedOut}, errors=(403, 404))
 def create_need() -> Any:
     user = current_user()
     check_need_write(user, None)
-    values = validate(NeedIn, need_owner_default(user, _body()))
+    values = validate(NeedIn, _body())
     check_need_write(user, values)
     n = services.save_need(db.session, values)
     return jsonify(need_json(n)), 201
-
-
-@bp.get("/needs/<int:ident>")
-@login_required
-@operation("对接需求详情", answers={200: NeedOut})
-def get_need(ident: int) -> Any:
-    n = _get_or_404(Need, ident, archived=True)
-    return jsonify(_marked(need_json(n), n))
-
-
-@bp.delete("/needs/<int:ident>")
-@roles_required(Role.ADMIN, Role.INSTITUTION)
-@operation("删除对接需求（有对接记录的归档，否则删除）", answers={204: _DELETED, 200: _ARCHIVED})
-def delete_need(ident: int) -> Any:
-    n = _get_or_404(Need, ident, archived=True)
-    check_need_write(current_user(), None, n)
-    return _removed(n, services.delete_need(db.session, n))
-
-
-@bp.post("/needs/<int:ident>/restore")
-@roles_required(Role.ADMIN)
-@operation("恢复已归档的对接需求（秘书处）", answers={200: NeedOut}, errors=(422,))
-def restore_need(ident: int) -> Any:
-    n = _get_or_404(Need, ident, archived=True)
-    if n.institution.archived_at is not None:
-        raise InputError({"institution_id": "发布机构已归档，请先恢复机构"}, "发布机构已归档，请先恢复机构")
-    services.restore_need(db.session, n)
-    return jsonify(need_json(n))
 
 
 @bp.get("/needs/<int:ident>/matches")
@@ -476,6 +408,125 @@ def need_matches(ident: int) -> Any:
     items = [_match_out(r.row, r.match, r.row, n.institution, r.row.id in contacts) for r in ranked]
     shown = feedback.log_shown("need", ident, ranked, institution_id=n.institution_id, surface="api")
     return jsonify({"need_id": ident, "k": k, "items": items, **_list_id(shown)})
+
+
+# --- one record: read, delete, restore (one registration for every record kind) ---------------------
+
+
+def _may_delete_project(user: Any, p: Project) -> None:
+    if not can_delete_project(user, p):
+        deny(f"may not delete project {p.id}", "只能删除自己负责赛事的项目")
+
+
+def _restore_need(session: Any, n: Need) -> None:
+    if n.institution.archived_at is not None:  # the state of another record, not a bad value: 409
+        message = "发布机构已归档，请先恢复机构"
+        raise InputError({"institution_id": message}, message, status=409)
+    services.restore_need(session, n)
+
+
+@dataclass(frozen=True)
+class Record:
+    """The routes of one kind of record under /api/<kind>s/<id>: GET, DELETE and POST .../restore."""
+
+    kind: str
+    what: str
+    model: type[Any]
+    out: Callable[[Any], dict[str, Any]]
+    answer: type[Any]
+    read: Callable[..., Any]
+    delete: Callable[..., Any]
+    #: (user, row): refuse (403) a caller who may not delete this record (beyond the role rule).
+    may_delete: Callable[[Any, Any], None]
+    remove: Callable[[Any, Any], Any]
+    restore: Callable[[Any, Any], None]
+    delete_summary: str
+    restore_errors: tuple[int, ...] = ()
+
+
+def _reading(r: Record) -> Callable[[int], Any]:
+    def view(ident: int) -> Any:
+        row = _get_or_404(r.model, ident, archived=True)
+        return jsonify(_marked(r.out(row), row))
+
+    return view
+
+
+def _deleting(r: Record) -> Callable[[int], Any]:
+    def view(ident: int) -> Any:
+        row = _get_or_404(r.model, ident, archived=True)
+        r.may_delete(current_user(), row)
+        return _removed(row, r.remove(db.session, row))
+
+    return view
+
+
+def _restoring(r: Record) -> Callable[[int], Any]:
+    def view(ident: int) -> Any:
+        row = _get_or_404(r.model, ident, archived=True)
+        r.restore(db.session, row)
+        return jsonify(r.out(row))
+
+    return view
+
+
+RECORDS = (
+    Record(
+        "project",
+        "项目",
+        Project,
+        _project_out,
+        ProjectOut,
+        public,
+        roles_required(Role.ADMIN, Role.ORGANISER),
+        _may_delete_project,
+        services.delete_project,
+        services.restore_project,
+        "删除项目（有对接记录的归档，否则删除）",
+    ),
+    Record(
+        "institution",
+        "机构",
+        Institution,
+        _institution_out,
+        InstitutionOut,
+        public,
+        roles_required(Role.ADMIN),
+        lambda _user, _i: None,
+        services.delete_institution,
+        services.restore_institution,
+        "删除机构（秘书处；有对接记录的连同需求归档，否则连同需求删除）",
+    ),
+    Record(
+        "need",
+        "对接需求",
+        Need,
+        need_json,
+        NeedOut,
+        login_required,
+        roles_required(Role.ADMIN, Role.INSTITUTION),
+        lambda user, n: check_need_write(user, None, n),
+        services.delete_need,
+        _restore_need,
+        "删除对接需求（有对接记录的归档，否则删除）",
+        (409,),
+    ),
+)
+
+for _r in RECORDS:
+    _one = f"/{_r.kind}s/<int:ident>"
+    _get = operation(f"{_r.what}详情", answers={200: _r.answer})(_reading(_r))
+    bp.add_url_rule(_one, f"get_{_r.kind}", _r.read(_get), methods=["GET"])
+    _delete = operation(_r.delete_summary, answers={204: _DELETED, 200: _ARCHIVED})(_deleting(_r))
+    bp.add_url_rule(_one, f"delete_{_r.kind}", _r.delete(_delete), methods=["DELETE"])
+    _restore = operation(
+        f"恢复已归档的{_r.what}（秘书处" + ("；发布机构已归档时 409）" if _r.restore_errors else "）"),
+        answers={200: _r.answer},
+        errors=_r.restore_errors,
+    )(_restoring(_r))
+    bp.add_url_rule(
+        f"{_one}/restore", f"restore_{_r.kind}", roles_required(Role.ADMIN)(_restore), methods=["POST"]
+    )
 
 
 # --- changes: one PUT/PATCH path for every record kind ---------------------------------------------
@@ -524,7 +575,7 @@ INSTITUTIONS = Editable(
     InstitutionIn,
     institution_json,
     _may_edit_institution,
-    lambda _user, _i, data: data,
+    lambda _user, _i, data: ticket_range(data),
     lambda _user, _values, _i: None,
     services.save_institution,
     _institution_out,
@@ -534,7 +585,7 @@ NEEDS = Editable(
     NeedIn,
     need_json,
     lambda user, n: check_need_write(user, None, n),
-    lambda user, _n, data: need_owner_default(user, data),
+    lambda _user, _n, data: data,
     lambda user, values, n: check_need_write(user, values, n),
     services.save_need,
     need_json,

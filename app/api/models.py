@@ -15,19 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJson
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from app.schemas import MAX_ID
-from models.enums import (
-    INDUSTRIES,
-    PROVINCES,
-    Award,
-    ConnectionStage,
-    ContestKind,
-    FundingRound,
-    InstitutionKind,
-    NeedStatus,
-    ProjectGroup,
-    Stage,
-)
+from app.schemas import ID_TEXT_PATTERN, MAX_ID, SINGLE_LINE_PATTERN
+from models import enums
 
 SIDES = ["fund", "base", "platform"]
 
@@ -57,7 +46,25 @@ QUERY_LABELS: dict[str, str] = {
 }
 
 
-class Vocab:
+class _Checked:
+    """A pydantic annotation that checks a value after its type and publishes its own JSON schema."""
+
+    def _check(self, v: Any) -> Any:
+        raise NotImplementedError
+
+    def json_schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, _schema: CoreSchema, _handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return self.json_schema()
+
+
+class Vocab(_Checked):
     """A closed list of string values: checked on input and published as an enum.
 
     Use as `Annotated[str, Vocab(values)]`.
@@ -72,19 +79,14 @@ class Vocab:
             raise ValueError(f"应为以下之一：{'、'.join(self.values)}")
         return v
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, _schema: CoreSchema, _handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
+    def json_schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "string", "enum": self.values}
         if self.description:
             out["description"] = self.description
         return out
 
 
-class ConfigMax:
+class ConfigMax(_Checked):
     """An integer from 1 to the app setting `key`, published with the setting's value.
 
     Use as `Annotated[int, ConfigMax("MAX_K")]`; the document builder replaces `x-config-maximum`.
@@ -101,12 +103,7 @@ class ConfigMax:
             raise ValueError(f"应在 1 到 {top} 之间")
         return v
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, _schema: CoreSchema, _handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
+    def json_schema(self) -> dict[str, Any]:
         return {"type": "integer", "minimum": 1, "x-config-maximum": self.key}
 
 
@@ -134,12 +131,12 @@ class Keyset(Paging):
 class ProjectFilters(Query):
     q: str | None = Field(default=None, max_length=100, description="名称或简介包含（最多 100 个字符）")
     contest: int | None = Field(default=None, ge=1, le=MAX_ID, description="赛事编号")
-    contest_kind: Annotated[str, Vocab(ContestKind.labels(), "赛事类型")] | None = None
-    award: Annotated[str, Vocab(Award.labels(), "获奖等级")] | None = None
-    group: Annotated[str, Vocab(ProjectGroup.labels(), "组别")] | None = None
-    industry: Annotated[str, Vocab(INDUSTRIES, "行业")] | None = None
-    province: Annotated[str, Vocab(PROVINCES, "地区")] | None = None
-    stage: Annotated[str, Vocab(Stage.labels(), "阶段（需登录：未登录时 401）")] | None = Field(
+    contest_kind: Annotated[str, Vocab(enums.ContestKind.labels(), "赛事类型")] | None = None
+    award: Annotated[str, Vocab(enums.Award.labels(), "获奖等级")] | None = None
+    group: Annotated[str, Vocab(enums.ProjectGroup.labels(), "组别")] | None = None
+    industry: Annotated[str, Vocab(enums.INDUSTRIES, "行业")] | None = None
+    province: Annotated[str, Vocab(enums.PROVINCES, "地区")] | None = None
+    stage: Annotated[str, Vocab(enums.Stage.labels(), "阶段（需登录：未登录时 401）")] | None = Field(
         default=None, json_schema_extra=LOGIN_ONLY
     )
 
@@ -147,8 +144,26 @@ class ProjectFilters(Query):
 class InstitutionFilters(Query):
     q: str | None = Field(default=None, max_length=100, description="名称或介绍包含（最多 100 个字符）")
     side: Annotated[str, Vocab(SIDES, "类别")] | None = None
-    industry: Annotated[str, Vocab(INDUSTRIES, "关注行业")] | None = None
-    province: Annotated[str, Vocab(PROVINCES, "地区")] | None = None
+    industry: Annotated[str, Vocab(enums.INDUSTRIES, "关注行业")] | None = None
+    province: Annotated[str, Vocab(enums.PROVINCES, "地区")] | None = None
+
+
+def filter_value_schemas() -> dict[str, Any]:
+    """Return the JSON schema of each project filter's value as a saved search stores it (text).
+
+    The same rules as the query string (ProjectFilters): a vocabulary where there is one, the contest as
+    digits, the keyword single-line and at most 100 characters.
+    """
+    out: dict[str, Any] = {}
+    for name, prop in ProjectFilters.model_json_schema()["properties"].items():
+        node = next(b for b in prop.get("anyOf", [prop]) if b.get("type") != "null")
+        if node.get("type") == "integer":
+            out[name] = {"type": "string", "pattern": ID_TEXT_PATTERN}
+        elif "enum" in node:
+            out[name] = {"type": "string", "enum": node["enum"]}
+        else:
+            out[name] = {"type": "string", "maxLength": node["maxLength"], "pattern": SINGLE_LINE_PATTERN}
+    return out
 
 
 class ProjectListQuery(Keyset, ProjectFilters):
@@ -156,7 +171,7 @@ class ProjectListQuery(Keyset, ProjectFilters):
 
 
 class InstitutionListQuery(Keyset, InstitutionFilters):
-    kind: Annotated[str, Vocab(InstitutionKind.labels(), "机构类型")] | None = None
+    kind: Annotated[str, Vocab(enums.InstitutionKind.labels(), "机构类型")] | None = None
 
 
 class TopK(Query):
@@ -165,7 +180,7 @@ class TopK(Query):
 
 class ProjectMatchQuery(TopK, InstitutionFilters):
     kind: Annotated[str, Vocab(SIDES, "推荐哪一类机构")] = "fund"
-    institution_kind: Annotated[str, Vocab(InstitutionKind.labels(), "机构类型")] | None = None
+    institution_kind: Annotated[str, Vocab(enums.InstitutionKind.labels(), "机构类型")] | None = None
 
 
 class ProjectRankQuery(TopK, ProjectFilters):
@@ -179,7 +194,7 @@ class NeedListQuery(Keyset):
 class ConnectionListQuery(Paging):
     institution_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="机构")
     project_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="项目")
-    stage: Annotated[str, Vocab(ConnectionStage.labels(), "阶段")] | None = None
+    stage: Annotated[str, Vocab(enums.ConnectionStage.labels(), "阶段")] | None = None
     follow_up: Literal["0", "1"] | None = Field(default=None, description="1 = 只看待跟进")
 
 
@@ -190,11 +205,23 @@ _DAY = Annotated[
 
 
 class PeriodQuery(Query):
+    """The period of the figures (app.pipeline.figures.period_from_args): every combination names one."""
+
     quarter: str | None = Field(
-        default=None, pattern=r"^20[0-9]{2}Q[1-4]$", description="季度，如 2026Q3（默认：最近一个完整季度）"
+        default=None,
+        pattern=r"^20[0-9]{2}Q[1-4]$",
+        description="季度，如 2026Q3；给出时即为统计区间，不再读取 from/to（都不给：最近一个完整季度）",
     )
-    from_: _DAY | None = Field(default=None, alias="from", description="开始日期（与 to 同用，代替 quarter）")
-    to: _DAY | None = Field(default=None, description="结束日期（含）")
+    from_: _DAY | None = Field(
+        default=None,
+        alias="from",
+        description="开始日期（无 quarter 时读取；只给 from：到该季度末）",
+    )
+    to: _DAY | None = Field(
+        default=None,
+        description="结束日期（含；只给 to：从该季度初起）。两个日期先后不限，区间最长三年，"
+        "超出时保留截至较晚日期的三年；答复中的区间名称即实际统计区间",
+    )
 
 
 class UnreadQuery(Query):
@@ -242,32 +269,42 @@ ArchivedAt = Annotated[
 ]
 
 
-class ProjectOut(Out):
+class RecordOut(Out):
+    """The fields a project's and an institution's answers share: who, where, the contact persons (left
+    out above the caller's level and listed in `hidden`) and the record's times."""
+
+    id: int
+    name: str
+    province: str | None = None
+    city: str | None = None
+    description: str
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    contact_email: str | None = None
+    created_at: OptTime = None
+    updated_at: OptTime = None
+    archived_at: ArchivedAt | None = None
+    hidden: list[str]
+
+
+class ProjectOut(RecordOut):
     """A project as the caller may see it: fields above the caller's level are left out and listed in
     `hidden` (contacts, team, IP, head count, revenue need can_see_contacts; stage, amount, round and
     needs need a login)."""
 
-    id: int
-    name: str
-    group: Annotated[str, Vocab(ProjectGroup.labels())]
+    group: Annotated[str, Vocab(enums.ProjectGroup.labels())]
     contest_id: int
     contest: str | None = None
-    contest_kind: Annotated[str, Vocab(ContestKind.labels())] | None = None
-    award: Annotated[str, Vocab(Award.labels())]
+    contest_kind: Annotated[str, Vocab(enums.ContestKind.labels())] | None = None
+    award: Annotated[str, Vocab(enums.Award.labels())]
     industry: str
     track: str | None = None
-    province: str | None = None
-    city: str | None = None
-    stage: Annotated[str, Vocab(Stage.labels())] | None = None
+    stage: Annotated[str, Vocab(enums.Stage.labels())] | None = None
     amount_wan: float | None = None
-    funding_round: Annotated[str, Vocab(FundingRound.labels())] | None = None
-    description: str
+    funding_round: Annotated[str, Vocab(enums.FundingRound.labels())] | None = None
     team: str | None = None
     ip: str | None = None
     needs: list[str] = []
-    contact_name: str | None = None
-    contact_phone: str | None = None
-    contact_email: str | None = None
     employees: int | None = None
     revenue_wan: float | None = None
     assets_wan: float | None = None
@@ -276,21 +313,13 @@ class ProjectOut(Out):
     credit_code: str | None = None
     team_lead: str | None = None
     eligibility: list[Eligibility] = Field(default=[], description="所属组别的参赛条件（私有字段）")
-    created_at: OptTime = None
-    updated_at: OptTime = None
-    archived_at: ArchivedAt | None = None
-    hidden: list[str]
 
 
-class InstitutionOut(Out):
+class InstitutionOut(RecordOut):
     """An institution; contact persons only for logged-in callers (else listed in `hidden`)."""
 
-    id: int
-    name: str
-    kind: Annotated[str, Vocab(InstitutionKind.labels())]
+    kind: Annotated[str, Vocab(enums.InstitutionKind.labels())]
     side: Annotated[str, Vocab(SIDES)]
-    province: str | None = None
-    city: str | None = None
     industries: list[str] = []
     stages: list[str] = []
     ticket_min_wan: float | None = None
@@ -298,18 +327,10 @@ class InstitutionOut(Out):
     services: list[str] = []
     space_m2: float | None = None
     capacity: int | None = None
-    description: str
-    contact_name: str | None = None
-    contact_phone: str | None = None
-    contact_email: str | None = None
     competitor_policy: Annotated[str, Vocab(["avoid", "welcome"])] = Field(
         default="avoid",
         description="near-copies of its backed projects: avoid (回避竞争) or welcome (欢迎同类)",
     )
-    created_at: OptTime = None
-    updated_at: OptTime = None
-    archived_at: ArchivedAt | None = None
-    hidden: list[str]
 
 
 class NeedOut(Out):
@@ -325,7 +346,7 @@ class NeedOut(Out):
     deadline: Annotated[
         str | None, WithJsonSchema({"anyOf": [{"type": "string", "format": "date"}, {"type": "null"}]})
     ] = None
-    status: Annotated[str, Vocab(NeedStatus.labels())]
+    status: Annotated[str, Vocab(enums.NeedStatus.labels())]
     archived_at: ArchivedAt | None = None
 
 
@@ -333,7 +354,7 @@ class ContestOut(BaseModel):
     id: int
     code: str
     edition: int
-    kind: Annotated[str, Vocab(ContestKind.labels())]
+    kind: Annotated[str, Vocab(enums.ContestKind.labels())]
     name: str
     place: str | None = None
     province: str | None = None
@@ -465,7 +486,7 @@ class ConnectionOut(BaseModel):
     institution_kind: str
     side: Annotated[str, Vocab(SIDES)]
     need_id: int | None = None
-    stage: Annotated[str, Vocab(ConnectionStage.labels())]
+    stage: Annotated[str, Vocab(enums.ConnectionStage.labels())]
     next_stages: list[str]
     outcome_kind: str
     initiated_by: str | None = None

@@ -47,7 +47,7 @@ PRE_MARKET_STAGES = frozenset({"创意阶段", "研发样机"})
 
 _METRICS = (("employees", "从业人员", "人"), ("revenue", "营业收入", "万元"), ("assets", "资产总额", "万元"))
 _SIZE_LABELS = {"medium": "中型", "small": "小型", "micro": "微型"}
-_CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 
@@ -82,13 +82,18 @@ def thresholds() -> dict[str, dict[str, dict[str, float | None]]]:
 SME_INDUSTRIES: tuple[str, ...] = tuple(thresholds())
 
 
+def check_character(first17: str) -> str:
+    """Return the check character (the 18th) of a credit code's first 17 characters."""
+    total = sum(CODE_CHARS.index(c) * w for c, w in zip(first17, _CODE_WEIGHTS, strict=True))
+    return CODE_CHARS[(31 - total % 31) % 31]
+
+
 def check_credit_code(value: str) -> str:
     """Return a unified social credit code (GB 32100-2015) normalised, or raise ValueError in Chinese."""
     code = value.strip().upper().replace(" ", "")
-    if len(code) != 18 or any(c not in _CODE_CHARS for c in code):
+    if len(code) != 18 or any(c not in CODE_CHARS for c in code):
         raise ValueError("应为 18 位统一社会信用代码（数字和大写字母，不含 I、O、Z、S、V）")
-    total = sum(_CODE_CHARS.index(c) * w for c, w in zip(code[:17], _CODE_WEIGHTS, strict=True))
-    if _CODE_CHARS[(31 - total % 31) % 31] != code[17]:
+    if check_character(code[:17]) != code[17]:
         raise ValueError("校验位不正确，请核对统一社会信用代码")
     return code
 

@@ -14,6 +14,7 @@ GET  /api/reports/quarterly.xlsx       the quarterly report workbook
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,30 +125,25 @@ def connection_history(ident: int) -> Any:
     )
 
 
-@bp.post("/connections/<int:ident>/move")
-@login_required
-@operation(
-    "变更阶段：终止须填原因 note，签约须填成果 outcome",
-    body=MoveIn,
-    answers={200: ConnectionOut},
-    errors=(403, 409),
-)
-def move_connection(ident: int) -> Any:
-    c = service.move_action(db.session, current_user(), ident, _body)  # read after the access check
-    return jsonify(_json(c, with_history=True))
+def _acting(action: Callable[..., Connection]) -> Callable[[int], Any]:
+    """Return the view of a change to one connection: the action reads the body after its access check."""
+
+    def view(ident: int) -> Any:
+        return jsonify(_json(action(db.session, current_user(), ident, _body), with_history=True))
+
+    return view
 
 
-@bp.post("/connections/<int:ident>/shortlist")
-@login_required
-@operation(
-    "候选名单标记与机构备注（仅机构与秘书处）",
-    body=ShortlistIn,
-    answers={200: ConnectionOut},
-    errors=(403, 409),
-)
-def shortlist_connection(ident: int) -> Any:
-    c = service.shortlist_action(db.session, current_user(), ident, _body)
-    return jsonify(_json(c, with_history=True))
+for _name, _action, _summary, _model in (
+    ("move", service.move_action, "变更阶段：终止须填原因 note，签约须填成果 outcome", MoveIn),
+    ("shortlist", service.shortlist_action, "候选名单标记与机构备注（仅机构与秘书处）", ShortlistIn),
+):
+    _view = operation(_summary, body=_model, answers={200: ConnectionOut}, errors=(403, 409))(
+        _acting(_action)
+    )
+    bp.add_url_rule(
+        f"/connections/<int:ident>/{_name}", f"{_name}_connection", login_required(_view), methods=["POST"]
+    )
 
 
 @bp.get("/pipeline/stages")

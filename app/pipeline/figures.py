@@ -107,34 +107,37 @@ def parse_quarter(text: str) -> Period:
 def period_from_args(args: Mapping[str, Any], today: date, current: bool = False) -> Period:
     """Return the period a query string asks for: ?quarter=2026Q3, or ?from=2026-07-01&to=2026-09-30.
 
-    Without either, the last full quarter, or with `current` the quarter so far (the dashboard's default).
-    `to` is inclusive.
+    Every well-formed combination names a period (the API document says how, see PeriodQuery):
+    `quarter`, when given, is the period (from/to are not read); otherwise from/to, `to` inclusive,
+    a lone `from` running to the end of its quarter and a lone `to` from the start of its; two dates in
+    either order span the days between them, and a span longer than MAX_DAYS keeps its last MAX_DAYS
+    days (up to `to`). The answer's label names the period used. Without any, the last full quarter,
+    or with `current` the quarter so far (the dashboard's default). Malformed values raise InputError.
     """
     quarter = (args.get("quarter") or "").strip()
-    start_s, end_s = (args.get("from") or "").strip(), (args.get("to") or "").strip()
-    if quarter and (start_s or end_s):
-        raise InputError({"quarter": "季度：请选择季度，或填写起止日期，不要同时使用"})
     if quarter:
         return parse_quarter(quarter)
+    start_s, end_s = (args.get("from") or "").strip(), (args.get("to") or "").strip()
     if not (start_s or end_s):
         return Period.containing(today) if current else Period.last_full_quarter(today)
     errors: dict[str, str] = {}
     days: dict[str, date] = {}
     for key, raw, label in (("from", start_s, "开始日期"), ("to", end_s, "结束日期")):
+        if not raw:
+            continue
         try:
             days[key] = date.fromisoformat(raw)
         except ValueError:
-            errors[key] = f"{label}：{'必填' if not raw else '格式应为 YYYY-MM-DD'}"
+            errors[key] = f"{label}：格式应为 YYYY-MM-DD"
             continue
         if not 2000 <= days[key].year <= 2100:
             errors[key] = f"{label}：应在 2000 年到 2100 年之间"
     if errors:
         raise InputError(errors)
-    start, last = days["from"], days["to"]
-    if last < start:
-        raise InputError({"to": "结束日期：不能早于开始日期"})
-    if (last - start).days > MAX_DAYS:
-        raise InputError({"to": "结束日期：统计区间最长三年"})
+    start = days.get("from") or Period.containing(days["to"]).start
+    last = days.get("to") or Period.containing(start).end - timedelta(days=1)
+    start, last = min(start, last), max(start, last)
+    start = max(start, last - timedelta(days=MAX_DAYS))
     return Period(start, last + timedelta(days=1), f"{start.isoformat()} 至 {last.isoformat()}")
 
 

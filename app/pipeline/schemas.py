@@ -92,8 +92,82 @@ class ConnectionIn(_Strict):
     need_id: OptId = None
 
 
+#: Text that is not blank: a single line, or (a note) lines, with at least one character beyond spaces.
+_FILLED = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+_FILLED_LINES = (
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+)
+
+
+def outcome_schema() -> dict[str, Any]:
+    """Return the published outcome of a signature: one complete shape for each kind (REQUIRED).
+
+    Which kind a connection records follows from its institution (outcome_kind_of): an outcome of
+    another kind, or dated after today, is refused by outcome_values with 409 (the state decides).
+    """
+    positive = {"type": "number", "exclusiveMinimum": 0, "maximum": 10_000_000}
+    filled: dict[str, dict[str, Any]] = {
+        "amount_wan": positive,
+        "round": {"type": "string", "enum": FundingRound.labels()},
+        "date": {"type": "string", "format": "date"},
+        "base": {"type": "string", "maxLength": 200, "pattern": _FILLED},
+        "area_m2": positive,
+        "service_kind": {"type": "string", "enum": ServiceKind.labels()},
+    }
+    empty = {"enum": [None, ""]}
+    shapes = [
+        {
+            "title": kind.value,
+            "required": list(fields),
+            "properties": {f: (node if f in fields else empty) for f, node in filled.items()},
+        }
+        for kind, fields in REQUIRED.items()
+    ]
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "kind": {"enum": [*OutcomeKind.labels(), "", None]},
+            **{f: {"anyOf": [node, empty]} for f, node in filled.items()},
+        },
+        "anyOf": shapes,
+        "description": "签约成果：融资 {amount_wan, round, date}；落地 {base, area_m2, date}；服务 {service_kind, date}",
+    }
+
+
+def _move_schema(schema: dict[str, Any], cls: Any = None) -> None:
+    publish_text_rule(schema, cls)
+    schema["properties"]["outcome"] = {**outcome_schema(), "type": ["object", "null"]}  # shapes bind objects
+    # 终止 needs its reason, 已签约 its outcome (the view refuses either with its own code).
+    schema["anyOf"] = [
+        {
+            "properties": {
+                "to_stage": {
+                    "not": {"enum": [ConnectionStage.TERMINATED.value, ConnectionStage.SIGNED.value]}
+                }
+            }
+        },
+        {
+            "properties": {
+                "to_stage": {"const": ConnectionStage.TERMINATED.value},
+                "note": {"type": "string", "pattern": _FILLED_LINES},
+            },
+            "required": ["note"],
+        },
+        {
+            "properties": {
+                "to_stage": {"const": ConnectionStage.SIGNED.value},
+                "outcome": {"type": "object"},
+            },
+            "required": ["outcome"],
+        },
+    ]
+
+
 class MoveIn(_Strict):
     """A stage change, with its note (the reason when terminating) and, on signing, the outcome."""
+
+    model_config = ConfigDict(json_schema_extra=_move_schema)
 
     to_stage: str = Field(min_length=1, max_length=32, json_schema_extra=one_of(ConnectionStage.labels()))
     note: Opt = Field(default=None, max_length=2000)
@@ -143,5 +217,16 @@ def outcome_values(kind: OutcomeKind, data: dict[str, Any], today: dt.date) -> d
         if values.date is not None and values.date > today:
             errors["outcome.date"] = "日期：不能晚于今天"
     if errors:
-        raise InputError(errors, "签约成果填写有误，请按提示修改")
+        # A well-formed outcome (the published shapes) is refused only by the connection's state: the
+        # kind its institution records, today's date: 409. A malformed one: 422.
+        status = 409 if values is not None and all(_by_state(f, data) for f in errors) else 422
+        raise InputError(errors, "签约成果填写有误，请按提示修改", status=status)
     return {field: getattr(values, field) for field in REQUIRED[kind]}
+
+
+def _by_state(field: str, data: dict[str, Any]) -> bool:
+    """Return True when an outcome error comes from the state, not the shape, of a well-formed outcome."""
+    if field in ("outcome.kind", "outcome.date"):
+        return True
+    filled = [k for k, fields in REQUIRED.items() if all(data.get(f) not in (None, "") for f in fields)]
+    return bool(filled)  # a complete outcome of some kind: the institution's kind decides

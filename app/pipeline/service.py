@@ -84,8 +84,8 @@ def connect(
         need = session.get(Need, need_id)
         if need is None or need.archived_at is not None or need.institution_id != institution_id:
             errors["need_id"] = "对接需求：不存在或不属于该机构"
-    if errors:
-        raise InputError(errors)
+    if errors:  # well-formed ids naming nothing the caller may connect: 404, like a missing path
+        raise InputError(errors, "；".join(errors.values()), status=404)
     assert project is not None and inst is not None
     c = pair(session, project_id, institution_id)
     if action == "shortlist":

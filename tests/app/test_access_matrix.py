@@ -517,7 +517,10 @@ def test_institution_member_posts_needs_only_for_its_institution(app: Flask, wor
     c = _clients(app)["fund"]
     need = {"title": "寻找早期硬科技项目", "description": "关注智能装备与新材料方向，单笔 500 万以内。"}
     assert c.post("/api/needs", json={**need, "institution_id": world.ids["O"]}).status_code == 403
+    # The API requires institution_id of every caller (the document says so): a member names its own.
     r = c.post("/api/needs", json=need)
+    assert r.status_code == 422 and "institution_id" in r.get_json()["error"]["fields"]
+    r = c.post("/api/needs", json={**need, "institution_id": world.ids["F"]})
     assert r.status_code == 201 and r.get_json()["institution_id"] == world.ids["F"]
 
 

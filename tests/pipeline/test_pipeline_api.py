@@ -109,7 +109,7 @@ def test_validation_errors_are_json_and_name_the_field(app, world, as_user) -> N
     fields = r.json["error"]["fields"]
     assert "应为整数" in fields["project_id"] and "不认识的字段" in fields["colour"]
     r = _post(fund, "/api/connections", {"project_id": 99_999_999, "institution_id": world.fund_id})
-    assert r.status_code == 422 and r.json["error"]["fields"] == {"project_id": "项目：不存在"}
+    assert r.status_code == 404 and r.json["error"]["fields"] == {"project_id": "项目：不存在"}
     r = fund.post("/api/connections", data="not json", content_type="application/json")
     assert r.status_code == 422 and r.json["error"]["code"] == "validation_error"
     cid = _post(
@@ -159,7 +159,14 @@ def test_signing_outcome_errors_name_each_field(world, as_user) -> None:
     )
     fields = r.json["error"]["fields"]
     assert r.status_code == 422
-    assert {"outcome.amount_wan", "outcome.area_m2"} <= set(fields)
+    assert {"outcome", "outcome.area_m2"} <= set(fields) and "落地" in fields["outcome"]
+    # A complete outcome of another kind than the institution's (a base records 落地): its state decides.
+    r = _post(
+        base,
+        f"/api/connections/{cid}/move",
+        {"to_stage": "已签约", "outcome": {"amount_wan": 100, "round": "A轮", "date": "2026-11-20"}},
+    )
+    assert r.status_code == 409 and "outcome.amount_wan" in r.json["error"]["fields"]
     r = _post(
         base,
         f"/api/connections/{cid}/move",
@@ -220,8 +227,15 @@ def test_dashboard_api_is_for_the_secretariat_and_organisers_of_their_contests(w
         assert as_user(who).get("/api/reports/quarterly.xlsx").status_code == 403
     r = as_user("sec").get("/api/dashboard?quarter=2026Q5")
     assert r.status_code == 422 and "quarter" in r.json["error"]["fields"]
-    r = as_user("sec").get("/api/dashboard?from=2026-09-30&to=2026-07-01")
-    assert r.status_code == 422 and r.json["error"]["fields"] == {"to": "结束日期：不能早于开始日期"}
+    # Every well-formed period parameter set names a period (the document says how): the dates in
+    # either order, quarter before from/to, a lone date completed to its quarter.
+    ordered = as_user("sec").get("/api/dashboard?from=2026-07-01&to=2026-09-30").json
+    for query in ("from=2026-09-30&to=2026-07-01", "quarter=2026Q3&from=2030-01-01", "from=2026-07-01"):
+        r = as_user("sec").get(f"/api/dashboard?{query}")
+        assert r.status_code == 200, query
+        assert r.json["totals"] == ordered["totals"] == everything.json["totals"], query
+    r = as_user("sec").get("/api/dashboard?from=2026-7-1")
+    assert r.status_code == 422 and "from" in r.json["error"]["fields"]
 
 
 def test_a_refused_project_is_not_recommended_to_that_fund_until_it_asks_again(app, world, as_user) -> None:
