@@ -58,12 +58,16 @@ def _ids_checksum(ids: NDArray[np.int64]) -> str:
     return hashlib.sha256(np.sort(ids).astype("<i8").tobytes()).hexdigest()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write data to a temporary file beside path, flush it to disk, then rename it over path."""
+def write_atomically(path: Path, chunks: Iterable[bytes]) -> str:
+    """Write chunks to a temporary file beside path, flush it to disk, rename it over path (the directory
+    entry flushed too); return the SHA-256 of what was written. The one way index files are saved."""
+    digest = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in chunks:
+                digest.update(chunk)
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -72,6 +76,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     _fsync_directory(path.parent)
+    return digest.hexdigest()
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -310,8 +315,8 @@ class VectorIndex:
             "faiss_version": faiss.__version__,
             "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        _write_atomically(index_path, data)
-        _write_atomically(manifest_path, json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"))
+        write_atomically(index_path, [data])
+        write_atomically(manifest_path, [json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")])
         return index_path
 
     @classmethod

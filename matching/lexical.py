@@ -14,7 +14,6 @@ base on the next save). The postings of a query's terms become numpy arrays at q
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import json
@@ -22,7 +21,6 @@ import logging
 import math
 import mmap
 import os
-import tempfile
 import threading
 from array import array
 from collections import Counter
@@ -34,6 +32,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from embeddings.index import write_atomically
 
 __all__ = ["LEXICAL_FORMAT", "LexicalIndex", "clean_tokens", "default_tokenizer", "text_digest"]
 
@@ -204,31 +204,6 @@ class _Base:
 
 
 # ------------------------------------------------------------------------------------- persistence
-def _write_atomically(path: Path, chunks: Iterable[bytes]) -> str:
-    """Write chunks to a temporary file beside path, fsync, rename over path; return the SHA-256."""
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                digest.update(chunk)
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return digest.hexdigest()
-
-
 def lexical_paths(directory: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
     """Return the (data file, manifest file) of the BM25 index name in directory."""
     base = Path(directory)
@@ -627,7 +602,7 @@ class LexicalIndex:
             offset += len(raw) + pad
         layout["vocab"] = {"offset": offset, "size": len(vocab_bytes)}
         chunks.append(vocab_bytes)
-        sha = _write_atomically(data_path, chunks)
+        sha = write_atomically(data_path, chunks)
         manifest = {
             "format": LEXICAL_FORMAT,
             "tokenizer": self.tokenizer_version,
@@ -639,7 +614,7 @@ class LexicalIndex:
             "layout": layout,
             "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        _write_atomically(manifest_path, [json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")])
+        write_atomically(manifest_path, [json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")])
         with self._lock:
             if self.generation == edited_since:
                 # Nothing changed while writing: serve from the file (shared between processes).

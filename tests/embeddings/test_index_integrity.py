@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -80,15 +81,15 @@ def test_a_crash_between_the_two_writes_is_detected(
     saved: VectorIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The index file is replaced first: a crash before the manifest leaves a mismatch, not a wrong index."""
-    real = index_module._write_atomically
+    real = index_module.write_atomically
 
-    def crash_on_manifest(path: Path, data: bytes) -> None:
+    def crash_on_manifest(path: Path, chunks: Iterable[bytes]) -> str:
         if path.name.endswith(".manifest.json"):
             raise OSError("power cut")
-        real(path, data)
+        return real(path, chunks)
 
     saved.remove([100, 101])
-    monkeypatch.setattr(index_module, "_write_atomically", crash_on_manifest)
+    monkeypatch.setattr(index_module, "write_atomically", crash_on_manifest)
     with pytest.raises(OSError):
         saved.save(tmp_path, "projects", MODEL)
     monkeypatch.undo()
