@@ -226,11 +226,11 @@ def test_an_archived_institution_takes_its_needs_out_and_comes_back(
     assert need["id"] not in [n["id"] for n in needs["items"]]
     assert client.get(f"/api/institutions?q={name}").get_json()["total"] == 0
     assert client.get(f"/api/institutions/{inst_id}").get_json()["archived_at"]
-    # a new connection to an archived institution is refused like one to a missing institution
+    # a new connection to an archived institution is refused like one to a missing institution (404)
     r = client.post(
         "/api/connections", json={"project_id": 1, "institution_id": inst_id, "action": "shortlist"}
     )
-    assert r.status_code == 422 and "institution_id" in r.get_json()["error"]["fields"]
+    assert r.status_code == 404 and "institution_id" in r.get_json()["error"]["fields"]
     auth.logout()
     auth.login("fund")
     assert client.get(f"/api/institutions/{inst_id}").status_code == 404
@@ -238,7 +238,7 @@ def test_an_archived_institution_takes_its_needs_out_and_comes_back(
     auth.logout()
 
     auth.login("admin")
-    assert client.post(f"/api/needs/{need['id']}/restore").status_code == 422  # its institution first
+    assert client.post(f"/api/needs/{need['id']}/restore").status_code == 409  # its institution first
     assert client.post(f"/api/institutions/{inst_id}/restore").status_code == 200
     assert inst_id in _matching(app).institution_ids()
     assert client.get(f"/api/institutions?q={name}").get_json()["total"] == 1

@@ -108,35 +108,42 @@ def _contest_of(app: Flask, pid: int) -> int:
 
 
 def test_organiser_cannot_create_in_or_move_to_another_contest_with_a_float_id(app, ids) -> None:
+    """A JSON whole number (12.0) is the id 12, parsed once, so the access rule judges the value stored:
+    refused (403) like the integer. A string "12.0" is no id at all (422)."""
     org = _login(app, "organiser")
     other = ids["other_contest"]
     with app.app_context():
         before = db.session.query(Project).filter(Project.contest_id == other).count()
-    for value in (float(other), f"{other}.0"):
+    for value in (float(other), other):
         r = org.post("/api/projects", json={**ids["body"], "name": "越权新增", "contest_id": value})
-        assert r.status_code == 422 and "整数" in r.get_json()["error"]["fields"]["contest_id"]
+        assert r.status_code == 403
+        assert org.patch(f"/api/projects/{ids['p_org']}", json={"contest_id": value}).status_code == 403
+    r = org.post("/api/projects", json={**ids["body"], "name": "越权新增", "contest_id": f"{other}.0"})
+    assert r.status_code == 422 and "整数" in r.get_json()["error"]["fields"]["contest_id"]
+    assert org.patch(f"/api/projects/{ids['p_org']}", json={"contest_id": f"{other}.0"}).status_code == 422
+    for value in (float(other), f"{other}.0"):  # a form field is text: "12.0" is not an id
         r = org.post("/projects/new", data=_form({**ids["body"], "name": "越权新增", "contest_id": value}))
         assert r.status_code == 422 and "整数" in r.get_data(as_text=True)
-        r = org.patch(f"/api/projects/{ids['p_org']}", json={"contest_id": value})
-        assert r.status_code == 422
     with app.app_context():
         assert db.session.query(Project).filter(Project.contest_id == other).count() == before
     assert _contest_of(app, ids["p_org"]) in ids["org"]
-    # the integer form is refused by the access rule, as before
-    assert org.patch(f"/api/projects/{ids['p_org']}", json={"contest_id": other}).status_code == 403
 
 
 def test_project_member_keeps_its_contest_and_award(app, ids) -> None:
     me = _login(app, "project")
     url = f"/api/projects/{ids['p_own']}"
-    assert me.patch(url, json={"contest_id": float(ids["elsewhere"])}).status_code == 422
+    assert me.patch(url, json={"contest_id": f"{ids['elsewhere']}.0"}).status_code == 422
+    assert me.patch(url, json={"contest_id": float(ids["elsewhere"])}).status_code == 403  # parsed once: 12
     assert me.patch(url, json={"contest_id": ids["elsewhere"]}).status_code == 403
     assert ids["own_award"].value != "无"  # the demo account's project has an award to lose
     r = me.patch(url, json={"award": None})
     assert r.status_code == 403
-    # a PUT that leaves contest and award out keeps them
+    # a PUT replaces the record: the contest is required of every caller (nothing changes without it)
     body = {k: v for k, v in ids["body"].items() if k not in ("contest_id", "award")}
     r = me.put(url, json={**body, "name": "项目成员自己改名"})
+    assert r.status_code == 422 and "contest_id" in r.get_json()["error"]["fields"]
+    # with its own contest and no award it keeps both
+    r = me.put(url, json={**body, "contest_id": ids["own_contest"], "name": "项目成员自己改名"})
     assert r.status_code == 200, r.get_json()
     with app.app_context():
         p = db.session.get(Project, ids["p_own"])
@@ -148,18 +155,23 @@ def test_institution_member_cannot_post_or_move_needs_elsewhere(app, ids) -> Non
     fund = _login(app, "fund")
     body = {"title": "越权发布的需求", "description": "寻找智能装备方向的早期项目。"}
     other = ids["other_inst"]
-    for value in (float(other), f"{other}.0", True):
+    for value in (f"{other}.0", True):
         assert fund.post("/api/needs", json={**body, "institution_id": value}).status_code == 422
+        assert fund.patch(f"/api/needs/{ids['need']}", json={"institution_id": value}).status_code == 422
+    for value in (float(other), f"{other}.0", True):
         r = fund.post("/needs/new", data=_form({**body, "institution_id": value}))
         assert r.status_code == 422 and "发布机构" in r.get_data(as_text=True)
-        assert fund.patch(f"/api/needs/{ids['need']}", json={"institution_id": value}).status_code == 422
-    assert fund.post("/api/needs", json={**body, "institution_id": other}).status_code == 403
+    for value in (float(other), other):  # a whole number is that id: the access rule refuses it
+        assert fund.post("/api/needs", json={**body, "institution_id": value}).status_code == 403
+        assert fund.patch(f"/api/needs/{ids['need']}", json={"institution_id": value}).status_code == 403
     with app.app_context():
         assert db.session.query(Need).filter(Need.title == "越权发布的需求").count() == 0
         need = db.session.get(Need, ids["need"])
         assert need is not None and need.institution_id == ids["fund_inst"]
-    # left blank, the need is the member's own institution's
+    # the API asks every caller for the institution (left out: 422, nothing stored); its own is accepted
     r = fund.post("/api/needs", json=body)
+    assert r.status_code == 422 and "institution_id" in r.get_json()["error"]["fields"]
+    r = fund.post("/api/needs", json={**body, "institution_id": ids["fund_inst"]})
     assert r.status_code == 201 and r.get_json()["institution_id"] == ids["fund_inst"]
 
 
