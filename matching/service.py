@@ -748,13 +748,12 @@ class MatchingService(MatchingStore):
         asked for again (a page reloaded, thousands of funds browsing the same event) is not
         ranked again. Matches are frozen; the caller gets its own list.
         """
-        cache = self._pair_cache()
         ck = ("list", self.degraded, *key)
-        found = cache.get(ck)
+        found = self._pair_cache().get(ck)
         if found is None:
             found = tuple(rank())
-            self._trim_cache(cache)
             cache = self._pair_cache()  # ranking may refresh the state: store under the key it left
+            self._trim_cache(cache)
             cache[ck] = found
         return list(found)
 
