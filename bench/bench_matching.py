@@ -4,9 +4,9 @@ Run from the repository root: ``python bench/bench_matching.py`` (a few minutes 
 ``--sizes 1000,10000`` for a quick run). Projects and institutions are synthetic: clustered unit
 vectors (so neighbours exist) and profiles drawn from the contest's vocabularies. Reported per
 size: build time (with the funds' pair-row statistics, ``MatchingService.warm_pair_rows``, unless
-``--no-warm``), the candidate index in use (exact flat, or IVF with the nprobe tuned at build to
-reach recall@50 >= 0.98), p50/p99 milliseconds of ``match_institution`` (top 10 projects for a
-fund, with reasons), ``match_project`` (top 10 funds for a project, with reasons) and the bare
+``--no-warm``), the candidate index in use (exact flat; IVF with the nprobe tuned at build to
+reach recall@50 >= 0.98; or flat-fp16, the half-precision scan used where IVF would probe most
+lists), p50/p99 milliseconds of ``match_institution`` (top 10 projects for a fund, with reasons), ``match_project`` (top 10 funds for a project, with reasons) and the bare
 search of the same candidate index (one query, top 10, same run), each with its mean CPU
 milliseconds per call; candidate recall@50 of that index against the exact flat search; ``score_block``
 throughput (pairs/s) with the hand-set and learned rankers; the process RSS after the load and

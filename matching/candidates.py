@@ -3,8 +3,9 @@
 Structured filters are applied first (allowed ids, known links), then retrieval channels pick a
 pool when the candidate set is large: dense ANN search, BM25 top-k, portfolio neighbours,
 co-investment and activity. Small sets are scored whole. The dense search over projects uses
-:class:`AnnIndex`: exact flat search below ``ANN_MIN_SIZE`` vectors, an inverted-file (IVF) index
-above it, whose recall@50 against the exact search is measured by ``bench/bench_matching.py``.
+:class:`AnnIndex`: exact flat search below ``ANN_MIN_SIZE`` vectors; above it an inverted-file (IVF)
+index, or a half-precision flat scan where IVF would have to probe most of its lists. Both have
+their recall@50 against the exact search measured when built (and by ``bench/bench_matching.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ ANN_MIN_SIZE = 50_000
 ANN_TARGET_RECALL = 0.98
 #: Stored vectors used as queries when the number of probed lists is tuned.
 ANN_CALIBRATION_QUERIES = 64
-#: Probing more than this share of the lists costs about as much as the exact scan: use that.
+#: Probing more than this share of the lists costs about as much as a full scan: scan instead.
 ANN_MAX_PROBE_SHARE = 0.5
 
 
@@ -49,8 +50,10 @@ class AnnIndex:
     vectors. The number of lists probed is not assumed but measured when it is built: the smallest
     ``nprobe`` whose recall@50 against the exact search reaches ``target_recall`` on stored vectors
     used as queries. When that takes more than ``ANN_MAX_PROBE_SHARE`` of the lists (vectors
-    without neighbourhood structure) the exact scan is as fast, and it is used instead. Edits are
-    applied to the IVF index like to the exact one.
+    without neighbourhood structure) a full scan is as fast: the copy is then a flat scan over
+    half-precision (fp16) codes, which reads half the memory of the float32 index, with its
+    recall@50 measured the same way (the exact index is used when even that misses the target).
+    Edits are applied to the copy like to the exact index.
     """
 
     def __init__(
@@ -59,27 +62,28 @@ class AnnIndex:
         self.exact = exact
         self.min_size = min_size
         self.target_recall = target_recall
-        self._ivf: faiss.IndexIVFFlat | None = None
+        self._copy: faiss.Index | None = None  # the IVF index or the fp16 scan (None: exact search)
+        self._kind = "flat"
         self._params: faiss.SearchParametersIVF | None = None
-        #: The recall@50 measured for the chosen nprobe when built (None: exact search in use).
+        #: The recall@50 measured for the copy in use when built (None: exact search in use).
         self.measured_recall: float | None = None
         self._lock = threading.RLock()
 
     @property
     def kind(self) -> str:
-        """Return "ivf" when the approximate index is in use, else "flat"."""
-        return "ivf" if self._ivf is not None else "flat"
+        """Return "ivf", "flat-fp16" (the half-precision scan) or "flat" (the exact index)."""
+        return self._kind
 
     @property
     def nprobe(self) -> int | None:
-        """Return the inverted lists probed per query (None when the exact search is in use)."""
+        """Return the inverted lists probed per query (None when no IVF index is in use)."""
         return None if self._params is None else int(self._params.nprobe)
 
     def rebuild(self, seed: int = 0) -> None:
-        """(Re)build from the exact index: IVF when it holds at least min_size vectors."""
+        """(Re)build from the exact index: an approximate copy when it holds at least min_size vectors."""
         with self._lock:
             ids = self.exact.ids()
-            self._ivf, self._params, self.measured_recall = None, None, None
+            self._copy, self._kind, self._params, self.measured_recall = None, "flat", None, None
             if len(ids) < self.min_size:
                 return
             vectors = self.exact.vectors_for(ids)
@@ -94,39 +98,50 @@ class AnnIndex:
             queries = vectors[
                 rng.choice(len(ids), size=min(len(ids), ANN_CALIBRATION_QUERIES), replace=False)
             ]
-            nprobe, recall = _tune_nprobe(ivf, self.exact, queries, self.target_recall)
-            if nprobe > ANN_MAX_PROBE_SHARE * nlist:
+            _s, truth = self.exact.search(queries, 50)
+            nprobe, recall = _tune_nprobe(ivf, truth, queries, self.target_recall)
+            if nprobe <= ANN_MAX_PROBE_SHARE * nlist:
+                self._quantizer = quantizer  # the IVF index borrows it
+                params = faiss.SearchParametersIVF()
+                params.nprobe = nprobe
+                self._copy, self._kind, self._params, self.measured_recall = ivf, "ivf", params, recall
                 return
-            self._quantizer = quantizer  # the IVF index borrows it
-            self._ivf = ivf
-            params = faiss.SearchParametersIVF()
-            params.nprobe = nprobe
-            self._params = params
-            self.measured_recall = recall
+            del ivf
+            scan = faiss.IndexIDMap(
+                faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+            )
+            scan.add_with_ids(vectors, ids.astype(np.int64))
+            _d, found = scan.search(queries, 50)
+            recall = recall_at(truth, found)
+            if recall >= self.target_recall:
+                self._copy, self._kind, self.measured_recall = scan, "flat-fp16", recall
 
     def upsert(self, ids: Sequence[int], vectors: NDArray[np.float32]) -> None:
         with self._lock:
-            if self._ivf is None:
+            if self._copy is None:
                 return
             arr = np.asarray(ids, dtype=np.int64)
-            self._ivf.remove_ids(faiss.IDSelectorBatch(arr))
-            self._ivf.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), arr)
+            self._copy.remove_ids(faiss.IDSelectorBatch(arr))
+            self._copy.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), arr)
 
     def remove(self, ids: Sequence[int]) -> None:
         with self._lock:
-            if self._ivf is not None:
-                self._ivf.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64)))
+            if self._copy is not None:
+                self._copy.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64)))
 
     def search(self, queries: NDArray[np.float32], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Return the top-k (scores, ids) per query over every vector (-1 where not filled)."""
         with self._lock:
-            if self._ivf is None:
+            if self._copy is None:
                 return self.exact.search(queries, k)
-            q = np.ascontiguousarray(np.asarray(queries, dtype=np.float32).reshape(-1, self._ivf.d))
-            k_eff = min(k, int(self._ivf.ntotal))
+            q = np.ascontiguousarray(np.asarray(queries, dtype=np.float32).reshape(-1, self._copy.d))
+            k_eff = min(k, int(self._copy.ntotal))
             if k_eff <= 0:
                 return np.empty((q.shape[0], 0), dtype=np.float32), np.empty((q.shape[0], 0), dtype=np.int64)
-            scores, found = self._ivf.search(q, k_eff, params=self._params)
+            if self._params is not None:
+                scores, found = self._copy.search(q, k_eff, params=self._params)
+            else:
+                scores, found = self._copy.search(q, k_eff)
             return np.asarray(scores, dtype=np.float32), np.asarray(found, dtype=np.int64)
 
 
@@ -143,10 +158,10 @@ def recall_at(exact: NDArray[np.int64], approx: NDArray[np.int64]) -> float:
 
 
 def _tune_nprobe(
-    ivf: faiss.IndexIVFFlat, exact: VectorStore, queries: NDArray[np.float32], target: float, k: int = 50
+    ivf: faiss.IndexIVFFlat, truth: NDArray[np.int64], queries: NDArray[np.float32], target: float
 ) -> tuple[int, float]:
-    """Return the smallest nprobe whose recall@k on queries reaches target, and that recall."""
-    _s, truth = exact.search(queries, k)
+    """Return the smallest nprobe whose recall (against truth, the exact top k) reaches target, and it."""
+    k = truth.shape[1]
     params = faiss.SearchParametersIVF()
 
     def recall(nprobe: int) -> float:

@@ -110,7 +110,7 @@ class MatchingStore:
             vectors and rebuilds on any difference.
         tokenizer: text -> tokens for BM25 and phrase matching; default ``embeddings.tokenize``.
         as_of: reference date of recency (None: the newest portfolio date).
-        ann_min_size: project count from which candidate search uses the IVF index.
+        ann_min_size: project count from which candidate search uses an approximate copy (IVF or fp16 scan).
         vector_backend: where the dense vectors are searched (:mod:`embeddings.stores`); default the
             FAISS indexes in index_dir.
     """

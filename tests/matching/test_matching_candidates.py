@@ -43,3 +43,31 @@ def test_flat_below_threshold_ivf_above_with_high_recall_and_edits() -> None:
     assert 5 not in found[0].tolist()
     del ann
     gc.collect()  # the index and its quantizer are freed once (no double free)
+
+
+def test_vectors_without_structure_get_the_half_precision_scan_with_measured_recall() -> None:
+    # Isotropic random vectors: IVF would probe most lists for recall@50, so the copy is the fp16 scan.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 64))
+    vecs = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    ids = np.arange(1, 3001, dtype=np.int64)
+    exact = VectorIndex.build(ids, vecs)
+    ann = AnnIndex(exact, min_size=1000)
+    ann.rebuild()
+    assert ann.kind == "flat-fp16"
+    assert ann.nprobe is None
+    assert ann.measured_recall is not None and ann.measured_recall >= 0.98
+    queries = vecs[100:140]
+    _s, want = exact.search(queries, 50)
+    _s, got = ann.search(queries, 50)
+    recall = np.mean([len(set(w) & set(g)) / 50 for w, g in zip(want.tolist(), got.tolist(), strict=True)])
+    assert recall >= 0.98
+    # Edits reach the scan too.
+    target = vecs[7] * -1.0
+    exact.add([5], target.reshape(1, -1))
+    ann.upsert([5], target.reshape(1, -1))
+    _s, found = ann.search(target.reshape(1, -1), 1)
+    assert found[0, 0] == 5
+    ann.remove([5])
+    _s, found = ann.search(target.reshape(1, -1), 50)
+    assert 5 not in found[0].tolist()

@@ -72,12 +72,18 @@ def test_ann_reaches_its_measured_recall_target_or_searches_exactly() -> None:
     ann.rebuild()
     assert ann.kind == "ivf" and ann.measured_recall is not None and ann.measured_recall >= 0.98
     assert recall_at(exact.search(queries, 50)[1], ann.search(queries, 50)[1]) >= 0.95
-    # Vectors without neighbourhood structure: the tuned probe count would scan most lists.
+    # Vectors without neighbourhood structure: the tuned probe count would scan most lists, so the
+    # copy is the half-precision scan, with its own recall measured against the target.
     rng = np.random.default_rng(2)
     noise = rng.standard_normal((6000, 128)).astype(np.float32)
-    flat = AnnIndex(VectorIndex.build(np.arange(6000), noise), min_size=1000, target_recall=0.999)
-    flat.rebuild()
-    assert flat.kind == "flat" and flat.nprobe is None
+    scan = AnnIndex(VectorIndex.build(np.arange(6000), noise), min_size=1000, target_recall=0.999)
+    scan.rebuild()
+    assert scan.kind == "flat-fp16" and scan.nprobe is None
+    assert scan.measured_recall is not None and scan.measured_recall >= 0.999
+    # A target no copy can be shown to reach: the exact index is searched.
+    exact_only = AnnIndex(VectorIndex.build(np.arange(6000), noise), min_size=1000, target_recall=1.01)
+    exact_only.rebuild()
+    assert exact_only.kind == "flat" and exact_only.measured_recall is None
 
 
 def test_linear_form_scores_like_the_ranker() -> None:
