@@ -126,13 +126,27 @@ def portfolio_sims(
 
 
 def coinvest_counts(
-    project_id: int, backers: Mapping[int, set[int]], portfolio: Mapping[int, tuple[int, ...]]
+    project_id: int,
+    backers: Mapping[int, set[int]],
+    portfolio: Mapping[int, tuple[int, ...]],
+    partners: Callable[[int], Counter[int]] | None = None,
 ) -> Counter[int]:
-    """Return, per institution, how many projects it co-backed with the project's current backers."""
-    counts: Counter[int] = Counter()
-    for backer in backers.get(project_id, ()):
-        counts.update(partner_counts(backer, backers, portfolio, skip=project_id))
-    return counts
+    """Return, per institution, how many projects it co-backed with the project's current backers.
+
+    partners: each backer's :func:`partner_counts` when known (e.g. kept per state); the project
+    itself is then taken out of them (it added one to each of its other backers).
+    """
+    mine = backers.get(project_id, ())
+    if partners is None:
+        counts: Counter[int] = Counter()
+        for backer in mine:
+            counts.update(partner_counts(backer, backers, portfolio, skip=project_id))
+        return counts
+    counts = Counter()
+    for backer in mine:
+        counts.update(partners(backer))
+        counts.subtract(other for other in mine if other != backer)
+    return +counts
 
 
 def coinvest_partners(

@@ -256,7 +256,7 @@ class MatchingService(MatchingStore):
         return np.log1p(out)
 
     def _coinvest_counts(self, project_id: int) -> Counter[int]:
-        return coinvest_counts(project_id, self._backers, self._portfolio)
+        return coinvest_counts(project_id, self._backers, self._portfolio, self._partner_counts)
 
     def _coinvest_partners(self, project_id: int, institution_id: int) -> tuple[str, ...]:
         return coinvest_partners(
@@ -264,7 +264,13 @@ class MatchingService(MatchingStore):
         )
 
     def _partner_counts(self, institution_id: int) -> Counter[int]:
-        return partner_counts(institution_id, self._backers, self._portfolio)
+        """Return the institution's co-backing counts, kept per state (read, never changed, by callers)."""
+        cache = self._pair_cache()
+        key = ("partners", institution_id)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = partner_counts(institution_id, self._backers, self._portfolio)
+        return found
 
     # ------------------------------------------------------------------ ranking core
     @staticmethod
@@ -448,7 +454,7 @@ class MatchingService(MatchingStore):
             self._inst_lex_own.generation,
             len(self._projects),
             len(self._institutions),
-            sum(len(v) for v in self._portfolio.values()),
+            self._n_links,
             getattr(self, "_as_of_used", None),
         )
 

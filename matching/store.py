@@ -176,6 +176,7 @@ class MatchingStore:
         self._inst_clauses: ClauseTokens = _LazyClauses(lambda text: self._proj_lex.tokenize(text))
         self._own_vector: set[int] = set()  # institutions whose vector came from their own text
         self._portfolio: dict[int, tuple[int, ...]] = {}
+        self._n_links = 0  # portfolio links over all institutions (part of the ranking state's key)
         self._backers: dict[int, set[int]] = {}
         self._side_ids: dict[Side, set[int]] = {"fund": set(), "base": set(), "platform": set()}
         self._evidence: dict[int, Evidence] = {}
@@ -585,6 +586,7 @@ class MatchingStore:
         self._institutions[inst.id] = inst
         self._side_ids[inst.side].add(inst.id)
         port = tuple(dict.fromkeys(item.project_id for item in inst.portfolio))
+        self._n_links += len(port) - len(self._portfolio.get(inst.id, ()))
         self._portfolio[inst.id] = port
         for pid in port:
             self._backers.setdefault(pid, set()).add(inst.id)
@@ -593,7 +595,9 @@ class MatchingStore:
         old = self._institutions.pop(institution_id, None)
         if old is not None:
             self._side_ids[old.side].discard(institution_id)
-        for pid in self._portfolio.pop(institution_id, ()):
+        dropped = self._portfolio.pop(institution_id, ())
+        self._n_links -= len(dropped)
+        for pid in dropped:
             backers = self._backers.get(pid)
             if backers is not None:
                 backers.discard(institution_id)

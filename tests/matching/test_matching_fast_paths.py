@@ -96,3 +96,29 @@ def test_linear_form_scores_like_the_ranker() -> None:
         major = np.ascontiguousarray(X.T)  # block_features' feature-major layout
         assert np.allclose(linear_scores(major.T, form), ranker.score(X), atol=1e-9)
     assert linear_form(LearnedRanker("hgb").fit(X, y)) is None
+
+
+def test_coinvest_counts_from_kept_partner_counts_equal_the_direct_count() -> None:
+    from collections import Counter
+
+    from matching.evidence import coinvest_counts, partner_counts
+
+    rng = np.random.default_rng(5)
+    portfolio = {
+        inst: tuple(int(p) for p in rng.choice(40, size=int(rng.integers(0, 9)), replace=False))
+        for inst in range(100, 130)
+    }
+    backers: dict[int, set[int]] = {}
+    for inst, port in portfolio.items():
+        for pid in port:
+            backers.setdefault(pid, set()).add(inst)
+    kept: dict[int, Counter[int]] = {}
+
+    def partners(inst: int) -> Counter[int]:
+        return kept.setdefault(inst, partner_counts(inst, backers, portfolio))
+
+    for pid in range(45):
+        direct = coinvest_counts(pid, backers, portfolio)
+        assert coinvest_counts(pid, backers, portfolio, partners) == direct
+        assert all(n > 0 for n in direct.values())
+    assert all(kept[i] == partner_counts(i, backers, portfolio) for i in kept)  # never changed
