@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from matching.types import InstitutionProfile, Match, ProjectProfile
@@ -12,6 +13,16 @@ def attrs(row: Any, names: str) -> dict[str, Any]:
     """Return a row's attributes `names` (space-separated, as namedtuple takes them) as they are: the
     plain fields of a JSON answer."""
     return {name: getattr(row, name) for name in names.split()}
+
+
+def iso(at: date | None) -> str | None:
+    """Return a date or time in ISO 8601 (None stays None): how every JSON answer writes one."""
+    return at.isoformat() if at else None
+
+
+def _stamps(row: Project | Institution) -> dict[str, str | None]:
+    """Return when a record was created and last changed."""
+    return {"created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
 
 
 def contest_json(c: Contest) -> dict[str, Any]:
@@ -58,8 +69,7 @@ def project_json(p: Project) -> dict[str, Any]:
         "ref": p.ref,
         "credit_code": p.credit_code,
         "team_lead": p.team_lead,
-        "created_at": p.created_at.isoformat() if p.created_at else None,
-        "updated_at": p.updated_at.isoformat() if p.updated_at else None,
+        **_stamps(p),
     }
 
 
@@ -83,8 +93,7 @@ def institution_json(i: Institution) -> dict[str, Any]:
         "contact_phone": i.contact_phone,
         "contact_email": i.contact_email,
         "competitor_policy": i.competitor_policy or "avoid",
-        "created_at": i.created_at.isoformat() if i.created_at else None,
-        "updated_at": i.updated_at.isoformat() if i.updated_at else None,
+        **_stamps(i),
     }
 
 
@@ -99,7 +108,7 @@ def need_json(n: Need) -> dict[str, Any]:
         "stages": list(n.stages or []),
         "services": list(n.services or []),
         "quota": n.quota,
-        "deadline": n.deadline.isoformat() if n.deadline else None,
+        "deadline": iso(n.deadline),
         "status": n.status.value,
     }
 
