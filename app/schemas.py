@@ -105,7 +105,8 @@ def missing(field: str, message: str) -> InputError:
     return InputError({field: message}, message.split("：", 1)[-1], status=404)
 
 
-def _blank_to_none(v: Any) -> Any:
+def blank_to_none(v: Any) -> Any:
+    """Return text stripped, blank text as None; any other value unchanged (the forms send "" for none)."""
     if isinstance(v, str):
         v = v.strip()
         return v or None
@@ -177,17 +178,18 @@ OptId = Annotated[
     WithJsonSchema({**_ID_SCHEMA, "anyOf": [*_ID_SCHEMA["anyOf"], {"type": "null"}]}),
 ]
 
-OptStr = Annotated[str | None, BeforeValidator(_blank_to_none)]
+OptStr = Annotated[str | None, BeforeValidator(blank_to_none)]
 StrListIn = Annotated[list[str], BeforeValidator(_to_list)]
 
 
-def _label(enum_cls: type, value: Any, field: str) -> Any:
+def label_member(enum_cls: type[enums.LabelEnum], value: Any) -> Any:
+    """Return the member of enum_cls with this label (or name); None and a member pass unchanged."""
     if value is None or isinstance(value, enum_cls):
         return value
     try:
-        return enum_cls.from_label(str(value))  # type: ignore[attr-defined]
+        return enum_cls.from_label(str(value))
     except ValueError:
-        raise ValueError(f"应为以下之一：{'、'.join(enum_cls.labels())}") from None  # type: ignore[attr-defined]
+        raise ValueError(f"应为以下之一：{'、'.join(enum_cls.labels())}") from None
 
 
 def _check_members(values: list[str], allowed: tuple[str, ...] | list[str]) -> list[str]:
@@ -372,18 +374,16 @@ class ProjectIn(_Strict):
     assets_wan: float | None = Field(default=None, ge=0, le=100_000_000)
     sme_industry: OptStr = Field(default=None, json_schema_extra=one_of(_sme_industries))
 
-    _group = field_validator("group", mode="before")(lambda v: _label(enums.ProjectGroup, v, "group"))
+    _group = field_validator("group", mode="before")(lambda v: label_member(enums.ProjectGroup, v))
     _award = field_validator("award", mode="before")(
-        lambda v: enums.Award.NONE if v in (None, "") else _label(enums.Award, v, "award")
+        lambda v: enums.Award.NONE if v in (None, "") else label_member(enums.Award, v)
     )
-    _stage = field_validator("stage", mode="before")(
-        lambda v: _label(enums.Stage, _blank_to_none(v), "stage")
-    )
+    _stage = field_validator("stage", mode="before")(lambda v: label_member(enums.Stage, blank_to_none(v)))
     _round = field_validator("funding_round", mode="before")(
-        lambda v: _label(enums.FundingRound, _blank_to_none(v), "funding_round")
+        lambda v: label_member(enums.FundingRound, blank_to_none(v))
     )
     _amount = field_validator("amount_wan", "revenue_wan", "employees", "assets_wan", mode="before")(
-        _blank_to_none
+        blank_to_none
     )
 
     @field_validator("credit_code")
@@ -455,7 +455,7 @@ class InstitutionIn(_Strict):
         json_schema_extra={"enum": ["avoid", "welcome", "回避竞争", "欢迎同类"]},
     )
 
-    _kind = field_validator("kind", mode="before")(lambda v: _label(enums.InstitutionKind, v, "kind"))
+    _kind = field_validator("kind", mode="before")(lambda v: label_member(enums.InstitutionKind, v))
 
     @field_validator("competitor_policy", mode="before")
     @classmethod
@@ -463,7 +463,7 @@ class InstitutionIn(_Strict):
         return competitor_policy_value(v)
 
     _numbers = field_validator("ticket_min_wan", "ticket_max_wan", "space_m2", "capacity", mode="before")(
-        _blank_to_none
+        blank_to_none
     )
 
     _province = field_validator("province")(_members_of(enums.PROVINCES, single=True))
@@ -498,7 +498,7 @@ class NeedIn(_Strict):
     quota: int | None = Field(default=None, ge=1, le=10_000)
     deadline: date | None = None
 
-    _blank = field_validator("quota", "deadline", mode="before")(_blank_to_none)
+    _blank = field_validator("quota", "deadline", mode="before")(blank_to_none)
     _industries = field_validator("industries")(_members_of(enums.INDUSTRIES))
     _stages = field_validator("stages")(_members_of(enums.Stage.labels()))
     _services = field_validator("services")(_members_of(enums.ServiceKind.labels()))

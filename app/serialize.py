@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from matching.types import InstitutionProfile, Match, ProjectProfile
@@ -14,92 +15,64 @@ def attrs(row: Any, names: str) -> dict[str, Any]:
     return {name: getattr(row, name) for name in names.split()}
 
 
+def iso(at: date | None) -> str | None:
+    """Return a date or time in ISO 8601 (None stays None): how every JSON answer writes one."""
+    return at.isoformat() if at else None
+
+
+def _stamps(row: Project | Institution) -> dict[str, str | None]:
+    """Return when a record was created and last changed."""
+    return {"created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
+
+
 def contest_json(c: Contest) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "code": c.code,
-        "edition": c.edition,
-        "kind": c.kind.value,
-        "name": c.name,
-        "place": c.place,
-        "province": c.province,
-        "track": c.track,
-        "organisers": c.organisers,
-    }
+    return {**attrs(c, "id code edition name place province track organisers"), "kind": c.kind.value}
 
 
 def project_json(p: Project) -> dict[str, Any]:
     return {
-        "id": p.id,
-        "name": p.name,
+        **attrs(
+            p,
+            "id name contest_id industry track province city amount_wan description team ip contact_name"
+            " contact_phone contact_email employees revenue_wan assets_wan sme_industry ref credit_code"
+            " team_lead",
+        ),
         "group": p.group.value,
-        "contest_id": p.contest_id,
         "contest": p.contest.name if p.contest else None,
         "contest_kind": p.contest.kind.value if p.contest else None,
         "award": p.award.value,
-        "industry": p.industry,
-        "track": p.track,
-        "province": p.province,
-        "city": p.city,
         "stage": p.stage.value if p.stage else None,
-        "amount_wan": p.amount_wan,
         "funding_round": p.funding_round.value if p.funding_round else None,
-        "description": p.description,
-        "team": p.team,
-        "ip": p.ip,
         "needs": list(p.needs or []),
-        "contact_name": p.contact_name,
-        "contact_phone": p.contact_phone,
-        "contact_email": p.contact_email,
-        "employees": p.employees,
-        "revenue_wan": p.revenue_wan,
-        "assets_wan": p.assets_wan,
-        "sme_industry": p.sme_industry,
-        "ref": p.ref,
-        "credit_code": p.credit_code,
-        "team_lead": p.team_lead,
-        "created_at": p.created_at.isoformat() if p.created_at else None,
-        "updated_at": p.updated_at.isoformat() if p.updated_at else None,
+        **_stamps(p),
     }
 
 
 def institution_json(i: Institution) -> dict[str, Any]:
     return {
-        "id": i.id,
-        "name": i.name,
+        **attrs(
+            i,
+            "id name province city ticket_min_wan ticket_max_wan space_m2 capacity description contact_name"
+            " contact_phone contact_email",
+        ),
         "kind": i.kind.value,
         "side": i.kind.side,
-        "province": i.province,
-        "city": i.city,
         "industries": list(i.industries or []),
         "stages": list(i.stages or []),
-        "ticket_min_wan": i.ticket_min_wan,
-        "ticket_max_wan": i.ticket_max_wan,
         "services": list(i.services or []),
-        "space_m2": i.space_m2,
-        "capacity": i.capacity,
-        "description": i.description,
-        "contact_name": i.contact_name,
-        "contact_phone": i.contact_phone,
-        "contact_email": i.contact_email,
         "competitor_policy": i.competitor_policy or "avoid",
-        "created_at": i.created_at.isoformat() if i.created_at else None,
-        "updated_at": i.updated_at.isoformat() if i.updated_at else None,
+        **_stamps(i),
     }
 
 
 def need_json(n: Need) -> dict[str, Any]:
     return {
-        "id": n.id,
-        "institution_id": n.institution_id,
+        **attrs(n, "id institution_id title description quota"),
         "institution": n.institution.name if n.institution else None,
-        "title": n.title,
-        "description": n.description,
         "industries": list(n.industries or []),
         "stages": list(n.stages or []),
         "services": list(n.services or []),
-        "quota": n.quota,
-        "deadline": n.deadline.isoformat() if n.deadline else None,
+        "deadline": iso(n.deadline),
         "status": n.status.value,
     }
 

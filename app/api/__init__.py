@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -79,6 +79,8 @@ from app.serialize import (
 from app.web.lists import paginate
 from models import Contest, Institution, Need, Project
 from models.enums import Role
+
+R = TypeVar("R")
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -147,9 +149,31 @@ def _page(stmt: Any, order: Any, to_json: Any, prepare: Any = None) -> Any:
     )
 
 
-def _list_id(shown: str | None) -> dict[str, str]:
-    """Return {"list_id": id} of a logged list (open an item with ?from=<list_id>&pos=<n>), else {}."""
-    return {"list_id": shown} if shown else {}
+def _ranked_answer(
+    query: str,
+    ident: int,
+    k: int,
+    ranked: list[Any],
+    items: list[dict[str, Any]],
+    head: dict[str, Any] | None = None,
+    **log: Any,
+) -> Response:
+    """Answer a ranked list (`query`: project, institution or need; `head`: fields after its id) and log
+    what it shows; a logged list's "list_id" opens an item with ?from=<list_id>&pos=<n>.
+
+    Args:
+        log: passed to feedback.log_shown (the side ranked, a need's institution).
+    """
+    shown = feedback.log_shown(query, ident, ranked, surface="api", **log)
+    listed = {"list_id": shown} if shown else {}
+    return jsonify({f"{query}_id": ident, **(head or {}), "k": k, "items": items, **listed})
+
+
+def _found(row: R | None) -> R:
+    """Return the row, or answer 404 when there is none."""
+    if row is None:
+        abort(404, description="记录不存在")
+    return row
 
 
 def _get_or_404(model: Any, ident: int, archived: bool = False) -> Any:
@@ -158,8 +182,8 @@ def _get_or_404(model: Any, ident: int, archived: bool = False) -> Any:
     An archived record answers 404 like a missing one, except, with archived=True (reads, deletes and
     restores), to the secretariat; nobody edits or ranks an archived record until it is restored.
     """
-    row = db.session.get(model, ident)
-    if row is None or (row_archived(row) and not (archived and is_secretariat(current_user()))):
+    row = _found(db.session.get(model, ident))
+    if row_archived(row) and not (archived and is_secretariat(current_user())):
         abort(404, description="记录不存在")
     return row
 
@@ -283,9 +307,7 @@ def create_project() -> Any:
 def project_matches(ident: int) -> Any:
     # The ranking core's profiles of the project and of the institutions shown hold every field the
     # answer shows: no row is read (a record changed in another worker: see app.index_sync).
-    p = services.ranked_project(ident)
-    if p is None:
-        abort(404, description="记录不存在")
+    p = _found(services.ranked_project(ident))
     side = side_param(request.args)
     k = k_param(request.args)
     user = current_user()
@@ -308,8 +330,7 @@ def project_matches(ident: int) -> Any:
         )
         for r in ranked
     ]
-    shown = feedback.log_shown("project", ident, ranked, side=side, surface="api")
-    return jsonify({"project_id": ident, "kind": side, "k": k, "items": items, **_list_id(shown)})
+    return _ranked_answer("project", ident, k, ranked, items, {"kind": side}, side=side)
 
 
 # --- institutions ------------------------------------------------------------------------------------
@@ -337,9 +358,7 @@ def create_institution() -> Any:
 @operation("为机构推荐项目", query=ProjectRankQuery, answers={200: InstitutionMatches})
 def institution_matches(ident: int) -> Any:
     # As project_matches: the answer is made from the ranking core's profiles, no row is read.
-    inst = services.ranked_institution(ident)
-    if inst is None:
-        abort(404, description="记录不存在")
+    inst = _found(services.ranked_institution(ident))
     k = k_param(request.args)
     user = current_user()
     private = can_view_institution_private(user, ident)
@@ -359,8 +378,7 @@ def institution_matches(ident: int) -> Any:
         _ranked_out(r.row, r.match, user, r.row.id in contacts, private, r.row.text, inst.text)
         for r in ranked
     ]
-    shown = feedback.log_shown("institution", ident, ranked, surface="api")
-    return jsonify({"institution_id": ident, "k": k, "items": items, **_list_id(shown)})
+    return _ranked_answer("institution", ident, k, ranked, items)
 
 
 # --- needs -------------------------------------------------------------------------------------------
@@ -406,8 +424,7 @@ def need_matches(ident: int) -> Any:
     )
     contacts = contact_project_ids(current_user(), [r.row.id for r in ranked])
     items = [_match_out(r.row, r.match, r.row, n.institution, r.row.id in contacts) for r in ranked]
-    shown = feedback.log_shown("need", ident, ranked, institution_id=n.institution_id, surface="api")
-    return jsonify({"need_id": ident, "k": k, "items": items, **_list_id(shown)})
+    return _ranked_answer("need", ident, k, ranked, items, institution_id=n.institution_id)
 
 
 # --- one record: read, delete, restore (one registration for every record kind) ---------------------

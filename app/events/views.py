@@ -33,6 +33,7 @@ from app.params import institution_filter, project_filter
 from app.schemas import CONTROL_MESSAGE, MAX_ID, InputError, has_control
 from app.services import institution_query, project_query
 from app.uploads import check_upload
+from app.web import records
 from app.web.lists import send_xlsx
 from models import Award, Contest, Institution, Project
 from models.enums import PROJECT_NEEDS, SIDES, FundingRound, InstitutionKind, Role
@@ -144,14 +145,6 @@ def _visible_events() -> list[Event]:
     return [e for e in events if e.contests and {c.contest_id for c in e.contests} <= scope]
 
 
-def _contests_in_scope() -> list[Contest]:
-    scope = _scope()
-    stmt = select(Contest).order_by(Contest.code)
-    if scope is not None:
-        stmt = stmt.where(Contest.id.in_(scope or {-1}))
-    return list(db.session.scalars(stmt))
-
-
 # ---------------------------------------------------------------------------------------------- events
 @bp.get("/")
 @roles_required(*STAFF)
@@ -209,7 +202,7 @@ def _event_values(form: Any, allowed_contests: set[int]) -> dict[str, Any]:
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(*STAFF)
 def new_event() -> Any:
-    contests = _contests_in_scope()
+    contests = records.my_contests()
     errors: dict[str, str] = {}
     values: dict[str, Any] = {
         "slots": 6,
@@ -700,7 +693,7 @@ def import_experts() -> Any:
 @roles_required(*STAFF)
 def assign() -> Any:
     """Assign judges or mentors to a contest's projects: coverage per project, load limits, no conflicts."""
-    contests = _contests_in_scope()
+    contests = records.my_contests()
     report: dict[str, Any] | None = None
     errors: dict[str, str] = {}
     values = {"contest_id": "", "role": ExpertRole.JUDGE.value, "coverage": "3"}

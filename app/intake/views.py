@@ -21,6 +21,7 @@ from app.extensions import db
 from app.intake import duplicates, eligibility, filings
 from app.intake.similarity import shared_passages
 from app.schemas import InputError
+from app.web import records
 from app.web.lists import paginate
 from models import Contest, ContestFiling, DuplicatePair, DuplicateStatus, Project
 from models.enums import Role
@@ -58,21 +59,13 @@ def init_app(app: Flask) -> None:
     )
 
 
-def _contests() -> list[Contest]:
-    ids = organiser_contest_ids(current_user())
-    stmt = select(Contest).order_by(Contest.code)
-    if ids is not None:
-        stmt = stmt.where(Contest.id.in_(ids or {-1}))
-    return list(db.session.scalars(stmt))
-
-
 # --- the organiser's projects, filtered by entry conditions -----------------------------------------
 
 
 @bp.get("/projects")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 def projects() -> Any:
-    contests = _contests()
+    contests = records.my_contests()
     ids = {c.id for c in contests}
     wanted = request.args.get("eligibility", "")
     if wanted not in ("", "holds", "fails", "unknown"):
@@ -210,7 +203,7 @@ def duplicate_decide(ident: int) -> Any:
 @bp.get("/filings")
 @roles_required(Role.ADMIN, Role.ORGANISER)
 def filing_list() -> Any:
-    contests = _contests()
+    contests = records.my_contests()
     filed = {
         f.contest_id: f
         for f in db.session.scalars(

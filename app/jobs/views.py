@@ -15,6 +15,7 @@ from app.api.openapi import operation
 from app.extensions import db
 from app.jobs import is_abandoned, retry_job, start_job
 from app.schemas import Id, InputError
+from app.serialize import iso
 from app.web.lists import send_xlsx
 from models.base import utcnow
 from models.enums import Role
@@ -55,7 +56,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "result_url": url_for("jobs.result", job_id=job.id) if job.result_name else None,
         "page_url": url_for("jobs.page", job_id=job.id),
         "created_at": job.created_at.isoformat(),
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "finished_at": iso(job.finished_at),
     }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from typing import Any
@@ -165,8 +165,8 @@ class Tally:
 
     def add(self, other: Tally) -> None:
         """Add another group's figures to this one (groups that share a key once named)."""
-        for name in ("opened", "signed", "financing_wan", "financed", "landed", "landed_area_m2", "services"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def as_json(self) -> dict[str, Any]:
         return {

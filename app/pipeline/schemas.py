@@ -7,8 +7,19 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from app.schemas import Id, InputError, OptId, one_of, publish_text_rule, refuse_control, translate
-from models.enums import ConnectionStage, FundingRound, ServiceKind
+from app.schemas import (
+    Id,
+    InputError,
+    OptId,
+    OptStr,
+    blank_to_none,
+    label_member,
+    one_of,
+    publish_text_rule,
+    refuse_control,
+    translate,
+)
+from models.enums import ConnectionStage, FundingRound, LabelEnum, ServiceKind
 from models.pipeline import OutcomeKind
 
 LABELS: dict[str, str] = {
@@ -36,27 +47,9 @@ REQUIRED: dict[OutcomeKind, tuple[str, ...]] = {
 }
 
 
-def _blank(v: Any) -> Any:
-    if isinstance(v, str):
-        v = v.strip()
-        return v or None
-    return v
-
-
-def _label(enum_cls: Any) -> Any:
-    def parse(v: Any) -> Any:
-        v = _blank(v)
-        if v is None or isinstance(v, enum_cls):
-            return v
-        try:
-            return enum_cls.from_label(str(v))
-        except ValueError:
-            raise ValueError(f"应为以下之一：{'、'.join(enum_cls.labels())}") from None
-
-    return BeforeValidator(parse)
-
-
-Opt = Annotated[str | None, BeforeValidator(_blank)]
+def _label(enum_cls: type[LabelEnum]) -> Any:
+    """A field's parser: a blank value is None, else the member of enum_cls with that label."""
+    return BeforeValidator(lambda v: label_member(enum_cls, blank_to_none(v)))
 
 
 class _Strict(BaseModel):
@@ -73,12 +66,16 @@ class _Strict(BaseModel):
 class OutcomeIn(_Strict):
     """What a signature achieved; which fields are required depends on the kind."""
 
-    kind: Opt = None  # optional: derived from the institution; a different one is refused
-    amount_wan: Annotated[float | None, BeforeValidator(_blank)] = Field(default=None, gt=0, le=10_000_000)
+    kind: OptStr = None  # optional: derived from the institution; a different one is refused
+    amount_wan: Annotated[float | None, BeforeValidator(blank_to_none)] = Field(
+        default=None, gt=0, le=10_000_000
+    )
     round: Annotated[FundingRound | None, _label(FundingRound)] = None
-    date: Annotated[dt.date | None, BeforeValidator(_blank)] = None
-    base: Opt = Field(default=None, max_length=200)
-    area_m2: Annotated[float | None, BeforeValidator(_blank)] = Field(default=None, gt=0, le=10_000_000)
+    date: Annotated[dt.date | None, BeforeValidator(blank_to_none)] = None
+    base: OptStr = Field(default=None, max_length=200)
+    area_m2: Annotated[float | None, BeforeValidator(blank_to_none)] = Field(
+        default=None, gt=0, le=10_000_000
+    )
     service_kind: Annotated[ServiceKind | None, _label(ServiceKind)] = None
 
 
@@ -88,7 +85,7 @@ class ConnectionIn(_Strict):
     project_id: Id
     institution_id: Id
     action: Literal["shortlist", "request"] = "request"
-    note: Opt = Field(default=None, max_length=2000)
+    note: OptStr = Field(default=None, max_length=2000)
     need_id: OptId = None
 
 
@@ -170,13 +167,13 @@ class MoveIn(_Strict):
     model_config = ConfigDict(json_schema_extra=_move_schema)
 
     to_stage: str = Field(min_length=1, max_length=32, json_schema_extra=one_of(ConnectionStage.labels()))
-    note: Opt = Field(default=None, max_length=2000)
+    note: OptStr = Field(default=None, max_length=2000)
     outcome: dict[str, Any] | None = None
 
 
 class ShortlistIn(_Strict):
     shortlisted: bool
-    note: Opt = Field(default=None, max_length=2000)
+    note: OptStr = Field(default=None, max_length=2000)
 
 
 def validate_in(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> Any:

@@ -7,13 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.pipeline.states import OPEN_STAGES, china_date, is_idle, next_stages, outcome_kind_of
+from app.serialize import iso
 from models import Connection
 from models.enums import ConnectionStage
 from models.pipeline import ConnectionEvent, EventAction, Party
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
 
 
 def outcome_json(c: Connection) -> dict[str, Any] | None:
@@ -26,7 +23,7 @@ def outcome_json(c: Connection) -> dict[str, Any] | None:
         "base": c.outcome_base,
         "area_m2": c.outcome_area_m2,
         "service_kind": c.outcome_service.value if c.outcome_service else None,
-        "date": c.outcome_date.isoformat() if c.outcome_date else None,
+        "date": iso(c.outcome_date),
     }
 
 
@@ -48,11 +45,11 @@ def connection_json(c: Connection, private: bool, now: datetime, follow_up_days:
         "next_stages": [s.value for s in next_stages(c)],
         "outcome_kind": outcome_kind_of(c).value,
         "initiated_by": c.initiated_by.value if c.initiated_by else None,
-        "requested_at": _iso(c.requested_at),
-        "created_at": _iso(c.created_at if private else (c.requested_at or c.created_at)),
-        "last_activity_at": _iso(last),
+        "requested_at": iso(c.requested_at),
+        "created_at": iso(c.created_at if private else (c.requested_at or c.created_at)),
+        "last_activity_at": iso(last),
         "follow_up": idle,
-        "signed_at": _iso(c.signed_at),
+        "signed_at": iso(c.signed_at),
         "closed_reason": c.closed_reason,
         "outcome": outcome_json(c),
     }
@@ -70,7 +67,7 @@ def idle_since(c: Connection, last: datetime | None, now: datetime, days: int) -
 def event_json(e: ConnectionEvent | ShownEvent) -> dict[str, Any]:
     return {
         "id": e.id,
-        "at": _iso(e.at),
+        "at": iso(e.at),
         "date": china_date(e.at).isoformat(),
         "action": e.action.value,
         "from_stage": e.from_stage.value if e.from_stage else None,

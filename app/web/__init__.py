@@ -8,6 +8,7 @@ What a viewer may see on any of them is decided in app/access.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, request
@@ -75,6 +76,11 @@ def init_app(app: Flask) -> None:
             else:
                 args[key] = str(value)
         return request.path + ("?" + urlencode(args) if args else "")
+
+    @app.template_filter("choices")
+    def _choices(rows: Iterable[Any], label: str) -> list[tuple[Any, Any]]:
+        """Return the (id, label attribute) pairs of records: the options of a `select` or `checks`."""
+        return [(r.id, getattr(r, label)) for r in rows]
 
     @app.template_filter("wan")
     def _wan(value: float | None) -> str:

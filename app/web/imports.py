@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, cast
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from app.access import audit, current_user, deny, is_secretariat, organiser_contest_ids, roles_required
 from app.extensions import db
@@ -41,8 +40,8 @@ from app.imports import (
 )
 from app.schemas import FIELD_LABELS, InputError
 from app.uploads import check_upload
+from app.web import records
 from app.web.lists import send_xlsx
-from models import Contest
 from models.enums import Role
 from models.jobs import JobKind, JobStatus
 
@@ -83,14 +82,6 @@ def _check_kind(kind: str) -> None:
         abort(404)
     if not may_import(kind):
         deny(f"import of {kind}", "只有秘书处可以导入服务机构")
-
-
-def _my_contests() -> list[Contest]:
-    ids = organiser_contest_ids(current_user())
-    stmt = select(Contest).order_by(Contest.code)
-    if ids is not None:
-        stmt = stmt.where(Contest.id.in_(ids or {-1}))
-    return list(db.session.scalars(stmt))
 
 
 def _uploaded_bytes() -> tuple[bytes | None, str, str | None]:
@@ -151,7 +142,7 @@ def run_import(kind: str, allowed_contests: set[int] | None = None) -> tuple[Any
 
 def _default_contest(value: str | None) -> int | None:
     """Return the contest of rows that name none: the one chosen, else the organiser's only contest."""
-    mine = _my_contests()
+    mine = records.my_contests()
     if value:
         for c in mine:
             if str(c.id) == value or c.code == value:
@@ -244,7 +235,7 @@ def _page(kind: str, **extra: Any) -> str:
         kinds={k: v for k, v in KINDS.items() if may_import(k)},
         headers=header_labels(cast(Kind, kind)),  # checked by _check_kind
         limits=LIMITS,
-        contests=_my_contests(),
+        contests=records.my_contests(),
         contest_label=contest_label,
         **extra,
     )
@@ -311,7 +302,7 @@ def mapping(token: str) -> Any:
         samples=samples,
         error=error,
         rows=len(rows),
-        contests=_my_contests(),
+        contests=records.my_contests(),
         contest_label=contest_label,
     ), (422 if error else 200)
 
@@ -414,5 +405,5 @@ def template(fmt: str) -> Any:
     disposition = {"Content-Disposition": f"attachment; filename={name}"}
     if fmt == "csv":
         return Response(template_csv(kind), mimetype="text/csv", headers=disposition)  # type: ignore[arg-type]
-    contests = _my_contests() if kind == "projects" else []
+    contests = records.my_contests() if kind == "projects" else []
     return send_xlsx(template_xlsx(kind, contests), name)  # type: ignore[arg-type]

@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from app import feedback, services
-from app.access import can_view_institution_private, current_user, deny, redact_ranked, roles_required
+from app.access import (
+    can_view_institution_private,
+    current_user,
+    deny,
+    organiser_contest_ids,
+    redact_ranked,
+    roles_required,
+)
 from app.extensions import db
 from app.params import project_filter
 from app.schemas import InputError
@@ -32,6 +39,11 @@ def contests(only: set[int] | None = None) -> list[Contest]:
     if only is not None:
         stmt = stmt.where(Contest.id.in_(only))
     return list(db.session.scalars(stmt))
+
+
+def my_contests() -> list[Contest]:
+    """Return the contests the current user organises (all for the secretariat, none for others)."""
+    return contests(organiser_contest_ids(current_user()))
 
 
 def shown_or_404(model: type[R], ident: int) -> R:
