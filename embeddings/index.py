@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["MANIFEST_FORMAT", "VectorIndex"]
+__all__ = ["MANIFEST_FORMAT", "VectorIndex", "read_mapped", "write_atomically"]
 
 logger = logging.getLogger(__name__)
 
@@ -364,7 +364,7 @@ class VectorIndex:
             logger.warning("saved index %r does not match its manifest checksum: rebuild", name)
             return None, "checksum differs"
         try:
-            raw = _read_mapped(index_path)
+            raw = read_mapped(index_path)
             if not isinstance(raw, faiss.IndexIDMap2) or raw.d != dim:
                 raise ValueError(f"unexpected index type {type(raw).__name__} or dim {raw.d}")
             ids = faiss.vector_to_array(raw.id_map).astype(np.int64)
@@ -414,7 +414,7 @@ def search_one_with(
     return [(int(i), float(s)) for i, s in zip(found[0], scores[0], strict=True) if i != -1]
 
 
-def _read_mapped(path: Path) -> Any:
+def read_mapped(path: Path) -> Any:
     """Return the index saved at path with its vectors memory-mapped (shared by every process).
 
     Falls back to reading it into memory where the installed FAISS cannot map this index type.

@@ -10,14 +10,20 @@ their recall@50 against the exact search measured when built (and by ``bench/ben
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import logging
 import math
 import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from pathlib import Path
 
 import faiss
 import numpy as np
 from numpy.typing import NDArray
 
+from embeddings.index import read_mapped, write_atomically
 from embeddings.stores import VectorStore
 from matching.lexical import LexicalIndex
 from matching.types import Filters
@@ -30,6 +36,8 @@ ANN_MIN_SIZE = 50_000
 ANN_TARGET_RECALL = 0.98
 #: Stored vectors used as queries when the number of probed lists is tuned.
 ANN_CALIBRATION_QUERIES = 64
+logger = logging.getLogger(__name__)
+
 #: Probing more than this share of the lists costs about as much as a full scan: scan instead.
 ANN_MAX_PROBE_SHARE = 0.5
 
@@ -54,14 +62,26 @@ class AnnIndex:
     half-precision (fp16) codes, which reads half the memory of the float32 index, with its
     recall@50 measured the same way (the exact index is used when even that misses the target).
     Edits are applied to the copy like to the exact index.
+
+    With a ``folder`` the copy is saved there as ``ann-<key>.faiss`` (and ``ann-<key>.json``: kind,
+    nprobe, recall, checksum), the key being the SHA-256 of the ids and vectors it was built from
+    and of the build settings. A process building over the same vectors (another worker, a restart)
+    memory-maps that file instead of building and tuning again, so the workers share one copy; the
+    first edit in a process makes it a private copy, as with the exact index.
     """
 
     def __init__(
-        self, exact: VectorStore, min_size: int = ANN_MIN_SIZE, target_recall: float = ANN_TARGET_RECALL
+        self,
+        exact: VectorStore,
+        min_size: int = ANN_MIN_SIZE,
+        target_recall: float = ANN_TARGET_RECALL,
+        folder: Path | None = None,
     ) -> None:
         self.exact = exact
         self.min_size = min_size
         self.target_recall = target_recall
+        self.folder = folder
+        self._mapped = False
         self._copy: faiss.Index | None = None  # the IVF index or the fp16 scan (None: exact search)
         self._kind = "flat"
         self._params: faiss.SearchParametersIVF | None = None
@@ -79,47 +99,120 @@ class AnnIndex:
         """Return the inverted lists probed per query (None when no IVF index is in use)."""
         return None if self._params is None else int(self._params.nprobe)
 
+    @property
+    def mapped(self) -> bool:
+        """Return True while the copy is read from its memory-mapped saved file (shared, not copied)."""
+        return self._mapped
+
     def rebuild(self, seed: int = 0) -> None:
         """(Re)build from the exact index: an approximate copy when it holds at least min_size vectors."""
         with self._lock:
             ids = self.exact.ids()
             self._copy, self._kind, self._params, self.measured_recall = None, "flat", None, None
+            self._mapped = False
             if len(ids) < self.min_size:
                 return
+            ids = np.sort(ids)
             vectors = self.exact.vectors_for(ids)
-            dim = vectors.shape[1]
-            nlist = max(16, int(math.sqrt(len(ids))))
-            quantizer = faiss.IndexFlatIP(dim)
-            ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            rng = np.random.default_rng(seed)
-            sample = vectors[rng.choice(len(ids), size=min(len(ids), 40 * nlist), replace=False)]
-            ivf.train(np.ascontiguousarray(sample))
-            ivf.add_with_ids(vectors, ids.astype(np.int64))
-            queries = vectors[
-                rng.choice(len(ids), size=min(len(ids), ANN_CALIBRATION_QUERIES), replace=False)
-            ]
-            _s, truth = self.exact.search(queries, 50)
-            nprobe, recall = _tune_nprobe(ivf, truth, queries, self.target_recall)
-            if nprobe <= ANN_MAX_PROBE_SHARE * nlist:
-                self._quantizer = quantizer  # the IVF index borrows it
-                params = faiss.SearchParametersIVF()
-                params.nprobe = nprobe
-                self._copy, self._kind, self._params, self.measured_recall = ivf, "ivf", params, recall
-                return
-            del ivf
-            scan = faiss.IndexIDMap(
-                faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-            )
-            scan.add_with_ids(vectors, ids.astype(np.int64))
-            _d, found = scan.search(queries, 50)
-            recall = recall_at(truth, found)
-            if recall >= self.target_recall:
-                self._copy, self._kind, self.measured_recall = scan, "flat-fp16", recall
+            key = None
+            if self.folder is not None:
+                digest = hashlib.sha256(f"{seed}:{self.target_recall}:{ANN_MAX_PROBE_SHARE}".encode())
+                digest.update(ids.astype("<i8").tobytes())
+                digest.update(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+                key = digest.hexdigest()[:32]
+                if self._open_saved(key):
+                    return
+            self._build(ids, vectors, seed)
+            if key is not None:
+                self._save(key)
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        assert self.folder is not None
+        return self.folder / f"ann-{key}.faiss", self.folder / f"ann-{key}.json"
+
+    def _open_saved(self, key: str) -> bool:
+        """Map the copy saved for key when its checksum holds; return whether it is in use."""
+        index_path, info_path = self._paths(key)
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+            if not isinstance(info, dict) or info.get("kind") not in ("flat", "ivf", "flat-fp16"):
+                return False
+            if info["kind"] == "flat":
+                return True  # measured: no copy reaches the target; the exact index is searched
+            with index_path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            if digest != info.get("sha256"):
+                return False
+            copy = read_mapped(index_path)
+        except (OSError, ValueError, RuntimeError):
+            return False
+        if info["kind"] == "ivf":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = int(info["nprobe"])
+            self._params = params
+        self._copy, self._kind, self.measured_recall = copy, str(info["kind"]), float(info["recall"])
+        self._mapped = True
+        return True
+
+    def _save(self, key: str) -> None:
+        """Save the copy for other processes (and drop copies saved for older vectors); best effort."""
+        assert self.folder is not None
+        index_path, info_path = self._paths(key)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for old in self.folder.glob("ann-*"):
+                if old.stem != f"ann-{key}":
+                    with contextlib.suppress(OSError):
+                        old.unlink()  # a process mapping it keeps its pages until it lets go
+            if self._copy is None:
+                sha = ""
+            else:
+                sha = write_atomically(index_path, [faiss.serialize_index(self._copy).tobytes()])
+            info = {"kind": self._kind, "nprobe": self.nprobe, "recall": self.measured_recall, "sha256": sha}
+            write_atomically(info_path, [json.dumps(info).encode("utf-8")])
+        except OSError as exc:
+            logger.warning("cannot save the candidate index copy in %s: %s", self.folder, exc)
+
+    def _own(self) -> None:
+        """Copy a mapped copy into this process's memory before its first edit (under the lock)."""
+        if self._mapped and self._copy is not None:
+            self._copy = faiss.deserialize_index(faiss.serialize_index(self._copy))
+            self._mapped = False
+
+    def _build(self, ids: NDArray[np.int64], vectors: NDArray[np.float32], seed: int) -> None:
+        """Build the IVF index or, failing its recall at a small probe share, the fp16 scan."""
+        dim = vectors.shape[1]
+        nlist = max(16, int(math.sqrt(len(ids))))
+        quantizer = faiss.IndexFlatIP(dim)
+        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = vectors[rng.choice(len(ids), size=min(len(ids), 40 * nlist), replace=False)]
+        ivf.train(np.ascontiguousarray(sample))
+        ivf.add_with_ids(vectors, ids.astype(np.int64))
+        queries = vectors[rng.choice(len(ids), size=min(len(ids), ANN_CALIBRATION_QUERIES), replace=False)]
+        _s, truth = self.exact.search(queries, 50)
+        nprobe, recall = _tune_nprobe(ivf, truth, queries, self.target_recall)
+        if nprobe <= ANN_MAX_PROBE_SHARE * nlist:
+            self._quantizer = quantizer  # the IVF index borrows it
+            params = faiss.SearchParametersIVF()
+            params.nprobe = nprobe
+            self._copy, self._kind, self._params, self.measured_recall = ivf, "ivf", params, recall
+            return
+        del ivf
+        scan = faiss.IndexIDMap(
+            faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+        )
+        scan.add_with_ids(vectors, ids.astype(np.int64))
+        _d, found = scan.search(queries, 50)
+        recall = recall_at(truth, found)
+        if recall >= self.target_recall:
+            self._copy, self._kind, self.measured_recall = scan, "flat-fp16", recall
 
     def upsert(self, ids: Sequence[int], vectors: NDArray[np.float32]) -> None:
         with self._lock:
             if self._copy is None:
                 return
+            self._own()
             arr = np.asarray(ids, dtype=np.int64)
             self._copy.remove_ids(faiss.IDSelectorBatch(arr))
             self._copy.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), arr)
@@ -127,6 +220,7 @@ class AnnIndex:
     def remove(self, ids: Sequence[int]) -> None:
         with self._lock:
             if self._copy is not None:
+                self._own()
                 self._copy.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64)))
 
     def search(self, queries: NDArray[np.float32], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:

@@ -705,7 +705,7 @@ class MatchingStore:
         if self._ann is None or self._ann.exact is not self._proj_index:
             # Milvus searches its own collection: the local IVF copy is for FAISS only.
             min_size = self.ann_min_size if self.vectors.local else sys.maxsize
-            ann = AnnIndex(self._proj_index, min_size)
+            ann = AnnIndex(self._proj_index, min_size, folder=self.index_dir)
             ann.rebuild()
             self._ann = ann
         return self._ann

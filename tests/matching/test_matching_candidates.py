@@ -71,3 +71,40 @@ def test_vectors_without_structure_get_the_half_precision_scan_with_measured_rec
     ann.remove([5])
     _s, found = ann.search(target.reshape(1, -1), 50)
     assert 5 not in found[0].tolist()
+
+
+def test_the_copy_is_saved_once_and_mapped_by_the_next_process(tmp_path) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3000, 64))
+    vecs = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    ids = np.arange(1, 3001, dtype=np.int64)
+    exact = VectorIndex.build(ids, vecs)
+    first = AnnIndex(exact, min_size=1000, folder=tmp_path)
+    first.rebuild()
+    assert first.kind == "flat-fp16" and not first.mapped
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert len(saved) == 2 and saved[0].startswith("ann-") and saved[0].endswith(".faiss")
+    # Another worker over the same vectors maps the saved copy: same kind, recall and answers.
+    second = AnnIndex(exact, min_size=1000, folder=tmp_path)
+    second.rebuild()
+    assert second.mapped and second.kind == "flat-fp16"
+    assert second.measured_recall == first.measured_recall
+    queries = vecs[:20]
+    assert np.array_equal(first.search(queries, 50)[1], second.search(queries, 50)[1])
+    # Its first edit makes a private copy; the saved file is left as it was.
+    target = -vecs[3]
+    exact.add([4], target.reshape(1, -1))
+    second.upsert([4], target.reshape(1, -1))
+    assert not second.mapped
+    assert second.search(target.reshape(1, -1), 1)[1][0, 0] == 4
+    # Changed vectors: a new copy is built and the older file dropped.
+    third = AnnIndex(exact, min_size=1000, folder=tmp_path)
+    third.rebuild()
+    assert not third.mapped and sorted(p.name for p in tmp_path.iterdir()) != saved
+    assert len(list(tmp_path.iterdir())) == 2
+    # A damaged saved copy is never used: it is built again.
+    faiss_file = next(tmp_path.glob("ann-*.faiss"))
+    faiss_file.write_bytes(faiss_file.read_bytes()[:-16] + b"\0" * 16)
+    fourth = AnnIndex(exact, min_size=1000, folder=tmp_path)
+    fourth.rebuild()
+    assert not fourth.mapped and fourth.kind == "flat-fp16"
