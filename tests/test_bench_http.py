@@ -1,8 +1,10 @@
-"""bench/bench_http.py reads wrk's report and writes the Lua script that rotates over institutions."""
+"""bench/bench_http.py reads wrk's report, parses its targets and writes the Lua script that rotates over ids."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +69,28 @@ def test_a_worker_still_building_is_not_prompt(bench: Any) -> None:
     steady = [1.2, 1.8, 0.9, 2.5]  # a built worker on a busy machine
     assert bench.is_prompt(2.6, steady)
     assert not bench.is_prompt(159.0, steady)  # a request held for a whole build
+
+
+def test_targets_name_a_kind_and_how_many_ids_it_rotates_over(bench: Any) -> None:
+    assert bench.parse_targets("institution:500, institution:1,project-fund:20000") == [
+        ("institution:500", "institution", 500),
+        ("institution:1", "institution", 1),
+        ("project-fund:20000", "project-fund", 20000),
+    ]
+    assert bench.TARGETS["project-fund"][1].format(7) == "/api/projects/7/matches?kind=fund&k=10"
+    for bad in ("institution", "institution:0", "need:5", "project-fund:x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench.parse_targets(bad)
+
+
+def test_record_ids_draws_live_rows_once(bench: Any, tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "match.db") as conn:
+        conn.execute("CREATE TABLE institution (id INTEGER PRIMARY KEY, archived_at TEXT)")
+        conn.executemany("INSERT INTO institution VALUES (?, ?)", [(i, None) for i in range(1, 11)])
+        conn.execute("UPDATE institution SET archived_at = 'x' WHERE id = 4")
+    ids = bench.record_ids(tmp_path, "institution", 5)
+    assert len(ids) == 5 and ids == sorted(ids) and 4 not in ids
+    assert ids == bench.record_ids(tmp_path, "institution", 5)
+    assert bench.record_ids(tmp_path, "institution", 50) == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    with pytest.raises(ValueError):
+        bench.record_ids(tmp_path, "user", 5)
