@@ -7,8 +7,10 @@ that group's own candidates (the active institutions that had not backed it yet)
 under a cheap candidate score (what a first-stage retriever would return), half uniformly.
 
 Model choice and hyper-parameters are picked on the newest slice of the given history only (the
-windows then end where that slice begins); :func:`fit_final` retrains the chosen setting on windows
-ending at the end of the history. Everything is seeded and single-threaded, so two runs agree.
+windows then end where that slice begins), joined by the slices before it while the slices so far
+hold fewer than ``min_validation_queries`` target projects (each older slice scored by models
+trained on the windows ending where it begins); :func:`fit_final` retrains the chosen setting on
+windows ending at the end of the history. Everything is seeded and single-threaded, so two runs agree.
 """
 
 from __future__ import annotations
