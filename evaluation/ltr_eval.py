@@ -5,7 +5,8 @@ Per set, with the same code and settings everywhere:
 1. the history (edges_history.csv only) becomes an :class:`~matching.ltr_features.InvestmentLog`,
    the project texts become unit e5 vectors, a character TF-IDF matrix and category one-hots;
 2. :func:`matching.ltr.select_model` picks LambdaMART's hyper-parameters (or a single-feature
-   ranker, if that validates better) on the newest 15 % of history; a training set below
+   ranker, if that validates better) on the newest 15 % of history, plus the 15 % slices before it
+   while the slices so far hold fewer than 150 target projects; a training set below
    ``LTRSettings.bag_below_rows`` rows is fit as a bag of three differently seeded models whose
    scores are averaged (the small sets' choice otherwise moves with the seed);
 3. :func:`matching.ltr.fit_final` refits the choice on windows ending at the end of history, once
@@ -270,7 +271,7 @@ def format_report(results: Mapping[str, Any]) -> str:
     lines: list[str] = []
     for name, res in results.items():
         lines.append(
-            f"\n== {name}: chosen on the newest history slice: {res['model']} ({res['seconds']['total']}s)"
+            f"\n== {name}: chosen on the newest history slices ({res['validation_queries']} projects): {res['model']} ({res['seconds']['total']}s)"
         )
         lines.append(f"{'method':<14} {'NDCG@10':>8} {'R@10':>7}   cold N/R        warm N/R")
         for method, subsets in res["table"].items():

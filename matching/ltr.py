@@ -7,8 +7,10 @@ that group's own candidates (the active institutions that had not backed it yet)
 under a cheap candidate score (what a first-stage retriever would return), half uniformly.
 
 Model choice and hyper-parameters are picked on the newest slice of the given history only (the
-windows then end where that slice begins); :func:`fit_final` retrains the chosen setting on windows
-ending at the end of the history. Everything is seeded and single-threaded, so two runs agree.
+windows then end where that slice begins), joined by the slices before it while the slices so far
+hold fewer than ``min_validation_queries`` target projects (each older slice scored by models
+trained on the windows ending where it begins); :func:`fit_final` retrains the chosen setting on
+windows ending at the end of the history. Everything is seeded and single-threaded, so two runs agree.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "rank_queries",
     "select_model",
     "training_set",
+    "validation_slices",
     "window_bounds",
     "window_targets",
 ]
@@ -60,6 +63,12 @@ class LTRSettings:
     windows: int = 6  # rolling target windows
     train_fraction: float = 0.8  # latest share of the events (before the cut) used as window targets
     validation_fraction: float = 0.15  # newest share of history that picks the model
+    #: The model is picked on up to this many consecutive validation slices (newest first, each
+    #: ``validation_fraction`` of the events), adding older slices only while the slices so far
+    #: hold fewer than ``min_validation_queries`` target projects: on a small history a single
+    #: slice holds a few dozen projects and its choice is mostly noise.
+    max_validation_slices: int = 4
+    min_validation_queries: int = 150
     negatives: int = 200  # sampled negatives per query group
     hard_share: float = 0.1  # share of negatives taken from the top of the candidate score
     max_queries: int = 300  # per window and on the validation slice (seeded sample beyond)
@@ -415,8 +424,29 @@ class Selection:
     iterations: int | None
     feature: str | None
     validation: dict[str, float]
-    cut: int  # first day of the validation slice
-    n_validation_queries: int
+    cut: int  # first day of the newest validation slice
+    n_validation_queries: int  # over every slice used
+
+
+def validation_slices(
+    day: NDArray[np.int64], end: int, fraction: float, max_slices: int
+) -> list[tuple[int, int]]:
+    """Return up to ``max_slices`` consecutive [cut, stop) validation slices, newest first.
+
+    Each covers ``fraction`` of the events before ``end``; the newest one ends at ``end``.
+    """
+    days = np.sort(day[day < end])
+    if days.size == 0:
+        return []
+    out: list[tuple[int, int]] = []
+    stop = end
+    for k in range(1, max_slices + 1):
+        cut = int(days[min(max(int(days.size * (1.0 - fraction * k)), 0), days.size - 1)])
+        if cut >= stop or (out and cut <= int(days[0])):
+            break
+        out.append((cut, stop))
+        stop = cut
+    return out
 
 
 def select_model(
@@ -428,44 +458,64 @@ def select_model(
     iterations: Sequence[int] = ITERATIONS,
     columns: NDArray[np.int64] | None = None,
 ) -> Selection:
-    """Choose model and hyper-parameters by NDCG@10 on the newest slice of the events before ``end``."""
+    """Choose model and hyper-parameters by NDCG@10 on the newest slices of the events before ``end``.
+
+    The newest slice always counts; older slices (each scored by models trained on the windows
+    ending where it begins) are added while the slices so far hold fewer than
+    ``settings.min_validation_queries`` target projects. A candidate's score is its mean NDCG@10
+    over every validation query of every slice.
+    """
     cols = content.columns() if columns is None else columns
-    days = np.sort(log.day[log.day < end])
-    cut = int(days[min(int(days.size * (1.0 - settings.validation_fraction)), days.size - 1)])
-    relevant = window_targets(log, cut, end)
-    rng = np.random.default_rng(settings.seed + 7)
-    queries = _sample(rng, list(relevant), settings.max_queries)
-    relevant = {q: relevant[q] for q in queries}
-    train = training_set(log, content, cut, settings)
-    scorers: dict[str, Any] = {f"single({n})": ColumnScorer(n) for n in SIMPLE_SCORERS}
-    iters: dict[str, int | None] = {}
+    slices = validation_slices(log.day, end, settings.validation_fraction, settings.max_validation_slices)
+    per_query: dict[str, list[float]] = {}
     fitted: dict[str, tuple[Mapping[str, Any], int]] = {}
-    if train.n_queries and train.y.sum() and (train.y == 0).any():
-        for params in grid:
-            model = LambdaMART(
-                params,
-                cols,
-                n_estimators=max(iterations),
-                seed=settings.seed,
-                names=content.feature_names,
-                bags=settings.bags_for(train.X.shape[0]),
-            )
-            model.fit(train.X, train.y, train.group)
-            for it in iterations:
-                name = _label(params, model.prior_weight, it, model.bags, model.prior_feature)
-                scorers[name] = model
-                iters[name] = it
-                fitted[name] = (params, it)
-    ranked = rank_queries(
-        log, content, cut, queries, scorers, top_n=10, chunk=settings.chunk, iterations=iters
-    )
-    validation = {name: ndcg10(r, relevant) for name, r in ranked.items()}
+    n_queries = 0
+    for k, (cut, stop) in enumerate(slices):
+        if k and n_queries >= settings.min_validation_queries:
+            break
+        relevant = window_targets(log, cut, stop)
+        rng = np.random.default_rng(settings.seed + 7 + k)
+        queries = _sample(rng, list(relevant), settings.max_queries)
+        if not queries:
+            continue
+        relevant = {q: relevant[q] for q in queries}
+        n_queries += len(queries)
+        train = training_set(log, content, cut, settings)
+        scorers: dict[str, Any] = {f"single({n})": ColumnScorer(n) for n in SIMPLE_SCORERS}
+        iters: dict[str, int | None] = {}
+        if train.n_queries and train.y.sum() and (train.y == 0).any():
+            for params in grid:
+                model = LambdaMART(
+                    params,
+                    cols,
+                    n_estimators=max(iterations),
+                    seed=settings.seed,
+                    names=content.feature_names,
+                    bags=settings.bags_for(train.X.shape[0]),
+                )
+                model.fit(train.X, train.y, train.group)
+                for it in iterations:
+                    # (named without the bag size, which may differ between slices)
+                    name = _label(params, model.prior_weight, it, 1, model.prior_feature)
+                    scorers[name] = model
+                    iters[name] = it
+                    fitted.setdefault(name, (params, it))
+        ranked = rank_queries(
+            log, content, cut, queries, scorers, top_n=10, chunk=settings.chunk, iterations=iters
+        )
+        for name, r in ranked.items():
+            per_query.setdefault(name, []).extend(ndcg10(r, {q: rel}) for q, rel in relevant.items())
+    # A candidate missing from a slice (no model could be fit there) scores 0 on its queries.
+    validation = {name: float(np.sum(v)) / max(n_queries, 1) for name, v in per_query.items()}
+    if not validation:
+        validation = {f"single({n})": 0.0 for n in SIMPLE_SCORERS}
     # The best validation score wins; ties go to the simpler model (single scorers are listed first).
     best = max(validation, key=lambda n: (round(validation[n], 12), n.startswith("single")))
+    newest = slices[0][0] if slices else end
     if best in fitted:
         params, it = fitted[best]
-        return Selection("lambdamart", dict(params), it, None, validation, cut, len(queries))
-    return Selection("single", {}, None, best[len("single(") : -1], validation, cut, len(queries))
+        return Selection("lambdamart", dict(params), it, None, validation, newest, n_queries)
+    return Selection("single", {}, None, best[len("single(") : -1], validation, newest, n_queries)
 
 
 def fit_final(

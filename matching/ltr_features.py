@@ -19,8 +19,9 @@ Feature groups (:data:`FEATURE_GROUPS`), each of which the evaluation drops in t
 - ``fund_profile``: per-institution text profiles learned from what it invested in: the portfolio
   centroid contrasted with the population's (dense) and a TF-IDF term profile.
 - ``transition``: industry and round transitions: the share of the institution's deals in the
-  project's categories (and its lift over the market), in the round the project raises next, and
-  its taste for new companies versus follow-on rounds.
+  project's categories (and its lift over the market), in the round the project raises next (the
+  stage after its latest round, and in expectation over the market's next-round rates for companies
+  in its state), and its taste for new companies versus follow-on rounds.
 - ``graph``: the co-investment graph: personalised PageRank from the project's earlier investors
   and direct co-investment counts with them.
 """
@@ -60,6 +61,7 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
         "tr_category_lift",
         "tr_next_round",
         "tr_next_round_count",
+        "tr_expected_round",
         "tr_stage_lift",
         "tr_newco",
     ),
@@ -182,6 +184,9 @@ class Snapshot:
     n_events: NDArray[np.float64]  # visible events per institution (a project backed twice counts twice)
     backers: sp.csc_matrix  # port as CSC: column p = the project's earlier backers
     last_stage: NDArray[np.int64]  # latest known round stage per project, -1 unknown
+    #: (n_stages + 2, n_stages) market rate of the stage a company raises next, per company state:
+    #: its latest round's stage, or n_stages = no round yet and young, n_stages + 1 = no round, older
+    stage_next: NDArray[np.float64]
     visible_vec: NDArray[np.bool_]  # projects with a vector and at least one visible event
     active: NDArray[np.bool_]  # institutions with at least one visible event
 
@@ -256,6 +261,7 @@ def snapshot(log: InvestmentLog, content: ProjectContent, as_of: int, n_stages: 
     last_stage = np.full(n_p, -1, dtype=np.int64)
     if labelled.any():
         np.maximum.at(last_stage, proj[labelled], stage[labelled])
+    stage_next = _stage_transitions(proj[labelled], day[labelled], stage[labelled], content, n_stages)
     seen_proj = np.zeros(n_p, dtype=bool)
     seen_proj[proj] = True
     active = np.zeros(n_i, dtype=bool)
@@ -283,9 +289,64 @@ def snapshot(log: InvestmentLog, content: ProjectContent, as_of: int, n_stages: 
         n_events=events,
         backers=port.tocsc(),
         last_stage=last_stage,
+        stage_next=stage_next,
         visible_vec=seen_proj & has_vec,
         active=active,
     )
+
+
+STAGE_NEXT_SMOOTHING = 0.5  # pseudo-count per (state, stage) of the market's next-round rates
+
+
+def _year(day: NDArray[np.int64] | int) -> NDArray[np.int64]:
+    """Return the calendar year of day numbers."""
+    days = np.asarray(day, dtype=np.int64).astype("datetime64[D]")
+    return days.astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def _company_state(
+    last: NDArray[np.int64], founded: NDArray[np.int64] | None, year: NDArray[np.int64], n_stages: int
+) -> NDArray[np.int64]:
+    """Return a company's state: its latest round's stage, else n_stages (young) or n_stages + 1."""
+    young = np.zeros(len(last), dtype=bool)
+    if founded is not None:
+        age = year - founded
+        young = (founded > 0) & (age >= 0) & (age <= YOUNG_YEARS)
+    return np.where(last >= 0, np.minimum(last, n_stages - 1), np.where(young, n_stages, n_stages + 1))
+
+
+def _stage_transitions(
+    proj: NDArray[np.int64],
+    day: NDArray[np.int64],
+    stage: NDArray[np.int64],
+    content: ProjectContent,
+    n_stages: int,
+) -> NDArray[np.float64]:
+    """Return the smoothed rate of each next round stage per company state from labelled events.
+
+    A round is one (project, day); its stage is the highest labelled on that day, and the state
+    before it is the highest stage of the project's earlier rounds (or young / older without one).
+    """
+    counts = np.zeros((n_stages + 2, n_stages))
+    if len(proj):
+        order = np.lexsort((-stage, day, proj))
+        p, d, s = proj[order], day[order], np.minimum(stage[order], n_stages - 1)
+        first = np.ones(len(p), dtype=bool)
+        first[1:] = (p[1:] != p[:-1]) | (d[1:] != d[:-1])
+        p, d, s = p[first], d[first], s[first]
+        # highest stage of the same project's earlier rounds (rows are sorted by project, then day)
+        new_proj = np.ones(len(p), dtype=bool)
+        new_proj[1:] = p[1:] != p[:-1]
+        # running max within each project: offsets per project keep the runs apart
+        offset = (n_stages + 1) * np.cumsum(new_proj)
+        run = np.maximum.accumulate(s + offset) - offset
+        prev = np.full(len(p), -1, dtype=np.int64)
+        prev[1:] = np.where(new_proj[1:], -1, run[:-1])
+        founded = None if content.founded_year is None else content.founded_year[p]
+        state = _company_state(prev, founded, _year(d), n_stages)
+        np.add.at(counts, (state, s), 1.0)
+    counts += STAGE_NEXT_SMOOTHING
+    return counts / counts.sum(axis=1, keepdims=True)
 
 
 def _segment_stats(
@@ -453,6 +514,15 @@ def pair_block(
     rate[nxt < 0] = np.nan
     put("tr_next_round", rate)
     put("tr_next_round_count", np.where(nxt[:, None] >= 0, np.log1p(at_next), np.nan))
+    # The institution's deals in the round the project raises next, in expectation over the market's
+    # next-round rates for companies in the project's state (defined for every project).
+    state = _company_state(
+        snap.last_stage[q],
+        None if content.founded_year is None else content.founded_year[q],
+        _year(np.full(n_q, snap.as_of, dtype=np.int64)),
+        snap.n_stages,
+    )
+    put("tr_expected_round", np.log1p(snap.stage_next[state] @ sc.T))
     # log((n_s + a) / a), a = STAGE_SMOOTHING x the institution's deals: how much likelier than its
     # activity says it joins the round the project raises next.
     prior = STAGE_SMOOTHING * snap.n_events[ii]

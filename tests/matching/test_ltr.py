@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from matching.ltr import (
     rank_queries,
     select_model,
     training_set,
+    validation_slices,
     window_bounds,
     window_targets,
 )
@@ -279,6 +281,49 @@ def test_selection_uses_only_history_before_end(data) -> None:
     sel2 = select_model(_subset(log, keep), content, end, settings, grid, iterations=(10, 20))
     assert sel.validation == sel2.validation and sel.kind == sel2.kind
     assert sel.cut < end and len(sel.validation) == 4 + 2
+
+
+def test_validation_slices_are_consecutive_and_added_only_while_few_queries(data) -> None:
+    log, content = data
+    end = int(np.quantile(log.day, 0.8))
+    slices = validation_slices(log.day, end, 0.1, 3)
+    assert len(slices) == 3 and slices[0][1] == end
+    assert all(a < b for a, b in slices)
+    assert all(older[1] == newer[0] for newer, older in itertools.pairwise(slices))  # newest first
+    grid = ({"num_leaves": 4, "min_child_samples": 5, "learning_rate": 0.1},)
+    base = LTRSettings(negatives=8, max_queries=40, windows=2, validation_fraction=0.1)
+    one = select_model(log, content, end, replace(base, max_validation_slices=1), grid, iterations=(10,))
+    enough = select_model(log, content, end, replace(base, min_validation_queries=1), grid, iterations=(10,))
+    more = select_model(
+        log, content, end, replace(base, min_validation_queries=10**6), grid, iterations=(10,)
+    )
+    assert one.n_validation_queries == enough.n_validation_queries  # the newest slice sufficed
+    assert one.validation == enough.validation and one.cut == more.cut == slices[0][0]
+    assert more.n_validation_queries > one.n_validation_queries  # older slices were added
+
+
+def test_expected_round_counts_follow_the_market_next_round_rates() -> None:
+    """Two companies went 1 -> 3 and one went 1 -> 4: a company at stage 1 raises 3 twice as often."""
+    day0 = day_number("2016-01-01") or 0
+    # institution 0 backs stage-3 rounds, 1 backs stage-4 rounds, 2 backs stage-1 rounds
+    inst = [2, 0, 2, 0, 2, 1, 0, 1, 2]
+    proj = [0, 0, 1, 1, 2, 2, 5, 6, 3]
+    day = [day0, day0 + 100, day0, day0 + 100, day0, day0 + 100, day0 + 10, day0 + 10, day0 + 200]
+    stage = [1, 3, 1, 3, 1, 4, 3, 4, 1]
+    log = InvestmentLog.build(3, 8, inst, proj, day, stage)
+    content = ProjectContent(np.zeros((8, 2), np.float32), sp.csr_matrix((8, 1)), sp.csr_matrix((8, 1)))
+    snap = snapshot(log, content, day0 + 300)
+    k = snap.n_stages
+    smooth = 0.5
+    expect = (np.array([0, 0, 0, 2, 1, 0]) + smooth) / (3 + k * smooth)
+    np.testing.assert_allclose(snap.stage_next[1], expect)
+    X, _ = pair_block(snap, content, [3, 7], np.arange(3))
+    got = X[:, :, LTR_FEATURES.index("tr_expected_round")]
+    counts = snap.stage_counts  # per institution: deals per stage
+    np.testing.assert_allclose(got[0], np.log1p(counts @ expect), rtol=1e-5)  # project 3 is at stage 1
+    assert got[0, 0] > got[0, 1] > got[0, 2]  # stage-3 backer first, then stage 4, then stage 1
+    # a project without a round and no founding year uses the "older, no round" state's rates
+    np.testing.assert_allclose(got[1], np.log1p(counts @ snap.stage_next[k + 1]), rtol=1e-5)
 
 
 def test_next_stage_uses_rounds_then_founding_year(data) -> None:
