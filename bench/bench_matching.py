@@ -229,8 +229,8 @@ def _first_view(service: MatchingService, fn: Callable[[int], object]) -> Callab
 
     def cold(i: int) -> object:
         cache = service.__dict__.get("_pair_scores_cache", {})
-        for key in [key for key in cache if key != "key" and key[0] in ("list", "pool")]:
-            del cache[key]
+        for group in ("list", "pool"):
+            cache.pop(("kept", group), None)
         return fn(i)
 
     return cold

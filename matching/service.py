@@ -23,6 +23,7 @@ page, the API and the exports show the same number for the same pair and view.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -89,6 +90,8 @@ SCALE_TOLERANCE = 0.02
 PAIR_SCORED_TOP = 100
 #: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
 _PAIR_CACHE_SIZE = 4096
+#: Ranked lists and candidate pools kept per state, each in its own budget (pair rows never evict them).
+_KEPT_SIZE = {"list": 2048, "pool": 2048}
 #: Projects whose row statistics are computed in one batch (bounds the (projects, portfolio rows) product).
 _STATS_CHUNK = 512
 
@@ -537,11 +540,24 @@ class MatchingService(MatchingStore):
         return out
 
     @staticmethod
+    def _kept(cache: dict[Any, Any], group: str) -> dict[Any, Any]:
+        """Return the state cache's store of one kind of kept result ("list" or "pool"), made room in.
+
+        Each kind has its own budget (_KEPT_SIZE), oldest first out, so the many pair rows a ranking
+        adds never push the kept lists out (a list asked again stays a cache hit).
+        """
+        kept: dict[Any, Any] = cache.setdefault(("kept", group), {})
+        if len(kept) >= _KEPT_SIZE[group]:
+            for k in list(itertools.islice(kept, max(1, _KEPT_SIZE[group] // 4))):
+                del kept[k]
+        return kept
+
+    @staticmethod
     def _trim_cache(cache: dict[Any, Any], adding: int = 1) -> None:
         """Drop the oldest pair entries when the cache would outgrow _PAIR_CACHE_SIZE (blocks stay)."""
         if len(cache) + adding <= _PAIR_CACHE_SIZE:
             return
-        old = [k for k in cache if k != "key" and k[0] in ("pair", "terms", "pool", "list")]
+        old = [k for k in cache if k != "key" and k[0] in ("pair", "terms")]
         for k in old[: max(adding, _PAIR_CACHE_SIZE // 4)]:
             cache.pop(k, None)
 
@@ -754,13 +770,12 @@ class MatchingService(MatchingStore):
         asked for again (a page reloaded, thousands of funds browsing the same event) is not
         ranked again. Matches are frozen; the caller gets its own list.
         """
-        ck = ("list", self.degraded, *key)
-        found = self._pair_cache().get(ck)
+        ck = (self.degraded, *key)
+        found = self._pair_cache().get(("kept", "list"), {}).get(ck)
         if found is None:
             found = tuple(rank())
             cache = self._pair_cache()  # ranking may refresh the state: store under the key it left
-            self._trim_cache(cache)
-            cache[ck] = found
+            self._kept(cache, "list")[ck] = found
         return list(found)
 
     def _match_project(
@@ -1164,13 +1179,12 @@ class MatchingService(MatchingStore):
         # often asked for again, e.g. page after page), dropped on any edit.
         cache = self._pair_cache()
         ck = (
-            "pool",
             None if query_vectors is None else query_vectors.tobytes(),
             lexical_doc if isinstance(lexical_doc, str) else tuple(lexical_doc),
             None if cands is None else frozenset(cands),
             frozenset(known),
         )
-        pool = cache.get(ck)
+        pool = cache.get(("kept", "pool"), {}).get(ck)
         if pool is None:
             pool = project_pool(
                 self._ann_index(),
@@ -1182,8 +1196,7 @@ class MatchingService(MatchingStore):
                 known,
                 self.pool_size,
             )
-            self._trim_cache(cache)
-            cache[ck] = pool
+            self._kept(cache, "pool")[ck] = pool
         pool = list(pool)
         if not pool:
             return []

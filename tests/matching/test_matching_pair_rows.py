@@ -77,3 +77,24 @@ def test_a_list_asked_again_is_kept_until_an_edit(
     svc.upsert_project(projects[1], embedder.encode_documents(["碳纤维复合材料 轻量化"])[0])
     svc.match_institution(fund, 10)  # an edit is a new state: ranked again
     assert calls == ["i", "p", "i", "i"]
+
+
+def test_kept_lists_outlast_the_pair_rows_other_rankings_add(
+    embedder: Embedder, vectors, projects, institutions, tokenizer, monkeypatch
+) -> None:
+    import matching.service as service_module
+
+    monkeypatch.setattr(service_module, "_PAIR_CACHE_SIZE", 8)  # pair rows overflow at once
+    svc = MatchingService(embedder, tokenizer=tokenizer)
+    svc.load(projects, institutions, *vectors)
+    funds = svc.institution_ids("fund")
+    first = svc.match_institution(funds[0], 10)
+    for fund in funds[1:]:
+        svc.match_institution(fund, 10)
+    calls = []
+    monkeypatch.setattr(svc, "_match_institution", lambda *a, **kw: calls.append(a) or [])
+    assert svc.match_institution(funds[0], 10) == first  # still kept: not ranked again
+    assert calls == []
+    svc.upsert_project(projects[0], vectors[0][projects[0].id])  # an edit: a new state, nothing kept
+    svc.match_institution(funds[0], 10)
+    assert len(calls) == 1
