@@ -1068,10 +1068,20 @@ class MatchingService(MatchingStore):
                         if j is not None:
                             mask[a, j] = False
                 if backers:
-                    for inst_id, count in self._coinvest_counts(pid).items():
-                        j = pos.get(blk.col.get(inst_id, -1))
-                        if j is not None:
-                            coinvest[a, j] = np.log1p(count)
+                    # Co-investment counts summed from each backer's kept partner counts, less the
+                    # project itself (counted once for each of its other backers).
+                    row = coinvest[a]
+                    for b in backers:
+                        for inst_id, count in self._partner_counts(b).items():
+                            j = pos.get(blk.col.get(inst_id, -1))
+                            if j is not None:
+                                row[j] += count
+                    if len(backers) > 1:
+                        for b in backers:
+                            j = pos.get(blk.col.get(b, -1))
+                            if j is not None:
+                                row[j] -= len(backers) - 1
+        coinvest = np.log1p(coinvest)
         bm = self._bm25_values(pids, blk, cols_arr if cols is not None else None, cache)
         bm = np.where(mask, bm, 0.0)
         has_pv = np.array([p in self._proj_index for p in pids], dtype=bool).reshape(-1)
