@@ -235,9 +235,34 @@ def refuse_control(data: Any, labels: dict[str, str] | None = None) -> Any:
     return data
 
 
+#: Control characters refuse_control refuses, in a single-line and in a long text (a regex class body).
+_CONTROL_CLASS = r"\x00-\x1f\x7f-\x9f"
+_CONTROL_CLASS_MULTILINE = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 #: Published as the pattern of every text field: what refuse_control lets through.
-SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
-MULTILINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+SINGLE_LINE_PATTERN = rf"^[^{_CONTROL_CLASS}]*$"
+MULTILINE_PATTERN = rf"^[^{_CONTROL_CLASS_MULTILINE}]*$"
+#: The white space the models trim from both ends of a text (str_strip_whitespace) that is no control
+#: character, written out: JSON Schema's \s is ECMAScript's, not Python's.
+_SPACE_CLASS = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_SPACE_CLASS_MULTILINE = r"\t\n\r" + _SPACE_CLASS
+#: Each pattern trimmed_pattern published -> (multiline, min_length): for the message of a refusal.
+TRIMMED_PATTERNS: dict[str, tuple[bool, int]] = {}
+
+
+def trimmed_pattern(multiline: bool, min_length: int) -> str:
+    """Return the published pattern of a text with a minimum length: the control-character rule, and at
+    least `min_length` characters once the white space at both ends is trimmed (as the model counts).
+
+    minLength alone counts the white space a model trims: " " would pass a minimum of 1 that the model
+    refuses.
+    """
+    control = _CONTROL_CLASS_MULTILINE if multiline else _CONTROL_CLASS
+    space = _SPACE_CLASS_MULTILINE if multiline else _SPACE_CLASS
+    edge, inner = f"[^{control}{space}]", f"[^{control}]"
+    core = f"{edge}(?:{inner}*{edge})?" if min_length <= 1 else f"{edge}{inner}{{{min_length - 2},}}{edge}"
+    pattern = f"^[{space}]*{core}[{space}]*$"
+    TRIMMED_PATTERNS[pattern] = (multiline, min_length)
+    return pattern
 
 
 def _text_nodes(schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -252,10 +277,14 @@ def _text_nodes(schema: dict[str, Any]) -> list[dict[str, Any]]:
 def publish_text_rule(schema: dict[str, Any], _cls: Any = None) -> None:
     """Write the control-character rule (refuse_control) into a model's JSON schema, as patterns."""
     for name, prop in schema.get("properties", {}).items():
-        pattern = MULTILINE_PATTERN if name in MULTILINE_FIELDS else SINGLE_LINE_PATTERN
+        multiline = name in MULTILINE_FIELDS
+        pattern = MULTILINE_PATTERN if multiline else SINGLE_LINE_PATTERN
         for node in _text_nodes(prop):
-            if "enum" not in node and "format" not in node:
-                node.setdefault("pattern", pattern)
+            if "enum" in node or "format" in node or "pattern" in node:
+                continue
+            node["pattern"] = (
+                trimmed_pattern(multiline, node["minLength"]) if "minLength" in node else pattern
+            )
 
 
 def publish_without_nulls(schema: dict[str, Any], cls: Any = None) -> None:
@@ -287,8 +316,12 @@ def one_of(values: Any) -> Any:
     return extra
 
 
-#: Published pattern of an e-mail address: what ProjectIn._email accepts (an @ neither first nor last).
-EMAIL_PATTERN = r"^[^@\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*@[^\x00-\x1f\x7f-\x9f]*[^@\x00-\x1f\x7f-\x9f]$"
+#: Published pattern of an e-mail address: what ProjectIn._email accepts once the white space at both
+#: ends is trimmed (an @ neither first nor last).
+EMAIL_PATTERN = (
+    rf"^[{_SPACE_CLASS}]*[^@{_CONTROL_CLASS}{_SPACE_CLASS}][^{_CONTROL_CLASS}]*@"
+    rf"[^{_CONTROL_CLASS}]*[^@{_CONTROL_CLASS}{_SPACE_CLASS}][{_SPACE_CLASS}]*$"
+)
 
 
 #: The unified social credit code (GB 32100-2015) as the JSON API takes it: 18 characters of the code's

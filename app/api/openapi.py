@@ -31,7 +31,9 @@ from app.schemas import (
     MAX_ID,
     MULTILINE_PATTERN,
     SINGLE_LINE_PATTERN,
+    TRIMMED_PATTERNS,
     InputError,
+    has_control,
     translate,
 )
 
@@ -215,6 +217,13 @@ def _schema_message(err: SchemaError) -> str:
         return "不认识的字段"
     if kind == "format":
         return "日期格式应为 YYYY-MM-DD" if value == "date" else "格式不正确"
+    if kind == "pattern" and value in TRIMMED_PATTERNS and isinstance(err.instance, str):
+        multiline, min_length = TRIMMED_PATTERNS[value]
+        return (
+            CONTROL_MESSAGE
+            if has_control(err.instance, multiline)
+            else f"至少 {min_length} 个字符（不计首尾空白）"
+        )
     if kind == "pattern":
         return CONTROL_MESSAGE if value in (SINGLE_LINE_PATTERN, MULTILINE_PATTERN) else "格式不正确"
     return "格式不正确"
