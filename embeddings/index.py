@@ -58,7 +58,7 @@ def _ids_checksum(ids: NDArray[np.int64]) -> str:
     return hashlib.sha256(np.sort(ids).astype("<i8").tobytes()).hexdigest()
 
 
-def write_atomically(path: Path, chunks: Iterable[bytes]) -> str:
+def write_atomically(path: Path, chunks: Iterable[bytes | memoryview]) -> str:
     """Write chunks to a temporary file beside path, flush it to disk, rename it over path (the directory
     entry flushed too); return the SHA-256 of what was written. The one way index files are saved."""
     digest = hashlib.sha256()

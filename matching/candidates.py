@@ -118,7 +118,7 @@ class AnnIndex:
             if self.folder is not None:
                 digest = hashlib.sha256(f"{seed}:{self.target_recall}:{ANN_MAX_PROBE_SHARE}".encode())
                 digest.update(ids.astype("<i8").tobytes())
-                digest.update(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+                digest.update(np.ascontiguousarray(vectors, dtype="<f4").data)  # no bytes copy
                 key = digest.hexdigest()[:32]
                 if self._open_saved(key):
                     return
@@ -167,7 +167,7 @@ class AnnIndex:
             if self._copy is None:
                 sha = ""
             else:
-                sha = write_atomically(index_path, [faiss.serialize_index(self._copy).tobytes()])
+                sha = write_atomically(index_path, [faiss.serialize_index(self._copy).data])
             info = {"kind": self._kind, "nprobe": self.nprobe, "recall": self.measured_recall, "sha256": sha}
             write_atomically(info_path, [json.dumps(info).encode("utf-8")])
         except OSError as exc:
