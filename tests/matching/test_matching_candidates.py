@@ -17,6 +17,25 @@ def _clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+def _recall(exact: VectorIndex, ann: AnnIndex, queries: np.ndarray) -> float:
+    _s, want = exact.search(queries, 50)
+    _s, got = ann.search(queries, 50)
+    return float(
+        np.mean([len(set(w) & set(g)) / 50 for w, g in zip(want.tolist(), got.tolist(), strict=True)])
+    )
+
+
+def _edits_reach(exact: VectorIndex, ann: AnnIndex, target: np.ndarray) -> None:
+    """A moved vector is found at its new place in the copy, a removed one never."""
+    exact.add([5], target.reshape(1, -1))
+    ann.upsert([5], target.reshape(1, -1))
+    _s, found = ann.search(target.reshape(1, -1), 1)
+    assert found[0, 0] == 5
+    ann.remove([5])
+    _s, found = ann.search(target.reshape(1, -1), 50)
+    assert 5 not in found[0].tolist()
+
+
 def test_flat_below_threshold_ivf_above_with_high_recall_and_edits() -> None:
     vecs = _clustered(4000)
     ids = np.arange(1, 4001, dtype=np.int64)
@@ -27,20 +46,8 @@ def test_flat_below_threshold_ivf_above_with_high_recall_and_edits() -> None:
     ann = AnnIndex(exact, min_size=1000)
     ann.rebuild()
     assert ann.kind == "ivf"
-    queries = vecs[:50] + 0.01
-    _s, want = exact.search(queries, 50)
-    _s, got = ann.search(queries, 50)
-    recall = np.mean([len(set(w) & set(g)) / 50 for w, g in zip(want.tolist(), got.tolist(), strict=True)])
-    assert recall >= 0.95
-    # Edits reach the IVF index: a moved vector is found at its new place, a removed one never.
-    target = _clustered(1, seed=7)[0]
-    exact.add([5], target.reshape(1, -1))
-    ann.upsert([5], target.reshape(1, -1))
-    _s, found = ann.search(target.reshape(1, -1), 1)
-    assert found[0, 0] == 5
-    ann.remove([5])
-    _s, found = ann.search(target.reshape(1, -1), 50)
-    assert 5 not in found[0].tolist()
+    assert _recall(exact, ann, vecs[:50] + 0.01) >= 0.95
+    _edits_reach(exact, ann, _clustered(1, seed=7)[0])
     del ann
     gc.collect()  # the index and its quantizer are freed once (no double free)
 
@@ -57,20 +64,8 @@ def test_vectors_without_structure_get_the_half_precision_scan_with_measured_rec
     assert ann.kind == "flat-fp16"
     assert ann.nprobe is None
     assert ann.measured_recall is not None and ann.measured_recall >= 0.98
-    queries = vecs[100:140]
-    _s, want = exact.search(queries, 50)
-    _s, got = ann.search(queries, 50)
-    recall = np.mean([len(set(w) & set(g)) / 50 for w, g in zip(want.tolist(), got.tolist(), strict=True)])
-    assert recall >= 0.98
-    # Edits reach the scan too.
-    target = vecs[7] * -1.0
-    exact.add([5], target.reshape(1, -1))
-    ann.upsert([5], target.reshape(1, -1))
-    _s, found = ann.search(target.reshape(1, -1), 1)
-    assert found[0, 0] == 5
-    ann.remove([5])
-    _s, found = ann.search(target.reshape(1, -1), 50)
-    assert 5 not in found[0].tolist()
+    assert _recall(exact, ann, vecs[100:140]) >= 0.98
+    _edits_reach(exact, ann, vecs[7] * -1.0)  # edits reach the scan too
 
 
 def test_the_copy_is_saved_once_and_mapped_by_the_next_process(tmp_path) -> None:
