@@ -20,6 +20,7 @@ from matching.types import InstitutionProfile, ProjectProfile
 
 __all__ = [
     "PortfolioMatrix",
+    "add_coinvest_counts",
     "all_evidence",
     "coinvest_counts",
     "coinvest_partners",
@@ -126,27 +127,38 @@ def portfolio_sims(
 
 
 def coinvest_counts(
+    project_id: int, backers: Mapping[int, set[int]], portfolio: Mapping[int, tuple[int, ...]]
+) -> Counter[int]:
+    """Return, per institution, how many projects it co-backed with the project's current backers."""
+    counts: Counter[int] = Counter()
+    for backer in backers.get(project_id, ()):
+        counts.update(partner_counts(backer, backers, portfolio, skip=project_id))
+    return counts
+
+
+def add_coinvest_counts(
+    row: NDArray[np.float64],
     project_id: int,
     backers: Mapping[int, set[int]],
-    portfolio: Mapping[int, tuple[int, ...]],
-    partners: Callable[[int], Counter[int]] | None = None,
-) -> Counter[int]:
-    """Return, per institution, how many projects it co-backed with the project's current backers.
+    partners: Callable[[int], Mapping[int, int]],
+    column: Callable[[int], int | None],
+) -> None:
+    """Add :func:`coinvest_counts` into row at column(institution) (None: not in the row).
 
-    partners: each backer's :func:`partner_counts` when known (e.g. kept per state); the project
-    itself is then taken out of them (it added one to each of its other backers).
+    partners: each backer's :func:`partner_counts` (e.g. kept per state); the project itself is
+    taken out of them (it added one to each of its other backers).
     """
     mine = backers.get(project_id, ())
-    if partners is None:
-        counts: Counter[int] = Counter()
-        for backer in mine:
-            counts.update(partner_counts(backer, backers, portfolio, skip=project_id))
-        return counts
-    counts = Counter()
     for backer in mine:
-        counts.update(partners(backer))
-        counts.subtract(other for other in mine if other != backer)
-    return +counts
+        for inst_id, count in partners(backer).items():
+            j = column(inst_id)
+            if j is not None:
+                row[j] += count
+    if len(mine) > 1:
+        for backer in mine:
+            j = column(backer)
+            if j is not None:
+                row[j] -= len(mine) - 1
 
 
 def coinvest_partners(

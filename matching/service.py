@@ -40,8 +40,8 @@ from matching.candidates import ANN_MIN_SIZE, institution_pool, project_pool, re
 from matching.competitors import COPY_COSINE_FLOOR, NearCopies, avoids
 from matching.evidence import (
     PortfolioMatrix,
+    add_coinvest_counts,
     all_evidence,
-    coinvest_counts,
     coinvest_partners,
     evidence_without,
     partner_counts,
@@ -249,17 +249,10 @@ class MatchingService(MatchingStore):
     def _coinvest_for_project(self, project_id: int, inst_ids: Sequence[int]) -> NDArray[np.float64]:
         """Return log(1 + projects each institution co-backed with the project's current backers)."""
         out = np.zeros(len(inst_ids))
-        counts = self._coinvest_counts(project_id)
-        if counts:
+        if self._backers.get(project_id):
             col = {i: j for j, i in enumerate(inst_ids)}
-            for inst, n in counts.items():
-                j = col.get(inst)
-                if j is not None:
-                    out[j] = n
+            add_coinvest_counts(out, project_id, self._backers, self._partner_counts, col.get)
         return np.log1p(out)
-
-    def _coinvest_counts(self, project_id: int) -> Counter[int]:
-        return coinvest_counts(project_id, self._backers, self._portfolio, self._partner_counts)
 
     def _coinvest_partners(self, project_id: int, institution_id: int) -> tuple[str, ...]:
         return coinvest_partners(
@@ -1068,19 +1061,13 @@ class MatchingService(MatchingStore):
                         if j is not None:
                             mask[a, j] = False
                 if backers:
-                    # Co-investment counts summed from each backer's kept partner counts, less the
-                    # project itself (counted once for each of its other backers).
-                    row = coinvest[a]
-                    for b in backers:
-                        for inst_id, count in self._partner_counts(b).items():
-                            j = pos.get(blk.col.get(inst_id, -1))
-                            if j is not None:
-                                row[j] += count
-                    if len(backers) > 1:
-                        for b in backers:
-                            j = pos.get(blk.col.get(b, -1))
-                            if j is not None:
-                                row[j] -= len(backers) - 1
+                    add_coinvest_counts(
+                        coinvest[a],
+                        pid,
+                        self._backers,
+                        self._partner_counts,
+                        lambda i: pos.get(blk.col.get(i, -1)),
+                    )
         coinvest = np.log1p(coinvest)
         bm = self._bm25_values(pids, blk, cols_arr if cols is not None else None, cache)
         bm = np.where(mask, bm, 0.0)

@@ -101,7 +101,7 @@ def test_linear_form_scores_like_the_ranker() -> None:
 def test_coinvest_counts_from_kept_partner_counts_equal_the_direct_count() -> None:
     from collections import Counter
 
-    from matching.evidence import coinvest_counts, partner_counts
+    from matching.evidence import add_coinvest_counts, coinvest_counts, partner_counts
 
     rng = np.random.default_rng(5)
     portfolio = {
@@ -119,6 +119,8 @@ def test_coinvest_counts_from_kept_partner_counts_equal_the_direct_count() -> No
 
     for pid in range(45):
         direct = coinvest_counts(pid, backers, portfolio)
-        assert coinvest_counts(pid, backers, portfolio, partners) == direct
+        row = np.zeros(200)
+        add_coinvest_counts(row, pid, backers, partners, lambda i: i - 100 if i >= 100 else None)
+        assert {i + 100: int(n) for i, n in enumerate(row) if n} == dict(direct)
         assert all(n > 0 for n in direct.values())
     assert all(kept[i] == partner_counts(i, backers, portfolio) for i in kept)  # never changed
