@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the project packages impo
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from app.demo.synthetic import ClusterModel, product_lines, project_description  # noqa: E402
 from bench._timing import percentiles, time_calls, timer  # noqa: E402
 from embeddings import set_search_threads  # noqa: E402
 from matching.candidates import recall_at  # noqa: E402
@@ -54,35 +55,7 @@ __all__ = ["Row", "bench_size", "bulk_rate", "candidate_recall", "main", "synthe
 
 DIM = 384
 _CHUNK = 100_000  # vectors drawn at a time
-_NOISE = np.float32(0.8 * 6 / np.sqrt(DIM))  # spread of a project around its industry's centre
-INDUSTRIES = ("新材料", "人工智能", "医疗健康", "新能源", "智能装备", "集成电路", "生物医药", "数字经济")
 PROVINCES = ("江苏省", "浙江省", "广东省", "四川省", "山东省", "北京市", "上海市")
-WORDS = (
-    "智能",
-    "检测",
-    "平台",
-    "系统",
-    "材料",
-    "电池",
-    "影像",
-    "诊断",
-    "机器人",
-    "芯片",
-    "传感器",
-    "农业",
-    "数字化",
-    "工业",
-    "软件",
-    "云计算",
-    "储能",
-    "复合",
-    "光伏",
-    "算法",
-    "医疗器械",
-    "新药",
-    "视觉",
-    "无人机",
-)
 
 
 class _FixedEmbedder:
@@ -98,10 +71,6 @@ class _FixedEmbedder:
         return np.zeros((len(texts), DIM), dtype=np.float32)
 
 
-def _unit(rows: NDArray[np.float32]) -> NDArray[np.float32]:
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-
-
 def synthetic_world(
     n_projects: int, n_funds: int, portfolio_size: int, seed: int = 0
 ) -> tuple[
@@ -110,37 +79,49 @@ def synthetic_world(
     dict[int, NDArray[np.float32]],
     dict[int, NDArray[np.float32]],
 ]:
-    """Return synthetic projects, funds (with portfolios) and their clustered unit vectors."""
-    rng = np.random.default_rng(seed)
+    """Return synthetic projects, funds (with portfolios) and their vectors.
+
+    Texts and vectors come from the app's synthetic data (``app/demo/synthetic.py``): each project
+    is one product line's description, its vector drawn around that line's centre inside its
+    industry's (:class:`ClusterModel`); a fund backs one industry, two of its lines and a portfolio
+    drawn from that industry.
+    """
+    nrng = np.random.default_rng(seed)
     pick = random.Random(seed)
-    centres = _unit(rng.normal(size=(len(INDUSTRIES), DIM)).astype(np.float32))
-    cluster = rng.integers(0, len(INDUSTRIES), size=n_projects)
+    lines = product_lines()
+    model = ClusterModel(lines, nrng)
+    line_of = nrng.integers(0, len(lines), size=n_projects)
     # In chunks: one float64 draw of 1M x 384 would hold 3 GiB at once.
     pvecs = np.empty((n_projects, DIM), dtype=np.float32)
     for start in range(0, n_projects, _CHUNK):
-        rows = cluster[start : start + _CHUNK]
-        noise = rng.standard_normal(size=(len(rows), DIM), dtype=np.float32) * _NOISE
-        pvecs[start : start + len(rows)] = _unit(centres[rows] + noise)
+        part = line_of[start : start + _CHUNK]
+        pvecs[start : start + len(part)] = model.projects(part)
     projects = []
-    for j in range(n_projects):
-        words = "".join(pick.choice(WORDS) for _ in range(8))
+    for j, li in enumerate(line_of.tolist()):
+        industry = lines[li][0]
         projects.append(
             ProjectProfile(
                 id=j + 1,
                 name=f"项目{j + 1}",
-                text=f"{INDUSTRIES[cluster[j]]}{words}，面向{pick.choice(PROVINCES)}市场。",
-                industries=(INDUSTRIES[cluster[j]],),
+                text=project_description(lines[li], pick),
+                industries=(industry,),
                 province=pick.choice(PROVINCES),
                 stage=pick.choice(STAGES),
                 amount_wan=float(pick.choice((50, 300, 1000, 3000, 8000))),
                 needs=("融资", pick.choice(SERVICE_KINDS)),
             )
         )
+    project_industry = model.line_industry[line_of]
+    lines_of_industry: dict[int, list[int]] = {}
+    for li, ind in enumerate(model.line_industry.tolist()):
+        lines_of_industry.setdefault(ind, []).append(li)
     funds, fvecs = [], {}
     for f in range(n_funds):
-        c = f % len(INDUSTRIES)
-        members = np.flatnonzero(cluster == c)
-        chosen = rng.choice(members, size=min(portfolio_size, len(members)), replace=False)
+        c = f % len(model.industries)
+        industry = model.industries[c]
+        picked = pick.sample(lines_of_industry[c], min(2, len(lines_of_industry[c])))
+        members = np.flatnonzero(project_industry == c)
+        chosen = nrng.choice(members, size=min(portfolio_size, len(members)), replace=False)
         portfolio = tuple(
             PortfolioItem(
                 int(m) + 1, f"20{18 + k % 6}-0{1 + k % 9}-01", pick.choice(("天使轮", "A轮", "B轮"))
@@ -153,8 +134,10 @@ def synthetic_world(
                 id=iid,
                 name=f"基金{f}",
                 kind="创业投资机构",
-                text=f"专注{INDUSTRIES[c]}领域的投资，" + "".join(pick.choice(WORDS) for _ in range(6)),
-                industries=(INDUSTRIES[c],),
+                text=f"专注{industry}领域的投资，关注"
+                + "、".join(lines[li][2] for li in picked)
+                + "等方向。",
+                industries=(industry,),
                 stages=tuple(pick.sample(STAGES, 2)),
                 province=pick.choice(PROVINCES),
                 ticket_min_wan=500.0,
@@ -162,7 +145,7 @@ def synthetic_world(
                 portfolio=portfolio,
             )
         )
-        fvecs[iid] = _unit((centres[c] + 0.1 * rng.normal(size=DIM).astype(np.float32))[None, :])[0]
+        fvecs[iid] = model.institutions([[industry]], [picked])[0]
     return projects, funds, {p.id: pvecs[j] for j, p in enumerate(projects)}, fvecs
 
 

@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -281,6 +281,12 @@ class VectorIndex:
             return False
         with self._lock:
             return int(id_) in self._id_set
+
+    def contains(self, ids: Sequence[int]) -> NDArray[np.bool_]:
+        """Return, for each id (ints), whether it is held (one lock, not one per id)."""
+        with self._lock:
+            held = self._id_set
+            return np.fromiter((i in held for i in ids), dtype=bool, count=len(ids))
 
     def __repr__(self) -> str:
         return f"VectorIndex(dim={self._dim}, count={len(self)})"

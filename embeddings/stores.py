@@ -103,6 +103,10 @@ class VectorStore(Protocol):
 
     def __contains__(self, id_: object) -> bool: ...
 
+    def contains(self, ids: Sequence[int]) -> NDArray[np.bool_]:
+        """Return, for each id, whether it is held (one lock, not one per id)."""
+        ...
+
     def save(self) -> None:
         """Make the edits so far durable (FAISS: write the files; Milvus: nothing, writes are)."""
         ...
@@ -154,6 +158,9 @@ class _HeldReads:
 
     def __contains__(self, id_: object) -> bool:
         return id_ in self._held
+
+    def contains(self, ids: Sequence[int]) -> NDArray[np.bool_]:
+        return self._held.contains(ids)
 
 
 class FaissStore(_HeldReads):

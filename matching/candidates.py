@@ -35,7 +35,10 @@ ANN_MIN_SIZE = 50_000
 #: Candidate recall@50 against the exact search the IVF index is tuned to reach (see AnnIndex).
 ANN_TARGET_RECALL = 0.98
 #: Stored vectors used as queries when the number of probed lists is tuned.
-ANN_CALIBRATION_QUERIES = 64
+ANN_CALIBRATION_QUERIES = 256
+#: The IVF probe count is tuned to this much above the target on the calibration queries, so that
+#: queries it was not tuned on (institutions' vectors, new texts) still reach the target.
+ANN_TUNE_MARGIN = 0.01
 logger = logging.getLogger(__name__)
 
 #: Probing more than this share of the lists costs about as much as a full scan: scan instead.
@@ -56,8 +59,8 @@ class AnnIndex:
     Below ``min_size`` vectors it holds nothing and searches fall through to the exact index.
     Above, it is an IVF-flat inner-product index (``nlist`` = sqrt(n)) trained on a sample of the
     vectors. The number of lists probed is not assumed but measured when it is built: the smallest
-    ``nprobe`` whose recall@50 against the exact search reaches ``target_recall`` on stored vectors
-    used as queries. When that takes more than ``ANN_MAX_PROBE_SHARE`` of the lists (vectors
+    ``nprobe`` whose recall@50 against the exact search reaches ``target_recall`` (plus
+    ``ANN_TUNE_MARGIN``) on stored vectors used as queries. When that takes more than ``ANN_MAX_PROBE_SHARE`` of the lists (vectors
     without neighbourhood structure) a full scan is as fast: the copy is then a flat scan over
     half-precision (fp16) codes, which reads half the memory of the float32 index, with its
     recall@50 measured the same way (the exact index is used when even that misses the target).
@@ -104,8 +107,12 @@ class AnnIndex:
         """Return True while the copy is read from its memory-mapped saved file (shared, not copied)."""
         return self._mapped
 
-    def rebuild(self, seed: int = 0) -> None:
-        """(Re)build from the exact index: an approximate copy when it holds at least min_size vectors."""
+    def rebuild(self, seed: int = 0, queries: NDArray[np.float32] | None = None) -> None:
+        """(Re)build from the exact index: an approximate copy when it holds at least min_size vectors.
+
+        queries: vectors the index will be searched with besides stored ones (e.g. the institutions'),
+        up to ANN_CALIBRATION_QUERIES of them, added to the queries its recall is tuned and measured on.
+        """
         with self._lock:
             ids = self.exact.ids()
             self._copy, self._kind, self._params, self.measured_recall = None, "flat", None, None
@@ -116,13 +123,20 @@ class AnnIndex:
             vectors = self.exact.vectors_for(ids)
             key = None
             if self.folder is not None:
-                digest = hashlib.sha256(f"{seed}:{self.target_recall}:{ANN_MAX_PROBE_SHARE}".encode())
+                settings = (
+                    seed,
+                    self.target_recall,
+                    ANN_TUNE_MARGIN,
+                    ANN_CALIBRATION_QUERIES,
+                    ANN_MAX_PROBE_SHARE,
+                )
+                digest = hashlib.sha256(repr(settings).encode())
                 digest.update(ids.astype("<i8").tobytes())
                 digest.update(np.ascontiguousarray(vectors, dtype="<f4").data)  # no bytes copy
                 key = digest.hexdigest()[:32]
                 if self._open_saved(key):
                     return
-            self._build(ids, vectors, seed)
+            self._build(ids, vectors, seed, queries)
             if key is not None:
                 self._save(key)
 
@@ -179,7 +193,13 @@ class AnnIndex:
             self._copy = faiss.deserialize_index(faiss.serialize_index(self._copy))
             self._mapped = False
 
-    def _build(self, ids: NDArray[np.int64], vectors: NDArray[np.float32], seed: int) -> None:
+    def _build(
+        self,
+        ids: NDArray[np.int64],
+        vectors: NDArray[np.float32],
+        seed: int,
+        extra: NDArray[np.float32] | None,
+    ) -> None:
         """Build the IVF index or, failing its recall at a small probe share, the fp16 scan."""
         dim = vectors.shape[1]
         nlist = max(16, int(math.sqrt(len(ids))))
@@ -190,8 +210,12 @@ class AnnIndex:
         ivf.train(np.ascontiguousarray(sample))
         ivf.add_with_ids(vectors, ids.astype(np.int64))
         queries = vectors[rng.choice(len(ids), size=min(len(ids), ANN_CALIBRATION_QUERIES), replace=False)]
+        if extra is not None and len(extra):
+            extra = np.asarray(extra, dtype=np.float32).reshape(-1, dim)
+            pick = rng.choice(len(extra), size=min(len(extra), ANN_CALIBRATION_QUERIES), replace=False)
+            queries = np.ascontiguousarray(np.vstack((queries, extra[np.sort(pick)])))
         _s, truth = self.exact.search(queries, 50)
-        nprobe, recall = _tune_nprobe(ivf, truth, queries, self.target_recall)
+        nprobe, recall = _tune_nprobe(ivf, truth, queries, min(1.0, self.target_recall + ANN_TUNE_MARGIN))
         if nprobe <= ANN_MAX_PROBE_SHARE * nlist:
             self._quantizer = quantizer  # the IVF index borrows it
             params = faiss.SearchParametersIVF()

@@ -268,6 +268,7 @@ class LexicalIndex:
         self._total_len = int(base.lengths.sum(dtype=np.int64))
         self._arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]] = {}
         self._idf_cache: dict[str, float] = {}  # cleared on every edit (the idf depends on n)
+        self._df_cache: dict[str, int] = {}  # document frequencies asked for, cleared on every edit
         # Per-term BM25 weights with the mean length they were computed at; cleared on every edit.
         self._weights: dict[str, tuple[float, NDArray[np.int64], NDArray[np.float64]]] = {}
         self._last: tuple[object, NDArray[np.float64]] | None = None  # last unrestricted query's sums
@@ -396,6 +397,7 @@ class LexicalIndex:
     def _changed(self) -> None:
         """Forget what an edit invalidates (call under the lock)."""
         self._idf_cache.clear()
+        self._df_cache.clear()
         self._weights.clear()
         self.generation += 1
         self._last = None
@@ -667,11 +669,16 @@ class LexicalIndex:
 
     # -------------------------------------------------------------------------------- statistics
     def _df(self, term: str) -> int:
-        """Return how many documents hold term (call under the lock)."""
+        """Return how many documents hold term (call under the lock; remembered until the next edit)."""
+        df = self._df_cache.get(term)
+        if df is not None:
+            return df
         df = len(self._postings.get(term, ()))
         t = self._base.vocab.get(term)
         if t is not None:
             df += int(self._base.t_ptr[t + 1] - self._base.t_ptr[t]) - self._dead_df.get(t, 0)
+        if len(self._df_cache) < 1_000_000:
+            self._df_cache[term] = df
         return df
 
     def doc_share(self, term: str) -> float:

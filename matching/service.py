@@ -96,6 +96,40 @@ _KEPT_SIZE = {"list": 2048, "pool": 2048}
 _STATS_CHUNK = 512
 
 
+class _QueryRows:
+    """Each project's document as a BM25 query over one side block's term rows, packed by table row.
+
+    A list's candidates and a bulk block need the same rows: each project's are looked up once per
+    state (after :meth:`MatchingService.warm_pair_rows`, never again) and kept in one growing int32
+    buffer, 4 bytes a term, rather than as one small array per project.
+    """
+
+    def __init__(self) -> None:
+        self.start = np.full(0, -1, dtype=np.int64)
+        self.length = np.zeros(0, dtype=np.int64)
+        self.buf = np.empty(4096, dtype=np.int32)
+        self.used = 0
+
+    def get(self, row: int) -> NDArray[np.int32] | None:
+        if row >= self.start.shape[0] or self.start[row] < 0:
+            return None
+        a = int(self.start[row])
+        return self.buf[a : a + int(self.length[row])]
+
+    def put(self, row: int, terms: NDArray[np.int32]) -> None:
+        if row >= self.start.shape[0]:
+            size = max(2 * self.start.shape[0], row + 1, 1024)
+            self.start = np.concatenate((self.start, np.full(size - self.start.shape[0], -1, dtype=np.int64)))
+            self.length = np.concatenate((self.length, np.zeros(size - self.length.shape[0], dtype=np.int64)))
+        if self.used + terms.size > self.buf.shape[0]:
+            grown = np.empty(max(2 * self.buf.shape[0], self.used + terms.size), dtype=np.int32)
+            grown[: self.used] = self.buf[: self.used]
+            self.buf = grown
+        self.buf[self.used : self.used + terms.size] = terms
+        self.start[row], self.length[row] = self.used, terms.size
+        self.used += terms.size
+
+
 @dataclass
 class _SideBlock:
     """The institutions of one side and view, prepared for pair rows (see MatchingService._side_block)."""
@@ -550,7 +584,7 @@ class MatchingService(MatchingStore):
         """Drop the oldest pair entries when the cache would outgrow _PAIR_CACHE_SIZE (blocks stay)."""
         if len(cache) + adding <= _PAIR_CACHE_SIZE:
             return
-        old = [k for k in cache if k != "key" and k[0] in ("pair", "terms")]
+        old = [k for k in cache if k != "key" and k[0] == "pair"]
         for k in old[: max(adding, _PAIR_CACHE_SIZE // 4)]:
             cache.pop(k, None)
 
@@ -967,18 +1001,16 @@ class MatchingService(MatchingStore):
         cache[ck] = found
         return found
 
-    def _query_rows(
-        self, pid: int, blk: _SideBlock, cache: dict[Any, Any], keep: bool = True
-    ) -> NDArray[np.int64]:
-        """Return the block's term rows of a project's document as a BM25 query (kept per state when keep)."""
-        ck = ("terms", pid, blk.side, blk.evidence)
-        found: NDArray[np.int64] | None = cache.get(ck)
+    def _query_rows(self, pid: int, blk: _SideBlock, cache: dict[Any, Any]) -> NDArray[np.int32]:
+        """Return the block's term rows of a project's document as a BM25 query (kept per state)."""
+        kept: _QueryRows = cache.setdefault(("query rows", blk.side, blk.evidence), _QueryRows())
+        row = self._ptab.row_of[pid]
+        found = kept.get(row)
         if found is None:
             lex = self._inst_lex if blk.evidence else self._inst_lex_own
             rows = (blk.terms.get(t) for t in self._proj_lex.doc_query_terms(pid, lex))
-            found = np.fromiter((r for r in rows if r is not None), dtype=np.int64)
-            if keep:
-                cache[ck] = found
+            found = np.fromiter((r for r in rows if r is not None), dtype=np.int32)
+            kept.put(row, found)
         return found
 
     def _bm25_values(
@@ -991,16 +1023,14 @@ class MatchingService(MatchingStore):
         """
         n_p = len(pids)
         n_c = len(blk.ids) if cols is None else len(cols)
-        keep = n_p <= PAIR_SCORED_TOP  # a list's candidates recur; bulk rows do not
-        if keep:
-            self._trim_cache(cache, n_p)
-        qs = [self._query_rows(p, blk, cache, keep) for p in pids]
+        bulk = n_p > PAIR_SCORED_TOP  # a block's rows: one sparse product
+        qs = [self._query_rows(p, blk, cache) for p in pids]
         if not qs or not n_c:
             return np.zeros((n_p, n_c))
         lengths = np.fromiter((q.size for q in qs), dtype=np.int64, count=n_p)
         owner = np.repeat(np.arange(n_p, dtype=np.int64), lengths)
         terms = np.concatenate(qs) if lengths.sum() else np.empty(0, dtype=np.int64)
-        if cols is None and not keep:
+        if cols is None and bulk:
             # A bulk block: one sparse product (the same sums, added in another order).
             from scipy.sparse import csr_matrix
 
@@ -1071,7 +1101,7 @@ class MatchingService(MatchingStore):
         coinvest = np.log1p(coinvest)
         bm = self._bm25_values(pids, blk, cols_arr if cols is not None else None, cache)
         bm = np.where(mask, bm, 0.0)
-        has_pv = np.array([p in self._proj_index for p in pids], dtype=bool).reshape(-1)
+        has_pv = self._proj_index.contains(pids)
         dense = np.full((n_p, n_c), np.nan)
         pmax = np.full((n_p, n_c), np.nan)
         pmean = np.full((n_p, n_c), np.nan)
@@ -1199,7 +1229,7 @@ class MatchingService(MatchingStore):
             return []
         q = query_vectors[0] if query_vectors is not None and query_vectors.shape[0] else None
         dense = np.full(len(pool), np.nan)
-        has_vec = [j for j, p in enumerate(pool) if p in self._proj_index]
+        has_vec = np.flatnonzero(self._proj_index.contains(pool)).tolist()
         pmax, pmean = np.full(len(pool), np.nan), np.full(len(pool), np.nan)
         parg = np.full(len(pool), -1, dtype=np.int64)
         if has_vec:

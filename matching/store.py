@@ -706,6 +706,8 @@ class MatchingStore:
             # Milvus searches its own collection: the local IVF copy is for FAISS only.
             min_size = self.ann_min_size if self.vectors.local else sys.maxsize
             ann = AnnIndex(self._proj_index, min_size, folder=self.index_dir)
-            ann.rebuild()
+            # Tuned on institutions' vectors too: most searches start from one (or a portfolio's).
+            inst_ids = self._inst_index.ids() if len(self._proj_index) >= min_size else ()
+            ann.rebuild(queries=self._inst_index.vectors_for(inst_ids) if len(inst_ids) else None)
             self._ann = ann
         return self._ann

@@ -89,7 +89,13 @@ def _fill(text: str, rng: random.Random) -> str:
     return _PLACEHOLDER.sub(lambda _m: str(rng.randint(3, 60)), text)
 
 
-def _lines() -> list[tuple[str, str, str, str, str]]:
+def project_description(line: tuple[str, str, str, str, str], rng: random.Random) -> str:
+    """Return a short project description for a product line (product, customer, technical sentence)."""
+    _industry, _topic, product, customer, tech = line
+    return f"{product}，面向{customer}。{_fill(tech, rng)}"
+
+
+def product_lines() -> list[tuple[str, str, str, str, str]]:
     """Return every product line as (industry, topic, product, customer, technical sentence)."""
     out = []
     for topic, lines in LINES.items():
@@ -105,6 +111,44 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     rows = rows.astype(np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     return rows
+
+
+class ClusterModel:
+    """Clustered random unit vectors: one centre per industry, one per product line, plus noise.
+
+    A project's vector is near its product line's centre, which sits inside its industry's; an
+    institution's is near the mean of its industries' and picked lines' centres. The spread
+    (``NOISE``) gives neighbourhoods like those of the demo's real e5 vectors once their common
+    direction is removed: cosine of a vector to its nearest other about 0.6 and to its tenth
+    nearest about 0.2 among a few hundred, next to 0.57 and 0.18 for the demo's projects
+    (``bench/bench_matching.py`` uses the same model).
+    """
+
+    def __init__(self, lines: Sequence[tuple[str, ...]], nrng: np.random.Generator) -> None:
+        self.industries = sorted({line[0] for line in lines})
+        self.ind_index = {ind: i for i, ind in enumerate(self.industries)}
+        self.ind_centres = _unit(nrng.standard_normal((len(self.industries), SYNTHETIC_DIM)))
+        self.line_centres = _unit(nrng.standard_normal((len(lines), SYNTHETIC_DIM)))
+        self.line_industry = np.array([self.ind_index[line[0]] for line in lines])
+        self.nrng = nrng
+
+    def projects(self, line_of: np.ndarray) -> np.ndarray:
+        """Return one unit vector per project, given each project's product line (row index)."""
+        centres = 0.55 * self.ind_centres[self.line_industry[line_of]] + 0.75 * self.line_centres[line_of]
+        return _unit(centres + self.nrng.standard_normal(centres.shape) * NOISE)
+
+    def institutions(
+        self, industries: Sequence[Sequence[str]], picked: Sequence[Sequence[int]]
+    ) -> np.ndarray:
+        """Return one unit vector per institution, given its industries and picked product lines."""
+        centres = np.asarray(
+            [
+                0.55 * self.ind_centres[[self.ind_index[i] for i in inds]].mean(axis=0)
+                + 0.6 * self.line_centres[list(lines)].mean(axis=0)
+                for inds, lines in zip(industries, picked, strict=True)
+            ]
+        ).reshape(-1, SYNTHETIC_DIM)
+        return _unit(centres + self.nrng.standard_normal(centres.shape) * NOISE)
 
 
 def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
@@ -211,11 +255,9 @@ def load_synthetic(
     try:
         check_empty(session)
         contests = list(session.scalars(select(Contest.id).order_by(Contest.id)))
-        lines = _lines()
-        industries = sorted({line[0] for line in lines})
-        ind_index = {ind: i for i, ind in enumerate(industries)}
-        ind_centres = _unit(nrng.standard_normal((len(industries), SYNTHETIC_DIM)))
-        line_centres = _unit(nrng.standard_normal((len(lines), SYNTHETIC_DIM)))
+        lines = product_lines()
+        model = ClusterModel(lines, nrng)
+        industries = model.industries
         by_industry: dict[str, list[int]] = {}
         for li, line in enumerate(lines):
             by_industry.setdefault(line[0], []).append(li)
@@ -227,14 +269,14 @@ def load_synthetic(
         line_of = nrng.integers(0, len(lines), n_projects)
         rows, texts = [], []
         for li in line_of.tolist():
-            industry, _topic, product, customer, tech = lines[li]
+            industry, _topic, product, _customer, _tech = lines[li]
             province = rng.choice(provinces)
             stage = rng.choice(list(Stage))
             needs = [n for n, p in (("融资", 0.6), ("落地", 0.3)) if rng.random() < p]
             needs += rng.sample(ServiceKind.labels(), rng.randint(0, 2))
             asks = "融资" in needs
             name = f"{rng.choice(brands)}{rng.choice(brands)}{product}"
-            description = f"{product}，面向{customer}。{_fill(tech, rng)}"
+            description = project_description(lines[li], rng)
             rows.append(
                 {
                     "name": name,
@@ -257,11 +299,9 @@ def load_synthetic(
             )
             texts.append(project_text(name, description, industry, None))
         project_ids = _insert_with_ids(session, Project, rows)
-        line_industry = np.array([ind_index[line[0]] for line in lines])
         for start in range(0, n_projects, CHUNK):  # a chunk at a time: 1M vectors would not fit twice
             part = line_of[start : start + CHUNK]
-            centres = 0.55 * ind_centres[line_industry[part]] + 0.75 * line_centres[part]
-            vecs = _unit(centres + nrng.standard_normal(centres.shape) * NOISE)
+            vecs = model.projects(part)
             end = start + len(part)
             _store_vectors(session, "project", project_ids[start:end], texts[start:end], vecs)
         session.commit()
@@ -270,7 +310,7 @@ def load_synthetic(
 
         # --- institutions: every kind, round robin ---
         kinds = list(InstitutionKind)
-        rows, texts, centres_list = [], [], []
+        rows, texts, inst_industries, inst_lines = [], [], [], []
         for k in range(n_institutions):
             kind = kinds[k % len(kinds)]
             side = kind.side
@@ -315,13 +355,10 @@ def load_synthetic(
                 }
             )
             texts.append(institution_text(name, kind.value, description, inds, stages, services))
-            centres_list.append(
-                0.55 * ind_centres[[ind_index[i] for i in inds]].mean(axis=0)
-                + 0.6 * line_centres[picked].mean(axis=0)
-            )
+            inst_industries.append(inds)
+            inst_lines.append(picked)
         institution_ids = _insert_with_ids(session, Institution, rows)
-        centres = np.asarray(centres_list)
-        vecs = _unit(centres + nrng.standard_normal(centres.shape) * NOISE)
+        vecs = model.institutions(inst_industries, inst_lines)
         _store_vectors(session, "institution", institution_ids, texts, vecs)
         session.commit()
         echo(f"  {n_institutions} institutions of {len(kinds)} kinds and their vectors")
