@@ -28,6 +28,9 @@ class Config:
     # Each gunicorn worker applies records changed in other workers (app.index_sync) before a ranking,
     # checking the change log at most this often: the longest a change stays unseen by another worker.
     INDEX_SYNC_SECONDS = 1.0
+    # Each worker computes the row statistics its lists need (MatchingService.start_warming) once the
+    # records have not changed for this long, so first views skip that work; 0 leaves it to first use.
+    PAIR_ROWS_WARM_SECONDS = 5.0
     # Connections idle longer than this are flagged 待跟进.
     FOLLOW_UP_DAYS = 14
 

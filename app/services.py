@@ -420,6 +420,9 @@ def build_matching(app: Flask, rebuild: bool = False, background: bool = False) 
         service.load_or_rebuild_in_background(projects, institutions, *vectors, gate=gate)
     else:
         service.load(projects, institutions, *vectors)
+    warm_s = float(app.config.get("PAIR_ROWS_WARM_SECONDS") or 0)
+    if background and warm_s > 0 and not app.testing:
+        service.start_warming(warm_s)
     return service
 
 
@@ -454,8 +457,11 @@ def get_matching() -> MatchingService:
             if service is None or index_sync.behind(app):
                 # The change log position first: what commits meanwhile is applied again (app.index_sync).
                 start = index_sync.position(app)
+                old = app.extensions.get("matching")
                 service = build_matching(app, background=True)
                 app.extensions["matching"] = service
+                if old is not None:
+                    old.stop_warming()
                 index_sync.follow(app, start)
     index_sync.catch_up(app, service)
     if has_request_context() and service.degraded:

@@ -11,7 +11,9 @@
    threads each, no access log), the API rate limit raised through MATCH_API_RATE_LIMIT.
 3. Serves the bare endpoint (bare_http.py of the shared bench folder, by default ../shared/bench next to
    the repository; BARE_N=N clustered vectors, HNSW32, ef 128) with the same gunicorn worker settings.
-4. Warms both, then runs the same wrk command against each, alternating `--rounds` times: the service
+4. Warms both (5 s of wrk per target, then waits until the service's workers are idle: each computes the
+   row statistics of the lists it was asked for in the background), then runs the same wrk command
+   against each, alternating `--rounds` times: the service
    on each of `--targets` (anonymous), the bare app on `/hnsw?k=10`. A target is KIND:IDS, a Lua script
    rotating over IDS ids (1: one URL asked again and again): `institution` is
    `/api/institutions/<id>/matches?k=10`, `project-fund` is `/api/projects/<id>/matches?kind=fund&k=10`.
@@ -150,6 +152,36 @@ class Server:
             if m:
                 out.append(round(int(m.group(1)) / 1024, 1))
         return out
+
+    def cpu_seconds(self) -> float:
+        """Return the CPU seconds the workers (children of the gunicorn master) have used so far."""
+        total = 0.0
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return total
+        for pid in children:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def wait_settled(self, quiet_share: float = 0.05, step_s: float = 3.0, timeout_s: float = 1800) -> float:
+        """Wait until the workers use under quiet_share of a core over two steps in a row; return the wait.
+
+        After the warm-up each worker computes, in the background, the row statistics of the lists it
+        was asked for (MATCH_PAIR_ROWS_WARM_SECONDS); measuring before that ends would time it too.
+        """
+        start = time.monotonic()
+        quiet, last = 0, self.cpu_seconds()
+        while quiet < 2 and time.monotonic() - start < timeout_s:
+            time.sleep(step_s)
+            now = self.cpu_seconds()
+            quiet = quiet + 1 if now - last < quiet_share * step_s else 0
+            last = now
+        return time.monotonic() - start
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -363,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             for script in scripts.values():
                 subprocess.run([*warm, "-s", str(script), service_base], capture_output=True, check=True)
             subprocess.run([*warm, bare_url], capture_output=True, check=True)
+            print(f"service workers settled after the warm-up in {service.wait_settled():.0f} s")
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in [*targets, "bare_hnsw"]}
             ratios: dict[str, list[float]] = {name: [] for name in targets}
             commands = {}

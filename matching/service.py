@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -94,6 +95,8 @@ _PAIR_CACHE_SIZE = 4096
 _KEPT_SIZE = {"list": 2048, "pool": 2048}
 #: Projects whose row statistics are computed in one batch (bounds the (projects, portfolio rows) product).
 _STATS_CHUNK = 512
+#: Pairs whose row statistics warm_pair_rows computes per hold of the service's lock (tens of ms).
+_WARM_PAIRS = 65_536
 
 
 class _QueryRows:
@@ -208,6 +211,8 @@ class MatchingService(MatchingStore):
         self.pool_size = pool_size
         self.exclude_known = exclude_known
         self.max_reasons = max_reasons
+        self._asked_rows: set[tuple[Side, bool]] = set()  # (side, evidence) of the row statistics used
+        self._warm_stop = threading.Event()
         super().__init__(
             embedder,
             index_dir,
@@ -507,6 +512,7 @@ class MatchingService(MatchingStore):
         missing ones are computed in one batch (:meth:`warm_pair_rows` computes them all).
         """
         ck = ("stats", blk.side, blk.evidence)
+        self._asked_rows.add((blk.side, blk.evidence))
         cap = int(self._ptab.stage.shape[0])
         store = cache.get(ck)
         if store is None or store[0].shape[0] < cap:
@@ -534,22 +540,76 @@ class MatchingService(MatchingStore):
                 valid[rows] = True
         return values[prow]
 
-    def warm_pair_rows(self, side: Side = "fund", evidence: bool = True, chunk: int = 2048) -> int:
+    def warm_pair_rows(self, side: Side = "fund", evidence: bool = True, chunk: int | None = None) -> int:
         """Compute the row statistics of every project against a side now; return how many were missing.
 
         The institutions' lists then score their candidates as pairs without computing any row
         (until the next edit). Optional: missing statistics are otherwise computed on first use.
+        The lock is taken one chunk at a time, so rankings go on meanwhile; an edit in between
+        ends the pass early (what was computed is gone with the state it was computed for).
         """
         with self._lock:
             cache = self._pair_cache()
-            blk = self._side_block(side, evidence, cache)
+            key = cache["key"]
             pids = sorted(self._projects)
-            ck = ("stats", side, evidence)
-            before = cache.get(ck)
-            done = int(before[1].sum()) if before is not None else 0
-            for start in range(0, len(pids), chunk):
-                self._row_stats(pids[start : start + chunk], blk, cache)
-            return len(pids) - done
+            if chunk is None:  # about _WARM_PAIRS pairs per hold of the lock
+                chunk = max(16, _WARM_PAIRS // max(1, len(self._side_block(side, evidence, cache).ids)))
+        missing = 0
+        for start in range(0, len(pids), chunk):
+            with self._lock:
+                cache = self._pair_cache()
+                if cache["key"] != key:
+                    break
+                blk = self._side_block(side, evidence, cache)
+                part = pids[start : start + chunk]
+                store = cache.get(("stats", side, evidence))
+                if store is not None:
+                    rows = self._ptab.rows(part)
+                    rows = rows[rows < store[1].shape[0]]
+                    missing += len(part) - int(store[1][rows].sum())
+                else:
+                    missing += len(part)
+                self._row_stats(part, blk, cache)
+        return missing
+
+    def warmed_rows(self, side: Side = "fund", evidence: bool = True) -> int:
+        """Return how many projects' row statistics against a side are kept for the current state."""
+        with self._lock:
+            store = self._pair_cache().get(("stats", side, evidence))
+            return 0 if store is None else int(store[1].sum())
+
+    def start_warming(self, interval_s: float = 5.0) -> threading.Thread:
+        """Keep the row statistics of the rankings asked for warm, in a background thread; return it.
+
+        Every interval_s the thread looks at the ranking state: once it has held still for a whole
+        interval, the row statistics of every (side, evidence) a list was ranked with since the
+        start are computed (:meth:`warm_pair_rows`), once per state. First views then skip the
+        per-row work, whose cost grows with the number of institutions of the side.
+        """
+
+        def loop() -> None:
+            seen: Any = None
+            done: set[tuple[Any, Side, bool]] = set()
+            while not self._warm_stop.wait(interval_s):
+                with self._lock:
+                    key = self._pair_cache()["key"]
+                    asked = sorted(self._asked_rows)
+                if key != seen:  # changed since the last look: wait until it holds still
+                    seen = key
+                    continue
+                for side, evidence in asked:
+                    if (key, side, evidence) not in done:
+                        self.warm_pair_rows(side, evidence)
+                        done.add((key, side, evidence))
+                done = {d for d in done if d[0] == key}
+
+        thread = threading.Thread(target=loop, name="pair-row-warmer", daemon=True)
+        thread.start()
+        return thread
+
+    def stop_warming(self) -> None:
+        """Ask the warming thread to end (it ends within one interval)."""
+        self._warm_stop.set()
 
     @staticmethod
     def _scaled(values: _Values, stats: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
@@ -745,12 +805,16 @@ class MatchingService(MatchingStore):
         dense_raw: float | None,
         evidence: bool = True,
         competitor: str | None = None,
+        institution_doc: str | None = None,
     ) -> PairContext:
         """Return the explanation context of one shown pair (see matching.explanation).
 
         Without evidence, shared keywords are weighed on the institutions' own texts and no
-        co-investment partner is named.
+        co-investment partner is named. institution_doc: the institution's BM25 document, when the
+        caller has it (one list's reasons all share it).
         """
+        if institution_doc is None:
+            institution_doc = self._institution_doc(inst) if evidence else self._institution_own_doc(inst)
 
         def partners() -> tuple[str, ...]:
             return self._coinvest_partners(proj.id, inst.id) if evidence else ()
@@ -770,7 +834,7 @@ class MatchingService(MatchingStore):
             project_clauses=self._proj_clauses,
             institution_clauses=self._inst_clauses,
             competitor=competitor,
-            institution_doc=self._institution_doc(inst) if evidence else self._institution_own_doc(inst),
+            institution_doc=institution_doc,
         )
 
     # ------------------------------------------------------------------ public ranking
@@ -1289,6 +1353,8 @@ class MatchingService(MatchingStore):
             demoted = {where[j] for j in demoted if j in where}
             pool = [pool[i] for i in top]
 
+        inst_doc = self._institution_doc(phrase_inst) if evidence else self._institution_own_doc(phrase_inst)
+
         def reasons(row: int, feats: dict[str, float], contrib: dict[str, float]) -> tuple[Any, ...]:
             proj = self._projects[pool[row]]
             rival = rivals.get(row)
@@ -1302,6 +1368,7 @@ class MatchingService(MatchingStore):
                 float(dense[row]),
                 evidence,
                 competitor=rival.name if rival is not None else None,
+                institution_doc=inst_doc,
             )
             return pair_reasons(ctx, self.max_reasons)
 

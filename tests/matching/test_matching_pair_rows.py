@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from embeddings import Embedder
@@ -47,6 +49,27 @@ def test_warm_rows_change_no_number(embedder: Embedder, vectors, projects, insti
     p = projects[0]
     warm.upsert_project(p, embedder.encode_documents(["碳纤维复合材料 轻量化"])[0])
     assert warm.warm_pair_rows("fund") == len(projects)  # an edit drops every row's statistics
+
+
+def test_the_warmer_computes_the_rows_of_the_lists_asked_for_once_the_records_hold_still(
+    embedder: Embedder, vectors, projects, institutions, tokenizer
+) -> None:
+    svc = MatchingService(embedder, tokenizer=tokenizer)
+    svc.load(projects, institutions, *vectors)
+    fund = svc.institution_ids("fund")[0]
+    before = svc.match_institution(fund, 5, explain=False)  # asks for the funds' rows (evidence on)
+    thread = svc.start_warming(0.05)
+    try:
+        deadline = time.monotonic() + 30
+        while svc.warmed_rows("fund") < len(projects) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert svc.warm_pair_rows("fund") == 0  # the warmer computed every row
+        assert svc.warmed_rows("base") == 0  # no base list was asked for: left alone
+        assert svc.match_institution(fund, 5, explain=False) == before
+    finally:
+        svc.stop_warming()
+        thread.join(5)
+    assert not thread.is_alive()
 
 
 def test_shown_degree_ignores_last_bit_noise() -> None:
