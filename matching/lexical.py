@@ -272,7 +272,8 @@ class LexicalIndex:
         self._share_cache: dict[str, float] = {}  # the same as shares of the documents
         # Per-term BM25 weights with the mean length they were computed at; cleared on every edit.
         self._weights: dict[str, tuple[float, NDArray[np.int64], NDArray[np.float64]]] = {}
-        self._last: tuple[object, NDArray[np.float64]] | None = None  # last unrestricted query's sums
+        # The last unrestricted query's matching rows (ascending) and their sums.
+        self._last: tuple[object, NDArray[np.int64], NDArray[np.float64]] | None = None
         self._edited = False  # anything not in the saved file (see save)
         self.generation += 1
 
@@ -856,8 +857,10 @@ class LexicalIndex:
                 # The same query scored over every document a moment ago (the candidate stage):
                 # read the allowed documents' sums from it (the same numbers, in the same order).
                 rows = self._rows_of(allowed_ids)
-                rows = rows[last[1][rows] > 0]
-                return self._row_ids[rows].copy(), last[1][rows]
+                hit_rows, last_sums = last[1], last[2]
+                at = np.minimum(np.searchsorted(hit_rows, rows), max(0, hit_rows.size - 1))
+                found = (hit_rows[at] == rows) if hit_rows.size else np.zeros(rows.size, dtype=bool)
+                return self._row_ids[rows[found]].copy(), last_sums[at[found]]
             terms = self._query_terms(query)
             n = self._n_docs()
             if not terms or not n:
@@ -879,13 +882,22 @@ class LexicalIndex:
                 all_scores.append(weights)
             if not all_rows:
                 return np.empty(0, dtype=np.int64), np.empty(0)
-            acc: NDArray[np.float64] = np.bincount(
-                np.concatenate(all_rows), weights=np.concatenate(all_scores), minlength=self._n_rows
-            ).astype(np.float64, copy=False)
+            rows_cat, scores_cat = np.concatenate(all_rows), np.concatenate(all_scores)
+            if rows_cat.size * 8 < self._n_rows:
+                # Few postings: sum over the rows they hold, not over every row of the index.
+                uniq, inverse = np.unique(rows_cat, return_inverse=True)
+                sums = np.asarray(np.bincount(inverse, weights=scores_cat, minlength=uniq.size), np.float64)
+            else:
+                uniq = np.arange(self._n_rows)
+                sums = np.asarray(
+                    np.bincount(rows_cat, weights=scores_cat, minlength=self._n_rows), np.float64
+                )
+            keep = sums > 0
+            hit: NDArray[np.int64] = uniq[keep].astype(np.int64, copy=False)
+            sums = sums[keep].astype(np.float64, copy=False)
             if allowed is None:
-                self._last = (key, acc)
-            hit = np.flatnonzero(acc > 0)
-            return self._row_ids[hit].copy(), acc[hit]
+                self._last = (key, hit, sums)
+            return self._row_ids[hit].copy(), sums
 
     def score(
         self, query: str | Sequence[str], allowed_ids: Collection[int] | None = None
