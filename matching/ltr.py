@@ -11,6 +11,10 @@ windows then end where that slice begins), joined by the slices before it while 
 hold fewer than ``min_validation_queries`` target projects (each older slice scored by models
 trained on the windows ending where it begins); :func:`fit_final` retrains the chosen setting on
 windows ending at the end of the history. Everything is seeded and single-threaded, so two runs agree.
+
+The trees start from a fixed prior (LightGBM init_score) the grid chooses: none, recent activity, or
+stage-aware popularity (the institution's deals in the round the project raises next); a prior that
+is one value on every training row (a set without round labels) is skipped, as it ranks like none.
 """
 
 from __future__ import annotations
