@@ -4,8 +4,9 @@ Per set, with the same code and settings everywhere:
 
 1. the history (edges_history.csv only) becomes an :class:`~matching.ltr_features.InvestmentLog`,
    the project texts become unit e5 vectors, a character TF-IDF matrix and category one-hots;
-2. :func:`matching.ltr.select_model` picks LambdaMART's hyper-parameters (or a single-feature
-   ranker, if that validates better) on the newest 15 % of history, plus the 15 % slices before it
+2. :func:`matching.ltr.select_model` picks LambdaMART's hyper-parameters and prior (recent
+   activity or stage-aware popularity), or a single-feature ranker if that validates better, on
+   the newest 15 % of history, plus the 15 % slices before it
    while the slices so far hold fewer than 150 target projects; a training set below
    ``LTRSettings.bag_below_rows`` rows is fit as a bag of three differently seeded models whose
    scores are averaged (the small sets' choice otherwise moves with the seed);
@@ -199,8 +200,13 @@ def evaluate_set(
     drops: list[str | None] = [None, *FEATURE_GROUPS]
     if content.extra is not None:
         drops.append(EXTRA_GROUP)
-    params = selection.params or {"num_leaves": 7, "min_child_samples": 20, "learning_rate": 0.05}
-    iterations = selection.iterations or 200
+    # The learned model: the choice, or the best LambdaMART on the same slices when a single scorer won.
+    params, iterations = selection.best_lambdamart or (
+        {"num_leaves": 7, "min_child_samples": 20, "learning_rate": 0.05},
+        200,
+    )
+    if selection.kind == "lambdamart" and selection.iterations:
+        params, iterations = selection.params, selection.iterations
     train = training_set(log, content, end, settings)
     models, _ = fit_final(log, content, end, params, iterations, settings, drops, train)
     scorers: dict[str, Any] = {"lambdamart" if d is None else f"-{d}": m for d, m in models.items()}
@@ -219,18 +225,22 @@ def evaluate_set(
     rel_all = ev.load_test(str(test), "all")
     per = {name: ev.per_project(rel_all, ev.load_pred(str(p))) for name, p in {**preds, **baselines}.items()}
     table: dict[str, dict[str, dict[str, float]]] = {}
-    for name, path in {"ours": preds[chosen_name], **baselines}.items():
+    rows = {"ours": preds[chosen_name]}
+    if chosen_name != "lambdamart":  # a single scorer won on history: the learned model is listed too
+        rows["lambdamart"] = preds["lambdamart"]
+    for name, path in {**rows, **baselines}.items():
         table[name] = {}
         for subset in ("all", "cold", "warm"):
             rel = ev.load_test(str(test), subset)
             if rel:
                 table[name][subset] = ev.score(rel, ev.load_pred(str(path)))
-    ours = per[chosen_name]
     versus: dict[str, Any] = {}
+    versus_lambdamart: dict[str, Any] = {}
     for key, metric in METRICS:
         best = max(baselines, key=lambda b: (float(np.mean(per[b][key])), b))
-        mean, lo, hi = ev.paired_bootstrap(ours[key], per[best][key])
-        versus[metric] = {"baseline": best, "diff": mean, "ci95": [lo, hi]}
+        for out, name in ((versus, chosen_name), (versus_lambdamart, "lambdamart")):
+            mean, lo, hi = ev.paired_bootstrap(per[name][key], per[best][key])
+            out[metric] = {"baseline": best, "diff": mean, "ci95": [lo, hi]}
     full = per["lambdamart"]
     ablations: dict[str, Any] = {}
     for group in [g for g in drops if g is not None]:
@@ -243,7 +253,8 @@ def evaluate_set(
         ablations[group] = row
     return {
         "set": data.name,
-        "model": selection.kind if selection.kind == "single" else models[None].label(),
+        "model": f"single({selection.feature})" if selection.kind == "single" else models[None].label(),
+        "lambdamart": models[None].label(),
         "chosen_feature": selection.feature,
         "validation_ndcg10": selection.validation,
         "validation_queries": selection.n_validation_queries,
@@ -256,6 +267,7 @@ def evaluate_set(
         "importances": models[None].importances(),
         "table": table,
         "versus_best_baseline": versus,
+        "lambdamart_versus_best_baseline": versus_lambdamart,
         "lambdamart_all": {m: float(np.mean(full[k])) for k, m in METRICS},
         "ablations": ablations,
         "seconds": {
@@ -279,19 +291,26 @@ def format_report(results: Mapping[str, Any]) -> str:
             c = subsets.get("cold")
             w = subsets.get("warm")
             cell = lambda m: f"{m['ndcg@10']:.3f}/{m['recall@10']:.3f}" if m else "   –       "  # noqa: E731
-            label = "ours (LTR)" if method == "ours" else method
+            label = {"ours": "ours (chosen)" if "lambdamart" in res["table"] else "ours (LTR)"}.get(
+                method, method
+            )
             lines.append(
                 f"{label:<14} {a.get('ndcg@10', 0):8.3f} {a.get('recall@10', 0):7.3f}   "
                 f"{cell(c):<15} {cell(w)}"
             )
-        for metric, v in res["versus_best_baseline"].items():
-            lo, hi = v["ci95"]
-            verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"
-            lines.append(
-                f"ours − {v['baseline']} {metric}: {v['diff']:+.4f}  95% [{lo:+.4f}, {hi:+.4f}] ({verdict})"
-            )
+        compared = [("ours", res["versus_best_baseline"])]
+        if "lambdamart" in res["table"]:
+            compared.append(("lambdamart", res.get("lambdamart_versus_best_baseline", {})))
+        for who, versus in compared:
+            for metric, v in versus.items():
+                lo, hi = v["ci95"]
+                verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"
+                lines.append(
+                    f"{who} − {v['baseline']} {metric}: {v['diff']:+.4f}  95% [{lo:+.4f}, {hi:+.4f}] ({verdict})"
+                )
         lines.append(
-            "ablations (LambdaMART with all groups minus retrained without the group; + = the group helps):"
+            f"ablations ({res.get('lambdamart', 'LambdaMART')} with all groups minus retrained without "
+            "the group; + = the group helps):"
         )
         for group, row in res["ablations"].items():
             n, r = row["ndcg@10"], row["recall@10"]

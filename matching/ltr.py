@@ -11,6 +11,10 @@ windows then end where that slice begins), joined by the slices before it while 
 hold fewer than ``min_validation_queries`` target projects (each older slice scored by models
 trained on the windows ending where it begins); :func:`fit_final` retrains the chosen setting on
 windows ending at the end of the history. Everything is seeded and single-threaded, so two runs agree.
+
+The trees start from a fixed prior (LightGBM init_score) the grid chooses: none, recent activity, or
+stage-aware popularity (the institution's deals in the round the project raises next); a prior that
+is one value on every training row (a set without round labels) is skipped, as it ranks like none.
 """
 
 from __future__ import annotations
@@ -86,17 +90,40 @@ class LTRSettings:
         return self.bags if rows < self.bag_below_rows else 1
 
 
-#: Hyper-parameter grid; every point is also scored at each of ``iterations`` boosting rounds.
-DEFAULT_GRID: tuple[dict[str, Any], ...] = tuple(
-    {"num_leaves": leaves, "min_child_samples": 50, "learning_rate": 0.05, "reg_lambda": 5.0, "prior": prior}
-    for prior in (0.0, 1.0, 4.0)
-    for leaves in (4, 15)
-)
 #: The activity feature a prior reads unless a grid point names another ("prior_feature").
 PRIOR_FEATURE = "act_recent_slow"
+#: The other prior the grid offers: the institution's deals in the round the project raises next,
+#: in expectation over the market's next-round rates (stage-aware popularity; constant, and then
+#: skipped, on a set without round labels).
+STAGE_PRIOR_FEATURE = "tr_expected_round"
+#: Hyper-parameter grid; every point is also scored at each of ``iterations`` boosting rounds.
+DEFAULT_GRID: tuple[dict[str, Any], ...] = tuple(
+    {
+        "num_leaves": leaves,
+        "min_child_samples": 50,
+        "learning_rate": 0.05,
+        "reg_lambda": 5.0,
+        "prior": prior,
+        **({"prior_feature": feature} if feature != PRIOR_FEATURE else {}),
+    }
+    for prior, feature in (
+        (0.0, PRIOR_FEATURE),
+        (1.0, PRIOR_FEATURE),
+        (4.0, PRIOR_FEATURE),
+        (1.0, STAGE_PRIOR_FEATURE),
+        (4.0, STAGE_PRIOR_FEATURE),
+    )
+    for leaves in (4, 15)
+)
 ITERATIONS: tuple[int, ...] = (25, 50, 100)
 #: Single-feature rankers that compete with the learned model on the validation slice.
-SIMPLE_SCORERS: tuple[str, ...] = ("act_recent_slow", "act_log_count", "sim_mean", "sim_top3")
+SIMPLE_SCORERS: tuple[str, ...] = (
+    "act_recent_slow",
+    "act_log_count",
+    "sim_mean",
+    "sim_top3",
+    STAGE_PRIOR_FEATURE,
+)
 
 
 def lgbm_ranker(params: Mapping[str, Any], n_estimators: int, seed: int = 0) -> Any:
@@ -213,6 +240,15 @@ class LambdaMART:
 
     def label(self) -> str:
         return _label(self.params, self.prior_weight, self.num_iteration, self.bags, self.prior_feature)
+
+
+def _constant_prior(params: Mapping[str, Any], X: NDArray[np.float32], names: Sequence[str]) -> bool:
+    """Return whether a grid point has a prior whose column is the same on every training row."""
+    if not params.get("prior"):
+        return False
+    v = X[:, list(names).index(str(params.get("prior_feature", PRIOR_FEATURE)))]
+    v = v[~np.isnan(v)]
+    return v.size == 0 or bool(np.all(v == v[0]))
 
 
 def _label(
@@ -426,6 +462,9 @@ class Selection:
     validation: dict[str, float]
     cut: int  # first day of the newest validation slice
     n_validation_queries: int  # over every slice used
+    #: The best LambdaMART setting on the same slices (params, iterations), also when a single
+    #: scorer wins: the learned model the evaluation reports and ablates next to the choice.
+    best_lambdamart: tuple[dict[str, Any], int] | None = None
 
 
 def validation_slices(
@@ -485,6 +524,8 @@ def select_model(
         iters: dict[str, int | None] = {}
         if train.n_queries and train.y.sum() and (train.y == 0).any():
             for params in grid:
+                if _constant_prior(params, train.X, content.feature_names):
+                    continue  # a constant prior ranks exactly as no prior: the grid's prior-0 point
                 model = LambdaMART(
                     params,
                     cols,
@@ -512,10 +553,14 @@ def select_model(
     # The best validation score wins; ties go to the simpler model (single scorers are listed first).
     best = max(validation, key=lambda n: (round(validation[n], 12), n.startswith("single")))
     newest = slices[0][0] if slices else end
+    learned = [n for n in validation if n in fitted]
+    top = max(learned, key=lambda n: round(validation[n], 12)) if learned else None
+    best_lambdamart = (dict(fitted[top][0]), fitted[top][1]) if top is not None else None
     if best in fitted:
         params, it = fitted[best]
-        return Selection("lambdamart", dict(params), it, None, validation, newest, n_queries)
-    return Selection("single", {}, None, best[len("single(") : -1], validation, newest, n_queries)
+        return Selection("lambdamart", dict(params), it, None, validation, newest, n_queries, best_lambdamart)
+    feature = best[len("single(") : -1]
+    return Selection("single", {}, None, feature, validation, newest, n_queries, best_lambdamart)
 
 
 def fit_final(

@@ -84,10 +84,20 @@ def test_evaluate_set_reports_table_intervals_and_ablations(tmp_path: Path) -> N
     res = evaluate_set(data, d, BENCH, tmp_path / "out", None, tmp_path / "cache", settings)
     assert set(res["table"]) >= {"ours", "popularity"}
     assert set(res["ablations"]) == set(FEATURE_GROUPS)
-    for v in res["versus_best_baseline"].values():
-        lo, hi = v["ci95"]
-        assert lo <= v["diff"] <= hi
+    for versus in (res["versus_best_baseline"], res["lambdamart_versus_best_baseline"]):
+        for v in versus.values():
+            lo, hi = v["ci95"]
+            assert lo <= v["diff"] <= hi
+    assert res["lambdamart"].startswith("lambdamart(")
     # funds follow topics: the learned ranking beats popularity on this set
     assert res["table"]["ours"]["all"]["ndcg@10"] > res["table"]["popularity"]["all"]["ndcg@10"]
     text = format_report({"synth": res})
     assert "ablations" in text and "95%" in text
+    # a single scorer chosen on history: the learned model gets its own row and intervals
+    single = {
+        **res,
+        "model": "single(act_log_count)",
+        "table": {"lambdamart": res["table"]["ours"], **res["table"]},
+    }
+    text = format_report({"synth": single})
+    assert "ours (chosen)" in text and "lambdamart − " in text

@@ -10,6 +10,9 @@ import pytest
 import scipy.sparse as sp
 
 from matching.ltr import (
+    DEFAULT_GRID,
+    SIMPLE_SCORERS,
+    STAGE_PRIOR_FEATURE,
     LambdaMART,
     LTRSettings,
     fit_final,
@@ -280,7 +283,28 @@ def test_selection_uses_only_history_before_end(data) -> None:
     keep = log.day < end
     sel2 = select_model(_subset(log, keep), content, end, settings, grid, iterations=(10, 20))
     assert sel.validation == sel2.validation and sel.kind == sel2.kind
-    assert sel.cut < end and len(sel.validation) == 4 + 2
+    assert sel.cut < end and len(sel.validation) == len(SIMPLE_SCORERS) + 2
+    # the best LambdaMART is named even when a single scorer wins
+    assert sel.best_lambdamart is not None and sel.best_lambdamart[1] in (10, 20)
+    if sel.kind == "lambdamart":
+        assert sel.best_lambdamart == (sel.params, sel.iterations)
+
+
+def test_a_prior_that_is_constant_on_the_training_rows_is_skipped(data) -> None:
+    """Without round labels the stage-aware prior is one value: the prior-0 point already ranks so."""
+    assert any(g.get("prior_feature") == STAGE_PRIOR_FEATURE for g in DEFAULT_GRID)
+    assert STAGE_PRIOR_FEATURE in SIMPLE_SCORERS
+    log, content = data
+    end = int(np.quantile(log.day, 0.8))
+    settings = LTRSettings(negatives=8, max_queries=40, windows=2)
+    base = {"num_leaves": 4, "min_child_samples": 5, "learning_rate": 0.1}
+    grid = ({**base, "prior": 0.0}, {**base, "prior": 1.0, "prior_feature": STAGE_PRIOR_FEATURE})
+    labelled = select_model(log, content, end, settings, grid, iterations=(10,))
+    assert any(STAGE_PRIOR_FEATURE in name for name in labelled.validation)
+    unlabelled = replace(log, stage=np.full_like(log.stage, -1))
+    sel = select_model(unlabelled, content, end, settings, grid, iterations=(10,))
+    assert not any(STAGE_PRIOR_FEATURE in name for name in sel.validation if name.startswith("lambdamart"))
+    assert len(sel.validation) == len(SIMPLE_SCORERS) + 1
 
 
 def test_validation_slices_are_consecutive_and_added_only_while_few_queries(data) -> None:
