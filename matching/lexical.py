@@ -721,6 +721,19 @@ class LexicalIndex:
         with self._lock:
             return self._query_terms(query)
 
+    def without_common_terms(self, query: str | Sequence[str], max_share: float) -> list[str]:
+        """Return the query's terms (see :meth:`query_terms`) but those in more than max_share of the
+        documents (all of them when every one is that common).
+
+        A term most documents hold barely separates them, while its postings are the longest to sum:
+        in a million projects one such term costs more than all the rare ones of a query together.
+        """
+        with self._lock:
+            terms = self._query_terms(query)
+            limit = max_share * self._n_docs()
+            kept = [t for t in terms if self._df(t) <= limit]
+            return kept or terms
+
     def doc_query_terms(self, doc_id: int, other: LexicalIndex) -> list[str]:
         """Return the terms of another index's query made of this index's document doc_id.
 

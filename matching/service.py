@@ -89,6 +89,8 @@ REFERENCE_TOP = 10
 SCALE_TOLERANCE = 0.02
 #: Candidates of an institution's list scored as pairs (its 匹配度 and order), whatever k is asked for.
 PAIR_SCORED_TOP = 100
+#: An institution's BM25 query over many projects leaves out terms more than this share of them hold.
+LEXICAL_POOL_MAX_SHARE = 0.05
 #: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
 _PAIR_CACHE_SIZE = 4096
 #: Ranked lists and candidate pools kept per state, each in its own budget (pair rows never evict them).
@@ -1262,6 +1264,8 @@ class MatchingService(MatchingStore):
         """
         self._refresh_evidence()
         evidence = filters is None or filters.evidence
+        if len(self._projects) > self.pool_size:  # pooled: BM25 picks and orders candidates only
+            lexical_doc = self._proj_lex.without_common_terms(lexical_doc, LEXICAL_POOL_MAX_SHARE)
         known = set(self._portfolio.get(inst.id, ())) if self.exclude_known and evidence else set()
         cands: set[int] | None = None  # None: every project but the known links (no set of all ids)
         if filters is not None and filters.allowed_ids is not None:
