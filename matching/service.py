@@ -601,7 +601,10 @@ class MatchingService(MatchingStore):
                     continue
                 for side, evidence in asked:
                     if (key, side, evidence) not in done:
-                        self.warm_pair_rows(side, evidence)
+                        try:
+                            self.warm_pair_rows(side, evidence)
+                        except Exception:  # a warm pass is an optimisation: log it, never stop the thread
+                            logger.exception("warming the %s row statistics failed", side)
                         done.add((key, side, evidence))
                 done = {d for d in done if d[0] == key}
 
