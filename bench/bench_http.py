@@ -136,14 +136,17 @@ class Server:
             cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def rss_mb(self) -> list[float]:
-        """Return the resident memory of each worker (children of the gunicorn master), in MB."""
-        out = []
+    def _workers(self) -> list[str]:
+        """Return the pids of the workers (children of the gunicorn master); none once it has gone."""
         try:
-            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            return Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         except OSError:
-            return out
-        for pid in children:
+            return []
+
+    def rss_mb(self) -> list[float]:
+        """Return the resident memory of each worker, in MB."""
+        out: list[float] = []
+        for pid in self._workers():
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
@@ -154,13 +157,9 @@ class Server:
         return out
 
     def cpu_seconds(self) -> float:
-        """Return the CPU seconds the workers (children of the gunicorn master) have used so far."""
+        """Return the CPU seconds the workers have used so far."""
         total = 0.0
-        try:
-            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        except OSError:
-            return total
-        for pid in children:
+        for pid in self._workers():
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except (OSError, IndexError):
