@@ -269,7 +269,6 @@ class LexicalIndex:
         self._arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]] = {}
         self._idf_cache: dict[str, float] = {}  # cleared on every edit (the idf depends on n)
         self._df_cache: dict[str, int] = {}  # document frequencies asked for, cleared on every edit
-        self._share_cache: dict[str, float] = {}  # the same as shares of the documents
         # Per-term BM25 weights with the mean length they were computed at; cleared on every edit.
         self._weights: dict[str, tuple[float, NDArray[np.int64], NDArray[np.float64]]] = {}
         # The last unrestricted query's matching rows (ascending) and their sums.
@@ -400,7 +399,6 @@ class LexicalIndex:
         """Forget what an edit invalidates (call under the lock)."""
         self._idf_cache.clear()
         self._df_cache.clear()
-        self._share_cache.clear()
         self._weights.clear()
         self.generation += 1
         self._last = None
@@ -686,15 +684,9 @@ class LexicalIndex:
 
     def doc_share(self, term: str) -> float:
         """Return the fraction of indexed documents that contain a term (0 when the index is empty)."""
-        cached = self._share_cache.get(term)
-        if cached is not None:
-            return cached
         with self._lock:
             n = self._n_docs()
-            share = self._df(term) / n if n else 0.0
-            if len(self._share_cache) < 1_000_000:
-                self._share_cache[term] = share
-            return share
+            return self._df(term) / n if n else 0.0
 
     def idf(self, term: str) -> float:
         """Return the BM25 idf of a term (0 for unknown terms)."""

@@ -554,24 +554,15 @@ class MatchingService(MatchingStore):
             cache = self._pair_cache()
             key = cache["key"]
             pids = sorted(self._projects)
+            missing = len(pids) - self.warmed_rows(side, evidence)
             if chunk is None:  # about _WARM_PAIRS pairs per hold of the lock
                 chunk = max(16, _WARM_PAIRS // max(1, len(self._side_block(side, evidence, cache).ids)))
-        missing = 0
         for start in range(0, len(pids), chunk):
             with self._lock:
                 cache = self._pair_cache()
                 if cache["key"] != key:
                     break
-                blk = self._side_block(side, evidence, cache)
-                part = pids[start : start + chunk]
-                store = cache.get(("stats", side, evidence))
-                if store is not None:
-                    rows = self._ptab.rows(part)
-                    rows = rows[rows < store[1].shape[0]]
-                    missing += len(part) - int(store[1][rows].sum())
-                else:
-                    missing += len(part)
-                self._row_stats(part, blk, cache)
+                self._row_stats(pids[start : start + chunk], self._side_block(side, evidence, cache), cache)
         return missing
 
     def warmed_rows(self, side: Side = "fund", evidence: bool = True) -> int:
