@@ -31,6 +31,9 @@ class Config:
     # Each worker computes the row statistics its lists need (MatchingService.start_warming) once the
     # records have not changed for this long, so first views skip that work; 0 leaves it to first use.
     PAIR_ROWS_WARM_SECONDS = 5.0
+    # Anonymous ranked-list answers kept per worker until the ranking state changes (app.api.answers),
+    # in MB; 0 answers every request afresh.
+    KEPT_ANSWERS_MB = 32
     # Connections idle longer than this are flagged 待跟进.
     FOLLOW_UP_DAYS = 14
 

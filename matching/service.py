@@ -23,6 +23,7 @@ page, the API and the exports show the same number for the same pair and view.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -94,7 +95,11 @@ LEXICAL_POOL_MAX_SHARE = 0.05
 #: Pair score rows kept (project x side x view); cleared whenever the store or the ranker changes.
 _PAIR_CACHE_SIZE = 4096
 #: Ranked lists and candidate pools kept per state, each in its own budget (pair rows never evict them).
-_KEPT_SIZE = {"list": 2048, "pool": 2048}
+_KEPT_SIZE = {"list": 8192, "pool": 2048}
+#: Kinds of institution list (k, filters, explain) the warmer ranks for every institution: the latest
+#: asked, each with k up to WARM_LIST_MAX_K, and all of them within the kept lists' budget.
+WARM_LIST_SHAPES = 2
+WARM_LIST_MAX_K = 20
 #: Projects whose row statistics are computed in one batch (bounds the (projects, portfolio rows) product).
 _STATS_CHUNK = 512
 #: Pairs whose row statistics warm_pair_rows computes per hold of the service's lock (tens of ms).
@@ -214,6 +219,8 @@ class MatchingService(MatchingStore):
         self.exclude_known = exclude_known
         self.max_reasons = max_reasons
         self._asked_rows: set[tuple[Side, bool]] = set()  # (side, evidence) of the row statistics used
+        #: (k, filters, explain) of the institution lists asked for, the latest last (see start_warming)
+        self._asked_lists: dict[tuple[int, Filters | None, bool], None] = {}
         self._warm_stop = threading.Event()
         super().__init__(
             embedder,
@@ -495,6 +502,13 @@ class MatchingService(MatchingStore):
             getattr(self, "_as_of_used", None),
         )
 
+    def state_token(self) -> tuple[Any, ...]:
+        """Return a value that changes whenever any ranked list may change (an edit, a ranker change,
+        an evidence refresh, an index rebuild or the lexical-only fallback); equal tokens mean every
+        list and score is the same, so callers may keep what they built from them (e.g. answers)."""
+        with self._lock:
+            return (self.degraded, *self._pair_cache()["key"])
+
     def _pair_cache(self) -> dict[Any, Any]:
         """Return the cache of pair rows and lists for the current state (cleared when it changed)."""
         self._refresh_evidence()  # a refresh counts as an edit: first, so the key below holds
@@ -572,17 +586,19 @@ class MatchingService(MatchingStore):
             return 0 if store is None else int(store[1].sum())
 
     def start_warming(self, interval_s: float = 5.0) -> threading.Thread:
-        """Keep the row statistics of the rankings asked for warm, in a background thread; return it.
+        """Keep the rankings asked for warm, in a background thread; return it.
 
         Every interval_s the thread looks at the ranking state: once it has held still for a whole
-        interval, the row statistics of every (side, evidence) a list was ranked with since the
-        start are computed (:meth:`warm_pair_rows`), once per state. First views then skip the
-        per-row work, whose cost grows with the number of institutions of the side.
+        interval, once per state, it computes the row statistics of every (side, evidence) a list
+        was ranked with since the start (:meth:`warm_pair_rows`), then ranks every institution's
+        list of the latest WARM_LIST_SHAPES kinds asked for (:meth:`warm_lists`). First views then
+        skip the per-row work, whose cost grows with the number of institutions of the side, and an
+        institution's list (thousands of funds browsing during an event) is a kept one.
         """
 
         def loop() -> None:
             seen: Any = None
-            done: set[tuple[Any, Side, bool]] = set()
+            done: set[tuple[Any, ...]] = set()
             while not self._warm_stop.wait(interval_s):
                 with self._lock:
                     key = self._pair_cache()["key"]
@@ -597,11 +613,48 @@ class MatchingService(MatchingStore):
                         except Exception:  # a warm pass is an optimisation: log it, never stop the thread
                             logger.exception("warming the %s row statistics failed", side)
                         done.add((key, side, evidence))
+                with self._lock:
+                    shapes = list(self._asked_lists)
+                for shape in shapes:
+                    if (key, shape) not in done:
+                        try:
+                            self.warm_lists(*shape)
+                        except Exception:
+                            logger.exception("warming the institutions' lists failed")
+                        done.add((key, shape))
                 done = {d for d in done if d[0] == key}
 
-        thread = threading.Thread(target=loop, name="pair-row-warmer", daemon=True)
+        thread = threading.Thread(target=loop, name="ranking-warmer", daemon=True)
         thread.start()
         return thread
+
+    def warm_lists(self, k: int = 10, filters: Filters | None = None, explain: bool = True) -> int:
+        """Rank every institution's list of one kind now (kept until the next edit); return how many
+        were ranked. One list per hold of the lock, so rankings go on meanwhile; an edit in between
+        ends the pass (its lists are gone with the state they were ranked in). Nothing is ranked
+        when the lists would not all fit in the kept lists' budget.
+        """
+        with self._lock:
+            key = self._pair_cache()["key"]
+            ids = sorted(self._institutions)
+        if len(ids) * WARM_LIST_SHAPES > _KEPT_SIZE["list"] // 2:
+            return 0
+        ranked = 0
+        for iid in ids:
+            with self._lock:
+                cache = self._pair_cache()
+                if cache["key"] != key:
+                    break
+                listed = cache.get(("kept", "list"), {})
+                if (self.degraded, "institution", iid, k, filters, explain) in listed:
+                    continue
+                try:
+                    rank = functools.partial(self._match_institution, iid, k, filters, explain)
+                    self._listed(("institution", iid, k, filters, explain), rank)
+                except KeyError:  # removed meanwhile
+                    continue
+                ranked += 1
+        return ranked
 
     def stop_warming(self) -> None:
         """Ask the warming thread to end (it ends within one interval)."""
@@ -1380,6 +1433,12 @@ class MatchingService(MatchingStore):
     ) -> list[Match]:
         """Return the top-k projects for a fund, base or platform (kept per state: see _listed)."""
         with self._lock:
+            if k <= WARM_LIST_MAX_K and (filters is None or filters.allowed_ids is None):
+                shape = (k, filters, explain)
+                self._asked_lists.pop(shape, None)
+                self._asked_lists[shape] = None
+                while len(self._asked_lists) > WARM_LIST_SHAPES:
+                    del self._asked_lists[next(iter(self._asked_lists))]
             key = ("institution", institution_id, k, filters, explain)
             return self._listed(key, lambda: self._match_institution(institution_id, k, filters, explain))
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from embeddings import Embedder
 from matching.normalize import ScoreScale
 from matching.service import MatchingService
+from matching.types import Filters
 
 
 def _lists(svc: MatchingService) -> list[tuple[int, list[tuple[int, float]]]]:
@@ -70,6 +72,40 @@ def test_the_warmer_computes_the_rows_of_the_lists_asked_for_once_the_records_ho
         svc.stop_warming()
         thread.join(5)
     assert not thread.is_alive()
+
+
+def test_the_warmer_ranks_every_institutions_list_of_the_kinds_asked_for(
+    embedder: Embedder, vectors, projects, institutions, tokenizer, monkeypatch
+) -> None:
+    svc = MatchingService(embedder, tokenizer=tokenizer)
+    svc.load(projects, institutions, *vectors)
+    ids = sorted(i.id for i in institutions)
+    public = Filters(public_only=True, evidence=False)
+    for iid in ids[:3]:
+        svc.match_institution(iid, 7, public)  # asks for this kind
+    svc.match_institution(ids[0], 30)  # k above WARM_LIST_MAX_K: never warmed
+    svc.match_institution(ids[0], 5, Filters(allowed_ids=frozenset(p.id for p in projects[:20])))  # filtered
+    assert list(svc._asked_lists) == [(7, public, True)]
+    svc.upsert_project(replace(projects[0], name=projects[0].name + "（更名）"), None)  # a new state
+    expected = {iid: svc._match_institution(iid, 7, public, True) for iid in ids}  # what a first view shows
+    ranked: list[int] = []
+    real = svc._match_institution
+    monkeypatch.setattr(svc, "_match_institution", lambda i, *a: ranked.append(i) or real(i, *a))
+    thread = svc.start_warming(0.05)
+    try:
+        deadline = time.monotonic() + 60
+        while len(ranked) < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        svc.stop_warming()
+        thread.join(5)
+    assert sorted(ranked) == ids  # each institution's list once
+    for iid in ids:  # kept: asked for now, nothing is ranked, and it is the list a first view shows
+        assert svc.match_institution(iid, 7, public) == expected[iid]
+    assert len(ranked) == len(ids)
+    assert svc.warm_lists(7, public) == 0  # all kept already
+    svc.upsert_project(replace(projects[1], name=projects[1].name + "（更名）"), None)
+    assert svc.warm_lists(7, public) == len(ids)
 
 
 def test_shown_degree_ignores_last_bit_noise() -> None:

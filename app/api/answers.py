@@ -1,0 +1,116 @@
+"""Ranked-list answers kept for visitors: the same anonymous question is answered again from bytes.
+
+An anonymous ranked list depends only on its URL (path and query string) and on the ranking core's
+state (:meth:`matching.service.MatchingService.state_token`): no account, contact or pipeline enters
+it, and nothing is logged for it. So the JSON a visitor was answered is kept, per worker, until the
+state changes (an edit here or in another worker, once this worker has applied it; a ranker change;
+an index rebuild), and the same URL asked again is answered with those bytes: no ranking call, no
+serialising. Per-request headers (rate limit, security, the lexical-only flag) are still added by the
+after-request hooks. Only 200 answers are kept; a logged-in caller is always answered afresh.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar, cast
+
+from flask import current_app, request
+
+from app import services
+from app.access import current_user
+
+__all__ = ["KeptAnswers", "kept_for_visitors"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_EXTENSION = "kept_answers"
+
+
+class KeptAnswers:
+    """Answer bodies by URL for one ranking state, oldest out first past a byte budget (thread-safe)."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget = budget_bytes
+        self._token: Hashable = None
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, token: Hashable, url: str) -> bytes | None:
+        """Return the body kept for the URL in this state, or None (a new state forgets the old)."""
+        with self._lock:
+            self._follow(token)
+            body = self._bodies.get(url)
+            if body is not None:
+                self._bodies.move_to_end(url)
+            return body
+
+    def put(self, token: Hashable, url: str, body: bytes) -> None:
+        """Keep a body answered in this state (not when the state has moved on meanwhile)."""
+        if len(body) > self.budget:
+            return
+        with self._lock:
+            if self._token != token:  # the state moved on while the answer was built
+                return
+            old = self._bodies.pop(url, None)
+            self._size += len(body) - (len(old) if old is not None else 0)
+            self._bodies[url] = body
+            while self._size > self.budget:
+                _, dropped = self._bodies.popitem(last=False)
+                self._size -= len(dropped)
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def _follow(self, token: Hashable) -> None:
+        # Any other token is a new state: what was kept is forgotten (never answered from again).
+        if token != self._token:
+            self._bodies.clear()
+            self._size = 0
+            self._token = token
+
+
+def _kept(app: Any) -> KeptAnswers | None:
+    budget = int(float(app.config.get("KEPT_ANSWERS_MB", 0) or 0) * 1024 * 1024)
+    if budget <= 0:
+        return None
+    kept = app.extensions.get(_EXTENSION)
+    if kept is None:
+        kept = app.extensions.setdefault(_EXTENSION, KeptAnswers(budget))
+    return cast(KeptAnswers, kept)
+
+
+def kept_for_visitors(unfiltered: Callable[[], bool]) -> Callable[[F], F]:
+    """Answer an anonymous GET of a ranked list from the kept bytes of the same URL and state.
+
+    Args:
+        unfiltered: whether the request sets no record filter. Only those answers are kept: a filter
+            reads the ids it allows from rows (a contest's kind, say) that the ranking state does not
+            follow.
+
+    Put it innermost (after the access rule and the query check, which still run on every call).
+    """
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            kept = _kept(app)
+            if kept is None or request.method != "GET" or current_user() is not None or not unfiltered():
+                return view(*args, **kwargs)
+            token = services.get_matching().state_token()  # applies other workers' edits first
+            url = request.full_path
+            body = kept.get(token, url)
+            if body is not None:
+                return app.response_class(body, mimetype="application/json")
+            response = view(*args, **kwargs)
+            if getattr(response, "status_code", None) == 200 and not response.direct_passthrough:
+                kept.put(token, url, response.get_data())
+            return response
+
+        return cast(F, wrapped)
+
+    return decorator
