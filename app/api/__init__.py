@@ -305,7 +305,13 @@ def create_project() -> Any:
 @bp.get("/projects/<int:ident>/matches")
 @public
 @operation("为项目推荐机构", query=ProjectMatchQuery, answers={200: ProjectMatches})
-@kept_for_visitors(lambda: institution_filter(request.args, kind_key="institution_kind").is_empty())
+@kept_for_visitors(
+    lambda: (
+        (side_param(request.args), k_param(request.args))
+        if institution_filter(request.args, kind_key="institution_kind").is_empty()
+        else None
+    )
+)
 def project_matches(ident: int) -> Any:
     # The ranking core's profiles of the project and of the institutions shown hold every field the
     # answer shows: no row is read (a record changed in another worker: see app.index_sync).
@@ -358,7 +364,7 @@ def create_institution() -> Any:
 @bp.get("/institutions/<int:ident>/matches")
 @public
 @operation("为机构推荐项目", query=ProjectRankQuery, answers={200: InstitutionMatches})
-@kept_for_visitors(lambda: project_filter(request.args).is_empty())
+@kept_for_visitors(lambda: k_param(request.args) if project_filter(request.args).is_empty() else None)
 def institution_matches(ident: int) -> Any:
     # As project_matches: the answer is made from the ranking core's profiles, no row is read.
     inst = _found(services.ranked_institution(ident))

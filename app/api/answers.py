@@ -1,10 +1,10 @@
 """Ranked-list answers kept for visitors: the same anonymous question is answered again from bytes.
 
-An anonymous ranked list depends only on its URL (path and query string) and on the ranking core's
+An anonymous ranked list depends only on its question (path, k, side) and on the ranking core's
 state (:meth:`matching.service.MatchingService.state_token`): no account, contact or pipeline enters
 it, and nothing is logged for it. So the JSON a visitor was answered is kept, per worker, until the
 state changes (an edit here or in another worker, once this worker has applied it; a ranker change;
-an index rebuild), and the same URL asked again is answered with those bytes: no ranking call, no
+an index rebuild), and the same question asked again is answered with those bytes: no ranking call, no
 serialising. Per-request headers (rate limit, security, the lexical-only flag) are still added by the
 after-request hooks. Only 200 answers are kept; a logged-in caller is always answered afresh.
 """
@@ -30,34 +30,34 @@ _EXTENSION = "kept_answers"
 
 
 class KeptAnswers:
-    """Answer bodies by URL for one ranking state, oldest out first past a byte budget (thread-safe)."""
+    """Answer bodies by question (path and parameters) for one ranking state, oldest out first past a byte budget (thread-safe)."""
 
     def __init__(self, budget_bytes: int) -> None:
         self.budget = budget_bytes
         self._token: Hashable = None
-        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._bodies: OrderedDict[Hashable, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, token: Hashable, url: str) -> bytes | None:
-        """Return the body kept for the URL in this state, or None (a new state forgets the old)."""
+    def get(self, token: Hashable, question: Hashable) -> bytes | None:
+        """Return the body kept for the question in this state, or None (a new state forgets the old)."""
         with self._lock:
             self._follow(token)
-            body = self._bodies.get(url)
+            body = self._bodies.get(question)
             if body is not None:
-                self._bodies.move_to_end(url)
+                self._bodies.move_to_end(question)
             return body
 
-    def put(self, token: Hashable, url: str, body: bytes) -> None:
+    def put(self, token: Hashable, question: Hashable, body: bytes) -> None:
         """Keep a body answered in this state (not when the state has moved on meanwhile)."""
         if len(body) > self.budget:
             return
         with self._lock:
             if self._token != token:  # the state moved on while the answer was built
                 return
-            old = self._bodies.pop(url, None)
+            old = self._bodies.pop(question, None)
             self._size += len(body) - (len(old) if old is not None else 0)
-            self._bodies[url] = body
+            self._bodies[question] = body
             while self._size > self.budget:
                 _, dropped = self._bodies.popitem(last=False)
                 self._size -= len(dropped)
@@ -83,13 +83,15 @@ def _kept(app: Any) -> KeptAnswers | None:
     return cast(KeptAnswers, kept)
 
 
-def kept_for_visitors(unfiltered: Callable[[], bool]) -> Callable[[F], F]:
-    """Answer an anonymous GET of a ranked list from the kept bytes of the same URL and state.
+def kept_for_visitors(question: Callable[[], Hashable | None]) -> Callable[[F], F]:
+    """Answer an anonymous GET of a ranked list from the kept bytes of the same question and state.
 
     Args:
-        unfiltered: whether the request sets no record filter. Only those answers are kept: a filter
-            reads the ids it allows from rows (a contest's kind, say) that the ranking state does not
-            follow.
+        question: what the request asks besides its path (k, the side...), from the query string as
+            the view reads it, or None to answer afresh. Parameters the view ignores are not part of
+            it, so junk ones cannot push the kept answers out. A filtered list is answered afresh: a
+            filter reads the ids it allows from rows (a contest's kind, say) that the ranking state
+            does not follow.
 
     Put it innermost (after the access rule and the query check, which still run on every call).
     """
@@ -99,16 +101,19 @@ def kept_for_visitors(unfiltered: Callable[[], bool]) -> Callable[[F], F]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             app = current_app._get_current_object()  # type: ignore[attr-defined]
             kept = _kept(app)
-            if kept is None or request.method != "GET" or current_user() is not None or not unfiltered():
+            asked = None
+            if kept is not None and request.method == "GET" and current_user() is None:
+                asked = question()
+            if kept is None or asked is None:
                 return view(*args, **kwargs)
             token = services.get_matching().state_token()  # applies other workers' edits first
-            url = request.full_path
-            body = kept.get(token, url)
+            key = (request.path, asked)
+            body = kept.get(token, key)
             if body is not None:
                 return app.response_class(body, mimetype="application/json")
             response = view(*args, **kwargs)
             if getattr(response, "status_code", None) == 200 and not response.direct_passthrough:
-                kept.put(token, url, response.get_data())
+                kept.put(token, key, response.get_data())
             return response
 
         return cast(F, wrapped)

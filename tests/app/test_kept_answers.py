@@ -62,9 +62,14 @@ def test_the_same_anonymous_list_is_answered_again_without_ranking(make_app: Any
     assert all(r.mimetype == "application/json" for r in again)
     assert all("X-RateLimit-Remaining" in r.headers for r in again)  # per-request headers still added
     assert all(r.headers["X-Content-Type-Options"] == "nosniff" for r in again)
-    with rankings(app) as calls:  # another k is another answer
+    with rankings(app) as calls:  # parameters the list ignores ask the same question
+        assert client.get(urls[0] + "&junk=1").data == first[0].data
+        assert client.get(f"/api/institutions/{iid}/matches?junk=2&k=10").data == first[0].data
+    assert calls == []
+    with rankings(app) as calls:  # another k or side is another question
         assert len(client.get(f"/api/institutions/{iid}/matches?k=5").json["items"]) == 5
-    assert calls == ["match_institution"]
+        assert client.get(f"/api/projects/{pid}/matches?kind=base&k=10").json["kind"] == "base"
+    assert calls == ["match_institution", "match_project"]
 
 
 def test_an_edit_is_answered_afresh(app: Flask, client: Any, auth: Any) -> None:
