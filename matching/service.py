@@ -1328,7 +1328,7 @@ class MatchingService(MatchingStore):
         )
         pool = cache.get(("kept", "pool"), {}).get(ck)
         if pool is None:
-            pool = project_pool(
+            found = project_pool(
                 self._ann_index(),
                 self._proj_lex,
                 query_vectors,
@@ -1338,8 +1338,8 @@ class MatchingService(MatchingStore):
                 known,
                 self.pool_size,
             )
-            self._kept(cache, "pool")[ck] = pool
-        pool = list(pool)
+            pool = self._kept(cache, "pool")[ck] = np.asarray(found, dtype=np.int64)  # 8 bytes an id
+        pool = pool.tolist()
         if not pool:
             return []
         q = query_vectors[0] if query_vectors is not None and query_vectors.shape[0] else None
