@@ -4,6 +4,7 @@ __init__.py   the records' routes (projects, institutions, needs, matches, impor
 models.py     what the routes read from query strings and answer, as pydantic models
 openapi.py    @operation (each route's declaration, which also checks its query and body) and the
               document /api/openapi.json, generated from the url map and the declarations
+answers.py    the anonymous ranked-list answers kept per ranking state (@kept_for_visitors)
 
 The pipeline (app.pipeline.api), the alerts (app.alerts.views.api_bp) and the feedback figures
 (app.feedback.views) have their own API blueprints; create_app registers each with the rate limit
