@@ -645,12 +645,11 @@ class MatchingService(MatchingStore):
                 cache = self._pair_cache()
                 if cache["key"] != key:
                     break
-                listed = cache.get(("kept", "list"), {})
-                if (self.degraded, "institution", iid, k, filters, explain) in listed:
+                key_of = ("institution", iid, k, filters, explain)
+                if self._list_key(key_of) in cache.get(("kept", "list"), {}):
                     continue
                 try:
-                    rank = functools.partial(self._match_institution, iid, k, filters, explain)
-                    self._listed(("institution", iid, k, filters, explain), rank)
+                    self._listed(key_of, functools.partial(self._match_institution, *key_of[1:]))
                 except KeyError:  # removed meanwhile
                     continue
                 ranked += 1
@@ -910,13 +909,17 @@ class MatchingService(MatchingStore):
         asked for again (a page reloaded, thousands of funds browsing the same event) is not
         ranked again. Matches are frozen; the caller gets its own list.
         """
-        ck = (self.degraded, *key)
+        ck = self._list_key(key)
         found = self._pair_cache().get(("kept", "list"), {}).get(ck)
         if found is None:
             found = tuple(rank())
             cache = self._pair_cache()  # ranking may refresh the state: store under the key it left
             self._kept(cache, "list")[ck] = found
         return list(found)
+
+    def _list_key(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Return the key a ranked list is kept under (the lexical-only fallback ranks differently)."""
+        return (self.degraded, *key)
 
     def _match_project(
         self, project_id: int, side: Side, k: int, filters: Filters | None, explain: bool
@@ -1433,14 +1436,20 @@ class MatchingService(MatchingStore):
     ) -> list[Match]:
         """Return the top-k projects for a fund, base or platform (kept per state: see _listed)."""
         with self._lock:
-            if k <= WARM_LIST_MAX_K and (filters is None or filters.allowed_ids is None):
-                shape = (k, filters, explain)
-                self._asked_lists.pop(shape, None)
-                self._asked_lists[shape] = None
-                while len(self._asked_lists) > WARM_LIST_SHAPES:
-                    del self._asked_lists[next(iter(self._asked_lists))]
+            self._note_asked(k, filters, explain)
             key = ("institution", institution_id, k, filters, explain)
             return self._listed(key, lambda: self._match_institution(institution_id, k, filters, explain))
+
+    def _note_asked(self, k: int, filters: Filters | None, explain: bool) -> None:
+        """Record the kind of an institution's list asked for, for the warmer (the latest
+        WARM_LIST_SHAPES kinds with k up to WARM_LIST_MAX_K and no record filter; call under the lock)."""
+        if k > WARM_LIST_MAX_K or (filters is not None and filters.allowed_ids is not None):
+            return
+        shape = (k, filters, explain)
+        self._asked_lists.pop(shape, None)
+        self._asked_lists[shape] = None
+        while len(self._asked_lists) > WARM_LIST_SHAPES:
+            del self._asked_lists[next(iter(self._asked_lists))]
 
     def _match_institution(
         self, institution_id: int, k: int, filters: Filters | None, explain: bool
