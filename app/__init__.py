@@ -49,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app import access, alerts, api, cli, errors, feedback, intake, notices, pipeline, security, web
     from app.admin import bp as admin_bp
     from app.alerts.views import api_bp as alerts_api_bp
+    from app.api import answers
     from app.auth import bp as auth_bp
     from app.events.views import bp as events_bp
     from app.feedback.views import bp as feedback_api_bp
@@ -64,6 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     alerts.init_app(app)
     # The JSON API under /api: rate-limited per token, exempt from the form CSRF check (token calls carry
     # no cookie; cookie writes are checked in app.security), described by /api/openapi.json.
+    answers.init_app(app)  # the anonymous ranked-list answers kept per ranking state (KEPT_ANSWERS_MB)
     for api_bp in (api.bp, pipeline_api_bp, alerts_api_bp, feedback_api_bp):
         security.limit_api(api_bp)
         web.csrf.exempt(api_bp)

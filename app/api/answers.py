@@ -17,12 +17,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar, cast
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 
 from app import services
 from app.access import current_user
 
-__all__ = ["KeptAnswers", "kept_for_visitors"]
+__all__ = ["KeptAnswers", "init_app", "kept_for_visitors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,14 +73,20 @@ class KeptAnswers:
             self._token = token
 
 
-def _kept(app: Any) -> KeptAnswers | None:
-    budget = int(float(app.config.get("KEPT_ANSWERS_MB", 0) or 0) * 1024 * 1024)
-    if budget <= 0:
-        return None
-    kept = app.extensions.get(_EXTENSION)
-    if kept is None:
-        kept = app.extensions.setdefault(_EXTENSION, KeptAnswers(budget))
-    return cast(KeptAnswers, kept)
+def init_app(app: Flask) -> None:
+    """Check KEPT_ANSWERS_MB (a number of MB, at least 0; a bad value stops the start) and make the store."""
+    raw = app.config.get("KEPT_ANSWERS_MB", 0)
+    try:
+        mb = float(raw)
+    except (TypeError, ValueError):
+        mb = -1.0
+    if isinstance(raw, bool) or not 0 <= mb <= 1 << 20:
+        raise ValueError(f"KEPT_ANSWERS_MB must be a number of MB from 0 up, got {raw!r}")
+    app.extensions[_EXTENSION] = KeptAnswers(int(mb * 1024 * 1024)) if mb > 0 else None
+
+
+def _kept(app: Flask) -> KeptAnswers | None:
+    return cast(KeptAnswers | None, app.extensions.get(_EXTENSION))
 
 
 def kept_for_visitors(question: Callable[[], Hashable | None]) -> Callable[[F], F]:

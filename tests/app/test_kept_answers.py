@@ -146,3 +146,9 @@ def test_bad_queries_are_refused_before_any_kept_answer(app: Flask, client: Any,
     assert client.get(url + "?k=10").status_code == 200
     r = client.get(f"{url}?k={k}")
     assert r.status_code == 422 and "error" in r.json
+
+
+@pytest.mark.parametrize("value", ["abc", -1, True, None, "1e400"])
+def test_a_bad_budget_stops_the_start(make_app: Any, value: Any) -> None:
+    with pytest.raises(ValueError, match="KEPT_ANSWERS_MB"):
+        make_app(KEPT_ANSWERS_MB=value)
