@@ -30,7 +30,8 @@ _EXTENSION = "kept_answers"
 
 
 class KeptAnswers:
-    """Answer bodies by question (path and parameters) for one ranking state, oldest out first past a byte budget (thread-safe)."""
+    """Answer bodies by question (path and parameters) for one ranking state, the oldest out first past
+    a byte budget (thread-safe)."""
 
     def __init__(self, budget_bytes: int) -> None:
         self.budget = budget_bytes
