@@ -12,19 +12,19 @@
 3. Serves the bare endpoint (bare_http.py of the shared bench folder, by default ../shared/bench next to
    the repository; BARE_N=N clustered vectors, HNSW32, ef 128) with the same gunicorn worker settings.
 4. Warms both (5 s of wrk per target, then waits until the service's workers are idle: each computes the
-   row statistics of the lists it was asked for, then every institution's list, in the background), then runs the same wrk command
-   against each, alternating `--rounds` times: the service
+   row statistics of the lists it was asked for, then every institution's list, in the background), then
+   runs the same wrk command against each, alternating `--rounds` times: the service
    on each of `--targets` (anonymous), the bare app on `/hnsw?k=10`. A target is KIND:IDS, a Lua script
    rotating over IDS ids (1: one URL asked again and again): `institution` is
    `/api/institutions/<id>/matches?k=10`, `project-fund` is `/api/projects/<id>/matches?kind=fund&k=10`.
-   The default, `institution:500`, is the issue's figure. The service keeps ranked lists and their anonymous
-   JSON answers until the next change, and once the records hold still each worker ranks every
+   The default, `institution:500`, is the issue's figure. The service keeps ranked lists and their
+   anonymous JSON answers until the next change, and once the records hold still each worker ranks every
    institution's list of the kinds asked for (MATCH_PAIR_ROWS_WARM_SECONDS), so after the warm-up an
    institution target measures kept answers, as funds browsing an event see them; a project target over
-   more ids than were asked during the warm-up (`project-fund:20000`) keeps ranking. Prints req/s, p50 and p99 latency, non-2xx
-   responses and the ratio of each target's throughput to the bare one's in the same round (the figure
-   that is stable on a busy machine), and merges the figures into bench-out/http.json under the project
-   count.
+   more ids than were asked during the warm-up (`project-fund:20000`) keeps ranking. Prints req/s, p50
+   and p99 latency, non-2xx responses and the ratio of each target's throughput to the bare one's in the
+   same round (the figure that is stable on a busy machine), and merges the figures into
+   bench-out/http.json under the project count.
 
 Targets (issue 9): throughput >= 0.5x the bare HNSW endpoint with the same workers; p99 <= 30 ms with
 16 connections at 100k projects. Needs wrk: `apt-get install wrk` (Debian/Ubuntu, as root) or

@@ -86,10 +86,6 @@ def init_app(app: Flask) -> None:
     app.extensions[_EXTENSION] = KeptAnswers(int(mb * 1024 * 1024)) if mb > 0 else None
 
 
-def _kept(app: Flask) -> KeptAnswers | None:
-    return cast(KeptAnswers | None, app.extensions.get(_EXTENSION))
-
-
 def kept_for_visitors(question: Callable[[], Hashable | None]) -> Callable[[F], F]:
     """Answer an anonymous GET of a ranked list from the kept bytes of the same question and state.
 
@@ -107,7 +103,7 @@ def kept_for_visitors(question: Callable[[], Hashable | None]) -> Callable[[F], 
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             app = current_app._get_current_object()  # type: ignore[attr-defined]
-            kept = _kept(app)
+            kept: KeptAnswers | None = app.extensions.get(_EXTENSION)
             asked = None
             if kept is not None and request.method == "GET" and current_user() is None:
                 asked = question()
