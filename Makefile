@@ -22,10 +22,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # Test install: torch's CPU wheel first (a bare torch would pull a CUDA build), then the extras.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[st,test]'
+	$(BIN)/pip install --quiet -e '.[st,milvus,test]'
 	touch $@
 
-install: $(VENV)/.installed
+# The Milvus client and milvus-lite (about 300 MB with pyarrow and pandas) only where the setting names Milvus.
+$(VENV)/.installed-milvus: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[milvus]'
+	touch $@
+
+install: $(VENV)/.installed $(if $(filter milvus:%,$(MATCH_VECTOR_STORE)),$(VENV)/.installed-milvus)
 
 install-test: $(VENV)/.installed-test
 

@@ -36,9 +36,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("MATCH")
     if config:
         app.config.update(config)
-    from embeddings.stores import parse_store_setting
+    from embeddings.stores import parse_store_setting, require_milvus
 
-    parse_store_setting(app.config.get("VECTOR_STORE"), app.instance_path)  # a bad value stops the start
+    # A bad value, or Milvus named without its packages installed, stops the start.
+    store = parse_store_setting(app.config.get("VECTOR_STORE"), app.instance_path)
+    if store.kind == "milvus":
+        require_milvus(store.lite)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "faiss.loader", "jieba"):

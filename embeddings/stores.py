@@ -48,6 +48,7 @@ __all__ = [
     "collection_name",
     "make_backend",
     "parse_store_setting",
+    "require_milvus",
 ]
 
 logger = logging.getLogger(__name__)
@@ -531,10 +532,9 @@ def _quiet_lite_fallback(record: logging.LogRecord) -> bool:
 def connect_milvus(uri: str) -> Any:
     """Return a ``pymilvus.MilvusClient`` for uri, with a clear error when it cannot be reached."""
     logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_quiet_lite_fallback)
-    try:
-        from pymilvus import MilvusClient
-    except ImportError as exc:  # pragma: no cover - pymilvus is a dependency
-        raise RuntimeError("MATCH_VECTOR_STORE=milvus:... needs pymilvus and milvus-lite") from exc
+    require_milvus(lite=False)
+    from pymilvus import MilvusClient
+
     try:
         return MilvusClient(uri=uri)
     except Exception as exc:
@@ -596,11 +596,32 @@ def parse_store_setting(value: object, instance_path: str | os.PathLike[str]) ->
     return StoreSetting("milvus", str(path.resolve()))
 
 
+def require_milvus(lite: bool) -> None:
+    """Raise RuntimeError naming the install command when the Milvus packages are missing.
+
+    They are the project's ``milvus`` extra, not a base dependency (pyarrow and pandas come with them):
+    ``make`` installs it when ``MATCH_VECTOR_STORE`` names Milvus.
+    """
+    import importlib.util
+
+    needed = ["pymilvus", "milvus_lite"] if lite else ["pymilvus"]
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise RuntimeError(
+            f"MATCH_VECTOR_STORE=milvus:... needs {' and '.join(missing)}, which are not installed: "
+            "run `make install MATCH_VECTOR_STORE=milvus:...` or `pip install -e '.[milvus]'`"
+        )
+
+
 def make_backend(setting: StoreSetting, index_dir: str | os.PathLike[str] | None) -> VectorBackend:
-    """Return the backend of a parsed setting (FAISS indexes in index_dir; nothing is connected yet)."""
+    """Return the backend of a parsed setting (FAISS indexes in index_dir; nothing is connected yet).
+
+    Raises RuntimeError when the setting names Milvus and its packages are not installed.
+    """
     if setting.kind == "faiss":
         return FaissBackend(index_dir)
     assert setting.uri is not None
+    require_milvus(setting.lite)
     if setting.lite:
         Path(setting.uri).parent.mkdir(parents=True, exist_ok=True)
     return MilvusBackend(setting.uri)
@@ -633,6 +654,7 @@ class LiteServer:
         import tempfile
         import time
 
+        require_milvus(lite=True)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]

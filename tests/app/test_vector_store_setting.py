@@ -69,6 +69,27 @@ def test_a_bad_setting_stops_the_start(tmp_path: Path, value: str) -> None:
         create_app(app_config(tmp_path / "m.db", tmp_path / "index", VECTOR_STORE=value))
 
 
+@pytest.mark.parametrize(
+    ("value", "missing"),
+    [("milvus:vectors.db", "milvus_lite"), ("milvus:http://127.0.0.1:19530", "pymilvus")],
+)
+def test_milvus_without_its_packages_stops_the_start_with_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, missing: str
+) -> None:
+    """pymilvus and milvus-lite are the `milvus` extra: naming Milvus without them says how to install."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == missing else find_spec(name, *a)
+    )
+    with pytest.raises(RuntimeError, match=rf"needs {missing}.*pip install -e '\.\[milvus\]'"):
+        create_app(app_config(tmp_path / "m.db", tmp_path / "index", VECTOR_STORE=value))
+    assert create_app(
+        app_config(tmp_path / "f.db", tmp_path / "index", VECTOR_STORE="faiss")
+    )  # FAISS needs neither
+
+
 def test_faiss_default_never_imports_pymilvus(app: Any) -> None:
     code = (
         "import sys; from app import create_app; from app.services import build_matching\n"
