@@ -7,12 +7,15 @@ Per set, with the same code and settings everywhere:
 2. :func:`matching.ltr.select_model` picks LambdaMART's hyper-parameters and prior (recent
    activity or stage-aware popularity), or a single-feature ranker if that validates better, on
    the newest 15 % of history, plus the 15 % slices before it
-   while the slices so far hold fewer than 150 target projects; a training set below
+   while the slices so far hold fewer than 150 target projects, once over every validation project and
+   once per segment (cold: a project with no investor yet; warm: one with earlier investors) where the
+   slices hold at least 40 of the segment's projects; a training set below
    ``LTRSettings.bag_below_rows`` rows is fit as a bag of three differently seeded models whose
    scores are averaged (the small sets' choice otherwise moves with the seed);
 3. :func:`matching.ltr.fit_final` refits the choice on windows ending at the end of history, once
    with every feature group and once without each group (the ablations);
-4. every dev_test project is ranked against every institution active in history, scored with the
+4. every dev_test project is ranked, by its segment's choice, against every institution active in
+   history, scored with the
    shared ``eval_ranking.py`` next to the shared ``baselines.py``, and the difference to the best
    baseline gets a paired bootstrap 95 % interval (the shared script's own bootstrap).
 
@@ -38,7 +41,16 @@ from sklearn.preprocessing import normalize
 from embeddings import Embedder
 from evaluation.benchmark import EvalSet, _categories, _read, run_baselines, set_vectors
 from matching.features import FEATURES, round_stage_index
-from matching.ltr import LTRSettings, fit_final, rank_queries, select_model, training_set
+from matching.ltr import (
+    SEGMENTS,
+    ColumnScorer,
+    LTRSettings,
+    fit_final,
+    query_segments,
+    rank_queries,
+    select_model,
+    training_set,
+)
 from matching.ltr_features import EXTRA_GROUP, FEATURE_GROUPS, InvestmentLog, ProjectContent, day_number
 
 __all__ = ["evaluate_set", "format_report", "load_eval_module", "set_inputs"]
@@ -210,12 +222,26 @@ def evaluate_set(
     train = training_set(log, content, end, settings)
     models, _ = fit_final(log, content, end, params, iterations, settings, drops, train)
     scorers: dict[str, Any] = {"lambdamart" if d is None else f"-{d}": m for d, m in models.items()}
-    if selection.kind == "single" and selection.feature:
-        from matching.ltr import ColumnScorer
-
-        scorers["chosen"] = ColumnScorer(selection.feature)
+    # Each query is ranked by its segment's choice (cold: no earlier investor; warm: some).
+    segment_of = dict(zip(queries, query_segments(log, queries, end), strict=True))
+    route: dict[str, str] = {}
+    for segment in SEGMENTS:
+        chosen = selection.for_segment(segment)
+        if chosen.kind == "single" and chosen.feature:
+            name = f"single({chosen.feature})"
+            scorers.setdefault(name, ColumnScorer(chosen.feature))
+        elif (dict(chosen.params), chosen.iterations) == (dict(params), iterations):
+            name = "lambdamart"
+        else:
+            name = f"lambdamart:{segment}"
+            refit, _ = fit_final(
+                log, content, end, chosen.params, chosen.iterations or 1, settings, (None,), train
+            )
+            scorers[name] = refit[None]
+        route[segment] = name
     ranked = rank_queries(log, content, end, queries, scorers, TOP_N, settings.chunk)
-    chosen_name = "chosen" if "chosen" in scorers else "lambdamart"
+    ranked["chosen"] = {q: ranked[route[segment_of[q]]][q] for q in queries}
+    chosen_name = "lambdamart" if set(route.values()) == {"lambdamart"} else "chosen"
     preds: dict[str, Path] = {}
     for name, lists in ranked.items():
         path = out_dir / "ltr" / f"{name}.jsonl"
@@ -251,9 +277,19 @@ def evaluate_set(
             mean, lo, hi = ev.paired_bootstrap(full[key], other[key])
             row[metric] = {"without": float(np.mean(other[key])), "adds": mean, "ci95": [lo, hi]}
         ablations[group] = row
+    labels = {
+        seg: models[None].label() if name == "lambdamart" else scorers[name].label()
+        for seg, name in route.items()
+    }
     return {
         "set": data.name,
-        "model": f"single({selection.feature})" if selection.kind == "single" else models[None].label(),
+        "model": next(iter(labels.values()))
+        if len(set(labels.values())) == 1
+        else "; ".join(f"{seg}: {label}" for seg, label in labels.items()),
+        "segments": {
+            seg: {"model": labels[seg], "validation_queries": selection.for_segment(seg).n_validation_queries}
+            for seg in route
+        },
         "lambdamart": models[None].label(),
         "chosen_feature": selection.feature,
         "validation_ndcg10": selection.validation,

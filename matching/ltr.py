@@ -10,7 +10,10 @@ Model choice and hyper-parameters are picked on the newest slice of the given hi
 windows then end where that slice begins), joined by the slices before it while the slices so far
 hold fewer than ``min_validation_queries`` target projects (each older slice scored by models
 trained on the windows ending where it begins); :func:`fit_final` retrains the chosen setting on
-windows ending at the end of the history. Everything is seeded and single-threaded, so two runs agree.
+windows ending at the end of the history. The choice is made over every validation project and again
+per segment (:data:`SEGMENTS`: new projects, projects with earlier investors), where the text and the
+market speak for the first and the co-investment graph and rounds also for the second. Everything is
+seeded and single-threaded, so two runs agree.
 
 The trees start from a fixed prior (LightGBM init_score) the grid chooses: none, recent activity, or
 stage-aware popularity (the institution's deals in the round the project raises next); a prior that
@@ -40,6 +43,7 @@ from matching.ltr_features import (
 
 __all__ = [
     "DEFAULT_GRID",
+    "SEGMENTS",
     "SIMPLE_SCORERS",
     "ColumnScorer",
     "LTRSettings",
@@ -49,6 +53,7 @@ __all__ = [
     "fit_final",
     "lgbm_ranker",
     "ndcg10",
+    "query_segments",
     "rank_queries",
     "select_model",
     "training_set",
@@ -73,6 +78,10 @@ class LTRSettings:
     #: slice holds a few dozen projects and its choice is mostly noise.
     max_validation_slices: int = 4
     min_validation_queries: int = 150
+    #: A segment of queries (:data:`SEGMENTS`: new projects, projects with earlier investors) gets a
+    #: choice of its own when the validation slices hold at least this many of its projects; else it
+    #: takes the choice over every query.
+    min_segment_queries: int = 40
     negatives: int = 200  # sampled negatives per query group
     hard_share: float = 0.1  # share of negatives taken from the top of the candidate score
     max_queries: int = 300  # per window and on the validation slice (seeded sample beyond)
@@ -451,9 +460,22 @@ def ndcg10(ranked: Mapping[int, Sequence[int]], relevant: Mapping[int, set[int]]
     return float(np.mean(scores)) if scores else 0.0
 
 
+#: Query segments that may each get their own model: a project with no investor before the day it is
+#: ranked on ("cold": only its text, category and the market speak for it) or with earlier investors
+#: ("warm": its co-investment graph and rounds speak too). The same rule on every set.
+SEGMENTS: tuple[str, ...] = ("cold", "warm")
+
+
+def query_segments(log: InvestmentLog, projects: Sequence[int], as_of: int) -> list[str]:
+    """Return the segment of each project ranked on day ``as_of`` (warm: an event before that day)."""
+    seen = np.zeros(log.n_projects, dtype=bool)
+    seen[log.proj[log.day < as_of]] = True
+    return ["warm" if seen[int(p)] else "cold" for p in projects]
+
+
 @dataclass
 class Selection:
-    """The model chosen on the newest history slice and the score of every candidate there."""
+    """The model chosen on the newest history slices and the score of every candidate there."""
 
     kind: str  # "lambdamart" or "single"
     params: dict[str, Any]
@@ -465,6 +487,20 @@ class Selection:
     #: The best LambdaMART setting on the same slices (params, iterations), also when a single
     #: scorer wins: the learned model the evaluation reports and ablates next to the choice.
     best_lambdamart: tuple[dict[str, Any], int] | None = None
+    #: The choice made on one segment's validation queries alone (:data:`SEGMENTS`), for each segment
+    #: with enough of them; a segment missing here takes this (overall) choice.
+    segments: dict[str, Selection] = field(default_factory=dict)
+
+    def label(self) -> str:
+        """Return the chosen model's name as the validation table names it."""
+        if self.kind == "single":
+            return f"single({self.feature})"
+        prior_feature = str(self.params.get("prior_feature", PRIOR_FEATURE))
+        return _label(self.params, float(self.params.get("prior", 0.0)), self.iterations, 1, prior_feature)
+
+    def for_segment(self, segment: str) -> Selection:
+        """Return the choice a query of the segment is ranked with."""
+        return self.segments.get(segment, self)
 
 
 def validation_slices(
@@ -506,7 +542,10 @@ def select_model(
     """
     cols = content.columns() if columns is None else columns
     slices = validation_slices(log.day, end, settings.validation_fraction, settings.max_validation_slices)
-    per_query: dict[str, list[float]] = {}
+    # NDCG@10 per candidate and validation query (slice, project); a candidate missing from a slice
+    # (no model could be fit there) scores 0 on its queries.
+    per_query: dict[str, dict[tuple[int, int], float]] = {}
+    segment_of: dict[tuple[int, int], str] = {}
     fitted: dict[str, tuple[Mapping[str, Any], int]] = {}
     n_queries = 0
     for k, (cut, stop) in enumerate(slices):
@@ -544,23 +583,44 @@ def select_model(
         ranked = rank_queries(
             log, content, cut, queries, scorers, top_n=10, chunk=settings.chunk, iterations=iters
         )
+        segment_of.update(
+            zip(((k, q) for q in relevant), query_segments(log, list(relevant), cut), strict=True)
+        )
         for name, r in ranked.items():
-            per_query.setdefault(name, []).extend(ndcg10(r, {q: rel}) for q, rel in relevant.items())
-    # A candidate missing from a slice (no model could be fit there) scores 0 on its queries.
-    validation = {name: float(np.sum(v)) / max(n_queries, 1) for name, v in per_query.items()}
+            scores = per_query.setdefault(name, {})
+            scores.update(((k, q), ndcg10(r, {q: rel})) for q, rel in relevant.items())
+    newest = slices[0][0] if slices else end
+    overall = _chosen(per_query, fitted, list(segment_of), newest)
+    for segment in SEGMENTS:
+        keys = [key for key, seg in segment_of.items() if seg == segment]
+        if len(keys) >= settings.min_segment_queries:
+            overall.segments[segment] = _chosen(per_query, fitted, keys, newest)
+    return overall
+
+
+def _chosen(
+    per_query: Mapping[str, Mapping[tuple[int, int], float]],
+    fitted: Mapping[str, tuple[Mapping[str, Any], int]],
+    keys: Sequence[tuple[int, int]],
+    newest: int,
+) -> Selection:
+    """Return the candidate with the best mean NDCG@10 over the validation queries ``keys``."""
+    n = len(keys)
+    validation = {
+        name: float(sum(v.get(key, 0.0) for key in keys)) / max(n, 1) for name, v in per_query.items()
+    }
     if not validation:
         validation = {f"single({n})": 0.0 for n in SIMPLE_SCORERS}
     # The best validation score wins; ties go to the simpler model (single scorers are listed first).
     best = max(validation, key=lambda n: (round(validation[n], 12), n.startswith("single")))
-    newest = slices[0][0] if slices else end
     learned = [n for n in validation if n in fitted]
     top = max(learned, key=lambda n: round(validation[n], 12)) if learned else None
     best_lambdamart = (dict(fitted[top][0]), fitted[top][1]) if top is not None else None
     if best in fitted:
         params, it = fitted[best]
-        return Selection("lambdamart", dict(params), it, None, validation, newest, n_queries, best_lambdamart)
+        return Selection("lambdamart", dict(params), it, None, validation, newest, n, best_lambdamart)
     feature = best[len("single(") : -1]
-    return Selection("single", {}, None, feature, validation, newest, n_queries, best_lambdamart)
+    return Selection("single", {}, None, feature, validation, newest, n, best_lambdamart)
 
 
 def fit_final(

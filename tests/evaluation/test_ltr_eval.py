@@ -89,6 +89,11 @@ def test_evaluate_set_reports_table_intervals_and_ablations(tmp_path: Path) -> N
             lo, hi = v["ci95"]
             assert lo <= v["diff"] <= hi
     assert res["lambdamart"].startswith("lambdamart(")
+    # each segment's choice is named (every dev_test project here is new, so cold's ranks them)
+    assert set(res["segments"]) == {"cold", "warm"}
+    assert all(
+        seg["model"] in res["model"] and seg["validation_queries"] > 0 for seg in res["segments"].values()
+    )
     # funds follow topics: the learned ranking beats popularity on this set
     assert res["table"]["ours"]["all"]["ndcg@10"] > res["table"]["popularity"]["all"]["ndcg@10"]
     text = format_report({"synth": res})

@@ -11,12 +11,14 @@ import scipy.sparse as sp
 
 from matching.ltr import (
     DEFAULT_GRID,
+    SEGMENTS,
     SIMPLE_SCORERS,
     STAGE_PRIOR_FEATURE,
     LambdaMART,
     LTRSettings,
     fit_final,
     ndcg10,
+    query_segments,
     rank_queries,
     select_model,
     training_set,
@@ -324,6 +326,47 @@ def test_validation_slices_are_consecutive_and_added_only_while_few_queries(data
     assert one.n_validation_queries == enough.n_validation_queries  # the newest slice sufficed
     assert one.validation == enough.validation and one.cut == more.cut == slices[0][0]
     assert more.n_validation_queries > one.n_validation_queries  # older slices were added
+
+
+def test_query_segments_split_new_projects_from_those_with_earlier_investors() -> None:
+    day0 = day_number("2016-01-01") or 0
+    log = InvestmentLog.build(2, 4, [0, 1, 0], [0, 1, 1], [day0, day0 + 50, day0 + 100])
+    assert query_segments(log, [0, 1, 2, 3], day0 + 10) == ["warm", "cold", "cold", "cold"]
+    assert query_segments(log, [1, 0], day0 + 51) == ["warm", "warm"]  # one event before the day suffices
+
+
+def test_each_segment_is_chosen_on_its_own_validation_queries(data) -> None:
+    """A segment's scores are means over its own queries (they add up to the overall ones); a segment
+    with too few queries takes the overall choice."""
+    log, content = data
+    end = int(np.quantile(log.day, 0.8))
+    grid = ({"num_leaves": 4, "min_child_samples": 5, "learning_rate": 0.1},)
+    # Warm queries: projects that already had an investor when the slice began (a second round).
+    later = log.day.copy()
+    second = np.zeros(log.n_projects, dtype=bool)
+    for j in np.argsort(log.day, kind="stable"):
+        p = int(log.proj[j])
+        if second[p]:
+            later[j] += 400  # the project's later investors come a year on: warm by then
+        second[p] = True
+    log = replace(log, day=later)
+    base = LTRSettings(negatives=8, max_queries=60, windows=2, validation_fraction=0.3, min_segment_queries=5)
+    sel = select_model(log, content, end, base, grid, iterations=(10,))
+    assert set(sel.segments) == set(SEGMENTS)
+    cold, warm = sel.segments["cold"], sel.segments["warm"]
+    assert cold.n_validation_queries + warm.n_validation_queries == sel.n_validation_queries
+    for name, score in sel.validation.items():
+        parts = (
+            cold.n_validation_queries * cold.validation[name]
+            + warm.n_validation_queries * warm.validation[name]
+        )
+        assert parts / sel.n_validation_queries == pytest.approx(score)
+    for seg in (cold, warm):
+        assert seg.label() == max(
+            seg.validation, key=lambda n: (round(seg.validation[n], 12), n.startswith("single"))
+        )
+    few = select_model(log, content, end, replace(base, min_segment_queries=10**6), grid, iterations=(10,))
+    assert few.segments == {} and few.for_segment("warm") is few and few.for_segment("cold") is few
 
 
 def test_expected_round_counts_follow_the_market_next_round_rates() -> None:
