@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from importlib import metadata, resources
 from typing import Any
 
-__all__ = ["STOPWORDS", "domain_terms", "tokenize", "tokenize_many", "tokenizer_version"]
+__all__ = ["STOPWORDS", "domain_terms", "tokenize", "tokenize_many", "tokenizer_version", "words"]
 
 #: Bump when what :func:`tokenize` returns for a text changes in code (saved BM25 indexes key on it).
 TOKENIZER_VERSION = 1
@@ -116,6 +116,24 @@ def tokenize(text: str | None, *, for_search: bool = True) -> list[str]:
         return []
     pieces = _PIECE_SPLIT.split(text)
     return [token for piece in pieces if piece for token in _piece_tokens(piece, for_search)]
+
+
+@functools.lru_cache(maxsize=65_536)
+def words(text: str) -> tuple[str, ...]:
+    """Return the words of a short text as it reads: jieba's precise mode with the domain dictionary,
+    lower-cased, stopwords kept (only spaces and punctuation dropped). For deciding what may be quoted
+    (「通过大赛认识更多」 holds 通过 and 更多), not for search (remembered per text)."""
+    normalized = unicodedata.normalize("NFKC", text or "")
+    tokenizer = _get_tokenizer()
+    out = []
+    for piece in _PIECE_SPLIT.split(normalized):
+        if piece:
+            out += [
+                w.strip().lower()
+                for w in tokenizer.lcut(piece)
+                if w.strip() and any(ch.isalnum() for ch in w)
+            ]
+    return tuple(out)
 
 
 def tokenize_many(texts: Iterable[str | None], *, for_search: bool = True) -> list[list[str]]:

@@ -26,6 +26,7 @@ __all__ = [
     "FIELD_LABELS",
     "GENERIC_TERMS",
     "JARGON",
+    "KEYWORD_MAX_CHARS",
     "MIN_POINTS",
     "PairContext",
     "clause_tokens",
@@ -35,6 +36,7 @@ __all__ = [
     "description_part",
     "distinctive_terms",
     "expand_terms",
+    "is_keyword",
     "is_quotable",
     "pair_reasons",
     "reason_tone",
@@ -317,31 +319,66 @@ def _folded(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
-def expand_terms(terms: Sequence[str], text_a: str, text_b: str, max_chars: int = 8) -> tuple[str, ...]:
-    """Return the shared terms grown to the longest run both texts hold (at most max_chars characters).
+#: Longest shared run quoted as a keyword. Two texts that share a longer run share a passage (a copied or
+#: templated sentence: 「这个想法最早出现在读研期间…」), which says nothing about fit: none of it is quoted.
+KEYWORD_MAX_CHARS = 10
+#: Characters that join words rather than name anything: a shared run holding one as a word is a piece
+#: of a sentence (「读研期间参与的一」), not a keyword.
+_JOINERS = frozenset(
+    "的地得了着过和与及或而并且在是有都也把被从向对为以于将就等之其还又再才更最很已要会能可这那每各某该本此一"
+)
+#: Approximate shares and counts (「约三成」, 「近两倍」): numbers in words, never keywords.
+_APPROX = re.compile(r"^[约近超逾达共]?[零〇一二两三四五六七八九十百千万几数半多]+[成倍]$")
+#: Place names (「南通市」, 「浦东新区」): the region has its own reason; as a keyword a place says nothing.
+_PLACE = re.compile(r"^[\u4e00-\u9fff]{2,4}[省市县区]$")
+
+
+def is_keyword(term: str, words: Callable[[str], Sequence[str]]) -> bool:
+    """Return whether a shared run may be quoted as a keyword: quotable, no approximate number, and made
+    of content words only (none on the stop-list, no joining character such as 的 or 和).
+
+    Args:
+        words: the run's words as it reads, stopwords kept (``embeddings.tokenize.words``).
+    """
+    if not is_quotable(term) or _APPROX.match(term) or _PLACE.match(term):
+        return False
+    found = [w for w in words(term) if w]
+    return bool(found) and not any(w in GENERIC_TERMS or w in _JOINERS for w in found)
+
+
+def expand_terms(
+    terms: Sequence[str],
+    text_a: str,
+    text_b: str,
+    words: Callable[[str], Sequence[str]],
+    max_chars: int = KEYWORD_MAX_CHARS,
+) -> tuple[str, ...]:
+    """Return the shared terms grown to the longest run both texts hold, as keywords.
 
     A segmenter cuts 「全屋智能中控屏」 into 「全屋」「智能」「中控」「屏」; quoted alone the pieces read as
-    noise. Each term grows left and right while both texts still contain the run; terms inside a
-    longer one are dropped, the order is kept, and only quotable runs remain.
+    noise. Each term grows left and right while both texts still contain the run. A run longer than
+    max_chars is a shared passage, not a keyword, and is dropped with its term; so is a run that is
+    not a keyword (:func:`is_keyword`: 「通过大赛认识更多」). Terms inside a longer one are dropped and
+    the order is kept.
     """
     a, b = _folded(text_a or ""), _folded(text_b or "")
     out: list[str] = []
     for term in terms:
         best = term
         start = a.find(term)
-        while start >= 0:
+        while start >= 0 and len(best) <= max_chars:
             lo, hi = start, start + len(term)
             grown = True
-            while grown and hi - lo < max_chars:
+            while grown and hi - lo <= max_chars:
                 grown = False
                 if lo > 0 and _WORD_CHAR.match(a[lo - 1]) and a[lo - 1 : hi] in b:
                     lo, grown = lo - 1, True
-                if hi - lo < max_chars and hi < len(a) and _WORD_CHAR.match(a[hi]) and a[lo : hi + 1] in b:
+                if hi - lo <= max_chars and hi < len(a) and _WORD_CHAR.match(a[hi]) and a[lo : hi + 1] in b:
                     hi, grown = hi + 1, True
             if hi - lo > len(best):
                 best = a[lo:hi]
             start = a.find(term, start + 1)
-        if is_quotable(best) and best not in out:
+        if len(best) <= max_chars and best not in out and is_keyword(best, words):
             out.append(best)
     return tuple(t for t in out if not any(t != o and t in o for o in out))
 

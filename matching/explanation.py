@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 
+from embeddings.tokenize import words
 from matching.explain import (
     MIN_POINTS,
     PairContext,
@@ -19,6 +20,7 @@ from matching.explain import (
     description_clauses,
     distinctive_terms,
     expand_terms,
+    is_keyword,
 )
 from matching.features import Evidence
 from matching.lexical import LexicalIndex
@@ -141,11 +143,12 @@ def pair_context(
         if toks is None:
             toks = tuple(dict.fromkeys(project_lex.tokenize(project_doc)))
         common = sorted((t for t in toks if t in inst_terms), key=lambda t: -institution_lex.idf(t))
-        shared = distinctive_terms(
+        distinctive = distinctive_terms(
             common, lambda t: max(institution_lex.doc_share(t), project_lex.doc_share(t))
-        )[:5]
+        )
+        shared = tuple(t for t in distinctive if is_keyword(t, words))[:5]
         if institution_doc:
-            shared = expand_terms(shared, project_doc, institution_doc)
+            shared = expand_terms(shared, project_doc, institution_doc, words)
     # Phrase matching is the slow part: only for the reasons that can quote it (a positive, shown
     # text or nearest-case similarity; see matching.explain._reason_text).
     quote_text = _may_show(feats, contrib, "dense") and bool(inst.text)

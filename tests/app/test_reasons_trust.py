@@ -8,7 +8,8 @@ import re
 from app.auth.accounts import find_user
 from app.extensions import db
 from app.services import get_matching
-from matching.explain import GENERIC_TERMS, JARGON, is_quotable
+from embeddings.tokenize import words
+from matching.explain import GENERIC_TERMS, JARGON, KEYWORD_MAX_CHARS, is_keyword, is_quotable
 from models import Institution
 
 #: The fillers the issue saw quoted as shared keywords.
@@ -33,6 +34,8 @@ def _check_reason(text: str) -> None:
         for term in re.findall(r"「([^」]*)」", text):
             assert term not in FILLERS and term.lower() not in GENERIC_TERMS, text
             assert is_quotable(term) and not re.fullmatch(r"[\d.,%]+", term), text
+            # content words only, never a piece of a shared sentence (「这个想法最早出现」)
+            assert is_keyword(term, words) and len(term) <= KEYWORD_MAX_CHARS, text
     # A copied sentence is never quoted twice as evidence of fit.
     quotes = re.findall(r"「([^」]{6,})」", text)
     assert len(quotes) == len(set(quotes)), text

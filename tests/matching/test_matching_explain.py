@@ -8,12 +8,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from embeddings.tokenize import words
 from matching.explain import (
     FIELD_LABELS,
     GENERIC_TERMS,
     PairContext,
     closest_phrases,
     distinctive_terms,
+    expand_terms,
+    is_keyword,
     pair_reasons,
 )
 from matching.features import FEATURES, Evidence
@@ -87,6 +90,34 @@ def test_generic_words_are_not_quoted() -> None:
     terms = ["北京", "完成", "投资", "融资", "万元", "这一", "依赖", "问题", "产业", "碳纤维", "医学影像"]
     shares = {"医学影像": 0.5}
     assert distinctive_terms(terms, lambda t: shares.get(t, 0.01)) == ("碳纤维",)
+
+
+@pytest.mark.parametrize(
+    ("run", "quoted"),
+    [
+        ("协作机器人关节模组", True),
+        ("全屋智能中控屏", True),
+        ("mems压力传感芯片", True),
+        ("通过大赛认识更多", False),  # 通过, 更多: words of a sentence, not of a business
+        ("读研期间参与的一", False),  # 的, 一: joining characters
+        ("如果进展顺利", False),
+        ("约三成", False),  # an approximate share
+        ("南通市", False),  # a place: the region has its own reason
+        ("第一批", False),
+        ("保留", False),
+    ],
+)
+def test_a_keyword_is_made_of_content_words_only(run: str, quoted: bool) -> None:
+    assert is_keyword(run, words) is quoted
+
+
+def test_shared_terms_grow_to_a_keyword_but_a_shared_passage_is_not_quoted() -> None:
+    project = "我们做协作机器人关节模组的研发。这个想法最早出现在读研期间参与的一个课题。"
+    fund = "投资了协作机器人关节模组企业。团队说这个想法最早出现在读研期间参与的一个课题。"
+    # 「关节」 grows to the product both texts name; 「读研」 lies in a copied sentence: nothing is quoted
+    # from it, not even overlapping pieces of it (「这个想法最早出现」「个想法最早出现在」).
+    assert expand_terms(["关节", "读研", "课题"], project, fund, words) == ("协作机器人关节模组",)
+    assert expand_terms(["中控"], "全屋智能中控屏", "关注全屋智能中控屏和门锁", words) == ("全屋智能中控屏",)
 
 
 @pytest.fixture()
