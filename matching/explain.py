@@ -139,7 +139,7 @@ def distinctive_terms(
     """
     kept = [t for t in terms if _quotable(t) and doc_share(t) <= max_share]
     # "机器" says nothing "机器人" does not: keep the longer of nested terms.
-    return tuple(t for t in kept if not any(t != o and t in o for o in kept))
+    return tuple(t for t in kept if not any(len(o) > len(t) and t in o for o in kept))
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -333,6 +333,7 @@ _APPROX = re.compile(r"^[约近超逾达共]?[零〇一二两三四五六七八�
 _PLACE = re.compile(r"^[\u4e00-\u9fff]{2,4}[省市县区]$")
 
 
+@functools.lru_cache(maxsize=65_536)
 def is_keyword(term: str, words: Callable[[str], Sequence[str]]) -> bool:
     """Return whether a shared run may be quoted as a keyword: quotable, no approximate number, and made
     of content words only (none on the stop-list, no joining character such as 的 or 和).

@@ -143,10 +143,10 @@ def pair_context(
         if toks is None:
             toks = tuple(dict.fromkeys(project_lex.tokenize(project_doc)))
         common = sorted((t for t in toks if t in inst_terms), key=lambda t: -institution_lex.idf(t))
-        distinctive = distinctive_terms(
-            common, lambda t: max(institution_lex.doc_share(t), project_lex.doc_share(t))
-        )
-        shared = tuple(t for t in distinctive if is_keyword(t, words))[:5]
+        keywords = [t for t in common if is_keyword(t, words)]  # before the share: it is the cheaper test
+        shared = distinctive_terms(
+            keywords, lambda t: max(institution_lex.doc_share(t), project_lex.doc_share(t))
+        )[:5]
         if institution_doc:
             shared = expand_terms(shared, project_doc, institution_doc, words)
     # Phrase matching is the slow part: only for the reasons that can quote it (a positive, shown
