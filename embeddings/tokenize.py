@@ -125,6 +125,8 @@ def words(text: str) -> tuple[str, ...]:
     (「通过大赛认识更多」 holds 通过 and 更多), not for search (remembered per text)."""
     normalized = unicodedata.normalize("NFKC", text or "")
     tokenizer = _get_tokenizer()
+    if tokenizer.FREQ.get(normalized):  # a dictionary word reads as itself: no cutting (the usual case)
+        return (normalized.strip().lower(),) if any(ch.isalnum() for ch in normalized) else ()
     out = []
     for piece in _PIECE_SPLIT.split(normalized):
         if piece:

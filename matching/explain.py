@@ -335,8 +335,9 @@ _PLACE = re.compile(r"^[\u4e00-\u9fff]{2,4}[省市县区]$")
 
 @functools.lru_cache(maxsize=65_536)
 def is_keyword(term: str, words: Callable[[str], Sequence[str]]) -> bool:
-    """Return whether a shared run may be quoted as a keyword: quotable, no approximate number, and made
-    of content words only (none on the stop-list, no joining character such as 的 or 和).
+    """Return whether a shared run may be quoted as a keyword: quotable, no approximate number or place,
+    and made of content words only (none on the stop-list, no joining character such as 的 or 和:
+    「b轮」 is 「b」「轮」, a deal word).
 
     Args:
         words: the run's words as it reads, stopwords kept (``embeddings.tokenize.words``).
@@ -379,7 +380,8 @@ def expand_terms(
             if hi - lo > len(best):
                 best = a[lo:hi]
             start = a.find(term, start + 1)
-        if len(best) <= max_chars and best not in out and is_keyword(best, words):
+        # A term that did not grow is checked as it came (the caller's tokens are keywords already).
+        if len(best) <= max_chars and best not in out and (best == term or is_keyword(best, words)):
             out.append(best)
     return tuple(t for t in out if not any(t != o and t in o for o in out))
 

@@ -143,7 +143,7 @@ def pair_context(
         if toks is None:
             toks = tuple(dict.fromkeys(project_lex.tokenize(project_doc)))
         common = sorted((t for t in toks if t in inst_terms), key=lambda t: -institution_lex.idf(t))
-        keywords = [t for t in common if is_keyword(t, words)]  # before the share: it is the cheaper test
+        keywords = [t for t in common if is_keyword(t, words)]  # before the share: the cheaper test
         shared = distinctive_terms(
             keywords, lambda t: max(institution_lex.doc_share(t), project_lex.doc_share(t))
         )[:5]
