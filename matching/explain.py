@@ -380,8 +380,7 @@ def expand_terms(
             if hi - lo > len(best):
                 best = a[lo:hi]
             start = a.find(term, start + 1)
-        # A term that did not grow is checked as it came (the caller's tokens are keywords already).
-        if len(best) <= max_chars and best not in out and (best == term or is_keyword(best, words)):
+        if len(best) <= max_chars and best not in out and is_keyword(best, words):
             out.append(best)
     return tuple(t for t in out if not any(t != o and t in o for o in out))
 
