@@ -142,12 +142,17 @@ def distinctive_terms(
     return tuple(t for t in kept if not any(len(o) > len(t) and t in o for o in kept))
 
 
+#: Place names (「南通市」, 「浦东新区」): the region has its own reason; as a keyword a place says nothing.
+_PLACE = re.compile(r"^[\u4e00-\u9fff]{2,4}[省市县区]$")
+
+
 @functools.lru_cache(maxsize=65_536)
 def is_quotable(token: str) -> bool:
     """Return whether a token may be quoted as evidence: two characters or more, a word (not a number,
-    ordinal or amount), and on no stop-list (remembered per token: the same words recur in every list)."""
+    ordinal, amount or place name), and on no stop-list (remembered per token: the same words recur in
+    every list)."""
     t = unicodedata.normalize("NFKC", token or "").strip().lower()
-    if len(t) < 2 or t in GENERIC_TERMS or t in FIELD_LABELS or not _HAS_WORD.search(t):
+    if len(t) < 2 or t in GENERIC_TERMS or t in FIELD_LABELS or not _HAS_WORD.search(t) or _PLACE.match(t):
         return False
     return not _NUMERIC.match(t)
 
@@ -165,9 +170,18 @@ def description_clauses(text: str, max_clauses: int = 40) -> list[str]:
     return split_clauses(description_part(text), MIN_CLAUSE_CHARS)[:max_clauses]
 
 
+#: A registered company name (place, brand, trade, legal form): two clauses that share words only in
+#: their companies' names (「西安…空间信息有限公司创办于2012年」, 「北京…空间信息有限公司研发了…」) do not
+#: say the same thing, so the name's words do not count when clauses are compared.
+_COMPANY_NAME = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{2,16}?(?:股份有限公司|有限责任公司|有限公司)")
+
+
 def clause_tokens(clauses: Sequence[str], tokenize: Callable[[str], list[str]]) -> list[tuple[str, ...]]:
-    """Return the distinct quotable tokens of each clause in text order (what phrase matching weighs)."""
-    return [tuple(dict.fromkeys(t for t in tokenize(c) if _quotable(t))) for c in clauses]
+    """Return the distinct quotable tokens of each clause in text order (what phrase matching weighs),
+    leaving out the words of company names."""
+    return [
+        tuple(dict.fromkeys(t for t in tokenize(_COMPANY_NAME.sub("，", c)) if _quotable(t))) for c in clauses
+    ]
 
 
 def closest_phrases(
@@ -329,8 +343,6 @@ _JOINERS = frozenset(
 )
 #: Approximate shares and counts (「约三成」, 「近两倍」): numbers in words, never keywords.
 _APPROX = re.compile(r"^[约近超逾达共]?[零〇一二两三四五六七八九十百千万几数半多]+[成倍]$")
-#: Place names (「南通市」, 「浦东新区」): the region has its own reason; as a keyword a place says nothing.
-_PLACE = re.compile(r"^[\u4e00-\u9fff]{2,4}[省市县区]$")
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -342,7 +354,7 @@ def is_keyword(term: str, words: Callable[[str], Sequence[str]]) -> bool:
     Args:
         words: the run's words as it reads, stopwords kept (``embeddings.tokenize.words``).
     """
-    if not is_quotable(term) or _APPROX.match(term) or _PLACE.match(term):
+    if not is_quotable(term) or _APPROX.match(term):
         return False
     found = [w for w in words(term) if w]
     return bool(found) and not any(w in GENERIC_TERMS or w in _JOINERS for w in found)

@@ -86,6 +86,17 @@ def test_weak_phrase_pairs_are_not_quoted(tokenizer) -> None:  # type: ignore[no
     assert closest_phrases(a, b, tokenizer, _flat_idf) is None
 
 
+def test_words_shared_only_in_company_names_do_not_pair_clauses(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    a = "西安岚昶空间信息有限公司创办于2012年。主营应急卫星便携站"
+    b = "北京朔槿空间信息有限公司研发了海事卫星宽带通信终端"
+    # 「空间信息」 is in both names only: the founding-year clause does not pair with the product clause.
+    found = closest_phrases(a, b, tokenizer, _flat_idf)
+    assert found is None or found[0] != "西安岚昶空间信息有限公司创办于2012年", found
+    # Words outside the names still pair clauses.
+    same = closest_phrases("西安岚昶有限公司研发卫星便携站", "关注卫星便携站与卫星通信", tokenizer, _flat_idf)
+    assert same is not None and same[0] == "西安岚昶有限公司研发卫星便携站", same
+
+
 def test_generic_words_are_not_quoted() -> None:
     terms = ["北京", "完成", "投资", "融资", "万元", "这一", "依赖", "问题", "产业", "碳纤维", "医学影像"]
     shares = {"医学影像": 0.5}
