@@ -614,14 +614,10 @@ def require_milvus(lite: bool) -> None:
 
 
 def make_backend(setting: StoreSetting, index_dir: str | os.PathLike[str] | None) -> VectorBackend:
-    """Return the backend of a parsed setting (FAISS indexes in index_dir; nothing is connected yet).
-
-    Raises RuntimeError when the setting names Milvus and its packages are not installed.
-    """
+    """Return the backend of a parsed setting (FAISS indexes in index_dir; nothing is connected yet)."""
     if setting.kind == "faiss":
         return FaissBackend(index_dir)
     assert setting.uri is not None
-    require_milvus(setting.lite)
     if setting.lite:
         Path(setting.uri).parent.mkdir(parents=True, exist_ok=True)
     return MilvusBackend(setting.uri)

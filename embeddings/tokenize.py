@@ -98,9 +98,14 @@ def _get_tokenizer() -> Any:
     return _tokenizer
 
 
+def _is_word(token: str) -> bool:
+    """Return whether a token has a letter or digit (not punctuation or space)."""
+    return any(ch.isalnum() for ch in token)
+
+
 def _keep(token: str) -> bool:
     """Return whether a token carries meaning: it has a letter or digit and is no stopword."""
-    return any(ch.isalnum() for ch in token) and token not in STOPWORDS
+    return _is_word(token) and token not in STOPWORDS
 
 
 def tokenize(text: str | None, *, for_search: bool = True) -> list[str]:
@@ -124,18 +129,13 @@ def words(text: str) -> tuple[str, ...]:
     lower-cased, stopwords kept (only spaces and punctuation dropped). For deciding what may be quoted
     (「通过大赛认识更多」 holds 通过 and 更多), not for search (remembered per text)."""
     normalized = unicodedata.normalize("NFKC", text or "")
-    tokenizer = _get_tokenizer()
-    if tokenizer.FREQ.get(normalized):  # a dictionary word reads as itself: no cutting (the usual case)
-        return (normalized.strip().lower(),) if any(ch.isalnum() for ch in normalized) else ()
-    out = []
-    for piece in _PIECE_SPLIT.split(normalized):
-        if piece:
-            out += [
-                w.strip().lower()
-                for w in tokenizer.lcut(piece)
-                if w.strip() and any(ch.isalnum() for ch in w)
-            ]
-    return tuple(out)
+    if _get_tokenizer().FREQ.get(
+        normalized
+    ):  # a dictionary word reads as itself: no cutting (the usual case)
+        return (normalized.strip().lower(),) if _is_word(normalized) else ()
+    return tuple(
+        w for piece in _PIECE_SPLIT.split(normalized) if piece for w in _cut(piece, for_search=False)
+    )
 
 
 def tokenize_many(texts: Iterable[str | None], *, for_search: bool = True) -> list[list[str]]:
@@ -199,10 +199,14 @@ def _piece_tokens(piece: str, for_search: bool) -> tuple[str, ...]:
     return _cut_piece(piece, for_search)
 
 
-def _cut_piece(piece: str, for_search: bool) -> tuple[str, ...]:
-    """Return the kept tokens of one piece, uncached."""
+def _cut(piece: str, for_search: bool) -> list[str]:
+    """Return the lower-cased words of one piece that have a letter or digit, stopwords included."""
     normalized = unicodedata.normalize("NFKC", piece)
     tokenizer = _get_tokenizer()
-    words = tokenizer.lcut_for_search(normalized) if for_search else tokenizer.lcut(normalized)
-    tokens = (word.strip().lower() for word in words)
-    return tuple(token for token in tokens if token and _keep(token))
+    cut = tokenizer.lcut_for_search(normalized) if for_search else tokenizer.lcut(normalized)
+    return [t for t in (w.strip().lower() for w in cut) if t and _is_word(t)]
+
+
+def _cut_piece(piece: str, for_search: bool) -> tuple[str, ...]:
+    """Return the kept tokens of one piece (no stopword), uncached."""
+    return tuple(t for t in _cut(piece, for_search) if _keep(t))

@@ -277,10 +277,7 @@ def evaluate_set(
             mean, lo, hi = ev.paired_bootstrap(full[key], other[key])
             row[metric] = {"without": float(np.mean(other[key])), "adds": mean, "ci95": [lo, hi]}
         ablations[group] = row
-    labels = {
-        seg: models[None].label() if name == "lambdamart" else scorers[name].label()
-        for seg, name in route.items()
-    }
+    labels = {seg: scorers[name].label() for seg, name in route.items()}
     return {
         "set": data.name,
         "model": next(iter(labels.values()))

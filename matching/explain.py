@@ -336,11 +336,6 @@ def _folded(text: str) -> str:
 #: Longest shared run quoted as a keyword. Two texts that share a longer run share a passage (a copied or
 #: templated sentence: 「这个想法最早出现在读研期间…」), which says nothing about fit: none of it is quoted.
 KEYWORD_MAX_CHARS = 10
-#: Characters that join words rather than name anything: a shared run holding one as a word is a piece
-#: of a sentence (「读研期间参与的一」), not a keyword.
-_JOINERS = frozenset(
-    "的地得了着过和与及或而并且在是有都也把被从向对为以于将就等之其还又再才更最很已要会能可这那每各某该本此一"
-)
 #: Approximate shares and counts (「约三成」, 「近两倍」): numbers in words, never keywords.
 _APPROX = re.compile(r"^[约近超逾达共]?[零〇一二两三四五六七八九十百千万几数半多]+[成倍]$")
 
@@ -348,8 +343,8 @@ _APPROX = re.compile(r"^[约近超逾达共]?[零〇一二两三四五六七八�
 @functools.lru_cache(maxsize=65_536)
 def is_keyword(term: str, words: Callable[[str], Sequence[str]]) -> bool:
     """Return whether a shared run may be quoted as a keyword: quotable, no approximate number or place,
-    and made of content words only (none on the stop-list, no joining character such as 的 or 和:
-    「b轮」 is 「b」「轮」, a deal word).
+    and made of content words only (none on the stop-list, whose function words include the joining
+    characters such as 的 or 和: 「b轮」 is 「b」「轮」, a deal word).
 
     Args:
         words: the run's words as it reads, stopwords kept (``embeddings.tokenize.words``).
@@ -357,7 +352,7 @@ def is_keyword(term: str, words: Callable[[str], Sequence[str]]) -> bool:
     if not is_quotable(term) or _APPROX.match(term):
         return False
     found = [w for w in words(term) if w]
-    return bool(found) and not any(w in GENERIC_TERMS or w in _JOINERS for w in found)
+    return bool(found) and not any(w in GENERIC_TERMS for w in found)
 
 
 def expand_terms(
