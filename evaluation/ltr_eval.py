@@ -39,7 +39,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from embeddings import Embedder
-from evaluation.benchmark import EvalSet, _categories, _read, run_baselines, set_vectors
+from evaluation.benchmark import EvalSet, _categories, _counted, _read, run_baselines, set_vectors
 from matching.features import FEATURES, round_stage_index
 from matching.ltr import (
     SEGMENTS,
@@ -51,7 +51,14 @@ from matching.ltr import (
     select_model,
     training_set,
 )
-from matching.ltr_features import EXTRA_GROUP, FEATURE_GROUPS, InvestmentLog, ProjectContent, day_number
+from matching.ltr_features import (
+    EXTRA_GROUP,
+    InvestmentLog,
+    ProjectContent,
+    StatedProfiles,
+    day_number,
+)
+from matching.types import STAGES
 
 __all__ = ["evaluate_set", "format_report", "load_eval_module", "set_inputs"]
 
@@ -127,6 +134,7 @@ def set_inputs(
     dim = 0
     vectors = np.zeros((len(pids), 1), dtype=np.float32)
     extra: ServiceFeatures | None = None
+    ivecs: Mapping[int, Any] = {}
     if embedder is not None:
         pvecs, ivecs = set_vectors(data, embedder, cache_dir)
         if service_features:
@@ -168,6 +176,7 @@ def set_inputs(
         dtype=np.int64,
     )
     end = int(log.day.max()) + 1 if log.day.size else 0
+    stated = stated_profiles(data, iids, ivecs, vectors.shape[1])
     content = ProjectContent(
         vectors,
         tfidf,
@@ -175,8 +184,32 @@ def set_inputs(
         founded,
         extra=extra,
         extra_names=tuple(f"svc_{f}" for f in FEATURES) if extra is not None else (),
+        stated=stated,
     )
     return log, content, pids, iids, end
+
+
+def stated_profiles(
+    data: EvalSet, iids: Sequence[str], ivecs: Mapping[int, Any], dim: int
+) -> StatedProfiles | None:
+    """Return the institutions' registered profiles (row n = iids[n]), None when no one has one.
+
+    Stated deal counts per stage come from ``profile_rounds`` ("A轮426家、B轮216家"), the description
+    vector from the institution's text (only where it has a ``profile_description``).
+    """
+    counts = np.zeros((len(iids), len(STAGES)))
+    described = np.zeros((len(iids), dim), dtype=np.float32)
+    for n, iid in enumerate(iids):
+        row = data.institutions[iid]
+        for label, k in _counted(row.get("profile_rounds")):
+            if (stage := round_stage_index(label)) is not None:
+                counts[n, stage] += k
+        v = ivecs.get(data.inst_int[iid])
+        if v is not None and (row.get("profile_description") or "").strip() and len(v) == dim:
+            described[n] = v / max(float(np.linalg.norm(v)), 1e-12)
+    if not counts.any() and not described.any():
+        return None
+    return StatedProfiles(counts, described)
 
 
 def _write(path: Path, ranked: Mapping[str, Sequence[str]]) -> None:
@@ -209,7 +242,7 @@ def evaluate_set(
     query_ids = sorted({r["project_id"] for r in _read(test)})
     p_at = {p: n for n, p in enumerate(pids)}
     queries = [p_at[q] for q in query_ids if q in p_at]
-    drops: list[str | None] = [None, *FEATURE_GROUPS]
+    drops: list[str | None] = [None, *content.groups]
     if content.extra is not None:
         drops.append(EXTRA_GROUP)
     # The learned model: the choice, or the best LambdaMART on the same slices when a single scorer won.

@@ -24,6 +24,11 @@ Feature groups (:data:`FEATURE_GROUPS`), each of which the evaluation drops in t
   in its state), and its taste for new companies versus follow-on rounds.
 - ``graph``: the co-investment graph: personalised PageRank from the project's earlier investors
   and direct co-investment counts with them.
+- ``stated``: what the institution says of itself in its registered profile
+  (:class:`StatedProfiles`): how many deals it reports, how many in the round the project raises
+  next (in expectation, as ``tr_expected_round``), and how close its description reads to the
+  project. A profile is static (it has no date), so these columns read the same on every day;
+  NaN where an institution has no profile.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ __all__ = [
     "InvestmentLog",
     "ProjectContent",
     "Snapshot",
+    "StatedProfiles",
     "as_mapping",
     "day_number",
     "feature_names",
@@ -66,6 +72,7 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
         "tr_newco",
     ),
     "graph": ("g_ppr", "g_coinvest", "g_n_backers"),
+    "stated": ("st_deals", "st_expected_round", "st_text"),
 }
 #: Column order of every block returned by :func:`pair_block`.
 LTR_FEATURES: tuple[str, ...] = tuple(f for names in FEATURE_GROUPS.values() for f in names)
@@ -124,6 +131,19 @@ class InvestmentLog:
 
 
 @dataclass(frozen=True)
+class StatedProfiles:
+    """The institutions' registered profiles: deals reported per stage and a description vector.
+
+    ``stage_counts`` (n_institutions, n_stages): the portfolio counts the institution states per
+    round stage (all zero = no stated counts); ``vectors`` (n_institutions, dim): unit vectors of its
+    description (zero rows = none), in the same space as the project vectors.
+    """
+
+    stage_counts: NDArray[np.float64]
+    vectors: NDArray[np.float32]
+
+
+@dataclass(frozen=True)
 class ProjectContent:
     """Static project content: unit text vectors (zero rows = no text), TF-IDF rows, categories."""
 
@@ -137,6 +157,9 @@ class ProjectContent:
     #: profiles of the visible events.
     extra: Callable[[int, NDArray[np.int64], NDArray[np.int64]], NDArray[np.floating]] | None = None
     extra_names: tuple[str, ...] = ()
+    #: The institutions' own registered profiles (the ``stated`` group); None = no institution says
+    #: anything of itself, and the group's columns are NaN.
+    stated: StatedProfiles | None = None
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -144,14 +167,19 @@ class ProjectContent:
         return LTR_FEATURES + (self.extra_names if self.extra is not None else ())
 
     def columns(self, drop: str | None = None) -> NDArray[np.int64]:
-        """Return the block columns of every group (the extra one included) minus ``drop``."""
+        """Return the block columns of every group it fills (the extra one included) minus ``drop``."""
         if drop == EXTRA_GROUP:
-            return group_columns()
-        base = group_columns(drop=drop)
+            return group_columns(self.groups)
+        base = group_columns(self.groups, drop=drop)
         if self.extra is None:
             return base
         extra = np.arange(len(LTR_FEATURES), len(LTR_FEATURES) + len(self.extra_names), dtype=np.int64)
         return np.concatenate([base, extra])
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Return the feature groups this content fills (``stated`` only with stated profiles)."""
+        return tuple(g for g in FEATURE_GROUPS if g != "stated" or self.stated is not None)
 
     @property
     def has_vector(self) -> NDArray[np.bool_]:
@@ -545,6 +573,21 @@ def pair_block(
     put("g_ppr", np.where(warm[:, None], np.log1p(1e4 * ppr), np.nan))
     put("g_coinvest", np.where(warm[:, None], np.log1p(co), np.nan))
     put("g_n_backers", np.log1p(n_back)[:, None])
+    # what the institution states of itself
+    if content.stated is not None:
+        counts = content.stated.stage_counts[ii][:, : snap.n_stages]  # (n_i, n_stages)
+        says = counts.sum(axis=1) > 0
+        put("st_deals", np.where(says, np.log1p(counts.sum(axis=1)), np.nan)[None, :])
+        put("st_expected_round", np.where(says[None, :], np.log1p(snap.stage_next[state] @ counts.T), np.nan))
+        iv = content.stated.vectors[ii]
+        described = np.abs(iv).sum(axis=1) > 0
+        text = (qv @ iv.T).astype(np.float32)
+        text[:, ~described] = np.nan
+        text[~q_has] = np.nan
+        put("st_text", text)
+    else:
+        for name in FEATURE_GROUPS["stated"]:
+            put(name, np.nan)
     linked = np.asarray(backers[ii].T.todense()) > 0
     _standardise(X, linked)
     if content.extra is not None:
@@ -559,7 +602,14 @@ def pair_block(
 
 #: Text similarities are compared within a query: a cosine level that is high for one project's
 #: text is ordinary for another's. These columns become z-scores over the query's candidates.
-QUERY_STANDARDISED: tuple[str, ...] = ("sim_mean", "sim_top3", "sim_recency", "prof_dense", "prof_tfidf")
+QUERY_STANDARDISED: tuple[str, ...] = (
+    "sim_mean",
+    "sim_top3",
+    "sim_recency",
+    "prof_dense",
+    "prof_tfidf",
+    "st_text",
+)
 
 
 def _standardise(X: NDArray[np.float32], linked: NDArray[np.bool_]) -> None:

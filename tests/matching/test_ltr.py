@@ -31,6 +31,7 @@ from matching.ltr_features import (
     LTR_FEATURES,
     InvestmentLog,
     ProjectContent,
+    StatedProfiles,
     day_number,
     group_columns,
     next_stage,
@@ -84,7 +85,14 @@ def _subset(log: InvestmentLog, keep: np.ndarray) -> InvestmentLog:
 def test_feature_groups_cover_every_column_once() -> None:
     names = [f for g in FEATURE_GROUPS.values() for f in g]
     assert tuple(names) == LTR_FEATURES and len(set(names)) == len(names)
-    assert set(FEATURE_GROUPS) == {"activity", "portfolio_sim", "fund_profile", "transition", "graph"}
+    assert set(FEATURE_GROUPS) == {
+        "activity",
+        "portfolio_sim",
+        "fund_profile",
+        "transition",
+        "graph",
+        "stated",
+    }
     cols = group_columns(drop="graph")
     assert len(cols) == len(LTR_FEATURES) - len(FEATURE_GROUPS["graph"])
     with pytest.raises(ValueError):
@@ -109,6 +117,40 @@ def test_block_shape_and_earlier_backers(data) -> None:
     no_text = [r for r, q in enumerate(queries) if not content.vectors[q].any()]
     for r in no_text:
         assert np.isnan(X[r, :, LTR_FEATURES.index("sim_max")]).all()
+
+
+def test_stated_profiles_fill_their_group_and_only_where_an_institution_says_something(data) -> None:
+    log, content = data
+    t = int(np.median(log.day))
+    queries, insts = [1, 2, 3], np.arange(N_INST)
+    # without stated profiles the group is not a model input and its columns are NaN
+    assert "stated" not in content.groups
+    stated_cols = set(group_columns(["stated"]).tolist())
+    assert not stated_cols & set(content.columns().tolist())
+    X, _ = pair_block(snapshot(log, content, t), content, queries, insts)
+    assert np.isnan(X[:, :, sorted(stated_cols)]).all()
+    # institution 0 states 30 A-round and 10 B-round deals and a description; 1 only a description
+    counts = np.zeros((N_INST, 6))
+    counts[0, 3], counts[0, 4] = 30.0, 10.0
+    vectors = np.zeros((N_INST, DIM), dtype=np.float32)
+    vectors[0] = content.vectors[1]
+    vectors[1] = content.vectors[2]
+    with_stated = replace(content, stated=StatedProfiles(counts, vectors))
+    assert "stated" in with_stated.groups and stated_cols <= set(with_stated.columns().tolist())
+    snap = snapshot(log, with_stated, t)
+    X, _ = pair_block(snap, with_stated, queries, insts)
+    deals = X[:, :, LTR_FEATURES.index("st_deals")]
+    assert np.allclose(deals[:, 0], np.log1p(40.0)) and np.isnan(deals[:, 1:]).all()
+    expected = X[:, :, LTR_FEATURES.index("st_expected_round")]
+    assert (expected[:, 0] > 0).all() and np.isnan(expected[:, 1:]).all()
+    # the description reads closest to the project it was written from (z-scored within the query)
+    text = X[:, :, LTR_FEATURES.index("st_text")]
+    assert np.isnan(text[:, 2:]).all()
+    assert text[0, 0] > text[0, 1] and text[1, 1] > text[1, 0]
+    # the other groups do not change
+    plain, _ = pair_block(snapshot(log, content, t), content, queries, insts)
+    others = [j for j in range(len(LTR_FEATURES)) if j not in stated_cols]
+    assert np.array_equal(np.nan_to_num(plain[:, :, others], nan=-1), np.nan_to_num(X[:, :, others], nan=-1))
 
 
 def test_portfolio_similarities_match_a_direct_computation(data) -> None:
@@ -224,18 +266,22 @@ def test_lambdamart_learns_topics_and_is_repeatable(data) -> None:
     active = np.flatnonzero(snap.active)
     random_lists = {q: rng.permutation(active)[:10].tolist() for q in queries}
     assert ndcg10(ranked["full"], relevant) > 2 * ndcg10(random_lists, relevant)
+    # (the stated group is no input here: this content has no stated profiles)
     assert models["portfolio_sim"].feature_names == tuple(
-        f for f in LTR_FEATURES if f not in FEATURE_GROUPS["portfolio_sim"]
+        f for f in LTR_FEATURES if f not in FEATURE_GROUPS["portfolio_sim"] + FEATURE_GROUPS["stated"]
     )
     X, _ = pair_block(snap, content, queries[:2], active)
     flat = X.reshape(-1, X.shape[2])
     contrib = models[None].contributions(flat)
-    assert contrib.shape == (flat.shape[0], len(LTR_FEATURES))
+    assert contrib.shape == (flat.shape[0], len(content.columns()))
     # TreeSHAP contributions plus the bias reproduce the raw score.
     raw = models[None].score(flat)
     # (the default settings fit a bag: its bias is the mean of its models' biases)
     bias = np.mean(
-        [m.booster_.predict(flat, num_iteration=40, pred_contrib=True)[:, -1] for m in models[None].models_],
+        [
+            m.booster_.predict(flat[:, models[None].columns], num_iteration=40, pred_contrib=True)[:, -1]
+            for m in models[None].models_
+        ],
         axis=0,
     )
     np.testing.assert_allclose(contrib.sum(axis=1) + bias, raw, atol=1e-6)
@@ -422,8 +468,9 @@ def test_extra_group_is_appended_named_and_ablatable(data) -> None:
         return np.broadcast_to(seen[None, :, None], (len(queries), len(insts), 1)).copy()
 
     plus = ProjectContent(content.vectors, content.tfidf, content.categories, extra=extra, extra_names=("x",))
-    assert plus.feature_names[-1] == "x" and len(plus.columns()) == len(LTR_FEATURES) + 1
-    assert len(plus.columns("service")) == len(LTR_FEATURES)
+    filled = len(group_columns(plus.groups))
+    assert plus.feature_names[-1] == "x" and len(plus.columns()) == filled + 1
+    assert len(plus.columns("service")) == filled
     t = int(np.quantile(log.day, 0.7))
     X, _ = pair_block(snapshot(log, plus, t), plus, [1, 2], np.arange(N_INST))
     assert X.shape[2] == len(LTR_FEATURES) + 1 and calls == [t]
