@@ -71,6 +71,24 @@ def test_inputs_read_history_only(tmp_path: Path) -> None:
     assert content.tfidf.shape[0] == len(pids) == 120 and len(iids) == 12
     assert content.categories.sum() == 120  # one category per project
     assert not content.vectors.any()  # no embedder: the text groups read TF-IDF only
+    assert content.stated is None  # no institution has a registered profile
+
+
+def test_stated_profiles_are_read_from_the_institution_rows(tmp_path: Path) -> None:
+    d = write_set(tmp_path)
+    rows = (d / "institutions.csv").read_text(encoding="utf-8").splitlines()
+    rows[0] += ",profile_description,profile_rounds"
+    rows[1] += ',专注早期,"A轮426家、B轮216家、天使轮176家、战略融资41家"'
+    rows[2] += ",,"
+    (d / "institutions.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    data = bm.load_set(d)
+    _, content, _, iids, _ = set_inputs(data, None, tmp_path / "cache")
+    assert content.stated is not None and "stated" in content.groups
+    first = iids.index("i_00")
+    # 天使 -> stage 2, A -> 3, B -> 4; a round without a stage (战略融资) is not counted
+    assert content.stated.stage_counts[first].tolist() == [0.0, 0.0, 176.0, 426.0, 216.0, 0.0]
+    assert not content.stated.stage_counts[[n for n in range(len(iids)) if n != first]].any()
+    assert not content.stated.vectors.any()  # no embedder: no description vectors
 
 
 BENCH = bm.DEFAULT_BENCH
