@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import current_app
 
-from app.schemas import MAX_ID, InputError
+from app.schemas import MAX_ID, query_error
 from app.services import InstitutionFilter, ProjectFilter
 from models.enums import (
     INDUSTRIES,
@@ -37,13 +37,13 @@ def _enum(args: Mapping[str, Any], key: str, enum_cls: type[LabelEnum], label: s
     try:
         return enum_cls.from_label(value)
     except ValueError:
-        raise InputError({key: f"{label}：应为以下之一：{'、'.join(enum_cls.labels())}"}) from None
+        raise query_error({key: f"{label}：应为以下之一：{'、'.join(enum_cls.labels())}"}) from None
 
 
 def _member(args: Mapping[str, Any], key: str, allowed: tuple[str, ...], label: str) -> str | None:
     value = _get(args, key)
     if value is not None and value not in allowed:
-        raise InputError({key: f"{label}：不认识的取值「{value[:40]}」"})
+        raise query_error({key: f"{label}：不认识的取值「{value[:40]}」"})
     return value
 
 
@@ -55,9 +55,9 @@ def int_param(args: Mapping[str, Any], key: str, default: int, lo: int, hi: int,
     try:
         value = int(raw)
     except ValueError:
-        raise InputError({key: f"{label}：应为整数"}) from None
+        raise query_error({key: f"{label}：应为整数"}) from None
     if not lo <= value <= hi:
-        raise InputError({key: f"{label}：应在 {lo} 到 {hi} 之间"})
+        raise query_error({key: f"{label}：应在 {lo} 到 {hi} 之间"})
     return value
 
 
@@ -66,7 +66,7 @@ def _private_filter(value: Any, key: str, label: str) -> Any:
     from app.access import current_user
 
     if value is not None and current_user() is None:
-        raise InputError({key: f"{label}：登录后才能按该项筛选"})
+        raise query_error({key: f"{label}：登录后才能按该项筛选"})
     return value
 
 
@@ -78,9 +78,9 @@ def project_filter(args: Mapping[str, Any]) -> ProjectFilter:
         try:
             contest_id = int(contest)
         except ValueError:
-            raise InputError({"contest": "赛事：应为赛事编号"}) from None
+            raise query_error({"contest": "赛事：应为赛事编号"}) from None
         if not 1 <= contest_id <= MAX_ID:
-            raise InputError({"contest": "赛事：应为赛事编号"})
+            raise query_error({"contest": "赛事：应为赛事编号"})
     q = _get(args, "q")
     return ProjectFilter(
         contest_id=contest_id,
@@ -119,5 +119,5 @@ def side_param(args: Mapping[str, Any], default: str = "fund") -> str:
     """Return the side asked for: fund, base or platform."""
     value = _get(args, "kind") or default
     if value not in SIDES:
-        raise InputError({"kind": "类别：应为 fund（投融资）、base（落地基地）或 platform（服务平台）"})
+        raise query_error({"kind": "类别：应为 fund（投融资）、base（落地基地）或 platform（服务平台）"})
     return value

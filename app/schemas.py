@@ -100,6 +100,15 @@ class InputError(ValueError):
         self.status = status
 
 
+#: The summary of an error in a query string (a filter, a page, ``k``), the same on every path.
+QUERY_MESSAGE = "查询参数有误，请按提示修改"
+
+
+def query_error(fields: dict[str, str]) -> InputError:
+    """Return the 422 of refused query-string parameters (field name -> Chinese message)."""
+    return InputError(fields, QUERY_MESSAGE)
+
+
 def missing(field: str, message: str) -> InputError:
     """Return the error of an id (in a body or query string) naming no record the caller may see: 404."""
     return InputError({field: message}, message.split("：", 1)[-1], status=404)

@@ -34,6 +34,7 @@ from app.schemas import (
     TRIMMED_PATTERNS,
     InputError,
     has_control,
+    query_error,
     translate,
 )
 
@@ -156,7 +157,7 @@ def check_query(model: type[BaseModel]) -> BaseModel:
             errors.setdefault(key, f"{_label(key)}：{message.split('：', 1)[-1]}")
         values_in = None
     if errors:
-        raise InputError(errors, "查询参数有误，请按提示修改")
+        raise query_error(errors)
     for key, name in names.items():
         extra = model.model_fields[name].json_schema_extra
         if (

@@ -146,6 +146,8 @@ def test_bad_queries_are_refused_before_any_kept_answer(app: Flask, client: Any,
     assert client.get(url + "?k=10").status_code == 200
     r = client.get(f"{url}?k={k}")
     assert r.status_code == 422 and "error" in r.json
+    # a query-string error says so, and names k
+    assert "查询参数有误" in str(r.json) and "k" in str(r.json)
 
 
 @pytest.mark.parametrize("value", ["abc", -1, True, None, "1e400"])
