@@ -137,24 +137,42 @@ def distinctive_terms(
         doc_share: fraction of the corpus's documents containing a term (0..1).
         max_share: largest document share a quoted term may have.
     """
-    kept = [t for t in terms if _quotable(t) and doc_share(t) <= max_share]
+    kept = [t for t in terms if _quotable_word(_normalised(t)) and doc_share(t) <= max_share]
     # "机器" says nothing "机器人" does not: keep the longer of nested terms.
     return tuple(t for t in kept if not any(len(o) > len(t) and t in o for o in kept))
 
 
-#: Place names (「南通市」, 「浦东新区」): the region has its own reason; as a keyword a place says nothing.
-_PLACE = re.compile(r"^[\u4e00-\u9fff]{2,4}[省市县区]$")
+#: The shape of a place name (「南通市」, 「海淀区」, 「州市」 cut out of 「温州市」): the region has its own
+#: reason; as a keyword a place says nothing. A term of this shape whose stem is several words is no
+#: place (「智慧城市」 is 智慧城 + 市, 「无人超市」 无人超 + 市): :func:`is_place` reads the stem.
+_PLACE = re.compile(r"^[\u4e00-\u9fff]{1,4}[省市县区]$")
 
 
 @functools.lru_cache(maxsize=65_536)
-def is_quotable(token: str) -> bool:
-    """Return whether a token may be quoted as evidence: two characters or more, a word (not a number,
-    ordinal, amount or place name), and on no stop-list (remembered per token: the same words recur in
-    every list)."""
-    t = unicodedata.normalize("NFKC", token or "").strip().lower()
-    if len(t) < 2 or t in GENERIC_TERMS or t in FIELD_LABELS or not _HAS_WORD.search(t) or _PLACE.match(t):
+def _quotable_word(t: str) -> bool:
+    """Return whether a normalised token is two characters or more, a word (not a number, ordinal or
+    amount), and on no stop-list (remembered per token: the same words recur in every list)."""
+    if len(t) < 2 or t in GENERIC_TERMS or t in FIELD_LABELS or not _HAS_WORD.search(t):
         return False
     return not _NUMERIC.match(t)
+
+
+def _normalised(token: str) -> str:
+    return unicodedata.normalize("NFKC", token or "").strip().lower()
+
+
+def is_quotable(token: str) -> bool:
+    """Return whether one token may be quoted as evidence: a word that is no number, ordinal, amount,
+    stop-listed word or place-shaped word (a token is one word: its shape is enough)."""
+    t = _normalised(token)
+    return _quotable_word(t) and not (len(t) >= 3 and _PLACE.match(t))
+
+
+def is_place(term: str, words: Callable[[str], Sequence[str]]) -> bool:
+    """Return whether a term is a place name: one word (the stem) and 省, 市, 县 or 区 (「苏州市」,
+    「海淀区」, 「州市」), not a stem of several words (「智慧城市」, 「无人超市」)."""
+    t = _normalised(term)
+    return bool(_PLACE.match(t)) and len(words(t[:-1])) <= 1
 
 
 _quotable = is_quotable
@@ -349,7 +367,8 @@ def is_keyword(term: str, words: Callable[[str], Sequence[str]]) -> bool:
     Args:
         words: the run's words as it reads, stopwords kept (``embeddings.tokenize.words``).
     """
-    if not is_quotable(term) or _APPROX.match(term):
+    t = _normalised(term)
+    if not _quotable_word(t) or _APPROX.match(t) or is_place(t, words):
         return False
     found = [w for w in words(term) if w]
     return bool(found) and not any(w in GENERIC_TERMS for w in found)
@@ -432,7 +451,7 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
             return f"已投组合整体相近：与该{noun}{verb}的 {ev.n_portfolio} 个项目总体方向一致"
         return f"已投组合整体较远：与该{noun}{verb}的 {ev.n_portfolio} 个项目总体方向不同"
     if name == "bm25":
-        terms = [t for t in ctx.shared_terms if is_quotable(t)]
+        terms = [t for t in ctx.shared_terms if _quotable_word(_normalised(t))]  # keywords: is_keyword
         if value <= 0 or not terms:
             return None
         return "共同关键词：" + "".join(f"「{t}」" for t in terms[:_MAX_TERMS])

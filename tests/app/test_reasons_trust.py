@@ -9,7 +9,7 @@ from app.auth.accounts import find_user
 from app.extensions import db
 from app.services import get_matching
 from embeddings.tokenize import words
-from matching.explain import GENERIC_TERMS, JARGON, KEYWORD_MAX_CHARS, is_keyword, is_quotable
+from matching.explain import GENERIC_TERMS, JARGON, KEYWORD_MAX_CHARS, is_keyword
 from models import Institution
 
 #: The fillers the issue saw quoted as shared keywords.
@@ -33,7 +33,7 @@ def _check_reason(text: str) -> None:
     if text.startswith("共同关键词"):
         for term in re.findall(r"「([^」]*)」", text):
             assert term not in FILLERS and term.lower() not in GENERIC_TERMS, text
-            assert is_quotable(term) and not re.fullmatch(r"[\d.,%]+", term), text
+            assert not re.fullmatch(r"[\d.,%]+", term), text
             # content words only, never a piece of a shared sentence (「这个想法最早出现」)
             assert is_keyword(term, words) and len(term) <= KEYWORD_MAX_CHARS, text
     # A copied sentence is never quoted twice as evidence of fit.

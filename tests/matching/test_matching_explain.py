@@ -114,6 +114,11 @@ def test_generic_words_are_not_quoted() -> None:
         ("如果进展顺利", False),
         ("约三成", False),  # an approximate share
         ("南通市", False),  # a place: the region has its own reason
+        ("海淀区", False),
+        ("州市", False),  # cut out of 温州市 / 杭州市: a piece of two places
+        ("智慧城市", True),  # ends like a place, but its stem is two words (智慧 + 城)
+        ("丘陵山区", True),
+        ("无人超市", True),
         ("第一批", False),
         ("保留", False),
     ],
