@@ -844,22 +844,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
         return 0
     if not args.data_root.is_dir():
-        print(f"evaluation skipped: no data at {args.data_root}")
-        return 0
-    if args.ranker == "ltr":
+        print(f"evaluation data skipped: no data at {args.data_root}")
+    elif args.ranker == "ltr":
         out = args.out or REPO_ROOT / "bench-out"
-        return run_ltr_eval(
-            args.data_root, args.bench, out, args.sets.split(","), args.cache, args.service_features
+        run_ltr_eval(args.data_root, args.bench, out, args.sets.split(","), args.cache, args.service_features)
+    else:
+        args.out = args.out or REPO_ROOT / "eval-out"
+        results = run_eval(args.data_root, args.bench, args.out, args.sets.split(","), args.model, args.cache)
+        (args.out / "results.json").write_text(
+            json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8"
         )
-    args.out = args.out or REPO_ROOT / "eval-out"
-    results = run_eval(args.data_root, args.bench, args.out, args.sets.split(","), args.model, args.cache)
-    (args.out / "results.json").write_text(
-        json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8"
-    )
-    print(format_table(results))
+        print(format_table(results))
     from evaluation.replay import print_replay
 
-    print_replay()  # the demo's own history replayed, next to the real data
+    print_replay()  # the demo's own history replayed, next to the real data (either ranker)
     return 0
 
 

@@ -22,3 +22,14 @@ def test_replay_of_the_demo_history_computes_its_numbers(tmp_path):
     assert lo <= d <= hi and not math.isnan(d)
     text = format_replay(res)
     assert "IPS NDCG@10" in text and "flask ranker train" in text
+
+
+def test_make_eval_ends_with_the_replay_whichever_ranker_and_without_the_data(tmp_path, monkeypatch, capsys):
+    import evaluation.replay
+    from evaluation import benchmark
+
+    monkeypatch.setattr(evaluation.replay, "print_replay", lambda: print("REPLAY TABLE"))
+    for ranker in ("ltr", "service"):
+        assert benchmark.main(["eval", "--data-root", str(tmp_path / "absent"), "--ranker", ranker]) == 0
+        out = capsys.readouterr().out
+        assert "no data at" in out and out.rstrip().endswith("REPLAY TABLE")
