@@ -78,10 +78,12 @@ def post_worker_init(worker: Any) -> None:
 
     def build() -> None:
         from app.services import get_matching
+        from embeddings.tokenize import load_tagger
 
         with app.app_context():
             try:
                 get_matching()
+                load_tagger()  # what the reasons' keywords are checked with
             except Exception:  # logged; the first ranked request tries again and reports the error
                 app.logger.exception("matching service could not be built at worker start")
 

@@ -20,7 +20,16 @@ from collections.abc import Iterable
 from importlib import metadata, resources
 from typing import Any
 
-__all__ = ["STOPWORDS", "domain_terms", "tokenize", "tokenize_many", "tokenizer_version", "words"]
+__all__ = [
+    "STOPWORDS",
+    "content_word",
+    "domain_terms",
+    "load_tagger",
+    "tokenize",
+    "tokenize_many",
+    "tokenizer_version",
+    "words",
+]
 
 #: Bump when what :func:`tokenize` returns for a text changes in code (saved BM25 indexes key on it).
 TOKENIZER_VERSION = 1
@@ -47,6 +56,44 @@ _USERDICT = "userdict.txt"
 _TERM_MIN_FREQ = 2000
 _lock = threading.Lock()
 _tokenizer: Any = None
+_tagger: Any = None
+#: Parts of speech (jieba's tags) of words that name things: nouns, proper and technical nouns,
+#: verbal and adjectival nouns, abbreviations, set phrases, Latin-letter words.
+#: (Place names, ns, are left out: the region has its own reason.)
+_NAMING_TAGS = frozenset({"n", "nz", "nt", "nw", "nr", "nrt", "nrfg", "vn", "an", "j", "l", "eng"})
+#: Parts of speech that never carry a match alone, however rare the word: pronouns, conjunctions,
+#: prepositions, particles, numerals, measure words, place and time words, interjections.
+_FUNCTION_TAGS = frozenset(
+    {
+        "r",
+        "c",
+        "p",
+        "u",
+        "uj",
+        "ul",
+        "uz",
+        "ug",
+        "uv",
+        "ud",
+        "m",
+        "mq",
+        "q",
+        "f",
+        "s",
+        "t",
+        "tg",
+        "y",
+        "e",
+        "o",
+    }
+)
+#: A word this common in general Chinese (jieba's dictionary counts; 地方 52,641, 时 103,735) names
+#: nothing in particular, noun or not.
+_COMMON_FREQ = 20_000
+#: A word this rare in general Chinese (巡检 89, 定制 324) is a term of its trade, whatever its part
+#: of speech; above it a verb, adjective or adverb is everyday language (看到 13,411, 为难 429).
+#: A trade's own terms that general Chinese lacks (冷链, 复购) belong in the domain dictionary.
+_RARE_FREQ = 400
 #: Runs of characters jieba never joins a word across (whitespace and punctuation, all outside its
 #: word-character class): a text's tokens are the concatenation of its pieces' tokens, so a piece
 #: is tokenized once and reused (a description's clauses, the profile documents holding them).
@@ -136,6 +183,54 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(
         w for piece in _PIECE_SPLIT.split(normalized) if piece for w in _cut(piece, for_search=False)
     )
+
+
+@functools.lru_cache(maxsize=65_536)
+def content_word(word: str) -> bool:
+    """Return whether a word names something (what a shared keyword must end in): a term of the
+    domain dictionary; else a noun-like word that is not among the most common in general Chinese;
+    else a word of general Chinese rare in it that is no function word (巡检, 存证).
+    「台灯」「冷链」 do, 「看到」「手里」「很多」「时」 do not."""
+    tokenizer = _get_tokenizer()
+    text = unicodedata.normalize("NFKC", word or "").strip().lower()
+    if not text or not _is_word(text):
+        return False
+    if text in _domain_words():
+        return True
+    if text.isascii():
+        return any(ch.isalpha() for ch in text)  # "mems", "saas"; not "2024"
+    freq = int(tokenizer.FREQ.get(text, 0))
+    if not freq:  # a run jieba's HMM joined (「比约」 of 占比约, 「半内」 of 一年半内), no word it knows
+        return False
+    tag = _tag(text)
+    if tag in _NAMING_TAGS:
+        return freq < _COMMON_FREQ
+    return freq < _RARE_FREQ and tag not in _FUNCTION_TAGS
+
+
+@functools.cache
+def _domain_words() -> frozenset[str]:
+    return frozenset(t.lower() for t in domain_terms())
+
+
+def load_tagger() -> None:
+    """Build the tokenizer and the part-of-speech table now (about a second), not on the first
+    reason that quotes a keyword."""
+    _tag("")
+
+
+def _tag(word: str) -> str:
+    """Return jieba's part of speech of one word ("x" when its dictionary has none)."""
+    global _tagger
+    if _tagger is None:
+        tokenizer = _get_tokenizer()  # (takes the lock itself: not inside it)
+        with _lock:
+            if _tagger is None:
+                import jieba.posseg
+
+                _tagger = jieba.posseg.POSTokenizer(tokenizer)
+    tags = _tagger.word_tag_tab
+    return str(tags.get(word, "x"))
 
 
 def tokenize_many(texts: Iterable[str | None], *, for_search: bool = True) -> list[list[str]]:

@@ -12,6 +12,7 @@ the text. A near-copy of what the institution already backed reads 可能与已�
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 import unicodedata
@@ -359,19 +360,26 @@ _APPROX = re.compile(r"^[约近超逾达共]?[零〇一二两三四五六七八�
 
 
 @functools.lru_cache(maxsize=65_536)
-def is_keyword(term: str, words: Callable[[str], Sequence[str]]) -> bool:
+def is_keyword(
+    term: str, words: Callable[[str], Sequence[str]], names: Callable[[str], bool] | None = None
+) -> bool:
     """Return whether a shared run may be quoted as a keyword: quotable, no approximate number or place,
-    and made of content words only (none on the stop-list, whose function words include the joining
-    characters such as 的 or 和: 「b轮」 is 「b」「轮」, a deal word).
+    made of content words only (none on the stop-list, whose function words include the joining
+    characters such as 的 or 和: 「b轮」 is 「b」「轮」, a deal word), and ending in a word that names
+    something (「儿童护眼台灯」, not 「供应商手里」 or 「看到」).
 
     Args:
         words: the run's words as it reads, stopwords kept (``embeddings.tokenize.words``).
+        names: whether a word names something (``embeddings.tokenize.content_word``); None skips
+            that test.
     """
     t = _normalised(term)
     if not _quotable_word(t) or _APPROX.match(t) or is_place(t, words):
         return False
     found = [w for w in words(term) if w]
-    return bool(found) and not any(w in GENERIC_TERMS for w in found)
+    if not found or any(w in GENERIC_TERMS for w in found):
+        return False
+    return names is None or names(found[-1])
 
 
 def expand_terms(
@@ -380,8 +388,10 @@ def expand_terms(
     text_b: str,
     words: Callable[[str], Sequence[str]],
     max_chars: int = KEYWORD_MAX_CHARS,
+    names: Callable[[str], bool] | None = None,
 ) -> tuple[str, ...]:
-    """Return the shared terms grown to the longest run both texts hold, as keywords.
+    """Return the shared terms grown to the longest run both texts hold, as keywords (``words`` and
+    ``names`` as :func:`is_keyword` reads them).
 
     A segmenter cuts 「全屋智能中控屏」 into 「全屋」「智能」「中控」「屏」; quoted alone the pieces read as
     noise. Each term grows left and right while both texts still contain the run. A run longer than
@@ -406,9 +416,39 @@ def expand_terms(
             if hi - lo > len(best):
                 best = a[lo:hi]
             start = a.find(term, start + 1)
-        if len(best) <= max_chars and best not in out and is_keyword(best, words):
-            out.append(best)
+        if len(best) > max_chars:
+            continue  # a shared passage: nothing of it is quoted
+        for found in dict.fromkeys((best, term)):  # the grown run, else the term as it was
+            if (
+                found not in out
+                and is_keyword(found, words, names)
+                and _reads_as_words(found, a, words)
+                and _reads_as_words(found, b, words)
+            ):
+                out.append(found)
+                break
     return tuple(t for t in out if not any(t != o and t in o for o in out))
+
+
+def _reads_as_words(run: str, text: str, words: Callable[[str], Sequence[str]]) -> bool:
+    """Return whether the run stands in the (folded) text as whole words somewhere: it starts and ends
+    where the text's own words do. 「业软件」 inside 「工业软件」, 「族自治」 inside 「回族自治区」 or
+    「哈尔」 inside 「哈尔滨」 are pieces of other words, not terms the text uses."""
+    start = text.find(run)
+    while start >= 0:
+        lo, hi = start, start + len(run)
+        while lo > 0 and _WORD_CHAR.match(text[lo - 1]):
+            lo -= 1
+        while hi < len(text) and _WORD_CHAR.match(text[hi]):
+            hi += 1
+        stretch = text[lo:hi]
+        cut = words(stretch)
+        edges = {0, *itertools.accumulate(len(w) for w in cut)}
+        # (a cut that does not spell the stretch back, e.g. around a symbol, cannot say: accepted)
+        if "".join(cut) != stretch or (start - lo in edges and start + len(run) - lo in edges):
+            return True
+        start = text.find(run, start + 1)
+    return False
 
 
 def _month(date: str) -> str:

@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 
-from embeddings.tokenize import words
+from embeddings.tokenize import content_word, words
 from matching.explain import (
     MIN_POINTS,
     PairContext,
@@ -143,12 +143,14 @@ def pair_context(
         if toks is None:
             toks = tuple(dict.fromkeys(project_lex.tokenize(project_doc)))
         common = sorted((t for t in toks if t in inst_terms), key=lambda t: -institution_lex.idf(t))
-        keywords = [t for t in common if is_keyword(t, words)]  # before the share: the cheaper test
+        keywords = [
+            t for t in common if is_keyword(t, words, content_word)
+        ]  # before the share: the cheaper test
         shared = distinctive_terms(
             keywords, lambda t: max(institution_lex.doc_share(t), project_lex.doc_share(t))
         )[:5]
         if institution_doc:
-            shared = expand_terms(shared, project_doc, institution_doc, words)
+            shared = expand_terms(shared, project_doc, institution_doc, words, names=content_word)
     # Phrase matching is the slow part: only for the reasons that can quote it (a positive, shown
     # text or nearest-case similarity; see matching.explain._reason_text).
     quote_text = _may_show(feats, contrib, "dense") and bool(inst.text)

@@ -8,7 +8,7 @@ import re
 from app.auth.accounts import find_user
 from app.extensions import db
 from app.services import get_matching
-from embeddings.tokenize import words
+from embeddings.tokenize import content_word, words
 from matching.explain import GENERIC_TERMS, JARGON, KEYWORD_MAX_CHARS, is_keyword
 from models import Institution
 
@@ -35,7 +35,7 @@ def _check_reason(text: str) -> None:
             assert term not in FILLERS and term.lower() not in GENERIC_TERMS, text
             assert not re.fullmatch(r"[\d.,%]+", term), text
             # content words only, never a piece of a shared sentence (「这个想法最早出现」)
-            assert is_keyword(term, words) and len(term) <= KEYWORD_MAX_CHARS, text
+            assert is_keyword(term, words, content_word) and len(term) <= KEYWORD_MAX_CHARS, text
     # A copied sentence is never quoted twice as evidence of fit.
     quotes = re.findall(r"「([^」]{6,})」", text)
     assert len(quotes) == len(set(quotes)), text

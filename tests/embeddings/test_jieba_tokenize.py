@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from embeddings import domain_terms, tokenize
+from embeddings.tokenize import content_word
 
 
 def test_user_dictionary_ships_the_contest_terms() -> None:
@@ -66,3 +67,35 @@ def test_concurrent_tokenization_gives_identical_results() -> None:
     for t in threads:
         t.join()
     assert results == [expected] * 8
+
+
+@pytest.mark.parametrize(
+    ("word", "names"),
+    [
+        ("台灯", True),  # a noun
+        ("减速器", True),
+        ("巡检", True),  # a verb, but rare in general Chinese: a term of the trade
+        ("冷链", True),  # general Chinese lacks it: the domain dictionary has it
+        ("智能制造", True),
+        ("mems", True),
+        ("看到", False),  # an everyday verb
+        ("很多", False),  # a numeral
+        ("手里", False),  # a place word
+        ("时", False),  # a noun, but among the most common words
+        ("徐州", False),  # a place: the region has its own reason
+        ("比约", False),  # jieba's HMM joined 比 and 约 (占比约30%): no word it knows
+        ("2024", False),
+    ],
+)
+def test_content_words_name_something(word: str, names: bool) -> None:
+    assert content_word(word) is names
+
+
+def test_content_word_works_in_a_fresh_process_before_any_other_cut() -> None:
+    # (it builds the tokenizer and the tagger under one lock: taken twice, the process hung)
+    import subprocess
+    import sys
+
+    code = "from embeddings.tokenize import content_word; print(content_word('台灯'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "True"

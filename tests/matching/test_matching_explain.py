@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from embeddings.tokenize import words
+from embeddings.tokenize import content_word, words
 from matching.explain import (
     FIELD_LABELS,
     GENERIC_TERMS,
@@ -125,6 +125,32 @@ def test_generic_words_are_not_quoted() -> None:
 )
 def test_a_keyword_is_made_of_content_words_only(run: str, quoted: bool) -> None:
     assert is_keyword(run, words) is quoted
+
+
+@pytest.mark.parametrize(
+    ("run", "quoted"),
+    [
+        ("儿童护眼台灯", True),
+        ("冷链", True),
+        ("巡检", True),
+        ("供应商手里", False),  # ends in a place word
+        ("看到", False),  # everyday verbs and adverbs name nothing
+        ("经常", False),
+        ("徐州", False),  # a place
+    ],
+)
+def test_a_keyword_ends_in_a_word_that_names_something(run: str, quoted: bool) -> None:
+    assert is_keyword(run, words, content_word) is quoted
+
+
+def test_a_shared_piece_of_other_words_is_not_quoted() -> None:
+    # 「业软件」 is in both texts, but as a piece of 工业软件 and of 企业 + 软件: not quoted
+    assert expand_terms(["软件"], "我们做工业软件", "只投企业软件", words, names=content_word) == ()
+    assert expand_terms(["软件"], "我们做工业软件", "关注工业软件", words, names=content_word) == (
+        "工业软件",
+    )
+    assert expand_terms(["哈尔"], "位于哈尔滨", "关注哈尔滨的企业", words) == ("哈尔滨",)
+    assert expand_terms(["州市"], "位于温州市", "来自杭州市", words) == ()
 
 
 def test_shared_terms_grow_to_a_keyword_but_a_shared_passage_is_not_quoted() -> None:
