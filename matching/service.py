@@ -544,7 +544,9 @@ class MatchingService(MatchingStore):
             missing = list(dict.fromkeys(pids[j] for j in todo.tolist()))
             for start in range(0, len(missing), _STATS_CHUNK):
                 part = missing[start : start + _STATS_CHUNK]
-                got = self._pair_values(part, blk)
+                # exact: a row's statistics must not depend on the batch that computed them (in float32
+                # they move in the sixth digit, and a shown 匹配度 with them)
+                got = self._pair_values(part, blk, exact=True)
                 rows = self._ptab.rows(part)
                 for c, name in enumerate(_Z_CHANNELS):
                     x = got.raw[name]

@@ -256,3 +256,19 @@ def test_pooled_institution_ranking_matches_full(
     assert pooled.match_project(1, "fund", 1)[0].id == full.match_project(1, "fund", 1)[0].id
     only = pooled.match_project(1, "fund", 5, Filters(allowed_ids=frozenset({102, 103})))
     assert {m.id for m in only} <= {102, 103}
+
+
+@pytest.mark.parametrize("evidence", [False, True])
+def test_a_rows_statistics_do_not_depend_on_the_batch_that_computed_them(
+    service: MatchingService, evidence: bool
+) -> None:
+    # A project's row statistics scale every pair of its row: computed alone (its first view) or in a
+    # batch with others (the 匹配度 reference, a warm pass), they must agree far below any shown digit,
+    # or the same pair shows 29.6 on one page and 29.7 on another.
+    pids = sorted(service._projects)
+    with service._lock:
+        cache = service._pair_cache()
+        blk = service._side_block("fund", evidence, cache)
+        alone = [service._row_stats([p], blk, {})[0] for p in pids]
+        together = service._row_stats(pids, blk, {})
+    np.testing.assert_allclose(np.array(alone), together, rtol=0, atol=1e-12)
