@@ -151,6 +151,16 @@ def _counted(value: str | None) -> list[tuple[str, int]]:
     return [(m.group(1), int(m.group(2))) for m in _COUNT_ITEM.finditer(value or "")]
 
 
+def stated_stage_counts(row: Mapping[str, str]) -> Counter[int]:
+    """Return the deals an institution row states per STAGES index (``profile_rounds``: "A轮426家、B轮216家";
+    a round with no stage, such as 战略融资, is not counted)."""
+    counts: Counter[int] = Counter()
+    for label, n in _counted(row.get("profile_rounds")):
+        if (idx := round_stage_index(label)) is not None:
+            counts[idx] += n
+    return counts
+
+
 def _next_stage(rounds: Sequence[str]) -> str | None:
     """Return the stage a project is raising for next, from the rounds it has already closed."""
     seen = [i for i in (round_stage_index(r) for r in rounds) if i is not None]
@@ -220,12 +230,7 @@ def institution_profiles(
     out = []
     for iid, row in data.institutions.items():
         industries = tuple(label for label, _ in _counted(row.get("profile_industries"))[:5])
-        round_counts = _counted(row.get("profile_rounds"))
-        stage_counts: Counter[str] = Counter()
-        for label, n in round_counts:
-            idx = round_stage_index(label)
-            if idx is not None:
-                stage_counts[STAGES[idx]] += n
+        stage_counts = Counter({STAGES[i]: n for i, n in stated_stage_counts(row).items()})
         total = sum(stage_counts.values())
         stages = tuple(s for s in STAGES if total and stage_counts[s] / total >= 0.25)
         out.append(

@@ -39,7 +39,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from embeddings import Embedder
-from evaluation.benchmark import EvalSet, _categories, _counted, _read, run_baselines, set_vectors
+from evaluation.benchmark import (
+    EvalSet,
+    _categories,
+    _read,
+    run_baselines,
+    set_vectors,
+    stated_stage_counts,
+)
 from matching.features import FEATURES, round_stage_index
 from matching.ltr import (
     SEGMENTS,
@@ -201,9 +208,8 @@ def stated_profiles(
     described = np.zeros((len(iids), dim), dtype=np.float32)
     for n, iid in enumerate(iids):
         row = data.institutions[iid]
-        for label, k in _counted(row.get("profile_rounds")):
-            if (stage := round_stage_index(label)) is not None:
-                counts[n, stage] += k
+        for stage, k in stated_stage_counts(row).items():
+            counts[n, stage] = k
         v = ivecs.get(data.inst_int[iid])
         if v is not None and (row.get("profile_description") or "").strip() and len(v) == dim:
             described[n] = v / max(float(np.linalg.norm(v)), 1e-12)

@@ -138,7 +138,7 @@ def distinctive_terms(
         doc_share: fraction of the corpus's documents containing a term (0..1).
         max_share: largest document share a quoted term may have.
     """
-    kept = [t for t in terms if _quotable_word(_normalised(t)) and doc_share(t) <= max_share]
+    kept = [t for t in terms if _is_word(t) and doc_share(t) <= max_share]
     # "机器" says nothing "机器人" does not: keep the longer of nested terms.
     return tuple(t for t in kept if not any(len(o) > len(t) and t in o for o in kept))
 
@@ -162,6 +162,12 @@ def _normalised(token: str) -> str:
     return unicodedata.normalize("NFKC", token or "").strip().lower()
 
 
+def _is_word(term: str) -> bool:
+    """Return :func:`_quotable_word` of a term as written (place names are for the caller to judge)."""
+    return _quotable_word(_normalised(term))
+
+
+@functools.lru_cache(maxsize=65_536)
 def is_quotable(token: str) -> bool:
     """Return whether one token may be quoted as evidence: a word that is no number, ordinal, amount,
     stop-listed word or place-shaped word (a token is one word: its shape is enough)."""
@@ -174,9 +180,6 @@ def is_place(term: str, words: Callable[[str], Sequence[str]]) -> bool:
     「海淀区」, 「州市」), not a stem of several words (「智慧城市」, 「无人超市」)."""
     t = _normalised(term)
     return bool(_PLACE.match(t)) and len(words(t[:-1])) <= 1
-
-
-_quotable = is_quotable
 
 
 def _bigrams(text: str) -> set[str]:
@@ -199,7 +202,8 @@ def clause_tokens(clauses: Sequence[str], tokenize: Callable[[str], list[str]]) 
     """Return the distinct quotable tokens of each clause in text order (what phrase matching weighs),
     leaving out the words of company names."""
     return [
-        tuple(dict.fromkeys(t for t in tokenize(_COMPANY_NAME.sub("，", c)) if _quotable(t))) for c in clauses
+        tuple(dict.fromkeys(t for t in tokenize(_COMPANY_NAME.sub("，", c)) if is_quotable(t)))
+        for c in clauses
     ]
 
 
@@ -491,7 +495,7 @@ def _reason_text(name: str, value: float, ctx: PairContext) -> str | None:
             return f"已投组合整体相近：与该{noun}{verb}的 {ev.n_portfolio} 个项目总体方向一致"
         return f"已投组合整体较远：与该{noun}{verb}的 {ev.n_portfolio} 个项目总体方向不同"
     if name == "bm25":
-        terms = [t for t in ctx.shared_terms if _quotable_word(_normalised(t))]  # keywords: is_keyword
+        terms = [t for t in ctx.shared_terms if _is_word(t)]  # keywords: is_keyword judged the rest
         if value <= 0 or not terms:
             return None
         return "共同关键词：" + "".join(f"「{t}」" for t in terms[:_MAX_TERMS])
