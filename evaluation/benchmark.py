@@ -770,6 +770,7 @@ def run_ltr_eval(
     sets: Sequence[str],
     cache_dir: Path = DEFAULT_CACHE,
     service_features: bool = False,
+    jitter: int | None = None,
 ) -> int:
     """LambdaMART per set (chosen on history), the dev_test table with intervals and ablations.
 
@@ -788,7 +789,14 @@ def run_ltr_eval(
         print(f"[{name}] choosing on history, fitting, ranking dev_test ...", flush=True)
         data = load_set(data_dir)
         results[name] = evaluate_set(
-            data, data_dir, bench, out_dir / name, embedder, cache_dir, service_features=service_features
+            data,
+            data_dir,
+            bench,
+            out_dir / name,
+            embedder,
+            cache_dir,
+            service_features=service_features,
+            jitter=jitter,
         )
         print(format_report({name: results[name]}), flush=True)
     seconds = round(time.perf_counter() - started, 1)
@@ -839,6 +847,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="ltr: add the service's own feature vector (built per day from the visible history) as "
         "one more group; slower (a service per training window)",
     )
+    ev.add_argument(
+        "--jitter",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="ltr: add seeded noise of sd 1e-6 (float rounding, as between machines) to every vector; "
+        "run a few seeds to see that the choice and the figures do not hang on the last bits",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "rank":
@@ -852,7 +868,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"evaluation data skipped: no data at {args.data_root}")
     elif args.ranker == "ltr":
         out = args.out or REPO_ROOT / "bench-out"
-        run_ltr_eval(args.data_root, args.bench, out, args.sets.split(","), args.cache, args.service_features)
+        run_ltr_eval(
+            args.data_root,
+            args.bench,
+            out,
+            args.sets.split(","),
+            args.cache,
+            args.service_features,
+            args.jitter,
+        )
     else:
         args.out = args.out or REPO_ROOT / "eval-out"
         results = run_eval(args.data_root, args.bench, args.out, args.sets.split(","), args.model, args.cache)

@@ -9,7 +9,8 @@ Per set, with the same code and settings everywhere:
    the newest 15 % of history, plus the 15 % slices before it
    while the slices so far hold fewer than 150 target projects, once over every validation project and
    once per segment (cold: a project with no investor yet; warm: one with earlier investors) where the
-   slices hold at least 40 of the segment's projects; a training set below
+   slices hold at least 40 of the segment's projects (a LambdaMART is chosen over the best
+   single-feature ranker only when it leads by more than one standard error); a training set below
    ``LTRSettings.bag_below_rows`` rows is fit as a bag of three differently seeded models whose
    scores are averaged (the small sets' choice otherwise moves with the seed);
 3. :func:`matching.ltr.fit_final` refits the choice on windows ending at the end of history, once
@@ -67,7 +68,7 @@ from matching.ltr_features import (
 )
 from matching.types import STAGES
 
-__all__ = ["evaluate_set", "format_report", "load_eval_module", "set_inputs"]
+__all__ = ["evaluate_set", "format_report", "jittered", "load_eval_module", "set_inputs"]
 
 TOP_N = 100
 METRICS = (("ndcg", "ndcg@10"), ("recall", "recall@10"))
@@ -117,13 +118,33 @@ class ServiceFeatures:
         return out
 
 
+#: Standard deviation of the ``jitter`` noise: about the float32 rounding by which the same model's
+#: vectors differ from one machine to another.
+JITTER_SD = 1e-6
+
+
+def jittered(vectors: Mapping[int, Any], seed: int) -> dict[int, NDArray[np.float32]]:
+    """Return the vectors plus seeded Gaussian noise of sd :data:`JITTER_SD` (keys in sorted order)."""
+    rng = np.random.default_rng(seed)
+    return {
+        k: (np.asarray(v, dtype=np.float64) + rng.normal(0.0, JITTER_SD, len(v))).astype(np.float32)
+        for k, v in sorted(vectors.items())
+    }
+
+
 def set_inputs(
-    data: EvalSet, embedder: Embedder | None, cache_dir: Path, service_features: bool = False
+    data: EvalSet,
+    embedder: Embedder | None,
+    cache_dir: Path,
+    service_features: bool = False,
+    jitter: int | None = None,
 ) -> tuple[InvestmentLog, ProjectContent, list[str], list[str], int]:
     """Return (log, content, project ids, institution ids, first day after history) of a set.
 
     Dense indexes follow the sorted string ids. Vectors are the service's e5 document vectors
     (cached); without an embedder the vectors are zeros and the text groups fall back to TF-IDF.
+    ``jitter`` (a seed) adds float-rounding-sized noise to every vector: a choice and figures that
+    move with it hang on the last bits of the vectors, which differ between machines.
     """
     pids = sorted(data.projects)
     iids = sorted(data.institutions)
@@ -144,6 +165,8 @@ def set_inputs(
     ivecs: Mapping[int, Any] = {}
     if embedder is not None:
         pvecs, ivecs = set_vectors(data, embedder, cache_dir)
+        if jitter is not None:
+            pvecs, ivecs = jittered(pvecs, jitter), jittered(ivecs, jitter + 1)
         if service_features:
             extra = ServiceFeatures(data, embedder, pvecs, ivecs)
         if pvecs:
@@ -234,12 +257,13 @@ def evaluate_set(
     cache_dir: Path,
     settings: LTRSettings | None = None,
     service_features: bool = False,
+    jitter: int | None = None,
 ) -> dict[str, Any]:
     """Choose, fit, rank dev_test, score against the baselines; return the set's results."""
     settings = settings or LTRSettings()
     t0 = time.perf_counter()
     ev = load_eval_module(bench)
-    log, content, pids, iids, end = set_inputs(data, embedder, cache_dir, service_features)
+    log, content, pids, iids, end = set_inputs(data, embedder, cache_dir, service_features, jitter)
     t_inputs = time.perf_counter() - t0
     selection = select_model(log, content, end, settings)
     t_select = time.perf_counter() - t0 - t_inputs

@@ -9,7 +9,7 @@ import pytest
 from eval_csv import write_csvs
 
 from evaluation import benchmark as bm
-from evaluation.ltr_eval import evaluate_set, format_report, set_inputs
+from evaluation.ltr_eval import JITTER_SD, evaluate_set, format_report, jittered, set_inputs
 from matching.ltr import LTRSettings
 from matching.ltr_features import FEATURE_GROUPS, day_number
 
@@ -89,6 +89,17 @@ def test_stated_profiles_are_read_from_the_institution_rows(tmp_path: Path) -> N
     assert content.stated.stage_counts[first].tolist() == [0.0, 0.0, 176.0, 426.0, 216.0, 0.0]
     assert not content.stated.stage_counts[[n for n in range(len(iids)) if n != first]].any()
     assert not content.stated.vectors.any()  # no embedder: no description vectors
+
+
+def test_jitter_moves_each_vector_by_float_rounding_and_is_seeded() -> None:
+    rng = np.random.default_rng(0)
+    vectors = {k: rng.normal(size=384).astype(np.float32) for k in (5, 1, 9)}
+    a, again, other = jittered(vectors, 0), jittered(vectors, 0), jittered(vectors, 1)
+    assert set(a) == set(vectors) and all(a[k].dtype == np.float32 for k in a)
+    assert all(np.array_equal(a[k], again[k]) for k in a)  # the same seed, the same noise
+    assert not all(np.array_equal(a[k], other[k]) for k in a)
+    moved = max(float(np.abs(a[k] - vectors[k]).max()) for k in a)
+    assert 0 < moved < 10 * JITTER_SD
 
 
 BENCH = bm.DEFAULT_BENCH
