@@ -400,7 +400,8 @@ def expand_terms(
     A segmenter cuts 「全屋智能中控屏」 into 「全屋」「智能」「中控」「屏」; quoted alone the pieces read as
     noise. Each term grows left and right while both texts still contain the run. A run longer than
     max_chars is a shared passage, not a keyword, and is dropped with its term; so is a run that is
-    not a keyword (:func:`is_keyword`: 「通过大赛认识更多」). Terms inside a longer one are dropped and
+    not a keyword (:func:`is_keyword`: 「通过大赛认识更多」), unless a shorter stretch of its whole words
+    around the term is one (「做掌上彩超」 → 「掌上彩超」). Terms inside a longer one are dropped and
     the order is kept.
     """
     a, b = _folded(text_a or ""), _folded(text_b or "")
@@ -422,7 +423,9 @@ def expand_terms(
             start = a.find(term, start + 1)
         if len(best) > max_chars:
             continue  # a shared passage: nothing of it is quoted
-        for found in dict.fromkeys((best, term)):  # the grown run, else the term as it was
+        # the grown run, else its longest stretch of whole words around the term that is a keyword
+        # (「做掌上彩超」 grew over the verb both texts put before the product), else the term
+        for found in dict.fromkeys((best, *_word_runs(best, term, words), term)):
             if (
                 found not in out
                 and is_keyword(found, words, names)
@@ -432,6 +435,19 @@ def expand_terms(
                 out.append(found)
                 break
     return tuple(t for t in out if not any(t != o and t in o for o in out))
+
+
+def _word_runs(run: str, term: str, words: Callable[[str], Sequence[str]]) -> list[str]:
+    """Return the stretches of the run's own words that hold the term, longest first (the run left
+    out): 「做掌上彩超」 around 「掌上」 gives 「掌上彩超」, 「做掌上」 and 「掌上」."""
+    cut = words(run)
+    if "".join(cut) != run:
+        return []
+    edges = [0, *itertools.accumulate(len(w) for w in cut)]
+    spans = [
+        (lo, hi) for lo in edges for hi in edges if hi > lo and (hi - lo) < len(run) and term in run[lo:hi]
+    ]
+    return [run[lo:hi] for lo, hi in sorted(spans, key=lambda span: (span[0] - span[1], span[0]))]
 
 
 def _reads_as_words(run: str, text: str, words: Callable[[str], Sequence[str]]) -> bool:

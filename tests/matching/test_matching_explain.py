@@ -154,6 +154,19 @@ def test_a_shared_piece_of_other_words_is_not_quoted() -> None:
     assert expand_terms(["州市"], "位于温州市", "来自杭州市", words) == ()
 
 
+def test_a_grown_run_that_is_no_keyword_is_trimmed_to_whole_words_around_the_term() -> None:
+    # both texts put 「做」 before the product, so 「掌上」 grows to 「做掌上彩超」, which starts with a
+    # function word: the product's own name is quoted, not its two halves
+    park = "目前园内有做可降解冠脉支架的企业，也有做掌上彩超的团队，欢迎上下游一起入驻。"
+    project = "去年和几位同事一起辞职，开始做掌上彩超。内置的AI辅助功能可以提示标准切面。"
+    assert expand_terms(["掌上", "彩超"], park, project, words, names=content_word) == ("掌上彩超",)
+    park = "也有做一次性电子输尿管镜的团队"
+    project = "从2011年起就开始做一次性电子输尿管镜，11年来没有换过赛道。"
+    assert expand_terms(["电子", "输尿管"], park, project, words, names=content_word) == (
+        "一次性电子输尿管镜",
+    )
+
+
 def test_shared_terms_grow_to_a_keyword_but_a_shared_passage_is_not_quoted() -> None:
     project = "我们做协作机器人关节模组的研发。这个想法最早出现在读研期间参与的一个课题。"
     fund = "投资了协作机器人关节模组企业。团队说这个想法最早出现在读研期间参与的一个课题。"
