@@ -121,6 +121,9 @@ def test_generic_words_are_not_quoted() -> None:
         ("无人超市", True),
         ("第一批", False),
         ("保留", False),
+        ("投向", False),  # 「资金将投向…」 in a project, 「重点投向…」 in every fund: a deal word
+        ("上下游", False),  # 「带动上下游配套」: what a park says of every chain
+        ("价格", False),  # 「服务价格公开透明」 and 「锂资源价格」 share a word, not a business
     ],
 )
 def test_a_keyword_is_made_of_content_words_only(run: str, quoted: bool) -> None:
