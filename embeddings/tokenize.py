@@ -189,7 +189,8 @@ def words(text: str) -> tuple[str, ...]:
 def content_word(word: str) -> bool:
     """Return whether a word names something (what a shared keyword must end in): a term of the
     domain dictionary; else a noun-like word that is not among the most common in general Chinese;
-    else a word of general Chinese rare in it that is no function word (巡检, 存证).
+    else a word of general Chinese rare in it that is no function word (巡检, 存证). A place name
+    never is (徐州, 南通, 石嘴山): the region has its own reason.
     「台灯」「冷链」 do, 「看到」「手里」「很多」「时」 do not."""
     tokenizer = _get_tokenizer()
     text = unicodedata.normalize("NFKC", word or "").strip().lower()
@@ -203,9 +204,24 @@ def content_word(word: str) -> bool:
     if not freq:  # a run jieba's HMM joined (「比约」 of 占比约, 「半内」 of 一年半内), no word it knows
         return False
     tag = _tag(text)
+    if _is_place_name(text, tag):
+        return False
     if tag in _NAMING_TAGS:
         return freq < _COMMON_FREQ
     return freq < _RARE_FREQ and tag not in _FUNCTION_TAGS
+
+
+#: Suffixes of administrative divisions: a word whose suffixed form the dictionary tags as a place
+#: is a place's bare name (南通 of 南通市, 合肥 of 合肥市), whatever its own tag.
+_DIVISION_SUFFIXES = ("市", "县", "省")
+
+
+def _is_place_name(word: str, tag: str) -> bool:
+    """Return whether a word is a place name: tagged ns, or the stem of a division the dictionary
+    tags ns (「南通」 is tagged nz, 「合肥」 n, but 「南通市」「合肥市」 are places)."""
+    if tag == "ns":
+        return True
+    return len(word) >= 2 and any(_tag(word + suffix) == "ns" for suffix in _DIVISION_SUFFIXES)
 
 
 @functools.cache

@@ -83,6 +83,9 @@ def test_concurrent_tokenization_gives_identical_results() -> None:
         ("手里", False),  # a place word
         ("时", False),  # a noun, but among the most common words
         ("徐州", False),  # a place: the region has its own reason
+        ("石嘴山", False),  # a rare place name is still a place
+        ("南通", False),  # tagged nz, but 南通市 is a place: its bare name is one too
+        ("合肥", False),  # tagged n, the same
         ("比约", False),  # jieba's HMM joined 比 and 约 (占比约30%): no word it knows
         ("2024", False),
     ],
