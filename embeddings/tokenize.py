@@ -218,7 +218,8 @@ _DIVISION_SUFFIXES = ("市", "县", "省")
 
 def _is_place_name(word: str, tag: str) -> bool:
     """Return whether a word is a place name: tagged ns, or the stem of a division the dictionary
-    tags ns (「南通」 is tagged nz, 「合肥」 n, but 「南通市」「合肥市」 are places)."""
+    tags ns (「南通」 is tagged nz, 「合肥」 n, but 「南通市」「合肥市」 are places). A run shaped like a
+    division (「苏州市」「海淀区」) is judged by its shape: :func:`matching.explain.is_place`."""
     if tag == "ns":
         return True
     return len(word) >= 2 and any(_tag(word + suffix) == "ns" for suffix in _DIVISION_SUFFIXES)

@@ -177,7 +177,8 @@ def is_quotable(token: str) -> bool:
 
 def is_place(term: str, words: Callable[[str], Sequence[str]]) -> bool:
     """Return whether a term is a place name: one word (the stem) and 省, 市, 县 or 区 (「苏州市」,
-    「海淀区」, 「州市」), not a stem of several words (「智慧城市」, 「无人超市」)."""
+    「海淀区」, 「州市」), not a stem of several words (「智慧城市」, 「无人超市」). A bare name without
+    the suffix (「南通」) is the dictionary's call: :func:`embeddings.tokenize.content_word`."""
     t = _normalised(term)
     return bool(_PLACE.match(t)) and len(words(t[:-1])) <= 1
 
