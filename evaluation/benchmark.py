@@ -32,6 +32,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date as calendar_date
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -101,6 +102,9 @@ class EvalSet:
     history: list[Edge]
     project_int: dict[str, int] = field(default_factory=dict)
     inst_int: dict[str, int] = field(default_factory=dict)
+    #: The institutions' deals with companies outside the set, from the market's public event feed
+    #: (:data:`MARKET_FEEDS`), dated up to the last history day; ``project`` is ``outside:<company>``.
+    outside: list[Edge] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.project_int = {pid: n for n, pid in enumerate(sorted(self.projects), start=1)}
@@ -113,8 +117,19 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def load_set(data_dir: Path) -> EvalSet:
-    """Read projects, institutions and history edges of one set (never its test edges)."""
+#: The public, dated investment-event feed of each set's market, relative to the data root. The
+#: SmoothNLP sample holds China's events up to 2019 with the investors' Chinese names, the same
+#: names IT桔子 uses; yc and cb2013 have no feed beside them.
+MARKET_FEEDS: dict[str, str] = {"itjuzi_ai": "smoothnlp_cn/events.csv"}
+EARLIEST_EVENT = "1980-01-01"  # the feed carries a few impossible dates (year 0002, 1970)
+
+
+def load_set(data_dir: Path, feed: bool = True) -> EvalSet:
+    """Read projects, institutions and history edges of one set (never its test edges).
+
+    With ``feed``, the market's event feed (:data:`MARKET_FEEDS`) adds the institutions' deals
+    with companies outside the set, dated up to the last history day (:func:`outside_events`).
+    """
     projects = {r["project_id"]: r for r in _read(data_dir / "projects.csv")}
     institutions = {r["institution_id"]: r for r in _read(data_dir / "institutions.csv")}
     history = [
@@ -122,7 +137,47 @@ def load_set(data_dir: Path) -> EvalSet:
         for r in _read(data_dir / "edges_history.csv")
         if r["institution_id"] in institutions and r["project_id"] in projects
     ]
-    return EvalSet(data_dir.name, projects, institutions, history)
+    outside: list[Edge] = []
+    feed_path = data_dir.parent / MARKET_FEEDS[data_dir.name] if data_dir.name in MARKET_FEEDS else None
+    if feed and feed_path is not None and feed_path.is_file():
+        last = max((e.date[:10] for e in history if e.date), default="")
+        outside = outside_events(_read(feed_path), projects, institutions, last)
+    return EvalSet(data_dir.name, projects, institutions, history, outside=outside)
+
+
+def _iso_day(text: str) -> bool:
+    try:
+        calendar_date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def outside_events(
+    rows: Sequence[Mapping[str, str]],
+    projects: Mapping[str, Mapping[str, str]],
+    institutions: Mapping[str, Mapping[str, str]],
+    last_day: str,
+) -> list[Edge]:
+    """Return the feed's (institution, company) deals dated up to ``last_day``, one per round.
+
+    A feed row names a company, an ISO date, a round and its investors separated by spaces; an
+    investor counts when it is exactly an institution's name. A company the set itself holds
+    (by name or legal name) is left out: the set's own history is what it knows of that company.
+    """
+    by_name = {r["name"].strip(): iid for iid, r in institutions.items() if (r.get("name") or "").strip()}
+    own = {(r.get(k) or "").strip() for r in projects.values() for k in ("name", "legal_name")} - {""}
+    out: dict[tuple[str, str, str], Edge] = {}
+    for row in rows:
+        company = " ".join((row.get("company") or "").split())
+        day = (row.get("date") or "").strip()[:10]
+        if not company or company in own or not (EARLIEST_EVENT <= day <= last_day) or not _iso_day(day):
+            continue
+        for name in (row.get("investors_raw") or "").split():
+            if (iid := by_name.get(name)) is not None:
+                edge = Edge(iid, f"outside:{company}", day, (row.get("round") or "").strip())
+                out.setdefault((iid, edge.project, day), edge)
+    return list(out.values())
 
 
 # ---------------------------------------------------------------------- profiles
@@ -771,10 +826,12 @@ def run_ltr_eval(
     cache_dir: Path = DEFAULT_CACHE,
     service_features: bool = False,
     jitter: int | None = None,
+    feed: bool = True,
 ) -> int:
     """LambdaMART per set (chosen on history), the dev_test table with intervals and ablations.
 
-    Prints the report and writes every figure to ``out_dir/eval.json``.
+    Prints the report and writes every figure to ``out_dir/eval.json``. ``feed=False`` leaves the
+    market's event feed (:data:`MARKET_FEEDS`) out.
     """
     from evaluation.ltr_eval import evaluate_set, format_report
 
@@ -787,7 +844,14 @@ def run_ltr_eval(
             print(f"[{name}] skipped: {data_dir} not found (evaluation data are optional)")
             continue
         print(f"[{name}] choosing on history, fitting, ranking dev_test ...", flush=True)
-        data = load_set(data_dir)
+        data = load_set(data_dir, feed=feed)
+        if data.outside:
+            print(
+                f"[{name}] market feed {MARKET_FEEDS[name]}: {len(data.outside)} deals of "
+                f"{len({e.institution for e in data.outside})} institutions with "
+                f"{len({e.project for e in data.outside})} companies outside the set, up to the last history day",
+                flush=True,
+            )
         results[name] = evaluate_set(
             data,
             data_dir,
@@ -798,6 +862,7 @@ def run_ltr_eval(
             service_features=service_features,
             jitter=jitter,
         )
+        results[name]["outside_deals"] = len(data.outside)
         print(format_report({name: results[name]}), flush=True)
     seconds = round(time.perf_counter() - started, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -855,6 +920,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="ltr: add seeded noise of sd 1e-6 (float rounding, as between machines) to every vector; "
         "run a few seeds to see that the choice and the figures do not hang on the last bits",
     )
+    ev.add_argument(
+        "--no-feed",
+        dest="feed",
+        action="store_false",
+        help="ltr: leave out the market's public event feed (the institutions' deals outside the set)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "rank":
@@ -876,6 +947,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.cache,
             args.service_features,
             args.jitter,
+            args.feed,
         )
     else:
         args.out = args.out or REPO_ROOT / "eval-out"

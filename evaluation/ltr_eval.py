@@ -3,14 +3,19 @@
 Per set, with the same code and settings everywhere:
 
 1. the history (edges_history.csv only) becomes an :class:`~matching.ltr_features.InvestmentLog`,
-   the project texts become unit e5 vectors, a character TF-IDF matrix and category one-hots;
+   joined by the institutions' deals outside the set from the market's event feed where there is
+   one (``EvalSet.outside``, marked ``outside`` in the log: part of an institution's state, never a
+   query or a target); the project texts become unit e5 vectors, a character TF-IDF matrix and
+   category one-hots;
 2. :func:`matching.ltr.select_model` picks LambdaMART's hyper-parameters and prior (recent
    activity or stage-aware popularity), or a single-feature ranker if that validates better, on
    the newest 15 % of history, plus the 15 % slices before it
    while the slices so far hold fewer than 150 target projects, once over every validation project and
    once per segment (cold: a project with no investor yet; warm: one with earlier investors) where the
    slices hold at least 40 of the segment's projects (a LambdaMART is chosen over the best
-   single-feature ranker only when it leads by more than one standard error); a training set below
+   single-feature ranker only when it leads by more than one standard error; a segment chooses
+   between the LambdaMART that validates best overall and the single rankers, and keeps the overall
+   choice unless its own leads that by more than one standard error); a training set below
    ``LTRSettings.bag_below_rows`` rows is fit as a bag of three differently seeded models whose
    scores are averaged (the small sets' choice otherwise moves with the seed);
 3. :func:`matching.ltr.fit_final` refits the choice on windows ending at the end of history, once
@@ -146,11 +151,13 @@ def set_inputs(
     ``jitter`` (a seed) adds float-rounding-sized noise to every vector: a choice and figures that
     move with it hang on the last bits of the vectors, which differ between machines.
     """
-    pids = sorted(data.projects)
+    # The feed's companies come after the set's own: no text, no category, never a query.
+    pids = sorted(data.projects) + sorted({e.project for e in data.outside})
     iids = sorted(data.institutions)
     p_at = {p: n for n, p in enumerate(pids)}
     i_at = {i: n for n, i in enumerate(iids)}
-    edges = [e for e in data.history if e.date]
+    own = [e for e in data.history if e.date]
+    edges = own + [e for e in data.outside if e.date]
     log = InvestmentLog.build(
         len(iids),
         len(pids),
@@ -158,6 +165,7 @@ def set_inputs(
         [p_at[e.project] for e in edges],
         [day_number(e.date) or 0 for e in edges],
         [(-1 if (s := round_stage_index(e.round)) is None else s) for e in edges],
+        [n >= len(own) for n in range(len(edges))],
     )
     dim = 0
     vectors = np.zeros((len(pids), 1), dtype=np.float32)
@@ -173,13 +181,17 @@ def set_inputs(
             dim = len(next(iter(pvecs.values())))
             vectors = np.zeros((len(pids), dim), dtype=np.float32)
             for pid, n in p_at.items():
-                v = pvecs.get(data.project_int[pid])
+                v = pvecs.get(data.project_int.get(pid, 0))
                 if v is not None:
                     vectors[n] = v / max(float(np.linalg.norm(v)), 1e-12)
+    empty: dict[str, str] = {}
     texts = [
         " ".join(
             x
-            for x in ((data.projects[p].get("description") or ""), data.projects[p].get("category") or "")
+            for x in (
+                (data.projects.get(p, empty).get("description") or ""),
+                data.projects.get(p, empty).get("category") or "",
+            )
             if x
         )
         for p in pids
@@ -192,7 +204,7 @@ def set_inputs(
             tfidf = sp.csr_matrix((len(pids), 1))
     else:
         tfidf = sp.csr_matrix((len(pids), 1))
-    cats = [[c.lower() for c in _categories(data.projects[p].get("category"))] for p in pids]
+    cats = [[c.lower() for c in _categories(data.projects.get(p, empty).get("category"))] for p in pids]
     vocab = {c: n for n, c in enumerate(sorted({c for cs in cats for c in cs}))}
     rows = [r for r, cs in enumerate(cats) for _ in cs]
     cols = [vocab[c] for cs in cats for c in cs]
@@ -200,12 +212,14 @@ def set_inputs(
     categories.data[:] = 1.0
     founded = np.asarray(
         [
-            int(y[:4]) if (y := (data.projects[p].get("founded_year") or "").strip())[:4].isdigit() else -1
+            int(y[:4])
+            if (y := (data.projects.get(p, empty).get("founded_year") or "").strip())[:4].isdigit()
+            else -1
             for p in pids
         ],
         dtype=np.int64,
     )
-    end = int(log.day.max()) + 1 if log.day.size else 0
+    end = int(log.day[log.own].max()) + 1 if log.own.any() else 0
     stated = stated_profiles(data, iids, ivecs, vectors.shape[1])
     content = ProjectContent(
         vectors,

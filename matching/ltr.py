@@ -15,7 +15,9 @@ per segment (:data:`SEGMENTS`: new projects, projects with earlier investors), w
 market speak for the first and the co-investment graph and rounds also for the second. A learned model
 is chosen over the best single-feature scorer only when it leads by more than one standard error of
 their paired per-query difference (on a few dozen validation queries a smaller lead is the luck of
-the slice, and it flips with the last bits of the inputs). Everything is
+the slice, and it flips with the last bits of the inputs). A segment picks only the kind of model
+(the LambdaMART whose hyper-parameters validate best on every query, or a single scorer) and keeps
+the overall choice unless its own leads that by more than one standard error. Everything is
 seeded and single-threaded, so two runs agree.
 
 The trees start from a fixed prior (LightGBM init_score) the grid chooses: none, recent activity, or
@@ -318,7 +320,7 @@ def window_targets(log: InvestmentLog, start: int, stop: int) -> dict[int, set[i
     active = np.zeros(log.n_institutions, dtype=bool)
     active[log.inst[before]] = True
     linked = set(zip(log.inst[before].tolist(), log.proj[before].tolist(), strict=True))
-    inside = (log.day >= start) & (log.day < stop)
+    inside = (log.day >= start) & (log.day < stop) & log.own
     out: dict[int, set[int]] = {}
     for i, p in zip(log.inst[inside].tolist(), log.proj[inside].tolist(), strict=True):
         if active[i] and (i, p) not in linked:
@@ -382,7 +384,7 @@ def training_set(
 ) -> TrainingSet:
     """Return the LambdaMART rows of the rolling windows ending at ``end`` (no event on/after end read)."""
     rng = np.random.default_rng(settings.seed)
-    bounds = window_bounds(log.day, end, settings.train_fraction, settings.windows)
+    bounds = window_bounds(log.day[log.own], end, settings.train_fraction, settings.windows)
     Xs, ys, groups = [], [], []
     for start, stop in bounds:
         targets = window_targets(log, start, stop)
@@ -496,6 +498,8 @@ class Selection:
     #: The choice made on one segment's validation queries alone (:data:`SEGMENTS`), for each segment
     #: with enough of them; a segment missing here takes this (overall) choice.
     segments: dict[str, Selection] = field(default_factory=dict)
+    #: The chosen candidate's name in ``validation``.
+    name: str = ""
 
     def label(self) -> str:
         """Return the chosen model's name as the validation table names it."""
@@ -547,7 +551,9 @@ def select_model(
     over every validation query of every slice.
     """
     cols = content.columns() if columns is None else columns
-    slices = validation_slices(log.day, end, settings.validation_fraction, settings.max_validation_slices)
+    slices = validation_slices(
+        log.day[log.own], end, settings.validation_fraction, settings.max_validation_slices
+    )
     # NDCG@10 per candidate and validation query (slice, project); a candidate missing from a slice
     # (no model could be fit there) scores 0 on its queries.
     per_query: dict[str, dict[tuple[int, int], float]] = {}
@@ -597,11 +603,26 @@ def select_model(
             scores.update(((k, q), ndcg10(r, {q: rel})) for q, rel in relevant.items())
     newest = slices[0][0] if slices else end
     overall = _chosen(per_query, fitted, list(segment_of), newest)
+    # A segment picks the kind of model only: the LambdaMART whose hyper-parameters validate best
+    # on every query, or a single scorer. Picking hyper-parameters again on a segment's few dozen
+    # queries would find the luckiest of some sixty settings, not the best one.
+    learned = [n for n in fitted if n in overall.validation]
+    top = max(learned, key=lambda n: round(overall.validation[n], 12)) if learned else None
+    shortlist = {n: v for n, v in per_query.items() if n not in fitted or n == top}
     for segment in SEGMENTS:
         keys = [key for key, seg in segment_of.items() if seg == segment]
         if len(keys) >= settings.min_segment_queries:
-            overall.segments[segment] = _chosen(per_query, fitted, keys, newest)
+            # ... and departs from the overall choice only on its own clear evidence
+            overall.segments[segment] = _chosen(shortlist, fitted, keys, newest, keep=overall.name)
     return overall
+
+
+def _leads(
+    per_query: Mapping[str, Mapping[tuple[int, int], float]], a: str, b: str, keys: Sequence[tuple[int, int]]
+) -> bool:
+    """Return whether ``a`` beats ``b`` by more than the standard error of their paired difference."""
+    diff = np.array([per_query[a].get(k, 0.0) - per_query[b].get(k, 0.0) for k in keys])
+    return diff.size >= 2 and bool(diff.mean() > diff.std(ddof=1) / np.sqrt(diff.size))
 
 
 def _chosen(
@@ -609,10 +630,13 @@ def _chosen(
     fitted: Mapping[str, tuple[Mapping[str, Any], int]],
     keys: Sequence[tuple[int, int]],
     newest: int,
+    keep: str | None = None,
 ) -> Selection:
     """Return the candidate with the best mean NDCG@10 over the validation queries ``keys``.
 
-    A learned model wins only when its lead over the best single scorer exceeds one standard error.
+    One-standard-error rule: a learned model wins only when its lead over the best single scorer
+    exceeds one standard error, and when ``keep`` (the choice over every query, for a segment) is
+    given, another candidate replaces it only by the same margin on these queries.
     """
     n = len(keys)
     validation = {
@@ -623,23 +647,24 @@ def _chosen(
     # The best validation score wins; ties go to the simpler model (single scorers are listed first).
     best = max(validation, key=lambda n: (round(validation[n], 12), n.startswith("single")))
     singles = [n for n in validation if n not in fitted]
+    # On a few dozen validation projects a lead is mostly the luck of the slice (and flips with the
+    # last bits of the inputs): the simpler choice stays unless the lead is larger than its noise.
     if best in fitted and singles:
-        # One-standard-error rule: a learned model has to beat the best single scorer by more than
-        # the standard error of their paired per-query difference, else the single scorer is kept.
-        # On a few dozen validation projects the learned models' lead is mostly the luck of the
-        # slice (and flips with the last bits of the inputs); the simple scorer's is not.
         simple = max(singles, key=lambda n: round(validation[n], 12))
-        diff = np.array([per_query[best].get(k, 0.0) - per_query[simple].get(k, 0.0) for k in keys])
-        if diff.size < 2 or diff.mean() <= diff.std(ddof=1) / np.sqrt(diff.size):
+        if not _leads(per_query, best, simple, keys):
             best = simple
+    if keep is not None and keep in per_query and best != keep and not _leads(per_query, best, keep, keys):
+        best = keep
     learned = [n for n in validation if n in fitted]
     top = max(learned, key=lambda n: round(validation[n], 12)) if learned else None
     best_lambdamart = (dict(fitted[top][0]), fitted[top][1]) if top is not None else None
     if best in fitted:
         params, it = fitted[best]
-        return Selection("lambdamart", dict(params), it, None, validation, newest, n, best_lambdamart)
+        return Selection(
+            "lambdamart", dict(params), it, None, validation, newest, n, best_lambdamart, name=best
+        )
     feature = best[len("single(") : -1]
-    return Selection("single", {}, None, feature, validation, newest, n, best_lambdamart)
+    return Selection("single", {}, None, feature, validation, newest, n, best_lambdamart, name=best)
 
 
 def fit_final(

@@ -106,6 +106,11 @@ class InvestmentLog:
     proj: NDArray[np.int64]
     day: NDArray[np.int64]  # days since epoch
     stage: NDArray[np.int64]  # round stage index of the event, -1 unknown
+    #: True for an event of a company outside the ranked set, read from a public event feed: it
+    #: counts toward the institutions' state (activity, rounds, co-investors) like any other event,
+    #: but its company is never a query or a target and its days do not place the time windows.
+    #: None = every event is the set's own.
+    outside: NDArray[np.bool_] | None = None
 
     @classmethod
     def build(
@@ -116,10 +121,11 @@ class InvestmentLog:
         proj: Sequence[int],
         day: Sequence[int],
         stage: Sequence[int] | None = None,
+        outside: Sequence[bool] | None = None,
     ) -> InvestmentLog:
         n = len(inst)
-        if not (len(proj) == len(day) == n) or (stage is not None and len(stage) != n):
-            raise ValueError("inst, proj, day (and stage) must have the same length")
+        if not (len(proj) == len(day) == n) or any(x is not None and len(x) != n for x in (stage, outside)):
+            raise ValueError("inst, proj, day (and stage, outside) must have the same length")
         return cls(
             n_institutions,
             n_projects,
@@ -127,7 +133,13 @@ class InvestmentLog:
             np.asarray(proj, dtype=np.int64),
             np.asarray(day, dtype=np.int64),
             np.full(n, -1, dtype=np.int64) if stage is None else np.asarray(stage, dtype=np.int64),
+            None if outside is None or not any(outside) else np.asarray(outside, dtype=bool),
         )
+
+    @property
+    def own(self) -> NDArray[np.bool_]:
+        """Return the mask of the set's own events (not from an outside feed)."""
+        return np.ones(len(self.day), dtype=bool) if self.outside is None else ~self.outside
 
 
 @dataclass(frozen=True)

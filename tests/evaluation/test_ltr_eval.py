@@ -91,6 +91,53 @@ def test_stated_profiles_are_read_from_the_institution_rows(tmp_path: Path) -> N
     assert not content.stated.vectors.any()  # no embedder: no description vectors
 
 
+def test_the_market_feed_adds_outside_deals_dated_within_history(tmp_path: Path, monkeypatch) -> None:
+    d = write_set(tmp_path)
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    last = max(e.date for e in bm.load_set(d).history)
+    rows = [
+        {"company": "外部甲", "date": "2014-03-02", "round": "A轮", "investors_raw": "F1 F2 未披露机构 F1"},
+        {"company": "外部甲", "date": "2014-03-02", "round": "A轮", "investors_raw": "F1"},  # the same deal
+        {"company": "外部乙", "date": "2015-05-05 00:00:00", "round": "天使轮", "investors_raw": "F1x F"},
+        {"company": "外部丙", "date": "2016-01-09", "round": "B轮", "investors_raw": "F3"},
+        {
+            "company": "P3",
+            "date": "2014-01-01",
+            "round": "B轮",
+            "investors_raw": "F4",
+        },  # a company of the set
+        {"company": "外部丁", "date": "2019-01-01", "round": "B轮", "investors_raw": "F5"},  # after history
+        {
+            "company": "外部戊",
+            "date": "0002-01-01",
+            "round": "B轮",
+            "investors_raw": "F6",
+        },  # impossible dates
+        {"company": "外部己", "date": "2015-13-45", "round": "B轮", "investors_raw": "F7"},
+        {"company": "", "date": "2015-01-01", "round": "B轮", "investors_raw": "F8"},
+    ]
+    write_csvs(feed, {"events.csv": rows})
+    monkeypatch.setitem(bm.MARKET_FEEDS, d.name, "feed/events.csv")
+    data = bm.load_set(d)
+    got = sorted((e.institution, e.project, e.date, e.round) for e in data.outside)
+    assert got == [
+        ("i_01", "outside:外部甲", "2014-03-02", "A轮"),
+        ("i_02", "outside:外部甲", "2014-03-02", "A轮"),
+        ("i_03", "outside:外部丙", "2016-01-09", "B轮"),
+    ]
+    assert all(e.date <= last for e in data.outside)
+    assert bm.load_set(d, feed=False).outside == []
+    log, content, pids, _iids, end = set_inputs(data, None, tmp_path / "cache")
+    # the feed's companies come after the set's own, with no text or category, marked outside
+    assert pids[:120] == sorted(data.projects) and pids[120:] == ["outside:外部丙", "outside:外部甲"]
+    assert (
+        log.outside is not None and int(log.outside.sum()) == 3 and set(log.proj[log.outside]) == {120, 121}
+    )
+    assert content.tfidf[120:].nnz == 0 and content.categories[120:].nnz == 0
+    assert end == int(log.day[log.own].max()) + 1 == (day_number(last) or 0) + 1
+
+
 def test_jitter_moves_each_vector_by_float_rounding_and_is_seeded() -> None:
     rng = np.random.default_rng(0)
     vectors = {k: rng.normal(size=384).astype(np.float32) for k in (5, 1, 9)}
