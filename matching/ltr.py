@@ -315,7 +315,11 @@ def window_bounds(day: NDArray[np.int64], end: int, fraction: float, windows: in
 
 
 def window_targets(log: InvestmentLog, start: int, stop: int) -> dict[int, set[int]]:
-    """Return project -> institutions newly linked in [start, stop), active before start, new pairs."""
+    """Return project -> institutions newly linked in [start, stop), active before start, new pairs.
+
+    Only the set's own events are targets (:attr:`InvestmentLog.outside` events are not); an
+    institution counts as active by any earlier event, its outside deals included.
+    """
     before = log.day < start
     active = np.zeros(log.n_institutions, dtype=bool)
     active[log.inst[before]] = True
