@@ -610,8 +610,7 @@ def select_model(
     # A segment picks the kind of model only: the LambdaMART whose hyper-parameters validate best
     # on every query, or a single scorer. Picking hyper-parameters again on a segment's few dozen
     # queries would find the luckiest of some sixty settings, not the best one.
-    learned = [n for n in fitted if n in overall.validation]
-    top = max(learned, key=lambda n: round(overall.validation[n], 12)) if learned else None
+    top = _best_learned(overall.validation, fitted)
     shortlist = {n: v for n, v in per_query.items() if n not in fitted or n == top}
     for segment in SEGMENTS:
         keys = [key for key, seg in segment_of.items() if seg == segment]
@@ -619,6 +618,12 @@ def select_model(
             # ... and departs from the overall choice only on its own clear evidence
             overall.segments[segment] = _chosen(shortlist, fitted, keys, newest, keep=overall.name)
     return overall
+
+
+def _best_learned(validation: Mapping[str, float], fitted: Mapping[str, Any]) -> str | None:
+    """Return the name of the LambdaMART setting with the best validation score, None without one."""
+    learned = [n for n in validation if n in fitted]
+    return max(learned, key=lambda n: round(validation[n], 12)) if learned else None
 
 
 def _leads(
@@ -659,8 +664,7 @@ def _chosen(
             best = simple
     if keep is not None and keep in per_query and best != keep and not _leads(per_query, best, keep, keys):
         best = keep
-    learned = [n for n in validation if n in fitted]
-    top = max(learned, key=lambda n: round(validation[n], 12)) if learned else None
+    top = _best_learned(validation, fitted)
     best_lambdamart = (dict(fitted[top][0]), fitted[top][1]) if top is not None else None
     if best in fitted:
         params, it = fitted[best]
