@@ -32,7 +32,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date as calendar_date
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -40,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from embeddings import Embedder, institution_text, load_embedder, project_text
-from matching.features import FEATURES, round_stage_index
+from matching.features import FEATURES, parse_date, round_stage_index
 from matching.learn import (
     PRODUCT_RANKER,
     LabelledPair,
@@ -84,7 +83,7 @@ ModelName = Literal["hand", "blend", "logistic", "pairwise", "hgb", "lambdarank"
 
 @dataclass(frozen=True)
 class Edge:
-    """One history investment: institution, project, ISO date, round label."""
+    """One investment: institution, project, ISO date, round label (of the history or the feed)."""
 
     institution: str
     project: str
@@ -145,14 +144,6 @@ def load_set(data_dir: Path, feed: bool = True) -> EvalSet:
     return EvalSet(data_dir.name, projects, institutions, history, outside=outside)
 
 
-def _iso_day(text: str) -> bool:
-    try:
-        calendar_date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
 def outside_events(
     rows: Sequence[Mapping[str, str]],
     projects: Mapping[str, Mapping[str, str]],
@@ -171,7 +162,12 @@ def outside_events(
     for row in rows:
         company = " ".join((row.get("company") or "").split())
         day = (row.get("date") or "").strip()[:10]
-        if not company or company in own or not (EARLIEST_EVENT <= day <= last_day) or not _iso_day(day):
+        if (
+            not company
+            or company in own
+            or not (EARLIEST_EVENT <= day <= last_day)
+            or parse_date(day) is None
+        ):
             continue
         for name in (row.get("investors_raw") or "").split():
             if (iid := by_name.get(name)) is not None:

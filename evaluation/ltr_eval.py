@@ -184,18 +184,8 @@ def set_inputs(
                 v = pvecs.get(data.project_int.get(pid, 0))
                 if v is not None:
                     vectors[n] = v / max(float(np.linalg.norm(v)), 1e-12)
-    empty: dict[str, str] = {}
-    texts = [
-        " ".join(
-            x
-            for x in (
-                (data.projects.get(p, empty).get("description") or ""),
-                data.projects.get(p, empty).get("category") or "",
-            )
-            if x
-        )
-        for p in pids
-    ]
+    records = [data.projects.get(p, {}) for p in pids]  # a feed company has no record
+    texts = [" ".join(x for x in (r.get("description") or "", r.get("category") or "") if x) for r in records]
     if any(t.strip() for t in texts):
         vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), sublinear_tf=True, min_df=2)
         try:
@@ -204,19 +194,14 @@ def set_inputs(
             tfidf = sp.csr_matrix((len(pids), 1))
     else:
         tfidf = sp.csr_matrix((len(pids), 1))
-    cats = [[c.lower() for c in _categories(data.projects.get(p, empty).get("category"))] for p in pids]
+    cats = [[c.lower() for c in _categories(r.get("category"))] for r in records]
     vocab = {c: n for n, c in enumerate(sorted({c for cs in cats for c in cs}))}
     rows = [r for r, cs in enumerate(cats) for _ in cs]
     cols = [vocab[c] for cs in cats for c in cs]
     categories = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(pids), max(len(vocab), 1)))
     categories.data[:] = 1.0
     founded = np.asarray(
-        [
-            int(y[:4])
-            if (y := (data.projects.get(p, empty).get("founded_year") or "").strip())[:4].isdigit()
-            else -1
-            for p in pids
-        ],
+        [int(y[:4]) if (y := (r.get("founded_year") or "").strip())[:4].isdigit() else -1 for r in records],
         dtype=np.int64,
     )
     end = int(log.day[log.own].max()) + 1 if log.own.any() else 0

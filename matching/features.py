@@ -40,6 +40,7 @@ __all__ = [
     "industry_fit",
     "need_side_fit",
     "pair_features",
+    "parse_date",
     "project_stage_index",
     "region_fit",
     "round_stage_index",
@@ -168,7 +169,8 @@ class Evidence:
         return tuple(STAGES[i] for i, s in enumerate(self.stage_share) if s >= min_share)
 
 
-def _parse_date(value: str | None) -> date | None:
+def parse_date(value: str | None) -> date | None:
+    """Return the date of an ISO date(time) text, None when missing or not a real date."""
     if not value:
         return None
     try:
@@ -220,10 +222,10 @@ def build_evidence(
             stage_idx = project_stage_index(proj)
         if stage_idx is not None:
             stages[stage_idx] += 1
-        d = _parse_date(item.date)
+        d = parse_date(item.date)
         if d is not None:
             dates.append(d)
-    ref = _parse_date(as_of) or (max(dates) if dates else None)
+    ref = parse_date(as_of) or (max(dates) if dates else None)
     ages = [float((ref - d).days) for d in dates if d <= ref] if ref is not None else []
 
     def decayed(half_life: float) -> float:
